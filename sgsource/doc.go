@@ -1,0 +1,16 @@
+// Package sgsource says where an inventory of security groups comes from.
+//
+// An [Inventory] is AWS-shaped: per region, the VPCs, security groups,
+// network interfaces and managed prefix lists, as the EC2 API describes them,
+// with addresses already parsed into [net/netip] types. It is the input of
+// ruleset.Build.
+//
+// Two sources produce it: [ReadDir] reads a directory of AWS CLI JSON output
+// (one subdirectory per region, the files exactly as `aws ec2 describe-*`
+// prints them), which makes every test and the quickstart work offline; and
+// the EC2 source queries the live API with aws-sdk-go-v2. Both return the same
+// Inventory for the same estate.
+//
+// This package does not decide policy: excluded groups, membership resolution
+// and validation of the rules belong to package ruleset.
+package sgsource
