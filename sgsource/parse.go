@@ -1,0 +1,288 @@
+package sgsource
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+)
+
+// ErrInvalid is wrapped by every FieldError about a value reyes cannot use:
+// a bad CIDR, address, ID, protocol or port, a wrong JSON type, a missing
+// field. Callers can test for it with errors.Is.
+var ErrInvalid = errors.New("invalid inventory")
+
+// FieldError reports one unusable value in a document that describes the
+// estate, naming where it is. Its Error text reads
+// "eu-west-1/security-groups.json: SecurityGroups[3].IpPermissions[0].IpRanges[1].CidrIp: "10.0.0.1/8" has host bits set".
+type FieldError struct {
+	// File is the document: a path relative to the inventory directory for
+	// ReadDir, or a description of the API call for a live source.
+	File string
+	// Field is the path of the value in the document, in the AWS field
+	// names: "SecurityGroups[3].GroupId". Empty for the document as a whole.
+	Field string
+	// Err says what is wrong with the value.
+	Err error
+}
+
+// Error implements error.
+func (e *FieldError) Error() string {
+	switch {
+	case e.Field == "":
+		return e.File + ": " + e.Err.Error()
+	case e.File == "":
+		return e.Field + ": " + e.Err.Error()
+	}
+	return e.File + ": " + e.Field + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause; errors.Is(err, ErrInvalid) holds for every
+// FieldError.
+func (e *FieldError) Unwrap() []error { return []error{e.Err, ErrInvalid} }
+
+// fieldError builds a FieldError. Live sources use it with their own
+// description of the document as file.
+func fieldError(file, field string, err error) *FieldError {
+	return &FieldError{File: file, Field: field, Err: err}
+}
+
+// Lengths of AWS resource IDs: the short form has 8 hex digits, the long
+// form 17.
+const (
+	minIDHex = 8
+	maxIDHex = 17
+)
+
+// Prefixes of the resource IDs reyes reads.
+const (
+	prefixGroup      = "sg-"
+	prefixENI        = "eni-"
+	prefixVPC        = "vpc-"
+	prefixPrefixList = "pl-"
+	prefixInstance   = "i-"
+)
+
+// checkID reports whether id is prefix followed by 8 to 17 lowercase hex
+// digits, as every EC2 resource ID is.
+func checkID(id, prefix string) error {
+	ok := len(id) >= len(prefix)+minIDHex && len(id) <= len(prefix)+maxIDHex && id[:len(prefix)] == prefix
+	if ok {
+		for i := len(prefix); i < len(id); i++ {
+			c := id[i]
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				ok = false
+				break
+			}
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%q is not a valid ID (want %s followed by 8 to 17 lowercase hex digits)", clip(id), prefix)
+	}
+	return nil
+}
+
+func checkGroupID(id string) error      { return checkID(id, prefixGroup) }
+func checkENIID(id string) error        { return checkID(id, prefixENI) }
+func checkVPCID(id string) error        { return checkID(id, prefixVPC) }
+func checkPrefixListID(id string) error { return checkID(id, prefixPrefixList) }
+func checkInstanceID(id string) error   { return checkID(id, prefixInstance) }
+
+// checkAccountID accepts a 12-digit AWS account ID.
+func checkAccountID(id string) error {
+	if len(id) != 12 || !allDigits(id) {
+		return fmt.Errorf("%q is not a valid account ID (want 12 digits)", clip(id))
+	}
+	return nil
+}
+
+// checkUserID accepts the UserId of a UserIdGroupPair: an account ID, or the
+// name of an AWS service account such as "amazon-elb".
+func checkUserID(id string) error {
+	if len(id) == 12 && allDigits(id) {
+		return nil
+	}
+	if len(id) > len("amazon-") && len(id) <= 64 && id[:len("amazon-")] == "amazon-" {
+		ok := true
+		for i := len("amazon-"); i < len(id); i++ {
+			c := id[i]
+			if (c < 'a' || c > 'z') && c != '-' {
+				ok = false
+			}
+		}
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not a valid user ID (want 12 digits or amazon-<service>)", clip(id))
+}
+
+// checkMAC accepts a MAC address as EC2 prints it: six lowercase hex pairs
+// separated by colons.
+func checkMAC(s string) error {
+	ok := len(s) == 17
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		if i%3 == 2 {
+			ok = c == ':'
+		} else {
+			ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%q is not a valid MAC address", clip(s))
+	}
+	return nil
+}
+
+// checkRegion accepts names shaped like AWS region codes: "us-east-1",
+// "ap-southeast-2", "us-gov-west-1", "us-isob-east-1".
+func checkRegion(name string) error {
+	if !regionLike(name) {
+		return fmt.Errorf("%q does not look like an AWS region (such as us-east-1)", clip(name))
+	}
+	return nil
+}
+
+func regionLike(name string) bool {
+	if len(name) > 32 {
+		return false
+	}
+	// Two letters, then one to three lowercase words, then a number of
+	// one or two digits, separated by dashes.
+	words := 0
+	i := 0
+	start := 0
+	for ; i <= len(name); i++ {
+		if i < len(name) && name[i] != '-' {
+			continue
+		}
+		part := name[start:i]
+		start = i + 1
+		last := i == len(name)
+		switch {
+		case words == 0:
+			if len(part) != 2 || !allLower(part) {
+				return false
+			}
+		case last:
+			return words >= 2 && words <= 4 && len(part) >= 1 && len(part) <= 2 && allDigits(part)
+		default:
+			if len(part) == 0 || !allLower(part) {
+				return false
+			}
+		}
+		words++
+	}
+	return false
+}
+
+// checkProtocol accepts AWS' IpProtocol values: "tcp", "udp", "icmp",
+// "icmpv6", "-1" (all) or a protocol number 0..255 in decimal.
+func checkProtocol(p string) error {
+	switch p {
+	case "tcp", "udp", "icmp", "icmpv6", "-1":
+		return nil
+	}
+	if len(p) >= 1 && len(p) <= 3 && allDigits(p) && (len(p) == 1 || p[0] != '0') {
+		if n, err := strconv.Atoi(p); err == nil && n <= 255 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not a protocol (want tcp, udp, icmp, icmpv6, -1 or 0..255)", clip(p))
+}
+
+// checkPort accepts a FromPort or ToPort: -1 (all) to 65535. ICMP types and
+// codes use the same fields and fall in that range too.
+func checkPort(n int64) error {
+	if n < -1 || n > 65535 {
+		return fmt.Errorf("%d is not a port (want -1..65535)", n)
+	}
+	return nil
+}
+
+// family selects IPv4 or IPv6 in the parse helpers.
+type family int
+
+const (
+	anyFamily family = iota
+	ipv4
+	ipv6
+)
+
+func (f family) String() string {
+	switch f {
+	case ipv4:
+		return "IPv4"
+	case ipv6:
+		return "IPv6"
+	}
+	return "IP"
+}
+
+// parsePrefix parses a CIDR block of the given family (anyFamily for
+// both). It rejects host bits (1.2.3.4/24), zones, IPv4-mapped IPv6 blocks
+// and the wrong family.
+func parsePrefix(s string, f family) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block", clip(s))
+	}
+	a := p.Addr()
+	if a.Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 block", clip(s))
+	}
+	if f == ipv4 && !a.Is4() || f == ipv6 && !a.Is6() {
+		return netip.Prefix{}, fmt.Errorf("%q is not an %s CIDR block", clip(s), f)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set (the block is %s)", clip(s), p.Masked())
+	}
+	return p, nil
+}
+
+// parseAddr parses an address of the given family. It rejects zones,
+// IPv4-mapped IPv6 addresses and the wrong family.
+func parseAddr(s string, f family) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address", clip(s))
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%q has a zone", clip(s))
+	}
+	if a.Is4In6() {
+		return netip.Addr{}, fmt.Errorf("%q is an IPv4-mapped IPv6 address", clip(s))
+	}
+	if f == ipv4 && !a.Is4() || f == ipv6 && !a.Is6() {
+		return netip.Addr{}, fmt.Errorf("%q is not an %s address", clip(s), f)
+	}
+	return a, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func allLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// clip shortens a hostile value before it is quoted in an error.
+func clip(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
