@@ -105,6 +105,8 @@ type FamilyPlan struct {
 	Sets []Set
 	// Chains are reyes' own chains, REYES-INPUT first.
 	Chains []Chain
+
+	hash string
 }
 
 // Set is one ipset of security group members.
@@ -125,8 +127,13 @@ type Chain struct {
 // Rule is one iptables rule in structured form. Text renders it as the
 // arguments of an iptables-restore "-A" line.
 type Rule struct {
-	Match   Match
-	Action  Action
+	Match  Match
+	Action Action
+	// Allow marks a rule whose action lets the packet through as allowed
+	// (an accept, or in shared mode a RETURN to the host's own rules), as
+	// opposed to a RETURN for traffic that is not reyes' business. Decide
+	// reads it; it does not appear in the text.
+	Allow   bool
 	Comment string
 }
 

@@ -1,0 +1,290 @@
+package render
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Names of reyes' chains and the prefixes of its chains and sets.
+const (
+	ChainPrefix = "REYES-"
+	InputChain  = "REYES-INPUT"
+	FilterChain = "REYES-FILTER"
+	AllowChain  = "REYES-ALLOW"
+	DropChain   = "REYES-DROP"
+	// SetPrefix4 and SetPrefix6 start the names of reyes' ipsets.
+	SetPrefix4 = "reyes4-"
+	SetPrefix6 = "reyes6-"
+	// TempSuffix ends the temporary name a set is filled under before swap.
+	TempSuffix = "-n"
+	// Kernel limits on names (without the terminating NUL).
+	MaxChainName = 28
+	MaxSetName   = 31
+	// MaxComment is the kernel's limit on a comment match.
+	MaxComment = 255
+)
+
+// Log prefixes of the accept and drop rules.
+const (
+	LogAcceptPrefix = "reyes accept: "
+	LogDropPrefix   = "reyes drop: "
+)
+
+// logLimit is the rate limit of LOG rules, as the seed baseline uses.
+var logLimit = []string{"-m", "limit", "--limit", "60/min", "--limit-burst", "100"}
+
+// String returns "inet" or "inet6", as ipset names families.
+func (f Family) String() string {
+	if f == IPv6 {
+		return "inet6"
+	}
+	return "inet"
+}
+
+// TempName is the name the set is filled under before it is swapped in.
+func (s Set) TempName() string { return s.Name + TempSuffix }
+
+// maxElem is the set's maxelem: room for its members, at least ipset's
+// default, so that a later swap never fails for want of room.
+func (s Set) maxElem() int {
+	n := 65536
+	for n < len(s.Members) {
+		n *= 2
+	}
+	return n
+}
+
+func (s Set) createLine(b *bytes.Buffer, name string) {
+	b.WriteString("create ")
+	b.WriteString(name)
+	b.WriteString(" hash:ip family ")
+	b.WriteString(s.Family.String())
+	b.WriteString(" maxelem ")
+	b.WriteString(strconv.Itoa(s.maxElem()))
+	b.WriteString(" -exist\n")
+}
+
+// writeRestore appends the ipset-restore script that fills the set under
+// its temporary name, swaps it in and destroys the temporary set.
+func (s Set) writeRestore(b *bytes.Buffer) {
+	tmp := s.TempName()
+	s.createLine(b, tmp)
+	b.WriteString("flush ")
+	b.WriteString(tmp)
+	b.WriteByte('\n')
+	for _, a := range s.Members {
+		b.WriteString("add ")
+		b.WriteString(tmp)
+		b.WriteByte(' ')
+		b.WriteString(a.String())
+		b.WriteByte('\n')
+	}
+	s.createLine(b, s.Name)
+	b.WriteString("swap ")
+	b.WriteString(tmp)
+	b.WriteByte(' ')
+	b.WriteString(s.Name)
+	b.WriteByte('\n')
+	b.WriteString("destroy ")
+	b.WriteString(tmp)
+	b.WriteByte('\n')
+}
+
+// RestoreText is the ipset-restore script for this set alone: fill the
+// temporary set, swap it in, destroy the temporary set.
+func (s Set) RestoreText() []byte {
+	var b bytes.Buffer
+	s.writeRestore(&b)
+	return b.Bytes()
+}
+
+// Hash is a short hash of the set's name, family and members: equal hashes
+// mean the set need not be touched.
+func (s Set) Hash() string {
+	h := sha256.New()
+	h.Write([]byte(s.Name))
+	h.Write([]byte{0, byte(s.Family)})
+	for _, a := range s.Members {
+		b, _ := a.MarshalBinary()
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// IpsetRestore is the ipset-restore script for every set of the plan.
+func (fp *FamilyPlan) IpsetRestore() []byte {
+	var b bytes.Buffer
+	for _, s := range fp.Sets {
+		s.writeRestore(&b)
+	}
+	return b.Bytes()
+}
+
+// IptablesRestore is the iptables-restore (ip6tables-restore for IPv6) text
+// of the plan. In TableShared it declares and fills only reyes' chains and
+// must be loaded with --noflush; the jump from INPUT is not in it (package
+// apply inserts it once). In TableExclusive it is the whole filter table.
+func (fp *FamilyPlan) IptablesRestore() []byte {
+	var b bytes.Buffer
+	b.WriteString("*filter\n")
+	if fp.Table == TableExclusive {
+		b.WriteString(":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n")
+	}
+	for _, c := range fp.Chains {
+		b.WriteString(":")
+		b.WriteString(c.Name)
+		b.WriteString(" - [0:0]\n")
+	}
+	if fp.Table == TableExclusive {
+		b.WriteString("-A INPUT -j " + InputChain + "\n")
+	}
+	for _, c := range fp.Chains {
+		for _, r := range c.Rules {
+			b.WriteString("-A ")
+			b.WriteString(c.Name)
+			for _, a := range r.Args(fp.Family) {
+				b.WriteByte(' ')
+				b.WriteString(a)
+			}
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString("COMMIT\n")
+	return b.Bytes()
+}
+
+// Hash is a short hash of the plan's rules (not its set members): equal
+// hashes mean the chains need not be reloaded. It is computed over the
+// rules with the plan comment left out, and Render writes it into that
+// comment ("reyes plan=<hash>") on the first rule of REYES-INPUT.
+func (fp *FamilyPlan) Hash() string { return fp.hash }
+
+// PlanComment is the comment of the first rule of REYES-INPUT, which holds
+// the plan hash so that apply can read back one rule instead of all.
+func PlanComment(hash string) string { return "reyes plan=" + hash }
+
+// Args renders the rule as iptables arguments (without "-A CHAIN"). Values
+// that may carry text are quoted for iptables-restore.
+func (r Rule) Args(fam Family) []string {
+	m := r.Match
+	var a []string
+	if m.InIface != "" {
+		a = append(a, "-i", m.InIface)
+	}
+	if m.Src.IsValid() {
+		a = append(a, "-s", m.Src.String())
+	}
+	if m.Dst.IsValid() {
+		a = append(a, "-d", prefixOrAddr(m.Dst))
+	}
+	if m.Protocol >= 0 {
+		a = append(a, "-p", protoName(m.Protocol, fam))
+		switch {
+		case (m.Protocol == 6 || m.Protocol == 17) && m.DPortFrom >= 0:
+			a = append(a, "-m", protoName(m.Protocol, fam))
+			if m.DPortFrom == m.DPortTo {
+				a = append(a, "--dport", strconv.Itoa(m.DPortFrom))
+			} else {
+				a = append(a, "--dport", strconv.Itoa(m.DPortFrom)+":"+strconv.Itoa(m.DPortTo))
+			}
+		case m.Protocol == 1 && fam == IPv4 && m.ICMPType >= 0:
+			a = append(a, "-m", "icmp", "--icmp-type", icmpSpec(m.ICMPType, m.ICMPCode))
+		case m.Protocol == 58 && fam == IPv6 && m.ICMPType >= 0:
+			a = append(a, "-m", "icmp6", "--icmpv6-type", icmpSpec(m.ICMPType, m.ICMPCode))
+		}
+	}
+	if m.SrcSet != "" {
+		a = append(a, "-m", "set", "--match-set", m.SrcSet, "src")
+	}
+	if m.IPsecIn {
+		a = append(a, "-m", "policy", "--dir", "in", "--pol", "ipsec")
+	}
+	if m.Established {
+		a = append(a, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED")
+	}
+	if m.Limit {
+		a = append(a, logLimit...)
+	}
+	if r.Comment != "" {
+		a = append(a, "-m", "comment", "--comment", quote(r.Comment))
+	}
+	switch r.Action.Kind {
+	case Accept:
+		a = append(a, "-j", "ACCEPT")
+	case Drop:
+		a = append(a, "-j", "DROP")
+	case Return:
+		a = append(a, "-j", "RETURN")
+	case Jump:
+		a = append(a, "-j", r.Action.Chain)
+	case Goto:
+		a = append(a, "-g", r.Action.Chain)
+	case Log:
+		a = append(a, "-j", "LOG", "--log-prefix", quote(r.Action.LogPrefix))
+	}
+	return a
+}
+
+// String renders the rule as it appears after "-A CHAIN" in restore text.
+func (r Rule) String(fam Family) string { return strings.Join(r.Args(fam), " ") }
+
+func prefixOrAddr(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+func icmpSpec(typ, code int) string {
+	if code < 0 {
+		return strconv.Itoa(typ)
+	}
+	return strconv.Itoa(typ) + "/" + strconv.Itoa(code)
+}
+
+// protoName is the name iptables prints for a protocol number.
+func protoName(p int, fam Family) string {
+	switch p {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 1:
+		return "icmp"
+	case 58:
+		if fam == IPv6 {
+			return "ipv6-icmp"
+		}
+		return "58"
+	}
+	return strconv.Itoa(p)
+}
+
+// quote wraps s in double quotes for iptables-restore. s must already be
+// sanitised (see Sanitize): it holds no quote, backslash or control byte.
+func quote(s string) string { return `"` + s + `"` }
+
+// Sanitize makes text from AWS (group names, descriptions) safe for a
+// comment: only printable ASCII other than quotes and backslash survives;
+// every other byte or rune becomes '_', and the result is cut to n bytes.
+func Sanitize(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= n {
+			break
+		}
+		switch {
+		case r == '"' || r == '\\' || r == '\'' || r == '`' || r == '$':
+			b.WriteByte('_')
+		case r >= 0x20 && r < 0x7f:
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}

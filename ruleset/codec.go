@@ -1,0 +1,234 @@
+package ruleset
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Errors of Decode, besides *ValidationError.
+var (
+	// ErrUnknownFormat: the payload does not name Format (a newer or
+	// foreign format, or not a ruleset at all).
+	ErrUnknownFormat = errors.New("unknown ruleset format")
+	// ErrTooLarge: the encoded ruleset exceeds Limits.MaxBytes.
+	ErrTooLarge = errors.New("ruleset too large")
+	// ErrMalformed: not strict JSON of the expected shape (syntax errors,
+	// unknown fields, duplicate keys, wrong types, trailing data).
+	ErrMalformed = errors.New("malformed ruleset")
+)
+
+// maxDepth bounds JSON nesting; the format needs 5.
+const maxDepth = 8
+
+// Encode returns the canonical encoding of a valid ruleset: compact JSON
+// with fields in a fixed order, lists sorted. The same ruleset always
+// encodes to the same bytes. Encode validates first and encodes nothing
+// invalid.
+func Encode(rs *Ruleset) ([]byte, error) {
+	if err := rs.Validate(); err != nil {
+		return nil, fmt.Errorf("encoding ruleset: %w", err)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rs); err != nil {
+		return nil, fmt.Errorf("encoding ruleset: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Decode parses and validates an encoded ruleset with the default limits.
+// It is strict: unknown fields, duplicate or differently-cased keys, a
+// format other than Format, trailing data and any invalid value reject the
+// whole ruleset.
+func Decode(data []byte) (*Ruleset, error) { return DecodeLimits(data, Limits{}) }
+
+// DecodeLimits is Decode with explicit limits.
+func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
+	lim = lim.withDefaults()
+	if int64(len(data)) > lim.MaxBytes {
+		return nil, fmt.Errorf("decoding ruleset: %d bytes: %w (limit %d)", len(data), ErrTooLarge, lim.MaxBytes)
+	}
+	if err := checkKeys(data); err != nil {
+		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
+	}
+	// Look at the format before anything else, so that a payload of a
+	// newer format gets a clear error, not a list of unknown fields.
+	var head struct {
+		Format *string `json:"format"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
+	}
+	if head.Format == nil || *head.Format != Format {
+		got := "none"
+		if head.Format != nil {
+			got = fmt.Sprintf("%q", *head.Format)
+		}
+		return nil, fmt.Errorf("decoding ruleset: %w: format %s, want %q", ErrUnknownFormat, got, Format)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	rs := new(Ruleset)
+	if err := dec.Decode(rs); err != nil {
+		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("decoding ruleset: %w: trailing data after the ruleset", ErrMalformed)
+	}
+	if err := rs.ValidateLimits(lim); err != nil {
+		return nil, fmt.Errorf("decoding ruleset: %w", err)
+	}
+	return rs, nil
+}
+
+// checkKeys walks the JSON tokens and rejects duplicate keys in an object,
+// keys that are not lower case (encoding/json would match them to fields
+// case-insensitively), and nesting deeper than maxDepth.
+func checkKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		obj   bool
+		key   bool // next token in an object is a key
+		seen  map[string]struct{}
+		where string
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.obj && top.key {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 {
+					stack[len(stack)-1].key = true
+				}
+				continue
+			}
+			k, _ := tok.(string)
+			if k != strings.ToLower(k) {
+				return fmt.Errorf("key %q is not lower case", k)
+			}
+			if _, dup := top.seen[k]; dup {
+				return fmt.Errorf("duplicate key %q", k)
+			}
+			top.seen[k] = struct{}{}
+			top.key = false
+			continue
+		}
+		switch d, _ := tok.(json.Delim); d {
+		case '{', '[':
+			if len(stack) >= maxDepth {
+				return errors.New("nested too deeply")
+			}
+			stack = append(stack, &frame{obj: d == '{', key: d == '{', seen: map[string]struct{}{}})
+			continue
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].obj {
+			stack[len(stack)-1].key = true
+		}
+	}
+}
+
+// Canonicalize sorts every list of the ruleset and removes duplicate
+// addresses, group references and sources, so that a hand-built ruleset
+// validates and encodes canonically. Build and Decode return canonical
+// rulesets already.
+func (rs *Ruleset) Canonicalize() {
+	slices.SortFunc(rs.VPCs, func(a, b VPC) int { return strings.Compare(a.ID, b.ID) })
+	for i := range rs.VPCs {
+		sortPrefixes(&rs.VPCs[i].CIDRs)
+	}
+	slices.SortFunc(rs.Groups, func(a, b Group) int { return strings.Compare(a.ID, b.ID) })
+	for i := range rs.Groups {
+		rs.Groups[i].Rules = canonicalRules(rs.Groups[i].Rules)
+	}
+	slices.SortFunc(rs.Interfaces, func(a, b Interface) int { return strings.Compare(a.ID, b.ID) })
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		sortAddrs(n.Addrs)
+		n.Addrs = slices.Compact(n.Addrs)
+		slices.Sort(n.Groups)
+		n.Groups = slices.Compact(n.Groups)
+	}
+}
+
+func sortPrefixes(ps *[]netip.Prefix) {
+	slices.SortFunc(*ps, comparePrefix)
+	*ps = slices.Compact(*ps)
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// canonicalRules merges rules with the same protocol and ports (their
+// sources are a union either way), sorts sources and rules, and drops rules
+// left without sources.
+func canonicalRules(rules []Rule) []Rule {
+	type key struct{ p, f, t int }
+	byKey := make(map[key]*Rule, len(rules))
+	var keys []key
+	for _, r := range rules {
+		k := key{r.Protocol, r.FromPort, r.ToPort}
+		m, ok := byKey[k]
+		if !ok {
+			m = &Rule{Protocol: r.Protocol, FromPort: r.FromPort, ToPort: r.ToPort}
+			byKey[k] = m
+			keys = append(keys, k)
+		}
+		m.CIDRs = append(m.CIDRs, r.CIDRs...)
+		m.Groups = append(m.Groups, r.Groups...)
+	}
+	out := make([]Rule, 0, len(keys))
+	for _, k := range keys {
+		r := byKey[k]
+		sortPrefixes(&r.CIDRs)
+		slices.Sort(r.Groups)
+		r.Groups = slices.Compact(r.Groups)
+		if len(r.CIDRs) == 0 {
+			r.CIDRs = nil
+		}
+		if len(r.Groups) == 0 {
+			r.Groups = nil
+		}
+		if r.CIDRs == nil && r.Groups == nil {
+			continue
+		}
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b Rule) int {
+		if a.Protocol != b.Protocol {
+			return a.Protocol - b.Protocol
+		}
+		if a.FromPort != b.FromPort {
+			return a.FromPort - b.FromPort
+		}
+		return a.ToPort - b.ToPort
+	})
+	if out == nil {
+		out = []Rule{}
+	}
+	return out
+}

@@ -1,0 +1,395 @@
+package ruleset
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"unicode/utf8"
+)
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid ruleset")
+
+// ValidationError names the offending field and why it is wrong. It wraps
+// ErrInvalid.
+type ValidationError struct {
+	// Field is a path such as `groups[3](sg-0a1b2c3d).rules[0].cidrs[1]`.
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+
+// Unwrap returns ErrInvalid.
+func (e *ValidationError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Limits bound the size of a ruleset. Zero fields take the defaults of
+// DefaultLimits.
+type Limits struct {
+	MaxBytes           int64 // encoded size
+	MaxVPCs            int
+	MaxGroups          int
+	MaxInterfaces      int
+	MaxRulesPerGroup   int
+	MaxSourcesPerRule  int
+	MaxAddrsPerIface   int
+	MaxGroupsPerIface  int
+	MaxCIDRsPerVPC     int
+	MaxTotalAddrs      int
+	MaxTotalRuleSource int
+}
+
+// DefaultLimits are generous for the largest estates (AWS allows 1,000
+// rules per group and 16 groups per ENI) and small enough to bound memory.
+var DefaultLimits = Limits{
+	MaxBytes:           64 << 20,
+	MaxVPCs:            10_000,
+	MaxGroups:          100_000,
+	MaxInterfaces:      1_000_000,
+	MaxRulesPerGroup:   1_000,
+	MaxSourcesPerRule:  10_000,
+	MaxAddrsPerIface:   1_024,
+	MaxGroupsPerIface:  32,
+	MaxCIDRsPerVPC:     64,
+	MaxTotalAddrs:      4_000_000,
+	MaxTotalRuleSource: 2_000_000,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	set := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	if l.MaxBytes == 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	set(&l.MaxVPCs, d.MaxVPCs)
+	set(&l.MaxGroups, d.MaxGroups)
+	set(&l.MaxInterfaces, d.MaxInterfaces)
+	set(&l.MaxRulesPerGroup, d.MaxRulesPerGroup)
+	set(&l.MaxSourcesPerRule, d.MaxSourcesPerRule)
+	set(&l.MaxAddrsPerIface, d.MaxAddrsPerIface)
+	set(&l.MaxGroupsPerIface, d.MaxGroupsPerIface)
+	set(&l.MaxCIDRsPerVPC, d.MaxCIDRsPerVPC)
+	set(&l.MaxTotalAddrs, d.MaxTotalAddrs)
+	set(&l.MaxTotalRuleSource, d.MaxTotalRuleSource)
+	return l
+}
+
+var (
+	reGroupID  = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
+	reENIID    = regexp.MustCompile(`^eni-[0-9a-f]{8,17}$`)
+	reVPCID    = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
+	reRegion   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+	reOwner    = regexp.MustCompile(`^[0-9]{12}$`)
+	reScope    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$`)
+	maxNameLen = 255
+)
+
+// ValidGroupID reports whether s is a well-formed security group ID. Chain
+// and set names are derived from IDs only, so this is what keeps restore
+// text safe.
+func ValidGroupID(s string) bool { return reGroupID.MatchString(s) }
+
+// ValidInterfaceID reports whether s is a well-formed network interface ID.
+func ValidInterfaceID(s string) bool { return reENIID.MatchString(s) }
+
+// ValidVPCID reports whether s is a well-formed VPC ID.
+func ValidVPCID(s string) bool { return reVPCID.MatchString(s) }
+
+// ValidRegion reports whether s looks like an AWS region code.
+func ValidRegion(s string) bool { return reRegion.MatchString(s) }
+
+// Validate checks the whole ruleset with the default limits. Any invalid
+// field rejects the whole ruleset; the error is a *ValidationError naming it.
+func (rs *Ruleset) Validate() error { return rs.ValidateLimits(Limits{}) }
+
+// ValidateLimits is Validate with explicit limits.
+func (rs *Ruleset) ValidateLimits(lim Limits) error {
+	lim = lim.withDefaults()
+	if err := rs.Header.validate(); err != nil {
+		return err
+	}
+	if len(rs.VPCs) > lim.MaxVPCs {
+		return invalid("vpcs", "%d VPCs exceed the limit of %d", len(rs.VPCs), lim.MaxVPCs)
+	}
+	if len(rs.Groups) > lim.MaxGroups {
+		return invalid("groups", "%d groups exceed the limit of %d", len(rs.Groups), lim.MaxGroups)
+	}
+	if len(rs.Interfaces) > lim.MaxInterfaces {
+		return invalid("interfaces", "%d interfaces exceed the limit of %d", len(rs.Interfaces), lim.MaxInterfaces)
+	}
+	seen := make(map[string]string, len(rs.VPCs)+len(rs.Groups)+len(rs.Interfaces))
+	unique := func(field, id string) error {
+		if prev, ok := seen[id]; ok {
+			return invalid(field, "ID %s is also %s: names derived from IDs would collide", id, prev)
+		}
+		seen[id] = field
+		return nil
+	}
+	for i, v := range rs.VPCs {
+		f := fmt.Sprintf("vpcs[%d]", i)
+		if !reVPCID.MatchString(v.ID) {
+			return invalid(f+".id", "%q is not a VPC ID", v.ID)
+		}
+		f = fmt.Sprintf("vpcs[%d](%s)", i, v.ID)
+		if err := unique(f, v.ID); err != nil {
+			return err
+		}
+		if i > 0 && rs.VPCs[i-1].ID > v.ID {
+			return invalid(f, "out of order (not canonical)")
+		}
+		if !reRegion.MatchString(v.Region) {
+			return invalid(f+".region", "%q is not a region", v.Region)
+		}
+		if v.Owner != "" && !reOwner.MatchString(v.Owner) {
+			return invalid(f+".owner", "%q is not an account ID", v.Owner)
+		}
+		if len(v.CIDRs) > lim.MaxCIDRsPerVPC {
+			return invalid(f+".cidrs", "%d CIDRs exceed the limit of %d", len(v.CIDRs), lim.MaxCIDRsPerVPC)
+		}
+		for j, p := range v.CIDRs {
+			if err := checkPrefix(fmt.Sprintf("%s.cidrs[%d]", f, j), p, 0); err != nil {
+				return err
+			}
+		}
+	}
+	total := 0
+	for i := range rs.Groups {
+		g := &rs.Groups[i]
+		f := fmt.Sprintf("groups[%d]", i)
+		if !reGroupID.MatchString(g.ID) {
+			return invalid(f+".id", "%q is not a security group ID", g.ID)
+		}
+		f = fmt.Sprintf("groups[%d](%s)", i, g.ID)
+		if err := unique(f, g.ID); err != nil {
+			return err
+		}
+		if i > 0 && rs.Groups[i-1].ID > g.ID {
+			return invalid(f, "out of order (not canonical)")
+		}
+		if err := checkName(f+".name", g.Name); err != nil {
+			return err
+		}
+		if !reRegion.MatchString(g.Region) {
+			return invalid(f+".region", "%q is not a region", g.Region)
+		}
+		if g.VPC != "" && !reVPCID.MatchString(g.VPC) {
+			return invalid(f+".vpc", "%q is not a VPC ID", g.VPC)
+		}
+		if g.Owner != "" && !reOwner.MatchString(g.Owner) {
+			return invalid(f+".owner", "%q is not an account ID", g.Owner)
+		}
+		if g.Excluded && len(g.Rules) > 0 {
+			return invalid(f+".rules", "an excluded group has no rules")
+		}
+		if len(g.Rules) > lim.MaxRulesPerGroup {
+			return invalid(f+".rules", "%d rules exceed the limit of %d", len(g.Rules), lim.MaxRulesPerGroup)
+		}
+		for j, r := range g.Rules {
+			rf := fmt.Sprintf("%s.rules[%d]", f, j)
+			n := len(r.CIDRs) + len(r.Groups)
+			if n > lim.MaxSourcesPerRule {
+				return invalid(rf, "%d sources exceed the limit of %d", n, lim.MaxSourcesPerRule)
+			}
+			total += n
+			if total > lim.MaxTotalRuleSource {
+				return invalid(rf, "more than %d rule sources in all", lim.MaxTotalRuleSource)
+			}
+			if err := r.validate(rf); err != nil {
+				return err
+			}
+		}
+	}
+	total = 0
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		f := fmt.Sprintf("interfaces[%d]", i)
+		if !reENIID.MatchString(n.ID) {
+			return invalid(f+".id", "%q is not a network interface ID", n.ID)
+		}
+		f = fmt.Sprintf("interfaces[%d](%s)", i, n.ID)
+		if err := unique(f, n.ID); err != nil {
+			return err
+		}
+		if i > 0 && rs.Interfaces[i-1].ID > n.ID {
+			return invalid(f, "out of order (not canonical)")
+		}
+		if !reRegion.MatchString(n.Region) {
+			return invalid(f+".region", "%q is not a region", n.Region)
+		}
+		if n.VPC != "" && !reVPCID.MatchString(n.VPC) {
+			return invalid(f+".vpc", "%q is not a VPC ID", n.VPC)
+		}
+		if len(n.Addrs) > lim.MaxAddrsPerIface {
+			return invalid(f+".addrs", "%d addresses exceed the limit of %d", len(n.Addrs), lim.MaxAddrsPerIface)
+		}
+		total += len(n.Addrs)
+		if total > lim.MaxTotalAddrs {
+			return invalid(f+".addrs", "more than %d addresses in all", lim.MaxTotalAddrs)
+		}
+		addrs := make(map[netip.Addr]bool, len(n.Addrs))
+		for j, a := range n.Addrs {
+			af := fmt.Sprintf("%s.addrs[%d]", f, j)
+			if err := checkAddr(af, a); err != nil {
+				return err
+			}
+			if addrs[a] {
+				return invalid(af, "%s is listed twice", a)
+			}
+			if j > 0 && n.Addrs[j-1].Compare(a) > 0 {
+				return invalid(af, "%s is out of order (not canonical)", a)
+			}
+			addrs[a] = true
+		}
+		if len(n.Groups) > lim.MaxGroupsPerIface {
+			return invalid(f+".groups", "%d groups exceed the limit of %d", len(n.Groups), lim.MaxGroupsPerIface)
+		}
+		for j, g := range n.Groups {
+			if !reGroupID.MatchString(g) {
+				return invalid(fmt.Sprintf("%s.groups[%d]", f, j), "%q is not a security group ID", g)
+			}
+			if j > 0 && n.Groups[j-1] >= g {
+				return invalid(fmt.Sprintf("%s.groups[%d]", f, j), "%s is out of order or listed twice", g)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Header) validate() error {
+	if h.Format != Format {
+		return invalid("format", "%q is not %q", h.Format, Format)
+	}
+	if h.Type != Type {
+		return invalid("type", "%q is not %q", h.Type, Type)
+	}
+	if !reScope.MatchString(h.Scope) {
+		return invalid("scope", "%q is not a scope name (1-64 of A-Z a-z 0-9 . _ : / -)", h.Scope)
+	}
+	if h.GeneratedAt.IsZero() {
+		return invalid("generated_at", "missing")
+	}
+	if !h.NotAfter.After(h.GeneratedAt) {
+		return invalid("not_after", "%s is not after generated_at %s", h.NotAfter, h.GeneratedAt)
+	}
+	return nil
+}
+
+func (r Rule) validate(f string) error {
+	if r.Protocol < -1 || r.Protocol > 255 {
+		return invalid(f+".proto", "%d is not a protocol (-1 or 0..255)", r.Protocol)
+	}
+	switch r.Protocol {
+	case ProtoTCP, ProtoUDP:
+		if r.FromPort < 0 || r.FromPort > 65535 {
+			return invalid(f+".from", "port %d is out of 0..65535", r.FromPort)
+		}
+		if r.ToPort < 0 || r.ToPort > 65535 {
+			return invalid(f+".to", "port %d is out of 0..65535", r.ToPort)
+		}
+		if r.FromPort > r.ToPort {
+			return invalid(f+".to", "port range %d-%d is reversed", r.FromPort, r.ToPort)
+		}
+	case ProtoICMP, ProtoICMPv6:
+		if r.FromPort < -1 || r.FromPort > 255 {
+			return invalid(f+".from", "ICMP type %d is out of -1..255", r.FromPort)
+		}
+		if r.ToPort < -1 || r.ToPort > 255 {
+			return invalid(f+".to", "ICMP code %d is out of -1..255", r.ToPort)
+		}
+		if r.FromPort == -1 && r.ToPort != -1 {
+			return invalid(f+".to", "ICMP code %d given for every type", r.ToPort)
+		}
+	default:
+		if r.FromPort != -1 || r.ToPort != -1 {
+			return invalid(f+".from", "protocol %d takes no ports (want -1, -1)", r.Protocol)
+		}
+	}
+	if len(r.CIDRs) == 0 && len(r.Groups) == 0 {
+		return invalid(f, "no sources")
+	}
+	fam := 0
+	switch r.Protocol {
+	case ProtoICMP:
+		fam = 4
+	case ProtoICMPv6:
+		fam = 6
+	}
+	for i, p := range r.CIDRs {
+		if err := checkPrefix(fmt.Sprintf("%s.cidrs[%d]", f, i), p, fam); err != nil {
+			return err
+		}
+		if i > 0 && !prefixLess(r.CIDRs[i-1], p) {
+			return invalid(fmt.Sprintf("%s.cidrs[%d]", f, i), "%s is out of order or listed twice", p)
+		}
+	}
+	for i, g := range r.Groups {
+		if !reGroupID.MatchString(g) {
+			return invalid(fmt.Sprintf("%s.groups[%d]", f, i), "%q is not a security group ID", g)
+		}
+		if i > 0 && r.Groups[i-1] >= g {
+			return invalid(fmt.Sprintf("%s.groups[%d]", f, i), "%s is out of order or listed twice", g)
+		}
+	}
+	return nil
+}
+
+func checkName(f, s string) error {
+	if len(s) > maxNameLen {
+		return invalid(f, "%d bytes exceed the limit of %d", len(s), maxNameLen)
+	}
+	if !utf8.ValidString(s) {
+		return invalid(f, "not valid UTF-8")
+	}
+	return nil
+}
+
+// checkPrefix rejects invalid prefixes, host bits, zones, IPv4-mapped IPv6
+// and (fam 4 or 6) the wrong family.
+func checkPrefix(f string, p netip.Prefix, fam int) error {
+	if !p.IsValid() {
+		return invalid(f, "not a valid CIDR")
+	}
+	if p.Addr().Zone() != "" || p.Addr().Is4In6() {
+		return invalid(f, "%s is not a plain IPv4 or IPv6 CIDR", p)
+	}
+	if p.Masked() != p {
+		return invalid(f, "%s has host bits set (did you mean %s?)", p, p.Masked())
+	}
+	if fam == 4 && !p.Addr().Is4() {
+		return invalid(f, "%s is IPv6 in an ICMP (IPv4) rule", p)
+	}
+	if fam == 6 && !p.Addr().Is6() {
+		return invalid(f, "%s is IPv4 in an ICMPv6 rule", p)
+	}
+	return nil
+}
+
+func checkAddr(f string, a netip.Addr) error {
+	if !a.IsValid() {
+		return invalid(f, "not a valid address")
+	}
+	if a.Zone() != "" || a.Is4In6() {
+		return invalid(f, "%s is not a plain IPv4 or IPv6 address", a)
+	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return invalid(f, "%s cannot be an interface address", a)
+	}
+	return nil
+}
+
+// prefixLess orders prefixes by address, then length (IPv4 first).
+func prefixLess(a, b netip.Prefix) bool {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c < 0
+	}
+	return a.Bits() < b.Bits()
+}
