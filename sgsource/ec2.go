@@ -1,0 +1,793 @@
+package sgsource
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Names of the EC2 API calls the EC2 source makes, as they appear in a
+// [FetchError].
+const (
+	CallDescribeVpcs                = "DescribeVpcs"
+	CallDescribeSecurityGroups      = "DescribeSecurityGroups"
+	CallDescribeNetworkInterfaces   = "DescribeNetworkInterfaces"
+	CallGetManagedPrefixListEntries = "GetManagedPrefixListEntries"
+)
+
+// DefaultMaxAttempts is how many times the EC2 source tries one API call
+// (the first attempt included) when EC2.MaxAttempts is zero.
+const DefaultMaxAttempts = 10
+
+// prefixListFetchers bounds how many prefix lists of one region are read at
+// once.
+const prefixListFetchers = 4
+
+// ErrNoRegion is returned by EC2.Fetch when no region is configured, neither
+// in EC2.Regions nor in the SDK configuration (AWS_REGION, profile).
+var ErrNoRegion = errors.New("no region configured")
+
+// FetchError is the error of a failed EC2 API call (or of a response that
+// could not be converted). It names the region and the call; the whole Fetch
+// failed with it and returned no inventory.
+type FetchError struct {
+	Region string
+	// Call is one of the Call* constants.
+	Call string
+	Err  error
+}
+
+// Error returns "<region>: <call>: <cause>".
+func (e *FetchError) Error() string { return e.Region + ": " + e.Call + ": " + e.Err.Error() }
+
+// Unwrap returns the cause, often a smithy or SDK error.
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// EC2 is the [Source] that reads the live EC2 API with aws-sdk-go-v2.
+//
+// For every region, concurrently, it follows to the end one paginated
+// sequence each of DescribeVpcs, DescribeSecurityGroups and
+// DescribeNetworkInterfaces, then GetManagedPrefixListEntries once (a
+// paginated sequence) for every prefix list an ingress rule refers to,
+// AWS-managed lists included. It makes no per-group or per-instance calls.
+// Calls use the SDK's adaptive retry mode: throttling (RequestLimitExceeded)
+// and transient errors are retried with backoff. Any call that still fails
+// fails the whole Fetch with a [*FetchError]; there is never a partial
+// inventory.
+//
+// The zero value with Regions set uses the SDK's standard configuration
+// (config.LoadDefaultConfig: the credential chain, AWS_REGION,
+// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EC2, shared config files).
+//
+// Set the fields before the first Fetch and do not change them afterwards.
+// One Fetch at a time per EC2 value.
+type EC2 struct {
+	// Regions to describe. Empty means the one region of the SDK
+	// configuration.
+	Regions []string
+	// VPCIDs, if not empty, restrict VPCs, groups and interfaces to these
+	// VPCs (a vpc-id filter on every Describe call).
+	VPCIDs []string
+	// PageSize is the MaxResults of every Describe call: 0 for the API's
+	// default, else 5..1000. GetManagedPrefixListEntries uses at most 100.
+	PageSize int32
+
+	// Config, if not nil, is the base SDK configuration; its Region is
+	// replaced by each region in turn. Used when LoadConfig is nil.
+	Config *aws.Config
+	// LoadConfig, if not nil, makes the SDK configuration of one region.
+	LoadConfig func(ctx context.Context, region string) (aws.Config, error)
+	// ClientOptions are applied to every EC2 client after reyes' own (the
+	// adaptive retryer), for example to set an HTTP client.
+	ClientOptions []func(*ec2.Options)
+
+	// MaxAttempts is how many times one call is tried; 0 means
+	// DefaultMaxAttempts.
+	MaxAttempts int
+	// MaxBackoff caps the delay between two attempts; 0 means the SDK's
+	// default (20 s). Tests set it small.
+	MaxBackoff time.Duration
+	// NewRetryer, if not nil, makes the retryer of each region's client
+	// instead of the default: the SDK's adaptive mode
+	// (retry.NewAdaptiveMode) with MaxAttempts and MaxBackoff, which after
+	// a throttling error also slows down the region's later calls.
+	NewRetryer func() aws.Retryer
+
+	// Logger receives one debug line per call sequence and one info line
+	// per region; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+var _ Source = (*EC2)(nil)
+
+// Fetch describes every configured region concurrently and returns the
+// inventory in the order of Regions. The first failure cancels the calls in
+// flight and is returned.
+func (s *EC2) Fetch(ctx context.Context) (*Inventory, error) {
+	if s.PageSize != 0 && (s.PageSize < 5 || s.PageSize > 1000) {
+		return nil, fmt.Errorf("checking EC2 page size: %d is not 0 or 5..1000", s.PageSize)
+	}
+	for _, id := range s.VPCIDs {
+		if err := checkVPCID(id); err != nil {
+			return nil, fmt.Errorf("checking the EC2 VPC filter: %w", err)
+		}
+	}
+	loadConfig, defaultRegion, err := s.configLoader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	regions := uniqueNonEmpty(s.Regions)
+	if len(regions) == 0 {
+		if defaultRegion == "" {
+			return nil, ErrNoRegion
+		}
+		regions = []string{defaultRegion}
+	}
+
+	out := make([]Region, len(regions))
+	g, gctx := newTaskGroup(ctx)
+	for i, name := range regions {
+		g.Go(func() error {
+			cfg, err := loadConfig(gctx, name)
+			if err != nil {
+				return fmt.Errorf("loading AWS configuration for %s: %w", name, err)
+			}
+			r, err := s.fetchRegion(gctx, s.client(cfg, name), name)
+			out[i] = r
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// The canonical order, as ReadDir returns it.
+	slices.SortFunc(out, func(a, b Region) int { return strings.Compare(a.Name, b.Name) })
+	return &Inventory{Regions: out}, nil
+}
+
+// configLoader returns the function that makes one region's configuration
+// and the default region. The default SDK configuration is loaded once per
+// Fetch, so that credentials are resolved once.
+func (s *EC2) configLoader(ctx context.Context) (func(context.Context, string) (aws.Config, error), string, error) {
+	withRegion := func(base aws.Config) func(context.Context, string) (aws.Config, error) {
+		return func(_ context.Context, region string) (aws.Config, error) {
+			c := base.Copy()
+			c.Region = region
+			return c, nil
+		}
+	}
+	switch {
+	case s.LoadConfig != nil:
+		return s.LoadConfig, "", nil
+	case s.Config != nil:
+		return withRegion(*s.Config), s.Config.Region, nil
+	}
+	base, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("loading the default AWS configuration: %w", err)
+	}
+	return withRegion(base), base.Region, nil
+}
+
+// client makes the EC2 client of one region with reyes' retry policy.
+func (s *EC2) client(cfg aws.Config, region string) *ec2.Client {
+	attempts := s.MaxAttempts
+	if attempts <= 0 {
+		attempts = DefaultMaxAttempts
+	}
+	maxBackoff := s.MaxBackoff
+	opts := []func(*ec2.Options){func(o *ec2.Options) {
+		o.Region = region
+		if s.NewRetryer != nil {
+			o.Retryer = s.NewRetryer()
+			return
+		}
+		o.Retryer = retry.NewAdaptiveMode(func(a *retry.AdaptiveModeOptions) {
+			a.StandardOptions = append(a.StandardOptions, func(so *retry.StandardOptions) {
+				so.MaxAttempts = attempts
+				if maxBackoff > 0 {
+					so.MaxBackoff = maxBackoff
+					so.Backoff = retry.NewExponentialJitterBackoff(maxBackoff)
+				}
+			})
+		})
+	}}
+	opts = append(opts, func(o *ec2.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Deserialize.Add(checkResponseRoot{}, middleware.After)
+		})
+	})
+	return ec2.NewFromConfig(cfg, append(opts, s.ClientOptions...)...)
+}
+
+// checkResponseRoot fails a successful response whose body is not an XML
+// document with the operation's root element. The SDK reads an empty body,
+// or one without the expected element, as an empty result: from a broken
+// proxy that would be an empty estate, and every rule would be dropped.
+type checkResponseRoot struct{}
+
+// rootPeek is how many bytes of a response are searched for its root
+// element.
+const rootPeek = 1024
+
+func (checkResponseRoot) ID() string { return "reyesCheckResponseRoot" }
+
+func (checkResponseRoot) HandleDeserialize(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+	out, md, err := next.HandleDeserialize(ctx, in)
+	if err != nil {
+		return out, md, err
+	}
+	resp, ok := out.RawResponse.(*smithyhttp.Response)
+	if !ok || resp.StatusCode < 200 || resp.StatusCode > 299 || resp.Body == nil {
+		return out, md, err
+	}
+	br := bufio.NewReaderSize(resp.Body, rootPeek)
+	head, _ := br.Peek(rootPeek) // fewer bytes at the end of the body
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, resp.Body}
+	want := awsmiddleware.GetOperationName(ctx) + "Response"
+	if got := xmlRoot(head); got != want {
+		if got == "" {
+			got = "no XML element"
+		}
+		return out, md, fmt.Errorf("reading the response: want an XML %s document, got %s (HTTP %d, %d bytes)", want, clip(got), resp.StatusCode, resp.ContentLength)
+	}
+	return out, md, nil
+}
+
+// xmlRoot returns the name of the first element of an XML document's
+// beginning, skipping the declaration, comments and white space.
+func xmlRoot(b []byte) string {
+	for {
+		b = bytes.TrimLeft(b, " \t\r\n")
+		switch {
+		case bytes.HasPrefix(b, []byte("<?")):
+			i := bytes.Index(b, []byte("?>"))
+			if i < 0 {
+				return ""
+			}
+			b = b[i+2:]
+		case bytes.HasPrefix(b, []byte("<!--")):
+			i := bytes.Index(b, []byte("-->"))
+			if i < 0 {
+				return ""
+			}
+			b = b[i+3:]
+		case bytes.HasPrefix(b, []byte("<")):
+			b = b[1:]
+			end := bytes.IndexAny(b, " \t\r\n/>")
+			if end < 0 {
+				return ""
+			}
+			return string(b[:end])
+		default:
+			return ""
+		}
+	}
+}
+
+func (s *EC2) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// fetchRegion describes one region: the three Describe sequences
+// concurrently, then the prefix lists the groups refer to.
+func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (Region, error) {
+	start := time.Now()
+	r := Region{Name: region}
+	g, gctx := newTaskGroup(ctx)
+	g.Go(func() (err error) {
+		r.VPCs, err = s.describeVpcs(gctx, c, region)
+		return err
+	})
+	g.Go(func() (err error) {
+		r.NetworkInterfaces, err = s.describeNetworkInterfaces(gctx, c, region)
+		return err
+	})
+	g.Go(func() (err error) {
+		if r.SecurityGroups, err = s.describeSecurityGroups(gctx, c, region); err != nil {
+			return err
+		}
+		r.PrefixLists, err = s.prefixLists(gctx, c, region, referencedPrefixLists(r.SecurityGroups))
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return Region{}, err
+	}
+	s.logger().LogAttrs(ctx, slog.LevelInfo, "described EC2 region",
+		slog.String("region", region),
+		slog.Int("vpcs", len(r.VPCs)),
+		slog.Int("security_groups", len(r.SecurityGroups)),
+		slog.Int("network_interfaces", len(r.NetworkInterfaces)),
+		slog.Int("prefix_lists", len(r.PrefixLists)),
+		slog.Duration("took", time.Since(start)))
+	return r, nil
+}
+
+func (s *EC2) filters() []types.Filter {
+	if len(s.VPCIDs) == 0 {
+		return nil
+	}
+	return []types.Filter{{Name: aws.String("vpc-id"), Values: slices.Clone(s.VPCIDs)}}
+}
+
+func (s *EC2) maxResults(limit int32) *int32 {
+	if s.PageSize == 0 {
+		return nil
+	}
+	return aws.Int32(min(s.PageSize, limit))
+}
+
+// paginate calls page with each NextToken until the API returns none. A
+// token seen twice is an error, not the end: the SDK's paginators would stop
+// silently there and yield a partial list.
+func (s *EC2) paginate(ctx context.Context, region, call, what string, page func(ctx context.Context, token *string) (*string, error)) error {
+	var token *string
+	seen := make(map[string]struct{})
+	pages := 0
+	for {
+		next, err := page(ctx, token)
+		if err != nil {
+			return &FetchError{Region: region, Call: call, Err: err}
+		}
+		pages++
+		if next == nil || *next == "" {
+			break
+		}
+		if _, ok := seen[*next]; ok {
+			return &FetchError{Region: region, Call: call, Err: fmt.Errorf("paginating: NextToken %q returned twice", *next)}
+		}
+		seen[*next] = struct{}{}
+		token = next
+	}
+	s.logger().LogAttrs(ctx, slog.LevelDebug, "followed EC2 pagination",
+		slog.String("region", region), slog.String("call", call), slog.String("what", what), slog.Int("pages", pages))
+	return nil
+}
+
+func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([]VPC, error) {
+	var vpcs []VPC
+	seen := idSet{}
+	err := s.paginate(ctx, region, CallDescribeVpcs, "", func(ctx context.Context, token *string) (*string, error) {
+		out, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{
+			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range out.Vpcs {
+			vpc, err := convertVpc(v, len(vpcs))
+			if err != nil {
+				return nil, err
+			}
+			if err := seen.add("Vpcs", vpc.ID, len(vpcs)); err != nil {
+				return nil, err
+			}
+			vpcs = append(vpcs, vpc)
+		}
+		return out.NextToken, nil
+	})
+	return vpcs, err
+}
+
+func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region string) ([]SecurityGroup, error) {
+	var groups []SecurityGroup
+	seen := idSet{}
+	err := s.paginate(ctx, region, CallDescribeSecurityGroups, "", func(ctx context.Context, token *string) (*string, error) {
+		out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
+			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, sg := range out.SecurityGroups {
+			g, err := convertSecurityGroup(sg, len(groups))
+			if err != nil {
+				return nil, err
+			}
+			if err := seen.add("SecurityGroups", g.ID, len(groups)); err != nil {
+				return nil, err
+			}
+			groups = append(groups, g)
+		}
+		return out.NextToken, nil
+	})
+	return groups, err
+}
+
+func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, region string) ([]NetworkInterface, error) {
+	var enis []NetworkInterface
+	seen := idSet{}
+	err := s.paginate(ctx, region, CallDescribeNetworkInterfaces, "", func(ctx context.Context, token *string) (*string, error) {
+		out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
+			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range out.NetworkInterfaces {
+			eni, err := convertNetworkInterface(n, len(enis))
+			if err != nil {
+				return nil, err
+			}
+			if err := seen.add("NetworkInterfaces", eni.ID, len(enis)); err != nil {
+				return nil, err
+			}
+			enis = append(enis, eni)
+		}
+		return out.NextToken, nil
+	})
+	return enis, err
+}
+
+// prefixLists reads the entries of every listed prefix list, a few at a
+// time, and returns them in the order of ids.
+func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids []string) ([]PrefixList, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	lists := make([]PrefixList, len(ids))
+	sem := make(chan struct{}, prefixListFetchers)
+	g, gctx := newTaskGroup(ctx)
+	for i, id := range ids {
+		g.Go(func() error {
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			pl := PrefixList{ID: id}
+			err := s.paginate(gctx, region, CallGetManagedPrefixListEntries, id, func(ctx context.Context, token *string) (*string, error) {
+				out, err := c.GetManagedPrefixListEntries(ctx, &ec2.GetManagedPrefixListEntriesInput{
+					PrefixListId: aws.String(id), MaxResults: s.maxResults(100), NextToken: token,
+				})
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", id, err)
+				}
+				for _, e := range out.Entries {
+					p, err := parsePrefix(aws.ToString(e.Cidr), anyFamily)
+					if err != nil {
+						return nil, fieldError(id, fmt.Sprintf("Entries[%d].Cidr", len(pl.Entries)), err)
+					}
+					pl.Entries = append(pl.Entries, p)
+				}
+				return out.NextToken, nil
+			})
+			lists[i] = pl
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return lists, nil
+}
+
+// referencedPrefixLists returns the IDs of the prefix lists the ingress
+// rules of groups refer to, sorted, each once.
+func referencedPrefixLists(groups []SecurityGroup) []string {
+	var ids []string
+	for _, g := range groups {
+		for _, p := range g.Ingress {
+			ids = append(ids, p.PrefixListIDs...)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// The convert functions turn the SDK's types into the Inventory's, with
+// the same checks and in the same canonical form as ReadDir (see there):
+// both sources accept the same estates and return the same Inventory.
+// Fields in errors are named as in the API's output, the object by its ID
+// once that is known to be valid.
+
+// required returns the value of a string field ReadDir requires, checked
+// with check if not nil.
+func required(at, field string, v *string, check func(string) error) (string, error) {
+	if v == nil {
+		return "", fieldError("", at+"."+field, errors.New("missing"))
+	}
+	if check != nil {
+		if err := check(*v); err != nil {
+			return "", fieldError("", at+"."+field, err)
+		}
+	}
+	return *v, nil
+}
+
+// optional returns the value of a string field that may be absent, checked
+// with check when present.
+func optional(at, field string, v *string, check func(string) error) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	return required(at, field, v, check)
+}
+
+// convertVpc keeps the ID, the owner and the associated CIDR blocks, IPv4
+// first.
+func convertVpc(v types.Vpc, i int) (VPC, error) {
+	at := fmt.Sprintf("Vpcs[%d]", i)
+	id, err := required(at, "VpcId", v.VpcId, checkVPCID)
+	if err != nil {
+		return VPC{}, err
+	}
+	at = "Vpcs[" + id + "]"
+	out := VPC{ID: id}
+	if out.OwnerID, err = required(at, "OwnerId", v.OwnerId, checkAccountID); err != nil {
+		return VPC{}, err
+	}
+	for j, a := range v.CidrBlockAssociationSet {
+		field := fmt.Sprintf("%s.CidrBlockAssociationSet[%d]", at, j)
+		if a.CidrBlockState == nil {
+			return VPC{}, fieldError("", field+".CidrBlockState", errors.New("missing"))
+		}
+		if a.CidrBlockState.State != types.VpcCidrBlockStateCodeAssociated {
+			continue
+		}
+		c, err := required(field, "CidrBlock", a.CidrBlock, nil)
+		if err != nil {
+			return VPC{}, err
+		}
+		p, err := parsePrefix(c, ipv4)
+		if err != nil {
+			return VPC{}, fieldError("", field+".CidrBlock", err)
+		}
+		out.CIDRs = append(out.CIDRs, p)
+	}
+	for j, a := range v.Ipv6CidrBlockAssociationSet {
+		field := fmt.Sprintf("%s.Ipv6CidrBlockAssociationSet[%d]", at, j)
+		if a.Ipv6CidrBlockState == nil {
+			return VPC{}, fieldError("", field+".Ipv6CidrBlockState", errors.New("missing"))
+		}
+		if a.Ipv6CidrBlockState.State != types.VpcCidrBlockStateCodeAssociated {
+			continue
+		}
+		c, err := required(field, "Ipv6CidrBlock", a.Ipv6CidrBlock, nil)
+		if err != nil {
+			return VPC{}, err
+		}
+		p, err := parsePrefix(c, ipv6)
+		if err != nil {
+			return VPC{}, fieldError("", field+".Ipv6CidrBlock", err)
+		}
+		out.CIDRs = append(out.CIDRs, p)
+	}
+	return out, nil
+}
+
+// convertSecurityGroup keeps the ingress permissions; egress is not
+// mirrored.
+func convertSecurityGroup(sg types.SecurityGroup, i int) (SecurityGroup, error) {
+	at := fmt.Sprintf("SecurityGroups[%d]", i)
+	id, err := required(at, "GroupId", sg.GroupId, checkGroupID)
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	at = "SecurityGroups[" + id + "]"
+	out := SecurityGroup{ID: id, Description: aws.ToString(sg.Description)}
+	if out.Name, err = required(at, "GroupName", sg.GroupName, nil); err != nil {
+		return SecurityGroup{}, err
+	}
+	if out.OwnerID, err = required(at, "OwnerId", sg.OwnerId, checkAccountID); err != nil {
+		return SecurityGroup{}, err
+	}
+	if out.VPCID, err = required(at, "VpcId", sg.VpcId, checkVPCID); err != nil {
+		return SecurityGroup{}, err
+	}
+	for j, ip := range sg.IpPermissions {
+		p, err := convertPermission(ip, fmt.Sprintf("%s.IpPermissions[%d]", at, j))
+		if err != nil {
+			return SecurityGroup{}, err
+		}
+		out.Ingress = append(out.Ingress, p)
+	}
+	return out, nil
+}
+
+func convertPermission(ip types.IpPermission, at string) (Permission, error) {
+	proto, err := required(at, "IpProtocol", ip.IpProtocol, checkProtocol)
+	if err != nil {
+		return Permission{}, err
+	}
+	switch {
+	case ip.FromPort != nil && ip.ToPort == nil:
+		return Permission{}, fieldError("", at+".ToPort", errors.New("missing"))
+	case ip.FromPort == nil && ip.ToPort != nil:
+		return Permission{}, fieldError("", at+".FromPort", errors.New("missing"))
+	case ip.FromPort != nil:
+		if err := checkPort(int64(*ip.FromPort)); err != nil {
+			return Permission{}, fieldError("", at+".FromPort", err)
+		}
+		if err := checkPort(int64(*ip.ToPort)); err != nil {
+			return Permission{}, fieldError("", at+".ToPort", err)
+		}
+	}
+	p := Permission{Protocol: proto, FromPort: ip.FromPort, ToPort: ip.ToPort}
+	for k, r := range ip.IpRanges {
+		field := fmt.Sprintf("%s.IpRanges[%d]", at, k)
+		s, err := required(field, "CidrIp", r.CidrIp, nil)
+		if err != nil {
+			return Permission{}, err
+		}
+		c, err := parsePrefix(s, ipv4)
+		if err != nil {
+			return Permission{}, fieldError("", field+".CidrIp", err)
+		}
+		p.CIDRs = append(p.CIDRs, c)
+	}
+	for k, r := range ip.Ipv6Ranges {
+		field := fmt.Sprintf("%s.Ipv6Ranges[%d]", at, k)
+		s, err := required(field, "CidrIpv6", r.CidrIpv6, nil)
+		if err != nil {
+			return Permission{}, err
+		}
+		c, err := parsePrefix(s, ipv6)
+		if err != nil {
+			return Permission{}, fieldError("", field+".CidrIpv6", err)
+		}
+		p.CIDRs = append(p.CIDRs, c)
+	}
+	for k, pair := range ip.UserIdGroupPairs {
+		field := fmt.Sprintf("%s.UserIdGroupPairs[%d]", at, k)
+		var ref GroupRef
+		if ref.GroupID, err = required(field, "GroupId", pair.GroupId, checkGroupID); err != nil {
+			return Permission{}, err
+		}
+		if ref.UserID, err = optional(field, "UserId", pair.UserId, checkUserID); err != nil {
+			return Permission{}, err
+		}
+		if ref.VPCID, err = optional(field, "VpcId", pair.VpcId, checkVPCID); err != nil {
+			return Permission{}, err
+		}
+		p.Groups = append(p.Groups, ref)
+	}
+	for k, pl := range ip.PrefixListIds {
+		id, err := required(fmt.Sprintf("%s.PrefixListIds[%d]", at, k), "PrefixListId", pl.PrefixListId, checkPrefixListID)
+		if err != nil {
+			return Permission{}, err
+		}
+		p.PrefixListIDs = append(p.PrefixListIDs, id)
+	}
+	return p, nil
+}
+
+// convertNetworkInterface keeps every private IPv4 (PrivateIpAddresses,
+// the primary among them) and then every IPv6 address; the instance comes
+// from the attachment.
+func convertNetworkInterface(n types.NetworkInterface, i int) (NetworkInterface, error) {
+	at := fmt.Sprintf("NetworkInterfaces[%d]", i)
+	id, err := required(at, "NetworkInterfaceId", n.NetworkInterfaceId, checkENIID)
+	if err != nil {
+		return NetworkInterface{}, err
+	}
+	at = "NetworkInterfaces[" + id + "]"
+	out := NetworkInterface{
+		ID:            id,
+		Description:   aws.ToString(n.Description),
+		InterfaceType: string(n.InterfaceType),
+	}
+	if out.VPCID, err = required(at, "VpcId", n.VpcId, checkVPCID); err != nil {
+		return NetworkInterface{}, err
+	}
+	if out.OwnerID, err = required(at, "OwnerId", n.OwnerId, checkAccountID); err != nil {
+		return NetworkInterface{}, err
+	}
+	if out.MAC, err = optional(at, "MacAddress", n.MacAddress, checkMAC); err != nil {
+		return NetworkInterface{}, err
+	}
+	if n.Attachment != nil {
+		if out.InstanceID, err = optional(at+".Attachment", "InstanceId", n.Attachment.InstanceId, checkInstanceID); err != nil {
+			return NetworkInterface{}, err
+		}
+	}
+	for j, a := range n.PrivateIpAddresses {
+		field := fmt.Sprintf("%s.PrivateIpAddresses[%d]", at, j)
+		s, err := required(field, "PrivateIpAddress", a.PrivateIpAddress, nil)
+		if err != nil {
+			return NetworkInterface{}, err
+		}
+		addr, err := parseAddr(s, ipv4)
+		if err != nil {
+			return NetworkInterface{}, fieldError("", field+".PrivateIpAddress", err)
+		}
+		out.Addresses = append(out.Addresses, addr)
+	}
+	for j, a := range n.Ipv6Addresses {
+		field := fmt.Sprintf("%s.Ipv6Addresses[%d]", at, j)
+		s, err := required(field, "Ipv6Address", a.Ipv6Address, nil)
+		if err != nil {
+			return NetworkInterface{}, err
+		}
+		addr, err := parseAddr(s, ipv6)
+		if err != nil {
+			return NetworkInterface{}, fieldError("", field+".Ipv6Address", err)
+		}
+		out.Addresses = append(out.Addresses, addr)
+	}
+	for j, g := range n.Groups {
+		gid, err := required(fmt.Sprintf("%s.Groups[%d]", at, j), "GroupId", g.GroupId, checkGroupID)
+		if err != nil {
+			return NetworkInterface{}, err
+		}
+		out.Groups = append(out.Groups, gid)
+	}
+	return out, nil
+}
+
+// idSet finds an object listed twice, which ReadDir rejects too; over the
+// API it means the estate changed between two pages.
+type idSet map[string]int
+
+func (s idSet) add(what, id string, i int) error {
+	if j, dup := s[id]; dup {
+		return fieldError("", fmt.Sprintf("%s[%d]", what, i), fmt.Errorf("%s is also %s[%d]", id, what, j))
+	}
+	s[id] = i
+	return nil
+}
+
+func uniqueNonEmpty(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// taskGroup runs functions concurrently; the first error cancels the
+// group's context and is the one Wait returns.
+type taskGroup struct {
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+	once   sync.Once
+	err    error
+}
+
+func newTaskGroup(ctx context.Context) (*taskGroup, context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	return &taskGroup{cancel: cancel}, ctx
+}
+
+func (g *taskGroup) Go(f func() error) {
+	g.wg.Go(func() {
+		if err := f(); err != nil {
+			g.once.Do(func() {
+				g.err = err
+				g.cancel()
+			})
+		}
+	})
+}
+
+func (g *taskGroup) Wait() error {
+	g.wg.Wait()
+	g.cancel()
+	return g.err
+}

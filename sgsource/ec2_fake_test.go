@@ -1,0 +1,456 @@
+package sgsource
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// fakeEC2 is an EC2 Query API endpoint that serves an Inventory as the
+// real API would: XML pages, NextToken, MaxResults and the vpc-id filter,
+// per region (taken from the SigV4 credential scope). It counts calls and
+// can fail any request on demand.
+type fakeEC2 struct {
+	inv *Inventory
+	// fault, if not nil, is asked before every request; n counts the
+	// requests of that region and action from 1. A non-nil result is
+	// served instead of the answer.
+	fault func(region, action string, n int) *fakeReply
+
+	mu    sync.Mutex
+	calls map[string]int // "region action" -> requests
+}
+
+// fakeReply is a canned HTTP answer.
+type fakeReply struct {
+	status int
+	body   string
+}
+
+// ec2Error is the reply AWS gives for an error code.
+func ec2Error(status int, code, msg string) *fakeReply {
+	return &fakeReply{status: status, body: `<?xml version="1.0" encoding="UTF-8"?>
+<Response><Errors><Error><Code>` + code + `</Code><Message>` + msg + `</Message></Error></Errors><RequestID>fake</RequestID></Response>`}
+}
+
+func newFakeEC2(t testing.TB, inv *Inventory) (*fakeEC2, *httptest.Server) {
+	f := &fakeEC2{inv: inv, calls: make(map[string]int)}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+// count returns the number of requests of one action in one region, or of
+// every action in every region with empty arguments.
+func (f *fakeEC2) count(region, action string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for k, v := range f.calls {
+		r, a, _ := strings.Cut(k, " ")
+		if (region == "" || r == region) && (action == "" || a == action) {
+			n += v
+		}
+	}
+	return n
+}
+
+func (f *fakeEC2) region(name string) *Region {
+	for i := range f.inv.Regions {
+		if f.inv.Regions[i].Name == name {
+			return &f.inv.Regions[i]
+		}
+	}
+	return nil
+}
+
+func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	action := r.PostForm.Get("Action")
+	region := credentialRegion(r.Header.Get("Authorization"))
+	f.mu.Lock()
+	key := region + " " + action
+	f.calls[key]++
+	n := f.calls[key]
+	f.mu.Unlock()
+	if f.fault != nil {
+		if rep := f.fault(region, action, n); rep != nil {
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(rep.status)
+			fmt.Fprint(w, rep.body)
+			return
+		}
+	}
+	reg := f.region(region)
+	if reg == nil {
+		reg = &Region{Name: region}
+	}
+	var vpcs []string
+	for i := 1; ; i++ {
+		name := r.PostForm.Get(fmt.Sprintf("Filter.%d.Name", i))
+		if name == "" {
+			break
+		}
+		if name != "vpc-id" {
+			writeReply(w, ec2Error(400, "InvalidParameterValue", "unknown filter "+name))
+			return
+		}
+		for j := 1; ; j++ {
+			v := r.PostForm.Get(fmt.Sprintf("Filter.%d.Value.%d", i, j))
+			if v == "" {
+				break
+			}
+			vpcs = append(vpcs, v)
+		}
+	}
+	keep := func(vpc string) bool { return len(vpcs) == 0 || slices.Contains(vpcs, vpc) }
+	start, size := 0, -1
+	if tok := r.PostForm.Get("NextToken"); tok != "" {
+		var err error
+		if start, err = strconv.Atoi(tok); err != nil {
+			writeReply(w, ec2Error(400, "InvalidNextToken", "bad token"))
+			return
+		}
+	}
+	if mr := r.PostForm.Get("MaxResults"); mr != "" {
+		size, _ = strconv.Atoi(mr)
+	}
+
+	var b strings.Builder
+	b.Grow(64 << 10)
+	switch action {
+	case CallDescribeVpcs:
+		var items []VPC
+		for _, v := range reg.VPCs {
+			if keep(v.ID) {
+				items = append(items, v)
+			}
+		}
+		page, next := window(items, start, size)
+		b.WriteString(`<DescribeVpcsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><vpcSet>`)
+		for _, v := range page {
+			writeVpc(&b, v)
+		}
+		b.WriteString(`</vpcSet>`)
+		writeNext(&b, next)
+		b.WriteString(`</DescribeVpcsResponse>`)
+	case CallDescribeSecurityGroups:
+		var items []SecurityGroup
+		for _, g := range reg.SecurityGroups {
+			if keep(g.VPCID) {
+				items = append(items, g)
+			}
+		}
+		page, next := window(items, start, size)
+		b.WriteString(`<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><securityGroupInfo>`)
+		for _, g := range page {
+			writeGroup(&b, g)
+		}
+		b.WriteString(`</securityGroupInfo>`)
+		writeNext(&b, next)
+		b.WriteString(`</DescribeSecurityGroupsResponse>`)
+	case CallDescribeNetworkInterfaces:
+		var items []NetworkInterface
+		for _, n := range reg.NetworkInterfaces {
+			if keep(n.VPCID) {
+				items = append(items, n)
+			}
+		}
+		page, next := window(items, start, size)
+		b.WriteString(`<DescribeNetworkInterfacesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><networkInterfaceSet>`)
+		for _, n := range page {
+			writeENI(&b, n)
+		}
+		b.WriteString(`</networkInterfaceSet>`)
+		writeNext(&b, next)
+		b.WriteString(`</DescribeNetworkInterfacesResponse>`)
+	case CallGetManagedPrefixListEntries:
+		id := r.PostForm.Get("PrefixListId")
+		var entries []netip.Prefix
+		found := false
+		for _, pl := range reg.PrefixLists {
+			if pl.ID == id {
+				entries, found = pl.Entries, true
+			}
+		}
+		if !found {
+			writeReply(w, ec2Error(400, "InvalidPrefixListID.NotFound", "no prefix list "+id))
+			return
+		}
+		page, next := window(entries, start, size)
+		b.WriteString(`<GetManagedPrefixListEntriesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><entrySet>`)
+		for _, e := range page {
+			b.WriteString(`<item><cidr>` + e.String() + `</cidr><description>entry</description></item>`)
+		}
+		b.WriteString(`</entrySet>`)
+		writeNext(&b, next)
+		b.WriteString(`</GetManagedPrefixListEntriesResponse>`)
+	default:
+		writeReply(w, ec2Error(400, "InvalidAction", "unknown action "+action))
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func writeReply(w http.ResponseWriter, rep *fakeReply) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(rep.status)
+	fmt.Fprint(w, rep.body)
+}
+
+// credentialRegion returns the region of a SigV4 Authorization header:
+// "AWS4-HMAC-SHA256 Credential=AKID/20240101/eu-west-1/ec2/aws4_request, ...".
+func credentialRegion(auth string) string {
+	_, cred, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(cred, "/")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
+}
+
+// window returns items[start:start+size] and the token of the next page
+// ("" at the end). size < 0 means everything.
+func window[T any](items []T, start, size int) ([]T, string) {
+	if start > len(items) {
+		start = len(items)
+	}
+	if size < 0 || start+size >= len(items) {
+		return items[start:], ""
+	}
+	return items[start : start+size], strconv.Itoa(start + size)
+}
+
+func writeNext(b *strings.Builder, next string) {
+	if next != "" {
+		b.WriteString(`<nextToken>` + next + `</nextToken>`)
+	}
+}
+
+func esc(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+func writeVpc(b *strings.Builder, v VPC) {
+	b.WriteString(`<item><vpcId>` + v.ID + `</vpcId><ownerId>` + v.OwnerID + `</ownerId><state>available</state>`)
+	b.WriteString(`<cidrBlockAssociationSet>`)
+	for _, c := range v.CIDRs {
+		if c.Addr().Is4() {
+			b.WriteString(`<item><associationId>vpc-cidr-assoc-1</associationId><cidrBlock>` + c.String() + `</cidrBlock><cidrBlockState><state>associated</state></cidrBlockState></item>`)
+		}
+	}
+	// A block that was disassociated is not a CIDR of the VPC.
+	b.WriteString(`<item><associationId>vpc-cidr-assoc-2</associationId><cidrBlock>100.64.0.0/16</cidrBlock><cidrBlockState><state>disassociated</state></cidrBlockState></item>`)
+	b.WriteString(`</cidrBlockAssociationSet><ipv6CidrBlockAssociationSet>`)
+	for _, c := range v.CIDRs {
+		if c.Addr().Is6() {
+			b.WriteString(`<item><associationId>vpc-cidr-assoc-3</associationId><ipv6CidrBlock>` + c.String() + `</ipv6CidrBlock><ipv6CidrBlockState><state>associated</state></ipv6CidrBlockState></item>`)
+		}
+	}
+	b.WriteString(`</ipv6CidrBlockAssociationSet></item>`)
+}
+
+func writeGroup(b *strings.Builder, g SecurityGroup) {
+	b.WriteString(`<item><ownerId>` + g.OwnerID + `</ownerId><groupId>` + g.ID + `</groupId><groupName>` + esc(g.Name) +
+		`</groupName><groupDescription>` + esc(g.Description) + `</groupDescription><vpcId>` + g.VPCID + `</vpcId><ipPermissions>`)
+	for _, p := range g.Ingress {
+		b.WriteString(`<item><ipProtocol>` + p.Protocol + `</ipProtocol>`)
+		if p.FromPort != nil {
+			b.WriteString(`<fromPort>` + strconv.Itoa(int(*p.FromPort)) + `</fromPort>`)
+		}
+		if p.ToPort != nil {
+			b.WriteString(`<toPort>` + strconv.Itoa(int(*p.ToPort)) + `</toPort>`)
+		}
+		b.WriteString(`<groups>`)
+		for _, r := range p.Groups {
+			b.WriteString(`<item><userId>` + r.UserID + `</userId><groupId>` + r.GroupID + `</groupId>`)
+			if r.VPCID != "" {
+				b.WriteString(`<vpcId>` + r.VPCID + `</vpcId>`)
+			}
+			b.WriteString(`</item>`)
+		}
+		b.WriteString(`</groups><ipRanges>`)
+		for _, c := range p.CIDRs {
+			if c.Addr().Is4() {
+				b.WriteString(`<item><cidrIp>` + c.String() + `</cidrIp></item>`)
+			}
+		}
+		b.WriteString(`</ipRanges><ipv6Ranges>`)
+		for _, c := range p.CIDRs {
+			if c.Addr().Is6() {
+				b.WriteString(`<item><cidrIpv6>` + c.String() + `</cidrIpv6></item>`)
+			}
+		}
+		b.WriteString(`</ipv6Ranges><prefixListIds>`)
+		for _, id := range p.PrefixListIDs {
+			b.WriteString(`<item><prefixListId>` + id + `</prefixListId></item>`)
+		}
+		b.WriteString(`</prefixListIds></item>`)
+	}
+	// Egress is described too, and must be ignored.
+	b.WriteString(`</ipPermissions><ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item></ipPermissionsEgress></item>`)
+}
+
+func writeENI(b *strings.Builder, n NetworkInterface) {
+	b.WriteString(`<item><networkInterfaceId>` + n.ID + `</networkInterfaceId><vpcId>` + n.VPCID + `</vpcId><ownerId>` + n.OwnerID +
+		`</ownerId><description>` + esc(n.Description) + `</description><interfaceType>` + n.InterfaceType +
+		`</interfaceType><macAddress>` + n.MAC + `</macAddress><status>in-use</status>`)
+	if n.InstanceID != "" {
+		b.WriteString(`<attachment><attachmentId>eni-attach-1</attachmentId><instanceId>` + n.InstanceID + `</instanceId><deviceIndex>0</deviceIndex><status>attached</status></attachment>`)
+	}
+	b.WriteString(`<groupSet>`)
+	for _, g := range n.Groups {
+		b.WriteString(`<item><groupId>` + g + `</groupId><groupName>x</groupName></item>`)
+	}
+	b.WriteString(`</groupSet>`)
+	first := true
+	for _, a := range n.Addresses {
+		if a.Is4() {
+			// The primary address is repeated at the top, as AWS does.
+			b.WriteString(`<privateIpAddress>` + a.String() + `</privateIpAddress>`)
+			break
+		}
+	}
+	b.WriteString(`<privateIpAddressesSet>`)
+	for _, a := range n.Addresses {
+		if a.Is4() {
+			b.WriteString(`<item><privateIpAddress>` + a.String() + `</privateIpAddress><primary>` + strconv.FormatBool(first) + `</primary></item>`)
+			first = false
+		}
+	}
+	b.WriteString(`</privateIpAddressesSet><ipv6AddressesSet>`)
+	for _, a := range n.Addresses {
+		if a.Is6() {
+			b.WriteString(`<item><ipv6Address>` + a.String() + `</ipv6Address></item>`)
+		}
+	}
+	// A public IP is not a member.
+	b.WriteString(`</ipv6AddressesSet><association><publicIp>203.0.113.99</publicIp></association></item>`)
+}
+
+// testEC2 returns an EC2 source pointed at srv with explicit test
+// credentials and fast retries.
+func testEC2(srv *httptest.Server, regions ...string) *EC2 {
+	return &EC2{
+		Regions: regions,
+		Config: &aws.Config{
+			Region:       "us-east-1",
+			BaseEndpoint: aws.String(srv.URL),
+			Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+				return aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing", Source: "test"}, nil
+			}),
+		},
+		MaxAttempts: 4,
+		MaxBackoff:  5 * time.Millisecond,
+		Logger:      slog.New(slog.DiscardHandler),
+	}
+}
+
+// genInventory makes a deterministic estate of about groups security
+// groups and enis interfaces in each region, in the canonical form ReadDir
+// returns: groups referring to groups of other VPCs, to themselves and to
+// prefix lists, interfaces with secondary and IPv6 addresses, interfaces
+// without an instance.
+func genInventory(regions []string, groups, enis int) *Inventory {
+	inv := &Inventory{}
+	for ri, name := range slices.Sorted(slices.Values(regions)) {
+		reg := Region{Name: name}
+		nv := max(2, groups/200)
+		for v := range nv {
+			vpc := VPC{
+				ID:      fmt.Sprintf("vpc-%017x", ri<<32|v),
+				OwnerID: "123456789012",
+				CIDRs:   []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(ri*64 + v/256), byte(v), 0}), 24)},
+			}
+			if v%2 == 0 {
+				vpc.CIDRs = append(vpc.CIDRs, netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(ri), byte(v >> 8), byte(v)}), 56))
+			}
+			reg.VPCs = append(reg.VPCs, vpc)
+		}
+		npl := 3
+		var pls []PrefixList
+		for p := range npl {
+			pl := PrefixList{ID: fmt.Sprintf("pl-%017x", ri<<32|p)}
+			for e := range 3 + p*60 { // one list longer than a page of 100
+				pl.Entries = append(pl.Entries, netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(p), byte(e)}), 32))
+			}
+			pls = append(pls, pl)
+		}
+		gid := func(i int) string { return fmt.Sprintf("sg-%017x", ri<<32|i) }
+		usedPL := map[string]bool{}
+		for i := range groups {
+			vpc := reg.VPCs[i%nv]
+			g := SecurityGroup{ID: gid(i), Name: fmt.Sprintf("group-%d", i), Description: "group <" + strconv.Itoa(i) + "> & co",
+				OwnerID: "123456789012", VPCID: vpc.ID}
+			port := int32(1000 + i%5000)
+			g.Ingress = append(g.Ingress, Permission{Protocol: "tcp", FromPort: &port, ToPort: &port,
+				Groups: []GroupRef{{GroupID: gid((i + 1) % groups), UserID: "123456789012"}, {GroupID: gid(i), UserID: "123456789012", VPCID: vpc.ID}}})
+			if i%3 == 0 {
+				typ, code := int32(8), int32(-1)
+				g.Ingress = append(g.Ingress, Permission{Protocol: "icmp", FromPort: &typ, ToPort: &code,
+					CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}})
+			}
+			if i%7 == 0 && i/7 < npl {
+				pl := pls[i/7].ID
+				usedPL[pl] = true
+				g.Ingress = append(g.Ingress, Permission{Protocol: "-1", PrefixListIDs: []string{pl}})
+			}
+			reg.SecurityGroups = append(reg.SecurityGroups, g)
+		}
+		for _, pl := range pls {
+			if usedPL[pl.ID] {
+				reg.PrefixLists = append(reg.PrefixLists, pl)
+			}
+		}
+		for i := range enis {
+			vi := i % nv
+			vpc := reg.VPCs[vi]
+			base := vpc.CIDRs[0].Addr().As4()
+			n := NetworkInterface{
+				ID: fmt.Sprintf("eni-%017x", ri<<32|i), VPCID: vpc.ID, OwnerID: "123456789012",
+				Description: "interface " + strconv.Itoa(i), InterfaceType: "interface",
+				MAC: fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", ri, byte(i>>16), byte(i>>8), byte(i)),
+			}
+			if i%4 != 3 {
+				n.InstanceID = fmt.Sprintf("i-%017x", ri<<32|i/2)
+			}
+			host := i / nv
+			n.Addresses = append(n.Addresses, netip.AddrFrom4([4]byte{base[0], base[1] + byte(host>>8), base[2], byte(host)}))
+			if i%5 == 0 {
+				n.Addresses = append(n.Addresses, netip.AddrFrom4([4]byte{base[0], base[1] + byte(host>>8) + 100, base[2], byte(host)}))
+			}
+			if len(vpc.CIDRs) > 1 && i%2 == 0 {
+				a := vpc.CIDRs[1].Addr().As16()
+				a[14], a[15] = byte(i>>8), byte(i)
+				n.Addresses = append(n.Addresses, netip.AddrFrom16(a))
+			}
+			for k := range 1 + i%3 {
+				n.Groups = append(n.Groups, gid((i+k*17)%groups))
+			}
+			reg.NetworkInterfaces = append(reg.NetworkInterfaces, n)
+		}
+		inv.Regions = append(inv.Regions, reg)
+	}
+	return inv
+}
