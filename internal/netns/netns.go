@@ -220,3 +220,49 @@ func (n *NS) Exists() bool {
 	_, err := os.Stat("/run/netns/" + n.Name)
 	return err == nil
 }
+
+// MAC returns the endpoint's hardware address.
+func (e Endpoint) MAC(t testing.TB) string {
+	t.Helper()
+	f := strings.Fields(e.NS.MustRun("ip", "-o", "link", "show", "dev", e.Dev))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "link/ether" {
+			return f[i+1]
+		}
+	}
+	t.Fatalf("netns: no MAC address on %s in %s", e.Dev, e.NS.Name)
+	return ""
+}
+
+// Addrs returns the global addresses on the endpoint's device.
+func (e Endpoint) Addrs(t testing.TB) []netip.Addr {
+	t.Helper()
+	var as []netip.Addr
+	for _, line := range strings.Split(e.NS.MustRun("ip", "-o", "addr", "show", "dev", e.Dev, "scope", "global"), "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "inet" || f[i] == "inet6" {
+				if p, err := netip.ParsePrefix(f[i+1]); err == nil {
+					as = append(as, p.Addr())
+				}
+			}
+		}
+	}
+	return as
+}
+
+// StaticNeighbors gives each end permanent neighbour entries (ARP and NDP)
+// for every global address of the other end, so that no neighbour
+// discovery is needed. Firewall tests that filter ICMPv6 by source need
+// this: a neighbour advertisement from a filtered source would otherwise
+// be dropped like any other packet. Call it after adding addresses.
+func (l *Link) StaticNeighbors(t testing.TB) {
+	t.Helper()
+	for _, p := range [][2]Endpoint{{l.A, l.B}, {l.B, l.A}} {
+		self, peer := p[0], p[1]
+		mac := peer.MAC(t)
+		for _, a := range peer.Addrs(t) {
+			self.NS.MustRun("ip", "neigh", "replace", a.String(), "lladdr", mac, "dev", self.Dev, "nud", "permanent")
+		}
+	}
+}

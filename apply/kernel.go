@@ -1,0 +1,166 @@
+package apply
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// setInfo is what "ipset list -t" says about one set.
+type setInfo struct {
+	Type    string // hash:ip
+	Family  string // inet, inet6
+	InitVal string // changes when a swap moves another set under the name
+	Entries int
+}
+
+// listSets reads the headers of every ipset in the kernel: one cheap call
+// that does not list members.
+func listSets(ctx context.Context, r Runner) (map[string]setInfo, error) {
+	out, err := r.Run(ctx, nil, "ipset", "list", "-t")
+	if err != nil {
+		return nil, err
+	}
+	return parseSetHeaders(out), nil
+}
+
+func parseSetHeaders(out []byte) map[string]setInfo {
+	sets := map[string]setInfo{}
+	var name string
+	var cur setInfo
+	flush := func() {
+		if name != "" {
+			sets[name] = cur
+		}
+		name, cur = "", setInfo{}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		switch key {
+		case "Name":
+			flush()
+			name = val
+		case "Type":
+			cur.Type = val
+		case "Header":
+			f := strings.Fields(val)
+			for i := 0; i+1 < len(f); i++ {
+				switch f[i] {
+				case "family":
+					cur.Family = f[i+1]
+				case "initval":
+					cur.InitVal = f[i+1]
+				}
+			}
+		case "Number of entries":
+			cur.Entries, _ = strconv.Atoi(val)
+		}
+	}
+	flush()
+	return sets
+}
+
+// saveMembers reads the members of every set whose name starts with prefix
+// ("ipset save" lists all sets; the caller needs only reyes').
+func saveMembers(ctx context.Context, r Runner, prefix string) (map[string][]netip.Addr, error) {
+	out, err := r.Run(ctx, nil, "ipset", "save")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]netip.Addr{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || !strings.HasPrefix(f[1], prefix) {
+			continue
+		}
+		switch f[0] {
+		case "create":
+			if _, ok := m[f[1]]; !ok {
+				m[f[1]] = nil
+			}
+		case "add":
+			a, err := netip.ParseAddr(f[2])
+			if err != nil {
+				continue // not a hash:ip member; the set will not compare equal
+			}
+			m[f[1]] = append(m[f[1]], a)
+		}
+	}
+	return m, sc.Err()
+}
+
+// listRules runs "iptables -S chain [n]" and returns the rule lines.
+func listRules(ctx context.Context, r Runner, ipt, chain string, n int) ([]string, error) {
+	args := []string{"--wait", "-t", "filter", "-S"}
+	if chain != "" {
+		args = append(args, chain)
+		if n > 0 {
+			args = append(args, strconv.Itoa(n))
+		}
+	}
+	out, err := r.Run(ctx, nil, ipt, args...)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
+
+var planHashRE = regexp.MustCompile(`reyes plan=([0-9A-Za-z]+)`)
+
+// kernelPlanHash extracts the plan hash from the first rule of REYES-INPUT.
+func kernelPlanHash(lines []string) string {
+	for _, l := range lines {
+		if m := planHashRE.FindStringSubmatch(l); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// errLineRE finds the failing line in messages of iptables-restore
+// ("Error occurred at line: 5", "line 5 failed") and ipset restore
+// ("Error in line 3:").
+var errLineRE = regexp.MustCompile(`(?:Error occurred at line: |line |Error in line )(\d+)`)
+
+// failedLine returns the 1-based line number a restore error names, or 0.
+func failedLine(msg string) int {
+	m := errLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// lineOf returns line n (1-based) of text, or "".
+func lineOf(text []byte, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	for i := 1; len(text) > 0; i++ {
+		line, rest, _ := bytes.Cut(text, []byte("\n"))
+		if i == n {
+			return string(line)
+		}
+		text = rest
+	}
+	return ""
+}
