@@ -103,8 +103,7 @@ func readDir(ctx context.Context, dir string) (*Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &dirReader{ctx: ctx, root: dir}
-	inv := &Inventory{}
+	var names []string
 	for _, e := range entries { // os.ReadDir sorts by name
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
@@ -120,9 +119,14 @@ func readDir(ctx context.Context, dir string) (*Inventory, error) {
 		if err := checkRegion(name); err != nil {
 			return nil, fieldError(name+"/", "", err)
 		}
-		if len(inv.Regions) == MaxRegions {
+		if len(names) == MaxRegions {
 			return nil, fieldError(name+"/", "", fmt.Errorf("more than %d region directories", MaxRegions))
 		}
+		names = append(names, name)
+	}
+	r := &dirReader{ctx: ctx, root: dir}
+	inv := &Inventory{}
+	for _, name := range names {
 		reg, err := r.region(name)
 		if err != nil {
 			return nil, err
