@@ -184,6 +184,16 @@ func (r *renderer) render() (*FamilyPlan, error) {
 		Rule{Match: anyMatch(func(m *Match) { m.Established = true }), Action: r.allow(), Allow: true},
 		Rule{Match: anyMatch(func(m *Match) { m.InIface = "lo" }), Action: r.allow(), Allow: true, Comment: "loopback"},
 	)
+	if r.fam == IPv6 {
+		// Neighbour discovery is link-local plumbing that no security group
+		// governs; dropping it would cut the host off its own link.
+		for _, typ := range []int{133, 134, 135, 136} {
+			input.Rules = append(input.Rules, Rule{
+				Match:  anyMatch(func(m *Match) { m.Protocol = 58; m.ICMPType = typ }),
+				Action: r.allow(), Allow: true, Comment: "neighbour discovery",
+			})
+		}
+	}
 	for _, f := range r.opts.FailSafe {
 		if f.Source.IsValid() && r.inFamily(f.Source.Addr()) != true {
 			continue

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -34,8 +33,9 @@ const (
 	LogDropPrefix   = "reyes drop: "
 )
 
-// logLimit is the rate limit of LOG rules, as the seed baseline uses.
-var logLimit = []string{"-m", "limit", "--limit", "60/min", "--limit-burst", "100"}
+// logLimit is the rate limit of LOG rules: the seed baseline's 60/min, as
+// iptables-save prints it.
+var logLimit = []string{"-m", "limit", "--limit", "1/sec", "--limit-burst", "100"}
 
 // String returns "inet" or "inet6", as ipset names families.
 func (f Family) String() string {
@@ -179,7 +179,7 @@ func (r Rule) Args(fam Family) []string {
 		a = append(a, "-s", m.Src.String())
 	}
 	if m.Dst.IsValid() {
-		a = append(a, "-d", prefixOrAddr(m.Dst))
+		a = append(a, "-d", m.Dst.String())
 	}
 	if m.Protocol >= 0 {
 		a = append(a, "-p", protoName(m.Protocol, fam))
@@ -232,13 +232,6 @@ func (r Rule) Args(fam Family) []string {
 // String renders the rule as it appears after "-A CHAIN" in restore text.
 func (r Rule) String(fam Family) string { return strings.Join(r.Args(fam), " ") }
 
-func prefixOrAddr(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
-}
-
 func icmpSpec(typ, code int) string {
 	if code < 0 {
 		return strconv.Itoa(typ)
@@ -260,13 +253,26 @@ func protoName(p int, fam Family) string {
 			return "ipv6-icmp"
 		}
 		return "58"
+	case 50:
+		return "esp"
+	case 51:
+		return "ah"
+	case 132:
+		return "sctp"
 	}
 	return strconv.Itoa(p)
 }
 
-// quote wraps s in double quotes for iptables-restore. s must already be
-// sanitised (see Sanitize): it holds no quote, backslash or control byte.
-func quote(s string) string { return `"` + s + `"` }
+// quote wraps s in double quotes for iptables-restore when it holds a
+// space, as iptables-save does, so that saved rules read back identically.
+// s must already be sanitised (see Sanitize): it holds no quote, backslash
+// or control byte.
+func quote(s string) string {
+	if s == "" || strings.ContainsRune(s, ' ') {
+		return `"` + s + `"`
+	}
+	return s
+}
 
 // Sanitize makes text from AWS (group names, descriptions) safe for a
 // comment: only printable ASCII other than quotes and backslash survives;

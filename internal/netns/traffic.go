@@ -98,36 +98,39 @@ func (n *NS) TCP(src netip.Addr, dst netip.AddrPort, timeout time.Duration) erro
 }
 
 // UDP sends a datagram from this namespace to dst (from src, or the
-// kernel's choice) and expects ServeUDP's echo within timeout.
+// kernel's choice) and expects ServeUDP's echo within timeout. The echo may
+// come from any address of the server: an unbound server answers from the
+// address its route prefers, not necessarily dst.
 func (n *NS) UDP(src netip.Addr, dst netip.AddrPort, timeout time.Duration) error {
-	var c net.Conn
+	var pc net.PacketConn
 	err := n.Do(func() error {
-		d := net.Dialer{Timeout: timeout}
+		laddr := ":0"
 		if src.IsValid() {
-			d.LocalAddr = &net.UDPAddr{IP: src.AsSlice()}
+			laddr = netip.AddrPortFrom(src, 0).String()
 		}
 		var err error
-		c, err = d.Dial("udp", dst.String())
+		pc, err = net.ListenPacket("udp", laddr)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("udp %v -> %v: %w", src, dst, err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(timeout))
 	msg := []byte("reyes-probe")
-	if _, err := c.Write(msg); err != nil {
+	if _, err := pc.WriteTo(msg, net.UDPAddrFromAddrPort(dst)); err != nil {
 		return fmt.Errorf("udp %v -> %v: %w", src, dst, err)
 	}
 	buf := make([]byte, 64)
-	k, err := c.Read(buf)
-	if err != nil {
-		return fmt.Errorf("udp %v -> %v: waiting for echo: %w", src, dst, err)
+	for {
+		k, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			return fmt.Errorf("udp %v -> %v: waiting for echo: %w", src, dst, err)
+		}
+		if bytes.Equal(buf[:k], msg) {
+			return nil
+		}
 	}
-	if !bytes.Equal(buf[:k], msg) {
-		return fmt.Errorf("udp %v -> %v: unexpected echo %q", src, dst, buf[:k])
-	}
-	return nil
 }
 
 // Ping sends one ICMP (or ICMPv6) echo request from this namespace to dst
