@@ -364,6 +364,7 @@ type familyApply struct {
 	oldChains  []string // reyes chains in the kernel not in the plan
 	jumpFix    []string // restore lines that repair the INPUT jump
 	rulesOK    bool
+	tmpsDone   bool // the temporary sets were destroyed with the swap
 }
 
 func (a *familyApply) fail(step Step, err error, text []byte) error {
@@ -692,13 +693,30 @@ func (a *familyApply) swap(ctx context.Context) error {
 			fmt.Fprintf(&b, "rename %s %s\n", c.tmp, c.set.Name)
 		}
 	}
+	// When no rules load after the swap, nothing can need a rollback: the
+	// temporary sets (old members) go in the same call, after all swaps.
+	a.tmpsDone = a.rulesOK && len(a.jumpFix) == 0
+	if a.tmpsDone {
+		for _, c := range a.changed {
+			if c.exists {
+				fmt.Fprintf(&b, "destroy %s\n", c.tmp)
+			}
+		}
+	}
 	text := b.Bytes()
 	if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
-		e := a.fail(StepSwap, err, text)
-		if rbErr := a.rollback(ctx); rbErr != nil {
-			return errors.Join(e, a.fail(StepRollback, rbErr, nil))
+		if a.tmpsDone && failedLine(err.Error()) > len(a.changed) {
+			// Every swap went through; only a destroy failed.
+			a.log.Warn("destroying temporary sets", "err", err)
+			a.tmpsDone = false
+		} else {
+			a.tmpsDone = false
+			e := a.fail(StepSwap, err, text)
+			if rbErr := a.rollback(ctx); rbErr != nil {
+				return errors.Join(e, a.fail(StepRollback, rbErr, nil))
+			}
+			return e
 		}
-		return e
 	}
 	for _, c := range a.changed {
 		if c.exists {
@@ -788,7 +806,7 @@ func (a *familyApply) rules(ctx context.Context) error {
 func (a *familyApply) cleanup(ctx context.Context) {
 	var names []string
 	for _, c := range a.changed {
-		if c.exists {
+		if c.exists && !a.tmpsDone {
 			names = append(names, c.tmp)
 		}
 	}
