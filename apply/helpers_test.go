@@ -214,6 +214,10 @@ func (e *env) ipt(fam render.Family, args ...string) string {
 	return e.host.MustRun(append([]string{bin, "--wait"}, args...)...)
 }
 
+var initvalRE = regexp.MustCompile(` initval 0x[0-9a-f]+`)
+
+var countersRE = regexp.MustCompile(`\[\d+:\d+\]`)
+
 var saveNoise = regexp.MustCompile(`(?m)^#.*\n`)
 
 // snapshot is iptables-save of both families (no counters, no comments
@@ -223,9 +227,12 @@ func (e *env) snapshot() string {
 	var b strings.Builder
 	for _, bin := range []string{"iptables-" + string(e.backend) + "-save", "ip6tables-" + string(e.backend) + "-save"} {
 		out := e.host.MustRun(bin)
-		b.WriteString(saveNoise.ReplaceAllString(out, ""))
+		out = saveNoise.ReplaceAllString(out, "")
+		b.WriteString(countersRE.ReplaceAllString(out, "[0:0]"))
 	}
-	b.WriteString(e.host.MustRun("ipset", "save"))
+	// initval is random per set; a swap moves it, so only compare it
+	// within one namespace (idempotence also checks for restore calls).
+	b.WriteString(initvalRE.ReplaceAllString(e.host.MustRun("ipset", "save"), ""))
 	return b.String()
 }
 
