@@ -154,7 +154,7 @@ func (fp *FamilyPlan) Decide(pkt Packet) (Verdict, error) {
 				if r.Allow {
 					out = Allowed
 				}
-				return fp.verdict(v, fp.endOfInput(out), decider, dChain, dIndex), nil
+				return fp.verdict(v, out, decider, dChain, dIndex), nil
 			}
 			top := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
@@ -171,12 +171,8 @@ func (fp *FamilyPlan) Decide(pkt Packet) (Verdict, error) {
 			v.Path = append(v.Path, cur.Name)
 		}
 	}
-	return fp.verdict(v, fp.endOfInput(Pass), nil, "", 0), nil
+	return fp.verdict(v, Pass, nil, "", 0), nil
 }
-
-// endOfInput is the outcome of a packet that returns to INPUT. In
-// exclusive mode INPUT's policy is ACCEPT and no other rule follows.
-func (fp *FamilyPlan) endOfInput(o Outcome) Outcome { return o }
 
 func (fp *FamilyPlan) verdict(v Verdict, o Outcome, r *Rule, chain string, idx int) Verdict {
 	v.Action = o

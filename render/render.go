@@ -195,7 +195,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 		}
 	}
 	for _, f := range r.opts.FailSafe {
-		if f.Source.IsValid() && r.inFamily(f.Source.Addr()) != true {
+		if f.Source.IsValid() && !r.inFamily(f.Source.Addr()) {
 			continue
 		}
 		m := anyMatch(func(m *Match) { m.Src = f.Source; m.Protocol = f.Protocol })
@@ -242,7 +242,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 		for _, n := range r.host.Interfaces {
 			groups = append(groups, n.Groups...)
 		}
-		rules, err := r.groupRules(groups, netip.Prefix{})
+		rules, err := r.groupRules(groups)
 		if err != nil {
 			return nil, err
 		}
@@ -272,7 +272,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 					Comment: n.ID,
 				})
 			}
-			rules, err := r.groupRules(n.Groups, netip.Prefix{})
+			rules, err := r.groupRules(n.Groups)
 			if err != nil {
 				return nil, err
 			}
@@ -339,7 +339,7 @@ func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
 
 // groupRules renders the rules of the given groups (sorted, deduplicated)
 // for this family.
-func (r *renderer) groupRules(groups []string, _ netip.Prefix) ([]Rule, error) {
+func (r *renderer) groupRules(groups []string) ([]Rule, error) {
 	groups = slices.Clone(groups)
 	slices.Sort(groups)
 	groups = slices.Compact(groups)
