@@ -40,6 +40,10 @@ func Encode(rs *Ruleset) ([]byte, error) {
 	if err := enc.Encode(rs); err != nil {
 		return nil, fmt.Errorf("encoding ruleset: %w", err)
 	}
+	if int64(b.Len()) > DefaultLimits.MaxBytes {
+		// Decode would refuse it.
+		return nil, fmt.Errorf("encoding ruleset: %d bytes: %w (limit %d)", b.Len(), ErrTooLarge, DefaultLimits.MaxBytes)
+	}
 	return b.Bytes(), nil
 }
 
@@ -75,12 +79,16 @@ func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	rs := new(Ruleset)
-	if err := dec.Decode(rs); err != nil {
+	var w wireRuleset
+	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("decoding ruleset: %w: trailing data after the ruleset", ErrMalformed)
+	}
+	rs, err := w.ruleset()
+	if err != nil {
+		return nil, fmt.Errorf("decoding ruleset: %w", err)
 	}
 	if err := rs.ValidateLimits(lim); err != nil {
 		return nil, fmt.Errorf("decoding ruleset: %w", err)
@@ -122,8 +130,8 @@ func checkKeys(data []byte) error {
 				continue
 			}
 			k, _ := tok.(string)
-			if k != strings.ToLower(k) {
-				return fmt.Errorf("key %q is not lower case", k)
+			if !plainKey(k) {
+				return fmt.Errorf("key %q is not lower case ASCII", k)
 			}
 			if _, dup := top.seen[k]; dup {
 				return fmt.Errorf("duplicate key %q", k)
@@ -148,6 +156,19 @@ func checkKeys(data []byte) error {
 	}
 }
 
+// plainKey reports whether k is made of a-z, 0-9 and '_' only. Every key of
+// the format is; anything else could still match a field, because
+// encoding/json folds case (also "ſ" to "s" and "K" to "k").
+func plainKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
 // Canonicalize sorts every list of the ruleset and removes duplicate
 // addresses, group references and sources, so that a hand-built ruleset
 // validates and encodes canonically. Build and Decode return canonical
@@ -156,6 +177,7 @@ func (rs *Ruleset) Canonicalize() {
 	slices.SortFunc(rs.VPCs, func(a, b VPC) int { return strings.Compare(a.ID, b.ID) })
 	for i := range rs.VPCs {
 		sortPrefixes(&rs.VPCs[i].CIDRs)
+		rs.VPCs[i].CIDRs = nonNil(rs.VPCs[i].CIDRs)
 	}
 	slices.SortFunc(rs.Groups, func(a, b Group) int { return strings.Compare(a.ID, b.ID) })
 	for i := range rs.Groups {
@@ -165,10 +187,22 @@ func (rs *Ruleset) Canonicalize() {
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
 		sortAddrs(n.Addrs)
-		n.Addrs = slices.Compact(n.Addrs)
+		n.Addrs = nonNil(slices.Compact(n.Addrs))
 		slices.Sort(n.Groups)
-		n.Groups = slices.Compact(n.Groups)
+		n.Groups = nonNil(slices.Compact(n.Groups))
 	}
+	// Lists without omitempty encode as [] in canonical form, never null.
+	rs.VPCs = nonNil(rs.VPCs)
+	rs.Groups = nonNil(rs.Groups)
+	rs.Interfaces = nonNil(rs.Interfaces)
+}
+
+// nonNil returns s, or an empty slice if s is nil.
+func nonNil[S ~[]E, E any](s S) S {
+	if s == nil {
+		return S{}
+	}
+	return s
 }
 
 func sortPrefixes(ps *[]netip.Prefix) {
@@ -218,15 +252,7 @@ func canonicalRules(rules []Rule) []Rule {
 		}
 		out = append(out, *r)
 	}
-	slices.SortFunc(out, func(a, b Rule) int {
-		if a.Protocol != b.Protocol {
-			return a.Protocol - b.Protocol
-		}
-		if a.FromPort != b.FromPort {
-			return a.FromPort - b.FromPort
-		}
-		return a.ToPort - b.ToPort
-	})
+	slices.SortFunc(out, compareRuleKey)
 	if out == nil {
 		out = []Rule{}
 	}

@@ -156,8 +156,12 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 			return invalid(f+".cidrs", "%d CIDRs exceed the limit of %d", len(v.CIDRs), lim.MaxCIDRsPerVPC)
 		}
 		for j, p := range v.CIDRs {
-			if err := checkPrefix(fmt.Sprintf("%s.cidrs[%d]", f, j), p, 0); err != nil {
+			cf := fmt.Sprintf("%s.cidrs[%d]", f, j)
+			if err := checkPrefix(cf, p, 0); err != nil {
 				return err
+			}
+			if j > 0 && !prefixLess(v.CIDRs[j-1], p) {
+				return invalid(cf, "%s is out of order or listed twice", p)
 			}
 		}
 	}
@@ -205,6 +209,9 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 			}
 			if err := r.validate(rf); err != nil {
 				return err
+			}
+			if j > 0 && compareRuleKey(g.Rules[j-1], r) >= 0 {
+				return invalid(rf, "out of order, or a second rule for the same protocol and ports (not canonical)")
 			}
 		}
 	}
@@ -384,6 +391,17 @@ func checkAddr(f string, a netip.Addr) error {
 		return invalid(f, "%s cannot be an interface address", a)
 	}
 	return nil
+}
+
+// compareRuleKey orders rules by protocol, then from, then to.
+func compareRuleKey(a, b Rule) int {
+	if a.Protocol != b.Protocol {
+		return a.Protocol - b.Protocol
+	}
+	if a.FromPort != b.FromPort {
+		return a.FromPort - b.FromPort
+	}
+	return a.ToPort - b.ToPort
 }
 
 // prefixLess orders prefixes by address, then length (IPv4 first).
