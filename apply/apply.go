@@ -283,17 +283,21 @@ func checkPlan(fp *render.FamilyPlan, failSafe []render.FailSafe) error {
 			return fmt.Errorf("%w: chain name %q", ErrPlan, c.Name)
 		}
 	}
-	if fp.Table == render.TableShared {
-		// In shared mode nothing may touch chains that are not reyes'.
-		for i, l := range strings.Split(string(fp.IptablesRestore()), "\n") {
-			ok := l == "" || l == "*filter" || l == "COMMIT" || strings.HasPrefix(l, "#") ||
-				strings.HasPrefix(l, ":"+render.ChainPrefix) || strings.HasPrefix(l, "-A "+render.ChainPrefix)
-			if !ok {
-				return fmt.Errorf("%w: shared-mode line %d touches a chain reyes does not own: %q", ErrPlan, i+1, l)
-			}
+	return checkFailSafe(fp, failSafe)
+}
+
+// checkSharedText makes sure a shared-mode restore text touches nothing
+// but reyes' chains. It runs on the text about to be loaded, so only when
+// rules change.
+func checkSharedText(text []byte) error {
+	for i, l := range strings.Split(string(text), "\n") {
+		ok := l == "" || l == "*filter" || l == "COMMIT" || strings.HasPrefix(l, "#") ||
+			strings.HasPrefix(l, ":"+render.ChainPrefix) || strings.HasPrefix(l, "-A "+render.ChainPrefix)
+		if !ok {
+			return fmt.Errorf("%w: shared-mode line %d touches a chain reyes does not own: %q", ErrPlan, i+1, l)
 		}
 	}
-	return checkFailSafe(fp, failSafe)
+	return nil
 }
 
 // checkFailSafe checks that each fail-safe of the plan's family is allowed
@@ -495,6 +499,7 @@ func (a *familyApply) read(ctx context.Context) error {
 	if err != nil {
 		a.log.Debug("reading plan hash", "err", err)
 	}
+	haveInput := err == nil
 	a.rulesOK = err == nil && kernelPlanHash(rules) == planHash(fp)
 	input, err := listRules(ctx, a.r, a.t.iptables, "INPUT", 0)
 	if err != nil {
@@ -518,8 +523,10 @@ func (a *familyApply) read(ctx context.Context) error {
 		return nil
 	}
 	a.jumpFix = jumpFix(input)
-	if !a.rulesOK {
+	if !a.rulesOK && (haveInput || a.st != nil) {
 		// Chains no longer in the plan are deleted in the same restore.
+		// Without REYES-INPUT and state this is a first run: chains left
+		// over without it are unreachable, and Remove takes them out.
 		old, err := a.kernelChains(ctx)
 		if err != nil {
 			return err
@@ -774,7 +781,11 @@ func (a *familyApply) rules(ctx context.Context) error {
 		if a.rulesOK {
 			b.WriteString("*filter\n")
 		} else {
-			b.Write(bytes.TrimSuffix(a.fp.IptablesRestore(), []byte("COMMIT\n")))
+			planText := a.fp.IptablesRestore()
+			if err := checkSharedText(planText); err != nil {
+				return a.fail(StepCheck, err, nil)
+			}
+			b.Write(bytes.TrimSuffix(planText, []byte("COMMIT\n")))
 			for _, c := range a.oldChains {
 				fmt.Fprintf(&b, ":%s - [0:0]\n", c)
 			}
