@@ -1,0 +1,131 @@
+package reyes
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/reyes-fw/reyes/ruleset"
+)
+
+var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func header(serial uint64, generated time.Time, ttl time.Duration) ruleset.Header {
+	return ruleset.Header{
+		Format: ruleset.Format, Type: ruleset.Type, Scope: "prod",
+		Serial: serial, GeneratedAt: generated, NotAfter: generated.Add(ttl),
+	}
+}
+
+// followerStep is what a follower does with a verified payload: load the
+// state, check, and save only an accepted change.
+func followerStep(dir string, p FreshnessPolicy, h ruleset.Header, d Digest, now time.Time) (bool, error) {
+	last, err := LoadState(dir)
+	if err != nil {
+		return false, err
+	}
+	changed, err := p.Check(h, d, now, last)
+	if err != nil || !changed {
+		return changed, err
+	}
+	return true, SaveState(dir, NewState(h, d, `"etag"`, now))
+}
+
+func TestFreshness(t *testing.T) {
+	policy := FreshnessPolicy{Scope: "prod"}
+	lastDigest := SumPayload([]byte("serial 10"))
+	otherDigest := SumPayload([]byte("something else"))
+	mod := func(f func(*ruleset.Header)) ruleset.Header {
+		h := header(11, t0, time.Hour)
+		f(&h)
+		return h
+	}
+	tests := []struct {
+		name    string
+		policy  FreshnessPolicy
+		h       ruleset.Header
+		digest  Digest
+		now     time.Time
+		changed bool
+		want    error
+	}{
+		{"newer serial", policy, header(11, t0, time.Hour), otherDigest, t0, true, nil},
+		{"identical again", policy, header(10, t0.Add(-time.Minute), time.Hour), lastDigest, t0, false, nil},
+		{"any positive ttl", policy, header(11, t0, time.Second), otherDigest, t0, true, nil},
+		{"at not_after", policy, header(11, t0, time.Hour), otherDigest, t0.Add(time.Hour), true, nil},
+		{"within skew", policy, header(11, t0.Add(4*time.Minute), time.Hour), otherDigest, t0, true, nil},
+		{"validity at the cap", policy, header(11, t0, 24*time.Hour), otherDigest, t0, true, nil},
+		{"custom cap", FreshnessPolicy{Scope: "prod", MaxValidity: 2 * time.Hour}, header(11, t0, 2*time.Hour), otherDigest, t0, true, nil},
+
+		{"expired", policy, header(11, t0, time.Hour), otherDigest, t0.Add(time.Hour + time.Second), false, ErrExpired},
+		{"identical but expired", policy, header(10, t0.Add(-time.Minute), time.Hour), lastDigest, t0.Add(2 * time.Hour), false, ErrExpired},
+		{"from the future", policy, header(11, t0.Add(6*time.Minute), time.Hour), otherDigest, t0, false, ErrNotYetValid},
+		{"custom skew", FreshnessPolicy{Scope: "prod", MaxSkew: time.Second}, header(11, t0.Add(2*time.Second), time.Hour), otherDigest, t0, false, ErrNotYetValid},
+		{"validity too long", policy, header(11, t0, 24*time.Hour+time.Second), otherDigest, t0, false, ErrValidityTooLong},
+		{"custom cap exceeded", FreshnessPolicy{Scope: "prod", MaxValidity: time.Hour}, header(11, t0, 2*time.Hour), otherDigest, t0, false, ErrValidityTooLong},
+		{"wrong scope", policy, mod(func(h *ruleset.Header) { h.Scope = "staging" }), otherDigest, t0, false, ErrWrongScope},
+		{"no scope configured", FreshnessPolicy{}, header(11, t0, time.Hour), otherDigest, t0, false, ErrWrongScope},
+		{"older serial", policy, header(9, t0, time.Hour), otherDigest, t0, false, ErrRollback},
+		{"same serial other content", policy, header(10, t0, time.Hour), otherDigest, t0, false, ErrRollback},
+		{"wrong format", policy, mod(func(h *ruleset.Header) { h.Format = "reyes.ruleset/v0" }), otherDigest, t0, false, ErrBadHeader},
+		{"wrong type", policy, mod(func(h *ruleset.Header) { h.Type = "inventory" }), otherDigest, t0, false, ErrBadHeader},
+		{"no generated_at", policy, mod(func(h *ruleset.Header) { h.GeneratedAt = time.Time{} }), otherDigest, t0, false, ErrBadHeader},
+		{"not_after before generated_at", policy, header(11, t0, -time.Minute), otherDigest, t0, false, ErrBadHeader},
+		{"zero ttl", policy, header(11, t0, 0), otherDigest, t0, false, ErrBadHeader},
+	}
+	sentinels := []error{ErrBadHeader, ErrWrongScope, ErrExpired, ErrNotYetValid, ErrValidityTooLong, ErrRollback}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			last := NewState(header(10, t0.Add(-time.Minute), time.Hour), lastDigest, `"e1"`, t0.Add(-time.Minute))
+			if err := SaveState(dir, last); err != nil {
+				t.Fatal(err)
+			}
+			before, err := os.ReadFile(filepath.Join(dir, StateFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed, err := followerStep(dir, tt.policy, tt.h, tt.digest, tt.now)
+			if changed != tt.changed {
+				t.Errorf("changed = %v, want %v", changed, tt.changed)
+			}
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			for _, s := range sentinels {
+				if err != nil && errors.Is(err, s) && s != tt.want {
+					t.Errorf("err %v also matches %v", err, s)
+				}
+			}
+			after, _ := os.ReadFile(filepath.Join(dir, StateFile))
+			if !tt.changed && !bytes.Equal(before, after) {
+				t.Errorf("state changed although nothing was accepted:\nbefore %s\nafter  %s", before, after)
+			}
+			if tt.changed {
+				st, err := LoadState(dir)
+				if err != nil || st.Serial != tt.h.Serial || st.Digest != tt.digest {
+					t.Errorf("state after accept: %+v, %v", st, err)
+				}
+			}
+		})
+	}
+}
+
+func TestFreshnessFirstAndRescoped(t *testing.T) {
+	h := header(1, t0, time.Hour)
+	d := SumPayload([]byte("x"))
+	for name, last := range map[string]State{
+		"nothing accepted yet":   {},
+		"last was another scope": NewState(ruleset.Header{Scope: "old", Serial: 99}, d, "", t0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			changed, err := FreshnessPolicy{Scope: "prod"}.Check(h, d, t0, last)
+			if err != nil || !changed {
+				t.Fatalf("Check = %v, %v; want true, nil", changed, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,133 @@
+package reyes
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// FileStore keeps the object in a local file, for tests, single hosts, or
+// distribution by other means (rsync, configuration management). It is safe
+// for concurrent use, also by several processes.
+type FileStore struct {
+	path    string
+	maxSize int64
+}
+
+// NewFileStore returns the store for the file at path. Only MaxSize of opts
+// applies.
+func NewFileStore(path string, opts StoreOptions) *FileStore {
+	return &FileStore{path: path, maxSize: opts.maxSize()}
+}
+
+// String returns the file's path.
+func (s *FileStore) String() string { return s.path }
+
+// Get reads the file. Its ETag comes from the file's inode, size and
+// modification time, so an unchanged file costs an open and a stat, no read;
+// since Put replaces the file by rename, every Put changes the inode.
+func (s *FileStore) Get(ctx context.Context, ifNoneMatch string) ([]byte, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", s.path, err)
+	}
+	f, err := os.Open(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("reading %s: %w", s.path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("reading: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, "", fmt.Errorf("reading: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("reading %s: not a regular file", s.path)
+	}
+	etag := fileETag(fi)
+	if ifNoneMatch != "" && etag == ifNoneMatch {
+		return nil, "", fmt.Errorf("reading %s: %w", s.path, ErrNotModified)
+	}
+	if fi.Size() > s.maxSize {
+		return nil, "", fmt.Errorf("reading %s: %w: %d bytes (cap %d)", s.path, ErrTooLarge, fi.Size(), s.maxSize)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(fi.Size()) + 1)
+	if _, err := buf.ReadFrom(io.LimitReader(f, s.maxSize+1)); err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", s.path, err)
+	}
+	if int64(buf.Len()) > s.maxSize {
+		return nil, "", fmt.Errorf("reading %s: %w: more than %d bytes", s.path, ErrTooLarge, s.maxSize)
+	}
+	return buf.Bytes(), etag, nil
+}
+
+// Put replaces the file atomically.
+func (s *FileStore) Put(ctx context.Context, body []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("writing %s: %w", s.path, err)
+	}
+	if int64(len(body)) > s.maxSize {
+		return fmt.Errorf("writing %s: %w: %d bytes (cap %d)", s.path, ErrTooLarge, len(body), s.maxSize)
+	}
+	return writeFileAtomic(s.path, body, 0o644)
+}
+
+// fileETag derives an entity tag from what stat says.
+func fileETag(fi fs.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf(`"%x-%x-%x-%x"`, st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return fmt.Sprintf(`"%x-%x"`, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// writeFileAtomic writes data to path so that readers see the old content or
+// the new, never a part: a temporary file in the same directory, fsync,
+// rename, fsync of the directory.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory of %s: %w", path, err)
+	}
+	defer d.Close()
+	if err = d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory of %s: %w", path, err)
+	}
+	return nil
+}
