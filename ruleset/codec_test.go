@@ -54,7 +54,9 @@ func TestRoundTrip(t *testing.T) {
 		rs   func(t *testing.T) *Ruleset
 	}{
 		{"hand-built", func(*testing.T) *Ruleset { return validRuleset() }},
-		{"sample", func(t *testing.T) *Ruleset { return mustBuild(t, sampleInventory(t), BuildOptions{Exclude: []string{"vpn"}}) }},
+		{"sample", func(t *testing.T) *Ruleset {
+			return mustBuild(t, sampleInventory(t), BuildOptions{Exclude: []string{"vpn"}})
+		}},
 		{"synth small", func(t *testing.T) *Ruleset { return mustBuild(t, synth.Generate(synth.Small()), BuildOptions{}) }},
 		{"empty", func(t *testing.T) *Ruleset { return mustBuild(t, &sgsource.Inventory{}, BuildOptions{}) }},
 	}
@@ -195,7 +197,9 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		// Unknown fields at each level.
 		{name: "unknown top-level field", data: func(t *testing.T) []byte { return edit(t, `"serial":7,`, `"serial":7,"signature":"x",`) }, want: ErrMalformed, message: `"signature"`},
-		{name: "unknown vpc field", data: func(t *testing.T) []byte { return edit(t, `"id":"vpc-00000002",`, `"id":"vpc-00000002","state":"available",`) }, want: ErrMalformed, message: `"state"`},
+		{name: "unknown vpc field", data: func(t *testing.T) []byte {
+			return edit(t, `"id":"vpc-00000002",`, `"id":"vpc-00000002","state":"available",`)
+		}, want: ErrMalformed, message: `"state"`},
 		{name: "unknown group field", data: func(t *testing.T) []byte { return edit(t, `"name":"db",`, `"name":"db","description":"x",`) }, want: ErrMalformed, message: `"description"`},
 		{name: "unknown rule field", data: func(t *testing.T) []byte { return edit(t, `"proto":58,`, `"proto":58,"egress":true,`) }, want: ErrMalformed, message: `"egress"`},
 		{name: "unknown interface field", data: func(t *testing.T) []byte { return edit(t, `"id":"eni-00000002",`, `"id":"eni-00000002","mac":"x",`) }, want: ErrMalformed, message: `"mac"`},
@@ -235,7 +239,9 @@ func TestDecodeRejects(t *testing.T) {
 		}, want: ErrMalformed, message: "interfaces"},
 		{name: "cidr as number", data: func(t *testing.T) []byte { return edit(t, `"fd00::/8"`, `5`) }, want: ErrMalformed, message: "cidrs"},
 		{name: "excluded as string", data: func(t *testing.T) []byte { return edit(t, `"excluded":true`, `"excluded":"true"`) }, want: ErrMalformed, message: "excluded"},
-		{name: "time as number", data: func(t *testing.T) []byte { return edit(t, `"not_after":"2025-03-01T13:00:00Z"`, `"not_after":1740834000`) }, want: ErrMalformed, message: "not_after"},
+		{name: "time as number", data: func(t *testing.T) []byte {
+			return edit(t, `"not_after":"2025-03-01T13:00:00Z"`, `"not_after":1740834000`)
+		}, want: ErrMalformed, message: "not_after"},
 		{name: "top-level array", data: func(*testing.T) []byte { return []byte(`[` + validJSON + `]`) }, want: ErrMalformed},
 		{name: "top-level string", data: func(*testing.T) []byte { return []byte(`"reyes.ruleset/v1"`) }, want: ErrMalformed},
 		{name: "format as number", data: func(t *testing.T) []byte { return edit(t, `"format":"reyes.ruleset/v1"`, `"format":1`) }, want: ErrMalformed},
@@ -277,7 +283,9 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "generated_at garbage", data: func(t *testing.T) []byte { return edit(t, `"2025-03-01T12:00:00Z"`, `"yesterday"`) }, want: ErrInvalid, field: "generated_at"},
 		{name: "not_after without zone", data: func(t *testing.T) []byte { return edit(t, `"2025-03-01T13:00:00Z"`, `"2025-03-01T13:00:00"`) }, want: ErrInvalid, field: "not_after"},
 		{name: "generated_at missing", data: func(t *testing.T) []byte { return edit(t, `"generated_at":"2025-03-01T12:00:00Z",`, ``) }, want: ErrInvalid, field: "generated_at"},
-		{name: "generated_at null", data: func(t *testing.T) []byte { return edit(t, `"generated_at":"2025-03-01T12:00:00Z"`, `"generated_at":null`) }, want: ErrInvalid, field: "generated_at"},
+		{name: "generated_at null", data: func(t *testing.T) []byte {
+			return edit(t, `"generated_at":"2025-03-01T12:00:00Z"`, `"generated_at":null`)
+		}, want: ErrInvalid, field: "generated_at"},
 		{name: "expired before generated", data: func(t *testing.T) []byte { return edit(t, `"2025-03-01T13:00:00Z"`, `"2025-03-01T11:00:00Z"`) }, want: ErrInvalid, field: "not_after"},
 		{name: "port out of range", data: func(t *testing.T) []byte { return edit(t, `"from":443,"to":443`, `"from":443,"to":70000`) }, want: ErrInvalid, field: "groups[0](sg-0000000a).rules[1].to"},
 		{name: "port range reversed", data: func(t *testing.T) []byte { return edit(t, `"from":5432,"to":5432`, `"from":5432,"to":5431`) }, want: ErrInvalid, field: "groups[1](sg-0000000b).rules[0].to"},
@@ -354,7 +362,9 @@ func TestDecodeAccepts(t *testing.T) {
 		{"vpc cidrs null", func(t *testing.T) []byte { return edit(t, `"cidrs":["10.1.0.0/16"]`, `"cidrs":null`) }, func(rs *Ruleset) { rs.VPCs[1].CIDRs = []netip.Prefix{} }},
 		{"rules null", func(t *testing.T) []byte { return edit(t, `"rules":[]`, `"rules":null`) }, nil},
 		{"rules missing", func(t *testing.T) []byte { return edit(t, `,"rules":[]`, ``) }, nil},
-		{"rule groups null", func(t *testing.T) []byte { return edit(t, `"cidrs":["fd00::/8"]`, `"cidrs":["fd00::/8"],"groups":null`) }, nil},
+		{"rule groups null", func(t *testing.T) []byte {
+			return edit(t, `"cidrs":["fd00::/8"]`, `"cidrs":["fd00::/8"],"groups":null`)
+		}, nil},
 		{"rule groups empty", func(t *testing.T) []byte { return edit(t, `"cidrs":["fd00::/8"]`, `"cidrs":["fd00::/8"],"groups":[]`) }, nil},
 		{"addrs null", func(t *testing.T) []byte { return edit(t, `"addrs":["10.1.0.5"]`, `"addrs":null`) }, func(rs *Ruleset) { rs.Interfaces[1].Addrs = []netip.Addr{} }},
 		{"interface groups null", func(t *testing.T) []byte { return edit(t, `"groups":["sg-0000000d"]`, `"groups":null`) }, func(rs *Ruleset) { rs.Interfaces[1].Groups = []string{} }},

@@ -60,8 +60,8 @@ func TestValidateRejects(t *testing.T) {
 		n0 = "interfaces[0](eni-00000001)"
 		v0 = "vpcs[0](vpc-00000001)"
 	)
-	r0 := g0 + ".rules[0]" // icmp 8/-1
-	r1 := g0 + ".rules[1]" // tcp 443
+	r0 := g0 + ".rules[0]"  // icmp 8/-1
+	r1 := g0 + ".rules[1]"  // tcp 443
 	rb1 := g1 + ".rules[1]" // icmpv6
 	tests := []struct {
 		name  string
