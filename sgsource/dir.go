@@ -1010,11 +1010,18 @@ type walker struct {
 	ctx   context.Context
 	dec   *json.Decoder
 	file  string
-	path  []string
+	path  []pathElem
 	depth int
 	steps int
 	// seen holds the keys read so far of the open object at each depth.
 	seen [maxDepth + 1][]string
+}
+
+// pathElem is one step of a field path: an object key, or an array index
+// when index >= 0.
+type pathElem struct {
+	key   string
+	index int
 }
 
 func newWalker(ctx context.Context, r io.Reader, file string) *walker {
@@ -1025,13 +1032,35 @@ func newWalker(ctx context.Context, r io.Reader, file string) *walker {
 
 func (w *walker) pathString() string {
 	var b strings.Builder
-	for i, p := range w.path {
-		if i > 0 && p[0] != '[' {
-			b.WriteByte('.')
+	for i, e := range w.path {
+		switch p := e.key; {
+		case e.index >= 0:
+			b.WriteString("[" + strconv.Itoa(e.index) + "]")
+		case plainKey(p):
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
+		default: // quoted, so that a hostile key cannot forge a path
+			b.WriteString("[" + strconv.Quote(clip(p)) + "]")
 		}
-		b.WriteString(p)
 	}
 	return b.String()
+}
+
+// plainKey reports whether a key is a name that can appear unquoted in a
+// field path: letters, digits and underscores, as all AWS field names are.
+func plainKey(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // fail reports err at the current path.
@@ -1127,7 +1156,7 @@ func (w *walker) object(fn func(key string) error) error {
 		}
 		for _, k := range seen {
 			if k == key {
-				w.path = append(w.path, key)
+				w.path = append(w.path, pathElem{key: key, index: -1})
 				return w.failf("duplicate key")
 			}
 		}
@@ -1136,7 +1165,7 @@ func (w *walker) object(fn func(key string) error) error {
 		}
 		seen = append(seen, key)
 		w.seen[w.depth] = seen
-		w.path = append(w.path, key)
+		w.path = append(w.path, pathElem{key: key, index: -1})
 		if err := fn(key); err != nil {
 			return err
 		}
@@ -1166,7 +1195,7 @@ func (w *walker) array(fn func(i int) error) error {
 		if i >= maxItems {
 			return w.failf("more than %d elements", maxItems)
 		}
-		w.path = append(w.path, "["+strconv.Itoa(i)+"]")
+		w.path = append(w.path, pathElem{index: i})
 		if err := fn(i); err != nil {
 			return err
 		}
@@ -1259,7 +1288,7 @@ func (w *walker) end() error {
 // missing reports a required field that an object lacks; the path is the
 // object's.
 func (w *walker) missing(field string) error {
-	w.path = append(w.path, field)
+	w.path = append(w.path, pathElem{key: field, index: -1})
 	err := w.failf("missing")
 	w.path = w.path[:len(w.path)-1]
 	return err
