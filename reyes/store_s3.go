@@ -14,7 +14,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 // S3Store keeps the object in S3 or an S3-compatible server. A PUT of one
@@ -130,17 +130,16 @@ func (s *S3Store) Put(ctx context.Context, body []byte) error {
 // classifyS3Error maps "not modified" and "no such key" to the store's
 // sentinels, keeping the SDK's error in the chain.
 func classifyS3Error(err error) error {
-	var nsk *types.NoSuchKey
-	var nsb *types.NoSuchBucket
+	var api smithy.APIError
 	var re *awshttp.ResponseError
 	switch {
-	case errors.As(err, &nsb):
+	case errors.As(err, &api) && api.ErrorCode() == "NoSuchBucket":
 		return fmt.Errorf("bucket does not exist: %w", err)
-	case errors.As(err, &nsk):
+	case errors.As(err, &api) && api.ErrorCode() == "NoSuchKey":
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	case errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotModified:
 		return fmt.Errorf("%w: %w", ErrNotModified, err)
-	case errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound:
+	case errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound && (api == nil || api.ErrorCode() == "NotFound"):
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	return err
