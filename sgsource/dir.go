@@ -149,21 +149,20 @@ type dirReader struct {
 
 func (r *dirReader) region(name string) (Region, error) {
 	reg := Region{Name: name}
-	var err error
-	if err = r.file(path.Join(name, FileVPCs), nil, func(rd io.Reader, file string) error {
+	if err := r.file(path.Join(name, FileVPCs), nil, func(rd io.Reader, file string) (err error) {
 		reg.VPCs, err = decodeVPCs(r.ctx, rd, file)
 		return err
 	}); err != nil {
 		return Region{}, err
 	}
 	sgFile := path.Join(name, FileSecurityGroups)
-	if err = r.file(sgFile, nil, func(rd io.Reader, file string) error {
+	if err := r.file(sgFile, nil, func(rd io.Reader, file string) (err error) {
 		reg.SecurityGroups, err = decodeSecurityGroups(r.ctx, rd, file)
 		return err
 	}); err != nil {
 		return Region{}, err
 	}
-	if err = r.file(path.Join(name, FileNetworkInterfaces), nil, func(rd io.Reader, file string) error {
+	if err := r.file(path.Join(name, FileNetworkInterfaces), nil, func(rd io.Reader, file string) (err error) {
 		reg.NetworkInterfaces, err = decodeNetworkInterfaces(r.ctx, rd, file)
 		return err
 	}); err != nil {
@@ -183,7 +182,7 @@ func (r *dirReader) region(name string) (Region, error) {
 		ref := refs[id]
 		plFile := path.Join(name, DirPrefixLists, id+".json")
 		pl := PrefixList{ID: id}
-		if err = r.file(plFile, &ref, func(rd io.Reader, file string) error {
+		if err := r.file(plFile, &ref, func(rd io.Reader, file string) (err error) {
 			pl.Entries, err = decodePrefixListEntries(r.ctx, rd, file)
 			return err
 		}); err != nil {
