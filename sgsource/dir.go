@@ -91,25 +91,36 @@ func (d Dir) Fetch(ctx context.Context) (*Inventory, error) {
 // out); PrefixLists holds only the referenced lists, sorted by ID; empty
 // lists are nil. Public and Elastic IPs are not read.
 func ReadDir(ctx context.Context, dir string) (*Inventory, error) {
-	inv, err := readDir(ctx, dir)
+	inv, err := readFS(ctx, os.DirFS(dir))
 	if err != nil {
 		return nil, fmt.Errorf("reading inventory %s: %w", dir, err)
 	}
 	return inv, nil
 }
 
-func readDir(ctx context.Context, dir string) (*Inventory, error) {
-	entries, err := os.ReadDir(dir)
+// ReadFS is ReadDir over a file system whose root is the inventory
+// directory, such as an embed.FS (after fs.Sub) that ships an estate inside
+// a binary.
+func ReadFS(ctx context.Context, fsys fs.FS) (*Inventory, error) {
+	inv, err := readFS(ctx, fsys)
+	if err != nil {
+		return nil, fmt.Errorf("reading inventory: %w", err)
+	}
+	return inv, nil
+}
+
+func readFS(ctx context.Context, fsys fs.FS) (*Inventory, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, e := range entries { // os.ReadDir sorts by name
+	for _, e := range entries { // fs.ReadDir sorts by name
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
 			continue
 		}
-		fi, err := os.Stat(filepath.Join(dir, name)) // follows symlinks
+		fi, err := fs.Stat(fsys, name) // follows symlinks under os.DirFS
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +135,7 @@ func readDir(ctx context.Context, dir string) (*Inventory, error) {
 		}
 		names = append(names, name)
 	}
-	r := &dirReader{ctx: ctx, root: dir}
+	r := &dirReader{ctx: ctx, fsys: fsys}
 	inv := &Inventory{}
 	for _, name := range names {
 		reg, err := r.region(name)
@@ -143,7 +154,7 @@ func readDir(ctx context.Context, dir string) (*Inventory, error) {
 // size read.
 type dirReader struct {
 	ctx   context.Context
-	root  string
+	fsys  fs.FS
 	total int64
 }
 
@@ -229,8 +240,7 @@ func (r *dirReader) file(rel string, ref *prefixListRef, decode func(io.Reader, 
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	name := filepath.Join(r.root, filepath.FromSlash(rel))
-	fi, err := os.Stat(name)
+	fi, err := fs.Stat(r.fsys, rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		if ref != nil {
 			return fieldError(ref.file, ref.field, fmt.Errorf("rule %d of %s refers to %s, but %s is %w", ref.rule, ref.group, ref.id, rel, ErrMissingFile))
@@ -249,7 +259,7 @@ func (r *dirReader) file(rel string, ref *prefixListRef, decode func(io.Reader, 
 	if r.total+fi.Size() > MaxTotalSize {
 		return fieldError(rel, "", fmt.Errorf("the inventory is larger than %d bytes", MaxTotalSize))
 	}
-	f, err := os.Open(name)
+	f, err := r.fsys.Open(rel)
 	if err != nil {
 		return err
 	}
