@@ -1,0 +1,66 @@
+package ruleset
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// FuzzDecode: Decode never panics, and whatever it accepts re-encodes to a
+// canonical fixed point: Encode(Decode(x)) succeeds and decodes to a
+// ruleset that encodes to the same bytes.
+func FuzzDecode(f *testing.F) {
+	sample := mustEncode(f, mustBuild(f, sampleInventory(f), BuildOptions{Exclude: []string{"bastion"}}))
+	f.Add(sample)
+	f.Add([]byte(validJSON))
+	for _, m := range [][2]string{
+		{`"serial":7,`, `"serial":7,"x":1,`},
+		{`"scope"`, `"ſcope"`},
+		{`"scope":"prod",`, `"scope":"prod","scope":"prod",`},
+		{`"10.0.0.0/8"`, `"10.0.0.1/8"`},
+		{`"fd00::1"`, `"::ffff:10.0.0.3"`},
+		{`"rules":[]`, `"rules":null`},
+		{`"addrs":["10.1.0.5"]`, `"addrs":null`},
+		{`"2025-03-01T12:00:00Z"`, `"2025-03-01T13:00:00+01:00"`},
+		{`"2025-03-01T13:00:00Z"`, `"9999-12-31T23:59:59.999999999-23:59"`},
+		{`"from":443,"to":443`, `"from":443,"to":442`},
+		{`"proto":58`, `"proto":1`},
+		{`"name":"db"`, `"name":"\u00e9\ud800\n<&>"`},
+	} {
+		f.Add([]byte(strings.Replace(validJSON, m[0], m[1], 1)))
+	}
+	f.Add([]byte(validJSON + `{}`))
+	f.Add([]byte(`{"format":"reyes.ruleset/v1"}`))
+	f.Add([]byte(`{"format":"reyes.ruleset/v1","x":[[[[[[[[[]]]]]]]]]}`))
+	f.Add(sample[:len(sample)/3])
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := Decode(data)
+		if err != nil {
+			if rs != nil {
+				t.Fatalf("Decode returned a ruleset with error %v", err)
+			}
+			return
+		}
+		b1, err := Encode(rs)
+		if err != nil {
+			t.Fatalf("Decode accepted what Encode refuses: %v\ninput: %q", err, data)
+		}
+		rs2, err := Decode(b1)
+		if err != nil {
+			t.Fatalf("Decode refuses what Encode wrote: %v\nencoded: %q", err, b1)
+		}
+		b2, err := Encode(rs2)
+		if err != nil {
+			t.Fatalf("second Encode: %v", err)
+		}
+		if !bytes.Equal(b1, b2) {
+			t.Fatalf("not a fixed point:\n%s\n%s", b1, b2)
+		}
+		// What Validate accepted is canonical: Canonicalize changes nothing.
+		rs2.Canonicalize()
+		if b3, err := Encode(rs2); err != nil || !bytes.Equal(b3, b1) {
+			t.Fatalf("Canonicalize changed a decoded ruleset (%v):\n%s\n%s", err, b1, b3)
+		}
+	})
+}
