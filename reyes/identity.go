@@ -1,0 +1,687 @@
+package reyes
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/ruleset"
+)
+
+// Errors of Identify. Test with errors.Is.
+var (
+	// ErrUnknownHost: no method found the host. reyes never renders a
+	// policy for a host it cannot place: configure its groups, or check
+	// that its addresses are in the ruleset.
+	ErrUnknownHost = errors.New("host not found")
+	// ErrAmbiguousHost: the host's addresses belong to interfaces of more
+	// than one VPC in the ruleset (VPCs with overlapping CIDRs). Configure
+	// IdentityOptions.VPCID, or the groups.
+	ErrAmbiguousHost = errors.New("host ambiguous")
+	// ErrIMDS: the instance metadata service issued a token but then
+	// failed, or described the host with values reyes cannot use. Identify
+	// stops there rather than guess.
+	ErrIMDS = errors.New("instance metadata unusable")
+	// ErrIdentityConfig: the operator's groups, addresses or CIDRs are not
+	// valid.
+	ErrIdentityConfig = errors.New("invalid host identity configuration")
+)
+
+// Defaults of IdentityOptions.
+const (
+	// DefaultIMDSEndpoint is the IPv4 address of the EC2 instance metadata
+	// service. On IPv6-only instances use "http://[fd00:ec2::254]".
+	DefaultIMDSEndpoint = "http://169.254.169.254"
+	// DefaultIMDSTokenTimeout bounds the token request: a host that is not
+	// on EC2 (nothing answers) decides this quickly.
+	DefaultIMDSTokenTimeout = 400 * time.Millisecond
+	// DefaultIMDSTimeout bounds each metadata read once a token was issued.
+	DefaultIMDSTimeout = 2 * time.Second
+	// imdsTokenTTL is the lifetime asked for the session token, in seconds.
+	imdsTokenTTL = "60"
+	// imdsMaxBody caps one metadata answer.
+	imdsMaxBody = 64 << 10
+	// imdsMaxMACs caps the interfaces read from the metadata service.
+	imdsMaxMACs = 64
+)
+
+// ExplicitInterfaceID is the interface ID of the one interface Identify
+// makes from groups given by the operator.
+const ExplicitInterfaceID = "explicit"
+
+// IdentityMethod says how Identify found the host.
+type IdentityMethod string
+
+// The methods, in the order Identify tries them.
+const (
+	// IdentityExplicit: groups or addresses given by the operator.
+	IdentityExplicit IdentityMethod = "explicit"
+	// IdentityIMDS: the EC2 instance metadata service (IMDSv2).
+	IdentityIMDS IdentityMethod = "imds"
+	// IdentityAddresses: the host's own interface addresses, looked up in
+	// the ruleset's interfaces.
+	IdentityAddresses IdentityMethod = "addresses"
+)
+
+// IdentityOptions configure Identify. The zero value tries the instance
+// metadata service, then the host's own addresses.
+type IdentityOptions struct {
+	// Groups, if not empty, are the host's security groups: they apply to
+	// all of the host's traffic (one interface, with Addrs as its
+	// addresses if given). Identify asks nothing else.
+	Groups []string
+	// Addrs, if not empty and Groups is, are looked up in the ruleset
+	// instead of the host's own addresses, and IMDS is not asked.
+	Addrs []netip.Addr
+	// VPCCIDRs, if not empty, replace the VPC CIDR blocks that any method
+	// finds.
+	VPCCIDRs []netip.Prefix
+	// VPCID, if not empty, restricts the address lookup to interfaces of
+	// this VPC: needed when VPCs overlap.
+	VPCID string
+
+	// DisableIMDS skips the instance metadata service.
+	DisableIMDS bool
+	// IMDSEndpoint is the metadata service's base URL; empty means
+	// DefaultIMDSEndpoint.
+	IMDSEndpoint string
+	// IMDSTokenTimeout bounds the token request; 0 means
+	// DefaultIMDSTokenTimeout.
+	IMDSTokenTimeout time.Duration
+	// IMDSTimeout bounds each later request; 0 means DefaultIMDSTimeout.
+	IMDSTimeout time.Duration
+	// HTTPClient, if not nil, makes the metadata requests. The default
+	// uses no proxy and follows no redirect.
+	HTTPClient *http.Client
+
+	// DisableAddressLookup skips the lookup of the host's own addresses.
+	DisableAddressLookup bool
+	// InterfaceAddrs returns the host's own addresses; nil means those of
+	// net.InterfaceAddrs, without loopback, link-local and multicast ones.
+	InterfaceAddrs func() ([]netip.Addr, error)
+
+	// Logger receives what Identify decided and why; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// IdentitySource says how Identify found the host, and what it noticed.
+type IdentitySource struct {
+	Method IdentityMethod
+	// UnknownGroups are groups of the host that the ruleset does not hold
+	// (sorted). They stay in the host's view but allow nothing; a warning
+	// was logged. Usually the leader's inventory is older than the group,
+	// or the group is in a VPC or region the leader does not describe.
+	UnknownGroups []string
+	// IMDSSkipped says why the metadata service was not used when a later
+	// method found the host: nil if it was not tried.
+	IMDSSkipped error
+}
+
+// Identify finds the host's view of itself: its interfaces, their
+// addresses and security groups, and its VPC's CIDR blocks. It tries, in
+// order:
+//
+//  1. the groups or addresses the operator configured (opts.Groups,
+//     opts.Addrs);
+//  2. the EC2 instance metadata service, IMDSv2 only: a session token
+//     first (PUT /latest/api/token), then for every MAC the interface ID,
+//     security-group-ids, local-ipv4s, ipv6s, vpc-id and the VPC's IPv4 and
+//     IPv6 CIDR blocks. When nothing answers the token request within
+//     opts.IMDSTokenTimeout, or it is refused, Identify goes on (it never
+//     falls back to IMDSv1); once a token was issued, any failure is an
+//     error wrapping ErrIMDS;
+//  3. the host's own addresses, looked up in the ruleset's interfaces:
+//     every interface with an address the host has, and the CIDR blocks
+//     of its VPC from the ruleset.
+//
+// A host that no method finds is an error wrapping ErrUnknownHost, never
+// an empty view. Groups the ruleset does not know are kept (they allow
+// nothing) and reported in IdentitySource.UnknownGroups and a warning.
+func Identify(ctx context.Context, rs *ruleset.Ruleset, opts IdentityOptions) (render.Host, IdentitySource, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	host, src, err := identify(ctx, rs, opts, log)
+	if err != nil {
+		return render.Host{}, src, fmt.Errorf("identifying the host: %w", err)
+	}
+	if len(opts.VPCCIDRs) > 0 {
+		host.VPCCIDRs = slices.Clone(opts.VPCCIDRs)
+	}
+	src.UnknownGroups = unknownGroups(rs, host)
+	if len(src.UnknownGroups) > 0 {
+		log.LogAttrs(ctx, slog.LevelWarn, "the host is in security groups that the ruleset does not know; they allow nothing",
+			slog.Any("groups", src.UnknownGroups), slog.String("method", string(src.Method)))
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "identified the host",
+		slog.String("method", string(src.Method)), slog.Any("interfaces", interfaceIDs(host)), slog.Any("vpc_cidrs", host.VPCCIDRs))
+	return host, src, nil
+}
+
+func identify(ctx context.Context, rs *ruleset.Ruleset, opts IdentityOptions, log *slog.Logger) (render.Host, IdentitySource, error) {
+	if err := checkIdentityOptions(opts); err != nil {
+		return render.Host{}, IdentitySource{}, err
+	}
+	if len(opts.Groups) > 0 {
+		return explicitHost(rs, opts), IdentitySource{Method: IdentityExplicit}, nil
+	}
+	if len(opts.Addrs) > 0 {
+		host, err := lookupAddrs(rs, opts.Addrs, opts.VPCID)
+		if err != nil {
+			return render.Host{}, IdentitySource{}, fmt.Errorf("looking up the configured addresses: %w", err)
+		}
+		return host, IdentitySource{Method: IdentityExplicit}, nil
+	}
+	var skipped error
+	if !opts.DisableIMDS {
+		host, err := newIMDS(opts).host(ctx)
+		switch {
+		case err == nil:
+			return host, IdentitySource{Method: IdentityIMDS}, nil
+		case errors.Is(err, errIMDSAbsent):
+			log.LogAttrs(ctx, slog.LevelDebug, "no instance metadata service", slog.Any("error", err))
+			skipped = err
+		case errors.Is(err, errIMDSRefused):
+			log.LogAttrs(ctx, slog.LevelWarn, "the instance metadata service refused an IMDSv2 token; not trying IMDSv1",
+				slog.Any("error", err))
+			skipped = err
+		default:
+			return render.Host{}, IdentitySource{Method: IdentityIMDS}, err
+		}
+	}
+	if !opts.DisableAddressLookup {
+		list := opts.InterfaceAddrs
+		if list == nil {
+			list = localAddrs
+		}
+		addrs, err := list()
+		if err != nil {
+			return render.Host{}, IdentitySource{}, fmt.Errorf("listing the host's addresses: %w", err)
+		}
+		host, err := lookupAddrs(rs, addrs, opts.VPCID)
+		if err != nil {
+			return render.Host{}, IdentitySource{IMDSSkipped: skipped}, fmt.Errorf("looking up the host's addresses %v: %w", addrs, err)
+		}
+		return host, IdentitySource{Method: IdentityAddresses, IMDSSkipped: skipped}, nil
+	}
+	if skipped != nil {
+		return render.Host{}, IdentitySource{IMDSSkipped: skipped}, fmt.Errorf("%w: %w, and the address lookup is disabled", ErrUnknownHost, skipped)
+	}
+	return render.Host{}, IdentitySource{}, fmt.Errorf("%w: no groups or addresses configured, and IMDS and the address lookup are disabled", ErrUnknownHost)
+}
+
+func checkIdentityOptions(opts IdentityOptions) error {
+	for _, g := range opts.Groups {
+		if !ruleset.ValidGroupID(g) {
+			return fmt.Errorf("%w: %q is not a security group ID", ErrIdentityConfig, g)
+		}
+	}
+	for _, a := range opts.Addrs {
+		if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
+			return fmt.Errorf("%w: %q is not a plain IP address", ErrIdentityConfig, a)
+		}
+	}
+	for _, c := range opts.VPCCIDRs {
+		if !c.IsValid() || c.Masked() != c {
+			return fmt.Errorf("%w: %q is not a CIDR block", ErrIdentityConfig, c)
+		}
+	}
+	if opts.VPCID != "" && !ruleset.ValidVPCID(opts.VPCID) {
+		return fmt.Errorf("%w: %q is not a VPC ID", ErrIdentityConfig, opts.VPCID)
+	}
+	return nil
+}
+
+// explicitHost is one interface with the operator's groups and addresses;
+// the VPC CIDRs are those of the groups' VPCs in the ruleset.
+func explicitHost(rs *ruleset.Ruleset, opts IdentityOptions) render.Host {
+	groups := slices.Clone(opts.Groups)
+	slices.Sort(groups)
+	groups = slices.Compact(groups)
+	var vpcs []string
+	for _, g := range rs.Groups {
+		if slices.Contains(groups, g.ID) {
+			vpcs = append(vpcs, g.VPC)
+		}
+	}
+	return render.Host{
+		Interfaces: []render.HostInterface{{ID: ExplicitInterfaceID, Addrs: sortedAddrs(opts.Addrs), Groups: groups}},
+		VPCCIDRs:   vpcCIDRs(rs, vpcs),
+	}
+}
+
+// lookupAddrs finds the ruleset's interfaces that have one of addrs. They
+// must all be in one VPC (or in vpcID, if given).
+func lookupAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.Host, error) {
+	have := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		have[a.Unmap()] = true
+	}
+	var found []*ruleset.Interface
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		if vpcID != "" && n.VPC != vpcID {
+			continue
+		}
+		if slices.ContainsFunc(n.Addrs, func(a netip.Addr) bool { return have[a] }) {
+			found = append(found, n)
+		}
+	}
+	if len(found) == 0 {
+		if vpcID != "" {
+			return render.Host{}, fmt.Errorf("%w: no interface of %s in the ruleset has one of the addresses", ErrUnknownHost, vpcID)
+		}
+		return render.Host{}, fmt.Errorf("%w: no interface in the ruleset has one of the addresses", ErrUnknownHost)
+	}
+	var vpcs []string
+	for _, n := range found {
+		vpcs = append(vpcs, n.Region+"/"+n.VPC)
+	}
+	slices.Sort(vpcs)
+	if vpcs = slices.Compact(vpcs); len(vpcs) > 1 {
+		return render.Host{}, fmt.Errorf("%w: the addresses are on interfaces of %s", ErrAmbiguousHost, strings.Join(vpcs, ", "))
+	}
+	host := render.Host{VPCCIDRs: vpcCIDRs(rs, []string{found[0].VPC})}
+	slices.SortFunc(found, func(a, b *ruleset.Interface) int { return strings.Compare(a.ID, b.ID) })
+	for _, n := range found {
+		host.Interfaces = append(host.Interfaces, render.HostInterface{
+			ID: n.ID, Addrs: sortedAddrs(n.Addrs), Groups: slices.Clone(n.Groups),
+		})
+	}
+	return host, nil
+}
+
+// vpcCIDRs returns the CIDR blocks of the given VPCs in the ruleset,
+// sorted, each once.
+func vpcCIDRs(rs *ruleset.Ruleset, ids []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, v := range rs.VPCs {
+		if slices.Contains(ids, v.ID) {
+			out = append(out, v.CIDRs...)
+		}
+	}
+	return sortedPrefixes(out)
+}
+
+func sortedAddrs(in []netip.Addr) []netip.Addr {
+	if len(in) == 0 {
+		return nil
+	}
+	out := slices.Clone(in)
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+func sortedPrefixes(in []netip.Prefix) []netip.Prefix {
+	if len(in) == 0 {
+		return nil
+	}
+	out := slices.Clone(in)
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out)
+}
+
+// unknownGroups returns the host's groups that the ruleset lacks, sorted.
+func unknownGroups(rs *ruleset.Ruleset, host render.Host) []string {
+	known := make(map[string]bool, len(rs.Groups))
+	for _, g := range rs.Groups {
+		known[g.ID] = true
+	}
+	var out []string
+	for _, n := range host.Interfaces {
+		for _, g := range n.Groups {
+			if !known[g] {
+				out = append(out, g)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func interfaceIDs(h render.Host) []string {
+	ids := make([]string, 0, len(h.Interfaces))
+	for _, n := range h.Interfaces {
+		ids = append(ids, n.ID)
+	}
+	return ids
+}
+
+// localAddrs returns the host's unicast addresses, without loopback and
+// link-local ones.
+func localAddrs() ([]netip.Addr, error) {
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, ia := range ifaddrs {
+		ipn, ok := ia.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		a = a.Unmap()
+		if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified() {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Internal outcomes of the token request that let Identify go on.
+var (
+	errIMDSAbsent  = errors.New("no instance metadata service answered")
+	errIMDSRefused = errors.New("the instance metadata service refused a token")
+)
+
+// imds reads the EC2 instance metadata service, IMDSv2 only.
+type imds struct {
+	base         string
+	client       *http.Client
+	tokenTimeout time.Duration
+	timeout      time.Duration
+	token        string
+	// own is set when client is ours, to close its connections.
+	own bool
+}
+
+func newIMDS(opts IdentityOptions) *imds {
+	m := &imds{
+		base:         strings.TrimSuffix(opts.IMDSEndpoint, "/"),
+		client:       opts.HTTPClient,
+		tokenTimeout: opts.IMDSTokenTimeout,
+		timeout:      opts.IMDSTimeout,
+	}
+	if m.base == "" {
+		m.base = DefaultIMDSEndpoint
+	}
+	if m.tokenTimeout <= 0 {
+		m.tokenTimeout = DefaultIMDSTokenTimeout
+	}
+	if m.timeout <= 0 {
+		m.timeout = DefaultIMDSTimeout
+	}
+	if m.client == nil {
+		m.own = true
+		m.client = &http.Client{
+			Transport: &http.Transport{
+				Proxy:        nil, // the metadata service is link-local: never through a proxy
+				DialContext:  (&net.Dialer{Timeout: m.timeout}).DialContext,
+				MaxIdleConns: 1,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return m
+}
+
+// host reads every interface of the instance.
+func (m *imds) host(ctx context.Context) (render.Host, error) {
+	if m.own {
+		defer m.client.CloseIdleConnections()
+	}
+	if err := m.getToken(ctx); err != nil {
+		return render.Host{}, err
+	}
+	macs, err := m.list(ctx, "network/interfaces/macs/")
+	if err != nil {
+		return render.Host{}, err
+	}
+	if len(macs) == 0 {
+		return render.Host{}, fmt.Errorf("%w: no network interfaces listed", ErrIMDS)
+	}
+	if len(macs) > imdsMaxMACs {
+		return render.Host{}, fmt.Errorf("%w: more than %d network interfaces listed", ErrIMDS, imdsMaxMACs)
+	}
+	var host render.Host
+	var cidrs []netip.Prefix
+	seen := map[string]bool{}
+	for _, mac := range macs {
+		mac = strings.TrimSuffix(mac, "/")
+		if !validMAC(mac) {
+			return render.Host{}, fmt.Errorf("%w: %q is not a MAC address", ErrIMDS, clipValue(mac))
+		}
+		n, c, err := m.iface(ctx, mac)
+		if err != nil {
+			return render.Host{}, err
+		}
+		if seen[n.ID] {
+			return render.Host{}, fmt.Errorf("%w: interface %s listed twice", ErrIMDS, n.ID)
+		}
+		seen[n.ID] = true
+		host.Interfaces = append(host.Interfaces, n)
+		cidrs = append(cidrs, c...)
+	}
+	slices.SortFunc(host.Interfaces, func(a, b render.HostInterface) int { return strings.Compare(a.ID, b.ID) })
+	host.VPCCIDRs = sortedPrefixes(cidrs)
+	return host, nil
+}
+
+// iface reads one interface and its VPC's CIDR blocks.
+func (m *imds) iface(ctx context.Context, mac string) (render.HostInterface, []netip.Prefix, error) {
+	p := "network/interfaces/macs/" + mac + "/"
+	var n render.HostInterface
+	id, err := m.one(ctx, p+"interface-id")
+	if err != nil {
+		return n, nil, err
+	}
+	if !ruleset.ValidInterfaceID(id) {
+		return n, nil, fmt.Errorf("%w: %s: %q is not a network interface ID", ErrIMDS, p+"interface-id", clipValue(id))
+	}
+	n.ID = id
+	vpc, err := m.one(ctx, p+"vpc-id")
+	if err != nil {
+		return n, nil, err
+	}
+	if !ruleset.ValidVPCID(vpc) {
+		return n, nil, fmt.Errorf("%w: %s: %q is not a VPC ID", ErrIMDS, p+"vpc-id", clipValue(vpc))
+	}
+	groups, err := m.list(ctx, p+"security-group-ids")
+	if err != nil {
+		return n, nil, err
+	}
+	for _, g := range groups {
+		if !ruleset.ValidGroupID(g) {
+			return n, nil, fmt.Errorf("%w: %s: %q is not a security group ID", ErrIMDS, p+"security-group-ids", clipValue(g))
+		}
+	}
+	if len(groups) == 0 {
+		return n, nil, fmt.Errorf("%w: %s: interface %s is in no security group", ErrIMDS, p+"security-group-ids", id)
+	}
+	slices.Sort(groups)
+	n.Groups = slices.Compact(groups)
+	// Either list is absent (404) when the interface has no address of
+	// that family.
+	for _, f := range []struct {
+		path   string
+		is4    bool
+		family string
+	}{{"local-ipv4s", true, "IPv4"}, {"ipv6s", false, "IPv6"}} {
+		vals, err := m.optionalList(ctx, p+f.path)
+		if err != nil {
+			return n, nil, err
+		}
+		for _, v := range vals {
+			a, err := netip.ParseAddr(v)
+			if err != nil || a.Is4() != f.is4 || a.Zone() != "" || a.Is4In6() {
+				return n, nil, fmt.Errorf("%w: %s: %q is not an %s address", ErrIMDS, p+f.path, clipValue(v), f.family)
+			}
+			n.Addrs = append(n.Addrs, a)
+		}
+	}
+	if len(n.Addrs) == 0 {
+		// An interface without addresses would apply its groups to all
+		// the host's traffic: never build one from metadata.
+		return n, nil, fmt.Errorf("%w: interface %s has no addresses", ErrIMDS, id)
+	}
+	n.Addrs = sortedAddrs(n.Addrs)
+	var cidrs []netip.Prefix
+	for _, f := range []struct {
+		path string
+		is4  bool
+	}{{"vpc-ipv4-cidr-blocks", true}, {"vpc-ipv6-cidr-blocks", false}} {
+		vals, err := m.optionalList(ctx, p+f.path)
+		if err != nil {
+			return n, nil, err
+		}
+		for _, v := range vals {
+			c, err := netip.ParsePrefix(v)
+			if err != nil || c.Addr().Is4() != f.is4 || c.Masked() != c {
+				return n, nil, fmt.Errorf("%w: %s: %q is not a CIDR block", ErrIMDS, p+f.path, clipValue(v))
+			}
+			cidrs = append(cidrs, c)
+		}
+	}
+	return n, cidrs, nil
+}
+
+// getToken asks for a session token. No answer in time is errIMDSAbsent,
+// an HTTP error errIMDSRefused.
+func (m *imds) getToken(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, m.tokenTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, m.base+"/latest/api/token", nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrIMDS, err)
+	}
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", imdsTokenTTL)
+	resp, err := m.client.Do(req)
+	if err != nil {
+		if perr := parent.Err(); perr != nil {
+			return perr // the caller gave up, which says nothing about IMDS
+		}
+		return fmt.Errorf("%w: %w", errIMDSAbsent, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, imdsMaxBody))
+	if err != nil {
+		return fmt.Errorf("%w: reading the token: %w", errIMDSAbsent, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: PUT /latest/api/token: HTTP %d", errIMDSRefused, resp.StatusCode)
+	}
+	tok := strings.TrimSpace(string(body))
+	if tok == "" || strings.ContainsAny(tok, "\r\n") {
+		return fmt.Errorf("%w: PUT /latest/api/token: no usable token in the answer", errIMDSRefused)
+	}
+	m.token = tok
+	return nil
+}
+
+// errNotFound is a 404 from the metadata service.
+var errNotFound = errors.New("not found")
+
+// get reads one metadata path (under /latest/meta-data/) with the token.
+func (m *imds) get(ctx context.Context, path string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.base+"/latest/meta-data/"+path, nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrIMDS, err)
+	}
+	req.Header.Set("X-aws-ec2-metadata-token", m.token)
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%w: GET %s: %w", ErrIMDS, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, imdsMaxBody+1))
+	if err != nil {
+		return "", fmt.Errorf("%w: GET %s: %w", ErrIMDS, path, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return "", fmt.Errorf("%w: GET %s: %w", ErrIMDS, path, errNotFound)
+	case resp.StatusCode != http.StatusOK:
+		return "", fmt.Errorf("%w: GET %s: HTTP %d", ErrIMDS, path, resp.StatusCode)
+	case len(body) > imdsMaxBody:
+		return "", fmt.Errorf("%w: GET %s: answer longer than %d bytes", ErrIMDS, path, imdsMaxBody)
+	}
+	return string(body), nil
+}
+
+// one reads a path holding one value.
+func (m *imds) one(ctx context.Context, path string) (string, error) {
+	vals, err := m.list(ctx, path)
+	if err != nil {
+		return "", err
+	}
+	if len(vals) != 1 {
+		return "", fmt.Errorf("%w: GET %s: want one value, got %d", ErrIMDS, path, len(vals))
+	}
+	return vals[0], nil
+}
+
+// list reads a path holding one value per line.
+func (m *imds) list(ctx context.Context, path string) ([]string, error) {
+	body, err := m.get(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		if v := strings.TrimSpace(sc.Text()); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// optionalList is list for a path that is absent (404) when empty.
+func (m *imds) optionalList(ctx context.Context, path string) ([]string, error) {
+	vals, err := m.list(ctx, path)
+	if errors.Is(err, errNotFound) {
+		return nil, nil
+	}
+	return vals, err
+}
+
+func validMAC(s string) bool {
+	if len(s) != 17 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i%3 == 2 {
+			if c != ':' {
+				return false
+			}
+		} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// clipValue shortens a value from the network before it is quoted in an
+// error.
+func clipValue(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
