@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 )
 
@@ -294,9 +294,11 @@ func TestIdentifyIMDS(t *testing.T) {
 			wantLog: "refused an IMDSv2 token; not trying IMDSv1",
 		},
 		{
-			name:    "a read fails after the token",
-			ifaces:  []imdsInterface{eni1, eni2},
-			edit:    func(f *fakeIMDS) { f.fail = map[string]int{"network/interfaces/macs/02:00:00:14:1a:09/security-group-ids": 500} },
+			name:   "a read fails after the token",
+			ifaces: []imdsInterface{eni1, eni2},
+			edit: func(f *fakeIMDS) {
+				f.fail = map[string]int{"network/interfaces/macs/02:00:00:14:1a:09/security-group-ids": 500}
+			},
 			opts:    reyes.IdentityOptions{InterfaceAddrs: hostAddrs("10.20.1.50")},
 			wantErr: reyes.ErrIMDS,
 		},
