@@ -3,12 +3,14 @@ package reyes
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sign"
 )
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -128,4 +130,89 @@ func TestFreshnessFirstAndRescoped(t *testing.T) {
 			}
 		})
 	}
+}
+
+func ExampleFreshnessPolicy_Check() {
+	policy := FreshnessPolicy{Scope: "prod"} // default skew 5m, validity cap 24h
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	h := ruleset.Header{
+		Format: ruleset.Format, Type: ruleset.Type, Scope: "prod",
+		Serial: 7, GeneratedAt: now.Add(-time.Minute), NotAfter: now.Add(59 * time.Minute),
+	}
+	digest := SumPayload([]byte("the verified payload"))
+
+	changed, err := policy.Check(h, digest, now, State{})
+	fmt.Println("first:", changed, err)
+
+	// After applying, the follower saves NewState(h, digest, etag, now).
+	last := NewState(h, digest, `"etag"`, now)
+	changed, err = policy.Check(h, digest, now, last)
+	fmt.Println("again:", changed, err)
+
+	h.Serial = 6
+	_, err = policy.Check(h, SumPayload([]byte("older")), now, last)
+	fmt.Println("older:", errors.Is(err, ErrRollback))
+	// Output:
+	// first: true <nil>
+	// again: false <nil>
+	// older: true
+}
+
+// FuzzVerifiedPayload drives the follower's path after the store: Open the
+// signed object, Decode exactly the verified bytes, Check the header. It
+// must never panic, Decode must only ever see verified bytes, and whatever
+// passes must be recorded and recognised as unchanged.
+func FuzzVerifiedPayload(f *testing.F) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	sec, _, err := sign.GenerateKey("Fuzz", "fuzz@example.org", now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	signer, err := sign.ParseSigner(sec)
+	if err != nil {
+		f.Fatal(err)
+	}
+	trusted := signer.Keyring()
+	rs := &ruleset.Ruleset{Header: header(3, now.Add(-time.Minute), time.Hour)}
+	good, err := ruleset.Encode(rs)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good, false)
+	f.Add(good, true)
+	f.Add([]byte(`{"format":"reyes.ruleset/v1"}`), false)
+	f.Add([]byte(`{}`), false)
+	policy := FreshnessPolicy{Scope: "prod"}
+	f.Fuzz(func(t *testing.T, payload []byte, tamper bool) {
+		obj, err := sign.Seal(payload, signer, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tamper && len(payload) > 0 {
+			obj[len(obj)-1] ^= 0x20
+		}
+		verified, err := sign.Open(bytes.NewReader(obj), trusted, now)
+		if tamper && len(payload) > 0 {
+			if err == nil {
+				t.Fatal("a tampered object opened")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Open of a fresh seal: %v", err)
+		}
+		decoded, err := ruleset.Decode(verified)
+		if err != nil {
+			return
+		}
+		d := SumPayload(verified)
+		changed, err := policy.Check(decoded.Header, d, now, State{})
+		if err != nil || !changed {
+			return
+		}
+		again, err := policy.Check(decoded.Header, d, now, NewState(decoded.Header, d, "", now))
+		if err != nil || again {
+			t.Fatalf("the accepted ruleset again: changed=%v err=%v, want a no-op", again, err)
+		}
+	})
 }
