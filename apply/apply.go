@@ -217,12 +217,18 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 		return res, err
 	}
 	res.Backend = b
+	// One listing of set headers serves both families: each family only
+	// touches sets of its own prefix.
+	kernelSets, err := listSets(ctx, opts.runner())
+	if err != nil {
+		return res, &StepError{Step: StepRead, Err: err}
+	}
 	for _, fp := range fams {
 		if len(fp.Chains) == 0 {
 			continue
 		}
 		a := &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
-			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}}
+			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets}
 		err := a.run(ctx)
 		res.Families = append(res.Families, a.res)
 		if err != nil {
@@ -448,10 +454,6 @@ func (a *familyApply) readMembers(ctx context.Context) (map[string][]netip.Addr,
 // carries the plan hash) and INPUT.
 func (a *familyApply) read(ctx context.Context) error {
 	fp := a.fp
-	var err error
-	if a.kernelSets, err = listSets(ctx, a.r); err != nil {
-		return err
-	}
 	a.st = readState(a.opts.StateDir, fp.Family)
 	if a.st != nil && a.st.Backend != a.backend {
 		a.st = nil
