@@ -34,6 +34,10 @@ func FuzzOpen(f *testing.F) {
 	f.Add([]byte("-----BEGIN PGP SIGNED MESSAGE-----\n"))
 	f.Fuzz(func(t *testing.T, obj []byte) {
 		payload, err := Open(bytes.NewReader(obj), kr, now, WithMaxSize(1<<20))
+		p1, err1 := OpenBytes(obj, kr, now, WithMaxSize(1<<20))
+		if (err == nil) != (err1 == nil) || !bytes.Equal(payload, p1) || err != nil && err.Error() != err1.Error() {
+			t.Fatalf("Open and OpenBytes disagree: %q, %v and %q, %v", payload, err, p1, err1)
+		}
 		if err != nil {
 			if payload != nil {
 				t.Fatalf("payload returned with error %v", err)

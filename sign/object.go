@@ -136,11 +136,57 @@ func OpenVerified(r io.Reader, trusted *Keyring, now time.Time, opts ...Option) 
 	return v, nil
 }
 
+// OpenBytes is [Open] for an object already in memory (what a store's Get
+// returns). The payload it returns aliases object instead of copying it.
+func OpenBytes(object []byte, trusted *Keyring, now time.Time, opts ...Option) ([]byte, error) {
+	o := options{maxSize: DefaultMaxSize, maxSkew: DefaultMaxSkew}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sig, payload, err := splitObject(object, o.maxSize)
+	if err != nil {
+		return nil, fmt.Errorf("opening signed object: %w", err)
+	}
+	v, err := verify(sig, payload, trusted, now, o.maxSkew)
+	if err != nil {
+		return nil, fmt.Errorf("opening signed object: %w", err)
+	}
+	return v.Payload, nil
+}
+
+// splitObject splits an in-memory object with the same rules as readObject.
+func splitObject(obj []byte, max int64) (sig, payload []byte, err error) {
+	if max <= 0 {
+		max = DefaultMaxSize
+	}
+	head := obj[:min(len(obj), maxHeaderLen)]
+	if int64(len(head)) > max+1 {
+		head = head[:max+1]
+	}
+	sigLen, payloadLen, headerLen, err := parseHead(head)
+	if err != nil {
+		return nil, nil, err
+	}
+	if total := headerLen + sigLen + payloadLen; total > max {
+		return nil, nil, fmt.Errorf("%w: object of %d bytes (cap %d)", ErrTooLarge, total, max)
+	}
+	rest := obj[headerLen:]
+	switch {
+	case int64(len(rest)) < sigLen:
+		return nil, nil, fmt.Errorf("%w: in the signature", ErrTruncated)
+	case int64(len(rest)) < sigLen+payloadLen:
+		return nil, nil, fmt.Errorf("%w: in the payload", ErrTruncated)
+	case int64(len(rest)) > sigLen+payloadLen:
+		return nil, nil, ErrTrailingData
+	}
+	return rest[:sigLen:sigLen], rest[sigLen:], nil
+}
+
 // Unpack splits an object into its payload and its armored detached
 // signature, without verifying anything: for "reyesctl unpack", after which
 // "gpg --verify payload.json.asc payload.json" checks the pair.
 func Unpack(object []byte) (payload, armoredSig []byte, err error) {
-	sig, payload, err := readObject(bytes.NewReader(object), int64(len(object)))
+	sig, payload, err := splitObject(object, int64(len(object)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("unpacking signed object: %w", err)
 	}
@@ -161,31 +207,14 @@ func readObject(r io.Reader, max int64) (sig, payload []byte, err error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, fmt.Errorf("reading header: %w", err)
 	}
-	nl := bytes.IndexByte(head, '\n')
-	if len(head) > 0 && len(head) < len(magic) && bytes.HasPrefix([]byte(magic), head) {
-		return nil, nil, fmt.Errorf("%w: in the header", ErrTruncated)
-	}
-	if !bytes.HasPrefix(head, []byte(magic)) {
-		return nil, nil, fmt.Errorf("%w: %s", ErrUnknownFormat, describe(head))
-	}
-	if nl < 0 {
-		if len(head) < maxHeaderLen {
-			return nil, nil, fmt.Errorf("%w: header line not terminated", ErrTruncated)
-		}
-		return nil, nil, fmt.Errorf("%w: header line longer than %d bytes", ErrMalformed, maxHeaderLen)
-	}
-	sigLen, payloadLen, err := parseHeader(string(head[:nl]))
+	sigLen, payloadLen, headerLen, err := parseHead(head)
 	if err != nil {
 		return nil, nil, err
 	}
-	headerLen := int64(nl + 1)
-	if sigLen > maxSignatureSize {
-		return nil, nil, fmt.Errorf("%w: signature field of %d bytes (cap %d)", ErrTooLarge, sigLen, maxSignatureSize)
-	}
-	if total := headerLen + sigLen + payloadLen; payloadLen > max || total > max {
+	if total := headerLen + sigLen + payloadLen; total > max {
 		return nil, nil, fmt.Errorf("%w: object of %d bytes (cap %d)", ErrTooLarge, total, max)
 	}
-	if _, err := br.Discard(nl + 1); err != nil {
+	if _, err := br.Discard(int(headerLen)); err != nil {
 		return nil, nil, fmt.Errorf("reading header: %w", err)
 	}
 	sig = make([]byte, sigLen)
@@ -199,15 +228,40 @@ func readObject(r io.Reader, max int64) (sig, payload []byte, err error) {
 	var one [1]byte
 	switch n, err := io.ReadFull(br, one[:]); {
 	case n > 0:
-		if int64(br.Buffered())+headerLen+sigLen+payloadLen+1 > max {
-			return nil, nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
-		}
+		// However much follows (never read beyond the cap), the object is
+		// not what its header says.
 		return nil, nil, ErrTrailingData
 	case errors.Is(err, io.EOF):
 	default:
 		return nil, nil, fmt.Errorf("reading object: %w", err)
 	}
 	return sig, payload, nil
+}
+
+// parseHead finds the header line in head (the first bytes of an object)
+// and checks the declared sizes against the fixed caps.
+func parseHead(head []byte) (sigLen, payloadLen, headerLen int64, err error) {
+	nl := bytes.IndexByte(head, '\n')
+	if len(head) > 0 && len(head) < len(magic) && bytes.HasPrefix([]byte(magic), head) {
+		return 0, 0, 0, fmt.Errorf("%w: in the header", ErrTruncated)
+	}
+	if !bytes.HasPrefix(head, []byte(magic)) {
+		return 0, 0, 0, fmt.Errorf("%w: %s", ErrUnknownFormat, describe(head))
+	}
+	if nl < 0 {
+		if len(head) < maxHeaderLen {
+			return 0, 0, 0, fmt.Errorf("%w: header line not terminated", ErrTruncated)
+		}
+		return 0, 0, 0, fmt.Errorf("%w: header line longer than %d bytes", ErrMalformed, maxHeaderLen)
+	}
+	sigLen, payloadLen, err = parseHeader(string(head[:nl]))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if sigLen > maxSignatureSize {
+		return 0, 0, 0, fmt.Errorf("%w: signature field of %d bytes (cap %d)", ErrTooLarge, sigLen, maxSignatureSize)
+	}
+	return sigLen, payloadLen, int64(nl + 1), nil
 }
 
 func readFull(r io.Reader, buf []byte, what string) error {

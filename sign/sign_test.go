@@ -359,7 +359,7 @@ func TestOpenRejects(t *testing.T) {
 		{"over the cap", f.obj, f.now, []Option{WithMaxSize(int64(len(f.obj) - 1))}, ErrTooLarge},
 		{"declared size over the cap", []byte("reyes-signed/v1 sig=10 payload=999999999999\n"), f.now, nil, ErrTooLarge},
 		{"signature field over its cap", []byte("reyes-signed/v1 sig=999999 payload=1\n"), f.now, nil, ErrTooLarge},
-		{"object larger than the cap", append(bytes.Clone(f.obj), make([]byte, 100)...), f.now, []Option{WithMaxSize(int64(len(f.obj) + 10))}, ErrTooLarge},
+		{"trailing data beyond the cap", append(bytes.Clone(f.obj), make([]byte, 100)...), f.now, []Option{WithMaxSize(int64(len(f.obj) + 10))}, ErrTrailingData},
 		{"unknown version", append([]byte("reyes-signed/v2"), f.obj[len("reyes-signed/v1"):]...), f.now, nil, ErrUnknownFormat},
 		{"bare json", testPayload, f.now, nil, ErrUnknownFormat},
 		{"empty", nil, f.now, nil, ErrUnknownFormat},
@@ -382,6 +382,11 @@ func TestOpenRejects(t *testing.T) {
 				t.Errorf("Open returned a payload with error %v", err)
 			}
 			t.Log(err)
+			checkErr(t, err, tt.want)
+			got, err = OpenBytes(tt.obj, f.kr, tt.now, tt.opts...)
+			if got != nil {
+				t.Errorf("OpenBytes returned a payload with error %v", err)
+			}
 			checkErr(t, err, tt.want)
 		})
 	}
