@@ -2,7 +2,10 @@ package ruleset
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/netip"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -265,6 +268,64 @@ func TestValidateAccepts(t *testing.T) {
 			tt.mut(rs)
 			if err := rs.Validate(); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The ID, region, owner and scope checks are hand-written for speed; they
+// must accept exactly what these regular expressions (the specification)
+// accept.
+func TestMatchersAgreeWithRegexps(t *testing.T) {
+	specs := []struct {
+		name string
+		re   *regexp.Regexp
+		ok   func(string) bool
+	}{
+		{"group", regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`), ValidGroupID},
+		{"eni", regexp.MustCompile(`^eni-[0-9a-f]{8,17}$`), ValidInterfaceID},
+		{"vpc", regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`), ValidVPCID},
+		{"region", regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`), ValidRegion},
+		{"owner", regexp.MustCompile(`^[0-9]{12}$`), func(s string) bool {
+			rs := validRuleset()
+			rs.VPCs[0].Owner = s
+			return s != "" && rs.Validate() == nil
+		}},
+		{"scope", regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$`), func(s string) bool {
+			rs := validRuleset()
+			rs.Scope = s
+			return rs.Validate() == nil
+		}},
+	}
+	fixed := []string{
+		"", "sg-", "sg-0000000", "sg-00000000", "sg-0123456789abcdef0", "sg-0123456789abcdef01",
+		"sg-0000000g", "sg-0000000A", "SG-00000000", "sg-00000000\n", "xsg-00000000", "sg--0000000",
+		"eni-00000000", "vpc-00000000", "vpc-ffffffffffffffff", "eni-12345678 ",
+		"eu-west-1", "us-gov-east-1", "ap-southeast-12", "eu-west-123", "eu-west-", "eu-1", "eu--west-1",
+		"e-west-1", "eur-west-1", "eu-west-1a", "eu-West-1", "-eu-west-1", "eu-west-1-", "eu-west-x",
+		"123456789012", "12345678901", "1234567890123", "12345678901a", "١٢٣٤٥٦٧٨٩٠١٢",
+		"a", "Z", "0", "-a", ".a", "a b", "prod/eu-west-1:blue_green.v2", "a\x00", "é",
+		strings.Repeat("a", 64), strings.Repeat("a", 65),
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alpha := []string{"sg-", "eni-", "vpc-", "-", "0", "9", "a", "f", "g", "z", "A", "_", ".", "/", ":", " ", "\n", "é", "eu", "west", "1", "12"}
+	random := func() string {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(alpha[rng.IntN(len(alpha))])
+		}
+		return b.String()
+	}
+	for _, sp := range specs {
+		t.Run(sp.name, func(t *testing.T) {
+			cases := slices.Clone(fixed)
+			for range 3000 {
+				cases = append(cases, random())
+			}
+			for _, s := range cases {
+				if got, want := sp.ok(s), sp.re.MatchString(s); got != want {
+					t.Errorf("%q: got %v, regexp says %v", s, got, want)
+				}
 			}
 		})
 	}
