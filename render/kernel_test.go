@@ -16,7 +16,9 @@ import (
 )
 
 // probeTimeout is how long a probe waits before it calls traffic blocked.
-const probeTimeout = 600 * time.Millisecond
+// Allowed traffic answers in milliseconds; the margin is for a loaded CI
+// machine resolving neighbours.
+const probeTimeout = 1500 * time.Millisecond
 
 // TestKernelLoadsGolden loads every golden case with the real ipset and
 // iptables-restore (--test first, then for real) in a fresh namespace, reads
@@ -185,7 +187,7 @@ func sendPackets(t *testing.T, host *netns.NS, lc *loadedCase) {
 			}
 			want := v.Action != render.Dropped
 			how, _ := kernelProbe(p)
-			errs[i] = netns.Expect(want, func() error {
+			probe := func() error {
 				switch how {
 				case "tcp":
 					return peer.TCP(p.Src, netip.AddrPortFrom(p.Dst, uint16(p.Port)), probeTimeout)
@@ -194,7 +196,13 @@ func sendPackets(t *testing.T, host *netns.NS, lc *loadedCase) {
 				default:
 					return peer.Ping(p.Src, p.Dst, probeTimeout)
 				}
-			})
+			}
+			errs[i] = netns.Expect(want, probe)
+			if errs[i] != nil && want {
+				// One more try: a first packet can be lost to neighbour
+				// resolution on a loaded machine; a drop never recovers.
+				errs[i] = netns.Expect(want, probe)
+			}
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("%s: Decide says %s (%s): kernel disagrees: %w", p, v.Action, v.Rule, errs[i])
 			}

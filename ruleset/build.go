@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/reyes-fw/reyes/sgsource"
@@ -202,13 +203,16 @@ func buildRule(p sgsource.Permission, pls map[string][]netip.Prefix) (Rule, erro
 }
 
 // Index answers membership questions about a ruleset quickly. Build one
-// with NewIndex; it is read-only and safe for concurrent use.
+// with NewIndex; it is read-only and safe for concurrent use. Members are
+// computed on demand, so indexing a large ruleset for one host costs little.
 type Index struct {
 	rs      *Ruleset
 	groups  map[string]*Group
-	members map[string][]netip.Addr
-	byAddr  map[netip.Addr][]*Interface
+	byGroup map[string][]int32 // group ID -> indexes into rs.Interfaces
 	vpcs    map[string]*VPC
+
+	addrOnce sync.Once
+	byAddr   map[netip.Addr][]*Interface
 }
 
 // NewIndex indexes a ruleset. The ruleset must not change afterwards.
@@ -216,8 +220,7 @@ func NewIndex(rs *Ruleset) *Index {
 	x := &Index{
 		rs:      rs,
 		groups:  make(map[string]*Group, len(rs.Groups)),
-		members: make(map[string][]netip.Addr, len(rs.Groups)),
-		byAddr:  make(map[netip.Addr][]*Interface),
+		byGroup: make(map[string][]int32, len(rs.Groups)),
 		vpcs:    make(map[string]*VPC, len(rs.VPCs)),
 	}
 	for i := range rs.Groups {
@@ -227,17 +230,9 @@ func NewIndex(rs *Ruleset) *Index {
 		x.vpcs[rs.VPCs[i].ID] = &rs.VPCs[i]
 	}
 	for i := range rs.Interfaces {
-		n := &rs.Interfaces[i]
-		for _, a := range n.Addrs {
-			x.byAddr[a] = append(x.byAddr[a], n)
+		for _, g := range rs.Interfaces[i].Groups {
+			x.byGroup[g] = append(x.byGroup[g], int32(i))
 		}
-		for _, g := range n.Groups {
-			x.members[g] = append(x.members[g], n.Addrs...)
-		}
-	}
-	for g, m := range x.members {
-		sortAddrs(m)
-		x.members[g] = compactAddrs(m)
 	}
 	return x
 }
@@ -248,10 +243,28 @@ func (x *Index) Group(id string) *Group { return x.groups[id] }
 // VPC returns the VPC with the given ID, or nil.
 func (x *Index) VPC(id string) *VPC { return x.vpcs[id] }
 
-// Members returns the sorted member addresses of a group: every address of
-// every interface in it. The slice must not be modified.
-func (x *Index) Members(groupID string) []netip.Addr { return x.members[groupID] }
+// Members returns the sorted, distinct member addresses of a group: every
+// address of every interface in it. The slice is the caller's.
+func (x *Index) Members(groupID string) []netip.Addr {
+	var out []netip.Addr
+	for _, i := range x.byGroup[groupID] {
+		out = append(out, x.rs.Interfaces[i].Addrs...)
+	}
+	sortAddrs(out)
+	return compactAddrs(out)
+}
 
 // InterfacesByAddr returns the interfaces that have address a (more than
 // one only when VPCs overlap).
-func (x *Index) InterfacesByAddr(a netip.Addr) []*Interface { return x.byAddr[a.Unmap()] }
+func (x *Index) InterfacesByAddr(a netip.Addr) []*Interface {
+	x.addrOnce.Do(func() {
+		x.byAddr = make(map[netip.Addr][]*Interface, len(x.rs.Interfaces))
+		for i := range x.rs.Interfaces {
+			n := &x.rs.Interfaces[i]
+			for _, a := range n.Addrs {
+				x.byAddr[a] = append(x.byAddr[a], n)
+			}
+		}
+	})
+	return x.byAddr[a.Unmap()]
+}

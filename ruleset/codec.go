@@ -96,77 +96,69 @@ func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
 	return rs, nil
 }
 
-// checkKeys walks the JSON tokens and rejects duplicate keys in an object,
-// keys that are not lower case (encoding/json would match them to fields
-// case-insensitively), and nesting deeper than maxDepth.
+// checkKeys scans the JSON and rejects duplicate keys in an object, keys
+// that are not lower case or hold an escape (encoding/json would match them
+// to fields case-insensitively, or unescape them into a field name), and
+// nesting deeper than maxDepth. It only has to be exact for well-formed
+// JSON: json.Decoder rejects everything else afterwards. It is a byte
+// scanner, not a tokenizer, because it runs over every published ruleset.
 func checkKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
 	type frame struct {
-		obj   bool
-		key   bool // next token in an object is a key
-		seen  map[string]struct{}
-		where string
+		obj     bool
+		wantKey bool
+		keys    [][]byte // objects of the format have at most a dozen keys
 	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.obj && top.key {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 {
-					stack[len(stack)-1].key = true
-				}
-				continue
-			}
-			k, _ := tok.(string)
-			if !plainKey(k) {
-				return fmt.Errorf("key %q is not lower case ASCII", k)
-			}
-			if _, dup := top.seen[k]; dup {
-				return fmt.Errorf("duplicate key %q", k)
-			}
-			top.seen[k] = struct{}{}
-			top.key = false
-			continue
-		}
-		switch d, _ := tok.(json.Delim); d {
+	var stack []frame
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
 		case '{', '[':
 			if len(stack) >= maxDepth {
 				return errors.New("nested too deeply")
 			}
-			stack = append(stack, &frame{obj: d == '{', key: d == '{', seen: map[string]struct{}{}})
-			continue
+			stack = append(stack, frame{obj: c == '{', wantKey: c == '{'})
 		case '}', ']':
-			stack = stack[:len(stack)-1]
-		}
-		if len(stack) > 0 && stack[len(stack)-1].obj {
-			stack[len(stack)-1].key = true
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		case ',':
+			if n := len(stack); n > 0 && stack[n-1].obj {
+				stack[n-1].wantKey = true
+			}
+		case '"':
+			start := i + 1
+			escaped := false
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					escaped = true
+					i++
+				}
+			}
+			n := len(stack)
+			if n == 0 || !stack[n-1].obj || !stack[n-1].wantKey {
+				continue
+			}
+			stack[n-1].wantKey = false
+			if i > len(data) {
+				i = len(data)
+			}
+			k := data[start:i]
+			if escaped {
+				return fmt.Errorf("key %q holds an escape", k)
+			}
+			for _, b := range k {
+				// Upper case, and any non-ASCII byte: encoding/json folds
+				// case with Unicode rules ("ſ" matches "s").
+				if 'A' <= b && b <= 'Z' || b >= 0x80 {
+					return fmt.Errorf("key %q is not lower-case ASCII", k)
+				}
+			}
+			if slices.ContainsFunc(stack[n-1].keys, func(x []byte) bool { return bytes.Equal(x, k) }) {
+				return fmt.Errorf("duplicate key %q", k)
+			}
+			stack[n-1].keys = append(stack[n-1].keys, k)
 		}
 	}
-}
-
-// plainKey reports whether k is made of a-z, 0-9 and '_' only. Every key of
-// the format is; anything else could still match a field, because
-// encoding/json folds case (also "ſ" to "s" and "K" to "k").
-func plainKey(k string) bool {
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
-			return false
-		}
-	}
-	return true
+	return nil
 }
 
 // Canonicalize sorts every list of the ruleset and removes duplicate

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -84,11 +86,6 @@ func (l Limits) withDefaults() Limits {
 }
 
 var (
-	reGroupID  = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
-	reENIID    = regexp.MustCompile(`^eni-[0-9a-f]{8,17}$`)
-	reVPCID    = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
-	reRegion   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
-	reOwner    = regexp.MustCompile(`^[0-9]{12}$`)
 	reScope    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$`)
 	maxNameLen = 255
 )
@@ -96,16 +93,16 @@ var (
 // ValidGroupID reports whether s is a well-formed security group ID. Chain
 // and set names are derived from IDs only, so this is what keeps restore
 // text safe.
-func ValidGroupID(s string) bool { return reGroupID.MatchString(s) }
+func ValidGroupID(s string) bool { return isGroupID(s) }
 
 // ValidInterfaceID reports whether s is a well-formed network interface ID.
-func ValidInterfaceID(s string) bool { return reENIID.MatchString(s) }
+func ValidInterfaceID(s string) bool { return isENIID(s) }
 
 // ValidVPCID reports whether s is a well-formed VPC ID.
-func ValidVPCID(s string) bool { return reVPCID.MatchString(s) }
+func ValidVPCID(s string) bool { return isVPCID(s) }
 
 // ValidRegion reports whether s looks like an AWS region code.
-func ValidRegion(s string) bool { return reRegion.MatchString(s) }
+func ValidRegion(s string) bool { return isRegion(s) }
 
 // Validate checks the whole ruleset with the default limits. Any invalid
 // field rejects the whole ruleset; the error is a *ValidationError naming it.
@@ -135,28 +132,28 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 		return nil
 	}
 	for i, v := range rs.VPCs {
-		f := fmt.Sprintf("vpcs[%d]", i)
-		if !reVPCID.MatchString(v.ID) {
+		f := at("", "vpcs", i)
+		if !isVPCID(v.ID) {
 			return invalid(f+".id", "%q is not a VPC ID", v.ID)
 		}
-		f = fmt.Sprintf("vpcs[%d](%s)", i, v.ID)
+		f = at("", "vpcs", i) + "(" + v.ID + ")"
 		if err := unique(f, v.ID); err != nil {
 			return err
 		}
 		if i > 0 && rs.VPCs[i-1].ID > v.ID {
 			return invalid(f, "out of order (not canonical)")
 		}
-		if !reRegion.MatchString(v.Region) {
+		if !isRegion(v.Region) {
 			return invalid(f+".region", "%q is not a region", v.Region)
 		}
-		if v.Owner != "" && !reOwner.MatchString(v.Owner) {
+		if v.Owner != "" && !isOwner(v.Owner) {
 			return invalid(f+".owner", "%q is not an account ID", v.Owner)
 		}
 		if len(v.CIDRs) > lim.MaxCIDRsPerVPC {
 			return invalid(f+".cidrs", "%d CIDRs exceed the limit of %d", len(v.CIDRs), lim.MaxCIDRsPerVPC)
 		}
 		for j, p := range v.CIDRs {
-			cf := fmt.Sprintf("%s.cidrs[%d]", f, j)
+			cf := at(f, ".cidrs", j)
 			if err := checkPrefix(cf, p, 0); err != nil {
 				return err
 			}
@@ -168,11 +165,11 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 	total := 0
 	for i := range rs.Groups {
 		g := &rs.Groups[i]
-		f := fmt.Sprintf("groups[%d]", i)
-		if !reGroupID.MatchString(g.ID) {
+		f := at("", "groups", i)
+		if !isGroupID(g.ID) {
 			return invalid(f+".id", "%q is not a security group ID", g.ID)
 		}
-		f = fmt.Sprintf("groups[%d](%s)", i, g.ID)
+		f = at("", "groups", i) + "(" + g.ID + ")"
 		if err := unique(f, g.ID); err != nil {
 			return err
 		}
@@ -182,13 +179,13 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 		if err := checkName(f+".name", g.Name); err != nil {
 			return err
 		}
-		if !reRegion.MatchString(g.Region) {
+		if !isRegion(g.Region) {
 			return invalid(f+".region", "%q is not a region", g.Region)
 		}
-		if g.VPC != "" && !reVPCID.MatchString(g.VPC) {
+		if g.VPC != "" && !isVPCID(g.VPC) {
 			return invalid(f+".vpc", "%q is not a VPC ID", g.VPC)
 		}
-		if g.Owner != "" && !reOwner.MatchString(g.Owner) {
+		if g.Owner != "" && !isOwner(g.Owner) {
 			return invalid(f+".owner", "%q is not an account ID", g.Owner)
 		}
 		if g.Excluded && len(g.Rules) > 0 {
@@ -198,7 +195,7 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 			return invalid(f+".rules", "%d rules exceed the limit of %d", len(g.Rules), lim.MaxRulesPerGroup)
 		}
 		for j, r := range g.Rules {
-			rf := fmt.Sprintf("%s.rules[%d]", f, j)
+			rf := at(f, ".rules", j)
 			n := len(r.CIDRs) + len(r.Groups)
 			if n > lim.MaxSourcesPerRule {
 				return invalid(rf, "%d sources exceed the limit of %d", n, lim.MaxSourcesPerRule)
@@ -218,21 +215,21 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 	total = 0
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
-		f := fmt.Sprintf("interfaces[%d]", i)
-		if !reENIID.MatchString(n.ID) {
+		f := at("", "interfaces", i)
+		if !isENIID(n.ID) {
 			return invalid(f+".id", "%q is not a network interface ID", n.ID)
 		}
-		f = fmt.Sprintf("interfaces[%d](%s)", i, n.ID)
+		f = at("", "interfaces", i) + "(" + n.ID + ")"
 		if err := unique(f, n.ID); err != nil {
 			return err
 		}
 		if i > 0 && rs.Interfaces[i-1].ID > n.ID {
 			return invalid(f, "out of order (not canonical)")
 		}
-		if !reRegion.MatchString(n.Region) {
+		if !isRegion(n.Region) {
 			return invalid(f+".region", "%q is not a region", n.Region)
 		}
-		if n.VPC != "" && !reVPCID.MatchString(n.VPC) {
+		if n.VPC != "" && !isVPCID(n.VPC) {
 			return invalid(f+".vpc", "%q is not a VPC ID", n.VPC)
 		}
 		if len(n.Addrs) > lim.MaxAddrsPerIface {
@@ -242,29 +239,29 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 		if total > lim.MaxTotalAddrs {
 			return invalid(f+".addrs", "more than %d addresses in all", lim.MaxTotalAddrs)
 		}
-		addrs := make(map[netip.Addr]bool, len(n.Addrs))
 		for j, a := range n.Addrs {
-			af := fmt.Sprintf("%s.addrs[%d]", f, j)
-			if err := checkAddr(af, a); err != nil {
-				return err
+			// Field paths are built only on error: there are ~10^5 addresses.
+			if checkAddr("", a) != nil {
+				return checkAddr(at(f, ".addrs", j), a)
 			}
-			if addrs[a] {
-				return invalid(af, "%s is listed twice", a)
+			if j > 0 {
+				switch c := n.Addrs[j-1].Compare(a); {
+				case c == 0:
+					return invalid(at(f, ".addrs", j), "%s is listed twice", a)
+				case c > 0:
+					return invalid(at(f, ".addrs", j), "%s is out of order (not canonical)", a)
+				}
 			}
-			if j > 0 && n.Addrs[j-1].Compare(a) > 0 {
-				return invalid(af, "%s is out of order (not canonical)", a)
-			}
-			addrs[a] = true
 		}
 		if len(n.Groups) > lim.MaxGroupsPerIface {
 			return invalid(f+".groups", "%d groups exceed the limit of %d", len(n.Groups), lim.MaxGroupsPerIface)
 		}
 		for j, g := range n.Groups {
-			if !reGroupID.MatchString(g) {
-				return invalid(fmt.Sprintf("%s.groups[%d]", f, j), "%q is not a security group ID", g)
+			if !isGroupID(g) {
+				return invalid(at(f, ".groups", j), "%q is not a security group ID", g)
 			}
 			if j > 0 && n.Groups[j-1] >= g {
-				return invalid(fmt.Sprintf("%s.groups[%d]", f, j), "%s is out of order or listed twice", g)
+				return invalid(at(f, ".groups", j), "%s is out of order or listed twice", g)
 			}
 		}
 	}
@@ -331,19 +328,19 @@ func (r Rule) validate(f string) error {
 		fam = 6
 	}
 	for i, p := range r.CIDRs {
-		if err := checkPrefix(fmt.Sprintf("%s.cidrs[%d]", f, i), p, fam); err != nil {
-			return err
+		if checkPrefix("", p, fam) != nil {
+			return checkPrefix(at(f, ".cidrs", i), p, fam)
 		}
 		if i > 0 && !prefixLess(r.CIDRs[i-1], p) {
-			return invalid(fmt.Sprintf("%s.cidrs[%d]", f, i), "%s is out of order or listed twice", p)
+			return invalid(at(f, ".cidrs", i), "%s is out of order or listed twice", p)
 		}
 	}
 	for i, g := range r.Groups {
-		if !reGroupID.MatchString(g) {
-			return invalid(fmt.Sprintf("%s.groups[%d]", f, i), "%q is not a security group ID", g)
+		if !isGroupID(g) {
+			return invalid(at(f, ".groups", i), "%q is not a security group ID", g)
 		}
 		if i > 0 && r.Groups[i-1] >= g {
-			return invalid(fmt.Sprintf("%s.groups[%d]", f, i), "%s is out of order or listed twice", g)
+			return invalid(at(f, ".groups", i), "%s is out of order or listed twice", g)
 		}
 	}
 	return nil
@@ -410,4 +407,70 @@ func prefixLess(a, b netip.Prefix) bool {
 		return c < 0
 	}
 	return a.Bits() < b.Bits()
+}
+
+// at is the field path base+name+"[i]", built without fmt: Validate names
+// every element it walks, hundreds of thousands of them.
+func at(base, name string, i int) string {
+	return base + name + "[" + strconv.Itoa(i) + "]"
+}
+
+// hexID reports whether s is prefix followed by 8 to 17 lowercase hex
+// digits, the form of every AWS resource ID reyes derives names from.
+func hexID(s, prefix string) bool {
+	if len(s) < len(prefix)+8 || len(s) > len(prefix)+17 || s[:len(prefix)] != prefix {
+		return false
+	}
+	for i := len(prefix); i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func isGroupID(s string) bool { return hexID(s, "sg-") }
+func isENIID(s string) bool   { return hexID(s, "eni-") }
+func isVPCID(s string) bool   { return hexID(s, "vpc-") }
+
+// isOwner reports whether s is a 12-digit account ID.
+func isOwner(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isRegion reports whether s looks like an AWS region code:
+// ^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$.
+func isRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 || len(parts[0]) != 2 {
+		return false
+	}
+	last := parts[len(parts)-1]
+	if len(last) < 1 || len(last) > 2 {
+		return false
+	}
+	for i := 0; i < len(last); i++ {
+		if last[i] < '0' || last[i] > '9' {
+			return false
+		}
+	}
+	for _, p := range parts[:len(parts)-1] {
+		if p == "" {
+			return false
+		}
+		for i := 0; i < len(p); i++ {
+			if p[i] < 'a' || p[i] > 'z' {
+				return false
+			}
+		}
+	}
+	return true
 }
