@@ -259,11 +259,13 @@ type rejectFixture struct {
 
 func newRejectFixture(t *testing.T) *rejectFixture {
 	g := newGnuPG(t)
-	f := &rejectFixture{g: g, now: time.Now()}
+	f := &rejectFixture{g: g}
 	f.fpr = g.genKey("Good <good@example.org>", "ed25519", "sign", "never")
 	f.weak = g.genKey("Weak <weak@example.org>", "rsa1024", "sign", "never")
 	f.expire = g.genKey("Expiring <exp@example.org>", "ed25519", "sign", "1d")
 	f.revoked = g.genKey("Revoked <rev@example.org>", "ed25519", "sign", "never")
+	// After key generation: a key created after "now" is not valid yet.
+	f.now = time.Now().Add(time.Second)
 	f.revokedSig = g.detachSign(f.revoked, testPayload)
 	rev, err := os.ReadFile(filepath.Join(g.home, "openpgp-revocs.d", f.revoked+".rev"))
 	if err != nil {
