@@ -217,7 +217,10 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "long s", data: func(t *testing.T) []byte { return edit(t, `"scope"`, `"ſcope"`) }, want: ErrMalformed, message: `"ſcope"`},
 		{name: "long s duplicate", data: func(t *testing.T) []byte { return edit(t, `"scope":"prod",`, `"scope":"prod","ſcope":"x",`) }, want: ErrMalformed, message: `"ſcope"`},
 		{name: "nested Id", data: func(t *testing.T) []byte { return edit(t, `"id":"eni-00000002"`, `"Id":"eni-00000002"`) }, want: ErrMalformed, message: `"Id"`},
-		{name: "escaped key", data: func(t *testing.T) []byte { return edit(t, `"scope"`, `"\u0053cope"`) }, want: ErrMalformed, message: `"Scope"`},
+		{name: "escaped key", data: func(t *testing.T) []byte { return edit(t, `"scope"`, `"\u0053cope"`) }, want: ErrMalformed, message: `holds an escape`},
+		{name: "escaped duplicate key", data: func(t *testing.T) []byte {
+			return edit(t, `"scope":"prod",`, `"scope":"prod","\u0073cope":"x",`)
+		}, want: ErrMalformed, message: `holds an escape`},
 
 		// Trailing data.
 		{name: "second object", data: func(*testing.T) []byte { return []byte(validJSON + ` {}`) }, want: ErrMalformed},
