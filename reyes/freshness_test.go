@@ -2,10 +2,12 @@ package reyes
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -213,6 +215,149 @@ func FuzzVerifiedPayload(f *testing.F) {
 		again, err := policy.Check(decoded.Header, d, now, NewState(decoded.Header, d, "", now))
 		if err != nil || again {
 			t.Fatalf("the accepted ruleset again: changed=%v err=%v, want a no-op", again, err)
+		}
+	})
+}
+
+// TestRejectionsKeepState runs the follower's chain (store, verify, decode,
+// freshness, save) for every kind of rejection and checks that the state
+// saved for the previous ruleset is byte for byte untouched.
+func TestRejectionsKeepState(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	sec, _, err := sign.GenerateKey("Leader", "leader@example.org", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, _ := sign.ParseSigner(sec)
+	otherSec, _, _ := sign.GenerateKey("Other", "other@example.org", now.Add(-time.Hour))
+	other, _ := sign.ParseSigner(otherSec)
+	trusted := leader.Keyring()
+
+	encode := func(h ruleset.Header) []byte {
+		b, err := ruleset.Encode(&ruleset.Ruleset{Header: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	seal := func(payload []byte, s *sign.Signer) []byte {
+		obj, err := sign.Seal(payload, s, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj
+	}
+	policy := FreshnessPolicy{Scope: "prod"}
+	step := func(store Store, dir string) (bool, error) {
+		last, err := LoadState(dir)
+		if err != nil {
+			return false, err
+		}
+		body, etag, err := store.Get(ctx, last.ETag)
+		if errors.Is(err, ErrNotModified) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		payload, err := sign.OpenBytes(body, trusted, now, sign.WithMaxSize(1<<20))
+		if err != nil {
+			return false, err
+		}
+		rs, err := ruleset.Decode(payload)
+		if err != nil {
+			return false, err
+		}
+		d := SumPayload(payload)
+		changed, err := policy.Check(rs.Header, d, now, last)
+		if err != nil || !changed {
+			return false, err
+		}
+		return true, SaveState(dir, NewState(rs.Header, d, etag, now))
+	}
+
+	good := encode(header(10, now.Add(-time.Minute), time.Hour))
+	tampered := seal(encode(header(11, now, time.Hour)), leader)
+	tampered[len(tampered)-5] ^= 1
+	downURL := "s3://reyes-test/x"
+	tests := []struct {
+		name   string
+		object []byte // nil: the store has nothing
+		store  func(path string) Store
+		want   error
+	}{
+		{"missing object", nil, nil, ErrNotFound},
+		{"server down", nil, func(string) Store {
+			opts := testS3Options("http://127.0.0.1:" + strconv.Itoa(freePort(t)))
+			st, err := OpenStore(ctx, downURL, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}, nil},
+		{"over the store cap", seal(good, leader), func(p string) Store { return NewFileStore(p, StoreOptions{MaxSize: 100}) }, ErrTooLarge},
+		{"unknown signer", seal(encode(header(11, now, time.Hour)), other), nil, sign.ErrUnknownSigner},
+		{"bad signature", tampered, nil, sign.ErrBadSignature},
+		{"not a signed object", good, nil, sign.ErrUnknownFormat},
+		{"not a ruleset", seal([]byte(`{"hello":1}`), leader), nil, ruleset.ErrUnknownFormat},
+		{"expired", seal(encode(header(11, now.Add(-2*time.Hour), time.Hour)), leader), nil, ErrExpired},
+		{"not yet valid", seal(encode(header(11, now.Add(time.Hour), time.Hour)), leader), nil, ErrNotYetValid},
+		{"validity too long", seal(encode(header(11, now, 48*time.Hour)), leader), nil, ErrValidityTooLong},
+		{"wrong scope", seal(encode(func() ruleset.Header { h := header(11, now, time.Hour); h.Scope = "dev"; return h }()), leader), nil, ErrWrongScope},
+		{"rollback", seal(encode(header(9, now, time.Hour)), leader), nil, ErrRollback},
+		{"same serial, other content", seal(encode(header(10, now, time.Hour)), leader), nil, ErrRollback},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "object")
+			var store Store = NewFileStore(path, StoreOptions{})
+			if err := store.Put(ctx, seal(good, leader)); err != nil {
+				t.Fatal(err)
+			}
+			if changed, err := step(store, dir); err != nil || !changed {
+				t.Fatalf("first ruleset: %v, %v", changed, err)
+			}
+			before, _ := os.ReadFile(filepath.Join(dir, StateFile))
+			if tt.object != nil {
+				if err := os.WriteFile(path, tt.object, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if tt.store != nil {
+				store = tt.store(path)
+			}
+			changed, err := step(store, dir)
+			if changed || err == nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, %v; want an error matching %v", changed, err, tt.want)
+			}
+			after, _ := os.ReadFile(filepath.Join(dir, StateFile))
+			if !bytes.Equal(before, after) {
+				t.Errorf("state changed by a rejection:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+	t.Run("unchanged is a no-op", func(t *testing.T) {
+		dir := t.TempDir()
+		store := NewFileStore(filepath.Join(dir, "object"), StoreOptions{})
+		store.Put(ctx, seal(good, leader))
+		if changed, err := step(store, dir); err != nil || !changed {
+			t.Fatalf("first: %v, %v", changed, err)
+		}
+		before, _ := os.ReadFile(filepath.Join(dir, StateFile))
+		if changed, err := step(store, dir); err != nil || changed {
+			t.Fatalf("unchanged object (304): %v, %v", changed, err)
+		}
+		store.Put(ctx, seal(good, leader)) // same payload, new object and ETag
+		if changed, err := step(store, dir); err != nil || changed {
+			t.Fatalf("same ruleset republished: %v, %v", changed, err)
+		}
+		after, _ := os.ReadFile(filepath.Join(dir, StateFile))
+		if !bytes.Equal(before, after) {
+			t.Errorf("state changed by a no-op")
 		}
 	})
 }
