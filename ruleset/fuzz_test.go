@@ -2,6 +2,10 @@ package ruleset
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
@@ -61,6 +65,83 @@ func FuzzDecode(f *testing.F) {
 		rs2.Canonicalize()
 		if b3, err := Encode(rs2); err != nil || !bytes.Equal(b3, b1) {
 			t.Fatalf("Canonicalize changed a decoded ruleset (%v):\n%s\n%s", err, b1, b3)
+		}
+	})
+}
+
+// refCheckKeys is the slow, obviously right form of checkKeys: the keys as
+// encoding/json's tokenizer sees them.
+func refCheckKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		obj, key bool
+		seen     map[string]bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		top := (*frame)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if k, ok := tok.(string); ok && top != nil && top.obj && top.key {
+			for _, r := range k {
+				if 'A' <= r && r <= 'Z' || r >= 0x80 {
+					return fmt.Errorf("key %q", k)
+				}
+			}
+			if top.seen[k] {
+				return fmt.Errorf("duplicate key %q", k)
+			}
+			top.seen[k], top.key = true, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) >= maxDepth {
+				return errors.New("nested too deeply")
+			}
+			stack = append(stack, &frame{obj: tok == json.Delim('{'), key: tok == json.Delim('{'), seen: map[string]bool{}})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].obj {
+			stack[len(stack)-1].key = true
+		}
+	}
+}
+
+// FuzzCheckKeys: on well-formed JSON, the byte scanner rejects everything
+// the tokenizer-based reference rejects, and (for input without escapes,
+// which it rejects in keys wholesale) nothing else.
+func FuzzCheckKeys(f *testing.F) {
+	f.Add([]byte(validJSON))
+	for _, s := range []string{
+		`{"a":1,"a":2}`, `{"a":{"a":1},"b":[{"a":1},{"a":2}]}`, `{"a":"\"b\":1","b":2}`,
+		`{"K":1}`, `{"ſ":1}`, `{"a":[[[[[[[[1]]]]]]]]}`, `[{},{"x":"y","y":"x"}]`, `{"\u0061":1,"a":2}`,
+		`{"a" : 1 , "b" :{ "a":[ ] } }`, `{"a\\":1}`, `"{\"a\":1,\"a\":1}"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			checkKeys(data) // must not panic
+			return
+		}
+		got, want := checkKeys(data), refCheckKeys(data)
+		if want != nil && got == nil {
+			t.Fatalf("checkKeys accepts %q; reference: %v", data, want)
+		}
+		if want == nil && got != nil && !bytes.Contains(data, []byte(`\`)) {
+			t.Fatalf("checkKeys rejects %q: %v", data, got)
 		}
 	})
 }
