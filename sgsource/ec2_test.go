@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -403,3 +404,67 @@ func TestEC2Cancel(t *testing.T) {
 		t.Fatalf("Fetch error %v, want the context's", err)
 	}
 }
+
+// FuzzEC2SecurityGroups serves arbitrary bytes as the answer to
+// DescribeSecurityGroups. Fetch must not panic, and whatever it accepts
+// the offline source must read back identically from WriteDir's output:
+// both sources accept the same estates.
+func FuzzEC2SecurityGroups(f *testing.F) {
+	inv := genInventory([]string{"eu-west-1"}, 3, 2)
+	var page strings.Builder
+	page.WriteString(`<DescribeSecurityGroupsResponse><securityGroupInfo>`)
+	for _, g := range inv.Regions[0].SecurityGroups {
+		writeGroup(&page, g)
+	}
+	page.WriteString(`</securityGroupInfo></DescribeSecurityGroupsResponse>`)
+	f.Add(page.String())
+	f.Add(`<DescribeSecurityGroupsResponse><securityGroupInfo><item><groupId>sg-0123456789abcdef0</groupId><groupName>x</groupName>` +
+		`<ownerId>123456789012</ownerId><vpcId>vpc-0123456789abcdef0</vpcId><ipPermissions><item><ipProtocol>tcp</ipProtocol>` +
+		`<fromPort>22</fromPort><toPort>22</toPort><ipRanges><item><cidrIp>10.0.0.0/8</cidrIp></item></ipRanges></item></ipPermissions></item></securityGroupInfo></DescribeSecurityGroupsResponse>`)
+	f.Add(`<DescribeSecurityGroupsResponse><securityGroupInfo><item><groupId>sg-0123456789abcdef0</groupId></item></securityGroupInfo></DescribeSecurityGroupsResponse>`)
+	f.Add(`<DescribeSecurityGroupsResponse/>`)
+	f.Add(``)
+	fake, srv := newFakeEC2(f, inv)
+	var body atomicString
+	fake.fault = func(region, action string, n int) *fakeReply {
+		if action == CallDescribeSecurityGroups {
+			return &fakeReply{status: http.StatusOK, body: body.Load()}
+		}
+		return nil
+	}
+	src := testEC2(srv, "eu-west-1")
+	src.MaxAttempts = 1
+	f.Fuzz(func(t *testing.T, s string) {
+		body.Store(s)
+		got, err := src.Fetch(t.Context())
+		if err != nil {
+			var fe *FetchError
+			if !errors.As(err, &fe) || fe.Region != "eu-west-1" {
+				t.Fatalf("error %v is not a FetchError of eu-west-1", err)
+			}
+			return
+		}
+		dir := t.TempDir()
+		if err := WriteDir(dir, got); err != nil {
+			t.Fatalf("WriteDir of an accepted inventory: %v", err)
+		}
+		back, err := ReadDir(t.Context(), dir)
+		if err != nil {
+			// A prefix list the API did not have fails Fetch, so
+			// every referenced list is in got.
+			t.Fatalf("ReadDir rejects what Fetch accepted: %v", err)
+		}
+		if !reflect.DeepEqual(back, got) {
+			t.Fatalf("ReadDir(WriteDir(Fetch)) differs from Fetch:\n got %+v\nwant %+v", back, got)
+		}
+	})
+}
+
+// atomicString is a string shared between the fuzz loop and the endpoint.
+type atomicString struct {
+	mu sync.Mutex
+	s  string
+}
+
+func (a *atomicString) Store(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }
+func (a *atomicString) Load() string   { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
