@@ -1,0 +1,374 @@
+package reyes
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/v2"
+
+	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/sign"
+)
+
+// commonConfig holds the keys of commonOptions.
+type commonConfig struct {
+	Config      string        `koanf:"config"`
+	Store       string        `koanf:"store"`
+	Scope       string        `koanf:"scope"`
+	S3PathStyle bool          `koanf:"s3_path_style"`
+	S3Endpoint  string        `koanf:"s3_endpoint"`
+	S3Region    string        `koanf:"s3_region"`
+	MaxSize     int64         `koanf:"max_size"`
+	Interval    time.Duration `koanf:"interval"`
+	LogFormat   string        `koanf:"log_format"`
+	LogLevel    string        `koanf:"log_level"`
+}
+
+func (c *commonConfig) validate() error {
+	if c.Store == "" {
+		return fmt.Errorf("%w: store: required (s3://bucket/key or a file path)", ErrConfig)
+	}
+	if c.MaxSize <= 0 {
+		return fmt.Errorf("%w: max_size: %d is not a positive size", ErrConfig, c.MaxSize)
+	}
+	if c.Interval < 0 {
+		return fmt.Errorf("%w: interval: %s is negative", ErrConfig, c.Interval)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("%w: log_format: %q is not text or json", ErrConfig, c.LogFormat)
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("%w: log_level: %q is not debug, info, warn or error", ErrConfig, c.LogLevel)
+	}
+	return nil
+}
+
+func (c *commonConfig) logger(w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: l}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (c *commonConfig) storeOptions(log *slog.Logger) StoreOptions {
+	return StoreOptions{MaxSize: c.MaxSize, PathStyle: c.S3PathStyle, Endpoint: c.S3Endpoint, Region: c.S3Region, Logger: log}
+}
+
+// LeaderConfig is the leader's configuration, as RunLeader reads it.
+type LeaderConfig struct {
+	commonConfig `koanf:",squash"`
+	Source       string        `koanf:"source"`
+	SigningKey   string        `koanf:"signing_key"`
+	Region       []string      `koanf:"region"`
+	VPC          []string      `koanf:"vpc"`
+	ExcludeGroup []string      `koanf:"exclude_group"`
+	TTL          time.Duration `koanf:"ttl"`
+}
+
+var leaderOptions = []option{
+	{"source", kString, "", "where the inventory comes from: ec2 (the EC2 API) or a directory of AWS CLI JSON"},
+	{"signing_key", kString, "", "OpenPGP secret key file (as gpg --export-secret-keys writes it, no passphrase)"},
+	{"region", kList, []string(nil), "EC2 region to describe (with --source ec2)"},
+	{"vpc", kList, []string(nil), "only describe these VPC IDs (with --source ec2; default all)"},
+	{"exclude_group", kList, []string(nil), "security group name or ID whose rules are not mirrored (the group that lets VPN traffic in)"},
+	{"ttl", kDuration, ruleset.DefaultTTL, "validity of each published ruleset (not_after = generated_at + ttl)"},
+}
+
+const leaderUsage = `reyes-leader --source ec2|DIR --store s3://bucket/key|PATH --signing-key FILE [flags]
+
+Lists security groups and their members, builds the canonical ruleset, signs it
+and publishes it as one object. Run it from cron or with --interval; several
+leaders may publish to the same store (the last write wins).`
+
+// RunLeader is the reyes-leader command: it parses args (with environ for
+// REYES_* variables), then publishes once or every --interval.
+func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	k, rest, err := loadConfig("reyes-leader", leaderOptions, args, environ, stdout, leaderUsage)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
+	}
+	var c LeaderConfig
+	if err := unmarshalConfig(k, &c); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	log := c.logger(stderr)
+	l, err := c.leader(ctx, log)
+	if err != nil {
+		return err
+	}
+	return l.Run(ctx, c.Interval)
+}
+
+func (c *LeaderConfig) validate() error {
+	if err := c.commonConfig.validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Source == "":
+		return fmt.Errorf("%w: source: required (ec2 or an inventory directory)", ErrConfig)
+	case c.SigningKey == "":
+		return fmt.Errorf("%w: signing_key: required", ErrConfig)
+	case c.Source == "ec2" && len(c.Region) == 0:
+		return fmt.Errorf("%w: region: at least one is required with source ec2", ErrConfig)
+	case c.Source != "ec2" && (len(c.Region) > 0 || len(c.VPC) > 0):
+		return fmt.Errorf("%w: region and vpc apply to source ec2 only", ErrConfig)
+	case c.TTL <= 0:
+		return fmt.Errorf("%w: ttl: %s is not positive", ErrConfig, c.TTL)
+	}
+	for _, v := range c.VPC {
+		if !ruleset.ValidVPCID(v) {
+			return fmt.Errorf("%w: vpc: %q is not a VPC ID", ErrConfig, v)
+		}
+	}
+	for _, r := range c.Region {
+		if !ruleset.ValidRegion(r) {
+			return fmt.Errorf("%w: region: %q is not a region", ErrConfig, r)
+		}
+	}
+	return nil
+}
+
+func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, error) {
+	signer, err := sign.LoadSigner(c.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing_key: %w", err)
+	}
+	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var src sgsource.Source
+	if c.Source == "ec2" {
+		src = &sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log}
+	} else {
+		fi, err := os.Stat(c.Source)
+		if err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%w: source: %q is neither ec2 nor an inventory directory", ErrConfig, c.Source)
+		}
+		src = sgsource.Dir{Path: c.Source}
+	}
+	return &Leader{
+		Source: src, Store: store, Signer: signer, Logger: log,
+		Build: ruleset.BuildOptions{Scope: c.Scope, TTL: c.TTL, Exclude: c.ExcludeGroup},
+	}, nil
+}
+
+// FollowerConfig is the follower's configuration, as RunFollower reads it.
+type FollowerConfig struct {
+	commonConfig   `koanf:",squash"`
+	TrustedKey     []string      `koanf:"trusted_key"`
+	StateDir       string        `koanf:"state_dir"`
+	Mode           string        `koanf:"mode"`
+	Table          string        `koanf:"table"`
+	ForeignCIDR    []string      `koanf:"foreign_cidr"`
+	VPCCIDR        []string      `koanf:"vpc_cidr"`
+	Groups         []string      `koanf:"groups"`
+	Addrs          []string      `koanf:"addrs"`
+	NoIMDS         bool          `koanf:"no_imds"`
+	LogAccept      bool          `koanf:"log_accept"`
+	LogDrop        bool          `koanf:"log_drop"`
+	DisableFile    string        `koanf:"disable_file"`
+	DryRun         bool          `koanf:"dry_run"`
+	MetricsFile    string        `koanf:"metrics_file"`
+	FailSafe       []string      `koanf:"fail_safe"`
+	Backend        string        `koanf:"backend"`
+	MaxSkew        time.Duration `koanf:"max_skew"`
+	MaxValidity    time.Duration `koanf:"max_validity"`
+	FlushConntrack bool          `koanf:"flush_conntrack"`
+}
+
+var followerOptions = []option{
+	{"trusted_key", kList, []string(nil), "leader public key file (as gpg --export writes it); several for rotation"},
+	{"state_dir", kString, "/var/lib/reyes", "directory for the last accepted ruleset's state (rollback protection)"},
+	{"mode", kString, "vpc", "vpc: filter traffic from the foreign ranges outside the host's VPC; ipsec: filter traffic that arrived over IPsec"},
+	{"table", kString, "shared", "shared: own REYES-* chains and one jump in INPUT; exclusive: the whole filter table"},
+	{"foreign_cidr", kList, []string{"10.0.0.0/8"}, "foreign range filtered in vpc mode"},
+	{"vpc_cidr", kList, []string(nil), "the host's own VPC CIDR blocks (default: found with the host's identity)"},
+	{"groups", kList, []string(nil), "the host's security group IDs (default: from IMDSv2 or the host's addresses found in the ruleset)"},
+	{"addrs", kList, []string(nil), "look these addresses up in the ruleset instead of the host's own (skips IMDS)"},
+	{"no_imds", kBool, false, "do not ask the EC2 instance metadata service"},
+	{"log_accept", kBool, false, "log accepted packets (rate-limited, prefix \"reyes accept: \")"},
+	{"log_drop", kBool, false, "log dropped packets (rate-limited, prefix \"reyes drop: \")"},
+	{"disable_file", kString, "/etc/reyes/disabled", "while this file exists the follower changes nothing"},
+	{"dry_run", kBool, false, "print the plan and its difference from the kernel; change nothing"},
+	{"metrics_file", kString, "", "write Prometheus metrics here (for node_exporter's textfile collector)"},
+	{"fail_safe", kList, []string(nil), "traffic always allowed first, as CIDR, CIDR/tcp/PORT or CIDR/udp/PORT (e.g. 10.1.0.0/16/tcp/22)"},
+	{"backend", kString, "auto", "iptables backend: auto, nft or legacy"},
+	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at may be"},
+	{"max_validity", kDuration, DefaultMaxValidity, "longest accepted not_after - generated_at"},
+	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
+}
+
+const followerUsage = `reyes-follower --store s3://bucket/key|PATH --trusted-key FILE [flags]
+
+Fetches the signed ruleset, verifies it, and loads the host's security groups as
+ipsets and iptables rules, atomically. On any failure the kernel keeps the last
+good rules and the follower exits non-zero (or retries with --interval).`
+
+// RunFollower is the reyes-follower command.
+func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, stdout, followerUsage)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
+	}
+	f, c, err := followerFromConfig(ctx, k, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	return f.Run(ctx, c.Interval)
+}
+
+func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.Writer) (*Follower, *FollowerConfig, error) {
+	var c FollowerConfig
+	if err := unmarshalConfig(k, &c); err != nil {
+		return nil, nil, err
+	}
+	if err := c.commonConfig.validate(); err != nil {
+		return nil, nil, err
+	}
+	if len(c.TrustedKey) == 0 {
+		return nil, nil, fmt.Errorf("%w: trusted_key: at least one is required", ErrConfig)
+	}
+	if c.StateDir == "" {
+		return nil, nil, fmt.Errorf("%w: state_dir: required", ErrConfig)
+	}
+	var ropts render.Options
+	var err error
+	if ropts.Mode, err = render.ParseMode(c.Mode); err != nil {
+		return nil, nil, fmt.Errorf("%w: mode: %q is not vpc or ipsec", ErrConfig, c.Mode)
+	}
+	if ropts.Table, err = render.ParseTableMode(c.Table); err != nil {
+		return nil, nil, fmt.Errorf("%w: table: %q is not shared or exclusive", ErrConfig, c.Table)
+	}
+	if ropts.ForeignCIDRs, err = parsePrefixes("foreign_cidr", c.ForeignCIDR); err != nil {
+		return nil, nil, err
+	}
+	if ropts.ForeignCIDRs == nil {
+		ropts.ForeignCIDRs = []netip.Prefix{}
+	}
+	ropts.LogAccept, ropts.LogDrop = c.LogAccept, c.LogDrop
+	for _, s := range c.FailSafe {
+		fsafe, err := parseFailSafe(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: fail_safe: %w", ErrConfig, err)
+		}
+		ropts.FailSafe = append(ropts.FailSafe, fsafe)
+	}
+	backend, err := apply.ParseBackend(c.Backend)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: backend: %w", ErrConfig, err)
+	}
+	var id IdentityOptions
+	for _, g := range c.Groups {
+		if !ruleset.ValidGroupID(g) {
+			return nil, nil, fmt.Errorf("%w: groups: %q is not a security group ID", ErrConfig, g)
+		}
+	}
+	id.Groups = c.Groups
+	for _, a := range c.Addrs {
+		addr, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: addrs: %q is not an address", ErrConfig, a)
+		}
+		id.Addrs = append(id.Addrs, addr)
+	}
+	if id.VPCCIDRs, err = parsePrefixes("vpc_cidr", c.VPCCIDR); err != nil {
+		return nil, nil, err
+	}
+	id.DisableIMDS = c.NoIMDS
+	if c.MaxSkew <= 0 || c.MaxValidity <= 0 {
+		return nil, nil, fmt.Errorf("%w: max_skew and max_validity must be positive", ErrConfig)
+	}
+	log := c.logger(stderr)
+	trusted, err := sign.LoadKeyring(c.TrustedKey...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("trusted_key: %w", err)
+	}
+	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: %w", err)
+	}
+	if !c.DryRun {
+		if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("state_dir: %w", err)
+		}
+	}
+	f := &Follower{
+		Store: store, Trusted: trusted, MaxSize: c.MaxSize, StateDir: c.StateDir,
+		Freshness: FreshnessPolicy{Scope: c.Scope, MaxSkew: c.MaxSkew, MaxValidity: c.MaxValidity},
+		Identity:  id, Render: ropts,
+		Apply: apply.Options{Backend: backend, DisableFile: c.DisableFile, FailSafe: ropts.FailSafe,
+			FlushConntrack: c.FlushConntrack},
+		DryRun: c.DryRun, Out: stdout, MetricsFile: c.MetricsFile, Logger: log,
+	}
+	return f, &c, nil
+}
+
+func parsePrefixes(key string, ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %q is not a CIDR", ErrConfig, key, s)
+		}
+		if p.Masked() != p {
+			return nil, fmt.Errorf("%w: %s: %s has host bits set (did you mean %s?)", ErrConfig, key, p, p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// parseFailSafe parses CIDR, CIDR/tcp/PORT or CIDR/udp/PORT.
+func parseFailSafe(s string) (render.FailSafe, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 2 && len(parts) != 4 {
+		return render.FailSafe{}, fmt.Errorf("%q is not CIDR or CIDR/tcp|udp/PORT", s)
+	}
+	p, err := netip.ParsePrefix(parts[0] + "/" + parts[1])
+	if err != nil || p.Masked() != p {
+		return render.FailSafe{}, fmt.Errorf("%q does not start with a CIDR without host bits", s)
+	}
+	fs := render.FailSafe{Source: p, Protocol: ruleset.ProtoAll}
+	if len(parts) == 4 {
+		switch parts[2] {
+		case "tcp":
+			fs.Protocol = ruleset.ProtoTCP
+		case "udp":
+			fs.Protocol = ruleset.ProtoUDP
+		default:
+			return render.FailSafe{}, fmt.Errorf("%q: protocol %q is not tcp or udp", s, parts[2])
+		}
+		port, err := strconv.ParseUint(parts[3], 10, 16)
+		if err != nil || port == 0 {
+			return render.FailSafe{}, fmt.Errorf("%q: %q is not a port 1-65535", s, parts[3])
+		}
+		fs.Port = uint16(port)
+	}
+	return fs, nil
+}

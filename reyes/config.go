@@ -1,0 +1,294 @@
+package reyes
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/v2"
+)
+
+// ErrConfig is wrapped by every configuration error; the message names the
+// offending key.
+var ErrConfig = errors.New("configuration")
+
+// ErrUsage is wrapped by errors in the command line itself (an unknown flag,
+// a missing argument); binaries exit with status 2 for them.
+var ErrUsage = errors.New("usage")
+
+// ErrHelp is returned by the Run functions when -h or --help was asked for
+// and the help was printed.
+var ErrHelp = flag.ErrHelp
+
+// maxConfigFile bounds the configuration file.
+const maxConfigFile = 1 << 20
+
+// optKind is the type of a configuration key.
+type optKind int
+
+const (
+	kString optKind = iota
+	kBool
+	kDuration
+	kList // repeated flag, YAML list, comma-separated in the environment
+	kInt
+)
+
+// option is one configuration key: its YAML key (snake_case), its flag
+// (--kebab-case), its environment variable (REYES_UPPER_SNAKE) and its help.
+type option struct {
+	key  string
+	kind optKind
+	def  any
+	help string
+}
+
+func (o option) flag() string { return strings.ReplaceAll(o.key, "_", "-") }
+func (o option) env() string  { return "REYES_" + strings.ToUpper(o.key) }
+
+// commonOptions are keys both binaries take.
+var commonOptions = []option{
+	{"config", kString, "", "YAML configuration file (keys are the flag names with _ for -; the environment REYES_<KEY> overrides it, flags override both)"},
+	{"store", kString, "", "where the signed ruleset lives: s3://bucket/key or a local file path"},
+	{"scope", kString, "default", "name of the estate the ruleset is for; followers refuse other scopes"},
+	{"s3_path_style", kBool, false, "address S3 as http://endpoint/bucket/key (for S3-compatible servers)"},
+	{"s3_endpoint", kString, "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then AWS)"},
+	{"s3_region", kString, "", "S3 region (default: the SDK's chain, then us-east-1)"},
+	{"max_size", kInt, int64(DefaultMaxObjectSize), "largest signed object accepted, in bytes"},
+	{"interval", kDuration, time.Duration(0), "run every interval (with jitter) until stopped; 0 runs once"},
+	{"log_format", kString, "text", "log format: text or json"},
+	{"log_level", kString, "info", "log level: debug, info, warn or error"},
+}
+
+// loadConfig parses args into a koanf instance: defaults < YAML file (from
+// --config or REYES_CONFIG) < environment < flags that were given. Unknown
+// keys in the file or REYES_* variables are errors naming them.
+func loadConfig(name string, opts []option, args []string, environ []string, stderr io.Writer, usage string) (*koanf.Koanf, []string, error) {
+	all := append(append([]option{}, commonOptions...), opts...)
+	byKey := make(map[string]option, len(all))
+	for _, o := range all {
+		byKey[o.key] = o
+	}
+
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	set := map[string]any{}
+	for _, o := range all {
+		o := o
+		switch o.kind {
+		case kBool:
+			fs.Func(o.flag(), o.help, func(string) error { set[o.key] = true; return nil })
+			// A bare --flag sets true; --flag=false is accepted too.
+			fs.Lookup(o.flag()).Value = boolFlag{key: o.key, set: set}
+		case kList:
+			fs.Func(o.flag(), o.help+" (repeatable)", func(v string) error {
+				l, _ := set[o.key].([]string)
+				set[o.key] = append(l, splitList(v)...)
+				return nil
+			})
+		default:
+			fs.Func(o.flag(), o.help, func(v string) error { set[o.key] = v; return nil })
+		}
+	}
+	printUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: %s\n\nFlags (also as YAML keys with _ for -, and as REYES_<KEY> environment variables):\n", usage)
+		keys := make([]string, 0, len(all))
+		for _, o := range all {
+			keys = append(keys, o.key)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			o := byKey[k]
+			def := ""
+			switch v := o.def.(type) {
+			case string:
+				if v != "" {
+					def = " (default " + v + ")"
+				}
+			case time.Duration:
+				if v != 0 {
+					def = " (default " + v.String() + ")"
+				}
+			case int64:
+				def = " (default " + strconv.FormatInt(v, 10) + ")"
+			}
+			fmt.Fprintf(w, "  --%s\n    \t%s%s\n", o.flag(), o.help, def)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stderr)
+			return nil, nil, ErrHelp
+		}
+		return nil, nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+
+	k := koanf.New(".")
+	defs := map[string]any{}
+	for _, o := range all {
+		defs[o.key] = o.def
+	}
+	if err := k.Load(confmap.Provider(defs, "."), nil); err != nil {
+		return nil, nil, fmt.Errorf("%w: defaults: %w", ErrConfig, err)
+	}
+
+	envMap := map[string]string{}
+	for _, kv := range environ {
+		if i := strings.IndexByte(kv, '='); i > 0 && strings.HasPrefix(kv[:i], "REYES_") {
+			envMap[kv[:i]] = kv[i+1:]
+		}
+	}
+	path, _ := set["config"].(string)
+	if path == "" {
+		path = envMap["REYES_CONFIG"]
+	}
+	if path != "" {
+		b, err := readConfigFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := yaml.Parser().Unmarshal(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+		}
+		for key, v := range m {
+			o, ok := byKey[key]
+			if !ok || key == "config" {
+				return nil, nil, fmt.Errorf("%w: %s: unknown key %q", ErrConfig, path, key)
+			}
+			if _, nested := v.(map[string]any); nested {
+				return nil, nil, fmt.Errorf("%w: %s: key %q: want a %s, not a mapping", ErrConfig, path, key, o.kind)
+			}
+		}
+		if err := k.Load(confmap.Provider(m, "\x00"), nil); err != nil {
+			return nil, nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+		}
+	}
+
+	envVals := map[string]any{}
+	for name, v := range envMap {
+		key := strings.ToLower(strings.TrimPrefix(name, "REYES_"))
+		o, ok := byKey[key]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: unknown environment variable %s", ErrConfig, name)
+		}
+		if o.kind == kList {
+			envVals[key] = splitList(v)
+		} else {
+			envVals[key] = v
+		}
+	}
+	if err := k.Load(confmap.Provider(envVals, "\x00"), nil); err != nil {
+		return nil, nil, fmt.Errorf("%w: environment: %w", ErrConfig, err)
+	}
+	if err := k.Load(confmap.Provider(set, "\x00"), nil); err != nil {
+		return nil, nil, fmt.Errorf("%w: flags: %w", ErrConfig, err)
+	}
+	return k, fs.Args(), nil
+}
+
+func (k optKind) String() string {
+	switch k {
+	case kBool:
+		return "boolean"
+	case kDuration:
+		return "duration"
+	case kList:
+		return "list"
+	case kInt:
+		return "number"
+	}
+	return "string"
+}
+
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %w", ErrConfig, path, err)
+	}
+	if len(b) > maxConfigFile {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrConfig, path, maxConfigFile)
+	}
+	return b, nil
+}
+
+// unmarshalConfig decodes k into out (a struct with koanf tags), strictly:
+// every value must have the key's type; durations parse as "90s", "5m";
+// lists come as YAML lists or comma-separated strings. The error names the
+// key.
+func unmarshalConfig(k *koanf.Koanf, out any) error {
+	err := k.UnmarshalWithConf("", out, koanf.UnmarshalConf{
+		Tag: "koanf",
+		DecoderConfig: &mapstructure.DecoderConfig{
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				mapstructure.StringToTimeDurationHookFunc(),
+				stringToBoolHook,
+				mapstructure.StringToSliceHookFunc(","),
+				mapstructure.TextUnmarshallerHookFunc(),
+			),
+			Result:           out,
+			WeaklyTypedInput: true,
+			ErrorUnused:      true,
+			TagName:          "koanf",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// stringToBoolHook parses booleans strictly ("true"/"false", "1"/"0"), so
+// that REYES_DRY_RUN=yes is an error, not a silent false.
+func stringToBoolHook(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() != reflect.Bool || from.Kind() != reflect.String {
+		return data, nil
+	}
+	b, err := strconv.ParseBool(data.(string))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a boolean (true or false)", data)
+	}
+	return b, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// boolFlag is a flag.Value for boolean options: a bare --flag means true.
+type boolFlag struct {
+	key string
+	set map[string]any
+}
+
+func (b boolFlag) String() string { return "" }
+func (b boolFlag) Set(v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean", v)
+	}
+	b.set[b.key] = x
+	return nil
+}
+func (b boolFlag) IsBoolFlag() bool { return true }

@@ -1,0 +1,336 @@
+package reyes
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sign"
+)
+
+// ErrStale is returned when the store still holds the last accepted
+// ruleset (unchanged) but it has expired: the leaders have stopped
+// publishing. The kernel keeps the last good rules (fail static).
+var ErrStale = errors.New("ruleset in the store has expired and was not replaced")
+
+// Follower loads the published ruleset on one host: it fetches the signed
+// object, verifies it, checks freshness and rollback, finds the host's
+// identity, renders the plan and applies it (or prints it in dry-run). On
+// any failure the kernel keeps the last good rules and the state is not
+// advanced. A Follower is safe for use by one goroutine at a time.
+type Follower struct {
+	// Store holds the signed object.
+	Store Store
+	// Trusted are the leaders' public keys.
+	Trusted *sign.Keyring
+	// MaxSize caps the signed object (and the payload); 0 means
+	// DefaultMaxObjectSize.
+	MaxSize int64
+	// Freshness says which rulesets may replace the last accepted one.
+	Freshness FreshnessPolicy
+	// StateDir keeps the last accepted ruleset's header, digest and ETag
+	// (rollback protection, conditional GET). Required.
+	StateDir string
+	// Identity says how the host finds itself.
+	Identity IdentityOptions
+	// Render are the rendering options (mode, table, logging, fail-safe).
+	Render render.Options
+	// Apply are the apply options (runner, backend, flag file). Its
+	// FailSafe should be Render.FailSafe, so apply verifies them.
+	Apply apply.Options
+	// DryRun prints the plan (and a diff against the kernel's reyes rules,
+	// when they can be read) to Out instead of applying it, and records
+	// nothing.
+	DryRun bool
+	// Out receives the dry-run output; nil means io.Discard.
+	Out io.Writer
+	// MetricsFile, if set, is rewritten atomically after every run in the
+	// Prometheus text format, for node_exporter's textfile collector.
+	MetricsFile string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives one line per run; nil discards.
+	Logger *slog.Logger
+
+	metrics *metrics
+}
+
+// FollowerResult describes one run.
+type FollowerResult struct {
+	// Paused: the flag file exists; nothing was fetched or changed.
+	Paused bool
+	// NotModified: the store's object is the one accepted last (a
+	// conditional GET answered 304); nothing else was done.
+	NotModified bool
+	// Header of the ruleset that was verified (zero when NotModified).
+	Header ruleset.Header
+	// Host is the host view the plan was rendered for.
+	Host render.Host
+	// Identity says how the host was found.
+	Identity IdentitySource
+	// Plan is what was applied (or printed in dry-run).
+	Plan *render.Plan
+	// Applied says what apply changed (zero in dry-run).
+	Applied  apply.Result
+	Duration time.Duration
+}
+
+// RunOnce runs the follower once.
+func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) {
+	start := time.Now()
+	now := f.now()
+	log := f.logger()
+	if f.Store == nil || f.Trusted == nil || f.StateDir == "" {
+		return res, errors.New("follower: Store, Trusted and StateDir are required")
+	}
+	if f.metrics == nil {
+		f.metrics = loadMetrics(f.MetricsFile)
+	}
+	defer func() {
+		res.Duration = time.Since(start)
+		f.metrics.record(now, res, err)
+		if werr := f.metrics.write(f.MetricsFile); werr != nil {
+			log.Warn("writing metrics", "file", f.MetricsFile, "err", werr)
+		}
+	}()
+
+	if !f.DryRun && f.Apply.DisableFile != "" {
+		if _, serr := os.Stat(f.Apply.DisableFile); serr == nil {
+			log.Warn("paused by flag file: nothing fetched or changed", "file", f.Apply.DisableFile)
+			res.Paused = true
+			return res, nil
+		}
+	}
+	last, err := LoadState(f.StateDir)
+	if err != nil {
+		return res, err
+	}
+	etag := last.ETag
+	if f.DryRun {
+		etag = "" // always show the current plan
+	}
+	body, newTag, err := f.Store.Get(ctx, etag)
+	if errors.Is(err, ErrNotModified) {
+		if !last.NotAfter.IsZero() && now.After(last.NotAfter) {
+			return res, fmt.Errorf("%w: serial %d expired at %s", ErrStale, last.Serial, last.NotAfter.Format(time.RFC3339))
+		}
+		res.NotModified = true
+		log.Info("ruleset unchanged", "store", f.Store.String(), "serial", last.Serial)
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("fetching %s: %w", f.Store, err)
+	}
+	ver, err := sign.OpenVerified(bytes.NewReader(body), f.Trusted, now, sign.WithMaxSize(f.maxSize()))
+	if err != nil {
+		return res, err
+	}
+	rs, err := ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: f.maxSize()})
+	if err != nil {
+		return res, err
+	}
+	res.Header = rs.Header
+	digest := SumPayload(ver.Payload)
+	changed, err := f.Freshness.Check(rs.Header, digest, now, last)
+	if err != nil {
+		return res, err
+	}
+	host, src, err := Identify(ctx, rs, f.identity())
+	if err != nil {
+		return res, err
+	}
+	res.Host, res.Identity = host, src
+	plan, err := render.Render(rs, host, f.Render)
+	if err != nil {
+		return res, fmt.Errorf("rendering: %w", err)
+	}
+	res.Plan = plan
+	if f.DryRun {
+		f.printPlan(ctx, plan, rs, src)
+		log.Info("dry run: plan printed, nothing changed", "serial", rs.Serial, "identity", src.Method)
+		return res, nil
+	}
+	ar, err := apply.Apply(ctx, plan, f.applyOptions())
+	res.Applied = ar
+	if errors.Is(err, apply.ErrDisabled) {
+		res.Paused = true
+		log.Warn("paused by flag file: nothing changed", "file", f.Apply.DisableFile)
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := SaveState(f.StateDir, NewState(rs.Header, digest, newTag, now)); err != nil {
+		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
+	}
+	log.Info("ruleset applied",
+		"serial", rs.Serial, "new", changed, "changed", ar.Changed(), "identity", src.Method,
+		"interfaces", len(host.Interfaces), "summary", summarize(ar), "duration", time.Since(start).Round(time.Millisecond))
+	return res, nil
+}
+
+// Run runs the follower every interval (with jitter) until ctx ends; a
+// failed run is logged and retried at the next tick, with the last good
+// rules left in force. With interval 0 it runs once and returns its error.
+func (f *Follower) Run(ctx context.Context, interval time.Duration) error {
+	return loop(ctx, interval, f.logger(), "follower run", func(ctx context.Context) error {
+		_, err := f.RunOnce(ctx)
+		return err
+	})
+}
+
+func (f *Follower) identity() IdentityOptions {
+	o := f.Identity
+	if o.Logger == nil {
+		o.Logger = f.logger()
+	}
+	return o
+}
+
+func (f *Follower) applyOptions() apply.Options {
+	o := f.Apply
+	if o.Logger == nil {
+		o.Logger = f.logger()
+	}
+	if o.StateDir == "" {
+		o.StateDir = f.StateDir
+	}
+	return o
+}
+
+func (f *Follower) maxSize() int64 {
+	if f.MaxSize <= 0 {
+		return DefaultMaxObjectSize
+	}
+	return f.MaxSize
+}
+
+func (f *Follower) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+func (f *Follower) logger() *slog.Logger {
+	if f.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return f.Logger
+}
+
+func summarize(r apply.Result) string {
+	var parts []string
+	for _, fr := range r.Families {
+		var p []string
+		if fr.RulesLoaded {
+			p = append(p, "rules loaded")
+		}
+		if fr.JumpRepaired {
+			p = append(p, "jump repaired")
+		}
+		for _, x := range []struct {
+			n    string
+			sets []string
+		}{{"sets created", fr.SetsCreated}, {"sets swapped", fr.SetsSwapped}, {"sets destroyed", fr.SetsDestroyed}, {"chains deleted", fr.ChainsDeleted}} {
+			if len(x.sets) > 0 {
+				p = append(p, fmt.Sprintf("%d %s", len(x.sets), x.n))
+			}
+		}
+		if len(p) == 0 {
+			p = append(p, "unchanged")
+		}
+		parts = append(parts, fmt.Sprintf("IPv%d: %s", fr.Family, strings.Join(p, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// printPlan writes the dry-run output: the plan, then the difference from
+// the reyes rules in the kernel when they can be read.
+func (f *Follower) printPlan(ctx context.Context, plan *render.Plan, rs *ruleset.Ruleset, src IdentitySource) {
+	out := f.Out
+	if out == nil {
+		out = io.Discard
+	}
+	fmt.Fprintf(out, "# reyes dry run: scope %s serial %d generated %s not after %s; host found by %s\n",
+		rs.Scope, rs.Serial, rs.GeneratedAt.Format(time.RFC3339), rs.NotAfter.Format(time.RFC3339), src.Method)
+	for _, fp := range plan.Families() {
+		fmt.Fprintf(out, "\n# ---- IPv%d: ipset restore ----\n%s", fp.Family, fp.IpsetRestore())
+		fmt.Fprintf(out, "\n# ---- IPv%d: iptables-restore ----\n%s", fp.Family, fp.IptablesRestore())
+		diff, err := f.kernelDiff(ctx, fp)
+		if err != nil {
+			fmt.Fprintf(out, "\n# ---- IPv%d: kernel not compared: %v\n", fp.Family, err)
+			continue
+		}
+		if diff == "" {
+			fmt.Fprintf(out, "\n# ---- IPv%d: the kernel already has these rules\n", fp.Family)
+		} else {
+			fmt.Fprintf(out, "\n# ---- IPv%d: difference from the kernel's reyes rules (- kernel, + plan) ----\n%s", fp.Family, diff)
+		}
+	}
+}
+
+// kernelDiff reads the kernel's reyes rules with iptables-save and returns
+// the lines only the kernel (-) or only the plan (+) has.
+func (f *Follower) kernelDiff(ctx context.Context, fp *render.FamilyPlan) (string, error) {
+	r := f.Apply.Runner
+	if r == nil {
+		r = apply.ExecRunner{}
+	}
+	save := "iptables-save"
+	if fp.Family == render.IPv6 {
+		save = "ip6tables-save"
+	}
+	switch f.Apply.Backend {
+	case apply.BackendNFT:
+		save = strings.Replace(save, "-save", "-nft-save", 1)
+	case apply.BackendLegacy:
+		save = strings.Replace(save, "-save", "-legacy-save", 1)
+	}
+	b, err := r.Run(ctx, nil, save, "-t", "filter")
+	if err != nil {
+		return "", err
+	}
+	have := map[string]bool{}
+	var kernel []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "-A "+render.ChainPrefix) || l == "-A INPUT -j "+render.InputChain {
+			kernel = append(kernel, l)
+			have[l] = true
+		}
+	}
+	want := map[string]bool{}
+	var plan []string
+	if fp.Table == render.TableShared {
+		plan = append(plan, "-A INPUT -j "+render.InputChain)
+	}
+	for _, l := range strings.Split(string(fp.IptablesRestore()), "\n") {
+		if strings.HasPrefix(l, "-A ") {
+			plan = append(plan, l)
+		}
+	}
+	for _, l := range plan {
+		want[l] = true
+	}
+	var d strings.Builder
+	for _, l := range kernel {
+		if !want[l] {
+			d.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range plan {
+		if !have[l] {
+			d.WriteString("+ " + l + "\n")
+		}
+	}
+	return d.String(), nil
+}

@@ -1,0 +1,186 @@
+package reyes_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/apply/applytest"
+	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/sign"
+)
+
+const sampleInventory = "../examples/quickstart/inventory"
+
+type pipeline struct {
+	dir      string
+	signer   *sign.Signer
+	trusted  *sign.Keyring
+	store    *reyes.FileStore
+	kernel   *applytest.Kernel
+	now      time.Time
+	leader   *reyes.Leader
+	follower *reyes.Follower
+	out      *bytes.Buffer
+}
+
+func newPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	sec, pub, err := sign.GenerateKey("reyes test", "", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := sign.ParseSigner(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, err := sign.ParseKeyring(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := &pipeline{dir: dir, signer: signer, trusted: trusted, now: now, out: &bytes.Buffer{},
+		store:  reyes.NewFileStore(filepath.Join(dir, "ruleset.signed"), reyes.StoreOptions{}),
+		kernel: applytest.New("nft")}
+	clock := func() time.Time { return p.now }
+	p.leader = &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: p.store, Signer: signer,
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock}
+	p.follower = &reyes.Follower{Store: p.store, Trusted: trusted, StateDir: filepath.Join(dir, "state"),
+		Freshness: reyes.FreshnessPolicy{Scope: "test"},
+		Identity:  reyes.IdentityOptions{DisableIMDS: true, InterfaceAddrs: func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("10.20.1.10")}, nil }},
+		Apply:     apply.Options{Runner: p.kernel, DisableFile: filepath.Join(dir, "disabled")},
+		Out:       p.out, Now: clock, MetricsFile: filepath.Join(dir, "reyes.prom")}
+	if err := os.MkdirAll(p.follower.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPipelinePublishApplyUnchanged(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.follower.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Applied.Changed() || res.Identity.Method != reyes.IdentityAddresses {
+		t.Fatalf("first run: changed=%v identity=%v", res.Applied.Changed(), res.Identity.Method)
+	}
+	if !strings.Contains(p.kernel.Dump(), "REYES-FILTER") {
+		t.Fatalf("kernel has no reyes chains:\n%s", p.kernel.Dump())
+	}
+	// Same object: the file store's ETag makes it a no-op with no kernel call.
+	p.kernel.ResetCalls()
+	res, err = p.follower.RunOnce(ctx)
+	if err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
+		t.Fatalf("second run: %+v, %v, calls %v", res.NotModified, err, p.kernel.Calls())
+	}
+	prom, err := os.ReadFile(p.follower.MetricsFile)
+	if err != nil || !bytes.Contains(prom, []byte("reyes_follower_last_success_timestamp_seconds 1.7")) {
+		t.Fatalf("metrics: %v\n%s", err, prom)
+	}
+}
+
+func TestPipelineRefusals(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(filepath.Join(p.follower.StateDir, "state.json"))
+	before := p.kernel.Dump()
+	older, _ := os.ReadFile(filepath.Join(p.dir, "ruleset.signed"))
+
+	p.now = p.now.Add(10 * time.Minute)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	good, _ = os.ReadFile(filepath.Join(p.follower.StateDir, "state.json"))
+	before = p.kernel.Dump()
+	newer, _ := os.ReadFile(filepath.Join(p.dir, "ruleset.signed"))
+
+	put := func(b []byte) {
+		if err := p.store.Put(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tampered := bytes.Replace(newer, []byte(`"scope":"test"`), []byte(`"scope":"tesT"`), 1)
+	otherSec, _, _ := sign.GenerateKey("intruder", "", p.now.Add(-time.Hour))
+	intruder, _ := sign.ParseSigner(otherSec)
+	payload, _, _ := sign.Unpack(newer)
+	untrusted, _ := sign.Seal(payload, intruder, p.now)
+
+	tests := []struct {
+		name string
+		obj  []byte
+		at   time.Time
+		want error
+	}{
+		{"rollback to an older object", older, p.now, reyes.ErrRollback},
+		{"tampered payload", tampered, p.now, sign.ErrBadSignature},
+		{"untrusted signer", untrusted, p.now, sign.ErrUnknownSigner},
+		{"expired", newer, p.now.Add(2 * time.Hour), reyes.ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			put(tt.obj)
+			p.now = tt.at
+			defer func(n time.Time) { p.now = n }(p.now)
+			p.kernel.ResetCalls()
+			_, err := p.follower.RunOnce(ctx)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("RunOnce: %v, want %v", err, tt.want)
+			}
+			if len(p.kernel.Calls()) != 0 || p.kernel.Dump() != before {
+				t.Errorf("the kernel was touched: %v", p.kernel.Calls())
+			}
+			if got, _ := os.ReadFile(filepath.Join(p.follower.StateDir, "state.json")); !bytes.Equal(got, good) {
+				t.Error("the state changed")
+			}
+		})
+	}
+}
+
+func TestPipelinePausedAndDryRun(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.follower.Apply.DisableFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.follower.RunOnce(ctx)
+	if err != nil || !res.Paused || len(p.kernel.Calls()) != 0 {
+		t.Fatalf("paused run: %+v %v %v", res.Paused, err, p.kernel.Calls())
+	}
+	p.follower.DryRun = true
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.out.String(), "-A REYES-FILTER") || !strings.Contains(p.out.String(), "kernel") {
+		t.Errorf("dry run printed:\n%s", p.out)
+	}
+	if _, err := os.Stat(filepath.Join(p.follower.StateDir, "state.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dry run recorded state: %v", err)
+	}
+}
