@@ -1,0 +1,37 @@
+// Command reyesctl makes signing keys for reyes, checks and inspects signed
+// rulesets, splits them for stock GnuPG, and explains what a host's reyes
+// policy does with a packet.
+//
+//	reyesctl keygen  --secret FILE --public FILE [--name N] [--email E] [--force]
+//	reyesctl verify  --trusted-key FILE [--trusted-key FILE]... [--scope NAME] [--max-size N] OBJECT
+//	reyesctl unpack  OBJECT DIR        (then: gpg --verify DIR/payload.json.asc DIR/payload.json)
+//	reyesctl inspect [--trusted-key FILE]... OBJECT
+//	reyesctl explain --store URL|PATH --trusted-key FILE... --src IP --dst IP --proto tcp|udp|icmp|icmpv6|N
+//	                 [--port N] [--icmp-type N --icmp-code N] [--ipsec] [--mode vpc|ipsec]
+//	                 [--table shared|exclusive] [--foreign-cidr CIDR]... [--groups ID,ID]
+//
+// OBJECT and --store are a file path or s3://bucket/key. "reyesctl help" and
+// "reyesctl <command> -h" list every flag. Errors are one line on stderr;
+// the exit status is 0 on success, 1 when refused or failed, 2 on a usage
+// error. The work is done by package internal/ctl.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/reyes-fw/reyes/internal/ctl"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := ctl.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reyesctl:", err)
+	}
+	os.Exit(ctl.ExitCode(err))
+}

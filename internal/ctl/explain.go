@@ -1,0 +1,331 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/ruleset"
+)
+
+type explainFlags struct {
+	objectFlags
+	store                  string
+	src, dst, proto        string
+	port, icmpType, icmpCo int
+	ipsec, established     bool
+	mode, table            string
+	foreign, vpcCIDRs      stringList
+	groups, vpc            string
+	set                    map[string]bool // flags given on the command line
+}
+
+func explainCommand() command {
+	return command{
+		name:     "explain",
+		synopsis: "what reyes on the host owning --dst does with a packet, and which rule decides",
+		usage: "--store URL|PATH --trusted-key FILE... --src IP --dst IP --proto tcp|udp|icmp|icmpv6|N\n" +
+			"         [--port N] [--icmp-type N --icmp-code N] [--ipsec] [--established]\n" +
+			"         [--mode vpc|ipsec] [--table shared|exclusive] [--foreign-cidr CIDR]...\n" +
+			"         [--groups ID,ID] [--vpc ID] [--vpc-cidr CIDR]... [--max-size N] [--s3-path-style]",
+		help: `
+Fetches and verifies the ruleset in --store, finds the host that owns the
+address --dst (its interfaces in the ruleset, and its VPC's CIDR blocks), or
+takes --groups as the host's security groups instead, renders that host's
+policy with the given --mode, --table and --foreign-cidr, and asks
+render.Decide what it does with the packet: allow, drop, or pass (not reyes'
+business). Prints the verdict, the deciding rule as iptables-restore text,
+its comment (which names the security group rule) and the chains the packet
+went through.
+
+The exit status is 0 whatever the verdict: the answer is the output. It is
+non-zero only when there is no answer (bad flags, an object that does not
+verify, a host the ruleset does not hold). An expired ruleset is still
+explained, with a warning. The host's own iptables rules, fail-safe sources
+and logging rules of a follower's configuration are not modelled.`,
+		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+			f := explainFlags{}
+			f.objectFlags.define(fl, "trust the public key(s) in `FILE` (repeatable; required)")
+			fl.StringVar(&f.store, "store", "", "read the signed ruleset from `URL|PATH`: s3://bucket/key or a file (required)")
+			fl.StringVar(&f.src, "src", "", "the packet's source `IP` (required)")
+			fl.StringVar(&f.dst, "dst", "", "the packet's destination `IP`, an address of the host asked about (required)")
+			fl.StringVar(&f.proto, "proto", "", "the packet's protocol `P`: tcp, udp, icmp, icmpv6 or a number 0..255 (required)")
+			fl.IntVar(&f.port, "port", 0, "the destination port `N` (required for tcp and udp)")
+			fl.IntVar(&f.icmpType, "icmp-type", 0, "the ICMP or ICMPv6 type `N` (default: echo request, 8 or 128)")
+			fl.IntVar(&f.icmpCo, "icmp-code", 0, "the ICMP or ICMPv6 code `N`")
+			fl.BoolVar(&f.ipsec, "ipsec", false, "the packet arrived over IPsec (decapsulated by an inbound policy)")
+			fl.BoolVar(&f.established, "established", false, "the packet belongs to a connection conntrack already knows")
+			fl.StringVar(&f.mode, "mode", "vpc", "which traffic reyes filters, `vpc|ipsec`")
+			fl.StringVar(&f.table, "table", "shared", "how much of the filter table reyes owns, `shared|exclusive`")
+			fl.Var(&f.foreign, "foreign-cidr", "in vpc mode, filter traffic from this foreign range `CIDR` (repeatable; default 10.0.0.0/8)")
+			fl.StringVar(&f.groups, "groups", "", "take the security groups `ID,ID` as the host's, instead of looking --dst up")
+			fl.StringVar(&f.vpc, "vpc", "", "look --dst up in this VPC `ID` only (for overlapping VPCs)")
+			fl.Var(&f.vpcCIDRs, "vpc-cidr", "the host's own VPC `CIDR` block, replacing the ruleset's (repeatable)")
+			return func(ctx context.Context, _ []string) error {
+				f.set = map[string]bool{}
+				fl.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+				return c.explain(ctx, &f)
+			}
+		},
+	}
+}
+
+// question is the validated form of the explain flags.
+type question struct {
+	pkt  render.Packet
+	opts render.Options
+	id   reyes.IdentityOptions
+}
+
+func (f *explainFlags) validate() (question, error) {
+	var q question
+	bad := func(format string, a ...any) (question, error) {
+		return question{}, &UsageError{Cmd: "explain", Err: fmt.Errorf(format, a...)}
+	}
+	if err := f.objectFlags.check("explain", true); err != nil {
+		return question{}, err
+	}
+	for _, req := range []struct{ name, v string }{{"store", f.store}, {"src", f.src}, {"dst", f.dst}, {"proto", f.proto}} {
+		if req.v == "" {
+			return bad("--%s is required", req.name)
+		}
+	}
+	var err error
+	if q.pkt.Src, err = parseAddr(f.src); err != nil {
+		return bad("--src: %v", err)
+	}
+	if q.pkt.Dst, err = parseAddr(f.dst); err != nil {
+		return bad("--dst: %v", err)
+	}
+	if q.pkt.Src.Is4() != q.pkt.Dst.Is4() {
+		return bad("--src %s and --dst %s are of different address families", q.pkt.Src, q.pkt.Dst)
+	}
+	v6 := q.pkt.Dst.Is6()
+	proto, err := ruleset.ParseProtocol(strings.ToLower(f.proto))
+	if err != nil || proto == ruleset.ProtoAll {
+		return bad("--proto %q: want tcp, udp, icmp, icmpv6 or a protocol number 0..255", f.proto)
+	}
+	q.pkt.Protocol = proto
+	switch proto {
+	case ruleset.ProtoTCP, ruleset.ProtoUDP:
+		if !f.set["port"] {
+			return bad("--port is required for --proto %s", f.proto)
+		}
+		if f.port < 0 || f.port > 65535 {
+			return bad("--port %d: want 0..65535", f.port)
+		}
+		if f.set["icmp-type"] || f.set["icmp-code"] {
+			return bad("--icmp-type and --icmp-code are for icmp and icmpv6 only")
+		}
+		q.pkt.Port = f.port
+	case ruleset.ProtoICMP, ruleset.ProtoICMPv6:
+		if proto == ruleset.ProtoICMP && v6 {
+			return bad("--proto icmp with IPv6 addresses: use icmpv6")
+		}
+		if proto == ruleset.ProtoICMPv6 && !v6 {
+			return bad("--proto icmpv6 with IPv4 addresses: use icmp")
+		}
+		if f.set["port"] {
+			return bad("--port is for tcp and udp only; use --icmp-type and --icmp-code")
+		}
+		q.pkt.ICMPType, q.pkt.ICMPCode = 8, 0
+		if v6 {
+			q.pkt.ICMPType = 128
+		}
+		if f.set["icmp-type"] {
+			q.pkt.ICMPType = f.icmpType
+		}
+		if f.set["icmp-code"] {
+			q.pkt.ICMPCode = f.icmpCo
+		}
+		if q.pkt.ICMPType < 0 || q.pkt.ICMPType > 255 || q.pkt.ICMPCode < 0 || q.pkt.ICMPCode > 255 {
+			return bad("--icmp-type %d --icmp-code %d: want 0..255", q.pkt.ICMPType, q.pkt.ICMPCode)
+		}
+	default:
+		if f.set["port"] || f.set["icmp-type"] || f.set["icmp-code"] {
+			return bad("--port, --icmp-type and --icmp-code do not apply to protocol %d", proto)
+		}
+	}
+	q.pkt.IPsec, q.pkt.Established = f.ipsec, f.established
+
+	if q.opts.Mode, err = render.ParseMode(f.mode); err != nil {
+		return bad("--mode: %v", err)
+	}
+	if q.opts.Table, err = render.ParseTableMode(f.table); err != nil {
+		return bad("--table: %v", err)
+	}
+	if len(f.foreign) > 0 {
+		if q.opts.ForeignCIDRs, err = parsePrefixes(f.foreign); err != nil {
+			return bad("--foreign-cidr: %v", err)
+		}
+	}
+	if len(f.vpcCIDRs) > 0 {
+		if q.id.VPCCIDRs, err = parsePrefixes(f.vpcCIDRs); err != nil {
+			return bad("--vpc-cidr: %v", err)
+		}
+	}
+	if f.groups != "" {
+		for g := range strings.SplitSeq(f.groups, ",") {
+			g = strings.TrimSpace(g)
+			if !ruleset.ValidGroupID(g) {
+				return bad("--groups: %q is not a security group ID", g)
+			}
+			q.id.Groups = append(q.id.Groups, g)
+		}
+		if f.vpc != "" {
+			return bad("--vpc is for looking --dst up; with --groups give --vpc-cidr instead")
+		}
+	} else {
+		q.id.Addrs = []netip.Addr{q.pkt.Dst}
+	}
+	if f.vpc != "" && !ruleset.ValidVPCID(f.vpc) {
+		return bad("--vpc: %q is not a VPC ID", f.vpc)
+	}
+	q.id.VPCID = f.vpc
+	q.id.DisableIMDS, q.id.DisableAddressLookup = true, true
+	q.id.Logger = slog.New(slog.DiscardHandler)
+	return q, nil
+}
+
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%q: zones are not allowed", s)
+	}
+	return a.Unmap(), nil
+}
+
+func parsePrefixes(in []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range in {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		if p.Masked() != p {
+			return nil, fmt.Errorf("%s has host bits set (did you mean %s?)", s, p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (c *cli) explain(ctx context.Context, f *explainFlags) error {
+	q, err := f.validate()
+	if err != nil {
+		return err
+	}
+	now := c.now()
+	res, err := f.open(ctx, f.store, now, true)
+	if err != nil {
+		return err
+	}
+	if h := res.rs.Header; now.After(h.NotAfter) {
+		fmt.Fprintf(c.stderr, "reyesctl: warning: the ruleset (serial %d) expired at %s, %s ago; followers refuse it and keep their last good rules\n",
+			h.Serial, h.NotAfter.UTC().Format(time.RFC3339), round(now.Sub(h.NotAfter)))
+	}
+	host, src, err := reyes.Identify(ctx, res.rs, q.id)
+	if err != nil {
+		if errors.Is(err, reyes.ErrUnknownHost) && len(q.id.Groups) == 0 {
+			return fmt.Errorf("%w (no interface in the ruleset has address %s; give --groups to ask about a host by its security groups)", err, q.pkt.Dst)
+		}
+		return err
+	}
+	plan, err := render.Render(res.rs, host, q.opts)
+	if err != nil {
+		return fmt.Errorf("rendering the policy: %w", err)
+	}
+	v, err := render.Decide(plan, q.pkt)
+	if err != nil {
+		return fmt.Errorf("deciding: %w", err)
+	}
+	return printVerdict(c.stdout, host, src, q, v)
+}
+
+func printVerdict(out io.Writer, host render.Host, src reyes.IdentitySource, q question, v render.Verdict) error {
+	w := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
+	for _, n := range host.Interfaces {
+		addrs := "all of the host's traffic"
+		if len(n.Addrs) > 0 {
+			addrs = joinStrings(n.Addrs)
+		}
+		fmt.Fprintf(w, "host:\t%s (%s) groups %s\n", n.ID, addrs, strings.Join(n.Groups, ","))
+	}
+	if len(src.UnknownGroups) > 0 {
+		fmt.Fprintf(w, "unknown groups:\t%s (not in the ruleset: they allow nothing)\n", strings.Join(src.UnknownGroups, ","))
+	}
+	vpc := "none"
+	if len(host.VPCCIDRs) > 0 {
+		vpc = joinStrings(host.VPCCIDRs)
+	}
+	fmt.Fprintf(w, "own VPC:\t%s\n", vpc)
+	fmt.Fprintf(w, "packet:\t%s\n", describePacket(q.pkt))
+	fmt.Fprintf(w, "policy:\tmode %s, table %s, foreign %s\n", q.opts.Mode, q.opts.Table, foreignText(q.opts))
+	fmt.Fprintf(w, "verdict:\t%s\n", v.Action)
+	if v.Rule != "" {
+		fmt.Fprintf(w, "rule:\t%s (rule %d of %s)\n", v.Rule, v.Index, v.Chain)
+	} else {
+		fmt.Fprintf(w, "rule:\tnone (the packet ran off the end of reyes' chains)\n")
+	}
+	if v.Comment != "" {
+		fmt.Fprintf(w, "comment:\t%s\n", v.Comment)
+	}
+	fmt.Fprintf(w, "path:\t%s\n", strings.Join(v.Path, " -> "))
+	if q.opts.Table == render.TableShared && v.Action != render.Dropped {
+		fmt.Fprintf(w, "note:\tin shared mode the host's own INPUT rules still see this packet\n")
+	}
+	return w.Flush()
+}
+
+func describePacket(p render.Packet) string {
+	var b strings.Builder
+	switch p.Protocol {
+	case ruleset.ProtoTCP:
+		fmt.Fprintf(&b, "tcp %s -> %s port %d", p.Src, p.Dst, p.Port)
+	case ruleset.ProtoUDP:
+		fmt.Fprintf(&b, "udp %s -> %s port %d", p.Src, p.Dst, p.Port)
+	case ruleset.ProtoICMP:
+		fmt.Fprintf(&b, "icmp %s -> %s type %d code %d", p.Src, p.Dst, p.ICMPType, p.ICMPCode)
+	case ruleset.ProtoICMPv6:
+		fmt.Fprintf(&b, "icmpv6 %s -> %s type %d code %d", p.Src, p.Dst, p.ICMPType, p.ICMPCode)
+	default:
+		fmt.Fprintf(&b, "proto %d %s -> %s", p.Protocol, p.Src, p.Dst)
+	}
+	if p.IPsec {
+		b.WriteString(", over IPsec")
+	}
+	if p.Established {
+		b.WriteString(", established")
+	}
+	return b.String()
+}
+
+func foreignText(o render.Options) string {
+	if o.Mode != render.ModeVPC {
+		return "n/a"
+	}
+	if o.ForeignCIDRs == nil {
+		return joinStrings(render.DefaultForeignCIDRs)
+	}
+	return joinStrings(o.ForeignCIDRs)
+}
+
+func joinStrings[T fmt.Stringer](xs []T) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = x.String()
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,312 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sign"
+)
+
+// objectFlags are the flags of every command that reads a signed object.
+type objectFlags struct {
+	maxSize   int64
+	pathStyle bool
+	trusted   stringList
+}
+
+func (o *objectFlags) define(fl *flag.FlagSet, trustedUsage string) {
+	fl.Int64Var(&o.maxSize, "max-size", sign.DefaultMaxSize, "refuse objects larger than `N` bytes")
+	fl.BoolVar(&o.pathStyle, "s3-path-style", false, "address S3 as http://endpoint/bucket/key (most S3-compatible servers need it)")
+	if trustedUsage != "" {
+		fl.Var(&o.trusted, "trusted-key", trustedUsage)
+	}
+}
+
+func (o *objectFlags) check(cmd string, needTrusted bool) error {
+	if o.maxSize <= 0 {
+		return &UsageError{Cmd: cmd, Err: fmt.Errorf("--max-size must be positive, got %d", o.maxSize)}
+	}
+	if needTrusted && len(o.trusted) == 0 {
+		return &UsageError{Cmd: cmd, Err: errors.New("--trusted-key is required")}
+	}
+	return nil
+}
+
+// fetch reads the object at url (a path or s3://bucket/key), at most
+// o.maxSize bytes.
+func (o *objectFlags) fetch(ctx context.Context, url string) ([]byte, error) {
+	st, err := reyes.OpenStore(ctx, url, reyes.StoreOptions{MaxSize: o.maxSize, PathStyle: o.pathStyle})
+	if err != nil {
+		return nil, err
+	}
+	body, _, err := st.Get(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", url, err)
+	}
+	return body, nil
+}
+
+// opened is a fetched object and the ruleset in it.
+type opened struct {
+	// verified is nil when the signature was not checked.
+	verified *sign.Verified
+	payload  []byte
+	rs       *ruleset.Ruleset
+}
+
+// open fetches the object at url, verifies it against the trusted keys (or
+// only unpacks it when there are none and verify is false) and decodes the
+// ruleset strictly.
+func (o *objectFlags) open(ctx context.Context, url string, now time.Time, verify bool) (*opened, error) {
+	var kr *sign.Keyring
+	if verify || len(o.trusted) > 0 {
+		var err error
+		if kr, err = sign.LoadKeyring(o.trusted...); err != nil {
+			return nil, fmt.Errorf("loading trusted keys: %w", err)
+		}
+	}
+	body, err := o.fetch(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	var res opened
+	if kr != nil {
+		v, err := sign.OpenVerified(bytes.NewReader(body), kr, now, sign.WithMaxSize(o.maxSize))
+		if err != nil {
+			return nil, fmt.Errorf("verifying %s: %w", url, err)
+		}
+		res.verified, res.payload = v, v.Payload
+	} else {
+		payload, _, err := sign.Unpack(body)
+		if err != nil {
+			return nil, fmt.Errorf("unpacking %s: %w", url, err)
+		}
+		res.payload = payload
+	}
+	if res.rs, err = ruleset.Decode(res.payload); err != nil {
+		return nil, fmt.Errorf("decoding the ruleset in %s: %w", url, err)
+	}
+	return &res, nil
+}
+
+// ---- verify ----
+
+func verifyCommand() command {
+	return command{
+		name:     "verify",
+		synopsis: "check a signed ruleset as a follower would",
+		usage:    "--trusted-key FILE [--trusted-key FILE]... [--scope NAME] [--max-size N] [--s3-path-style] OBJECT",
+		argNames: "OBJECT",
+		help: `
+Fetches OBJECT, verifies its signature against the trusted public keys
+(several for key rotation), decodes the ruleset strictly and checks its
+header as a follower does (format, scope, not expired, not generated in the
+future, validity not too long; the rollback check needs a follower's state
+and is not made). Prints the signer's fingerprint, the scope, serial,
+generated_at, not_after and whether the ruleset has expired. Exits non-zero,
+naming the reason, when a follower would refuse the object.`,
+		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+			var o objectFlags
+			var scope string
+			o.define(fl, "trust the public key(s) in `FILE`, as gpg --export writes them (repeatable; required)")
+			fl.StringVar(&scope, "scope", "", "the scope followers expect (default: the object's own scope)")
+			return func(ctx context.Context, args []string) error {
+				if err := o.check("verify", true); err != nil {
+					return err
+				}
+				return c.verify(ctx, o, scope, args[0])
+			}
+		},
+	}
+}
+
+func (c *cli) verify(ctx context.Context, o objectFlags, scope, url string) error {
+	now := c.now()
+	res, err := o.open(ctx, url, now, true)
+	if err != nil {
+		return err
+	}
+	h := res.rs.Header
+	w := tabwriter.NewWriter(c.stdout, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(w, "object:\t%s\n", url)
+	printSigner(w, res.verified)
+	printHeader(w, res.rs, now)
+	if scope == "" {
+		scope = h.Scope
+	}
+	_, cerr := reyes.FreshnessPolicy{Scope: scope}.Check(h, reyes.SumPayload(res.payload), now, reyes.State{})
+	if cerr != nil {
+		fmt.Fprintf(w, "status:\tREFUSED: %v\n", cerr)
+	} else {
+		fmt.Fprintf(w, "status:\tOK: followers of scope %q accept it (unless they already accepted a newer one)\n", scope)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("checking %s: %w", url, cerr)
+	}
+	return nil
+}
+
+func printSigner(w io.Writer, v *sign.Verified) {
+	if v == nil {
+		fmt.Fprintf(w, "signer:\tUNVERIFIED: no --trusted-key given, the signature was NOT checked; anyone could have written this\n")
+		return
+	}
+	fmt.Fprintf(w, "signer:\t%s (good signature)\n", v.Signer)
+	if v.Key != v.Signer {
+		fmt.Fprintf(w, "signing subkey:\t%s\n", v.Key)
+	}
+	fmt.Fprintf(w, "signed at:\t%s\n", v.SignedAt.UTC().Format(time.RFC3339))
+}
+
+func printHeader(w io.Writer, rs *ruleset.Ruleset, now time.Time) {
+	h := rs.Header
+	fmt.Fprintf(w, "format:\t%s (%s)\n", h.Format, h.Type)
+	fmt.Fprintf(w, "scope:\t%s\n", h.Scope)
+	fmt.Fprintf(w, "serial:\t%d\n", h.Serial)
+	fmt.Fprintf(w, "generated_at:\t%s (%s)\n", h.GeneratedAt.UTC().Format(time.RFC3339Nano), ago(now.Sub(h.GeneratedAt)))
+	fmt.Fprintf(w, "not_after:\t%s\n", h.NotAfter.UTC().Format(time.RFC3339Nano))
+	if now.After(h.NotAfter) {
+		fmt.Fprintf(w, "expired:\tYES, %s ago\n", round(now.Sub(h.NotAfter)))
+	} else {
+		fmt.Fprintf(w, "expired:\tno (valid for %s more)\n", round(h.NotAfter.Sub(now)))
+	}
+	fmt.Fprintf(w, "contents:\t%d VPCs, %d groups, %d interfaces\n", len(rs.VPCs), len(rs.Groups), len(rs.Interfaces))
+}
+
+// ago describes an age: "5m3s ago", or "2m0s in the future".
+func ago(d time.Duration) string {
+	if d < 0 {
+		return round(-d) + " in the future"
+	}
+	return "age " + round(d)
+}
+
+func round(d time.Duration) string { return d.Round(time.Second).String() }
+
+// ---- inspect ----
+
+func inspectCommand() command {
+	return command{
+		name:     "inspect",
+		synopsis: "summarise a signed ruleset: header, age, groups and members",
+		usage:    "[--trusted-key FILE]... [--max-size N] [--s3-path-style] OBJECT",
+		argNames: "OBJECT",
+		help: `
+Fetches OBJECT, decodes the ruleset strictly and prints its header, its age
+(now - generated_at), the number of VPCs and interfaces, and each security
+group: ID, name, VPC, region, rule count (or "excluded") and member count.
+With --trusted-key the signature is verified first and any failure is an
+error; without, nothing is verified and the output says UNVERIFIED.`,
+		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+			var o objectFlags
+			o.define(fl, "verify against the public key(s) in `FILE` first (repeatable)")
+			return func(ctx context.Context, args []string) error {
+				if err := o.check("inspect", false); err != nil {
+					return err
+				}
+				return c.inspect(ctx, o, args[0])
+			}
+		},
+	}
+}
+
+func (c *cli) inspect(ctx context.Context, o objectFlags, url string) error {
+	now := c.now()
+	res, err := o.open(ctx, url, now, false)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(w, "object:\t%s\n", url)
+	printSigner(w, res.verified)
+	printHeader(w, res.rs, now)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout)
+	x := ruleset.NewIndex(res.rs)
+	w = tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "GROUP\tNAME\tVPC\tREGION\tRULES\tMEMBERS\n")
+	for _, g := range res.rs.Groups {
+		rules := fmt.Sprint(len(g.Rules))
+		if g.Excluded {
+			rules = "excluded"
+		}
+		// Names come from AWS and may hold anything, terminal escapes too.
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", g.ID, render.Sanitize(g.Name, 64), g.VPC, g.Region, rules, len(x.Members(g.ID)))
+	}
+	return w.Flush()
+}
+
+// ---- unpack ----
+
+// Names of the files unpack writes.
+const (
+	PayloadFile   = "payload.json"
+	SignatureFile = "payload.json.asc"
+)
+
+func unpackCommand() command {
+	return command{
+		name:     "unpack",
+		synopsis: "split a signed object into payload.json and payload.json.asc for gpg --verify",
+		usage:    "[--max-size N] [--s3-path-style] OBJECT DIR",
+		argNames: "OBJECT DIR",
+		help: `
+Writes the payload of OBJECT to DIR/payload.json and its detached OpenPGP
+signature to DIR/payload.json.asc (DIR is created if missing; both files are
+replaced atomically). unpack does NOT verify anything: it is the way to check
+an object with stock GnuPG instead of reyes, after importing the leader's
+public key:
+
+  gpg --import leader.pub
+  gpg --verify DIR/payload.json.asc DIR/payload.json`,
+		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+			var o objectFlags
+			o.define(fl, "")
+			return func(ctx context.Context, args []string) error {
+				if err := o.check("unpack", false); err != nil {
+					return err
+				}
+				return c.unpack(ctx, o, args[0], args[1])
+			}
+		},
+	}
+}
+
+func (c *cli) unpack(ctx context.Context, o objectFlags, url, dir string) error {
+	body, err := o.fetch(ctx, url)
+	if err != nil {
+		return err
+	}
+	payload, sig, err := sign.Unpack(body)
+	if err != nil {
+		return fmt.Errorf("unpacking %s: %w", url, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("unpacking: %w", err)
+	}
+	pp, sp := filepath.Join(dir, PayloadFile), filepath.Join(dir, SignatureFile)
+	if err := writeFile(pp, payload, 0o644, true); err != nil {
+		return err
+	}
+	if err := writeFile(sp, sig, 0o644, true); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "wrote %s (%d bytes) and %s (NOT verified)\ncheck with: gpg --verify %s %s\n", pp, len(payload), sp, sp, pp)
+	return nil
+}
