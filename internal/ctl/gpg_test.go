@@ -1,0 +1,124 @@
+package ctl
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gpgHome is a throwaway GNUPGHOME for the real gpg binary.
+type gpgHome string
+
+// newGPGHome makes an empty GNUPGHOME with a short path (gpg-agent puts its
+// socket there) and kills its agent at the end. It skips when gpg is absent.
+func newGPGHome(t *testing.T) gpgHome {
+	t.Helper()
+	if _, err := exec.LookPath("gpg"); err != nil {
+		t.Skip("gpg not installed (Debian package gnupg); skipping the GnuPG interoperability test")
+	}
+	dir, err := os.MkdirTemp("", "rctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h := gpgHome(dir)
+	t.Cleanup(func() {
+		kill := exec.Command("gpgconf", "--kill", "all")
+		kill.Env = h.env()
+		_ = kill.Run()
+		_ = os.RemoveAll(dir)
+	})
+	return h
+}
+
+func (h gpgHome) env() []string {
+	return append(os.Environ(), "GNUPGHOME="+string(h), "LC_ALL=C", "TZ=UTC")
+}
+
+// gpg runs gpg in batch mode and returns its status-fd output (on stdout),
+// its stderr and the exit error.
+func (h gpgHome) gpg(args ...string) (status, stderr string, err error) {
+	cmd := exec.Command("gpg", append([]string{"--batch", "--no-tty", "--status-fd", "1"}, args...)...)
+	cmd.Env = h.env()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// TestGnuPG: a key made by "reyesctl keygen" is imported by gpg, and an
+// object sealed with it and split by "reyesctl unpack" verifies with
+// "gpg --verify"; a changed payload or a forged object does not.
+func TestGnuPG(t *testing.T) {
+	f := newFixture(t)
+	h := newGPGHome(t)
+	fpr := f.signer.Fingerprint()
+	now := time.Now()
+
+	t.Run("import keygen's public key", func(t *testing.T) {
+		status, stderr, err := h.gpg("--import", f.public)
+		if err != nil {
+			t.Fatalf("gpg --import: %v\n%s", err, stderr)
+		}
+		if !strings.Contains(status, "IMPORT_OK") || !strings.Contains(status, fpr) {
+			t.Fatalf("gpg --import status lacks IMPORT_OK %s:\n%s", fpr, status)
+		}
+	})
+
+	unpack := func(t *testing.T, obj string) string {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "out")
+		if _, _, err := runCLI(t, now, "unpack", obj, dir); err != nil {
+			t.Fatalf("unpack: %v", err)
+		}
+		return dir
+	}
+	verify := func(dir string) (string, string, error) {
+		return h.gpg("--verify", filepath.Join(dir, SignatureFile), filepath.Join(dir, PayloadFile))
+	}
+
+	t.Run("gpg verifies an unpacked object", func(t *testing.T) {
+		dir := unpack(t, f.good)
+		status, stderr, err := verify(dir)
+		if err != nil {
+			t.Fatalf("gpg --verify: %v\n%s\n%s", err, status, stderr)
+		}
+		if !strings.Contains(status, "VALIDSIG "+fpr) {
+			t.Errorf("no VALIDSIG %s in:\n%s", fpr, status)
+		}
+	})
+	t.Run("gpg rejects a changed payload", func(t *testing.T) {
+		dir := unpack(t, f.good)
+		p := filepath.Join(dir, PayloadFile)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte(`"serial":42`), []byte(`"serial":43`), 1)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		status, _, err := verify(dir)
+		if err == nil || !strings.Contains(status, "BADSIG") {
+			t.Fatalf("gpg --verify accepted a changed payload (err %v):\n%s", err, status)
+		}
+	})
+	t.Run("gpg rejects an unpacked tampered object", func(t *testing.T) {
+		status, _, err := verify(unpack(t, f.tampered))
+		if err == nil || !strings.Contains(status, "BADSIG") {
+			t.Fatalf("gpg --verify accepted a tampered object (err %v):\n%s", err, status)
+		}
+	})
+	t.Run("gpg does not know the other signer", func(t *testing.T) {
+		status, _, err := verify(unpack(t, f.untrusted))
+		if err == nil || !strings.Contains(status, "NO_PUBKEY") {
+			t.Fatalf("gpg --verify accepted an object by an unknown key (err %v):\n%s", err, status)
+		}
+	})
+}
