@@ -1,124 +1,243 @@
 // Command quickstart runs reyes end to end on the bundled example estate,
-// with no AWS account and no change to this machine: it builds the canonical
-// ruleset from the AWS CLI JSON under inventory/ (embedded in the binary),
-// renders it for one host of the estate, prints the ipset and iptables
-// restore text that a follower would load, and asks Decide about a few
-// packets.
+// with no AWS account, no network, no root and no change to this machine:
+//
+//  1. a leader reads the AWS CLI JSON under inventory/ (embedded in the
+//     binary), builds the canonical ruleset, signs it with a throwaway key
+//     made on the spot and publishes the signed object to a file store in a
+//     temporary directory;
+//  2. the signed object is shown: a header line, the detached signature,
+//     the ruleset;
+//  3. a follower fetches that object, verifies it with the public key,
+//     checks its freshness, finds the host by its address (-host) and, in
+//     dry-run mode, prints the ipset and iptables-restore text it would
+//     load (and the difference from the kernel when iptables-save can read
+//     it; otherwise it says "kernel not compared");
+//  4. render.Decide says what that plan does with a few packets.
+//
+// The temporary directory is removed at the end.
 //
 //	go run ./examples/quickstart [-host 10.20.1.10] [-mode vpc|ipsec] [-table shared|exclusive]
 package main
 
 import (
+	"bytes"
 	"context"
 	"embed"
-	"errors"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/sign"
 )
 
 //go:embed inventory
 var inventory embed.FS
 
+// scope names the example estate; leader and follower must agree on it.
+const scope = "quickstart"
+
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+// fsSource is an sgsource.Source over a file system holding an inventory
+// directory (here the embedded one): every Fetch reads it again.
+type fsSource struct{ fsys fs.FS }
+
+// Fetch reads the inventory with sgsource.ReadFS.
+func (s fsSource) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
+	return sgsource.ReadFS(ctx, s.fsys)
+}
+
+// config is what the flags say.
+type config struct {
+	host   netip.Addr
+	render render.Options
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fl := flag.NewFlagSet("quickstart", flag.ContinueOnError)
+	fl.SetOutput(stderr)
 	hostAddr := fl.String("host", "10.20.1.10", "an address of the host to render for (an ENI address of the estate)")
 	mode := fl.String("mode", "vpc", "vpc or ipsec")
 	table := fl.String("table", "shared", "shared or exclusive")
 	if err := fl.Parse(args); err != nil {
-		return err
+		return config{}, err
 	}
-	addr, err := netip.ParseAddr(*hostAddr)
+	if fl.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fl.Arg(0))
+	}
+	var c config
+	var err error
+	if c.host, err = netip.ParseAddr(*hostAddr); err != nil {
+		return config{}, fmt.Errorf("-host: %w", err)
+	}
+	if c.render.Mode, err = render.ParseMode(*mode); err != nil {
+		return config{}, fmt.Errorf("-mode: %w", err)
+	}
+	if c.render.Table, err = render.ParseTableMode(*table); err != nil {
+		return config{}, fmt.Errorf("-table: %w", err)
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, out, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
 	if err != nil {
-		return fmt.Errorf("-host: %w", err)
-	}
-	var opts render.Options
-	if opts.Mode, err = render.ParseMode(*mode); err != nil {
 		return err
 	}
-	if opts.Table, err = render.ParseTableMode(*table); err != nil {
+	dir, err := os.MkdirTemp("", "reyes-quickstart-")
+	if err != nil {
+		return fmt.Errorf("making the temporary directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	// Warnings (an unknown group, say) go to stderr; the story goes to out.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	// Step 1: the leader.
+	secretFile, publicFile := filepath.Join(dir, "leader.key"), filepath.Join(dir, "leader.pub")
+	storeFile := filepath.Join(dir, "ruleset.signed")
+	fmt.Fprintf(out, "== 1. leader: bundled inventory -> ruleset -> signed object in a file store ==\n")
+	secret, public, err := sign.GenerateKey("reyes quickstart", "quickstart@example.invalid", time.Now().Add(-time.Minute))
+	if err != nil {
 		return err
 	}
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		return fmt.Errorf("writing the secret key: %w", err)
+	}
+	if err := os.WriteFile(publicFile, public, 0o644); err != nil {
+		return fmt.Errorf("writing the public key: %w", err)
+	}
+	signer, err := sign.LoadSigner(secretFile)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "throwaway signing key %s\n  secret (leader):   %s\n  public (followers): %s\n",
+		signer.Fingerprint(), secretFile, publicFile)
 
 	sub, err := fs.Sub(inventory, "inventory")
 	if err != nil {
-		return err
+		return fmt.Errorf("opening the embedded inventory: %w", err)
 	}
-	inv, err := sgsource.ReadFS(ctx, sub)
+	store := reyes.NewFileStore(storeFile, reyes.StoreOptions{})
+	leader := &reyes.Leader{
+		Source: fsSource{sub},
+		Store:  store,
+		Signer: signer,
+		Build:  ruleset.BuildOptions{Scope: scope, TTL: time.Hour},
+		Logger: log,
+	}
+	lr, err := leader.RunOnce(ctx)
 	if err != nil {
 		return err
 	}
-	rs, err := ruleset.Build(inv, ruleset.BuildOptions{GeneratedAt: time.Now(), Scope: "quickstart"})
+	fmt.Fprintf(out, "published scope %q serial %d: %d security groups, %d interfaces, %d bytes, valid until %s\n  to %s\n",
+		lr.Header.Scope, lr.Header.Serial, lr.Groups, lr.Interfaces, lr.Bytes, lr.Header.NotAfter.Format(time.RFC3339), store)
+	fmt.Fprintf(out, "(the same with the binary: reyes-leader --source examples/quickstart/inventory --store %s --signing-key %s --scope %s)\n",
+		storeFile, secretFile, scope)
+
+	// Step 2: the signed object.
+	obj, err := os.ReadFile(storeFile)
+	if err != nil {
+		return fmt.Errorf("reading the signed object: %w", err)
+	}
+	fmt.Fprintf(out, "\n== 2. the signed object: a header line, an OpenPGP detached signature, the ruleset JSON ==\n")
+	printObject(out, obj)
+
+	// Step 3: the follower.
+	trusted, err := sign.LoadKeyring(publicFile)
 	if err != nil {
 		return err
 	}
-	x := ruleset.NewIndex(rs)
-	host, err := hostOf(x, rs, addr)
+	follower := &reyes.Follower{
+		Store:     store,
+		Trusted:   trusted,
+		StateDir:  filepath.Join(dir, "state"),
+		Freshness: reyes.FreshnessPolicy{Scope: scope},
+		Identity:  reyes.IdentityOptions{Addrs: []netip.Addr{c.host}, DisableIMDS: true},
+		Render:    c.render,
+		DryRun:    true,
+		Out:       out,
+		Logger:    log,
+	}
+	fmt.Fprintf(out, "\n== 3. follower (dry run): fetch, verify, check freshness, find host %s, render; nothing is applied ==\n", c.host)
+	fmt.Fprintf(out, "(the same with the binary: reyes-follower --store %s --trusted-key %s --scope %s --addrs %s --no-imds --mode %s --table %s --dry-run)\n\n",
+		storeFile, publicFile, scope, c.host, c.render.Mode, c.render.Table)
+	fr, err := follower.RunOnce(ctx)
 	if err != nil {
 		return err
 	}
-	plan, err := render.RenderIndex(x, host, opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "# reyes quickstart: %d groups, %d interfaces in %d regions; rendering for %s (%d interface(s)), mode %s, table %s\n",
-		len(rs.Groups), len(rs.Interfaces), len(inv.Regions), addr, len(host.Interfaces), opts.Mode, opts.Table)
-	for _, fp := range plan.Families() {
-		fmt.Fprintf(out, "\n# ---- IPv%d: ipset restore ----\n%s", fp.Family, fp.IpsetRestore())
-		fmt.Fprintf(out, "\n# ---- IPv%d: iptables-restore%s ----\n%s", fp.Family, map[bool]string{true: " --noflush"}[fp.Table == render.TableShared], fp.IptablesRestore())
-	}
-	fmt.Fprintf(out, "\n# ---- what Decide says ----\n")
+
+	// Step 4: what the plan does with a few packets.
+	fmt.Fprintf(out, "\n== 4. what render.Decide says about a few packets to %s ==\n", c.host)
 	for _, p := range []render.Packet{
-		{Src: netip.MustParseAddr("10.30.0.5"), Dst: addr, Protocol: 6, Port: 443},
-		{Src: netip.MustParseAddr("10.30.0.5"), Dst: addr, Protocol: 6, Port: 22},
-		{Src: netip.MustParseAddr("10.20.1.50"), Dst: addr, Protocol: 6, Port: 8443},
-		{Src: netip.MustParseAddr("10.30.0.5"), Dst: addr, Protocol: 6, Port: 22, IPsec: true},
+		{Src: netip.MustParseAddr("10.30.0.5"), Dst: c.host, Protocol: 6, Port: 443},
+		{Src: netip.MustParseAddr("10.30.0.5"), Dst: c.host, Protocol: 6, Port: 22},
+		{Src: netip.MustParseAddr("10.20.1.50"), Dst: c.host, Protocol: 6, Port: 8443},
+		{Src: netip.MustParseAddr("10.30.0.5"), Dst: c.host, Protocol: 6, Port: 22, IPsec: true},
 	} {
-		if p.Src.Is4() != addr.Is4() {
+		if p.Src.Is4() != c.host.Is4() {
 			continue
 		}
-		v, err := render.Decide(plan, p)
+		v, err := render.Decide(fr.Plan, p)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "# %s -> %s proto %d port %d ipsec=%v: %s", p.Src, p.Dst, p.Protocol, p.Port, p.IPsec, v.Action)
+		fmt.Fprintf(out, "%s -> %s proto %d port %d ipsec=%v: %s", p.Src, p.Dst, p.Protocol, p.Port, p.IPsec, v.Action)
 		if v.Comment != "" {
 			fmt.Fprintf(out, " (%s)", v.Comment)
 		}
 		fmt.Fprintln(out)
 	}
+	fmt.Fprintf(out, "\nremoved %s; nothing on this machine was changed\n", dir)
 	return nil
 }
 
-// hostOf finds the host that has addr: the interface with that address and
-// every other interface of the same instance is out of reach offline, so
-// the host is the interfaces that carry addr, in their VPC.
-func hostOf(x *ruleset.Index, rs *ruleset.Ruleset, addr netip.Addr) (render.Host, error) {
-	ifs := x.InterfacesByAddr(addr)
-	if len(ifs) == 0 {
-		return render.Host{}, errors.New("no interface of the estate has address " + addr.String())
+// printObject shows the start of each part of a signed object: the header
+// line, the armored signature, and the first lines of the ruleset (indented
+// here for reading; the object holds it compact, and the signature covers
+// those exact bytes).
+func printObject(out io.Writer, obj []byte) {
+	payload, sig, err := sign.Unpack(obj)
+	if err != nil {
+		fmt.Fprintf(out, "(%v)\n", err)
+		return
 	}
-	var h render.Host
-	for _, n := range ifs {
-		h.Interfaces = append(h.Interfaces, render.HostInterface{ID: n.ID, Addrs: n.Addrs, Groups: n.Groups})
+	header, _, _ := bytes.Cut(obj, []byte("\n"))
+	fmt.Fprintf(out, "%s\n%s", header, sig)
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, payload, "", "  "); err != nil {
+		pretty.Reset()
+		pretty.Write(payload)
 	}
-	if v := x.VPC(ifs[0].VPC); v != nil {
-		h.VPCCIDRs = v.CIDRs
+	lines := strings.Split(strings.TrimRight(pretty.String(), "\n"), "\n")
+	const show = 8
+	for _, l := range lines[:min(show, len(lines))] {
+		fmt.Fprintln(out, clip(l, 110))
 	}
-	return h, nil
+	if len(lines) > show {
+		fmt.Fprintf(out, "  ... (%d more lines when indented)\n", len(lines)-show)
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

@@ -3,31 +3,138 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/reyes-fw/reyes/reyes"
 )
 
-func TestQuickstart(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(context.Background(), nil, &out); err != nil {
-		t.Fatal(err)
+// runQuickstart runs the quickstart with TMPDIR pointing at a fresh
+// directory, and checks that the run left nothing behind in it.
+func runQuickstart(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var out, stderr bytes.Buffer
+	err := run(context.Background(), args, &out, &stderr)
+	left, rerr := os.ReadDir(tmp)
+	if rerr != nil {
+		t.Fatal(rerr)
 	}
-	for _, want := range []string{
-		"*filter",
-		":REYES-INPUT - [0:0]",
-		"-A REYES-FILTER -p tcp -m tcp --dport 8443 -m set --match-set reyes4-sg-3afd97af72adefa56 src",
-		"10.30.0.5 -> 10.20.1.10 proto 6 port 22 ipsec=false: drop",
-		"10.20.1.50 -> 10.20.1.10 proto 6 port 8443 ipsec=false: pass (own VPC)",
+	for _, e := range left {
+		t.Errorf("the quickstart left %s behind in the temporary directory", e.Name())
+	}
+	if stderr.Len() > 0 {
+		t.Logf("stderr:\n%s", stderr.String())
+	}
+	return out.String(), err
+}
+
+func TestQuickstart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{
+			name: "default",
+			want: []string{
+				"== 1. leader:",
+				"throwaway signing key ",
+				`published scope "quickstart" serial `,
+				"8 security groups, 5 interfaces",
+				"== 2. the signed object",
+				"reyes-signed/v1 sig=",
+				"-----BEGIN PGP SIGNATURE-----",
+				`"format": "reyes.ruleset/v1"`,
+				"== 3. follower (dry run)",
+				"# reyes dry run: scope quickstart serial ",
+				"host found by explicit",
+				"# ---- IPv4: ipset restore ----",
+				"add reyes4-sg-3afd97af72adefa56-n 10.20.1.50",
+				"*filter",
+				":REYES-INPUT - [0:0]",
+				"-A REYES-INPUT -s 10.20.0.0/16 -m comment --comment \"own VPC\" -j RETURN",
+				"-A REYES-FILTER -p tcp -m tcp --dport 8443 -m set --match-set reyes4-sg-3afd97af72adefa56 src",
+				"# ---- IPv6: iptables-restore ----",
+				"== 4. what render.Decide says",
+				"10.30.0.5 -> 10.20.1.10 proto 6 port 443 ipsec=false: allow (sg-b238c182ba23a5210 (api): tcp/443 from 0.0.0.0/0)",
+				"10.30.0.5 -> 10.20.1.10 proto 6 port 22 ipsec=false: drop (no security group allows this)",
+				"10.20.1.50 -> 10.20.1.10 proto 6 port 8443 ipsec=false: pass (own VPC)",
+				"10.30.0.5 -> 10.20.1.10 proto 6 port 22 ipsec=true: drop",
+				"nothing on this machine was changed",
+			},
+		},
+		{
+			name: "ipsec mode",
+			args: []string{"-mode", "ipsec"},
+			want: []string{
+				"-m policy --dir in --pol ipsec",
+				"10.30.0.5 -> 10.20.1.10 proto 6 port 22 ipsec=false: pass",
+				"10.30.0.5 -> 10.20.1.10 proto 6 port 22 ipsec=true: drop",
+			},
+		},
+		{
+			name: "exclusive table",
+			args: []string{"-table", "exclusive"},
+			want: []string{
+				":INPUT ACCEPT [0:0]",
+				"-A REYES-ALLOW -j ACCEPT",
+			},
+		},
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q", want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runQuickstart(t, tc.args...)
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			// The dry run compares with the kernel when iptables-save
+			// can read it (root), and says so when it cannot.
+			for _, fam := range []string{"IPv4", "IPv6"} {
+				if !strings.Contains(out, "# ---- "+fam+": kernel not compared: ") &&
+					!strings.Contains(out, "# ---- "+fam+": difference from the kernel") &&
+					!strings.Contains(out, "# ---- "+fam+": the kernel already has these rules") {
+					t.Errorf("output says nothing about the kernel's %s rules", fam)
+				}
+			}
+			if t.Failed() {
+				t.Logf("output:\n%s", out)
+			}
+		})
 	}
 }
 
-func TestQuickstartRejectsUnknownHost(t *testing.T) {
-	err := run(context.Background(), []string{"-host", "192.0.2.1"}, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "no interface") {
-		t.Fatalf("run: %v", err)
+func TestQuickstartErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		is   error
+		want string
+	}{
+		{name: "unknown host", args: []string{"-host", "192.0.2.1"}, is: reyes.ErrUnknownHost},
+		{name: "bad address", args: []string{"-host", "10.20.1"}, want: "-host"},
+		{name: "bad mode", args: []string{"-mode", "bridge"}, want: "-mode"},
+		{name: "bad table", args: []string{"-table", "nat"}, want: "-table"},
+		{name: "unknown flag", args: []string{"-region", "eu-west-1"}, want: "flag provided but not defined"},
+		{name: "argument", args: []string{"extra"}, want: `unexpected argument "extra"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runQuickstart(t, tc.args...)
+			switch {
+			case err == nil:
+				t.Fatal("run succeeded")
+			case tc.is != nil && !errors.Is(err, tc.is):
+				t.Fatalf("run: %v, want %v", err, tc.is)
+			case !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("run: %v, want it to mention %q", err, tc.want)
+			}
+		})
 	}
 }
