@@ -62,29 +62,22 @@ func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
 	if err := checkKeys(data); err != nil {
 		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
 	}
-	// Look at the format before anything else, so that a payload of a
-	// newer format gets a clear error, not a list of unknown fields.
-	var head struct {
-		Format *string `json:"format"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
-	}
-	if head.Format == nil || *head.Format != Format {
-		got := "none"
-		if head.Format != nil {
-			got = fmt.Sprintf("%q", *head.Format)
-		}
-		return nil, fmt.Errorf("decoding ruleset: %w: format %s, want %q", ErrUnknownFormat, got, Format)
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var w wireRuleset
 	if err := dec.Decode(&w); err != nil {
+		// A payload of another format gets a clear error, not a list of
+		// unknown fields. Only failures pay for this second parse.
+		if ferr := checkFormat(data); ferr != nil {
+			return nil, fmt.Errorf("decoding ruleset: %w", ferr)
+		}
 		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("decoding ruleset: %w: trailing data after the ruleset", ErrMalformed)
+	}
+	if err := formatError(w.Format); err != nil {
+		return nil, fmt.Errorf("decoding ruleset: %w", err)
 	}
 	rs, err := w.ruleset()
 	if err != nil {
@@ -94,6 +87,30 @@ func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
 		return nil, fmt.Errorf("decoding ruleset: %w", err)
 	}
 	return rs, nil
+}
+
+// checkFormat returns ErrUnknownFormat if data is a JSON object whose
+// format is not Format, and nil otherwise (also when data is not JSON).
+func checkFormat(data []byte) error {
+	var head struct {
+		Format *string `json:"format"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil
+	}
+	return formatError(head.Format)
+}
+
+// formatError is ErrUnknownFormat unless format names Format.
+func formatError(format *string) error {
+	if format != nil && *format == Format {
+		return nil
+	}
+	got := "none"
+	if format != nil {
+		got = fmt.Sprintf("%q", *format)
+	}
+	return fmt.Errorf("%w: format %s, want %q", ErrUnknownFormat, got, Format)
 }
 
 // checkKeys scans the JSON and rejects duplicate keys in an object, keys

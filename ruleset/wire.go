@@ -12,7 +12,7 @@ import (
 // their JSON names in step with types.go; the round-trip tests check it.
 
 type wireRuleset struct {
-	Format      string          `json:"format"`
+	Format      *string         `json:"format"` // nil: missing
 	Type        string          `json:"type"`
 	Scope       string          `json:"scope"`
 	Serial      uint64          `json:"serial"`
@@ -60,7 +60,10 @@ type wireInterface struct {
 // Lists come out non-nil (null and [] both mean empty), except the sources
 // of a rule, which are nil when empty as Build leaves them.
 func (w *wireRuleset) ruleset() (*Ruleset, error) {
-	rs := &Ruleset{Header: Header{Format: w.Format, Type: w.Type, Scope: w.Scope, Serial: w.Serial}}
+	rs := &Ruleset{Header: Header{Type: w.Type, Scope: w.Scope, Serial: w.Serial}}
+	if w.Format != nil {
+		rs.Format = *w.Format
+	}
 	var err error
 	if rs.GeneratedAt, err = parseTime("generated_at", w.GeneratedAt); err != nil {
 		return nil, err
