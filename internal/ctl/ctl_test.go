@@ -57,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	build := func(at time.Time) []byte {
-		rs, err := ruleset.Build(inv, ruleset.BuildOptions{GeneratedAt: at, Scope: "quickstart", Serial: 42})
+		rs, err := ruleset.Build(inv, ruleset.BuildOptions{GeneratedAt: at, Scope: "quickstart", Serial: 42, Exclude: []string{"bastion"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,7 +354,8 @@ func TestVerifyInspectUnpack(t *testing.T) {
 		// inspect
 		{name: "inspect unverified", args: []string{"inspect", f.good},
 			out: []string{"UNVERIFIED", "NOT checked", "serial:", "42", "generated_at:", "age ", "contents:", "4 VPCs, 8 groups, 5 interfaces",
-				"GROUP", "MEMBERS", "sg-b238c182ba23a5210  api", "vpc-f7fb0634aa419bc31", "eu-west-1"}},
+				"GROUP", "MEMBERS", "sg-b238c182ba23a5210  api", "vpc-f7fb0634aa419bc31", "eu-west-1",
+				"sg-bbd193eaf1c36c316 bastion vpc-b924a88a459e9bf73 us-west-2 excluded 1"}},
 		{name: "inspect verified", args: []string{"inspect", "--trusted-key", f.public, f.good},
 			out: []string{"(good signature)", "sg-41c9bbb04cf721a80  db"}, notOut: []string{"UNVERIFIED"}},
 		{name: "inspect tampered, unverified: shows what it holds", args: []string{"inspect", f.tampered},

@@ -53,30 +53,39 @@ verify, a host the ruleset does not hold). An expired ruleset is still
 explained, with a warning. The host's own iptables rules, fail-safe sources
 and logging rules of a follower's configuration are not modelled.`,
 		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
-			f := explainFlags{}
-			f.objectFlags.define(fl, "trust the public key(s) in `FILE` (repeatable; required)")
-			fl.StringVar(&f.store, "store", "", "read the signed ruleset from `URL|PATH`: s3://bucket/key or a file (required)")
-			fl.StringVar(&f.src, "src", "", "the packet's source `IP` (required)")
-			fl.StringVar(&f.dst, "dst", "", "the packet's destination `IP`, an address of the host asked about (required)")
-			fl.StringVar(&f.proto, "proto", "", "the packet's protocol `P`: tcp, udp, icmp, icmpv6 or a number 0..255 (required)")
-			fl.IntVar(&f.port, "port", 0, "the destination port `N` (required for tcp and udp)")
-			fl.IntVar(&f.icmpType, "icmp-type", 0, "the ICMP or ICMPv6 type `N` (default: echo request, 8 or 128)")
-			fl.IntVar(&f.icmpCo, "icmp-code", 0, "the ICMP or ICMPv6 code `N`")
-			fl.BoolVar(&f.ipsec, "ipsec", false, "the packet arrived over IPsec (decapsulated by an inbound policy)")
-			fl.BoolVar(&f.established, "established", false, "the packet belongs to a connection conntrack already knows")
-			fl.StringVar(&f.mode, "mode", "vpc", "which traffic reyes filters, `vpc|ipsec`")
-			fl.StringVar(&f.table, "table", "shared", "how much of the filter table reyes owns, `shared|exclusive`")
-			fl.Var(&f.foreign, "foreign-cidr", "in vpc mode, filter traffic from this foreign range `CIDR` (repeatable; default 10.0.0.0/8)")
-			fl.StringVar(&f.groups, "groups", "", "take the security groups `ID,ID` as the host's, instead of looking --dst up")
-			fl.StringVar(&f.vpc, "vpc", "", "look --dst up in this VPC `ID` only (for overlapping VPCs)")
-			fl.Var(&f.vpcCIDRs, "vpc-cidr", "the host's own VPC `CIDR` block, replacing the ruleset's (repeatable)")
+			f := &explainFlags{}
+			f.define(fl)
 			return func(ctx context.Context, _ []string) error {
-				f.set = map[string]bool{}
-				fl.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
-				return c.explain(ctx, &f)
+				f.visit(fl)
+				return c.explain(ctx, f)
 			}
 		},
 	}
+}
+
+func (f *explainFlags) define(fl *flag.FlagSet) {
+	f.objectFlags.define(fl, "trust the public key(s) in `FILE` (repeatable; required)")
+	fl.StringVar(&f.store, "store", "", "read the signed ruleset from `URL|PATH`: s3://bucket/key or a file (required)")
+	fl.StringVar(&f.src, "src", "", "the packet's source `IP` (required)")
+	fl.StringVar(&f.dst, "dst", "", "the packet's destination `IP`, an address of the host asked about (required)")
+	fl.StringVar(&f.proto, "proto", "", "the packet's protocol `P`: tcp, udp, icmp, icmpv6 or a number 0..255 (required)")
+	fl.IntVar(&f.port, "port", 0, "the destination port `N` (required for tcp and udp)")
+	fl.IntVar(&f.icmpType, "icmp-type", 0, "the ICMP or ICMPv6 type `N` (default: echo request, 8 or 128)")
+	fl.IntVar(&f.icmpCo, "icmp-code", 0, "the ICMP or ICMPv6 code `N`")
+	fl.BoolVar(&f.ipsec, "ipsec", false, "the packet arrived over IPsec (decapsulated by an inbound policy)")
+	fl.BoolVar(&f.established, "established", false, "the packet belongs to a connection conntrack already knows")
+	fl.StringVar(&f.mode, "mode", "vpc", "which traffic reyes filters, `vpc|ipsec`")
+	fl.StringVar(&f.table, "table", "shared", "how much of the filter table reyes owns, `shared|exclusive`")
+	fl.Var(&f.foreign, "foreign-cidr", "in vpc mode, filter traffic from this foreign range `CIDR` (repeatable; default 10.0.0.0/8)")
+	fl.StringVar(&f.groups, "groups", "", "take the security groups `ID,ID` as the host's, instead of looking --dst up")
+	fl.StringVar(&f.vpc, "vpc", "", "look --dst up in this VPC `ID` only (for overlapping VPCs)")
+	fl.Var(&f.vpcCIDRs, "vpc-cidr", "the host's own VPC `CIDR` block, replacing the ruleset's (repeatable)")
+}
+
+// visit records which flags the command line set.
+func (f *explainFlags) visit(fl *flag.FlagSet) {
+	f.set = map[string]bool{}
+	fl.Visit(func(x *flag.Flag) { f.set[x.Name] = true })
 }
 
 // question is the validated form of the explain flags.
