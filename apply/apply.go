@@ -227,6 +227,7 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 		if len(fp.Chains) == 0 {
 			continue
 		}
+		fp = sealed(fp)
 		a := &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
 			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets}
 		err := a.run(ctx)
@@ -253,6 +254,25 @@ func planHash(fp *render.FamilyPlan) string {
 	}
 	sum := sha256.Sum256(c.IptablesRestore())
 	return hex.EncodeToString(sum[:8])
+}
+
+// sealed returns fp with the plan comment on its first rule, which is how
+// apply recognises an unchanged plan in the kernel. Plans from
+// render.Render carry it already; for others (built by hand, or by a
+// custom renderer) a copy gets it.
+func sealed(fp *render.FamilyPlan) *render.FamilyPlan {
+	if len(fp.Chains) == 0 || len(fp.Chains[0].Rules) == 0 {
+		return fp
+	}
+	h := planHash(fp)
+	if fp.Chains[0].Rules[0].Comment == render.PlanComment(h) {
+		return fp
+	}
+	c := *fp
+	c.Chains = slices.Clone(fp.Chains)
+	c.Chains[0].Rules = slices.Clone(c.Chains[0].Rules)
+	c.Chains[0].Rules[0].Comment = render.PlanComment(h)
+	return &c
 }
 
 func setPrefix(fam render.Family) string {
@@ -503,28 +523,38 @@ func (a *familyApply) read(ctx context.Context) error {
 	}
 	haveInput := err == nil
 	a.rulesOK = err == nil && kernelPlanHash(rules) == planHash(fp)
-	input, err := listRules(ctx, a.r, a.t.iptables, "INPUT", 0)
-	if err != nil {
-		return err
+	planText := []byte(nil)
+	if fp.Table == render.TableExclusive {
+		planText = fp.IptablesRestore()
+	}
+	for _, h := range hooks(fp) {
+		lines, err := listRules(ctx, a.r, a.t.iptables, h.Builtin, 0)
+		if err != nil {
+			return err
+		}
+		if fp.Table == render.TableExclusive {
+			// The built-in chain must hold exactly what the plan writes.
+			var want, got []string
+			for _, l := range strings.Split(string(planText), "\n") {
+				if strings.HasPrefix(l, "-A "+h.Builtin+" ") {
+					want = append(want, l)
+				}
+			}
+			for _, l := range lines {
+				if strings.HasPrefix(l, "-A ") {
+					got = append(got, l)
+				}
+			}
+			if !slices.Equal(want, got) {
+				a.rulesOK = false
+			}
+			continue
+		}
+		a.jumpFix = append(a.jumpFix, hookFix(lines, h)...)
 	}
 	if fp.Table == render.TableExclusive {
-		var want, got []string
-		for _, l := range strings.Split(string(fp.IptablesRestore()), "\n") {
-			if strings.HasPrefix(l, "-A INPUT ") {
-				want = append(want, l)
-			}
-		}
-		for _, l := range input {
-			if strings.HasPrefix(l, "-A ") {
-				got = append(got, l)
-			}
-		}
-		if !slices.Equal(want, got) {
-			a.rulesOK = false
-		}
 		return nil
 	}
-	a.jumpFix = jumpFix(input)
 	if !a.rulesOK && (haveInput || a.st != nil) {
 		// Chains no longer in the plan are deleted in the same restore.
 		// Without REYES-INPUT and state this is a first run: chains left
@@ -565,19 +595,34 @@ func listReyesChains(ctx context.Context, r Runner, ipt string) ([]string, error
 	return chains, nil
 }
 
-// jumpFix returns the restore lines that leave exactly one
-// "-j REYES-INPUT" in INPUT, as its first rule; nil if it already is.
+// hooks are the plan's jumps from built-in chains; a plan without any
+// gets the one every plan needs, INPUT -> REYES-INPUT.
+func hooks(fp *render.FamilyPlan) []render.Hook {
+	if len(fp.Hooks) > 0 {
+		return fp.Hooks
+	}
+	return []render.Hook{{Builtin: "INPUT", Chain: render.InputChain}}
+}
+
+// jumpFix is hookFix for the INPUT hook.
 func jumpFix(input []string) []string {
+	return hookFix(input, render.Hook{Builtin: "INPUT", Chain: render.InputChain})
+}
+
+// hookFix returns the restore lines that leave exactly one jump from the
+// built-in chain to reyes' chain, as its first rule; nil if that is so.
+// lines are "iptables -S <builtin>".
+func hookFix(lines []string, h render.Hook) []string {
 	var rules, jumps []string
-	for _, l := range input {
-		if strings.HasPrefix(l, "-A INPUT") {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "-A "+h.Builtin+" ") {
 			rules = append(rules, l)
-			if isJump(l) {
+			if isJumpTo(l, h.Chain) {
 				jumps = append(jumps, l)
 			}
 		}
 	}
-	want := "-A INPUT -j " + render.InputChain
+	want := "-A " + h.Builtin + " -j " + h.Chain
 	if len(jumps) == 1 && len(rules) > 0 && rules[0] == want {
 		return nil
 	}
@@ -585,13 +630,13 @@ func jumpFix(input []string) []string {
 	for _, j := range jumps {
 		fix = append(fix, "-D"+strings.TrimPrefix(j, "-A"))
 	}
-	return append(fix, "-I INPUT 1 -j "+render.InputChain)
+	return append(fix, "-I "+h.Builtin+" 1 -j "+h.Chain)
 }
 
-func isJump(l string) bool {
+func isJumpTo(l, chain string) bool {
 	f := strings.Fields(l)
 	for i := 0; i+1 < len(f); i++ {
-		if (f[i] == "-j" || f[i] == "-g") && f[i+1] == render.InputChain {
+		if (f[i] == "-j" || f[i] == "-g") && f[i+1] == chain {
 			return true
 		}
 	}

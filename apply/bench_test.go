@@ -47,6 +47,7 @@ func bigPlan(nRules, nSets, nMembers int, bump bool) *render.Plan {
 	}
 	filter.Rules = append(filter.Rules, render.Rule{Match: anyM(), Action: render.Action{Kind: render.Drop}})
 	fp.Chains = []render.Chain{in, filter, {Name: render.AllowChain, Rules: []render.Rule{{Match: anyM(), Action: render.Action{Kind: render.Return}}}}}
+	fp.Hooks = []render.Hook{{Builtin: "INPUT", Chain: render.InputChain}}
 	seal(&fp)
 	return &render.Plan{Table: render.TableShared, V4: fp, V6: render.FamilyPlan{Family: render.IPv6}}
 }

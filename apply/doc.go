@@ -15,9 +15,10 @@
 //     (one "iptables -S REYES-INPUT 1"), so a flushed chain or a missing
 //     jump is detected and repaired on the next run.
 //   - Shared mode touches only REYES-* chains, reyes4-/reyes6- sets and
-//     one jump at the top of INPUT; other rules (an admin's, Docker's)
-//     survive Apply and Remove. Exclusive mode writes the whole filter
-//     table.
+//     the plan's hooks: one jump at the top of each built-in chain it
+//     names (FamilyPlan.Hooks; INPUT -> REYES-INPUT when empty), kept
+//     there idempotently. Other rules (an admin's, Docker's) survive
+//     Apply and Remove. Exclusive mode writes the whole filter table.
 //   - Lockout safety: Options.FailSafe is checked against the plan before
 //     anything is loaded; a flag file (Options.DisableFile) stops Apply.
 //

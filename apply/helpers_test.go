@@ -114,6 +114,7 @@ func (s planSpec) build() *render.Plan {
 		for _, e := range s.extra {
 			fp.Chains = append(fp.Chains, render.Chain{Name: e, Rules: []render.Rule{{Match: anyM(), Action: render.Action{Kind: render.Return}}}})
 		}
+		fp.Hooks = []render.Hook{{Builtin: "INPUT", Chain: render.InputChain}}
 		seal(&fp)
 		if fam == render.IPv4 {
 			p.V4 = fp

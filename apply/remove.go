@@ -13,14 +13,14 @@ import (
 // RemoveResult says what Remove took out of the kernel.
 type RemoveResult struct {
 	Backend Backend
-	// Jumps are the rules removed from INPUT, per family.
+	// Jumps are the rules removed from built-in chains, per family.
 	Jumps map[render.Family][]string
 	// Chains and Sets removed, per family.
 	Chains map[render.Family][]string
 	Sets   map[render.Family][]string
 }
 
-// Remove takes every reyes jump, chain and set out of the kernel, in both
+// Remove takes every reyes jump (from INPUT, FORWARD, OUTPUT), chain and set out of the kernel, in both
 // families, and forgets the recorded state. Rules and chains that are not
 // reyes' stay as they are; in exclusive mode that includes the built-in
 // chains' policies, which reyes sets to ACCEPT. The jumps and chains of a
@@ -37,9 +37,13 @@ func Remove(ctx context.Context, opts Options) (RemoveResult, error) {
 	r := opts.runner()
 	for _, fam := range []render.Family{render.IPv4, render.IPv6} {
 		t := tl[fam]
-		input, err := listRules(ctx, r, t.iptables, "INPUT", 0)
-		if err != nil {
-			return res, &StepError{Family: fam, Step: StepRead, Err: err}
+		var input []string
+		for _, builtin := range []string{"INPUT", "FORWARD", "OUTPUT"} {
+			lines, err := listRules(ctx, r, t.iptables, builtin, 0)
+			if err != nil {
+				return res, &StepError{Family: fam, Step: StepRead, Err: err}
+			}
+			input = append(input, lines...)
 		}
 		chains, err := listReyesChains(ctx, r, t.iptables)
 		if err != nil {
@@ -47,7 +51,7 @@ func Remove(ctx context.Context, opts Options) (RemoveResult, error) {
 		}
 		var jumps []string
 		for _, l := range input {
-			if strings.HasPrefix(l, "-A INPUT") && refersToReyes(l) {
+			if strings.HasPrefix(l, "-A ") && refersToReyes(l) {
 				jumps = append(jumps, l)
 			}
 		}

@@ -147,8 +147,6 @@ func (k *Kernel) Run(_ context.Context, stdin []byte, name string, args ...strin
 	}
 	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--wait" || a == "-w" })
 	switch tool {
-	case "version":
-		return []byte(fmt.Sprintf("%s v1.8.9 (%s)\n", name, map[string]string{"nft": "nf_tables", "legacy": "legacy"}[k.backendOf(name)])), nil
 	case "restore":
 		noflush := slices.Contains(args, "--noflush") || slices.Contains(args, "-n")
 		return k.restore(c, fam, noflush)
