@@ -121,6 +121,10 @@ func loadConfig(name string, opts []option, args []string, environ []string, std
 				}
 			case int64:
 				def = " (default " + strconv.FormatInt(v, 10) + ")"
+			case []string:
+				if len(v) > 0 {
+					def = " (default " + strings.Join(v, ",") + ")"
+				}
 			}
 			fmt.Fprintf(w, "  --%s\n    \t%s%s\n", o.flag(), o.help, def)
 		}
@@ -159,7 +163,8 @@ func loadConfig(name string, opts []option, args []string, environ []string, std
 		}
 		m, err := yaml.Parser().Unmarshal(b)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
+			// yaml's errors may span lines; the binaries print one.
+			return nil, nil, fmt.Errorf("%w: config: %s: %s", ErrConfig, path, strings.Join(strings.Fields(err.Error()), " "))
 		}
 		for key, v := range m {
 			o, ok := byKey[key]
@@ -214,15 +219,15 @@ func (k optKind) String() string {
 func readConfigFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: config: %w", ErrConfig, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %w", ErrConfig, path, err)
+		return nil, fmt.Errorf("%w: config: reading %s: %w", ErrConfig, path, err)
 	}
 	if len(b) > maxConfigFile {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrConfig, path, maxConfigFile)
+		return nil, fmt.Errorf("%w: config: %s is larger than %d bytes", ErrConfig, path, maxConfigFile)
 	}
 	return b, nil
 }
@@ -236,9 +241,10 @@ func unmarshalConfig(k *koanf.Koanf, out any) error {
 		Tag: "koanf",
 		DecoderConfig: &mapstructure.DecoderConfig{
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
-				mapstructure.StringToTimeDurationHookFunc(),
+				durationHook,
+				stringToIntHook,
 				stringToBoolHook,
-				mapstructure.StringToSliceHookFunc(","),
+				stringToListHook,
 				mapstructure.TextUnmarshallerHookFunc(),
 			),
 			Result:           out,
@@ -248,9 +254,87 @@ func unmarshalConfig(k *koanf.Koanf, out any) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+		return fmt.Errorf("%w: %s", ErrConfig, decodeErrorText(err))
 	}
 	return nil
+}
+
+// decodeErrorText turns mapstructure's error (a multi-line list of
+// "'key' reason") into one line of "key: reason", sorted by key, so that
+// the binaries print a one-line reason that names every offending key.
+func decodeErrorText(err error) string {
+	var parts []string
+	var walk func(error)
+	walk = func(e error) {
+		switch de := e.(type) {
+		case *mapstructure.DecodeError:
+			parts = append(parts, de.Name()+": "+de.Unwrap().Error())
+		default:
+			if j, ok := e.(interface{ Unwrap() []error }); ok {
+				for _, x := range j.Unwrap() {
+					walk(x)
+				}
+				return
+			}
+			if u := errors.Unwrap(e); u != nil {
+				walk(u)
+				return
+			}
+			parts = append(parts, strings.ReplaceAll(e.Error(), "\n", " "))
+		}
+	}
+	walk(err)
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
+}
+
+// durationHook parses durations as "90s", "5m", "1h30m". A bare number is
+// an error (time.Duration would read 300 as 300ns), except 0.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) || from == to {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.String:
+		d, err := time.ParseDuration(strings.TrimSpace(data.(string)))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration (like 90s, 5m or 1h30m)", data)
+		}
+		return d, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if reflect.ValueOf(data).IsZero() {
+			return time.Duration(0), nil
+		}
+		return nil, fmt.Errorf("%v is not a duration: give a unit (like %vs or %vm)", data, data, data)
+	}
+	return data, nil
+}
+
+// stringToListHook splits a string into a list at commas, trimming spaces
+// around the items ("sg-1, sg-2"), as the environment's lists are split.
+func stringToListHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+		return data, nil
+	}
+	l := splitList(data.(string))
+	if l == nil {
+		l = []string{}
+	}
+	return l, nil
+}
+
+// stringToIntHook parses whole numbers with a message that shows the value.
+func stringToIntHook(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() != reflect.Int64 || to == reflect.TypeOf(time.Duration(0)) || from.Kind() != reflect.String {
+		return data, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(data.(string)), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a whole number", data)
+	}
+	return n, nil
 }
 
 // stringToBoolHook parses booleans strictly ("true"/"false", "1"/"0"), so

@@ -1,0 +1,171 @@
+package reyes_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reyes-fw/reyes/sign"
+)
+
+// binDir holds reyes-leader and reyes-follower, built once per test binary
+// by binaries and removed by TestMain.
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binaries builds cmd/reyes-leader and cmd/reyes-follower once and returns
+// the directory holding them. It skips the test when the go tool is absent.
+func binaries(t testing.TB) (leader, follower string) {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go tool is not on PATH: cannot build the binaries")
+	}
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "reyes-bin-")
+		if binErr != nil {
+			return
+		}
+		cmd := exec.Command(gobin, "build", "-o", binDir+"/", "../cmd/reyes-leader", "../cmd/reyes-follower")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "reyes-leader"), filepath.Join(binDir, "reyes-follower")
+}
+
+// result is what a binary did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run runs a binary (directly, or through ip netns exec when prefix is
+// given) with env added to a minimal environment.
+func run(t testing.TB, env []string, prefix []string, bin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	argv := append(append(append([]string{}, prefix...), bin), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LC_ALL=C"}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("running %s: %v", strings.Join(argv, " "), err)
+	}
+	return r
+}
+
+// TestBinariesExitCodes checks the mains' mapping of errors to exit codes:
+// 0 for --help, 2 for a usage error, 1 with one line on stderr for a
+// refusal.
+func TestBinariesExitCodes(t *testing.T) {
+	leader, follower := binaries(t)
+	dir := t.TempDir()
+	now := time.Now()
+	_, pub, err := sign.GenerateKey("trusted", "", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSec, _, err := sign.GenerateKey("intruder", "", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	trusted := write("trusted.pub", pub)
+	intruderKey := write("intruder.key", otherSec)
+	store := filepath.Join(dir, "ruleset.signed")
+
+	// An object signed by a key the follower does not trust.
+	r := run(t, nil, nil, leader, "--source", "../examples/quickstart/inventory", "--store", store, "--signing-key", intruderKey, "--scope", "cli")
+	if r.code != 0 {
+		t.Fatalf("leader: %v", r)
+	}
+	if !strings.Contains(r.stderr, "published ruleset") {
+		t.Errorf("leader logged no publish line: %v", r)
+	}
+
+	followerArgs := []string{"--store", store, "--trusted-key", trusted, "--scope", "cli", "--no-imds",
+		"--state-dir", filepath.Join(dir, "state"), "--disable-file", filepath.Join(dir, "disabled"), "--dry-run"}
+	tests := []struct {
+		name     string
+		bin      string
+		args     []string
+		env      []string
+		code     int
+		stdout   string // contained in stdout
+		stderr   string // contained in stderr
+		oneLine  bool   // stderr is exactly one line
+		noStdout bool
+	}{
+		{name: "leader --help", bin: leader, args: []string{"--help"}, code: 0, stdout: "--signing-key"},
+		{name: "follower --help", bin: follower, args: []string{"--help"}, code: 0, stdout: "--trusted-key"},
+		{name: "follower -h", bin: follower, args: []string{"-h"}, code: 0, stdout: "--dry-run"},
+		{name: "leader bad flag", bin: leader, args: []string{"--colour", "red"}, code: 2, stderr: "colour", oneLine: true, noStdout: true},
+		{name: "follower bad flag", bin: follower, args: []string{"--dry-run=maybe"}, code: 2, stderr: "dry-run", oneLine: true, noStdout: true},
+		{name: "follower extra argument", bin: follower, args: append(followerArgs[:len(followerArgs):len(followerArgs)], "now"), code: 2, stderr: `"now"`, oneLine: true},
+		{name: "leader config error", bin: leader, args: []string{"--store", store}, code: 1, stderr: "source", oneLine: true, noStdout: true},
+		{name: "follower config error", bin: follower, args: followerArgs, env: []string{"REYES_INTERVAL=5 minutes"}, code: 1, stderr: "interval", oneLine: true, noStdout: true},
+		{name: "follower refuses an untrusted object", bin: follower, args: followerArgs, code: 1, stderr: "reyes-follower: ", oneLine: true, noStdout: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, tt.env, nil, tt.bin, tt.args...)
+			if r.code != tt.code {
+				t.Fatalf("exit code %d, want %d: %v", r.code, tt.code, r)
+			}
+			if !strings.Contains(r.stdout, tt.stdout) || !strings.Contains(r.stderr, tt.stderr) {
+				t.Errorf("want stdout with %q and stderr with %q: %v", tt.stdout, tt.stderr, r)
+			}
+			if tt.oneLine && strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("stderr is not one line: %q", r.stderr)
+			}
+			if tt.noStdout && r.stdout != "" {
+				t.Errorf("stdout is not empty: %q", r.stdout)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dry run or a refusal created the state directory: %v", err)
+	}
+}
