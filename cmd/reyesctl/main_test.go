@@ -36,7 +36,7 @@ func TestExitCodes(t *testing.T) {
 		{"command help", []string{"verify", "-h"}, 0, "--trusted-key FILE", ""},
 		{"keygen", []string{"keygen", "--secret", sec, "--public", pub}, 0, "fingerprint: ", ""},
 		{"refused", []string{"keygen", "--secret", sec, "--public", pub}, 1, "", "reyesctl: refusing to overwrite"},
-		{"failed", []string{"verify", "--trusted-key", pub, filepath.Join(dir, "missing")}, 1, "", "reyesctl: fetching"},
+		{"failed", []string{"verify", "--trusted-key", pub, filepath.Join(dir, "missing")}, 1, "", "reyesctl: reading "},
 		{"usage", []string{"verify", filepath.Join(dir, "missing")}, 2, "", "reyesctl: --trusted-key is required (see reyesctl verify -h)"},
 		{"no command", nil, 2, "", "reyesctl: no command given (see reyesctl -h)"},
 	} {

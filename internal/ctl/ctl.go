@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -211,7 +212,11 @@ func (c *cli) printHelp(cmd command) {
 		}
 		fmt.Fprintf(&b, "%s\n    \t%s", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
-			fmt.Fprintf(&b, " (default %s)", f.DefValue)
+			def := f.DefValue
+			if strings.ContainsAny(def, " \t") {
+				def = strconv.Quote(def)
+			}
+			fmt.Fprintf(&b, " (default %s)", def)
 		}
 		b.WriteString("\n")
 	})

@@ -370,7 +370,7 @@ func TestVerifyInspectUnpack(t *testing.T) {
 
 		// unpack
 		{name: "unpack", args: []string{"unpack", f.good, unpackDir},
-			out: []string{"payload.json", "NOT verified", "gpg --verify"}, checkFS: func(t *testing.T) {
+			out: []string{"payload.json", "nothing was verified", "gpg --verify"}, checkFS: func(t *testing.T) {
 				payload, err := os.ReadFile(filepath.Join(unpackDir, PayloadFile))
 				if err != nil {
 					t.Fatal(err)
@@ -387,7 +387,7 @@ func TestVerifyInspectUnpack(t *testing.T) {
 				}
 			}},
 		{name: "unpack again replaces", args: []string{"unpack", f.good, unpackDir}, out: []string{"payload.json"}},
-		{name: "unpack does not verify", args: []string{"unpack", f.untrusted, filepath.Join(f.dir, "u2")}, out: []string{"NOT verified"}},
+		{name: "unpack does not verify", args: []string{"unpack", f.untrusted, filepath.Join(f.dir, "u2")}, out: []string{"nothing was verified"}},
 		{name: "unpack garbage", args: []string{"unpack", f.garbage, filepath.Join(f.dir, "u3")}, code: ExitFailure, errIs: sign.ErrUnknownFormat,
 			checkFS: func(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(f.dir, "u3")); err == nil {

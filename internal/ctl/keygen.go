@@ -37,8 +37,8 @@ and prints the fingerprint. Existing files are never overwritten unless
 			var f keygenFlags
 			fl.StringVar(&f.secret, "secret", "", "write the armored secret key to `FILE` (required)")
 			fl.StringVar(&f.public, "public", "", "write the armored public key to `FILE` (required)")
-			fl.StringVar(&f.name, "name", "reyes leader", "the key's user ID `name`")
-			fl.StringVar(&f.email, "email", "", "the key's user ID `email` address")
+			fl.StringVar(&f.name, "name", "reyes leader", "the key's user ID name `N`")
+			fl.StringVar(&f.email, "email", "", "the key's user ID email address `E`")
 			fl.BoolVar(&f.force, "force", false, "replace existing files")
 			return func(ctx context.Context, _ []string) error { return c.keygen(ctx, f) }
 		},

@@ -52,7 +52,7 @@ func (o *objectFlags) fetch(ctx context.Context, url string) ([]byte, error) {
 	}
 	body, _, err := st.Get(ctx, "")
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", url, err)
+		return nil, err // the stores' errors name the object
 	}
 	return body, nil
 }
@@ -120,7 +120,7 @@ naming the reason, when a follower would refuse the object.`,
 			var o objectFlags
 			var scope string
 			o.define(fl, "trust the public key(s) in `FILE`, as gpg --export writes them (repeatable; required)")
-			fl.StringVar(&scope, "scope", "", "the scope followers expect (default: the object's own scope)")
+			fl.StringVar(&scope, "scope", "", "the scope `NAME` that followers expect (default: the object's own scope)")
 			return func(ctx context.Context, args []string) error {
 				if err := o.check("verify", true); err != nil {
 					return err
@@ -307,6 +307,6 @@ func (c *cli) unpack(ctx context.Context, o objectFlags, url, dir string) error 
 	if err := writeFile(sp, sig, 0o644, true); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "wrote %s (%d bytes) and %s (NOT verified)\ncheck with: gpg --verify %s %s\n", pp, len(payload), sp, sp, pp)
+	fmt.Fprintf(c.stdout, "wrote %s (%d bytes) and %s; nothing was verified\ncheck with: gpg --verify %s %s\n", pp, len(payload), sp, sp, pp)
 	return nil
 }
