@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Packet is one packet arriving at the host, as Decide sees it.
@@ -24,6 +25,18 @@ type Packet struct {
 	Established bool
 	// InIface is the interface the packet came in on; "lo" is loopback.
 	InIface string
+	// OutIface is the interface it leaves on (Hook OUTPUT or FORWARD).
+	OutIface string
+	// TCPFlags are the packet's TCP flags (FIN, SYN, ...). Zero means an
+	// ordinary packet: SYN when it opens a connection, ACK when Established.
+	// A packet with none of the six flags (a null scan) is CWR alone.
+	TCPFlags uint8
+	// Related and Invalid are other conntrack states (Established takes
+	// RELATED too; these are for finer questions).
+	Related, Invalid bool
+	// Hook is the built-in chain the packet traverses: "" or "INPUT" for
+	// packets to the host, "OUTPUT" for packets it sends, "FORWARD".
+	Hook string
 }
 
 // Verdict is what the rendered policy does with a packet.
@@ -56,6 +69,9 @@ const (
 	Allowed
 	// Dropped by reyes.
 	Dropped
+	// Rejected by reyes (the baseline's default): dropped, with an ICMP
+	// port unreachable sent back.
+	Rejected
 )
 
 // String returns "pass", "allow" or "drop".
@@ -65,6 +81,8 @@ func (o Outcome) String() string {
 		return "allow"
 	case Dropped:
 		return "drop"
+	case Rejected:
+		return "reject"
 	}
 	return "pass"
 }
@@ -106,9 +124,22 @@ func (fp *FamilyPlan) Decide(pkt Packet) (Verdict, error) {
 		chain *Chain
 		next  int
 	}
-	start := chains[InputChain]
+	hook := pkt.Hook
+	if hook == "" {
+		hook = "INPUT"
+	}
+	var start *Chain
+	for _, h := range fp.Hooks {
+		if h.Builtin == hook {
+			start = chains[h.Chain]
+		}
+	}
 	if start == nil {
-		return Verdict{}, fmt.Errorf("plan has no %s chain", InputChain)
+		if hook == "INPUT" {
+			return Verdict{}, fmt.Errorf("plan has no %s chain", InputChain)
+		}
+		// reyes does not hook this chain: not its business.
+		return fp.verdict(Verdict{}, Pass, nil, "", 0), nil
 	}
 	var v Verdict
 	var decider *Rule
@@ -137,7 +168,7 @@ func (fp *FamilyPlan) Decide(pkt Packet) (Verdict, error) {
 		if !fp.matches(&r.Match, pkt, sets) {
 			continue
 		}
-		verdictChain := cur.Name == AllowChain || cur.Name == DropChain
+		verdictChain := cur.Name == AllowChain || cur.Name == DropChain || cur.Name == SpoofLogChain
 		if !verdictChain && r.Action.Kind != Log {
 			decider, dChain, dIndex = r, cur.Name, i
 		}
@@ -148,6 +179,8 @@ func (fp *FamilyPlan) Decide(pkt Packet) (Verdict, error) {
 			return fp.verdict(v, Allowed, decider, dChain, dIndex), nil
 		case Drop:
 			return fp.verdict(v, Dropped, decider, dChain, dIndex), nil
+		case Reject:
+			return fp.verdict(v, Rejected, decider, dChain, dIndex), nil
 		case Return:
 			if len(stack) == 0 {
 				out := Pass
@@ -184,16 +217,22 @@ func (fp *FamilyPlan) verdict(v Verdict, o Outcome, r *Rule, chain string, idx i
 }
 
 func (fp *FamilyPlan) matches(m *Match, p Packet, sets map[string][]netip.Addr) bool {
-	if m.InIface != "" && m.InIface != p.InIface {
+	if m.InIface != "" && (m.InIface == p.InIface) == m.InIfaceNeg {
 		return false
 	}
-	if m.Established && !p.Established {
+	if m.OutIface != "" && (m.OutIface == p.OutIface) == m.OutIfaceNeg {
+		return false
+	}
+	if m.Established && !p.Established && !p.Related {
+		return false
+	}
+	if m.State != "" && !stateMatches(m.State, p) {
 		return false
 	}
 	if m.IPsecIn && !p.IPsec {
 		return false
 	}
-	if m.Src.IsValid() && !m.Src.Contains(p.Src) {
+	if m.Src.IsValid() && m.Src.Contains(p.Src) == m.SrcNeg {
 		return false
 	}
 	if m.Dst.IsValid() && !m.Dst.Contains(p.Dst) {
@@ -208,12 +247,13 @@ func (fp *FamilyPlan) matches(m *Match, p Packet, sets map[string][]netip.Addr) 
 		if m.Protocol != p.Protocol {
 			return false
 		}
-		switch {
-		case (m.Protocol == 6 || m.Protocol == 17) && m.DPortFrom >= 0:
-			if p.Port < m.DPortFrom || p.Port > m.DPortTo {
-				return false
-			}
-		case (m.Protocol == 1 && fp.Family == IPv4 || m.Protocol == 58 && fp.Family == IPv6) && m.ICMPType >= 0:
+		if (m.Protocol == 6 || m.Protocol == 17) && m.DPortFrom >= 0 && (p.Port < m.DPortFrom || p.Port > m.DPortTo) {
+			return false
+		}
+		if m.Protocol == 6 && m.TCPFlagsMask != 0 && tcpFlags(p)&m.TCPFlagsMask != m.TCPFlagsComp {
+			return false
+		}
+		if (m.Protocol == 1 && fp.Family == IPv4 || m.Protocol == 58 && fp.Family == IPv6) && m.ICMPType >= 0 {
 			if p.ICMPType != m.ICMPType || (m.ICMPCode >= 0 && p.ICMPCode != m.ICMPCode) {
 				return false
 			}
@@ -222,4 +262,38 @@ func (fp *FamilyPlan) matches(m *Match, p Packet, sets map[string][]netip.Addr) 
 	// A rate limit (Limit) only decides whether a LOG rule logs; it never
 	// changes the verdict.
 	return true
+}
+
+// tcpFlags are the packet's flags, with the zero value read as an
+// ordinary SYN (new connection) or ACK (established).
+func tcpFlags(p Packet) uint8 {
+	switch {
+	case p.TCPFlags != 0:
+		return p.TCPFlags
+	case p.Established:
+		return ACK
+	}
+	return SYN
+}
+
+// stateMatches reports whether the packet's conntrack state is one of the
+// comma-separated states.
+func stateMatches(states string, p Packet) bool {
+	var st string
+	switch {
+	case p.Invalid:
+		st = "INVALID"
+	case p.Related:
+		st = "RELATED"
+	case p.Established:
+		st = "ESTABLISHED"
+	default:
+		st = "NEW"
+	}
+	for _, s := range strings.Split(states, ",") {
+		if s == st {
+			return true
+		}
+	}
+	return false
 }

@@ -39,13 +39,23 @@ type goldenCase struct {
 		Foreign   *[]netip.Prefix `json:"foreign"`
 		LogAccept bool            `json:"log_accept"`
 		LogDrop   bool            `json:"log_drop"`
-		FailSafe  []struct {
+		Baseline  *struct {
+			InboundTCP  *[]uint16 `json:"inbound_tcp"`
+			Interface   string    `json:"interface"`
+			AllowEcho   bool      `json:"allow_echo"`
+			Outbound    string    `json:"outbound"`
+			KeepForward bool      `json:"keep_forward"`
+		} `json:"baseline"`
+		FailSafe []struct {
 			Source netip.Prefix `json:"source"`
 			Proto  string       `json:"proto"`
 			Port   uint16       `json:"port"`
 		} `json:"failsafe"`
 	} `json:"options"`
 	Packets []goldenPacket `json:"packets"`
+	// NoKernelPackets: the packets are for Decide only (e.g. they name an
+	// interface the test namespaces do not have).
+	NoKernelPackets bool `json:"no_kernel_packets"`
 }
 
 type goldenPacket struct {
@@ -58,6 +68,19 @@ type goldenPacket struct {
 	IPsec       bool       `json:"ipsec"`
 	Established bool       `json:"established"`
 	InIface     string     `json:"in"`
+	OutIface    string     `json:"out"`
+	Hook        string     `json:"hook"`
+	TCPFlags    string     `json:"tcp_flags"`
+	Invalid     bool       `json:"invalid"`
+}
+
+// flags parses "SF" style TCP flags (F S R P A U).
+func (p goldenPacket) flags() uint8 {
+	var f uint8
+	for _, c := range p.TCPFlags {
+		f |= map[rune]uint8{'F': render.FIN, 'S': render.SYN, 'R': render.RST, 'P': render.PSH, 'A': render.ACK, 'U': render.URG, 'N': render.CWR}[c]
+	}
+	return f
 }
 
 func (p goldenPacket) packet() render.Packet {
@@ -66,7 +89,8 @@ func (p goldenPacket) packet() render.Packet {
 		panic(err)
 	}
 	return render.Packet{Src: p.Src, Dst: p.Dst, Protocol: proto, Port: p.Port, ICMPType: p.ICMPType,
-		ICMPCode: p.ICMPCode, IPsec: p.IPsec, Established: p.Established, InIface: p.InIface}
+		ICMPCode: p.ICMPCode, IPsec: p.IPsec, Established: p.Established, InIface: p.InIface,
+		OutIface: p.OutIface, Hook: p.Hook, TCPFlags: p.flags(), Invalid: p.Invalid}
 }
 
 func (p goldenPacket) String() string {
@@ -85,6 +109,18 @@ func (p goldenPacket) String() string {
 	}
 	if p.InIface != "" {
 		s += " in " + p.InIface
+	}
+	if p.TCPFlags != "" {
+		s += " flags " + p.TCPFlags
+	}
+	if p.Invalid {
+		s += " invalid"
+	}
+	if p.Hook != "" {
+		s += " hook " + p.Hook
+	}
+	if p.OutIface != "" {
+		s += " out " + p.OutIface
 	}
 	return s
 }
@@ -153,6 +189,19 @@ func loadCase(t testing.TB, dir string) *loadedCase {
 		opts.ForeignCIDRs = append([]netip.Prefix{}, (*c.Options.Foreign)...)
 	}
 	opts.LogAccept, opts.LogDrop = c.Options.LogAccept, c.Options.LogDrop
+	if b := c.Options.Baseline; b != nil {
+		opts.Baseline = &render.Baseline{Interface: b.Interface, AllowEchoRequest: b.AllowEcho, KeepForward: b.KeepForward}
+		if b.InboundTCP != nil {
+			opts.Baseline.InboundTCP = append([]uint16{}, (*b.InboundTCP)...)
+		}
+		switch b.Outbound {
+		case "", "accept":
+		case "restrict":
+			opts.Baseline.Outbound = render.OutboundRestrict
+		default:
+			t.Fatalf("%s: outbound %q", dir, b.Outbound)
+		}
+	}
 	for _, f := range c.Options.FailSafe {
 		p, err := ruleset.ParseProtocol(f.Proto)
 		if err != nil {

@@ -63,7 +63,9 @@ func loadPlan(t *testing.T, host *netns.NS, plan *render.Plan) {
 			t.Fatalf("%s: %v", restore, err)
 		}
 		if fp.Table == render.TableShared {
-			host.MustRun(ipt, "--wait", "-I", "INPUT", "1", "-j", render.InputChain)
+			for _, h := range fp.Hooks {
+				host.MustRun(ipt, "--wait", "-I", h.Builtin, "1", "-j", h.Chain)
+			}
 		}
 	}
 }
@@ -82,11 +84,14 @@ func checkSaved(t *testing.T, host *netns.NS, plan *render.Plan) {
 		// within a chain is what matters.
 		var got, want []string
 		for _, l := range strings.Split(out, "\n") {
-			if strings.HasPrefix(l, "-A REYES-") || strings.HasPrefix(l, "-A INPUT") {
+			if strings.HasPrefix(l, "-A REYES-") || strings.HasPrefix(l, "-A INPUT") ||
+				strings.HasPrefix(l, "-A OUTPUT") || strings.HasPrefix(l, "-A FORWARD") {
 				got = append(got, l)
 			}
 		}
-		want = append(want, "-A INPUT -j "+render.InputChain)
+		for _, h := range fp.Hooks {
+			want = append(want, "-A "+h.Builtin+" -j "+h.Chain)
+		}
 		for _, c := range fp.Chains {
 			for _, r := range c.Rules {
 				want = append(want, "-A "+c.Name+" "+r.String(fp.Family))
@@ -114,8 +119,10 @@ func checkSaved(t *testing.T, host *netns.NS, plan *render.Plan) {
 // kernelProbe says whether a golden packet can be sent for real, and how.
 func kernelProbe(p goldenPacket) (string, bool) {
 	switch {
-	case p.IPsec, p.Established, p.InIface != "":
-		return "needs IPsec, an existing connection or loopback", false
+	case p.IPsec, p.Established, p.InIface != "", p.OutIface != "", p.Hook != "", p.TCPFlags != "", p.Invalid:
+		return "needs IPsec, an existing connection, loopback, crafted flags or another hook", false
+	case p.Src.IsLoopback():
+		return "a loopback source cannot be sent from a peer", false
 	case p.Proto == "tcp" || p.Proto == "udp":
 		return p.Proto, true
 	case p.Proto == "icmp" && p.ICMPType == 8 && p.ICMPCode == 0,
@@ -132,6 +139,9 @@ func sendPackets(t *testing.T, host *netns.NS, lc *loadedCase) {
 	ports := map[string]bool{}
 	var probes []goldenPacket
 	for _, p := range lc.c.Packets {
+		if lc.c.NoKernelPackets {
+			break
+		}
 		if _, ok := kernelProbe(p); !ok {
 			continue
 		}
@@ -185,7 +195,7 @@ func sendPackets(t *testing.T, host *netns.NS, lc *loadedCase) {
 				errs[i] = err
 				return
 			}
-			want := v.Action != render.Dropped
+			want := v.Action == render.Allowed || v.Action == render.Pass
 			how, _ := kernelProbe(p)
 			probe := func() error {
 				switch how {

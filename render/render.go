@@ -98,6 +98,11 @@ func checkOptions(o Options) error {
 	if o.Table != TableShared && o.Table != TableExclusive {
 		return fmt.Errorf("%w: unknown table mode %d", ErrOptions, o.Table)
 	}
+	if o.Baseline != nil {
+		if err := checkBaseline(o.Baseline); err != nil {
+			return err
+		}
+	}
 	for _, c := range o.ForeignCIDRs {
 		if !c.IsValid() || c.Masked() != c {
 			return fmt.Errorf("%w: foreign CIDR %s is not a valid prefix", ErrOptions, c)
@@ -171,14 +176,14 @@ func (r *renderer) inFamily(a netip.Addr) bool { return a.Is4() == (r.fam == IPv
 // allow is the verdict of traffic reyes lets through: in shared mode it
 // returns to the host's own INPUT rules, in exclusive mode it is accepted.
 func (r *renderer) allow() Action {
-	if r.opts.Table == TableExclusive {
+	if r.opts.Table == TableExclusive && r.opts.Baseline == nil {
 		return Action{Kind: Accept}
 	}
 	return Action{Kind: Return}
 }
 
 func (r *renderer) render() (*FamilyPlan, error) {
-	fp := &FamilyPlan{Family: r.fam, Table: r.opts.Table}
+	fp := &FamilyPlan{Family: r.fam, Table: r.opts.Table, Hooks: []Hook{{Builtin: "INPUT", Chain: InputChain}}}
 	input := Chain{Name: InputChain}
 	input.Rules = append(input.Rules,
 		Rule{Match: anyMatch(func(m *Match) { m.Established = true }), Action: r.allow(), Allow: true},
@@ -296,6 +301,16 @@ func (r *renderer) render() (*FamilyPlan, error) {
 	drop.Rules = append(drop.Rules, Rule{Match: anyMatch(nil), Action: Action{Kind: Drop}})
 	chains = append(chains, allow, drop)
 	fp.Chains = chains
+	if r.opts.Baseline != nil {
+		// The mirror becomes REYES-SG; REYES-INPUT runs it, then the
+		// baseline. Every verdict chain of the mirror returns here.
+		fp.Chains[0].Name = SGChain
+		fp.Chains = append([]Chain{{Name: InputChain, Rules: []Rule{
+			{Match: anyMatch(nil), Action: Action{Kind: Jump, Chain: SGChain}},
+			{Match: anyMatch(nil), Action: Action{Kind: Jump, Chain: BaseInChain}},
+		}}}, fp.Chains...)
+		r.baseline(fp)
+	}
 
 	for _, s := range r.sets {
 		fp.Sets = append(fp.Sets, *s)

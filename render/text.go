@@ -140,7 +140,9 @@ func (fp *FamilyPlan) IptablesRestore() []byte {
 		b.WriteString(" - [0:0]\n")
 	}
 	if fp.Table == TableExclusive {
-		b.WriteString("-A INPUT -j " + InputChain + "\n")
+		for _, h := range fp.Hooks {
+			b.WriteString("-A " + h.Builtin + " -j " + h.Chain + "\n")
+		}
 	}
 	for _, c := range fp.Chains {
 		for _, r := range c.Rules {
@@ -167,30 +169,43 @@ func (fp *FamilyPlan) Hash() string { return fp.hash }
 // the plan hash so that apply can read back one rule instead of all.
 func PlanComment(hash string) string { return "reyes plan=" + hash }
 
-// Args renders the rule as iptables arguments (without "-A CHAIN"). Values
-// that may carry text are quoted for iptables-restore.
+// Args renders the rule as iptables arguments (without "-A CHAIN"), in the
+// order iptables-save prints them, so that saved rules compare equal.
+// Values that may carry text are quoted for iptables-restore.
 func (r Rule) Args(fam Family) []string {
 	m := r.Match
 	var a []string
-	if m.InIface != "" {
-		a = append(a, "-i", m.InIface)
+	neg := func(b bool) {
+		if b {
+			a = append(a, "!")
+		}
 	}
 	if m.Src.IsValid() {
+		neg(m.SrcNeg)
 		a = append(a, "-s", m.Src.String())
 	}
 	if m.Dst.IsValid() {
 		a = append(a, "-d", m.Dst.String())
 	}
+	if m.InIface != "" {
+		neg(m.InIfaceNeg)
+		a = append(a, "-i", m.InIface)
+	}
+	if m.OutIface != "" {
+		neg(m.OutIfaceNeg)
+		a = append(a, "-o", m.OutIface)
+	}
 	if m.Protocol >= 0 {
 		a = append(a, "-p", protoName(m.Protocol, fam))
 		switch {
-		case (m.Protocol == 6 || m.Protocol == 17) && m.DPortFrom >= 0:
-			a = append(a, "-m", protoName(m.Protocol, fam))
-			if m.DPortFrom == m.DPortTo {
-				a = append(a, "--dport", strconv.Itoa(m.DPortFrom))
-			} else {
-				a = append(a, "--dport", strconv.Itoa(m.DPortFrom)+":"+strconv.Itoa(m.DPortTo))
+		case m.Protocol == 6 && m.TCPFlagsMask != 0:
+			a = append(a, "-m", "tcp")
+			if m.DPortFrom >= 0 {
+				a = append(a, "--dport", portSpec(m.DPortFrom, m.DPortTo))
 			}
+			a = append(a, "--tcp-flags", flagNames(m.TCPFlagsMask), flagNames(m.TCPFlagsComp))
+		case (m.Protocol == 6 || m.Protocol == 17) && m.DPortFrom >= 0:
+			a = append(a, "-m", protoName(m.Protocol, fam), "--dport", portSpec(m.DPortFrom, m.DPortTo))
 		case m.Protocol == 1 && fam == IPv4 && m.ICMPType >= 0:
 			a = append(a, "-m", "icmp", "--icmp-type", icmpSpec(m.ICMPType, m.ICMPCode))
 		case m.Protocol == 58 && fam == IPv6 && m.ICMPType >= 0:
@@ -205,6 +220,8 @@ func (r Rule) Args(fam Family) []string {
 	}
 	if m.Established {
 		a = append(a, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED")
+	} else if m.State != "" {
+		a = append(a, "-m", "conntrack", "--ctstate", m.State)
 	}
 	if m.Limit {
 		a = append(a, logLimit...)
@@ -225,8 +242,39 @@ func (r Rule) Args(fam Family) []string {
 		a = append(a, "-g", r.Action.Chain)
 	case Log:
 		a = append(a, "-j", "LOG", "--log-prefix", quote(r.Action.LogPrefix))
+		if r.Action.LogLevel != 0 {
+			a = append(a, "--log-level", strconv.Itoa(r.Action.LogLevel))
+		}
+	case Reject:
+		with := "icmp-port-unreachable"
+		if fam == IPv6 {
+			with = "icmp6-port-unreachable"
+		}
+		a = append(a, "-j", "REJECT", "--reject-with", with)
 	}
 	return a
+}
+
+func portSpec(from, to int) string {
+	if from == to {
+		return strconv.Itoa(from)
+	}
+	return strconv.Itoa(from) + ":" + strconv.Itoa(to)
+}
+
+// flagNames writes TCP flags as iptables-save does: in FIN, SYN, RST, PSH,
+// ACK, URG order, or NONE.
+func flagNames(f uint8) string {
+	if f == 0 {
+		return "NONE"
+	}
+	var names []string
+	for i, n := range []string{"FIN", "SYN", "RST", "PSH", "ACK", "URG"} {
+		if f&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 // String renders the rule as it appears after "-A CHAIN" in restore text.

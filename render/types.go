@@ -55,6 +55,9 @@ type Options struct {
 	// FailSafe lists traffic always allowed before any reyes rule, so that
 	// reyes can never cut a host off its administrators or its store.
 	FailSafe []FailSafe
+	// Baseline, if not nil, adds the host baseline after the security-group
+	// mirror: a packet must pass both. See Baseline.
+	Baseline *Baseline
 }
 
 // FailSafe is traffic that reyes always lets through.
@@ -105,6 +108,10 @@ type FamilyPlan struct {
 	Sets []Set
 	// Chains are reyes' own chains, REYES-INPUT first.
 	Chains []Chain
+	// Hooks are the jumps from built-in chains, INPUT -> REYES-INPUT
+	// first. Without the baseline that is the only one; the baseline adds
+	// OUTPUT and, unless told not to, FORWARD.
+	Hooks []Hook
 
 	hash string
 }
@@ -139,13 +146,24 @@ type Rule struct {
 
 // Match is what a Rule matches. Zero fields match anything.
 type Match struct {
-	InIface string
+	// InIface is the input interface ("lo"); InIfaceNeg negates it
+	// ("! -i lo").
+	InIface    string
+	InIfaceNeg bool
+	// OutIface is the output interface (OUTPUT and FORWARD paths);
+	// OutIfaceNeg negates it.
+	OutIface    string
+	OutIfaceNeg bool
 	// Established matches conntrack state RELATED,ESTABLISHED.
 	Established bool
 	// IPsecIn matches -m policy --dir in --pol ipsec.
 	IPsecIn bool
-	Src     netip.Prefix // zero: any
-	Dst     netip.Prefix // zero: any
+	// State matches other conntrack states, as iptables writes them
+	// ("NEW", "INVALID", "RELATED,ESTABLISHED").
+	State  string
+	Src    netip.Prefix // zero: any
+	SrcNeg bool         // ! -s
+	Dst    netip.Prefix // zero: any
 	// SrcSet is an ipset matched against the source address.
 	SrcSet string
 	// Protocol is -1 for any, else the IP protocol number.
@@ -154,6 +172,9 @@ type Match struct {
 	DPortFrom, DPortTo int
 	// ICMPType and ICMPCode match ICMP (ICMPv6 in IPv6); -1: any.
 	ICMPType, ICMPCode int
+	// TCPFlagsMask and TCPFlagsComp match --tcp-flags MASK COMP (TCP
+	// only; a zero mask matches any flags).
+	TCPFlagsMask, TCPFlagsComp uint8
 	// Limit rate-limits the rule (for LOG).
 	Limit bool
 }
@@ -168,6 +189,8 @@ const (
 	Jump
 	Goto
 	Log
+	// Reject answers with an ICMP port unreachable (ICMPv6 in IPv6).
+	Reject
 )
 
 // Action is the target of a Rule.
@@ -177,4 +200,31 @@ type Action struct {
 	Chain string
 	// LogPrefix is the prefix of Log.
 	LogPrefix string
+	// LogLevel is the syslog level of Log; 0 means the default (warning).
+	LogLevel int
+}
+
+// TCP flag bits, as --tcp-flags names them.
+const (
+	FIN uint8 = 1 << iota
+	SYN
+	RST
+	PSH
+	ACK
+	URG
+	// ECE and CWR are outside iptables' ALL: a packet with only one of them
+	// has none of the six flags ALL covers (a "null" packet to --tcp-flags).
+	ECE
+	CWR
+	// AllFlags is iptables' ALL.
+	AllFlags = FIN | SYN | RST | PSH | ACK | URG
+)
+
+// Hook is a jump from a built-in chain to one of reyes' chains, inserted
+// first in the built-in chain.
+type Hook struct {
+	// Builtin is INPUT, OUTPUT or FORWARD.
+	Builtin string
+	// Chain is reyes' chain it jumps to.
+	Chain string
 }
