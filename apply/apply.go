@@ -3,8 +3,6 @@ package apply
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -239,22 +237,9 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	return res, nil
 }
 
-// planHash is the hash the plan's first rule carries.
-func planHash(fp *render.FamilyPlan) string {
-	if h := fp.Hash(); h != "" {
-		return h
-	}
-	// A plan not made by render.Render: hash it as Render does, over the
-	// text with the plan comment left out.
-	c := *fp
-	c.Chains = slices.Clone(fp.Chains)
-	if len(c.Chains) > 0 && len(c.Chains[0].Rules) > 0 {
-		c.Chains[0].Rules = slices.Clone(c.Chains[0].Rules)
-		c.Chains[0].Rules[0].Comment = ""
-	}
-	sum := sha256.Sum256(c.IptablesRestore())
-	return hex.EncodeToString(sum[:8])
-}
+// planHash is the hash the plan's first rule carries (render computes it
+// the same way for plans it did not make).
+func planHash(fp *render.FamilyPlan) string { return fp.Hash() }
 
 // sealed returns fp with the plan comment on its first rule, which is how
 // apply recognises an unchanged plan in the kernel. Plans from

@@ -1,8 +1,6 @@
 package render
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -319,8 +317,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 
 	// The plan hash covers the rules, not the set members, and is written
 	// into the comment of the first rule of REYES-INPUT.
-	sum := sha256.Sum256(fp.IptablesRestore())
-	fp.hash = hex.EncodeToString(sum[:8])
+	fp.hash = fp.computeHash()
 	fp.Chains[0].Rules[0].Comment = PlanComment(fp.hash)
 	return fp, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -163,7 +164,27 @@ func (fp *FamilyPlan) IptablesRestore() []byte {
 // hashes mean the chains need not be reloaded. It is computed over the
 // rules with the plan comment left out, and Render writes it into that
 // comment ("reyes plan=<hash>") on the first rule of REYES-INPUT.
-func (fp *FamilyPlan) Hash() string { return fp.hash }
+//
+// For a plan not made by Render (built by hand, or by a custom renderer)
+// Hash computes the same hash each time it is called.
+func (fp *FamilyPlan) Hash() string {
+	if fp.hash != "" {
+		return fp.hash
+	}
+	return fp.computeHash()
+}
+
+// computeHash hashes the restore text with the plan comment left out.
+func (fp *FamilyPlan) computeHash() string {
+	c := *fp
+	if len(c.Chains) > 0 && len(c.Chains[0].Rules) > 0 {
+		c.Chains = slices.Clone(fp.Chains)
+		c.Chains[0].Rules = slices.Clone(c.Chains[0].Rules)
+		c.Chains[0].Rules[0].Comment = ""
+	}
+	sum := sha256.Sum256(c.IptablesRestore())
+	return hex.EncodeToString(sum[:8])
+}
 
 // PlanComment is the comment of the first rule of REYES-INPUT, which holds
 // the plan hash so that apply can read back one rule instead of all.

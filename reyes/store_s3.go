@@ -66,6 +66,10 @@ func NewS3Store(ctx context.Context, bucket, key string, opts StoreOptions) (*S3
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = opts.PathStyle
+		// S3-compatible servers often send no checksum; the SDK would log
+		// that on every GET. The signature, not the checksum, is what
+		// reyes trusts.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
