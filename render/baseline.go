@@ -276,7 +276,7 @@ func (r *renderer) baseline(fp *FamilyPlan) {
 	}
 	for _, c := range mustPrefixes(bogons) {
 		c := c
-		spoofIn.Rules = append(spoofIn.Rules, rule(func(m *Match) { in(m); m.Src = c }, toLog, "bogon source"))
+		spoofIn.Rules = append(spoofIn.Rules, rule(func(m *Match) { in(m); m.Src = c }, toLog, "bogon source "+c.String()))
 	}
 
 	// Anti-spoofing, out: the host sends only from its own addresses (and,
