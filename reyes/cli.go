@@ -197,6 +197,15 @@ type FollowerConfig struct {
 	MaxSkew        time.Duration `koanf:"max_skew"`
 	MaxValidity    time.Duration `koanf:"max_validity"`
 	FlushConntrack bool          `koanf:"flush_conntrack"`
+
+	Baseline            bool     `koanf:"baseline"`
+	BaselineTCPPorts    []string `koanf:"baseline_tcp_ports"`
+	BaselineInterface   string   `koanf:"baseline_interface"`
+	BaselineAllowEcho   bool     `koanf:"baseline_allow_echo"`
+	BaselineOutbound    string   `koanf:"baseline_outbound"`
+	BaselineOutboundTCP []string `koanf:"baseline_outbound_tcp"`
+	BaselineOutboundUDP []string `koanf:"baseline_outbound_udp"`
+	BaselineKeepForward bool     `koanf:"baseline_keep_forward"`
 }
 
 var followerOptions = []option{
@@ -219,6 +228,14 @@ var followerOptions = []option{
 	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at may be"},
 	{"max_validity", kDuration, DefaultMaxValidity, "longest accepted not_after - generated_at"},
 	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
+	{"baseline", kBool, false, "add the host baseline (the starter moat) after the security-group rules: a packet must pass both"},
+	{"baseline_tcp_ports", kList, []string{"22", "80", "443"}, "TCP ports the baseline opens to new connections"},
+	{"baseline_interface", kString, "", "interface the baseline guards (default: the default route's)"},
+	{"baseline_allow_echo", kBool, false, "let ICMP echo requests (ping) through the baseline"},
+	{"baseline_outbound", kString, "accept", "outbound policy of the baseline: accept, or restrict to the outbound ports"},
+	{"baseline_outbound_tcp", kList, []string{"80", "443"}, "TCP ports the host may connect to with baseline_outbound restrict (keep the store reachable)"},
+	{"baseline_outbound_udp", kList, []string{"53", "123"}, "UDP ports the host may send to with baseline_outbound restrict"},
+	{"baseline_keep_forward", kBool, false, "leave FORWARD alone (the baseline rejects forwarding otherwise; containers need it)"},
 }
 
 const followerUsage = `reyes-follower --store s3://bucket/key|PATH --trusted-key FILE [flags]
@@ -278,6 +295,13 @@ func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.W
 			return nil, nil, fmt.Errorf("%w: fail_safe: %w", ErrConfig, err)
 		}
 		ropts.FailSafe = append(ropts.FailSafe, fsafe)
+	}
+	if c.Baseline {
+		b, err := c.baseline()
+		if err != nil {
+			return nil, nil, err
+		}
+		ropts.Baseline = b
 	}
 	backend, err := apply.ParseBackend(c.Backend)
 	if err != nil {
@@ -371,4 +395,47 @@ func parseFailSafe(s string) (render.FailSafe, error) {
 		fs.Port = uint16(port)
 	}
 	return fs, nil
+}
+
+// baseline builds the baseline options; the guarded interface defaults to
+// the one of the default route.
+func (c *FollowerConfig) baseline() (*render.Baseline, error) {
+	b := &render.Baseline{Interface: c.BaselineInterface, AllowEchoRequest: c.BaselineAllowEcho, KeepForward: c.BaselineKeepForward}
+	var err error
+	if b.InboundTCP, err = parsePorts("baseline_tcp_ports", c.BaselineTCPPorts); err != nil {
+		return nil, err
+	}
+	if b.OutboundTCP, err = parsePorts("baseline_outbound_tcp", c.BaselineOutboundTCP); err != nil {
+		return nil, err
+	}
+	if b.OutboundUDP, err = parsePorts("baseline_outbound_udp", c.BaselineOutboundUDP); err != nil {
+		return nil, err
+	}
+	switch c.BaselineOutbound {
+	case "accept":
+	case "restrict":
+		b.Outbound = render.OutboundRestrict
+	default:
+		return nil, fmt.Errorf("%w: baseline_outbound: %q is not accept or restrict", ErrConfig, c.BaselineOutbound)
+	}
+	if b.Interface == "" {
+		iface, err := DefaultRouteInterface(procNetRoute)
+		if err != nil {
+			return nil, fmt.Errorf("%w: baseline_interface: not given, and %w", ErrConfig, err)
+		}
+		b.Interface = iface
+	}
+	return b, nil
+}
+
+func parsePorts(key string, ss []string) ([]uint16, error) {
+	out := []uint16{}
+	for _, s := range ss {
+		p, err := strconv.ParseUint(s, 10, 16)
+		if err != nil || p == 0 {
+			return nil, fmt.Errorf("%w: %s: %q is not a port 1-65535", ErrConfig, key, s)
+		}
+		out = append(out, uint16(p))
+	}
+	return out, nil
 }

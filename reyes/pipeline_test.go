@@ -13,6 +13,7 @@ import (
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
+	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
@@ -182,5 +183,44 @@ func TestPipelinePausedAndDryRun(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(p.follower.StateDir, "state.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dry run recorded state: %v", err)
+	}
+}
+
+func TestPipelineBaseline(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	p.follower.Render.Baseline = &render.Baseline{Interface: "ens5"}
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dump := p.kernel.Dump()
+	for _, want := range []string{"REYES-BASE-IN", "-A OUTPUT -j REYES-OUTPUT", "-A FORWARD -j REYES-FORWARD", "IPT: Xmas flags"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("the kernel lacks %q:\n%s", want, dump)
+		}
+	}
+}
+
+func TestFollowerBaselineFlags(t *testing.T) {
+	dir := t.TempDir()
+	_, pub, err := sign.GenerateKey("k", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "k.asc")
+	os.WriteFile(key, pub, 0o644)
+	var out, errb bytes.Buffer
+	err = reyes.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
+		"--state-dir", dir, "--baseline", "--baseline-interface", "eth0", "--baseline-outbound", "sometimes"}, nil, &out, &errb)
+	if !errors.Is(err, reyes.ErrConfig) || !strings.Contains(err.Error(), "baseline_outbound") {
+		t.Fatalf("RunFollower: %v", err)
+	}
+	err = reyes.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
+		"--state-dir", dir, "--baseline", "--baseline-interface", "eth0", "--baseline-tcp-ports", "22,0"}, nil, &out, &errb)
+	if !errors.Is(err, reyes.ErrConfig) || !strings.Contains(err.Error(), "baseline_tcp_ports") {
+		t.Fatalf("RunFollower: %v", err)
 	}
 }
