@@ -144,11 +144,25 @@ func TestEveryKeyCommented(t *testing.T) {
 // the run fails there: right after the configuration was accepted, and
 // before any network access or change to the machine.
 func TestRealLoader(t *testing.T) {
-	for _, b := range binaries {
-		t.Run(b.name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bin   int      // index in binaries
+		extra []string // flags that switch on keys validated only when used
+	}{
+		{name: "reyes-leader", bin: 0},
+		{name: "reyes-follower", bin: 1},
+		// The baseline keys are checked only with the baseline on; its
+		// interface is given so that no route table is read.
+		{name: "reyes-follower with the baseline", bin: 1, extra: []string{"--baseline", "--baseline-interface", "lo"}},
+		{name: "reyes-follower with the baseline restricting outbound", bin: 1,
+			extra: []string{"--baseline", "--baseline-interface", "lo", "--baseline-outbound", "restrict"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := binaries[tc.bin]
 			missing := filepath.Join(t.TempDir(), "missing.asc")
+			args := append([]string{"--config", b.file, b.missingKeyFlag, missing}, tc.extra...)
 			var stdout, stderr bytes.Buffer
-			err := b.run(context.Background(), []string{"--config", b.file, b.missingKeyFlag, missing}, nil, &stdout, &stderr)
+			err := b.run(context.Background(), args, nil, &stdout, &stderr)
 			switch {
 			case err == nil:
 				t.Fatal("run succeeded with a missing key file")
