@@ -302,11 +302,21 @@ func (r *renderer) render() (*FamilyPlan, error) {
 	if r.opts.Baseline != nil {
 		// The mirror becomes REYES-SG; REYES-INPUT runs it, then the
 		// baseline. Every verdict chain of the mirror returns here.
+		// Fail-safe traffic is accepted before either, so that neither
+		// the mirror nor the baseline's default reject can lock out the
+		// administrators or the store.
 		fp.Chains[0].Name = SGChain
-		fp.Chains = append([]Chain{{Name: InputChain, Rules: []Rule{
-			{Match: anyMatch(nil), Action: Action{Kind: Jump, Chain: SGChain}},
-			{Match: anyMatch(nil), Action: Action{Kind: Jump, Chain: BaseInChain}},
-		}}}, fp.Chains...)
+		var input []Rule
+		for _, r := range fp.Chains[0].Rules {
+			if r.Comment == "fail-safe" {
+				r.Action = Action{Kind: Accept}
+				input = append(input, r)
+			}
+		}
+		input = append(input,
+			Rule{Match: anyMatch(nil), Action: Action{Kind: Jump, Chain: SGChain}},
+			Rule{Match: anyMatch(nil), Action: Action{Kind: Jump, Chain: BaseInChain}})
+		fp.Chains = append([]Chain{{Name: InputChain, Rules: input}}, fp.Chains...)
 		r.baseline(fp)
 	}
 

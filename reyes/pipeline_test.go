@@ -224,3 +224,18 @@ func TestFollowerBaselineFlags(t *testing.T) {
 		t.Fatalf("RunFollower: %v", err)
 	}
 }
+
+func TestPipelineBaselineWithFailSafe(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	fs := []render.FailSafe{{Source: netip.MustParsePrefix("10.99.0.0/16"), Protocol: 6, Port: 22}}
+	p.follower.Render.Baseline = &render.Baseline{Interface: "ens5"}
+	p.follower.Render.FailSafe = fs
+	p.follower.Apply.FailSafe = fs
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatalf("apply refused a baseline plan with fail-safe rules: %v", err)
+	}
+}
