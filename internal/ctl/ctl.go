@@ -84,7 +84,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{keygenCommand(), verifyCommand(), unpackCommand(), inspectCommand(), explainCommand()}
+	return []command{keygenCommand(), verifyCommand(), unpackCommand(), inspectCommand(), explainCommand(), removeCommand()}
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {

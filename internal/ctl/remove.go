@@ -1,0 +1,64 @@
+package ctl
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+
+	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/render"
+)
+
+type removeFlags struct {
+	backend  string
+	stateDir string
+	netns    string
+}
+
+func removeCommand() command {
+	return command{
+		name:     "remove",
+		synopsis: "take every reyes chain, jump and set out of the kernel",
+		usage:    "[--backend auto|nft|legacy] [--state-dir DIR] [--netns NAME]",
+		help: `
+Removes reyes from the kernel, both families, in one transaction per family:
+the jumps from INPUT, OUTPUT and FORWARD to REYES-* chains, every REYES-*
+chain, then every reyes4-/reyes6- set, and forgets apply's state in
+--state-dir. Rules and chains that are not reyes' stay. Stop the follower
+(or touch its disable file) first, or its next run loads the rules again.
+Needs root.`,
+		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+			var f removeFlags
+			fl.StringVar(&f.backend, "backend", "auto", "iptables backend `B`: auto, nft or legacy")
+			fl.StringVar(&f.stateDir, "state-dir", "/var/lib/reyes", "the follower's state `DIR`")
+			fl.StringVar(&f.netns, "netns", "", "run inside network namespace `NAME` (ip netns exec)")
+			return func(ctx context.Context, _ []string) error { return c.remove(ctx, f) }
+		},
+	}
+}
+
+func (c *cli) remove(ctx context.Context, f removeFlags) error {
+	backend, err := apply.ParseBackend(f.backend)
+	if err != nil {
+		return &UsageError{Cmd: "remove", Err: err}
+	}
+	res, err := apply.Remove(ctx, apply.Options{Backend: backend, StateDir: f.stateDir, Runner: apply.ExecRunner{Netns: f.netns}})
+	if err != nil {
+		return fmt.Errorf("removing: %w", err)
+	}
+	for _, fam := range []render.Family{render.IPv4, render.IPv6} {
+		for _, what := range []struct {
+			name string
+			m    map[render.Family][]string
+		}{{"jumps", res.Jumps}, {"chains", res.Chains}, {"sets", res.Sets}} {
+			items := append([]string(nil), what.m[fam]...)
+			sort.Strings(items)
+			fmt.Fprintf(c.stdout, "IPv%d %s removed: %d\n", fam, what.name, len(items))
+			for _, it := range items {
+				fmt.Fprintf(c.stdout, "  %s\n", it)
+			}
+		}
+	}
+	return nil
+}
