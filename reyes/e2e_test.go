@@ -346,6 +346,9 @@ func TestEndToEndFileStore(t *testing.T) {
 		if state() != "" {
 			t.Error("dry run recorded state")
 		}
+		if prom, err := os.ReadFile(metricsFile); err == nil {
+			t.Errorf("dry run wrote metrics as if it had applied a ruleset:\n%s", prom)
+		}
 	})
 
 	t.Run("first ruleset", func(t *testing.T) {
@@ -468,6 +471,8 @@ func TestEndToEndFileStore(t *testing.T) {
 
 	t.Run("dry run shows the difference", func(t *testing.T) {
 		before, beforeState := kernelState(t, h), state()
+		prom, _ := os.ReadFile(metricsFile)
+		beforeMetrics := string(prom)
 		r := follow("--dry-run")
 		mustCode(t, "follower --dry-run", r, 0)
 		if !strings.Contains(r.stdout, "difference from the kernel") || !regexp.MustCompile(`(?m)^\+ -A REYES-FILTER .*tcp/8080 from `+sgLB).MatchString(r.stdout) {
@@ -481,6 +486,9 @@ func TestEndToEndFileStore(t *testing.T) {
 		}
 		if got := kernelState(t, h); got != before || state() != beforeState {
 			t.Errorf("dry run changed the kernel or the state:\n%s", got)
+		}
+		if prom, _ := os.ReadFile(metricsFile); string(prom) != beforeMetrics {
+			t.Errorf("dry run changed the metrics:\n%s\nwas\n%s", prom, beforeMetrics)
 		}
 	})
 
@@ -571,10 +579,22 @@ func TestEndToEndMoto(t *testing.T) {
 			r := run(t, awsEnv, inHost, leader, append([]string{"--source", inv, "--signing-key", secret}, s3...)...)
 			mustCode(t, "leader", r, 0)
 		}
+		// The follower takes its configuration from all three layers.
+		config := filepath.Join(dir, "follower.yaml")
+		if err := os.WriteFile(config, []byte(fmt.Sprintf(`# the follower of the S3 end-to-end test
+store: s3://reyes/e2e/ruleset.signed
+s3_endpoint: %s
+s3_path_style: true
+scope: overridden-by-the-environment
+foreign_cidr: [10.0.0.0/8]
+state_dir: %s
+`, url, filepath.Join(dir, "state"))), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		follow := func() result {
 			t.Helper()
-			return run(t, awsEnv, inHost, follower, append([]string{"--trusted-key", public, "--state-dir", filepath.Join(dir, "state"),
-				"--no-imds", "--disable-file", filepath.Join(dir, "disabled")}, s3...)...)
+			env := append([]string{"REYES_CONFIG=" + config, "REYES_TRUSTED_KEY=" + public, "REYES_NO_IMDS=true", "REYES_SCOPE=e2e"}, awsEnv...)
+			return run(t, env, inHost, follower, "--disable-file", filepath.Join(dir, "disabled"))
 		}
 		probes := func(withLB8080 bool) []flow {
 			return []flow{

@@ -97,6 +97,9 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	}
 	defer func() {
 		res.Duration = time.Since(start)
+		if f.DryRun {
+			return // a dry run records nothing, metrics included
+		}
 		f.metrics.record(now, res, err)
 		if werr := f.metrics.write(f.MetricsFile); werr != nil {
 			log.Warn("writing metrics", "file", f.MetricsFile, "err", werr)
