@@ -38,6 +38,11 @@ func (c *commonConfig) validate() error {
 	if c.Store == "" {
 		return fmt.Errorf("%w: store: required (s3://bucket/key or a file path)", ErrConfig)
 	}
+	if !validScope(c.Scope) {
+		// The leader would publish "" as "default" while a follower
+		// refuses every ruleset: both must name the estate alike.
+		return fmt.Errorf("%w: scope: %q is not a scope name (1-64 of A-Z a-z 0-9 . _ : / -, starting with a letter or digit)", ErrConfig, c.Scope)
+	}
 	if c.MaxSize <= 0 {
 		return fmt.Errorf("%w: max_size: %d is not a positive size", ErrConfig, c.MaxSize)
 	}
@@ -54,6 +59,24 @@ func (c *commonConfig) validate() error {
 		return fmt.Errorf("%w: log_level: %q is not debug, info, warn or error", ErrConfig, c.LogLevel)
 	}
 	return nil
+}
+
+// validScope is the ruleset's rule for scope names (ruleset validates the
+// header with the same rule; it does not export it).
+func validScope(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && strings.IndexByte("._:/-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (c *commonConfig) logger(w io.Writer) *slog.Logger {
