@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,5 +168,98 @@ func TestBinariesExitCodes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a dry run or a refusal created the state directory: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writing process and a reading
+// test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBinariesIntervalAndSignal checks that with --interval the binaries
+// keep running after the first run (also after a refused one) and exit 0
+// on SIGTERM.
+func TestBinariesIntervalAndSignal(t *testing.T) {
+	leader, follower := binaries(t)
+	dir := t.TempDir()
+	now := time.Now()
+	sec, pub, err := sign.GenerateKey("leader", "", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, public := filepath.Join(dir, "leader.key"), filepath.Join(dir, "leader.pub")
+	if err := os.WriteFile(secret, sec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(public, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "ruleset.signed")
+	tests := []struct {
+		name  string
+		bin   string
+		args  []string
+		until string // in stderr before the signal
+	}{
+		// The follower starts first: the store is empty, the first run
+		// fails and is retried later; the process stays.
+		{"follower with an empty store", follower, []string{"--store", store, "--trusted-key", public, "--interval", "1h",
+			"--dry-run", "--no-imds", "--addrs", "10.20.1.10", "--state-dir", filepath.Join(dir, "state")}, "will retry"},
+		{"leader", leader, []string{"--source", "../examples/quickstart/inventory", "--store", store, "--signing-key", secret,
+			"--interval", "1h"}, "published ruleset"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(tt.bin, tt.args...)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+			var stderr syncBuffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(stderr.String(), tt.until) {
+				select {
+				case err := <-done:
+					t.Fatalf("exited before the signal: %v\n%s", err, stderr.String())
+				case <-time.After(20 * time.Millisecond):
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("no %q within 20 s:\n%s", tt.until, stderr.String())
+				}
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running 10 s after SIGTERM:\n%s", stderr.String())
+			}
+		})
+	}
+	if _, err := os.Stat(store); err != nil {
+		t.Errorf("the leader published nothing: %v", err)
 	}
 }
