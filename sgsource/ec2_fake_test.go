@@ -31,6 +31,9 @@ type fakeEC2 struct {
 
 	mu    sync.Mutex
 	calls map[string]int // "region action" -> requests
+	// pages holds each distinct request ("region action" and its
+	// arguments): a retried request is one page, however often it is sent.
+	pages map[string]map[string]bool
 }
 
 // fakeReply is a canned HTTP answer.
@@ -46,10 +49,18 @@ func ec2Error(status int, code, msg string) *fakeReply {
 }
 
 func newFakeEC2(t testing.TB, inv *Inventory) (*fakeEC2, *httptest.Server) {
-	f := &fakeEC2{inv: inv, calls: make(map[string]int)}
+	f := &fakeEC2{inv: inv, calls: make(map[string]int), pages: make(map[string]map[string]bool)}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv
+}
+
+// distinct returns the number of distinct requests (pages) of one action
+// in one region: retries of a request under load do not count.
+func (f *fakeEC2) distinct(region, action string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.pages[region+" "+action])
 }
 
 // count returns the number of requests of one action in one region, or of
@@ -87,6 +98,10 @@ func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := region + " " + action
 	f.calls[key]++
 	n := f.calls[key]
+	if f.pages[key] == nil {
+		f.pages[key] = map[string]bool{}
+	}
+	f.pages[key][r.PostForm.Encode()] = true
 	f.mu.Unlock()
 	if f.fault != nil {
 		if rep := f.fault(region, action, n); rep != nil {

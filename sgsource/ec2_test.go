@@ -104,8 +104,10 @@ func TestEC2Fetch(t *testing.T) {
 					{CallDescribeNetworkInterfaces, pages(len(r.NetworkInterfaces), tt.pageSize)},
 					{CallGetManagedPrefixListEntries, plPages},
 				} {
-					if n := fake.count(r.Name, c.call); n != c.want {
-						t.Errorf("%s %s: %d calls, want %d", r.Name, c.call, n, c.want)
+					// Distinct requests: on a loaded machine the SDK may
+					// retry one, which is not an extra call of reyes'.
+					if n := fake.distinct(r.Name, c.call); n != c.want {
+						t.Errorf("%s %s: %d distinct calls, want %d", r.Name, c.call, n, c.want)
 					}
 				}
 			}
