@@ -20,6 +20,9 @@ import (
 	"github.com/reyes-fw/reyes/sign"
 )
 
+// MinInterval is the shortest --interval the binaries accept.
+const MinInterval = 10 * time.Second
+
 // commonConfig holds the keys of commonOptions.
 type commonConfig struct {
 	Config      string        `koanf:"config"`
@@ -38,7 +41,7 @@ func (c *commonConfig) validate() error {
 	if c.Store == "" {
 		return fmt.Errorf("%w: store: required (s3://bucket/key or a file path)", ErrConfig)
 	}
-	if !validScope(c.Scope) {
+	if !ruleset.ValidScope(c.Scope) {
 		// The leader would publish "" as "default" while a follower
 		// refuses every ruleset: both must name the estate alike.
 		return fmt.Errorf("%w: scope: %q is not a scope name (1-64 of A-Z a-z 0-9 . _ : / -, starting with a letter or digit)", ErrConfig, c.Scope)
@@ -48,6 +51,9 @@ func (c *commonConfig) validate() error {
 	}
 	if c.Interval < 0 {
 		return fmt.Errorf("%w: interval: %s is negative", ErrConfig, c.Interval)
+	}
+	if c.Interval > 0 && c.Interval < MinInterval {
+		return fmt.Errorf("%w: interval: %s is shorter than %s (it would hammer the EC2 API or the store)", ErrConfig, c.Interval, MinInterval)
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -59,24 +65,6 @@ func (c *commonConfig) validate() error {
 		return fmt.Errorf("%w: log_level: %q is not debug, info, warn or error", ErrConfig, c.LogLevel)
 	}
 	return nil
-}
-
-// validScope is the ruleset's rule for scope names (ruleset validates the
-// header with the same rule; it does not export it).
-func validScope(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && strings.IndexByte("._:/-", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func (c *commonConfig) logger(w io.Writer) *slog.Logger {
@@ -137,6 +125,10 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	log := c.logger(stderr)
+	if c.TTL > DefaultMaxValidity {
+		log.Warn("ttl is longer than followers accept by default (their max_validity); they will refuse these rulesets unless configured to allow it",
+			"ttl", c.TTL, "default_max_validity", DefaultMaxValidity)
+	}
 	l, err := c.leader(ctx, log)
 	if err != nil {
 		return err

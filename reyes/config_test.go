@@ -1,6 +1,7 @@
 package reyes
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -346,5 +347,14 @@ func TestConfigHelpListsEveryKey(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestIntervalMinimum(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	err := RunLeader(context.Background(), []string{"--source", dir, "--store", filepath.Join(dir, "o"), "--signing-key", filepath.Join(dir, "k"), "--interval", "1ms"}, nil, &out, &errb)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "interval") {
+		t.Fatalf("RunLeader --interval 1ms: %v", err)
 	}
 }

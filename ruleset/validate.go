@@ -101,6 +101,10 @@ func ValidInterfaceID(s string) bool { return isENIID(s) }
 // ValidVPCID reports whether s is a well-formed VPC ID.
 func ValidVPCID(s string) bool { return isVPCID(s) }
 
+// ValidScope reports whether s is a valid scope name: 1 to 64 of
+// A-Z a-z 0-9 . _ : / -, starting with a letter or digit.
+func ValidScope(s string) bool { return reScope.MatchString(s) }
+
 // ValidRegion reports whether s looks like an AWS region code.
 func ValidRegion(s string) bool { return isRegion(s) }
 

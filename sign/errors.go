@@ -57,4 +57,7 @@ var (
 	ErrKeybox = errors.New("file is a GnuPG keybox (pubring.kbx), not an exported key; export the key with: gpg --export --armor KEYID > key.asc (or gpg --export-secret-keys --armor KEYID for a signing key)")
 	// ErrNoKey: a key file holds no usable key of the kind needed.
 	ErrNoKey = errors.New("no usable key")
+	// ErrSecretKey: a secret key was given where only a public key belongs
+	// (a follower's trusted keys), which would spread the signing key.
+	ErrSecretKey = errors.New("secret key given as a trusted key")
 )

@@ -28,6 +28,11 @@ func ParseKeyring(data []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, e := range el {
+		if e.PrivateKey != nil {
+			return nil, fmt.Errorf("%w: key %s: followers need only the public key (gpg --export, or reyesctl keygen --public); the signing key belongs on the leaders", ErrSecretKey, fingerprint(e.PrimaryKey))
+		}
+	}
 	return &Keyring{entities: el}, nil
 }
 

@@ -476,3 +476,16 @@ func mustSeal(t testing.TB, payload []byte, s *Signer, now time.Time) []byte {
 	}
 	return obj
 }
+
+func TestParseKeyringRefusesSecretKeys(t *testing.T) {
+	sec, pub, err := GenerateKey("k", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseKeyring(sec); !errors.Is(err, ErrSecretKey) {
+		t.Errorf("ParseKeyring(secret key): %v, want ErrSecretKey", err)
+	}
+	if _, err := ParseKeyring(pub); err != nil {
+		t.Errorf("ParseKeyring(public key): %v", err)
+	}
+}

@@ -344,7 +344,7 @@ func TestVerifyInspectUnpack(t *testing.T) {
 			code: ExitFailure, errHas: "loading trusted keys"},
 		{name: "verify missing key file", args: []string{"verify", "--trusted-key", filepath.Join(f.dir, "nope.pub"), f.good},
 			code: ExitFailure, errHas: "loading trusted keys"},
-		{name: "verify secret key as trusted", args: []string{"verify", "--trusted-key", f.secret, f.good}, out: []string{"OK"}},
+		{name: "verify refuses a secret key as trusted", args: []string{"verify", "--trusted-key", f.secret, f.good}, code: ExitFailure, errHas: "followers need only the public key"},
 		{name: "verify without key", args: []string{"verify", f.good}, code: ExitUsage, errHas: "--trusted-key is required"},
 		{name: "verify without object", args: []string{"verify", "--trusted-key", f.public}, code: ExitUsage},
 		{name: "verify two objects", args: []string{"verify", "--trusted-key", f.public, f.good, f.good}, code: ExitUsage},
