@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/mototest"
 	"github.com/reyes-fw/reyes/internal/netns"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -501,68 +498,13 @@ func TestEndToEndFileStore(t *testing.T) {
 	t.Logf("end to end with a file store: %v", time.Since(start).Round(time.Millisecond))
 }
 
-// startMotoIn starts moto_server on 127.0.0.1:5000 inside ns (whose
-// loopback is up) and returns its URL; it is killed when the test ends. It
-// skips the test when moto_server or the AWS CLI is absent.
-func startMotoIn(t *testing.T, ns *netns.NS) string {
-	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server is not on PATH: skipping the end-to-end test through S3 and EC2")
-	}
-	if _, err := exec.LookPath("aws"); err != nil {
-		t.Skip("the AWS CLI (aws) is not on PATH: skipping the end-to-end test through S3 and EC2, which it seeds")
-	}
-	const port = 5000 // the namespace is fresh: nothing else listens there
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Env = append(os.Environ(), "MOTO_EC2_LOAD_DEFAULT_AMIS=false")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group
-		<-exited
-		if t.Failed() {
-			t.Logf("moto_server output:\n%s", logs.String())
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			t.Fatalf("moto_server exited: %v\n%s", err, logs.String())
-		default:
-		}
-		err := ns.Do(func() error {
-			c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-		if err == nil {
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not listen on %s in %s within 30 s: %v\n%s", addr, ns.Name, err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestEndToEndMoto(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	leader, follower := binaries(t)
 	tp := newTopology(t, "e2em")
 	h := tp.host
-	url := startMotoIn(t, h)
+	url := mototest.Start(t, mototest.Options{NS: h, NeedCLI: true, Why: "the end-to-end test through S3 and EC2"})
 	h.ServeTCP(t, 8080)
 	dir := t.TempDir()
 	_, secret, public := keys(t, dir, "leader")

@@ -1,16 +1,13 @@
 package reyes
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,49 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/reyes-fw/reyes/internal/mototest"
 )
-
-// startMoto starts moto_server on a free loopback port and returns its
-// endpoint URL; it is killed when the test ends.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server not on PATH (pip install 'moto[server]'); skipping the S3 store test")
-	}
-	port := freePort(t)
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group
-		<-exited
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("moto_server exited: %v\n%s", err, out.String())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not listen on %s within 30s:\n%s", addr, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -117,7 +73,7 @@ func testS3Options(endpoint string, extra ...func(*config.LoadOptions) error) St
 }
 
 func TestS3Store(t *testing.T) {
-	endpoint := startMoto(t)
+	endpoint := mototest.Start(t, mototest.Options{Why: "the S3 store test"})
 	ctx := context.Background()
 	// The counting client is not the SDK's BuildableClient, to which the
 	// SDK adds AWS_CA_BUNDLE; the test talks plain HTTP and needs no CA.
@@ -230,7 +186,7 @@ func TestS3StoreServerDown(t *testing.T) {
 // TestS3StoreEndpointFromEnvironment checks that the SDK itself honours
 // AWS_ENDPOINT_URL_S3 when no endpoint is configured.
 func TestS3StoreEndpointFromEnvironment(t *testing.T) {
-	endpoint := startMoto(t)
+	endpoint := mototest.Start(t, mototest.Options{Why: "the S3 store test"})
 	ctx := context.Background()
 	for _, name := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"} {
 		t.Run(name, func(t *testing.T) {

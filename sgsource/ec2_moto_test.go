@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,61 +11,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/reyes-fw/reyes/internal/mototest"
 )
-
-// startMoto starts moto_server on a free port of 127.0.0.1 and returns its
-// URL; it is killed when the test ends.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server is not on PATH: skipping the test against a real EC2 endpoint")
-	}
-	if _, err := exec.LookPath("aws"); err != nil {
-		t.Skip("the AWS CLI (aws) is not on PATH: skipping the test against moto_server, which it seeds and dumps")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	// Loading moto's catalogue of public AMIs makes the first request of
-	// each region take many seconds; the estate needs none.
-	cmd.Env = append(os.Environ(), "MOTO_EC2_LOAD_DEFAULT_AMIS=false")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("moto_server output:\n%s", logs.String())
-		}
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s within 30 s: %v", url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // awsCLI runs the AWS CLI against one endpoint with fake credentials, in
 // an environment of its own: nothing of the caller's AWS configuration
@@ -296,7 +244,7 @@ func seedMoto(t *testing.T, cli *awsCLI) {
 func TestEC2AgainstMoto(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	url := startMoto(t)
+	url := mototest.Start(t, mototest.Options{NeedCLI: true, Why: "the test against a real EC2 endpoint"})
 	cli := newAWSCLI(t, url)
 	seedMoto(t, cli)
 	t.Logf("moto started and seeded in %v", time.Since(start))
