@@ -388,6 +388,10 @@ func (r *renderer) rule(g *ruleset.Group, rule ruleset.Rule) ([]Rule, error) {
 		return nil, nil
 	case rule.Protocol == ruleset.ProtoICMPv6 && r.fam != IPv6:
 		return nil, nil
+	case rule.Protocol == 0:
+		// IP protocol 0 (HOPOPT) cannot be matched: iptables reads -p 0 as
+		// every protocol. The rule allows nothing rather than everything.
+		return nil, nil
 	}
 	base := anyMatch(func(m *Match) { m.Protocol = rule.Protocol })
 	switch rule.Protocol {

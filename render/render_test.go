@@ -146,3 +146,22 @@ func TestDecideRejectsMixedFamilies(t *testing.T) {
 		t.Errorf("Decide: %v, want ErrPacket", err)
 	}
 }
+
+// TestProtocolZeroAllowsNothing: iptables reads "-p 0" as every protocol,
+// so a rule for IP protocol 0 (HOPOPT) must not be rendered as one.
+func TestProtocolZeroAllowsNothing(t *testing.T) {
+	rs := smallRuleset(t)
+	rs.Groups[0].Rules = []ruleset.Rule{{Protocol: 0, FromPort: -1, ToPort: -1, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	host := render.Host{Interfaces: []render.HostInterface{{Groups: []string{"sg-0000000a"}}}}
+	p, err := render.Render(rs, host, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(p.V4.IptablesRestore()), "-p 0") {
+		t.Fatalf("rendered -p 0:\n%s", p.V4.IptablesRestore())
+	}
+	v, err := render.Decide(p, render.Packet{Src: netip.MustParseAddr("10.1.1.1"), Dst: netip.MustParseAddr("10.2.2.2"), Protocol: 6, Port: 22})
+	if err != nil || v.Action != render.Dropped {
+		t.Fatalf("tcp after a protocol-0 rule: %v %v", v.Action, err)
+	}
+}
