@@ -1,0 +1,717 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/synth"
+	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/sign"
+)
+
+// scope is the scope every ruleset of the benchmark is published for.
+const scope = "bench"
+
+// foreignCIDRs are the ranges the follower filters: the synthetic estate's
+// IPv4 space and its IPv6 space (synth gives VPCs 2600:1f18:0:xx00::/56),
+// so that both families carry rules and sets.
+var foreignCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2600:1f18::/32")}
+
+// size is one estate size of the benchmark.
+type size struct {
+	Name   string
+	Config synth.Config
+}
+
+// sizes are the presets by name.
+var sizes = map[string]size{
+	"small":  {"small", synth.Small()},
+	"medium": {"medium", synth.Medium()},
+	"large":  {"large", synth.Large()},
+}
+
+// config is what one invocation measures.
+type config struct {
+	Sizes    []size
+	Runs     int    // runs per size; the best is reported
+	BinDir   string // built reyes-leader and reyes-follower; "" skips the binaries
+	Backend  apply.Backend
+	Log      *slog.Logger // progress
+	KeepTemp bool
+}
+
+// runResult is one run of one size.
+type runResult struct {
+	Size    string
+	Run     int
+	LoadAvg string // /proc/loadavg at the start of the run
+	Counts  synth.Counts
+
+	PayloadBytes, ObjectBytes, GzipBytes int
+	// Leader in process: ruleset.Build, Encode, sign.Seal.
+	Build, Encode, Seal phase
+	Leader             phase // the three together
+	LeaderBin          *procStats
+
+	Hosts []hostResult
+}
+
+// phase is the wall and CPU time of one step.
+type phase struct {
+	Wall, CPU time.Duration
+}
+
+func (p *phase) add(q phase) { p.Wall += q.Wall; p.CPU += q.CPU }
+
+// hostResult is the follower side for one host of a run.
+type hostResult struct {
+	Kind string // "busiest" or "all-groups"
+	Desc string
+	Plan planStats
+
+	Floor, FloorCPU time.Duration
+	// FloorSteps are the floor's commands: ipset, then iptables per family.
+	FloorSteps []floorStep
+	// Follower steps in process, without the kernel.
+	Get, Open, Decode, Identify, Render phase
+	// Follower.RunOnce in process, each into the namespace of the full run.
+	Full, Unchanged, Republish, OneMember followerRun
+	Move                                  string // what the one-member change moved
+	// The follower binary inside a fresh namespace.
+	BinFull, BinUnchanged *procStats
+}
+
+// floorStep is one command of the floor.
+type floorStep struct {
+	Tool string
+	procStats
+}
+
+// followerRun is one Follower.RunOnce.
+type followerRun struct {
+	Dur     time.Duration // RunOnce's own Duration (store read to applied)
+	CPU     time.Duration // this process and the commands it ran
+	Calls   kernelCalls
+	Result  reyes.FollowerResult
+	Changed bool
+	Swapped int // sets swapped, both families
+	Rules   bool
+}
+
+// planStats measures a plan.
+type planStats struct {
+	Rules, Rules6     int
+	Sets, Sets6       int
+	Members, Members6 int
+	TextBytes         int // ipset + iptables restore text, both families
+}
+
+func statsOf(p *render.Plan) planStats {
+	var s planStats
+	for _, fp := range p.Families() {
+		rules, members := 0, 0
+		for _, c := range fp.Chains {
+			rules += len(c.Rules)
+		}
+		for _, set := range fp.Sets {
+			members += len(set.Members)
+		}
+		if fp.Family == render.IPv4 {
+			s.Rules, s.Sets, s.Members = rules, len(fp.Sets), members
+		} else {
+			s.Rules6, s.Sets6, s.Members6 = rules, len(fp.Sets), members
+		}
+		if len(fp.Chains) > 0 {
+			s.TextBytes += len(fp.IpsetRestore()) + len(fp.IptablesRestore())
+		}
+	}
+	return s
+}
+
+// bench holds what one run of one size shares between its steps.
+type bench struct {
+	cfg    config
+	dir    string
+	inv    *sgsource.Inventory
+	signer *sign.Signer
+	keys   *sign.Keyring
+	secret string // key file paths for the binaries
+	public string
+	store  *reyes.FileStore
+	path   string // the store's file
+	res    *runResult
+}
+
+// runSize runs every measurement of one size once.
+func runSize(ctx context.Context, cfg config, sz size, run int) (*runResult, error) {
+	dir, err := os.MkdirTemp("", "reyes-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("making a work directory: %w", err)
+	}
+	if !cfg.KeepTemp {
+		defer os.RemoveAll(dir)
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	res := &runResult{Size: sz.Name, Run: run, LoadAvg: strings.Join(strings.Fields(string(load))[:3], " ")}
+	b := &bench{cfg: cfg, dir: dir, res: res, path: filepath.Join(dir, "ruleset.signed")}
+	b.store = reyes.NewFileStore(b.path, reyes.StoreOptions{})
+	b.inv = synth.Generate(sz.Config)
+	res.Counts = synth.Count(b.inv)
+	if err := b.keygen(); err != nil {
+		return nil, err
+	}
+	cfg.Log.Info("leader", "size", sz.Name, "run", run, "load", res.LoadAvg)
+	obj, err := b.leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.ObjectBytes = len(obj)
+	res.GzipBytes = gzipLen(obj)
+	if cfg.BinDir != "" {
+		if res.LeaderBin, err = b.leaderBinary(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, kind := range []string{"busiest", "all-groups"} {
+		cfg.Log.Info("follower", "size", sz.Name, "run", run, "host", kind)
+		h, err := b.host(ctx, kind)
+		if err != nil {
+			return nil, fmt.Errorf("%s host: %w", kind, err)
+		}
+		res.Hosts = append(res.Hosts, *h)
+	}
+	return res, nil
+}
+
+// keygen makes a signing key and writes both halves for the binaries.
+func (b *bench) keygen() error {
+	secret, public, err := sign.GenerateKey("reyes bench", "bench@example.invalid", time.Now().Add(-time.Hour))
+	if err != nil {
+		return err
+	}
+	if b.signer, err = sign.ParseSigner(secret); err != nil {
+		return err
+	}
+	if b.keys, err = sign.ParseKeyring(public); err != nil {
+		return err
+	}
+	b.secret, b.public = filepath.Join(b.dir, "leader.key"), filepath.Join(b.dir, "leader.pub")
+	if err := os.WriteFile(b.secret, secret, 0o600); err != nil {
+		return fmt.Errorf("writing key: %w", err)
+	}
+	if err := os.WriteFile(b.public, public, 0o644); err != nil {
+		return fmt.Errorf("writing key: %w", err)
+	}
+	return nil
+}
+
+// leader builds, encodes and seals the inventory in process, measuring
+// each step, and publishes the object.
+func (b *bench) leader(ctx context.Context) ([]byte, error) {
+	runtime.GC()
+	var rs *ruleset.Ruleset
+	var payload, obj []byte
+	now := time.Now()
+	var err error
+	r := b.res
+	if r.Build.Wall, r.Build.CPU, err = measure(func() (err error) {
+		rs, err = ruleset.Build(b.inv, ruleset.BuildOptions{Scope: scope, GeneratedAt: now})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if r.Encode.Wall, r.Encode.CPU, err = measure(func() (err error) {
+		payload, err = ruleset.Encode(rs)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if r.Seal.Wall, r.Seal.CPU, err = measure(func() (err error) {
+		obj, err = sign.Seal(payload, b.signer, now)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	r.Leader = r.Build
+	r.Leader.add(r.Encode)
+	r.Leader.add(r.Seal)
+	r.PayloadBytes = len(payload)
+	return obj, b.store.Put(ctx, obj)
+}
+
+// publish builds and seals inv with a new serial and puts it in the store.
+func (b *bench) publish(ctx context.Context, inv *sgsource.Inventory) (*ruleset.Ruleset, error) {
+	rs, err := ruleset.Build(inv, ruleset.BuildOptions{Scope: scope, GeneratedAt: time.Now()})
+	if err != nil {
+		return nil, err
+	}
+	payload, err := ruleset.Encode(rs)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := sign.Seal(payload, b.signer, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return rs, b.store.Put(ctx, obj)
+}
+
+// leaderBinary runs reyes-leader on the inventory written as a directory
+// of AWS CLI JSON: what a leader pays with an offline source (reading
+// the directory included).
+func (b *bench) leaderBinary(ctx context.Context) (*procStats, error) {
+	invDir := filepath.Join(b.dir, "inventory")
+	if err := sgsource.WriteDir(invDir, b.inv); err != nil {
+		return nil, err
+	}
+	st, err := runProc(ctx, nil, filepath.Join(b.cfg.BinDir, "reyes-leader"), "--source", invDir,
+		"--store", filepath.Join(b.dir, "leader-binary.signed"), "--signing-key", b.secret, "--scope", scope)
+	if err != nil {
+		return nil, err
+	}
+	return &st, os.RemoveAll(invDir)
+}
+
+// identity returns the identity options of a host kind and says which host
+// it is.
+func (b *bench) identity(rs *ruleset.Ruleset, kind string) (reyes.IdentityOptions, string, error) {
+	id := reyes.IdentityOptions{DisableIMDS: true, Logger: slog.New(slog.DiscardHandler)}
+	switch kind {
+	case "all-groups":
+		for _, g := range rs.Groups {
+			id.Groups = append(id.Groups, g.ID)
+		}
+		// Its own VPC is the first: the others' traffic is filtered.
+		id.VPCCIDRs = rs.VPCs[0].CIDRs
+		return id, fmt.Sprintf("one host in all %d groups (synthetic worst case)", len(id.Groups)), nil
+	case "busiest":
+		n := busiest(rs)
+		if n == nil {
+			return id, "", errors.New("the ruleset has no interfaces")
+		}
+		id.Addrs = n.Addrs
+		return id, fmt.Sprintf("%s, %d groups, %d addresses", n.ID, len(n.Groups), len(n.Addrs)), nil
+	}
+	return id, "", fmt.Errorf("unknown host kind %q", kind)
+}
+
+// busiest returns the interface whose plan is the largest: the most set
+// members in the groups its rules refer to, then the most rules.
+func busiest(rs *ruleset.Ruleset) *ruleset.Interface {
+	x := ruleset.NewIndex(rs)
+	members := map[string]int{}
+	for _, g := range rs.Groups {
+		members[g.ID] = len(x.Members(g.ID))
+	}
+	type score struct{ members, rules int }
+	cache := map[string]score{}
+	var best *ruleset.Interface
+	var bestScore score
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		key := strings.Join(n.Groups, ",")
+		sc, ok := cache[key]
+		if !ok {
+			refs := map[string]bool{}
+			for _, gid := range n.Groups {
+				g := x.Group(gid)
+				if g == nil {
+					continue
+				}
+				sc.rules += len(g.Rules)
+				for _, r := range g.Rules {
+					for _, ref := range r.Groups {
+						refs[ref] = true
+					}
+				}
+			}
+			for ref := range refs {
+				sc.members += members[ref]
+			}
+			cache[key] = sc
+		}
+		if best == nil || sc.members > bestScore.members || sc.members == bestScore.members && sc.rules > bestScore.rules {
+			best, bestScore = n, sc
+		}
+	}
+	return best
+}
+
+// follower returns an in-process follower like the binary's, for a host
+// kind, whose kernel calls go through a counting runner into ns.
+func (b *bench) follower(id reyes.IdentityOptions, stateDir string, ns *namespace) (*reyes.Follower, *countingRunner) {
+	cr := &countingRunner{r: apply.ExecRunner{Netns: ns.Name}}
+	return &reyes.Follower{
+		Store: b.store, Trusted: b.keys, StateDir: stateDir,
+		Freshness: reyes.FreshnessPolicy{Scope: scope},
+		Identity:  id,
+		Render:    render.Options{ForeignCIDRs: foreignCIDRs},
+		Apply:     apply.Options{Runner: cr, Backend: b.cfg.Backend},
+		Logger:    slog.New(slog.DiscardHandler),
+	}, cr
+}
+
+// host measures the follower side for one host kind.
+func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
+	h := &hostResult{Kind: kind}
+	// Every host starts from the original estate, freshly published.
+	rs, err := b.publish(ctx, b.inv)
+	if err != nil {
+		return nil, err
+	}
+	id, desc, err := b.identity(rs, kind)
+	if err != nil {
+		return nil, err
+	}
+	h.Desc = desc
+	plan, err := b.steps(ctx, h, id)
+	if err != nil {
+		return nil, err
+	}
+	h.Plan = statsOf(plan)
+	b.cfg.Log.Info("plan", "host", kind, "desc", desc, "stats", fmt.Sprintf("%+v", h.Plan))
+
+	if h.FloorSteps, err = b.floor(ctx, plan); err != nil {
+		return nil, err
+	}
+	for _, s := range h.FloorSteps {
+		h.Floor += s.Wall
+		h.FloorCPU += s.CPU
+		b.cfg.Log.Info("floor", "tool", s.Tool, "wall", s.Wall, "cpu", s.CPU, "maxrss_mb", s.MaxRSS>>20)
+	}
+
+	ns, err := newNamespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	stateDir := filepath.Join(b.dir, "state-"+kind)
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("making state directory: %w", err)
+	}
+	f, cr := b.follower(id, stateDir, ns)
+	once := func(what string, want func(*followerRun) error) (followerRun, error) {
+		runtime.GC()
+		c0 := cpuTime() + childCPU()
+		fr, err := f.RunOnce(ctx)
+		r := followerRun{Dur: fr.Duration, CPU: cpuTime() + childCPU() - c0, Calls: cr.take(), Result: fr, Changed: fr.Applied.Changed()}
+		b.cfg.Log.Info("follower run", "host", kind, "what", what, "dur", r.Dur, "calls", strings.Join(r.Calls.Calls, "; "))
+		for _, fam := range fr.Applied.Families {
+			r.Swapped += len(fam.SetsSwapped)
+			r.Rules = r.Rules || fam.RulesLoaded
+		}
+		if err != nil {
+			return r, fmt.Errorf("follower, %s: %w", what, err)
+		}
+		if err := want(&r); err != nil {
+			return r, fmt.Errorf("follower, %s: %w", what, err)
+		}
+		return r, nil
+	}
+	if h.Full, err = once("full apply", func(r *followerRun) error {
+		if !r.Changed {
+			return errors.New("nothing was loaded into an empty namespace")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if h.Unchanged, err = once("unchanged store", func(r *followerRun) error {
+		if !r.Result.NotModified || r.Calls.N != 0 {
+			return fmt.Errorf("not a no-op: not modified %v, %d kernel calls %q", r.Result.NotModified, r.Calls.N, r.Calls.Calls)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := b.publish(ctx, b.inv); err != nil {
+		return nil, err
+	}
+	if h.Republish, err = once("republished, same groups", func(r *followerRun) error {
+		if r.Changed {
+			return fmt.Errorf("a new serial of the same estate changed the kernel: %+v", r.Result.Applied)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	moved, move, err := moveOne(b.inv, rs, plan, id)
+	if err != nil {
+		return nil, err
+	}
+	h.Move = move
+	if _, err := b.publish(ctx, moved); err != nil {
+		return nil, err
+	}
+	if h.OneMember, err = once("one-member change", func(r *followerRun) error {
+		if r.Swapped != 1 || r.Rules {
+			return fmt.Errorf("want one set swapped and no rules loaded, got %+v", r.Result.Applied)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if b.cfg.BinDir != "" {
+		if err := b.followerBinary(ctx, h, id, kind); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// steps times the follower's steps that do not touch the kernel, on the
+// object in the store, and returns the plan.
+func (b *bench) steps(ctx context.Context, h *hostResult, id reyes.IdentityOptions) (*render.Plan, error) {
+	runtime.GC()
+	var body []byte
+	var ver *sign.Verified
+	var rs *ruleset.Ruleset
+	var host render.Host
+	var plan *render.Plan
+	var err error
+	now := time.Now()
+	for _, s := range []struct {
+		p  *phase
+		fn func() error
+	}{
+		{&h.Get, func() (err error) { body, _, err = b.store.Get(ctx, ""); return err }},
+		{&h.Open, func() (err error) {
+			ver, err = sign.OpenVerified(bytes.NewReader(body), b.keys, now, sign.WithMaxSize(reyes.DefaultMaxObjectSize))
+			return err
+		}},
+		{&h.Decode, func() (err error) {
+			rs, err = ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: reyes.DefaultMaxObjectSize})
+			return err
+		}},
+		{&h.Identify, func() (err error) { host, _, err = reyes.Identify(ctx, rs, id); return err }},
+		{&h.Render, func() (err error) { plan, err = render.Render(rs, host, render.Options{ForeignCIDRs: foreignCIDRs}); return err }},
+	} {
+		if s.p.Wall, s.p.CPU, err = measure(s.fn); err != nil {
+			return nil, err
+		}
+	}
+	return plan, nil
+}
+
+// floor loads the plan's own restore texts into a fresh namespace with the
+// tools alone, family by family as apply does: ipset restore of the sets,
+// then iptables-restore --noflush of the chains with the jump from INPUT
+// added. Like apply, every command runs through "ip netns exec".
+func (b *bench) floor(ctx context.Context, plan *render.Plan) ([]floorStep, error) {
+	ns, err := newNamespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	var steps []floorStep
+	step := func(stdin []byte, tool string, args ...string) error {
+		st, err := runProc(ctx, stdin, "ip", append([]string{"netns", "exec", ns.Name, tool}, args...)...)
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		steps = append(steps, floorStep{tool, st})
+		return nil
+	}
+	for _, fp := range plan.Families() {
+		if len(fp.Chains) == 0 {
+			continue
+		}
+		if len(fp.Sets) > 0 {
+			if err := step(fp.IpsetRestore(), "ipset", "restore"); err != nil {
+				return nil, err
+			}
+		}
+		tool := "iptables-" + string(b.cfg.Backend) + "-restore"
+		if fp.Family == render.IPv6 {
+			tool = "ip6tables-" + string(b.cfg.Backend) + "-restore"
+		}
+		text := bytes.TrimSuffix(fp.IptablesRestore(), []byte("COMMIT\n"))
+		text = append(slices.Clip(text), "-I INPUT 1 -j "+render.InputChain+"\nCOMMIT\n"...)
+		if err := step(text, tool, "--wait", "--noflush"); err != nil {
+			return nil, err
+		}
+	}
+	return steps, nil
+}
+
+// followerBinary runs reyes-follower inside a fresh namespace twice: into
+// the empty namespace, then again with the store unchanged.
+func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.IdentityOptions, kind string) error {
+	if _, err := b.publish(ctx, b.inv); err != nil {
+		return err
+	}
+	ns, err := newNamespace(ctx)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	// A configuration file: 5,000 group IDs do not fit one argument.
+	var c strings.Builder
+	fmt.Fprintf(&c, "store: %s\nstate_dir: %s\nscope: %s\nno_imds: true\nbackend: %s\ndisable_file: %s\n",
+		b.path, filepath.Join(b.dir, "state-binary-"+kind), scope, b.cfg.Backend, filepath.Join(b.dir, "no-such-flag-file"))
+	list := func(key string, vs []string) {
+		fmt.Fprintf(&c, "%s:\n", key)
+		for _, v := range vs {
+			fmt.Fprintf(&c, "  - %s\n", v)
+		}
+	}
+	list("trusted_key", []string{b.public})
+	list("foreign_cidr", strs(foreignCIDRs))
+	if len(id.Groups) > 0 {
+		list("groups", id.Groups)
+	}
+	if len(id.Addrs) > 0 {
+		list("addrs", strs(id.Addrs))
+	}
+	if len(id.VPCCIDRs) > 0 {
+		list("vpc_cidr", strs(id.VPCCIDRs))
+	}
+	conf := filepath.Join(b.dir, "follower-"+kind+".yaml")
+	if err := os.WriteFile(conf, []byte(c.String()), 0o600); err != nil {
+		return fmt.Errorf("writing follower config: %w", err)
+	}
+	bin := filepath.Join(b.cfg.BinDir, "reyes-follower")
+	for i, dst := range []**procStats{&h.BinFull, &h.BinUnchanged} {
+		st, err := runProc(ctx, nil, "ip", "netns", "exec", ns.Name, bin, "--config", conf)
+		if err != nil {
+			return err
+		}
+		want := []string{"ruleset applied", "ruleset unchanged"}[i]
+		if !strings.Contains(st.Stderr, want) {
+			return fmt.Errorf("reyes-follower run %d did not log %q:\n%s", i+1, want, st.Stderr)
+		}
+		*dst = &st
+	}
+	return nil
+}
+
+func strs[T fmt.Stringer](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.String()
+	}
+	return out
+}
+
+// moveOne returns a copy of inv with one IPv4 address moved from one
+// interface to another of the same VPC, chosen so that exactly one of the
+// plan's IPv4 sets changes: the two interfaces' groups, restricted to the
+// groups the plan has sets for, differ by exactly one group. Neither
+// interface is the host's.
+func moveOne(inv *sgsource.Inventory, rs *ruleset.Ruleset, plan *render.Plan, id reyes.IdentityOptions) (*sgsource.Inventory, string, error) {
+	inSets := map[string]bool{}
+	for _, s := range plan.V4.Sets {
+		inSets[s.Group] = true
+	}
+	own := map[netip.Addr]bool{}
+	for _, a := range id.Addrs {
+		own[a] = true
+	}
+	// Interfaces of the inventory with at least two IPv4 addresses can
+	// give one away (never the first: the primary).
+	type where struct{ r, n int }
+	loc := map[string]where{}
+	for ri, r := range inv.Regions {
+		for ni, n := range r.NetworkInterfaces {
+			loc[n.ID] = where{ri, ni}
+		}
+	}
+	spare := func(eni string) (netip.Addr, bool) {
+		w, ok := loc[eni]
+		if !ok {
+			return netip.Addr{}, false
+		}
+		as := inv.Regions[w.r].NetworkInterfaces[w.n].Addresses
+		var v4 []netip.Addr
+		for _, a := range as {
+			if a.Is4() {
+				v4 = append(v4, a)
+			}
+		}
+		if len(v4) < 2 {
+			return netip.Addr{}, false
+		}
+		return v4[len(v4)-1], true
+	}
+	// Key: VPC and the interface's groups that have sets.
+	key := func(vpc string, gs []string) string { return vpc + "|" + strings.Join(gs, ",") }
+	byKey := map[string][]*ruleset.Interface{}
+	proj := map[string][]string{}
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		if slices.ContainsFunc(n.Addrs, func(a netip.Addr) bool { return own[a] }) {
+			continue
+		}
+		var gs []string
+		for _, g := range n.Groups {
+			if inSets[g] {
+				gs = append(gs, g)
+			}
+		}
+		slices.Sort(gs)
+		proj[n.ID] = gs
+		k := key(n.VPC, gs)
+		byKey[k] = append(byKey[k], n)
+	}
+	for i := range rs.Interfaces {
+		e := &rs.Interfaces[i]
+		gs, ok := proj[e.ID]
+		if !ok {
+			continue
+		}
+		for j, g := range gs {
+			less := append(slices.Clone(gs[:j]), gs[j+1:]...)
+			for _, f := range byKey[key(e.VPC, less)] {
+				// e has g, f has not: an address moving either way
+				// changes set g alone.
+				from, to := e, f
+				a, ok := spare(from.ID)
+				if !ok {
+					from, to = f, e
+					if a, ok = spare(from.ID); !ok {
+						continue
+					}
+				}
+				return moved(inv, loc[from.ID].r, loc[from.ID].n, loc[to.ID].n, a),
+					fmt.Sprintf("%s moved from %s to %s (set of %s)", a, from.ID, to.ID, g), nil
+			}
+		}
+	}
+	return nil, "", errors.New("no pair of interfaces whose groups differ in exactly one set")
+}
+
+// moved returns inv with address a moved from interface from to interface
+// to of region r; inv itself is not changed.
+func moved(inv *sgsource.Inventory, r, from, to int, a netip.Addr) *sgsource.Inventory {
+	out := &sgsource.Inventory{Regions: slices.Clone(inv.Regions)}
+	nis := slices.Clone(out.Regions[r].NetworkInterfaces)
+	nis[from].Addresses = slices.DeleteFunc(slices.Clone(nis[from].Addresses), func(x netip.Addr) bool { return x == a })
+	nis[to].Addresses = append(slices.Clone(nis[to].Addresses), a)
+	out.Regions[r].NetworkInterfaces = nis
+	return out
+}
+
+// gzipLen is the size of b compressed with gzip at the default level: what
+// a store that compresses in transit would send.
+func gzipLen(b []byte) int {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Len()
+}

@@ -1,0 +1,182 @@
+// Command e2e measures reyes end to end at fleet sizes, side by side with
+// the floor, and writes the figures into BENCHMARKS.md.
+//
+// Run it as root from the module root:
+//
+//	go run ./bench/e2e -sizes small,medium,large -runs 2 -out BENCHMARKS.md
+//
+// For each size (the synth presets: 500, 5,000 and 50,000 interfaces with
+// groups, rules and addresses in proportion) and each run it generates the
+// estate, then measures in one go:
+//
+//   - the leader in process: ruleset.Build, Encode and sign.Seal (wall and
+//     CPU), and the reyes-leader binary on the estate written as a
+//     directory of AWS CLI JSON (wall, CPU, peak RSS);
+//   - for two hosts, the busiest real interface of the estate (the one
+//     whose groups refer to the most members) and a synthetic worst case
+//     (one host in every group, so that its plan holds every rule):
+//     the follower's steps without the kernel (store read, open, decode,
+//     identify, render); the floor (ipset restore plus iptables-restore of
+//     the plan's own text, run directly in a fresh network namespace); a
+//     full Follower.RunOnce into another fresh namespace, its kernel
+//     commands counted; a re-run with the store unchanged (no kernel call
+//     expected); a re-run after the leader republished the same estate
+//     (new serial); a one-member change (one address moved between two
+//     interfaces, so exactly one set is swapped); and the reyes-follower
+//     binary inside a third namespace (wall, CPU, peak RSS), full and
+//     unchanged.
+//
+// Runs of a size are repeated (-runs) and the best is reported, with the
+// load average at its start. Everything happens in namespaces this command
+// creates and deletes ("reyes-bench-<random>"); the root namespace's
+// firewall is never touched.
+//
+// It is not part of the test suite beyond a smoke test of the smallest
+// size (main_test.go).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"github.com/reyes-fw/reyes/apply"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run parses args, measures, prints the report and writes it into -out.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("e2e", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sizeList := fs.String("sizes", "small,medium,large", "comma-separated sizes: small (500 ENIs), medium (5,000), large (50,000)")
+	runs := fs.Int("runs", 2, "runs per size; the best (fastest worst-case follower) is reported")
+	out := fs.String("out", "", "Markdown file (BENCHMARKS.md) whose \"End to end (issue 8)\" section is replaced")
+	binDir := fs.String("bin", "", "directory with reyes-leader and reyes-follower already built (default: go build them)")
+	noBin := fs.Bool("no-binaries", false, "skip the reyes-leader and reyes-follower binaries (no peak RSS)")
+	backend := fs.String("backend", "auto", "iptables backend: auto, nft or legacy")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (leader and follower in process) here")
+	keep := fs.Bool("keep", false, "keep the work directories (inventory, keys, objects, state)")
+	verbose := fs.Bool("v", false, "log progress")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root: it creates network namespaces")
+	}
+	for _, tool := range []string{"ip", "ipset", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed", tool)
+		}
+	}
+	cfg := config{Runs: *runs, KeepTemp: *keep, Log: slog.New(slog.DiscardHandler)}
+	if *verbose {
+		cfg.Log = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	if cfg.Runs < 1 {
+		return fmt.Errorf("-runs %d: want at least 1", cfg.Runs)
+	}
+	for _, name := range strings.Split(*sizeList, ",") {
+		sz, ok := sizes[strings.TrimSpace(name)]
+		if !ok {
+			return fmt.Errorf("-sizes: unknown size %q (small, medium, large)", name)
+		}
+		cfg.Sizes = append(cfg.Sizes, sz)
+	}
+	b, err := apply.ParseBackend(*backend)
+	if err != nil {
+		return err
+	}
+	if b == apply.BackendAuto {
+		if b, err = apply.DetectBackend(ctx, apply.ExecRunner{}); err != nil {
+			return err
+		}
+	}
+	cfg.Backend = b
+	if !*noBin {
+		cfg.BinDir = *binDir
+		if cfg.BinDir == "" {
+			dir, err := os.MkdirTemp("", "reyes-bench-bin-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			if err := buildBinaries(ctx, dir); err != nil {
+				return err
+			}
+			cfg.BinDir = dir
+		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	rep := &report{Machine: machine(ctx, b), Command: command(args), Runs: cfg.Runs, Backend: b}
+	for _, sz := range cfg.Sizes {
+		var all []*runResult
+		for i := 1; i <= cfg.Runs; i++ {
+			r, err := runSize(ctx, cfg, sz, i)
+			if err != nil {
+				return fmt.Errorf("%s, run %d: %w", sz.Name, i, err)
+			}
+			all = append(all, r)
+			fmt.Fprintf(stderr, "%s run %d (load %s): %s\n", sz.Name, i, r.LoadAvg, r.summary())
+		}
+		rep.Results = append(rep.Results, best(all))
+		rep.All = append(rep.All, all)
+	}
+	text := rep.markdown()
+	fmt.Fprint(stdout, text)
+	if *out != "" {
+		return writeSection(*out, text)
+	}
+	return nil
+}
+
+// buildBinaries builds reyes-leader and reyes-follower into dir, from the
+// module the working directory is in.
+func buildBinaries(ctx context.Context, dir string) error {
+	for _, name := range []string{"reyes-leader", "reyes-follower"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s (run from the module root): %w: %s", name, err, out)
+		}
+	}
+	return nil
+}
+
+// command is the command line that reproduces this run.
+func command(args []string) string {
+	return strings.TrimSpace("go run ./bench/e2e " + strings.Join(args, " "))
+}
