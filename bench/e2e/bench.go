@@ -65,8 +65,8 @@ type runResult struct {
 	PayloadBytes, ObjectBytes, GzipBytes int
 	// Leader in process: ruleset.Build, Encode, sign.Seal.
 	Build, Encode, Seal phase
-	Leader             phase // the three together
-	LeaderBin          *procStats
+	Leader              phase // the three together
+	LeaderBin           *procStats
 
 	Hosts []hostResult
 }
@@ -499,7 +499,10 @@ func (b *bench) steps(ctx context.Context, h *hostResult, id reyes.IdentityOptio
 			return err
 		}},
 		{&h.Identify, func() (err error) { host, _, err = reyes.Identify(ctx, rs, id); return err }},
-		{&h.Render, func() (err error) { plan, err = render.Render(rs, host, render.Options{ForeignCIDRs: foreignCIDRs}); return err }},
+		{&h.Render, func() (err error) {
+			plan, err = render.Render(rs, host, render.Options{ForeignCIDRs: foreignCIDRs})
+			return err
+		}},
 	} {
 		if s.p.Wall, s.p.CPU, err = measure(s.fn); err != nil {
 			return nil, err
