@@ -148,6 +148,17 @@ func (rep *report) markdown() string {
 			h := host(r)
 			return fmt.Sprintf("%s / %s", ms(h.Floor), ms(h.FloorCPU))
 		}, "")
+		cols("floor split: `ipset restore` / `iptables-restore`, wall, both families", func(r *runResult) string {
+			var ipset, ipt time.Duration
+			for _, s := range host(r).FloorSteps {
+				if s.Tool == "ipset" {
+					ipset += s.Wall
+				} else {
+					ipt += s.Wall
+				}
+			}
+			return fmt.Sprintf("%s / %s", ms(ipset), ms(ipt))
+		}, "")
 		cols("read + open + decode + identify + render, wall", func(r *runResult) string {
 			h := host(r)
 			return fmt.Sprintf("%s (%s + %s + %s + %s + %s)", ms(h.Get.Wall+h.Open.Wall+h.Decode.Wall+h.Identify.Wall+h.Render.Wall),
