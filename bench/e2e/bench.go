@@ -163,11 +163,12 @@ func runSize(ctx context.Context, cfg config, sz size, run int) (*runResult, err
 	if err != nil {
 		return nil, fmt.Errorf("making a work directory: %w", err)
 	}
-	if !cfg.KeepTemp {
+	if cfg.KeepTemp {
+		cfg.Log.Info("keeping the work directory", "dir", dir)
+	} else {
 		defer os.RemoveAll(dir)
 	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	res := &runResult{Size: sz.Name, Run: run, LoadAvg: strings.Join(strings.Fields(string(load))[:3], " ")}
+	res := &runResult{Size: sz.Name, Run: run, LoadAvg: loadAvg()}
 	b := &bench{cfg: cfg, dir: dir, res: res, path: filepath.Join(dir, "ruleset.signed")}
 	b.store = reyes.NewFileStore(b.path, reyes.StoreOptions{})
 	b.inv = synth.Generate(sz.Config)
@@ -707,6 +708,16 @@ func moved(inv *sgsource.Inventory, r, from, to int, a netip.Addr) *sgsource.Inv
 	nis[to].Addresses = append(slices.Clone(nis[to].Addresses), a)
 	out.Regions[r].NetworkInterfaces = nis
 	return out
+}
+
+// loadAvg is the 1, 5 and 15 minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // gzipLen is the size of b compressed with gzip at the default level: what

@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	noBin := fs.Bool("no-binaries", false, "skip the reyes-leader and reyes-follower binaries (no peak RSS)")
 	backend := fs.String("backend", "auto", "iptables backend: auto, nft or legacy")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (leader and follower in process) here")
-	keep := fs.Bool("keep", false, "keep the work directories (inventory, keys, objects, state)")
+	keep := fs.Bool("keep", false, "keep the work directories (keys, objects, state, follower configs) and log where they are (implies -v)")
 	verbose := fs.Bool("v", false, "log progress")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	cfg := config{Runs: *runs, KeepTemp: *keep, Log: slog.New(slog.DiscardHandler)}
-	if *verbose {
+	if *verbose || *keep {
 		cfg.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	if cfg.Runs < 1 {
