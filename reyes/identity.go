@@ -251,11 +251,15 @@ func explicitHost(rs *ruleset.Ruleset, opts IdentityOptions) render.Host {
 	slices.Sort(groups)
 	groups = slices.Compact(groups)
 	var vpcs []string
-	for _, g := range rs.Groups {
-		if slices.Contains(groups, g.ID) {
-			vpcs = append(vpcs, g.VPC)
+	for _, g := range groups {
+		// rs.Groups is sorted by ID (Validate insists): a binary search
+		// each, not a scan of every group for every group.
+		if i, ok := slices.BinarySearchFunc(rs.Groups, g, func(x ruleset.Group, id string) int { return strings.Compare(x.ID, id) }); ok {
+			vpcs = append(vpcs, rs.Groups[i].VPC)
 		}
 	}
+	slices.Sort(vpcs)
+	vpcs = slices.Compact(vpcs)
 	return render.Host{
 		Interfaces: []render.HostInterface{{ID: ExplicitInterfaceID, Addrs: sortedAddrs(opts.Addrs), Groups: groups}},
 		VPCCIDRs:   vpcCIDRs(rs, vpcs),
@@ -306,9 +310,13 @@ func lookupAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.
 // vpcCIDRs returns the CIDR blocks of the given VPCs in the ruleset,
 // sorted, each once.
 func vpcCIDRs(rs *ruleset.Ruleset, ids []string) []netip.Prefix {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
 	var out []netip.Prefix
 	for _, v := range rs.VPCs {
-		if slices.Contains(ids, v.ID) {
+		if want[v.ID] {
 			out = append(out, v.CIDRs...)
 		}
 	}
