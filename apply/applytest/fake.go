@@ -445,10 +445,11 @@ func (k *Kernel) ipset(c Call) ([]byte, error) {
 	switch {
 	case len(a) == 2 && a[0] == "list" && a[1] == "-t":
 		var b strings.Builder
+		refs := k.allSetRefs()
 		for _, n := range k.setNames() {
 			s := k.sets[n]
 			fmt.Fprintf(&b, "Name: %s\nType: %s\nRevision: 6\nHeader: family %s hashsize 1024 maxelem 65536 bucketsize 12 initval %s\nSize in memory: 200\nReferences: %d\nNumber of entries: %d\n",
-				n, s.typ, s.family, s.initval, k.setRefs(n), len(s.members))
+				n, s.typ, s.family, s.initval, refs[n], len(s.members))
 		}
 		return []byte(b.String()), nil
 	case len(a) == 2 && a[0] == "list" && a[1] == "-n":
@@ -473,6 +474,25 @@ func (k *Kernel) setNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// allSetRefs counts the rules that refer to each set, in one pass over the
+// rules (setRefs per set is quadratic for plans with thousands of sets).
+func (k *Kernel) allSetRefs() map[string]int {
+	refs := map[string]int{}
+	for _, t := range k.tables {
+		for _, ch := range t.chains {
+			for _, r := range ch.rules {
+				f := strings.Fields(r)
+				for i := 0; i+1 < len(f); i++ {
+					if f[i] == "--match-set" {
+						refs[f[i+1]]++
+					}
+				}
+			}
+		}
+	}
+	return refs
 }
 
 func (k *Kernel) setRefs(name string) int {

@@ -1,0 +1,99 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/reyes-fw/reyes/apply/applytest"
+)
+
+// bigSpec has n sets of one member each (IPv4), each referenced by a rule.
+func bigSpec(n, member int) planSpec {
+	s := planSpec{sets: map[string][]string{}}
+	for i := range n {
+		name := fmt.Sprintf("s%04d", i)
+		s.sets[name] = []string{fmt.Sprintf("10.%d.%d.%d", 1+i/60000, i/250%240, member)}
+		s.allows = append(s.allows, allow{set: name, proto: 6, port: 1 + i})
+	}
+	return s
+}
+
+func ipsetRestores(k *applytest.Kernel) int {
+	n := 0
+	for _, c := range k.Calls() {
+		if c.Name == "ipset" && len(c.Args) > 0 && c.Args[0] == "restore" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSessions: a plan of more sets than one ipset session takes is filled
+// and swapped in several sessions, and a failure in the middle of them
+// leaves the previous sets and rules in force, with no temporary set left.
+func TestSessions(t *testing.T) {
+	ctx := context.Background()
+	k := applytest.New("nft")
+	opts := Options{Runner: k, StateDir: t.TempDir()}
+	const n = 2*ipsetSession + 100
+	if _, err := Apply(ctx, bigSpec(n, 1).build(), opts); err != nil {
+		t.Fatal(err)
+	}
+	before := k.Dump()
+
+	// Every member changes: fill and swap both need three sessions.
+	k.ResetCalls()
+	res, err := Apply(ctx, bigSpec(n, 2).build(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(res.Families[0].SetsSwapped); got != n {
+		t.Errorf("%d sets swapped, want %d", got, n)
+	}
+	// fill 3 + swap 3 + destroy of the temporary sets 3 (IPv6 has no sets).
+	if got := ipsetRestores(k); got < 9 {
+		t.Errorf("%d ipset restore sessions, want at least 9", got)
+	}
+	if strings.Contains(k.Dump(), "-n ") {
+		t.Errorf("temporary sets left:\n%s", k.Dump())
+	}
+	after := k.Dump()
+
+	// Fail the second swap session: everything goes back.
+	swaps := 0
+	k.Fail = func(c applytest.Call) error {
+		if c.Name == "ipset" && strings.HasPrefix(c.Stdin, "swap ") {
+			swaps++
+			if swaps == 2 {
+				return errors.New("injected")
+			}
+		}
+		return nil
+	}
+	_, err = Apply(ctx, bigSpec(n, 3).build(), opts)
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != StepSwap {
+		t.Fatalf("Apply: %v, want a swap StepError", err)
+	}
+	if got := k.Dump(); got != after {
+		t.Errorf("a failed swap session left a mix:\n%s", lineDiffForTest(after, got))
+	}
+	_ = before
+}
+
+func lineDiffForTest(want, got string) string {
+	w := map[string]bool{}
+	for _, l := range strings.Split(want, "\n") {
+		w[l] = true
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(got, "\n") {
+		if !w[l] {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
+}
