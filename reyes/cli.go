@@ -90,6 +90,7 @@ type LeaderConfig struct {
 	VPC          []string      `koanf:"vpc"`
 	ExcludeGroup []string      `koanf:"exclude_group"`
 	TTL          time.Duration `koanf:"ttl"`
+	Refresh      time.Duration `koanf:"refresh"`
 }
 
 var leaderOptions = []option{
@@ -99,6 +100,7 @@ var leaderOptions = []option{
 	{"vpc", kList, []string(nil), "only describe these VPC IDs (with --source ec2; default all)"},
 	{"exclude_group", kList, []string(nil), "security group name or ID whose rules are not mirrored (the group that lets VPN traffic in)"},
 	{"ttl", kDuration, ruleset.DefaultTTL, "validity of each published ruleset (not_after = generated_at + ttl)"},
+	{"refresh", kDuration, time.Duration(0), "publish an unchanged ruleset again only when less than this is left before its not_after (0: half the ttl; negative: on every run)"},
 }
 
 const leaderUsage = `reyes-leader --source ec2|DIR --store s3://bucket/key|PATH --signing-key FILE [flags]
@@ -151,6 +153,8 @@ func (c *LeaderConfig) validate() error {
 		return fmt.Errorf("%w: region and vpc apply to source ec2 only", ErrConfig)
 	case c.TTL <= 0:
 		return fmt.Errorf("%w: ttl: %s is not positive", ErrConfig, c.TTL)
+	case c.Refresh >= c.TTL:
+		return fmt.Errorf("%w: refresh: %s is not shorter than the ttl %s", ErrConfig, c.Refresh, c.TTL)
 	}
 	for _, v := range c.VPC {
 		if !ruleset.ValidVPCID(v) {
@@ -186,7 +190,8 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, e
 	}
 	return &Leader{
 		Source: src, Store: store, Signer: signer, Logger: log,
-		Build: ruleset.BuildOptions{Scope: c.Scope, TTL: c.TTL, Exclude: c.ExcludeGroup},
+		Build:   ruleset.BuildOptions{Scope: c.Scope, TTL: c.TTL, Exclude: c.ExcludeGroup},
+		Refresh: c.Refresh,
 	}, nil
 }
 

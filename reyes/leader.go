@@ -1,6 +1,7 @@
 package reyes
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,15 @@ type Leader struct {
 	// Build says how the ruleset is built: scope, TTL, excluded groups.
 	// GeneratedAt and Serial are set by the Leader from its clock.
 	Build ruleset.BuildOptions
+	// Refresh: when the store already holds a ruleset with the same
+	// content, signed by this leader's key, the leader publishes again
+	// only once less than Refresh is left before its not_after. Zero means
+	// half the TTL; a negative value publishes every time. Every new
+	// serial makes every follower download and decode the whole object,
+	// so this divides the fleet's downloads (by 6 with the defaults: a
+	// 1 h TTL and a 5 min interval) while a real change is still published
+	// at the next run.
+	Refresh time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one line per publish; nil discards.
@@ -42,6 +52,9 @@ type LeaderResult struct {
 	// Bytes is the size of the signed object.
 	Bytes    int
 	Duration time.Duration
+	// Skipped: the store already held this content, fresh enough; nothing
+	// was written (Header is then the published ruleset's).
+	Skipped bool
 }
 
 // RunOnce fetches, builds, seals and publishes once. Nothing is written
@@ -68,6 +81,13 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 	if err != nil {
 		return LeaderResult{}, err
 	}
+	if prev, ok := l.fresh(ctx, rs, now); ok {
+		res := LeaderResult{Header: prev, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Skipped: true, Duration: time.Since(start)}
+		l.logger().Info("ruleset unchanged and still fresh; not republished",
+			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
+			"republish_after", prev.NotAfter.Add(-l.refresh(prev)).Format(time.RFC3339))
+		return res, nil
+	}
 	obj, err := sign.Seal(payload, l.Signer, now)
 	if err != nil {
 		return LeaderResult{}, err
@@ -92,6 +112,42 @@ func (l *Leader) Run(ctx context.Context, interval time.Duration) error {
 		_, err := l.RunOnce(ctx)
 		return err
 	})
+}
+
+// fresh reports whether the store holds a ruleset signed by this leader's
+// key with the same content as rs and more than the refresh margin left
+// before its not_after. Any doubt (no object, another key, another format,
+// a read error) means no: publish.
+func (l *Leader) fresh(ctx context.Context, rs *ruleset.Ruleset, now time.Time) (ruleset.Header, bool) {
+	if l.Refresh < 0 {
+		return ruleset.Header{}, false
+	}
+	body, _, err := l.Store.Get(ctx, "")
+	if err != nil {
+		return ruleset.Header{}, false
+	}
+	payload, err := sign.OpenBytes(body, l.Signer.Keyring(), now)
+	if err != nil {
+		return ruleset.Header{}, false
+	}
+	prev, err := ruleset.Decode(payload)
+	if err != nil || prev.Scope != rs.Scope {
+		return ruleset.Header{}, false
+	}
+	same := *rs
+	same.Header = prev.Header
+	enc, err := ruleset.Encode(&same)
+	if err != nil || !bytes.Equal(enc, payload) {
+		return ruleset.Header{}, false
+	}
+	return prev.Header, now.Before(prev.NotAfter.Add(-l.refresh(prev.Header)))
+}
+
+func (l *Leader) refresh(h ruleset.Header) time.Duration {
+	if l.Refresh > 0 {
+		return l.Refresh
+	}
+	return h.NotAfter.Sub(h.GeneratedAt) / 2
 }
 
 func (l *Leader) now() time.Time {

@@ -107,6 +107,7 @@ func TestPipelineRefusals(t *testing.T) {
 	good, _ := os.ReadFile(filepath.Join(p.follower.StateDir, "state.json"))
 	before := p.kernel.Dump()
 	older, _ := os.ReadFile(filepath.Join(p.dir, "ruleset.signed"))
+	p.leader.Refresh = -1 // republish the same estate with a newer serial
 
 	p.now = p.now.Add(10 * time.Minute)
 	if _, err := p.leader.RunOnce(ctx); err != nil {
@@ -237,5 +238,42 @@ func TestPipelineBaselineWithFailSafe(t *testing.T) {
 	}
 	if _, err := p.follower.RunOnce(ctx); err != nil {
 		t.Fatalf("apply refused a baseline plan with fail-safe rules: %v", err)
+	}
+}
+
+func TestLeaderRefresh(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	first, err := p.leader.RunOnce(ctx)
+	if err != nil || first.Skipped {
+		t.Fatalf("first publish: %+v %v", first, err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Ten minutes later, same estate: not republished, so followers see
+	// an unchanged object (no download, no decode).
+	p.now = p.now.Add(10 * time.Minute)
+	res, err := p.leader.RunOnce(ctx)
+	if err != nil || !res.Skipped || res.Header.Serial != first.Header.Serial {
+		t.Fatalf("second run: %+v %v", res, err)
+	}
+	if fr, err := p.follower.RunOnce(ctx); err != nil || !fr.NotModified {
+		t.Fatalf("follower after a skipped publish: %+v %v", fr.NotModified, err)
+	}
+	// Past half the TTL: republished with a new serial.
+	p.now = p.now.Add(25 * time.Minute)
+	res, err = p.leader.RunOnce(ctx)
+	if err != nil || res.Skipped || res.Header.Serial <= first.Header.Serial {
+		t.Fatalf("refresh: %+v %v", res, err)
+	}
+	// A leader with another key cannot vouch for the object: it publishes.
+	sec, _, _ := sign.GenerateKey("spare", "", p.now.Add(-time.Hour))
+	spareKey, _ := sign.ParseSigner(sec)
+	spare := *p.leader
+	spare.Signer = spareKey
+	p.now = p.now.Add(time.Minute)
+	if res, err := spare.RunOnce(ctx); err != nil || res.Skipped {
+		t.Fatalf("leader with another key: %+v %v", res, err)
 	}
 }
