@@ -249,14 +249,15 @@ func sealed(fp *render.FamilyPlan) *render.FamilyPlan {
 	if len(fp.Chains) == 0 || len(fp.Chains[0].Rules) == 0 {
 		return fp
 	}
-	h := planHash(fp)
-	if fp.Chains[0].Rules[0].Comment == render.PlanComment(h) {
+	// Render's plans (and plans sealed by their builder) carry their hash.
+	if fp.Chains[0].Rules[0].Comment == render.PlanComment(fp.Hash()) {
 		return fp
 	}
+	// A copy, sealed: its hash is computed once and kept for the run.
 	c := *fp
 	c.Chains = slices.Clone(fp.Chains)
 	c.Chains[0].Rules = slices.Clone(c.Chains[0].Rules)
-	c.Chains[0].Rules[0].Comment = render.PlanComment(h)
+	c.Seal()
 	return &c
 }
 

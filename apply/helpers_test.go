@@ -136,10 +136,7 @@ func sortSets(s []render.Set) {
 }
 
 // seal writes the plan hash into the first rule's comment, as Render does.
-func seal(fp *render.FamilyPlan) {
-	fp.Chains[0].Rules[0].Comment = ""
-	fp.Chains[0].Rules[0].Comment = render.PlanComment(planHash(fp))
-}
+func seal(fp *render.FamilyPlan) { fp.Seal() }
 
 // backends returns the backends whose tools are installed.
 func backends(t *testing.T) []Backend {

@@ -327,8 +327,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 
 	// The plan hash covers the rules, not the set members, and is written
 	// into the comment of the first rule of REYES-INPUT.
-	fp.hash = fp.computeHash()
-	fp.Chains[0].Rules[0].Comment = PlanComment(fp.hash)
+	fp.Seal()
 	return fp, nil
 }
 

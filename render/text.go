@@ -174,6 +174,21 @@ func (fp *FamilyPlan) Hash() string {
 	return fp.computeHash()
 }
 
+// Seal computes the plan's hash, keeps it, and writes it into the plan
+// comment of the first rule of REYES-INPUT, as Render does for its plans.
+// A plan built by hand or by a custom renderer should be sealed once
+// before it is applied: apply then recognises an unchanged plan without
+// hashing its whole text on every run. Sealing twice changes nothing.
+// Plans are values: a plan changed after Render or Seal must be sealed
+// again, or apply trusts its old hash.
+func (fp *FamilyPlan) Seal() {
+	if len(fp.Chains) == 0 || len(fp.Chains[0].Rules) == 0 {
+		return
+	}
+	fp.hash = fp.computeHash()
+	fp.Chains[0].Rules[0].Comment = PlanComment(fp.hash)
+}
+
 // computeHash hashes the restore text with the plan comment left out.
 func (fp *FamilyPlan) computeHash() string {
 	c := *fp
