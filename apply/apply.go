@@ -81,6 +81,7 @@ type StepError struct {
 	Err   error
 }
 
+// Error names the family, the step, the offending input line and the cause.
 func (e *StepError) Error() string {
 	var b strings.Builder
 	b.WriteString("apply")
@@ -97,6 +98,7 @@ func (e *StepError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the cause.
 func (e *StepError) Unwrap() error { return e.Err }
 
 // Result says what Apply did.

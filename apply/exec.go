@@ -37,6 +37,7 @@ type ExecError struct {
 	Err      error
 }
 
+// Error names the command and holds its standard error.
 func (e *ExecError) Error() string {
 	msg := fmt.Sprintf("running %s %s: %v", e.Name, strings.Join(e.Args, " "), e.Err)
 	if e.Stderr != "" {
@@ -45,6 +46,7 @@ func (e *ExecError) Error() string {
 	return msg
 }
 
+// Unwrap returns the exec error (an *exec.ExitError, usually).
 func (e *ExecError) Unwrap() error { return e.Err }
 
 // Run implements Runner.

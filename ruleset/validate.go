@@ -21,6 +21,7 @@ type ValidationError struct {
 	Reason string
 }
 
+// Error is "field: reason".
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
 
 // Unwrap returns ErrInvalid.

@@ -117,6 +117,7 @@ type Error struct {
 	Stderr string
 }
 
+// Error reads like the real tools' failures: the command and its stderr.
 func (e *Error) Error() string {
 	return fmt.Sprintf("running %s: exit status 1: %s", e.Call, e.Stderr)
 }
