@@ -433,12 +433,14 @@ func (a *familyApply) run(ctx context.Context) error {
 }
 
 func (a *familyApply) saveState() error {
-	st := &state{Backend: a.backend, Sets: map[string]string{}}
+	st := &state{Backend: a.backend, Sets: map[string]string{}, Entries: map[string]int{},
+		Plan: planHash(a.fp), Table: a.fp.Table.String(), Hooks: hooks(a.fp)}
 	for _, c := range a.fp.Chains {
 		st.Chains = append(st.Chains, c.Name)
 	}
 	for _, s := range a.fp.Sets {
 		st.Sets[s.Name] = s.Hash()
+		st.Entries[s.Name] = uniqueCount(s.Members)
 	}
 	if err := writeState(a.opts.StateDir, a.fp.Family, st); err != nil {
 		return a.fail(StepState, err, nil)

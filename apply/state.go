@@ -19,6 +19,13 @@ type state struct {
 	Backend Backend           `json:"backend"`
 	Chains  []string          `json:"chains"`
 	Sets    map[string]string `json:"sets"` // name -> Set.Hash()
+	// Plan, Table, Hooks and Entries let Check tell drift from a few
+	// reads: the plan hash, the table mode and hooks, and each set's
+	// number of members.
+	Plan    string            `json:"plan,omitempty"`
+	Table   string            `json:"table,omitempty"`
+	Hooks   []render.Hook     `json:"hooks,omitempty"`
+	Entries map[string]int    `json:"entries,omitempty"`
 }
 
 func statePath(dir string, fam render.Family) string {

@@ -217,6 +217,7 @@ type FollowerConfig struct {
 	MaxSkew        time.Duration `koanf:"max_skew"`
 	MaxValidity    time.Duration `koanf:"max_validity"`
 	FlushConntrack bool          `koanf:"flush_conntrack"`
+	DriftCheck     time.Duration `koanf:"drift_check"`
 
 	Baseline            bool     `koanf:"baseline"`
 	BaselineTCPPorts    []string `koanf:"baseline_tcp_ports"`
@@ -248,6 +249,7 @@ var followerOptions = []option{
 	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at may be"},
 	{"max_validity", kDuration, DefaultMaxValidity, "longest accepted not_after - generated_at"},
 	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
+	{"drift_check", kDuration, DefaultDriftCheck, "while the ruleset is unchanged, check this often that the kernel still holds the applied rules, and reload them if not (negative: never)"},
 	{"baseline", kBool, false, "add the host baseline (the starter moat) after the security-group rules: a packet must pass both"},
 	{"baseline_tcp_ports", kList, []string{"22", "80", "443"}, "TCP ports the baseline opens to new connections"},
 	{"baseline_interface", kString, "", "interface the baseline guards (default: the default route's)"},
@@ -368,7 +370,7 @@ func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.W
 		Identity:  id, Render: ropts,
 		Apply: apply.Options{Backend: backend, DisableFile: c.DisableFile, FailSafe: ropts.FailSafe,
 			FlushConntrack: c.FlushConntrack},
-		DryRun: c.DryRun, Out: stdout, MetricsFile: c.MetricsFile, Logger: log,
+		DryRun: c.DryRun, Out: stdout, MetricsFile: c.MetricsFile, Logger: log, DriftCheck: c.DriftCheck,
 	}
 	return f, &c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,14 @@ import (
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sign"
 )
+
+// DefaultDriftCheck is how often an unchanged follower checks the kernel
+// for drift when Follower.DriftCheck is zero.
+const DefaultDriftCheck = 5 * time.Minute
+
+// driftFile's modification time is when the kernel was last found (or
+// made) to hold the applied rules.
+const driftFile = "drift-checked"
 
 // ErrStale is returned when the store still holds the last accepted
 // ruleset (unchanged) but it has expired: the leaders have stopped
@@ -53,6 +62,12 @@ type Follower struct {
 	DryRun bool
 	// Out receives the dry-run output; nil means io.Discard.
 	Out io.Writer
+	// DriftCheck: when the store's object is unchanged, at most this often
+	// the follower checks with a few kernel reads (apply.Check) that the
+	// last applied rules are still in place, and reloads them if someone
+	// flushed a chain, removed a jump or emptied a set. Zero means
+	// DefaultDriftCheck; negative never checks. An apply counts as a check.
+	DriftCheck time.Duration
 	// MetricsFile, if set, is rewritten atomically after every run in the
 	// Prometheus text format, for node_exporter's textfile collector.
 	MetricsFile string
@@ -80,7 +95,9 @@ type FollowerResult struct {
 	// Plan is what was applied (or printed in dry-run).
 	Plan *render.Plan
 	// Applied says what apply changed (zero in dry-run).
-	Applied  apply.Result
+	Applied apply.Result
+	// Drift lists what a drift check found (the rules were then reloaded).
+	Drift    []apply.Drift
 	Duration time.Duration
 }
 
@@ -126,9 +143,16 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		if !last.NotAfter.IsZero() && now.After(last.NotAfter) {
 			return res, fmt.Errorf("%w: serial %d expired at %s", ErrStale, last.Serial, last.NotAfter.Format(time.RFC3339))
 		}
-		res.NotModified = true
-		log.Info("ruleset unchanged", "store", f.Store.String(), "serial", last.Serial)
-		return res, nil
+		drift, due, derr := f.checkDrift(ctx, now)
+		if !due || (derr == nil && len(drift) == 0) {
+			res.NotModified = true
+			log.Info("ruleset unchanged", "store", f.Store.String(), "serial", last.Serial, "drift_checked", due)
+			return res, nil
+		}
+		// Drift, or no record to compare with: load the rules again.
+		res.Drift = drift
+		log.Warn("kernel drifted from the applied ruleset; reloading", "drift", fmt.Sprint(drift), "err", derr)
+		body, newTag, err = f.Store.Get(ctx, "")
 	}
 	if err != nil {
 		return res, fmt.Errorf("fetching %s: %w", f.Store, err)
@@ -175,6 +199,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err := SaveState(f.StateDir, NewState(rs.Header, digest, newTag, now)); err != nil {
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
+	f.markChecked(now)
 	log.Info("ruleset applied",
 		"serial", rs.Serial, "new", changed, "changed", ar.Changed(), "identity", src.Method,
 		"interfaces", len(host.Interfaces), "summary", summarize(ar), "duration", time.Since(start).Round(time.Millisecond))
@@ -189,6 +214,34 @@ func (f *Follower) Run(ctx context.Context, interval time.Duration) error {
 		_, err := f.RunOnce(ctx)
 		return err
 	})
+}
+
+// checkDrift runs apply.Check when a check is due. due is false when it
+// is not (or DriftCheck is negative, or this is a dry run).
+func (f *Follower) checkDrift(ctx context.Context, now time.Time) (drift []apply.Drift, due bool, err error) {
+	every := f.DriftCheck
+	if every == 0 {
+		every = DefaultDriftCheck
+	}
+	if every < 0 || f.DryRun {
+		return nil, false, nil
+	}
+	if fi, err := os.Stat(filepath.Join(f.StateDir, driftFile)); err == nil && now.Sub(fi.ModTime()) < every {
+		return nil, false, nil
+	}
+	drift, err = apply.Check(ctx, f.applyOptions())
+	if err == nil && len(drift) == 0 {
+		f.markChecked(now)
+	}
+	return drift, true, err
+}
+
+// markChecked records that the kernel holds the applied rules as of now.
+func (f *Follower) markChecked(now time.Time) {
+	p := filepath.Join(f.StateDir, driftFile)
+	if err := os.WriteFile(p, nil, 0o600); err == nil {
+		_ = os.Chtimes(p, now, now)
+	}
 }
 
 func (f *Follower) identity() IdentityOptions {

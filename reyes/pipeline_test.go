@@ -277,3 +277,44 @@ func TestLeaderRefresh(t *testing.T) {
 		t.Fatalf("leader with another key: %+v %v", res, err)
 	}
 }
+
+func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	good := p.kernel.Dump()
+	if err := p.kernel.Script(4, "*filter\n-F REYES-INPUT\n-D INPUT -j REYES-INPUT\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Within the check interval an unchanged object costs no kernel call.
+	p.now = p.now.Add(time.Minute)
+	p.kernel.ResetCalls()
+	res, err := p.follower.RunOnce(ctx)
+	if err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
+		t.Fatalf("unchanged run within the interval: %+v %v %v", res.NotModified, err, p.kernel.Calls())
+	}
+	// Once it is due, the check finds the flushed chain and the run
+	// reloads the rules.
+	p.now = p.now.Add(reyes.DefaultDriftCheck)
+	res, err = p.follower.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Drift) == 0 || !res.Applied.Changed() {
+		t.Fatalf("drift %v, changed %v", res.Drift, res.Applied.Changed())
+	}
+	if got := p.kernel.Dump(); got != good {
+		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
+	}
+	// Repaired: the next runs are unchanged again.
+	p.now = p.now.Add(time.Minute)
+	p.kernel.ResetCalls()
+	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
+		t.Fatalf("after the repair: %+v %v %v", res.NotModified, err, p.kernel.Calls())
+	}
+}

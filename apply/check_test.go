@@ -1,0 +1,66 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/reyes-fw/reyes/apply/applytest"
+	"github.com/reyes-fw/reyes/render"
+)
+
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		table render.TableMode
+		drift func(k *applytest.Kernel) error
+		want  string // "" for no drift
+	}{
+		{"untouched", render.TableShared, func(*applytest.Kernel) error { return nil }, ""},
+		{"untouched, exclusive", render.TableExclusive, func(*applytest.Kernel) error { return nil }, ""},
+		{"chain flushed", render.TableShared, func(k *applytest.Kernel) error { return k.Script(4, "*filter\n-F REYES-INPUT\nCOMMIT\n") }, "does not start with plan"},
+		{"jump removed", render.TableShared, func(k *applytest.Kernel) error { return k.Script(6, "*filter\n-D INPUT -j REYES-INPUT\nCOMMIT\n") }, "IPv6: the jump from INPUT"},
+		{"rule above the jump", render.TableShared, func(k *applytest.Kernel) error { return k.Script(4, "*filter\n-I INPUT 1 -j DROP\nCOMMIT\n") }, "not first"},
+		{"set emptied", render.TableShared, func(k *applytest.Kernel) error {
+			_, err := k.Run(ctx, []byte("flush reyes4-db\n"), "ipset", "restore")
+			return err
+		}, "set reyes4-db has 0 members, 2 were loaded"},
+		{"table flushed, exclusive", render.TableExclusive, func(k *applytest.Kernel) error { return k.Script(4, "*filter\n-F INPUT\nCOMMIT\n") }, "INPUT has no jump"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := applytest.New("nft")
+			setupAdmin(t, k)
+			opts := fakeOpts(t, k)
+			if _, err := Check(ctx, opts); !errors.Is(err, ErrNoState) {
+				t.Fatalf("Check before any apply: %v, want ErrNoState", err)
+			}
+			if _, err := Apply(ctx, specA(tt.table).build(), opts); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.drift(k); err != nil {
+				t.Fatal(err)
+			}
+			before := k.Dump()
+			drift, err := Check(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range drift {
+				got = append(got, d.String())
+			}
+			switch {
+			case tt.want == "" && len(drift) > 0:
+				t.Errorf("drift reported on an untouched kernel: %v", got)
+			case tt.want != "" && !strings.Contains(strings.Join(got, "; "), tt.want):
+				t.Errorf("drift %v, want one mentioning %q", got, tt.want)
+			}
+			if k.Dump() != before {
+				t.Error("Check changed the kernel")
+			}
+		})
+	}
+}
