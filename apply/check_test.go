@@ -64,3 +64,41 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckKernel runs Check against the real tools of both backends in a
+// namespace: nothing after an apply; the flushed chain, the removed jump
+// and the emptied set once they happen.
+func TestCheckKernel(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(string(b), func(t *testing.T) {
+			e := newEnv(t, b)
+			ctx := context.Background()
+			e.apply(specA(render.TableShared).build())
+			if d, err := Check(ctx, e.opts); err != nil || len(d) != 0 {
+				t.Fatalf("after apply: %v %v", d, err)
+			}
+			e.ipt(render.IPv4, "-F", render.InputChain)
+			e.ipt(render.IPv6, "-D", "INPUT", "-j", render.InputChain)
+			e.host.MustRun("ipset", "flush", "reyes4-db")
+			d, err := Check(ctx, e.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, x := range d {
+				got = append(got, x.String())
+			}
+			all := strings.Join(got, "; ")
+			for _, want := range []string{"IPv4: REYES-INPUT does not start with plan", "IPv6: the jump from INPUT", "set reyes4-db has 0 members"} {
+				if !strings.Contains(all, want) {
+					t.Errorf("drift %q lacks %q", all, want)
+				}
+			}
+			// Apply repairs it all, and Check agrees.
+			e.apply(specA(render.TableShared).build())
+			if d, err := Check(ctx, e.opts); err != nil || len(d) != 0 {
+				t.Fatalf("after the repair: %v %v", d, err)
+			}
+		})
+	}
+}
