@@ -8,7 +8,7 @@
 // Two sources produce it: [ReadDir] reads a directory of AWS CLI JSON output
 // (one subdirectory per region, the files exactly as `aws ec2 describe-*`
 // prints them), which makes every test and the quickstart work offline; and
-// the EC2 source queries the live API with aws-sdk-go-v2. Both return the same
+// [EC2] queries the live API with aws-sdk-go-v2. Both return the same
 // Inventory for the same estate.
 //
 // This package does not decide policy: excluded groups, membership resolution
