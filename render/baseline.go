@@ -328,6 +328,15 @@ func (r *renderer) baseline(fp *FamilyPlan) {
 			baseIn.Rules = append(baseIn.Rules, rule(icmpType(t), accept, "neighbour discovery"))
 		}
 	}
+	// DHCPv6 replies: a renewal goes to a multicast group and the answer
+	// comes from a link-local server address, which conntrack does not tie
+	// to the request; rejecting it would lose the host's address at the
+	// end of its lease. (An IPv4 DHCP renewal is unicast, and its reply is
+	// ESTABLISHED.)
+	if v6 {
+		fe80 := netip.MustParsePrefix("fe80::/10")
+		baseIn.Rules = append(baseIn.Rules, rule(func(m *Match) { m.Src = fe80; m.Protocol = 17; m.DPortFrom, m.DPortTo = 546, 546 }, accept, "DHCPv6 replies"))
+	}
 	baseIn.Rules = append(baseIn.Rules,
 		rule(func(m *Match) { m.Established = true }, accept, "established"),
 		rule(func(m *Match) { m.State = "INVALID" }, drop, "invalid"),

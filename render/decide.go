@@ -253,7 +253,8 @@ func (fp *FamilyPlan) matches(m *Match, p Packet, sets map[string][]netip.Addr) 
 		if m.Protocol == 6 && m.TCPFlagsMask != 0 && tcpFlags(p)&m.TCPFlagsMask != m.TCPFlagsComp {
 			return false
 		}
-		if (m.Protocol == 1 && fp.Family == IPv4 || m.Protocol == 58 && fp.Family == IPv6) && m.ICMPType >= 0 {
+		// As the kernel does, an IPv4 icmp match of type 255 is any type.
+		if (m.Protocol == 1 && fp.Family == IPv4 && m.ICMPType != 255 || m.Protocol == 58 && fp.Family == IPv6) && m.ICMPType >= 0 {
 			if p.ICMPType != m.ICMPType || (m.ICMPCode >= 0 && p.ICMPCode != m.ICMPCode) {
 				return false
 			}

@@ -391,6 +391,11 @@ func (r *renderer) rule(g *ruleset.Group, rule ruleset.Rule) ([]Rule, error) {
 		// IP protocol 0 (HOPOPT) cannot be matched: iptables reads -p 0 as
 		// every protocol. The rule allows nothing rather than everything.
 		return nil, nil
+	case rule.Protocol == ruleset.ProtoICMP && rule.FromPort == 255:
+		// The kernel's icmp match reads type 255 as any type (ip6tables
+		// has no such case). ICMP type 255 is reserved; the rule allows
+		// nothing rather than all of ICMP.
+		return nil, nil
 	}
 	base := anyMatch(func(m *Match) { m.Protocol = rule.Protocol })
 	switch rule.Protocol {

@@ -165,3 +165,22 @@ func TestProtocolZeroAllowsNothing(t *testing.T) {
 		t.Fatalf("tcp after a protocol-0 rule: %v %v", v.Action, err)
 	}
 }
+
+// TestICMPType255AllowsNothing: the kernel reads "--icmp-type 255" as any
+// ICMP type, so a rule for type 255 must not be rendered as one.
+func TestICMPType255AllowsNothing(t *testing.T) {
+	rs := smallRuleset(t)
+	rs.Groups[0].Rules = []ruleset.Rule{{Protocol: ruleset.ProtoICMP, FromPort: 255, ToPort: -1, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}}
+	host := render.Host{Interfaces: []render.HostInterface{{Groups: []string{"sg-0000000a"}}}}
+	p, err := render.Render(rs, host, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(p.V4.IptablesRestore()), "icmp-type 255") {
+		t.Fatalf("rendered type 255:\n%s", p.V4.IptablesRestore())
+	}
+	v, err := render.Decide(p, render.Packet{Src: netip.MustParseAddr("10.1.2.3"), Dst: netip.MustParseAddr("10.2.2.2"), Protocol: 1, ICMPType: 8})
+	if err != nil || v.Action != render.Dropped {
+		t.Fatalf("echo request after a type-255 rule: %v %v", v.Action, err)
+	}
+}
