@@ -33,6 +33,11 @@ type Options struct {
 	// allowed by rules of REYES-INPUT that come before anything that can
 	// drop. A plan that does not is refused with ErrFailSafe.
 	FailSafe []render.FailSafe
+	// Force reloads every chain and set of the plan even when the plan hash
+	// and the recorded set hashes say they are unchanged: for repairing
+	// drift that Check found (a flushed chain further down, a set whose
+	// members were replaced one for one), which the fast path cannot see.
+	Force bool
 	// FlushConntrack deletes the conntrack entries of addresses removed
 	// from reyes' sets, so that their established connections end now
 	// rather than when they go idle. Off by default.
@@ -433,14 +438,15 @@ func (a *familyApply) run(ctx context.Context) error {
 }
 
 func (a *familyApply) saveState() error {
-	st := &state{Backend: a.backend, Sets: map[string]string{}, Entries: map[string]int{},
-		Plan: planHash(a.fp), Table: a.fp.Table.String(), Hooks: hooks(a.fp)}
+	st := &state{Backend: a.backend, Sets: map[string]string{}, Entries: map[string]int{}, Members: map[string]string{},
+		Plan: planHash(a.fp), Table: a.fp.Table.String(), Hooks: hooks(a.fp), Rules: chainHashes(a.fp.IptablesRestore())}
 	for _, c := range a.fp.Chains {
 		st.Chains = append(st.Chains, c.Name)
 	}
 	for _, s := range a.fp.Sets {
 		st.Sets[s.Name] = s.Hash()
 		st.Entries[s.Name] = uniqueCount(s.Members)
+		st.Members[s.Name] = memberHash(s.Members)
 	}
 	if err := writeState(a.opts.StateDir, a.fp.Family, st); err != nil {
 		return a.fail(StepState, err, nil)
@@ -483,7 +489,10 @@ func (a *familyApply) read(ctx context.Context) error {
 					s.Name, k.Type, k.Family, fp.Family)
 			}
 			c.exists, c.initval = true, k.InitVal
-			same, err := a.sameMembers(ctx, s, k)
+			same, err := false, error(nil)
+			if !a.opts.Force { // Force reloads every set, whatever the records say
+				same, err = a.sameMembers(ctx, s, k)
+			}
 			if err != nil {
 				return err
 			}
@@ -512,7 +521,7 @@ func (a *familyApply) read(ctx context.Context) error {
 		a.log.Debug("reading plan hash", "err", err)
 	}
 	haveInput := err == nil
-	a.rulesOK = err == nil && kernelPlanHash(rules) == planHash(fp)
+	a.rulesOK = err == nil && kernelPlanHash(rules) == planHash(fp) && !a.opts.Force
 	planText := []byte(nil)
 	if fp.Table == render.TableExclusive {
 		planText = fp.IptablesRestore()

@@ -1,11 +1,18 @@
 package apply
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/reyes-fw/reyes/render"
 )
@@ -21,26 +28,31 @@ type Drift struct {
 	What   string
 }
 
+// String is "IPv4: what".
+func (d Drift) String() string { return fmt.Sprintf("IPv%d: %s", d.Family, d.What) }
+
 // Check compares the kernel with what the last Apply recorded in
-// opts.StateDir, with a few reads and no change: the plan hash on the
-// first rule of REYES-INPUT, the hooks from the built-in chains (first and
-// only once, in shared mode), and every set's presence, type and number of
-// members. An empty result means no drift. It lets a caller whose ruleset
-// did not change (the follower's conditional GET answered 304) find out
-// cheaply whether someone flushed reyes' chains, removed a jump or emptied
-// a set, and only then load the plan again.
+// opts.StateDir, reading and changing nothing else: every reyes chain rule
+// for rule (one iptables-save per family, compared by hash), the hooks
+// from the built-in chains (first and only once, in shared mode), and every
+// set's members (one ipset save). An empty result means no drift.
+//
+// Apply's own fast path trusts the plan hash on the first rule of
+// REYES-INPUT and the recorded set hashes; Check is what finds a chain
+// flushed further down or a set whose members were replaced one for one.
+// Repair drift with Apply and Options.Force.
 func Check(ctx context.Context, opts Options) ([]Drift, error) {
 	if opts.StateDir == "" {
 		return nil, ErrNoState
 	}
 	var sts []*state
-	var fams []render.Family
-	for _, fam := range []render.Family{render.IPv4, render.IPv6} {
+	fams := []render.Family{render.IPv4, render.IPv6}
+	for _, fam := range fams {
 		st := readState(opts.StateDir, fam)
-		if st == nil || st.Plan == "" {
+		if st == nil || st.Plan == "" || st.Rules == nil || st.Members == nil {
 			return nil, fmt.Errorf("%w (IPv%d)", ErrNoState, fam)
 		}
-		sts, fams = append(sts, st), append(fams, fam)
+		sts = append(sts, st)
 	}
 	if opts.Backend == BackendAuto {
 		opts.Backend = sts[0].Backend
@@ -50,55 +62,173 @@ func Check(ctx context.Context, opts Options) ([]Drift, error) {
 		return nil, err
 	}
 	r := opts.runner()
-	sets, err := listSets(ctx, r)
+	saved, err := r.Run(ctx, nil, "ipset", "save")
 	if err != nil {
 		return nil, &StepError{Step: StepRead, Err: err}
 	}
+	members := parseSave(saved)
 	var drift []Drift
 	for i, st := range sts {
-		fam, ipt := fams[i], tl[fams[i]].iptables
-		add := func(format string, a ...any) { drift = append(drift, Drift{Family: fam, What: fmt.Sprintf(format, a...)}) }
-		rules, err := listRules(ctx, r, ipt, render.InputChain, 1)
-		switch {
-		case err != nil:
-			add("%s is missing", render.InputChain)
-		case kernelPlanHash(rules) != st.Plan:
-			add("%s does not start with plan %s", render.InputChain, st.Plan)
+		fam := fams[i]
+		add := func(format string, a ...any) {
+			drift = append(drift, Drift{Family: fam, What: fmt.Sprintf(format, a...)})
+		}
+		out, err := r.Run(ctx, nil, tl[fam].save, "-t", "filter")
+		if err != nil {
+			return nil, &StepError{Family: fam, Step: StepRead, Err: err}
+		}
+		kernel := chainHashes(normalizeProtocols(out))
+		for _, c := range sortedKeys(st.Rules) {
+			if kernel[c] != st.Rules[c] {
+				add("chain %s is not as loaded (flushed, edited or missing)", c)
+			}
+		}
+		builtin := map[string][]string{}
+		for _, l := range strings.Split(string(out), "\n") {
+			for _, h := range st.Hooks {
+				if strings.HasPrefix(l, "-A "+h.Builtin+" ") {
+					builtin[h.Builtin] = append(builtin[h.Builtin], l)
+					break
+				}
+			}
 		}
 		for _, h := range st.Hooks {
-			lines, err := listRules(ctx, r, ipt, h.Builtin, 0)
-			if err != nil {
-				return nil, &StepError{Family: fam, Step: StepRead, Err: err}
-			}
+			lines := builtin[h.Builtin]
 			if st.Table == render.TableExclusive.String() {
 				if !slices.Contains(lines, "-A "+h.Builtin+" -j "+h.Chain) {
 					add("%s has no jump to %s", h.Builtin, h.Chain)
 				}
 				continue
 			}
-			if fix := hookFix(lines, h); len(fix) > 0 {
+			if len(hookFix(lines, h)) > 0 {
 				add("the jump from %s to %s is missing, doubled or not first", h.Builtin, h.Chain)
 			}
 		}
-		names := make([]string, 0, len(st.Entries))
-		for n := range st.Entries {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			k, ok := sets[n]
+		for _, n := range sortedKeys(st.Members) {
+			m, ok := members[n]
 			switch {
 			case !ok:
 				add("set %s is missing", n)
-			case k.Type != "hash:ip" || !strings.HasPrefix(k.Family, "inet"):
-				add("set %s is %s family %s", n, k.Type, k.Family)
-			case k.Entries != st.Entries[n]:
-				add("set %s has %d members, %d were loaded", n, k.Entries, st.Entries[n])
+			case memberHash(m) != st.Members[n]:
+				add("set %s does not hold the members loaded (%d now, %d loaded)", n, len(m), st.Entries[n])
 			}
 		}
 	}
 	return drift, nil
 }
 
-// String is "IPv4: what".
-func (d Drift) String() string { return fmt.Sprintf("IPv%d: %s", d.Family, d.What) }
+// chainHashes hashes the "-A" lines of each of reyes' chains in restore or
+// save text, in order.
+func chainHashes(text []byte) map[string]string {
+	lines := map[string][]string{}
+	for _, l := range strings.Split(string(text), "\n") {
+		rest, ok := strings.CutPrefix(l, "-A "+render.ChainPrefix)
+		if !ok {
+			if c, ok := strings.CutPrefix(l, ":"+render.ChainPrefix); ok {
+				name := render.ChainPrefix + strings.Fields(c)[0]
+				if _, seen := lines[name]; !seen {
+					lines[name] = nil
+				}
+			}
+			continue
+		}
+		name := render.ChainPrefix + strings.Fields(rest)[0]
+		lines[name] = append(lines[name], l)
+	}
+	out := make(map[string]string, len(lines))
+	for c, ls := range lines {
+		sum := sha256.Sum256([]byte(strings.Join(ls, "\n")))
+		out[c] = hex.EncodeToString(sum[:8])
+	}
+	return out
+}
+
+// memberHash hashes a set's sorted, distinct members.
+func memberHash(members []netip.Addr) string {
+	m := slices.Clone(members)
+	slices.SortFunc(m, netip.Addr.Compare)
+	m = slices.Compact(m)
+	h := sha256.New()
+	for _, a := range m {
+		b, _ := a.MarshalBinary()
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// parseSave reads the members of every set in ipset save output.
+func parseSave(out []byte) map[string][]netip.Addr {
+	m := map[string][]netip.Addr{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) >= 2 && f[0] == "create":
+			if _, ok := m[f[1]]; !ok {
+				m[f[1]] = nil
+			}
+		case len(f) >= 3 && f[0] == "add":
+			if a, err := netip.ParseAddr(f[2]); err == nil {
+				m[f[1]] = append(m[f[1]], a)
+			}
+		}
+	}
+	return m
+}
+
+// renderedProtocols are the protocol names render writes; iptables-save
+// prints other protocol numbers by their /etc/protocols names.
+var renderedProtocols = map[string]bool{"tcp": true, "udp": true, "icmp": true, "ipv6-icmp": true, "esp": true, "ah": true, "sctp": true}
+
+// normalizeProtocols writes protocol names that render would have written
+// as numbers back as numbers, so saved rules hash like rendered ones.
+func normalizeProtocols(save []byte) []byte {
+	if !bytes.Contains(save, []byte(" -p ")) {
+		return save
+	}
+	names := etcProtocols()
+	lines := strings.Split(string(save), "\n")
+	for i, l := range lines {
+		f := strings.Fields(l)
+		for j := 0; j+1 < len(f); j++ {
+			if f[j] == "-p" && !renderedProtocols[f[j+1]] {
+				if n, ok := names[f[j+1]]; ok {
+					// Replace the token only: comments keep their spaces.
+					lines[i] = strings.Replace(l, " -p "+f[j+1]+" ", " -p "+n+" ", 1)
+				}
+				break
+			}
+		}
+	}
+	return []byte(strings.Join(lines, "\n"))
+}
+
+var etcProtocols = sync.OnceValue(func() map[string]string {
+	m := map[string]string{}
+	b, err := os.ReadFile("/etc/protocols")
+	if err != nil {
+		return m
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if i := strings.IndexByte(l, '#'); i >= 0 {
+			l = l[:i]
+		}
+		f := strings.Fields(l)
+		if len(f) >= 2 {
+			for _, name := range append([]string{f[0]}, f[2:]...) {
+				m[name] = f[1]
+			}
+		}
+	}
+	return m
+})
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -20,13 +20,21 @@ func TestCheck(t *testing.T) {
 	}{
 		{"untouched", render.TableShared, func(*applytest.Kernel) error { return nil }, ""},
 		{"untouched, exclusive", render.TableExclusive, func(*applytest.Kernel) error { return nil }, ""},
-		{"chain flushed", render.TableShared, func(k *applytest.Kernel) error { return k.Script(4, "*filter\n-F REYES-INPUT\nCOMMIT\n") }, "does not start with plan"},
+		{"chain flushed", render.TableShared, func(k *applytest.Kernel) error { return k.Script(4, "*filter\n-F REYES-INPUT\nCOMMIT\n") }, "chain REYES-INPUT is not as loaded"},
+		{"filter chain flushed", render.TableShared, func(k *applytest.Kernel) error { return k.Script(4, "*filter\n-F REYES-FILTER\nCOMMIT\n") }, "chain REYES-FILTER is not as loaded"},
+		{"rule inserted further down", render.TableShared, func(k *applytest.Kernel) error {
+			return k.Script(6, "*filter\n-I REYES-FILTER 1 -j RETURN\nCOMMIT\n")
+		}, "IPv6: chain REYES-FILTER is not as loaded"},
+		{"member replaced one for one", render.TableShared, func(k *applytest.Kernel) error {
+			_, err := k.Run(ctx, []byte("del reyes4-db 10.99.1.20\nadd reyes4-db 10.66.6.6\n"), "ipset", "restore")
+			return err
+		}, "set reyes4-db does not hold the members loaded"},
 		{"jump removed", render.TableShared, func(k *applytest.Kernel) error { return k.Script(6, "*filter\n-D INPUT -j REYES-INPUT\nCOMMIT\n") }, "IPv6: the jump from INPUT"},
 		{"rule above the jump", render.TableShared, func(k *applytest.Kernel) error { return k.Script(4, "*filter\n-I INPUT 1 -j DROP\nCOMMIT\n") }, "not first"},
 		{"set emptied", render.TableShared, func(k *applytest.Kernel) error {
 			_, err := k.Run(ctx, []byte("flush reyes4-db\n"), "ipset", "restore")
 			return err
-		}, "set reyes4-db has 0 members, 2 were loaded"},
+		}, "set reyes4-db does not hold the members loaded (0 now, 2 loaded)"},
 		{"table flushed, exclusive", render.TableExclusive, func(k *applytest.Kernel) error { return k.Script(4, "*filter\n-F INPUT\nCOMMIT\n") }, "INPUT has no jump"},
 	}
 	for _, tt := range tests {
@@ -89,13 +97,30 @@ func TestCheckKernel(t *testing.T) {
 				got = append(got, x.String())
 			}
 			all := strings.Join(got, "; ")
-			for _, want := range []string{"IPv4: REYES-INPUT does not start with plan", "IPv6: the jump from INPUT", "set reyes4-db has 0 members"} {
+			for _, want := range []string{"IPv4: chain REYES-INPUT is not as loaded", "IPv6: the jump from INPUT", "set reyes4-db does not hold the members loaded (0 now"} {
 				if !strings.Contains(all, want) {
 					t.Errorf("drift %q lacks %q", all, want)
 				}
 			}
 			// Apply repairs it all, and Check agrees.
 			e.apply(specA(render.TableShared).build())
+			if d, err := Check(ctx, e.opts); err != nil || len(d) != 0 {
+				t.Fatalf("after the repair: %v %v", d, err)
+			}
+			// What the fast path cannot see: a chain flushed further down
+			// and a member replaced one for one. Check finds both; Apply
+			// with Force repairs them.
+			e.ipt(render.IPv4, "-F", render.FilterChain)
+			e.host.MustRun("ipset", "del", "reyes4-db", "10.99.1.20")
+			e.host.MustRun("ipset", "add", "reyes4-db", "10.66.6.6")
+			if d, err := Check(ctx, e.opts); err != nil || len(d) != 2 {
+				t.Fatalf("after flushing REYES-FILTER and replacing a member: %v %v", d, err)
+			}
+			forced := e.opts
+			forced.Force = true
+			if _, err := Apply(ctx, specA(render.TableShared).build(), forced); err != nil {
+				t.Fatal(err)
+			}
 			if d, err := Check(ctx, e.opts); err != nil || len(d) != 0 {
 				t.Fatalf("after the repair: %v %v", d, err)
 			}

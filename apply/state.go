@@ -22,10 +22,15 @@ type state struct {
 	// Plan, Table, Hooks and Entries let Check tell drift from a few
 	// reads: the plan hash, the table mode and hooks, and each set's
 	// number of members.
-	Plan    string            `json:"plan,omitempty"`
-	Table   string            `json:"table,omitempty"`
-	Hooks   []render.Hook     `json:"hooks,omitempty"`
-	Entries map[string]int    `json:"entries,omitempty"`
+	Plan    string         `json:"plan,omitempty"`
+	Table   string         `json:"table,omitempty"`
+	Hooks   []render.Hook  `json:"hooks,omitempty"`
+	Entries map[string]int `json:"entries,omitempty"`
+	// Rules holds a hash of each reyes chain's rules, as iptables-save
+	// prints them, for Check.
+	Rules map[string]string `json:"rules,omitempty"`
+	// Members holds a hash of each set's sorted, distinct members.
+	Members map[string]string `json:"members,omitempty"`
 }
 
 func statePath(dir string, fam render.Family) string {

@@ -138,6 +138,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if f.DryRun {
 		etag = "" // always show the current plan
 	}
+	force := false
 	body, newTag, err := f.Store.Get(ctx, etag)
 	if errors.Is(err, ErrNotModified) {
 		if !last.NotAfter.IsZero() && now.After(last.NotAfter) {
@@ -149,8 +150,10 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 			log.Info("ruleset unchanged", "store", f.Store.String(), "serial", last.Serial, "drift_checked", due)
 			return res, nil
 		}
-		// Drift, or no record to compare with: load the rules again.
+		// Drift, or no record to compare with: load the rules again, all
+		// of them (the fast path would trust what drifted).
 		res.Drift = drift
+		force = true
 		log.Warn("kernel drifted from the applied ruleset; reloading", "drift", fmt.Sprint(drift), "err", derr)
 		body, newTag, err = f.Store.Get(ctx, "")
 	}
@@ -186,7 +189,9 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		log.Info("dry run: plan printed, nothing changed", "serial", rs.Serial, "identity", src.Method)
 		return res, nil
 	}
-	ar, err := apply.Apply(ctx, plan, f.applyOptions())
+	aopts := f.applyOptions()
+	aopts.Force = aopts.Force || force
+	ar, err := apply.Apply(ctx, plan, aopts)
 	res.Applied = ar
 	if errors.Is(err, apply.ErrDisabled) {
 		res.Paused = true

@@ -318,3 +318,35 @@ func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 		t.Fatalf("after the repair: %+v %v %v", res.NotModified, err, p.kernel.Calls())
 	}
 }
+
+// TestFollowerRepairsDeepDrift: a chain flushed below REYES-INPUT and a set
+// member replaced one for one are invisible to apply's fast path; the
+// drift check finds them and the follower reloads everything.
+func TestFollowerRepairsDeepDrift(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	good := p.kernel.Dump()
+	if err := p.kernel.Script(4, "*filter\n-F REYES-FILTER\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.kernel.Run(ctx, []byte("del reyes4-sg-3afd97af72adefa56 10.20.1.50\nadd reyes4-sg-3afd97af72adefa56 10.66.6.6\n"), "ipset", "restore"); err != nil {
+		t.Fatal(err)
+	}
+	p.now = p.now.Add(reyes.DefaultDriftCheck + time.Second)
+	res, err := p.follower.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Drift) != 2 {
+		t.Errorf("drift %v, want the chain and the set", res.Drift)
+	}
+	if got := p.kernel.Dump(); got != good {
+		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
+	}
+}

@@ -576,6 +576,15 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		s.members = map[string]bool{}
+	case f[0] == "del" && len(f) >= 3:
+		s, err := get(f[1])
+		if err != nil {
+			return err
+		}
+		if !s.members[f[2]] && !exist {
+			return fmt.Errorf("Element cannot be deleted from the set: it's not added")
+		}
+		delete(s.members, f[2])
 	case f[0] == "add" && len(f) >= 3:
 		s, err := get(f[1])
 		if err != nil {
