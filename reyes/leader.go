@@ -14,6 +14,11 @@ import (
 	"github.com/reyes-fw/reyes/sign"
 )
 
+// ErrEmptyInventory: the inventory has no security groups or no
+// interfaces. Publishing it would make every follower drop all filtered
+// traffic; it is far more likely a wrong account, region or VPC filter.
+var ErrEmptyInventory = errors.New("empty inventory")
+
 // Leader publishes the estate's security groups: it fetches an inventory,
 // builds the canonical ruleset, seals it with the signing key and puts the
 // one signed object into the store. Several leaders may run as hot spares
@@ -70,18 +75,31 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 	if err != nil {
 		return LeaderResult{}, fmt.Errorf("fetching inventory: %w", err)
 	}
+	// What the store holds, if this leader's key signed it: its serial
+	// keeps serials increasing across hot-spare leaders whose clocks
+	// differ (a follower refuses a lower serial as a rollback), and its
+	// content may make this publish unnecessary.
+	prev, prevPayload, havePrev := l.published(ctx, now)
 	opts := l.Build
 	opts.GeneratedAt = now
-	opts.Serial = 0 // GeneratedAt in nanoseconds: increases publish to publish
+	opts.Serial = uint64(now.UnixNano())
+	if havePrev && prev.Serial >= opts.Serial {
+		opts.Serial = prev.Serial + 1
+	}
 	rs, err := ruleset.Build(inv, opts)
 	if err != nil {
 		return LeaderResult{}, err
+	}
+	if len(rs.Groups) == 0 || len(rs.Interfaces) == 0 {
+		return LeaderResult{}, fmt.Errorf("%w: %d security groups, %d interfaces: refusing to publish a ruleset that would make every follower drop all filtered traffic (wrong account, region or VPC filter?)",
+			ErrEmptyInventory, len(rs.Groups), len(rs.Interfaces))
 	}
 	payload, err := ruleset.Encode(rs)
 	if err != nil {
 		return LeaderResult{}, err
 	}
-	if prev, ok := l.fresh(ctx, rs, now); ok {
+	if havePrev && l.Refresh >= 0 && prev.Scope == rs.Scope && sameContent(rs, prev, prevPayload) &&
+		now.Before(prev.NotAfter.Add(-l.refresh(prev))) {
 		res := LeaderResult{Header: prev, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Skipped: true, Duration: time.Since(start)}
 		l.logger().Info("ruleset unchanged and still fresh; not republished",
 			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
@@ -114,33 +132,33 @@ func (l *Leader) Run(ctx context.Context, interval time.Duration) error {
 	})
 }
 
-// fresh reports whether the store holds a ruleset signed by this leader's
-// key with the same content as rs and more than the refresh margin left
-// before its not_after. Any doubt (no object, another key, another format,
-// a read error) means no: publish.
-func (l *Leader) fresh(ctx context.Context, rs *ruleset.Ruleset, now time.Time) (ruleset.Header, bool) {
-	if l.Refresh < 0 {
-		return ruleset.Header{}, false
-	}
+// published returns the header and payload of the object in the store if
+// this leader's key signed it (a hot spare shares the key). Any doubt (no
+// object, another key, another format, a read error) means none.
+func (l *Leader) published(ctx context.Context, now time.Time) (ruleset.Header, []byte, bool) {
 	body, _, err := l.Store.Get(ctx, "")
 	if err != nil {
-		return ruleset.Header{}, false
+		return ruleset.Header{}, nil, false
 	}
+	// The signature time may be a little ahead of this leader's clock; an
+	// expired object is still a serial to beat.
 	payload, err := sign.OpenBytes(body, l.Signer.Keyring(), now)
 	if err != nil {
-		return ruleset.Header{}, false
+		return ruleset.Header{}, nil, false
 	}
 	prev, err := ruleset.Decode(payload)
-	if err != nil || prev.Scope != rs.Scope {
-		return ruleset.Header{}, false
+	if err != nil {
+		return ruleset.Header{}, nil, false
 	}
+	return prev.Header, payload, true
+}
+
+// sameContent reports whether rs, given prev's header, encodes to payload.
+func sameContent(rs *ruleset.Ruleset, prev ruleset.Header, payload []byte) bool {
 	same := *rs
-	same.Header = prev.Header
+	same.Header = prev
 	enc, err := ruleset.Encode(&same)
-	if err != nil || !bytes.Equal(enc, payload) {
-		return ruleset.Header{}, false
-	}
-	return prev.Header, now.Before(prev.NotAfter.Add(-l.refresh(prev.Header)))
+	return err == nil && bytes.Equal(enc, payload)
 }
 
 func (l *Leader) refresh(h ruleset.Header) time.Duration {

@@ -350,3 +350,55 @@ func TestFollowerRepairsDeepDrift(t *testing.T) {
 		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
 	}
 }
+
+// TestHotSparesWithSkewedClocks: a hot spare whose clock is behind
+// publishes a change after the other; its serial must still be higher, or
+// every follower refuses the change as a rollback.
+func TestHotSparesWithSkewedClocks(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	ahead := *p.leader
+	ahead.Now = func() time.Time { return p.now.Add(2 * time.Minute) }
+	a, err := ahead.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The estate changes; the leader whose clock is behind sees it first.
+	p.leader.Source = sgsource.Dir{Path: "../render/testdata/inventories/estate"}
+	p.follower.Identity = reyes.IdentityOptions{DisableIMDS: true, Addrs: []netip.Addr{netip.MustParseAddr("10.1.2.30")}}
+	p.now = p.now.Add(30 * time.Second)
+	b, err := p.leader.RunOnce(ctx)
+	if err != nil || b.Skipped {
+		t.Fatalf("behind leader: %+v %v", b, err)
+	}
+	if b.Header.Serial <= a.Header.Serial {
+		t.Fatalf("serial %d after %d: followers would refuse it", b.Header.Serial, a.Header.Serial)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatalf("follower refused the change: %v", err)
+	}
+}
+
+func TestLeaderRefusesEmptyInventory(t *testing.T) {
+	p := newPipeline(t)
+	empty := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(empty, "us-east-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"security-groups.json", "network-interfaces.json", "vpcs.json"} {
+		body := map[string]string{"security-groups.json": `{"SecurityGroups":[]}`, "network-interfaces.json": `{"NetworkInterfaces":[]}`, "vpcs.json": `{"Vpcs":[]}`}[f]
+		if err := os.WriteFile(filepath.Join(empty, "us-east-1", f), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.leader.Source = sgsource.Dir{Path: empty}
+	if _, err := p.leader.RunOnce(context.Background()); !errors.Is(err, reyes.ErrEmptyInventory) {
+		t.Fatalf("RunOnce: %v, want ErrEmptyInventory", err)
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, "ruleset.signed")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("something was published: %v", err)
+	}
+}
