@@ -19,6 +19,29 @@ import (
 // traffic; it is far more likely a wrong account, region or VPC filter.
 var ErrEmptyInventory = errors.New("empty inventory")
 
+// ErrExcludeUnmatched: an excluded group name or ID matches no group of the
+// inventory. Publishing anyway could mirror the very group the exclusion
+// was meant for.
+var ErrExcludeUnmatched = errors.New("excluded group matches no security group")
+
+// unmatched returns the exclusions that match no group by name or ID.
+func unmatched(rs *ruleset.Ruleset, exclude []string) []string {
+	var missing []string
+	for _, e := range exclude {
+		found := false
+		for i := range rs.Groups {
+			if rs.Groups[i].ID == e || rs.Groups[i].Name == e {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, e)
+		}
+	}
+	return missing
+}
+
 // Leader publishes the estate's security groups: it fetches an inventory,
 // builds the canonical ruleset, seals it with the signing key and puts the
 // one signed object into the store. Several leaders may run as hot spares
@@ -89,6 +112,9 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 	rs, err := ruleset.Build(inv, opts)
 	if err != nil {
 		return LeaderResult{}, err
+	}
+	if missing := unmatched(rs, opts.Exclude); len(missing) > 0 {
+		return LeaderResult{}, fmt.Errorf("%w: %q: a typo here would mirror the group that lets VPN traffic in wholesale", ErrExcludeUnmatched, missing)
 	}
 	if len(rs.Groups) == 0 || len(rs.Interfaces) == 0 {
 		return LeaderResult{}, fmt.Errorf("%w: %d security groups, %d interfaces: refusing to publish a ruleset that would make every follower drop all filtered traffic (wrong account, region or VPC filter?)",

@@ -402,3 +402,12 @@ func TestLeaderRefusesEmptyInventory(t *testing.T) {
 		t.Errorf("something was published: %v", err)
 	}
 }
+
+func TestLeaderRefusesUnmatchedExclusion(t *testing.T) {
+	p := newPipeline(t)
+	p.leader.Build.Exclude = []string{"api", "vpn-acess"} // a typo
+	_, err := p.leader.RunOnce(context.Background())
+	if !errors.Is(err, reyes.ErrExcludeUnmatched) || !strings.Contains(err.Error(), "vpn-acess") || strings.Contains(err.Error(), `"api"`) {
+		t.Fatalf("RunOnce: %v", err)
+	}
+}
