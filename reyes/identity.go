@@ -175,7 +175,13 @@ func identify(ctx context.Context, rs *ruleset.Ruleset, opts IdentityOptions, lo
 		return render.Host{}, IdentitySource{}, err
 	}
 	if len(opts.Groups) > 0 {
-		return explicitHost(rs, opts), IdentitySource{Method: IdentityExplicit}, nil
+		host := explicitHost(rs, opts)
+		if len(host.VPCCIDRs) == 0 && len(opts.VPCCIDRs) == 0 {
+			// Without VPC CIDRs the host's own VPC would be filtered as
+			// foreign: refuse rather than cut it off its neighbours.
+			return render.Host{}, IdentitySource{}, fmt.Errorf("%w: none of the groups %v is in the ruleset, so the host's VPC is unknown; fix the group IDs or give the VPC CIDRs", ErrIdentityConfig, opts.Groups)
+		}
+		return host, IdentitySource{Method: IdentityExplicit}, nil
 	}
 	if len(opts.Addrs) > 0 {
 		host, err := lookupAddrs(rs, opts.Addrs, opts.VPCID)

@@ -411,3 +411,18 @@ func TestLeaderRefusesUnmatchedExclusion(t *testing.T) {
 		t.Fatalf("RunOnce: %v", err)
 	}
 }
+
+func TestExplicitUnknownGroupsNeedVPC(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.follower.Identity = reyes.IdentityOptions{Groups: []string{"sg-41c9bbb04cf721a81"}} // a typo of a real group
+	if _, err := p.follower.RunOnce(ctx); !errors.Is(err, reyes.ErrIdentityConfig) {
+		t.Fatalf("RunOnce: %v, want ErrIdentityConfig", err)
+	}
+	if len(p.kernel.Calls()) != 0 {
+		t.Errorf("the kernel was touched: %v", p.kernel.Calls())
+	}
+}
