@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -155,6 +156,8 @@ func (c *LeaderConfig) validate() error {
 		return fmt.Errorf("%w: ttl: %s is not positive", ErrConfig, c.TTL)
 	case c.Refresh >= c.TTL:
 		return fmt.Errorf("%w: refresh: %s is not shorter than the ttl %s", ErrConfig, c.Refresh, c.TTL)
+	case c.Refresh > 0 && c.Interval > 0 && c.Refresh <= c.Interval:
+		return fmt.Errorf("%w: refresh: %s is not longer than the interval %s: the ruleset could expire between two runs", ErrConfig, c.Refresh, c.Interval)
 	}
 	for _, v := range c.VPC {
 		if !ruleset.ValidVPCID(v) {
@@ -307,8 +310,8 @@ func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.W
 	if ropts.ForeignCIDRs, err = parsePrefixes("foreign_cidr", c.ForeignCIDR); err != nil {
 		return nil, nil, err
 	}
-	if ropts.ForeignCIDRs == nil {
-		ropts.ForeignCIDRs = []netip.Prefix{}
+	if ropts.Mode == render.ModeVPC && len(ropts.ForeignCIDRs) == 0 {
+		return nil, nil, fmt.Errorf("%w: foreign_cidr: empty in vpc mode, which would filter nothing", ErrConfig)
 	}
 	ropts.LogAccept, ropts.LogDrop = c.LogAccept, c.LogDrop
 	for _, s := range c.FailSafe {
@@ -345,6 +348,20 @@ func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.W
 	}
 	if id.VPCCIDRs, err = parsePrefixes("vpc_cidr", c.VPCCIDR); err != nil {
 		return nil, nil, err
+	}
+	if ropts.Mode == render.ModeVPC {
+		for _, f := range ropts.ForeignCIDRs {
+			for _, v := range id.VPCCIDRs {
+				if v.Bits() <= f.Bits() && v.Contains(f.Addr()) {
+					return nil, nil, fmt.Errorf("%w: vpc_cidr: %s covers the foreign range %s, which would then be filtered nowhere", ErrConfig, v, f)
+				}
+			}
+		}
+	}
+	for i, f := range ropts.FailSafe {
+		if f.Protocol == ruleset.ProtoAll && (!f.Source.IsValid() || f.Source.Bits() == 0) {
+			return nil, nil, fmt.Errorf("%w: fail_safe: %q allows every packet from everywhere, which would filter nothing", ErrConfig, c.FailSafe[i])
+		}
 	}
 	id.DisableIMDS = c.NoIMDS
 	if c.MaxSkew <= 0 || c.MaxValidity <= 0 {
@@ -439,6 +456,11 @@ func (c *FollowerConfig) baseline() (*render.Baseline, error) {
 		b.Outbound = render.OutboundRestrict
 	default:
 		return nil, fmt.Errorf("%w: baseline_outbound: %q is not accept or restrict", ErrConfig, c.BaselineOutbound)
+	}
+	if b.Interface != "" {
+		if _, err := net.InterfaceByName(b.Interface); err != nil {
+			return nil, fmt.Errorf("%w: baseline_interface: %q: %w (a missing interface would leave the baseline guarding nothing)", ErrConfig, b.Interface, err)
+		}
 	}
 	if b.Interface == "" {
 		iface, err := DefaultRouteInterface(procNetRoute)
