@@ -1308,6 +1308,19 @@ func (w *walker) missing(field string) error {
 func (w *walker) document(top string, fn func() error) error {
 	found := false
 	err := w.object(func(key string) error {
+		if key == "NextToken" {
+			// The AWS CLI writes a NextToken when it stopped early
+			// (--max-items, --no-paginate): the file holds a part of the
+			// answer, and a partial inventory must never be published.
+			tok, err := w.str()
+			if err != nil {
+				return err
+			}
+			if tok != "" {
+				return w.fail(errors.New("the dump is truncated (a NextToken is present): dump again without --max-items or --no-paginate"))
+			}
+			return nil
+		}
 		if key != top {
 			return w.skip()
 		}

@@ -500,8 +500,13 @@ func TestReadDirRejects(t *testing.T) {
 		},
 		{
 			name:  "prefix list without Entries",
-			files: map[string]string{plFile: `{"NextToken": "x"}`},
+			files: map[string]string{plFile: `{"Other": "x"}`},
 			want:  plFile + `: Entries: missing`,
+		},
+		{
+			name:  "truncated prefix list",
+			files: map[string]string{plFile: `{"Entries": [], "NextToken": "x"}`},
+			want:  plFile + `: NextToken: the dump is truncated`,
 		},
 		{
 			name:  "missing prefix list",

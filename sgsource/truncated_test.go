@@ -1,0 +1,44 @@
+package sgsource_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/reyes-fw/reyes/sgsource"
+)
+
+// TestReadDirRefusesTruncatedDump: the AWS CLI marks a partial answer with
+// a NextToken; reading it as the whole estate would publish a partial one.
+func TestReadDirRefusesTruncatedDump(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "us-east-1")
+	if err := os.MkdirAll(reg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"security-groups.json":    `{"SecurityGroups": [], "NextToken": "eyJ0b2tlbiI6ICIxIn0="}`,
+		"network-interfaces.json": `{"NetworkInterfaces": []}`,
+		"vpcs.json":               `{"Vpcs": []}`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(reg, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := sgsource.ReadDir(context.Background(), dir)
+	if !errors.Is(err, sgsource.ErrInvalid) || !strings.Contains(err.Error(), "security-groups.json") || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("ReadDir: %v", err)
+	}
+	// An empty NextToken (some tools write one) is the end of the answer.
+	files["security-groups.json"] = `{"SecurityGroups": [], "NextToken": ""}`
+	if err := os.WriteFile(filepath.Join(reg, "security-groups.json"), []byte(files["security-groups.json"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sgsource.ReadDir(context.Background(), dir); err != nil {
+		t.Fatalf("ReadDir with an empty NextToken: %v", err)
+	}
+}
