@@ -109,6 +109,15 @@ type IdentityOptions struct {
 	// InterfaceAddrs returns the host's own addresses; nil means those of
 	// net.InterfaceAddrs, without loopback, link-local and multicast ones.
 	InterfaceAddrs func() ([]netip.Addr, error)
+	// PrimaryAddrs returns the addresses of the interface of the default
+	// route; nil means read from /proc/net/route and the interface. The
+	// address lookup accepts a match only if one of them is among the
+	// matched ENIs' addresses: another address of the host (a tunnel, a
+	// container bridge, an overlapping on-premises range) must not make it
+	// adopt some other VPC's ENI and its groups. No default route, or no
+	// address on its interface, skips the check, and so does an
+	// InterfaceAddrs given without PrimaryAddrs.
+	PrimaryAddrs func() ([]netip.Addr, error)
 
 	// Logger receives what Identify decided and why; nil means
 	// slog.Default().
@@ -219,6 +228,9 @@ func identify(ctx context.Context, rs *ruleset.Ruleset, opts IdentityOptions, lo
 		host, err := lookupAddrs(rs, addrs, opts.VPCID)
 		if err != nil {
 			return render.Host{}, IdentitySource{IMDSSkipped: skipped}, fmt.Errorf("looking up the host's addresses %v: %w", addrs, err)
+		}
+		if err := checkPrimary(host, opts); err != nil {
+			return render.Host{}, IdentitySource{IMDSSkipped: skipped}, err
 		}
 		return host, IdentitySource{Method: IdentityAddresses, IMDSSkipped: skipped}, nil
 	}
@@ -698,4 +710,52 @@ func clipValue(s string) string {
 		return s
 	}
 	return s[:max] + "..."
+}
+
+// checkPrimary refuses an address lookup whose matched ENIs do not carry
+// an address of the default route's interface.
+func checkPrimary(host render.Host, opts IdentityOptions) error {
+	primary := opts.PrimaryAddrs
+	if primary == nil {
+		if opts.InterfaceAddrs != nil {
+			return nil // the caller gave the addresses: do not read this host's
+		}
+		primary = defaultRouteAddrs
+	}
+	addrs, err := primary()
+	if err != nil || len(addrs) == 0 {
+		return nil // nothing to check against
+	}
+	for _, n := range host.Interfaces {
+		for _, a := range n.Addrs {
+			if slices.Contains(addrs, a) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%w: the default route's interface has %v, none of which is an address of the ENIs %v that other addresses of this host matched (a tunnel or overlapping address?); configure the groups or addresses, or wait for the leader to list this host's ENI",
+		ErrUnknownHost, addrs, interfaceIDs(host))
+}
+
+// defaultRouteAddrs are the addresses of the IPv4 default route's interface.
+func defaultRouteAddrs() ([]netip.Addr, error) {
+	name, err := DefaultRouteInterface(procNetRoute)
+	if err != nil {
+		return nil, err
+	}
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	as, err := ifc.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
 }

@@ -426,3 +426,35 @@ func TestExplicitUnknownGroupsNeedVPC(t *testing.T) {
 		t.Errorf("the kernel was touched: %v", p.kernel.Calls())
 	}
 }
+
+// TestAddressLookupNeedsTheDefaultRouteAddress: a host whose own ENI is
+// not (yet) in the ruleset must not adopt another VPC's ENI because a
+// tunnel or overlapping address of it matches.
+func TestAddressLookupNeedsTheDefaultRouteAddress(t *testing.T) {
+	inv, err := sgsource.ReadDir(context.Background(), sampleInventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := ruleset.Build(inv, ruleset.BuildOptions{GeneratedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := func(ss ...string) func() ([]netip.Addr, error) {
+		return func() ([]netip.Addr, error) {
+			var out []netip.Addr
+			for _, s := range ss {
+				out = append(out, netip.MustParseAddr(s))
+			}
+			return out, nil
+		}
+	}
+	opts := reyes.IdentityOptions{DisableIMDS: true, InterfaceAddrs: addrs("10.99.0.7", "10.30.0.5"), PrimaryAddrs: addrs("10.99.0.7")}
+	if _, _, err := reyes.Identify(context.Background(), rs, opts); !errors.Is(err, reyes.ErrUnknownHost) {
+		t.Fatalf("Identify through a tunnel address: %v, want ErrUnknownHost", err)
+	}
+	opts.PrimaryAddrs = addrs("10.30.0.5")
+	host, _, err := reyes.Identify(context.Background(), rs, opts)
+	if err != nil || len(host.Interfaces) != 1 || host.Interfaces[0].ID != "eni-7be938ba11b8ec7b0" {
+		t.Fatalf("Identify: %+v %v", host, err)
+	}
+}
