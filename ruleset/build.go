@@ -197,6 +197,9 @@ func buildRule(p sgsource.Permission, pls map[string][]netip.Prefix) (Rule, erro
 		}
 	}
 	for _, g := range p.Groups {
+		if g.PeeringStatus != "" && g.PeeringStatus != "active" {
+			continue // stale in AWS: the peering is gone, the rule allows nothing
+		}
 		r.Groups = append(r.Groups, g.GroupID)
 	}
 	return r, nil

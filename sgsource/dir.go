@@ -425,6 +425,8 @@ func (w *walker) groupRef() (GroupRef, error) {
 			ref.UserID, err = w.id(checkUserID)
 		case "VpcId":
 			ref.VPCID, err = w.id(checkVPCID)
+		case "PeeringStatus":
+			ref.PeeringStatus, err = w.id(checkPeeringStatus)
 		default:
 			err = w.skip()
 		}
@@ -831,9 +833,10 @@ type awsIpv6Range struct{ CidrIpv6 string }
 type awsPrefixListId struct{ PrefixListId string }
 
 type awsUserIdGroupPair struct {
-	GroupId string
-	UserId  string `json:",omitempty"`
-	VpcId   string `json:",omitempty"`
+	GroupId       string
+	UserId        string `json:",omitempty"`
+	VpcId         string `json:",omitempty"`
+	PeeringStatus string `json:",omitempty"`
 }
 
 func awsSecurityGroupsOf(groups []SecurityGroup) awsSecurityGroups {
@@ -869,7 +872,7 @@ func awsSecurityGroupsOf(groups []SecurityGroup) awsSecurityGroups {
 				ap.PrefixListIds = append(ap.PrefixListIds, awsPrefixListId{PrefixListId: id})
 			}
 			for _, r := range p.Groups {
-				ap.UserIdGroupPairs = append(ap.UserIdGroupPairs, awsUserIdGroupPair{GroupId: r.GroupID, UserId: r.UserID, VpcId: r.VPCID})
+				ap.UserIdGroupPairs = append(ap.UserIdGroupPairs, awsUserIdGroupPair{GroupId: r.GroupID, UserId: r.UserID, VpcId: r.VPCID, PeeringStatus: r.PeeringStatus})
 			}
 			ag.IpPermissions = append(ag.IpPermissions, ap)
 		}

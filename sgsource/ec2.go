@@ -664,6 +664,9 @@ func convertPermission(ip types.IpPermission, at string) (Permission, error) {
 		if ref.VPCID, err = optional(field, "VpcId", pair.VpcId, checkVPCID); err != nil {
 			return Permission{}, err
 		}
+		if ref.PeeringStatus, err = optional(field, "PeeringStatus", pair.PeeringStatus, checkPeeringStatus); err != nil {
+			return Permission{}, err
+		}
 		p.Groups = append(p.Groups, ref)
 	}
 	for k, pl := range ip.PrefixListIds {

@@ -68,6 +68,10 @@ type GroupRef struct {
 	GroupID string
 	UserID  string
 	VPCID   string
+	// PeeringStatus is set for a reference through a VPC peering
+	// connection ("active", "deleted", ...). A reference whose peering is
+	// not active is stale in AWS: it allows nothing.
+	PeeringStatus string
 }
 
 // NetworkInterface is one ENI. Security groups attach to ENIs, not to

@@ -286,3 +286,17 @@ func clip(s string) string {
 	}
 	return s[:max] + "..."
 }
+
+// checkPeeringStatus accepts the status words of a VPC peering connection
+// as AWS writes them (lower case, hyphens).
+func checkPeeringStatus(s string) error {
+	if s == "" || len(s) > 32 {
+		return fmt.Errorf("%q is not a peering status", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c == '-') {
+			return fmt.Errorf("%q is not a peering status", s)
+		}
+	}
+	return nil
+}

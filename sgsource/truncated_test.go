@@ -42,3 +42,37 @@ func TestReadDirRefusesTruncatedDump(t *testing.T) {
 		t.Fatalf("ReadDir with an empty NextToken: %v", err)
 	}
 }
+
+func TestReadDirPeeringStatus(t *testing.T) {
+	dir := t.TempDir()
+	reg := filepath.Join(dir, "us-east-1")
+	if err := os.MkdirAll(reg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"security-groups.json": `{"SecurityGroups": [{"GroupId": "sg-0000000a", "GroupName": "db", "OwnerId": "123456789012", "VpcId": "vpc-0000000a",
+			"IpPermissions": [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-0000000c", "VpcId": "vpc-0000000c", "PeeringStatus": "deleted", "VpcPeeringConnectionId": "pcx-0000000c"}]}]}]}`,
+		"network-interfaces.json": `{"NetworkInterfaces": []}`,
+		"vpcs.json":               `{"Vpcs": []}`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(reg, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := sgsource.ReadDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inv.Regions[0].SecurityGroups[0].Ingress[0].Groups[0].PeeringStatus; got != "deleted" {
+		t.Fatalf("PeeringStatus %q", got)
+	}
+	out := t.TempDir()
+	if err := sgsource.WriteDir(out, inv); err != nil {
+		t.Fatal(err)
+	}
+	again, err := sgsource.ReadDir(context.Background(), out)
+	if err != nil || again.Regions[0].SecurityGroups[0].Ingress[0].Groups[0].PeeringStatus != "deleted" {
+		t.Fatalf("round trip: %v", err)
+	}
+}
