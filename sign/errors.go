@@ -57,6 +57,9 @@ var (
 	ErrKeybox = errors.New("file is a GnuPG keybox (pubring.kbx), not an exported key; export the key with: gpg --export --armor KEYID > key.asc (or gpg --export-secret-keys --armor KEYID for a signing key)")
 	// ErrNoKey: a key file holds no usable key of the kind needed.
 	ErrNoKey = errors.New("no usable key")
+	// ErrDuplicateKey: one key appears twice among the trusted keys, where
+	// an older copy could hide a newer revocation.
+	ErrDuplicateKey = errors.New("trusted key given twice")
 	// ErrSecretKey: a secret key was given where only a public key belongs
 	// (a follower's trusted keys), which would spread the signing key.
 	ErrSecretKey = errors.New("secret key given as a trusted key")

@@ -28,6 +28,9 @@ func ParseKeyring(data []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := uniqueKeys(el); err != nil {
+		return nil, err
+	}
 	for _, e := range el {
 		if e.PrivateKey != nil {
 			return nil, fmt.Errorf("%w: key %s: followers need only the public key (gpg --export, or reyesctl keygen --public); the signing key belongs on the leaders", ErrSecretKey, fingerprint(e.PrimaryKey))
@@ -53,11 +56,17 @@ func LoadKeyring(paths ...string) (*Keyring, error) {
 			return nil, fmt.Errorf("loading keyring %s: %w", p, err)
 		}
 		kr.entities = append(kr.entities, k.entities...)
+		if err := uniqueKeys(kr.entities); err != nil {
+			return nil, fmt.Errorf("loading keyring %s: %w", p, err)
+		}
 	}
 	return kr, nil
 }
 
 // Merge returns a keyring that trusts the keys of k and of others.
+//
+// Merge does not look for copies of one key (see ParseKeyring); load
+// trusted keys with LoadKeyring, which refuses them.
 func (k *Keyring) Merge(others ...*Keyring) *Keyring {
 	out := &Keyring{}
 	if k != nil {
@@ -233,4 +242,21 @@ func splitArmor(data []byte) [][]byte {
 
 func fingerprint(pk *packet.PublicKey) string {
 	return strings.ToUpper(fmt.Sprintf("%x", pk.Fingerprint))
+}
+
+// uniqueKeys refuses two copies of one primary key. Verification stops at
+// the first copy whose signature checks, so an older export without a
+// revocation or expiry that a newer one carries would keep a revoked key
+// trusted (gpg merges copies; reyes does not). Give each key once, in its
+// newest export.
+func uniqueKeys(el openpgp.EntityList) error {
+	seen := map[string]bool{}
+	for _, e := range el {
+		fp := fingerprint(e.PrimaryKey)
+		if seen[fp] {
+			return fmt.Errorf("%w: key %s is given twice; give each trusted key once, in its newest export (an older copy would hide a revocation)", ErrDuplicateKey, fp)
+		}
+		seen[fp] = true
+	}
+	return nil
 }

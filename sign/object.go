@@ -221,10 +221,16 @@ func readObject(r io.Reader, max int64) (sig, payload []byte, err error) {
 	if err := readFull(br, sig, "signature"); err != nil {
 		return nil, nil, err
 	}
-	payload = make([]byte, payloadLen)
-	if err := readFull(br, payload, "payload"); err != nil {
-		return nil, nil, err
+	// Grow the payload as bytes arrive, not by what the header claims: a
+	// 50-byte object must not make a follower allocate the whole cap.
+	var pb bytes.Buffer
+	pb.Grow(int(min(payloadLen, 1<<20)))
+	if n, err := io.Copy(&pb, io.LimitReader(br, payloadLen)); err != nil {
+		return nil, nil, fmt.Errorf("reading payload: %w", err)
+	} else if n < payloadLen {
+		return nil, nil, fmt.Errorf("%w: in the payload", ErrTruncated)
 	}
+	payload = pb.Bytes()
 	var one [1]byte
 	switch n, err := io.ReadFull(br, one[:]); {
 	case n > 0:

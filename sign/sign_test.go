@@ -489,3 +489,31 @@ func TestParseKeyringRefusesSecretKeys(t *testing.T) {
 		t.Errorf("ParseKeyring(public key): %v", err)
 	}
 }
+
+func TestKeyringRefusesCopiesOfOneKey(t *testing.T) {
+	_, pub, err := GenerateKey("k", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseKeyring(append(append([]byte{}, pub...), pub...)); !errors.Is(err, ErrDuplicateKey) {
+		t.Errorf("ParseKeyring(two copies): %v, want ErrDuplicateKey", err)
+	}
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.asc"), filepath.Join(dir, "b.asc")
+	os.WriteFile(a, pub, 0o644)
+	os.WriteFile(b, pub, 0o644)
+	if _, err := LoadKeyring(a, b); !errors.Is(err, ErrDuplicateKey) {
+		t.Errorf("LoadKeyring(two copies): %v, want ErrDuplicateKey", err)
+	}
+}
+
+// TestOpenDoesNotTrustTheHeaderForAllocation: a short object whose header
+// claims a huge payload under a huge cap is truncated, not a panic or a
+// giant allocation.
+func TestOpenDoesNotTrustTheHeaderForAllocation(t *testing.T) {
+	obj := []byte("reyes-signed/v1 sig=1 payload=999999999999999999\n-")
+	_, err := Open(bytes.NewReader(obj), &Keyring{}, time.Now(), WithMaxSize(1<<62))
+	if !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Open: %v, want ErrTruncated", err)
+	}
+}
