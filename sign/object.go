@@ -224,7 +224,7 @@ func readObject(r io.Reader, max int64) (sig, payload []byte, err error) {
 	// Grow the payload as bytes arrive, not by what the header claims: a
 	// 50-byte object must not make a follower allocate the whole cap.
 	var pb bytes.Buffer
-	pb.Grow(int(min(payloadLen, 1<<20)))
+	pb.Grow(int(min(payloadLen, 16<<20)))
 	if n, err := io.Copy(&pb, io.LimitReader(br, payloadLen)); err != nil {
 		return nil, nil, fmt.Errorf("reading payload: %w", err)
 	} else if n < payloadLen {
