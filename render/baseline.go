@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+
+	"github.com/reyes-fw/reyes/ruleset"
 )
 
 // Baseline is the host baseline: the "starter moat" of
@@ -263,7 +265,7 @@ func (r *renderer) baseline(fp *FamilyPlan) {
 	if !v6 {
 		spare = append(spare, mustPrefixes(awsLinkLocal)...)
 	}
-	for _, c := range sortedPrefixes(spare) {
+	for _, c := range ruleset.SortedPrefixes(spare) {
 		if c.Bits() == 0 {
 			continue // a /0 spares everything: the bogon drops below never match
 		}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/reyes-fw/reyes/sgsource"
 	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/reyes-fw/reyes/sgsource"
 
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"

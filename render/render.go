@@ -213,7 +213,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 	filter := Action{Kind: Goto, Chain: FilterChain}
 	switch r.opts.Mode {
 	case ModeVPC:
-		for _, c := range sortedPrefixes(r.host.VPCCIDRs) {
+		for _, c := range ruleset.SortedPrefixes(r.host.VPCCIDRs) {
 			if r.inFamily(c.Addr()) {
 				input.Rules = append(input.Rules, Rule{Match: srcMatch(c), Action: Action{Kind: Return}, Comment: "own VPC"})
 			}
@@ -222,7 +222,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 		if foreign == nil {
 			foreign = DefaultForeignCIDRs
 		}
-		for _, c := range sortedPrefixes(foreign) {
+		for _, c := range ruleset.SortedPrefixes(foreign) {
 			if r.inFamily(c.Addr()) {
 				input.Rules = append(input.Rules, Rule{Match: srcMatch(c), Action: filter, Comment: "foreign range"})
 			}
@@ -345,17 +345,6 @@ func srcMatch(c netip.Prefix) Match {
 			m.Src = c
 		}
 	})
-}
-
-func sortedPrefixes(ps []netip.Prefix) []netip.Prefix {
-	out := slices.Clone(ps)
-	slices.SortFunc(out, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
-	return slices.Compact(out)
 }
 
 // groupRules renders the rules of the given groups (sorted, deduplicated)

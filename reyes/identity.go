@@ -338,7 +338,7 @@ func vpcCIDRs(rs *ruleset.Ruleset, ids []string) []netip.Prefix {
 			out = append(out, v.CIDRs...)
 		}
 	}
-	return sortedPrefixes(out)
+	return ruleset.SortedPrefixes(out)
 }
 
 func sortedAddrs(in []netip.Addr) []netip.Addr {
@@ -347,20 +347,6 @@ func sortedAddrs(in []netip.Addr) []netip.Addr {
 	}
 	out := slices.Clone(in)
 	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
-}
-
-func sortedPrefixes(in []netip.Prefix) []netip.Prefix {
-	if len(in) == 0 {
-		return nil
-	}
-	out := slices.Clone(in)
-	slices.SortFunc(out, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
 	return slices.Compact(out)
 }
 
@@ -501,7 +487,7 @@ func (m *imds) host(ctx context.Context) (render.Host, error) {
 		cidrs = append(cidrs, c...)
 	}
 	slices.SortFunc(host.Interfaces, func(a, b render.HostInterface) int { return strings.Compare(a.ID, b.ID) })
-	host.VPCCIDRs = sortedPrefixes(cidrs)
+	host.VPCCIDRs = ruleset.SortedPrefixes(cidrs)
 	return host, nil
 }
 

@@ -253,8 +253,7 @@ func (x *Index) Members(groupID string) []netip.Addr {
 	for _, i := range x.byGroup[groupID] {
 		out = append(out, x.rs.Interfaces[i].Addrs...)
 	}
-	sortAddrs(out)
-	return compactAddrs(out)
+	return sortedAddrs(out)
 }
 
 // InterfacesByAddr returns the interfaces that have address a (more than

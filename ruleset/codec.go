@@ -195,8 +195,7 @@ func (rs *Ruleset) Canonicalize() {
 	slices.SortFunc(rs.Interfaces, func(a, b Interface) int { return strings.Compare(a.ID, b.ID) })
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
-		sortAddrs(n.Addrs)
-		n.Addrs = nonNil(slices.Compact(n.Addrs))
+		n.Addrs = nonNil(sortedAddrs(n.Addrs))
 		slices.Sort(n.Groups)
 		n.Groups = nonNil(slices.Compact(n.Groups))
 	}
@@ -215,15 +214,8 @@ func nonNil[S ~[]E, E any](s S) S {
 }
 
 func sortPrefixes(ps *[]netip.Prefix) {
-	slices.SortFunc(*ps, comparePrefix)
+	slices.SortFunc(*ps, ComparePrefix)
 	*ps = slices.Compact(*ps)
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
 
 // canonicalRules merges rules with the same protocol and ports (their

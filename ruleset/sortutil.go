@@ -5,6 +5,28 @@ import (
 	"slices"
 )
 
-func sortAddrs(a []netip.Addr) { slices.SortFunc(a, func(x, y netip.Addr) int { return x.Compare(y) }) }
+// ComparePrefix orders prefixes as rulesets list them: by address (IPv4
+// before IPv6), then by length.
+func ComparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
 
-func compactAddrs(a []netip.Addr) []netip.Addr { return slices.Compact(a) }
+// SortedPrefixes returns a sorted copy of ps, each prefix once, in the
+// order of ComparePrefix; nil for none.
+func SortedPrefixes(ps []netip.Prefix) []netip.Prefix {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := slices.Clone(ps)
+	slices.SortFunc(out, ComparePrefix)
+	return slices.Compact(out)
+}
+
+// sortedAddrs sorts a in place and returns it with each address once.
+func sortedAddrs(a []netip.Addr) []netip.Addr {
+	slices.SortFunc(a, netip.Addr.Compare)
+	return slices.Compact(a)
+}

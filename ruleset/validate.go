@@ -151,7 +151,7 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 			if err := checkPrefix(cf, p, 0); err != nil {
 				return err
 			}
-			if j > 0 && !prefixLess(v.CIDRs[j-1], p) {
+			if j > 0 && ComparePrefix(v.CIDRs[j-1], p) >= 0 {
 				return invalid(cf, "%s is out of order or listed twice", p)
 			}
 		}
@@ -322,7 +322,7 @@ func (r Rule) validate(f string) error {
 		if checkPrefix("", p, fam) != nil {
 			return checkPrefix(at(f, ".cidrs", i), p, fam)
 		}
-		if i > 0 && !prefixLess(r.CIDRs[i-1], p) {
+		if i > 0 && ComparePrefix(r.CIDRs[i-1], p) >= 0 {
 			return invalid(at(f, ".cidrs", i), "%s is out of order or listed twice", p)
 		}
 	}
@@ -390,14 +390,6 @@ func compareRuleKey(a, b Rule) int {
 		return a.FromPort - b.FromPort
 	}
 	return a.ToPort - b.ToPort
-}
-
-// prefixLess orders prefixes by address, then length (IPv4 first).
-func prefixLess(a, b netip.Prefix) bool {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c < 0
-	}
-	return a.Bits() < b.Bits()
 }
 
 // at is the field path base+name+"[i]", built without fmt: Validate names
