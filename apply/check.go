@@ -9,11 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 
+	"github.com/reyes-fw/reyes/internal/protocols"
 	"github.com/reyes-fw/reyes/render"
 )
 
@@ -177,52 +176,15 @@ func parseSave(out []byte) map[string][]netip.Addr {
 	return m
 }
 
-// renderedProtocols are the protocol names render writes; iptables-save
-// prints other protocol numbers by their /etc/protocols names.
-var renderedProtocols = map[string]bool{"tcp": true, "udp": true, "icmp": true, "ipv6-icmp": true, "esp": true, "ah": true, "sctp": true}
-
-// normalizeProtocols writes protocol names that render would have written
-// as numbers back as numbers, so saved rules hash like rendered ones.
+// normalizeProtocols rewrites protocol names that render writes as
+// numbers back to numbers, so saved rules hash like rendered ones.
 func normalizeProtocols(save []byte) []byte {
-	if !bytes.Contains(save, []byte(" -p ")) {
-		return save
-	}
-	names := etcProtocols()
 	lines := strings.Split(string(save), "\n")
 	for i, l := range lines {
-		f := strings.Fields(l)
-		for j := 0; j+1 < len(f); j++ {
-			if f[j] == "-p" && !renderedProtocols[f[j+1]] {
-				if n, ok := names[f[j+1]]; ok {
-					// Replace the token only: comments keep their spaces.
-					lines[i] = strings.Replace(l, " -p "+f[j+1]+" ", " -p "+n+" ", 1)
-				}
-				break
-			}
-		}
+		lines[i] = protocols.Numeric(l)
 	}
 	return []byte(strings.Join(lines, "\n"))
 }
-
-var etcProtocols = sync.OnceValue(func() map[string]string {
-	m := map[string]string{}
-	b, err := os.ReadFile("/etc/protocols")
-	if err != nil {
-		return m
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if i := strings.IndexByte(l, '#'); i >= 0 {
-			l = l[:i]
-		}
-		f := strings.Fields(l)
-		if len(f) >= 2 {
-			for _, name := range append([]string{f[0]}, f[2:]...) {
-				m[name] = f[1]
-			}
-		}
-	}
-	return m
-})
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/netns"
+	"github.com/reyes-fw/reyes/internal/protocols"
 	"github.com/reyes-fw/reyes/render"
 )
 
@@ -105,10 +105,10 @@ func checkSaved(t *testing.T, host *netns.NS, plan *render.Plan) {
 		byChain(got)
 		byChain(want)
 		for i := range got {
-			got[i] = numericProto(got[i])
+			got[i] = protocols.Numeric(got[i])
 		}
 		for i := range want {
-			want[i] = numericProto(want[i])
+			want[i] = protocols.Numeric(want[i])
 		}
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s reads back differently from the plan:\n%s\n--- got:\n%s", save, lineDiff(strings.Join(want, "\n"), strings.Join(got, "\n")), strings.Join(got, "\n"))
@@ -225,44 +225,3 @@ func sendPackets(t *testing.T, host *netns.NS, lc *loadedCase) {
 		}
 	}
 }
-
-// numericProto replaces a protocol name that iptables-save took from
-// /etc/protocols ("-p gre") by its number, so that the comparison does not
-// depend on that file.
-func numericProto(rule string) string {
-	f := strings.Fields(rule)
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] != "-p" {
-			continue
-		}
-		switch f[i+1] {
-		case "tcp", "udp", "icmp", "ipv6-icmp", "esp", "ah", "sctp":
-			return rule
-		}
-		if n, ok := etcProtocols()[f[i+1]]; ok {
-			return strings.Replace(rule, " -p "+f[i+1]+" ", " -p "+n+" ", 1)
-		}
-	}
-	return rule
-}
-
-var etcProtocols = sync.OnceValue(func() map[string]string {
-	m := map[string]string{}
-	b, err := os.ReadFile("/etc/protocols")
-	if err != nil {
-		return m
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
-			m[f[0]] = f[1]
-			for _, alias := range f[2:] {
-				if strings.HasPrefix(alias, "#") {
-					break
-				}
-				m[alias] = f[1]
-			}
-		}
-	}
-	return m
-})
