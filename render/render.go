@@ -197,19 +197,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 			})
 		}
 	}
-	for _, f := range r.opts.FailSafe {
-		if f.Source.IsValid() && !r.inFamily(f.Source.Addr()) {
-			continue
-		}
-		m := anyMatch(func(m *Match) { m.Src = f.Source; m.Protocol = f.Protocol })
-		if f.Source.IsValid() && f.Source.Bits() == 0 {
-			m.Src = netip.Prefix{}
-		}
-		if f.Port != 0 {
-			m.DPortFrom, m.DPortTo = int(f.Port), int(f.Port)
-		}
-		input.Rules = append(input.Rules, Rule{Match: m, Action: r.allow(), Allow: true, Comment: "fail-safe"})
-	}
+	input.Rules = append(input.Rules, r.failSafe(r.allow())...)
 	filter := Action{Kind: Goto, Chain: FilterChain}
 	switch r.opts.Mode {
 	case ModeVPC:
@@ -306,14 +294,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 		// the mirror nor the baseline's default reject can lock out the
 		// administrators or the store.
 		fp.Chains[0].Name = SGChain
-		var input []Rule
-		for _, r := range fp.Chains[0].Rules {
-			if r.Comment == "fail-safe" {
-				r.Action = Action{Kind: Accept}
-				input = append(input, r)
-			}
-		}
-		input = append(input,
+		input := append(r.failSafe(Action{Kind: Accept}),
 			Rule{Match: anyMatch(nil), Action: Action{Kind: Jump, Chain: SGChain}},
 			Rule{Match: anyMatch(nil), Action: Action{Kind: Jump, Chain: BaseInChain}})
 		fp.Chains = append([]Chain{{Name: InputChain, Rules: input}}, fp.Chains...)
@@ -329,6 +310,26 @@ func (r *renderer) render() (*FamilyPlan, error) {
 	// into the comment of the first rule of REYES-INPUT.
 	fp.Seal()
 	return fp, nil
+}
+
+// failSafe renders the fail-safe traffic of this family as rules with
+// action a: RETURN or ACCEPT in the mirror, ACCEPT ahead of the baseline.
+func (r *renderer) failSafe(a Action) []Rule {
+	var out []Rule
+	for _, f := range r.opts.FailSafe {
+		if f.Source.IsValid() && !r.inFamily(f.Source.Addr()) {
+			continue
+		}
+		m := anyMatch(func(m *Match) { m.Src = f.Source; m.Protocol = f.Protocol })
+		if f.Source.IsValid() && f.Source.Bits() == 0 {
+			m.Src = netip.Prefix{}
+		}
+		if f.Port != 0 {
+			m.DPortFrom, m.DPortTo = int(f.Port), int(f.Port)
+		}
+		out = append(out, Rule{Match: m, Action: a, Allow: true, Comment: "fail-safe"})
+	}
+	return out
 }
 
 func anyMatch(f func(*Match)) Match {
