@@ -244,10 +244,6 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	return res, nil
 }
 
-// planHash is the hash the plan's first rule carries (render computes it
-// the same way for plans it did not make).
-func planHash(fp *render.FamilyPlan) string { return fp.Hash() }
-
 // sealed returns fp with the plan comment on its first rule, which is how
 // apply recognises an unchanged plan in the kernel. Plans from
 // render.Render carry it already; for others (built by hand, or by a
@@ -439,7 +435,7 @@ func (a *familyApply) run(ctx context.Context) error {
 
 func (a *familyApply) saveState() error {
 	st := &state{Backend: a.backend, Sets: map[string]string{}, Entries: map[string]int{}, Members: map[string]string{},
-		Plan: planHash(a.fp), Table: a.fp.Table.String(), Hooks: hooks(a.fp), Rules: chainHashes(a.fp.IptablesRestore())}
+		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp), Rules: chainHashes(a.fp.IptablesRestore())}
 	for _, c := range a.fp.Chains {
 		st.Chains = append(st.Chains, c.Name)
 	}
@@ -521,7 +517,7 @@ func (a *familyApply) read(ctx context.Context) error {
 		a.log.Debug("reading plan hash", "err", err)
 	}
 	haveInput := err == nil
-	a.rulesOK = err == nil && kernelPlanHash(rules) == planHash(fp) && !a.opts.Force
+	a.rulesOK = err == nil && kernelPlanHash(rules) == fp.Hash() && !a.opts.Force
 	planText := []byte(nil)
 	if fp.Table == render.TableExclusive {
 		planText = fp.IptablesRestore()
