@@ -383,7 +383,17 @@ type familyApply struct {
 	oldChains  []string // reyes chains in the kernel not in the plan
 	jumpFix    []string // restore lines that repair the INPUT jump
 	rulesOK    bool
-	tmpsDone   bool // the temporary sets were destroyed with the swap
+	tmpsDone   bool   // the temporary sets were destroyed with the swap
+	planText   []byte // the plan's restore text, rendered once (see text)
+}
+
+// text is the plan's iptables-restore text, rendered on first use: read,
+// rules and saveState all need it, and at 20,000 rules it is megabytes.
+func (a *familyApply) text() []byte {
+	if a.planText == nil {
+		a.planText = a.fp.IptablesRestore()
+	}
+	return a.planText
 }
 
 func (a *familyApply) fail(step Step, err error, text []byte) error {
@@ -405,6 +415,9 @@ func (a *familyApply) run(ctx context.Context) error {
 	}
 	if len(a.changed) == 0 && a.rulesOK && len(a.jumpFix) == 0 && len(a.stale) == 0 && len(a.staleTmp) == 0 {
 		a.log.Debug("unchanged")
+		if a.st != nil && a.st.Backend == a.backend && a.st.Plan == a.fp.Hash() && a.st.Rules != nil && a.st.Members != nil {
+			return nil // the record already says so: nothing to render, hash or write
+		}
 		return a.saveState()
 	}
 	var oldMembers map[string][]netip.Addr
@@ -435,7 +448,7 @@ func (a *familyApply) run(ctx context.Context) error {
 
 func (a *familyApply) saveState() error {
 	st := &state{Backend: a.backend, Sets: map[string]string{}, Entries: map[string]int{}, Members: map[string]string{},
-		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp), Rules: chainHashes(a.fp.IptablesRestore())}
+		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp), Rules: chainHashes(a.text())}
 	for _, c := range a.fp.Chains {
 		st.Chains = append(st.Chains, c.Name)
 	}
@@ -520,7 +533,7 @@ func (a *familyApply) read(ctx context.Context) error {
 	a.rulesOK = err == nil && kernelPlanHash(rules) == fp.Hash() && !a.opts.Force
 	planText := []byte(nil)
 	if fp.Table == render.TableExclusive {
-		planText = fp.IptablesRestore()
+		planText = a.text()
 	}
 	for _, h := range hooks(fp) {
 		lines, err := listRules(ctx, a.r, a.t.iptables, h.Builtin, 0)
@@ -866,14 +879,14 @@ func (a *familyApply) rules(ctx context.Context) error {
 	var text []byte
 	args := []string{"--wait"}
 	if a.fp.Table == render.TableExclusive {
-		text = a.fp.IptablesRestore()
+		text = a.text()
 	} else {
 		args = append(args, "--noflush")
 		var b bytes.Buffer
 		if a.rulesOK {
 			b.WriteString("*filter\n")
 		} else {
-			planText := a.fp.IptablesRestore()
+			planText := a.text()
 			if err := checkSharedText(planText); err != nil {
 				return a.fail(StepCheck, err, nil)
 			}
