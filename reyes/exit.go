@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 // Exit statuses of the binaries.
@@ -26,4 +29,13 @@ func Exit(name string, err error, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, name+":", err)
 	return ExitFailure
+}
+
+// Main runs a command (RunLeader or RunFollower) as a binary does: with a
+// context that SIGINT and SIGTERM cancel, the process's arguments and
+// environment, and the exit status Exit maps its error to.
+func Main(name string, run func(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Exit(name, run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr), os.Stderr)
 }

@@ -8,17 +8,9 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/reyes-fw/reyes/reyes"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := reyes.RunFollower(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
-	stop()
-	os.Exit(reyes.Exit("reyes-follower", err, os.Stderr))
-}
+func main() { os.Exit(reyes.Main("reyes-follower", reyes.RunFollower)) }
