@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -299,5 +298,3 @@ func must[T any](t *testing.T) func(T, error) T {
 		return v
 	}
 }
-
-var _ = fmt.Sprintf

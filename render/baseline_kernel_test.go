@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/netns"
-	"github.com/reyes-fw/reyes/render"
 )
 
 // baselineHost loads the baseline-shared golden case into a fresh host
@@ -157,5 +156,3 @@ func TestBaselineKernelScans(t *testing.T) {
 		})
 	}
 }
-
-var _ = render.Rejected

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -49,7 +50,7 @@ var inventory embed.FS
 const scope = "quickstart"
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
@@ -96,7 +97,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-func run(ctx context.Context, args []string, out, stderr io.Writer) error {
+// run is the quickstart. kernel runs the tools the follower's dry run
+// reads the kernel's reyes rules with, to show the difference; nil means
+// this machine's own.
+func run(ctx context.Context, args []string, out, stderr io.Writer, kernel apply.Runner) error {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -171,6 +175,7 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) error {
 		Freshness: reyes.FreshnessPolicy{Scope: scope},
 		Identity:  reyes.IdentityOptions{Addrs: []netip.Addr{c.host}, DisableIMDS: true},
 		Render:    c.render,
+		Apply:     apply.Options{Runner: kernel},
 		DryRun:    true,
 		Out:       out,
 		Logger:    log,

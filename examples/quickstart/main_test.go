@@ -18,7 +18,7 @@ func runQuickstart(t *testing.T, args ...string) (string, error) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	var out, stderr bytes.Buffer
-	err := run(context.Background(), args, &out, &stderr)
+	err := run(context.Background(), args, &out, &stderr, noKernel{})
 	left, rerr := os.ReadDir(tmp)
 	if rerr != nil {
 		t.Fatal(rerr)
@@ -137,4 +137,12 @@ func TestQuickstartErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noKernel stands in for the firewall tools: tests never read the firewall
+// of the machine they run on, so the dry run says it did not compare.
+type noKernel struct{}
+
+func (noKernel) Run(context.Context, []byte, string, ...string) ([]byte, error) {
+	return nil, errors.New("tests do not read this machine's firewall")
 }
