@@ -4,76 +4,26 @@ import (
 	"bufio"
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reyes-fw/reyes/internal/gpgtest"
 )
 
-// gnupg drives the real gpg binary in a throwaway GNUPGHOME.
+// gnupg drives the real gpg binary in a throwaway GNUPGHOME, with the
+// key helpers this package's tests need.
 type gnupg struct {
-	t    testing.TB
-	home string
+	*gpgtest.Home
+	t testing.TB
 }
 
-// newGnuPG makes an empty GNUPGHOME (short path: the agent's socket lives in
-// it) and stops its agent when the test ends. It skips when gpg is absent.
-func newGnuPG(t testing.TB) *gnupg {
-	t.Helper()
-	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg not installed (Debian package gnupg); skipping GnuPG interoperability test")
-	}
-	home, err := os.MkdirTemp("", "rg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// The agent calibrates passphrase hashing to ~100 ms per use, which
-	// makes key generation with a passphrase take seconds; tests need speed.
-	if err := os.WriteFile(filepath.Join(home, "gpg-agent.conf"), []byte("s2k-count 65536\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := &gnupg{t: t, home: home}
-	t.Cleanup(func() {
-		cmd := exec.Command("gpgconf", "--kill", "all")
-		cmd.Env = g.env()
-		_ = cmd.Run()
-		_ = os.RemoveAll(home)
-	})
-	return g
-}
+func newGnuPG(t testing.TB) *gnupg { return &gnupg{Home: gpgtest.New(t), t: t} }
 
-func (g *gnupg) env() []string {
-	return append(os.Environ(), "GNUPGHOME="+g.home, "LC_ALL=C", "TZ=UTC")
-}
+func (g *gnupg) run(stdin []byte, args ...string) []byte { g.t.Helper(); return g.Run(stdin, args...) }
 
-// run runs gpg with args and stdin and returns its stdout; it fails the test
-// on a non-zero exit.
-func (g *gnupg) run(stdin []byte, args ...string) []byte {
-	g.t.Helper()
-	out, errOut, err := g.try(stdin, args...)
-	if err != nil {
-		g.t.Fatalf("gpg %s: %v\n%s", strings.Join(args, " "), err, errOut)
-	}
-	return out
-}
-
-// try runs gpg and returns stdout, stderr and the exit error.
 func (g *gnupg) try(stdin []byte, args ...string) ([]byte, []byte, error) {
-	base := []string{"--batch", "--no-tty", "--yes", "--trust-model", "always",
-		"--pinentry-mode", "loopback", "--passphrase", ""}
-	if len(args) > 0 && args[0] == "--passphrase" { // caller sets its own
-		base = base[:len(base)-2]
-	}
-	cmd := exec.Command("gpg", append(base, args...)...)
-	cmd.Env = g.env()
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.Bytes(), stderr.Bytes(), err
+	return g.Try(stdin, args...)
 }
 
 // genKey makes a key with gpg --quick-gen-key and returns its fingerprint.

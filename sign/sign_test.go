@@ -166,7 +166,7 @@ func TestKeyFileErrors(t *testing.T) {
 	fpr := g.genKey("Locked <locked@example.org>", "ed25519", "sign", "never", "--passphrase", "secret")
 	locked := g.run(nil, "--passphrase", "secret", "--batch", "--pinentry-mode", "loopback", "--armor", "--export-secret-keys", fpr)
 	pub := g.run(nil, "--export", fpr)
-	kbx := filepath.Join(g.home, "pubring.kbx")
+	kbx := filepath.Join(g.Dir, "pubring.kbx")
 	dir := t.TempDir()
 	tests := []struct {
 		name string
@@ -267,7 +267,7 @@ func newRejectFixture(t *testing.T) *rejectFixture {
 	// After key generation: a key created after "now" is not valid yet.
 	f.now = time.Now().Add(time.Second)
 	f.revokedSig = g.detachSign(f.revoked, testPayload)
-	rev, err := os.ReadFile(filepath.Join(g.home, "openpgp-revocs.d", f.revoked+".rev"))
+	rev, err := os.ReadFile(filepath.Join(g.Dir, "openpgp-revocs.d", f.revoked+".rev"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,53 +3,24 @@ package ctl
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reyes-fw/reyes/internal/gpgtest"
 )
 
 // gpgHome is a throwaway GNUPGHOME for the real gpg binary.
-type gpgHome string
+type gpgHome struct{ *gpgtest.Home }
 
-// newGPGHome makes an empty GNUPGHOME with a short path (gpg-agent puts its
-// socket there) and kills its agent at the end. It skips when gpg is absent.
-func newGPGHome(t *testing.T) gpgHome {
-	t.Helper()
-	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg not installed (Debian package gnupg); skipping the GnuPG interoperability test")
-	}
-	dir, err := os.MkdirTemp("", "rctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	h := gpgHome(dir)
-	t.Cleanup(func() {
-		kill := exec.Command("gpgconf", "--kill", "all")
-		kill.Env = h.env()
-		_ = kill.Run()
-		_ = os.RemoveAll(dir)
-	})
-	return h
-}
+func newGPGHome(t *testing.T) gpgHome { return gpgHome{gpgtest.New(t)} }
 
-func (h gpgHome) env() []string {
-	return append(os.Environ(), "GNUPGHOME="+string(h), "LC_ALL=C", "TZ=UTC")
-}
-
-// gpg runs gpg in batch mode and returns its status-fd output (on stdout),
-// its stderr and the exit error.
+// gpg runs gpg and returns its status-fd output, its stderr and the exit
+// error.
 func (h gpgHome) gpg(args ...string) (status, stderr string, err error) {
-	cmd := exec.Command("gpg", append([]string{"--batch", "--no-tty", "--status-fd", "1"}, args...)...)
-	cmd.Env = h.env()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	return out.String(), errOut.String(), err
+	out, errOut, err := h.Try(nil, append([]string{"--status-fd", "1"}, args...)...)
+	return string(out), string(errOut), err
 }
 
 // TestGnuPG: a key made by "reyesctl keygen" is imported by gpg, and an
