@@ -67,6 +67,19 @@ func newPipeline(t *testing.T) *pipeline {
 	return p
 }
 
+// publishAndApply runs the leader and then the follower once, failing the
+// test on either error.
+func (p *pipeline) publishAndApply(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestPipelinePublishApplyUnchanged(t *testing.T) {
 	ctx := context.Background()
 	p := newPipeline(t)
@@ -98,24 +111,14 @@ func TestPipelinePublishApplyUnchanged(t *testing.T) {
 func TestPipelineRefusals(t *testing.T) {
 	ctx := context.Background()
 	p := newPipeline(t)
-	if _, err := p.leader.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.follower.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p.publishAndApply(t)
 	good, _ := os.ReadFile(filepath.Join(p.follower.StateDir, "state.json"))
 	before := p.kernel.Dump()
 	older, _ := os.ReadFile(filepath.Join(p.dir, "ruleset.signed"))
 	p.leader.Refresh = -1 // republish the same estate with a newer serial
 
 	p.now = p.now.Add(10 * time.Minute)
-	if _, err := p.leader.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.follower.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p.publishAndApply(t)
 	good, _ = os.ReadFile(filepath.Join(p.follower.StateDir, "state.json"))
 	before = p.kernel.Dump()
 	newer, _ := os.ReadFile(filepath.Join(p.dir, "ruleset.signed"))
@@ -188,15 +191,9 @@ func TestPipelinePausedAndDryRun(t *testing.T) {
 }
 
 func TestPipelineBaseline(t *testing.T) {
-	ctx := context.Background()
 	p := newPipeline(t)
 	p.follower.Render.Baseline = &render.Baseline{Interface: "ens5"}
-	if _, err := p.leader.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.follower.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p.publishAndApply(t)
 	dump := p.kernel.Dump()
 	for _, want := range []string{"REYES-BASE-IN", "-A OUTPUT -j REYES-OUTPUT", "-A FORWARD -j REYES-FORWARD", "IPT: Xmas flags"} {
 		if !strings.Contains(dump, want) {
@@ -281,12 +278,7 @@ func TestLeaderRefresh(t *testing.T) {
 func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 	ctx := context.Background()
 	p := newPipeline(t)
-	if _, err := p.leader.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.follower.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p.publishAndApply(t)
 	good := p.kernel.Dump()
 	if err := p.kernel.Script(4, "*filter\n-F REYES-INPUT\n-D INPUT -j REYES-INPUT\nCOMMIT\n"); err != nil {
 		t.Fatal(err)
@@ -325,12 +317,7 @@ func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 func TestFollowerRepairsDeepDrift(t *testing.T) {
 	ctx := context.Background()
 	p := newPipeline(t)
-	if _, err := p.leader.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.follower.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p.publishAndApply(t)
 	good := p.kernel.Dump()
 	if err := p.kernel.Script(4, "*filter\n-F REYES-FILTER\nCOMMIT\n"); err != nil {
 		t.Fatal(err)
