@@ -272,19 +272,25 @@ func (r *dirReader) file(rel string, ref *prefixListRef, decode func(io.Reader, 
 // decodeSecurityGroups decodes the output of describe-security-groups.
 func decodeSecurityGroups(ctx context.Context, r io.Reader, file string) ([]SecurityGroup, error) {
 	w := newWalker(ctx, r, file)
-	var out []SecurityGroup
+	return decodeList(w, "SecurityGroups", "GroupId", w.securityGroup, func(g SecurityGroup) string { return g.ID })
+}
+
+// decodeList reads the document's list under top, each element with item,
+// and rejects two elements with one ID (idField names it in the error).
+func decodeList[T any](w *walker, top, idField string, item func() (T, error), id func(T) string) ([]T, error) {
+	var out []T
 	seen := map[string]int{}
-	err := w.document("SecurityGroups", func() error {
+	err := w.document(top, func() error {
 		return w.array(func(i int) error {
-			g, err := w.securityGroup()
+			v, err := item()
 			if err != nil {
 				return err
 			}
-			if j, dup := seen[g.ID]; dup {
-				return w.failf("GroupId %s is also SecurityGroups[%d]", g.ID, j)
+			if j, dup := seen[id(v)]; dup {
+				return w.failf("%s %s is also %s[%d]", idField, id(v), top, j)
 			}
-			seen[g.ID] = i
-			out = append(out, g)
+			seen[id(v)] = i
+			out = append(out, v)
 			return nil
 		})
 	})
@@ -511,26 +517,7 @@ func (w *walker) stringEntry(key string, check func(string) error) (string, erro
 // describe-network-interfaces.
 func decodeNetworkInterfaces(ctx context.Context, r io.Reader, file string) ([]NetworkInterface, error) {
 	w := newWalker(ctx, r, file)
-	var out []NetworkInterface
-	seen := map[string]int{}
-	err := w.document("NetworkInterfaces", func() error {
-		return w.array(func(i int) error {
-			n, err := w.networkInterface()
-			if err != nil {
-				return err
-			}
-			if j, dup := seen[n.ID]; dup {
-				return w.failf("NetworkInterfaceId %s is also NetworkInterfaces[%d]", n.ID, j)
-			}
-			seen[n.ID] = i
-			out = append(out, n)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return decodeList(w, "NetworkInterfaces", "NetworkInterfaceId", w.networkInterface, func(n NetworkInterface) string { return n.ID })
 }
 
 func (w *walker) networkInterface() (NetworkInterface, error) {
@@ -604,26 +591,7 @@ func (w *walker) networkInterface() (NetworkInterface, error) {
 // decodeVPCs decodes the output of describe-vpcs.
 func decodeVPCs(ctx context.Context, r io.Reader, file string) ([]VPC, error) {
 	w := newWalker(ctx, r, file)
-	var out []VPC
-	seen := map[string]int{}
-	err := w.document("Vpcs", func() error {
-		return w.array(func(i int) error {
-			v, err := w.vpc()
-			if err != nil {
-				return err
-			}
-			if j, dup := seen[v.ID]; dup {
-				return w.failf("VpcId %s is also Vpcs[%d]", v.ID, j)
-			}
-			seen[v.ID] = i
-			out = append(out, v)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return decodeList(w, "Vpcs", "VpcId", w.vpc, func(v VPC) string { return v.ID })
 }
 
 func (w *walker) vpc() (VPC, error) {
