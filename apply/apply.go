@@ -396,6 +396,15 @@ func (a *familyApply) text() []byte {
 	return a.planText
 }
 
+// undo runs fn to take a failed step back and returns the step's error,
+// joined with the rollback's if that failed too.
+func (a *familyApply) undo(ctx context.Context, stepErr error, fn func(context.Context) error) error {
+	if err := fn(ctx); err != nil {
+		return errors.Join(stepErr, a.fail(StepRollback, err, nil))
+	}
+	return stepErr
+}
+
 func (a *familyApply) fail(step Step, err error, text []byte) error {
 	e := &StepError{Family: a.fp.Family, Step: step, Err: err}
 	if text != nil {
@@ -434,10 +443,7 @@ func (a *familyApply) run(ctx context.Context) error {
 		return err
 	}
 	if err := a.rules(ctx); err != nil {
-		if rbErr := a.rollback(ctx); rbErr != nil {
-			return errors.Join(err, a.fail(StepRollback, rbErr, nil))
-		}
-		return err
+		return a.undo(ctx, err, a.rollback)
 	}
 	a.cleanup(ctx)
 	if a.opts.FlushConntrack {
@@ -727,11 +733,7 @@ func (a *familyApply) fill(ctx context.Context) error {
 		}
 		text := b.Bytes()
 		if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
-			e := a.fail(StepFill, err, text)
-			if derr := a.destroyTemps(ctx); derr != nil {
-				return errors.Join(e, a.fail(StepRollback, derr, nil))
-			}
-			return e
+			return a.undo(ctx, a.fail(StepFill, err, text), a.destroyTemps)
 		}
 	}
 	a.log.Debug("filled temporary sets", "sets", len(a.changed))
@@ -793,11 +795,7 @@ func (a *familyApply) swap(ctx context.Context) error {
 		for _, run := range sessions(len(a.changed)) {
 			text := bytes.Join(lines[run[0]:run[1]], nil)
 			if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
-				e := a.fail(StepSwap, err, text)
-				if rbErr := a.rollback(ctx); rbErr != nil {
-					return errors.Join(e, a.fail(StepRollback, rbErr, nil))
-				}
-				return e
+				return a.undo(ctx, a.fail(StepSwap, err, text), a.rollback)
 			}
 		}
 		a.recordSwapped()
@@ -819,11 +817,7 @@ func (a *familyApply) swap(ctx context.Context) error {
 			a.tmpsDone = false
 		} else {
 			a.tmpsDone = false
-			e := a.fail(StepSwap, err, text)
-			if rbErr := a.rollback(ctx); rbErr != nil {
-				return errors.Join(e, a.fail(StepRollback, rbErr, nil))
-			}
-			return e
+			return a.undo(ctx, a.fail(StepSwap, err, text), a.rollback)
 		}
 	}
 	a.recordSwapped()
