@@ -9,13 +9,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reyes-fw/reyes/reyes"
 )
 
-// Exit codes that ExitCode returns.
+// Exit codes that ExitCode returns: the same as reyes-leader's and
+// reyes-follower's.
 const (
-	ExitOK      = 0 // success (also: help was asked for)
-	ExitFailure = 1 // refused or failed: bad signature, expired, unknown host, I/O error...
-	ExitUsage   = 2 // the command line is wrong
+	ExitOK      = reyes.ExitOK      // success (also: help was asked for)
+	ExitFailure = reyes.ExitFailure // refused or failed: bad signature, expired, unknown host, I/O error...
+	ExitUsage   = reyes.ExitUsage   // the command line is wrong
 )
 
 // UsageError is returned by Run when the command line is wrong: an unknown
