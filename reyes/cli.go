@@ -24,6 +24,25 @@ import (
 // MinInterval is the shortest --interval the binaries accept.
 const MinInterval = 10 * time.Second
 
+// Defaults of --timeout, which bounds each run of the binaries: well inside
+// the 5 minutes the shipped systemd units allow a run (TimeoutStartSec), so
+// that a hung endpoint ends in reyes' own error naming the call, not in
+// systemd's SIGKILL.
+const (
+	DefaultLeaderTimeout   = 3 * time.Minute
+	DefaultFollowerTimeout = 2 * time.Minute
+)
+
+// MinTTL is the shortest --ttl the leader publishes: a ruleset must outlive
+// the leader's schedule (the README's timer runs every 5 minutes), the
+// followers' polling and their clock skew, or followers refuse it as
+// expired before the next one arrives.
+const MinTTL = 10 * time.Minute
+
+// refreshMargin is how much longer than the leader's interval (and its
+// jitter) the republish window must be: one follower poll and a slow put.
+const refreshMargin = time.Minute
+
 // commonConfig holds the keys of commonOptions.
 type commonConfig struct {
 	Config      string        `koanf:"config"`
@@ -36,6 +55,8 @@ type commonConfig struct {
 	Interval    time.Duration `koanf:"interval"`
 	LogFormat   string        `koanf:"log_format"`
 	LogLevel    string        `koanf:"log_level"`
+	Timeout     time.Duration `koanf:"timeout"`
+	MaxValidity time.Duration `koanf:"max_validity"`
 }
 
 func (c *commonConfig) validate() error {
@@ -55,6 +76,12 @@ func (c *commonConfig) validate() error {
 	}
 	if c.Interval > 0 && c.Interval < MinInterval {
 		return fmt.Errorf("%w: interval: %s is shorter than %s (it would hammer the EC2 API or the store)", ErrConfig, c.Interval, MinInterval)
+	}
+	if c.Timeout <= 0 {
+		return fmt.Errorf("%w: timeout: %s is not positive (every run must be bounded)", ErrConfig, c.Timeout)
+	}
+	if c.MaxValidity <= 0 {
+		return fmt.Errorf("%w: max_validity: %s is not positive", ErrConfig, c.MaxValidity)
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -102,6 +129,7 @@ var leaderOptions = []option{
 	{"exclude_group", kList, []string(nil), "security group name or ID whose rules are not mirrored (the group that lets VPN traffic in)"},
 	{"ttl", kDuration, ruleset.DefaultTTL, "validity of each published ruleset (not_after = generated_at + ttl)"},
 	{"refresh", kDuration, time.Duration(0), "publish an unchanged ruleset again only when less than this is left before its not_after (0: half the ttl; negative: on every run)"},
+	{"timeout", kDuration, DefaultLeaderTimeout, "bound on each run (fetch, sign, publish): a hung EC2 or S3 endpoint ends the run with an error naming the call"},
 }
 
 const leaderUsage = `reyes-leader --source ec2|DIR --store s3://bucket/key|PATH --signing-key FILE [flags]
@@ -128,10 +156,6 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	log := c.logger(stderr)
-	if c.TTL > DefaultMaxValidity {
-		log.Warn("ttl is longer than followers accept by default (their max_validity); they will refuse these rulesets unless configured to allow it",
-			"ttl", c.TTL, "default_max_validity", DefaultMaxValidity)
-	}
 	l, err := c.leader(ctx, log)
 	if err != nil {
 		return err
@@ -154,10 +178,26 @@ func (c *LeaderConfig) validate() error {
 		return fmt.Errorf("%w: region and vpc apply to source ec2 only", ErrConfig)
 	case c.TTL <= 0:
 		return fmt.Errorf("%w: ttl: %s is not positive", ErrConfig, c.TTL)
+	case c.TTL > c.MaxValidity:
+		return fmt.Errorf("%w: ttl: %s is longer than max_validity %s: followers refuse such rulesets (raise max_validity on the followers and the leader together)", ErrConfig, c.TTL, c.MaxValidity)
+	case c.TTL < MinTTL:
+		return fmt.Errorf("%w: ttl: %s is shorter than %s: followers would refuse the ruleset as expired before the next one arrives", ErrConfig, c.TTL, MinTTL)
 	case c.Refresh >= c.TTL:
 		return fmt.Errorf("%w: refresh: %s is not shorter than the ttl %s", ErrConfig, c.Refresh, c.TTL)
 	case c.Refresh > 0 && c.Interval > 0 && c.Refresh <= c.Interval:
 		return fmt.Errorf("%w: refresh: %s is not longer than the interval %s: the ruleset could expire between two runs", ErrConfig, c.Refresh, c.Interval)
+	}
+	if c.Interval > 0 {
+		// The republish window (refresh, by default half the ttl) must
+		// hold one run at the latest jitter, plus a margin.
+		refresh, what := c.Refresh, "refresh"
+		if refresh <= 0 {
+			refresh, what = c.TTL/2, "half the ttl"
+		}
+		if need := c.Interval + c.Interval/10 + refreshMargin; refresh < need {
+			return fmt.Errorf("%w: ttl: %s is too short for the interval %s: the ruleset is republished when %s (%s) is left, which must exceed the interval with its jitter plus %s (%s): the ruleset could expire between two runs",
+				ErrConfig, c.TTL, c.Interval, what, refresh, refreshMargin, need)
+		}
 	}
 	for _, v := range c.VPC {
 		if !ruleset.ValidVPCID(v) {
@@ -194,7 +234,7 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, e
 	return &Leader{
 		Source: src, Store: store, Signer: signer, Logger: log,
 		Build:   ruleset.BuildOptions{Scope: c.Scope, TTL: c.TTL, Exclude: c.ExcludeGroup},
-		Refresh: c.Refresh,
+		Refresh: c.Refresh, MaxValidity: c.MaxValidity, Timeout: c.Timeout,
 	}, nil
 }
 
@@ -218,7 +258,6 @@ type FollowerConfig struct {
 	FailSafe       []string      `koanf:"fail_safe"`
 	Backend        string        `koanf:"backend"`
 	MaxSkew        time.Duration `koanf:"max_skew"`
-	MaxValidity    time.Duration `koanf:"max_validity"`
 	FlushConntrack bool          `koanf:"flush_conntrack"`
 	DriftCheck     time.Duration `koanf:"drift_check"`
 
@@ -249,8 +288,7 @@ var followerOptions = []option{
 	{"metrics_file", kString, "", "write Prometheus metrics here (for node_exporter's textfile collector)"},
 	{"fail_safe", kList, []string(nil), "traffic always allowed first, as CIDR, CIDR/tcp/PORT or CIDR/udp/PORT (e.g. 10.1.0.0/16/tcp/22)"},
 	{"backend", kString, "auto", "iptables backend: auto, nft or legacy"},
-	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at may be"},
-	{"max_validity", kDuration, DefaultMaxValidity, "longest accepted not_after - generated_at"},
+	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at and the signature may be (the leader's clock running ahead)"},
 	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
 	{"drift_check", kDuration, DefaultDriftCheck, "while the ruleset is unchanged, check this often that the kernel still holds the applied rules, and reload them if not (negative: never)"},
 	{"baseline", kBool, false, "add the host baseline (the starter moat) after the security-group rules: a packet must pass both"},
@@ -261,6 +299,7 @@ var followerOptions = []option{
 	{"baseline_outbound_tcp", kList, []string{"80", "443"}, "TCP ports the host may connect to with baseline_outbound restrict (keep the store reachable)"},
 	{"baseline_outbound_udp", kList, []string{"53", "123"}, "UDP ports the host may send to with baseline_outbound restrict"},
 	{"baseline_keep_forward", kBool, false, "leave FORWARD alone (the baseline rejects forwarding otherwise; containers need it)"},
+	{"timeout", kDuration, DefaultFollowerTimeout, "bound on each run (fetch, verify, identify, apply): a hung store or metadata service ends the run with an error naming the call"},
 }
 
 const followerUsage = `reyes-follower --store s3://bucket/key|PATH --trusted-key FILE [flags]
@@ -364,8 +403,8 @@ func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.W
 		}
 	}
 	id.DisableIMDS = c.NoIMDS
-	if c.MaxSkew <= 0 || c.MaxValidity <= 0 {
-		return nil, nil, fmt.Errorf("%w: max_skew and max_validity must be positive", ErrConfig)
+	if c.MaxSkew <= 0 {
+		return nil, nil, fmt.Errorf("%w: max_skew: %s is not positive", ErrConfig, c.MaxSkew)
 	}
 	log := c.logger(stderr)
 	trusted, err := sign.LoadKeyring(c.TrustedKey...)
@@ -388,6 +427,7 @@ func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.W
 		Apply: apply.Options{Backend: backend, DisableFile: c.DisableFile, FailSafe: ropts.FailSafe,
 			FlushConntrack: c.FlushConntrack},
 		DryRun: c.DryRun, Out: stdout, MetricsFile: c.MetricsFile, Logger: log, DriftCheck: c.DriftCheck,
+		Timeout: c.Timeout,
 	}
 	return f, &c, nil
 }

@@ -68,6 +68,7 @@ var commonOptions = []option{
 	{"interval", kDuration, time.Duration(0), "run every interval (with jitter) until stopped; 0 runs once"},
 	{"log_format", kString, "text", "log format: text or json"},
 	{"log_level", kString, "info", "log level: debug, info, warn or error"},
+	{"max_validity", kDuration, DefaultMaxValidity, "longest not_after - generated_at: followers refuse longer rulesets, the leader refuses a longer ttl (raise both together)"},
 }
 
 // loadConfig parses args into a koanf instance: defaults < YAML file (from

@@ -71,6 +71,9 @@ type Follower struct {
 	// MetricsFile, if set, is rewritten atomically after every run in the
 	// Prometheus text format, for node_exporter's textfile collector.
 	MetricsFile string
+	// Timeout, if positive, bounds each run of Run: a hung store or
+	// metadata service ends the run with an error naming the call.
+	Timeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one line per run; nil discards.
@@ -160,7 +163,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, fmt.Errorf("fetching %s: %w", f.Store, err)
 	}
-	ver, err := sign.OpenVerified(bytes.NewReader(body), f.Trusted, now, sign.WithMaxSize(f.maxSize()))
+	ver, err := sign.OpenVerified(bytes.NewReader(body), f.Trusted, now, sign.WithMaxSize(f.maxSize()), f.Freshness.SkewOption())
 	if err != nil {
 		return res, err
 	}
@@ -215,7 +218,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 // failed run is logged and retried at the next tick, with the last good
 // rules left in force. With interval 0 it runs once and returns its error.
 func (f *Follower) Run(ctx context.Context, interval time.Duration) error {
-	return loop(ctx, interval, f.logger(), "follower run", func(ctx context.Context) error {
+	return loop(ctx, interval, f.Timeout, f.logger(), "follower run", func(ctx context.Context) error {
 		_, err := f.RunOnce(ctx)
 		return err
 	})
