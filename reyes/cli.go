@@ -2,6 +2,7 @@ package reyes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/knadh/koanf/v2"
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/render"
@@ -100,6 +99,13 @@ func (c *commonConfig) logger(w io.Writer) *slog.Logger {
 	_ = l.UnmarshalText([]byte(c.LogLevel))
 	opts := &slog.HandlerOptions{Level: l}
 	if c.LogFormat == "json" {
+		// JSON would write durations as integer nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -140,7 +146,7 @@ leaders may publish to the same store (the last write wins).`
 
 // RunLeader is the reyes-leader command: it parses args (with environ for
 // REYES_* variables), then publishes once or every --interval.
-func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
 	k, rest, err := loadConfig("reyes-leader", leaderOptions, args, environ, stdout, leaderUsage)
 	if err != nil {
 		return err
@@ -152,10 +158,11 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err := unmarshalConfig(k, &c); err != nil {
 		return err
 	}
+	log := c.logger(stderr)
+	defer func() { err = c.report(log, "reyes-leader", err) }()
 	if err := c.validate(); err != nil {
 		return err
 	}
-	log := c.logger(stderr)
 	l, err := c.leader(ctx, log)
 	if err != nil {
 		return err
@@ -238,28 +245,19 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, e
 	}, nil
 }
 
-// FollowerConfig is the follower's configuration, as RunFollower reads it.
-type FollowerConfig struct {
-	commonConfig   `koanf:",squash"`
-	TrustedKey     []string      `koanf:"trusted_key"`
-	StateDir       string        `koanf:"state_dir"`
-	Mode           string        `koanf:"mode"`
-	Table          string        `koanf:"table"`
-	ForeignCIDR    []string      `koanf:"foreign_cidr"`
-	VPCCIDR        []string      `koanf:"vpc_cidr"`
-	Groups         []string      `koanf:"groups"`
-	Addrs          []string      `koanf:"addrs"`
-	NoIMDS         bool          `koanf:"no_imds"`
-	LogAccept      bool          `koanf:"log_accept"`
-	LogDrop        bool          `koanf:"log_drop"`
-	DisableFile    string        `koanf:"disable_file"`
-	DryRun         bool          `koanf:"dry_run"`
-	MetricsFile    string        `koanf:"metrics_file"`
-	FailSafe       []string      `koanf:"fail_safe"`
-	Backend        string        `koanf:"backend"`
-	MaxSkew        time.Duration `koanf:"max_skew"`
-	FlushConntrack bool          `koanf:"flush_conntrack"`
-	DriftCheck     time.Duration `koanf:"drift_check"`
+// planConfig holds the keys of planOptions: everything that shapes the
+// plan of one host (identity, mode, table, logging, fail-safe, baseline).
+// reyes-follower and reyesctl explain take them from the same table.
+type planConfig struct {
+	Mode        string   `koanf:"mode"`
+	Table       string   `koanf:"table"`
+	ForeignCIDR []string `koanf:"foreign_cidr"`
+	VPCCIDR     []string `koanf:"vpc_cidr"`
+	Groups      []string `koanf:"groups"`
+	Addrs       []string `koanf:"addrs"`
+	LogAccept   bool     `koanf:"log_accept"`
+	LogDrop     bool     `koanf:"log_drop"`
+	FailSafe    []string `koanf:"fail_safe"`
 
 	Baseline            bool     `koanf:"baseline"`
 	BaselineTCPPorts    []string `koanf:"baseline_tcp_ports"`
@@ -271,26 +269,34 @@ type FollowerConfig struct {
 	BaselineKeepForward bool     `koanf:"baseline_keep_forward"`
 }
 
-var followerOptions = []option{
-	{"trusted_key", kList, []string(nil), "leader public key file (as gpg --export writes it); several for rotation"},
-	{"state_dir", kString, "/var/lib/reyes", "directory for the last accepted ruleset's state (rollback protection)"},
+// FollowerConfig is the follower's configuration, as RunFollower reads it.
+type FollowerConfig struct {
+	commonConfig   `koanf:",squash"`
+	planConfig     `koanf:",squash"`
+	TrustedKey     []string      `koanf:"trusted_key"`
+	StateDir       string        `koanf:"state_dir"`
+	NoIMDS         bool          `koanf:"no_imds"`
+	DisableFile    string        `koanf:"disable_file"`
+	DryRun         bool          `koanf:"dry_run"`
+	MetricsFile    string        `koanf:"metrics_file"`
+	Backend        string        `koanf:"backend"`
+	MaxSkew        time.Duration `koanf:"max_skew"`
+	FlushConntrack bool          `koanf:"flush_conntrack"`
+	DriftCheck     time.Duration `koanf:"drift_check"`
+}
+
+// planOptions are the follower's keys that shape a host's plan; reyesctl
+// explain takes them too (DefinePlanFlags).
+var planOptions = []option{
 	{"mode", kString, "vpc", "vpc: filter traffic from the foreign ranges outside the host's VPC; ipsec: filter traffic that arrived over IPsec"},
 	{"table", kString, "shared", "shared: own REYES-* chains and one jump in INPUT; exclusive: the whole filter table"},
 	{"foreign_cidr", kList, []string{"10.0.0.0/8"}, "foreign range filtered in vpc mode"},
 	{"vpc_cidr", kList, []string(nil), "the host's own VPC CIDR blocks (default: found with the host's identity)"},
 	{"groups", kList, []string(nil), "the host's security group IDs (default: from IMDSv2 or the host's addresses found in the ruleset)"},
 	{"addrs", kList, []string(nil), "look these addresses up in the ruleset instead of the host's own (skips IMDS)"},
-	{"no_imds", kBool, false, "do not ask the EC2 instance metadata service"},
 	{"log_accept", kBool, false, "log accepted packets (rate-limited, prefix \"reyes accept: \")"},
 	{"log_drop", kBool, false, "log dropped packets (rate-limited, prefix \"reyes drop: \")"},
-	{"disable_file", kString, "/etc/reyes/disabled", "while this file exists the follower changes nothing"},
-	{"dry_run", kBool, false, "print the plan and its difference from the kernel; change nothing"},
-	{"metrics_file", kString, "", "write Prometheus metrics here (for node_exporter's textfile collector)"},
 	{"fail_safe", kList, []string(nil), "traffic always allowed first, as CIDR, CIDR/tcp/PORT or CIDR/udp/PORT (e.g. 10.1.0.0/16/tcp/22)"},
-	{"backend", kString, "auto", "iptables backend: auto, nft or legacy"},
-	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at and the signature may be (the leader's clock running ahead)"},
-	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
-	{"drift_check", kDuration, DefaultDriftCheck, "while the ruleset is unchanged, check this often that the kernel still holds the applied rules, and reload them if not (negative: never)"},
 	{"baseline", kBool, false, "add the host baseline (the starter moat) after the security-group rules: a packet must pass both"},
 	{"baseline_tcp_ports", kList, []string{"22", "80", "443"}, "TCP ports the baseline opens to new connections"},
 	{"baseline_interface", kString, "", "interface the baseline guards (default: the default route's)"},
@@ -299,8 +305,21 @@ var followerOptions = []option{
 	{"baseline_outbound_tcp", kList, []string{"80", "443"}, "TCP ports the host may connect to with baseline_outbound restrict (keep the store reachable)"},
 	{"baseline_outbound_udp", kList, []string{"53", "123"}, "UDP ports the host may send to with baseline_outbound restrict"},
 	{"baseline_keep_forward", kBool, false, "leave FORWARD alone (the baseline rejects forwarding otherwise; containers need it)"},
-	{"timeout", kDuration, DefaultFollowerTimeout, "bound on each run (fetch, verify, identify, apply): a hung store or metadata service ends the run with an error naming the call"},
 }
+
+var followerOptions = append(append([]option{}, planOptions...), []option{
+	{"trusted_key", kList, []string(nil), "leader public key file (as gpg --export writes it); several for rotation"},
+	{"state_dir", kString, "/var/lib/reyes", "directory for the last accepted ruleset's state (rollback protection)"},
+	{"no_imds", kBool, false, "do not ask the EC2 instance metadata service"},
+	{"disable_file", kString, "/etc/reyes/disabled", "while this file exists the follower changes nothing"},
+	{"dry_run", kBool, false, "print the plan and its difference from the kernel; change nothing"},
+	{"metrics_file", kString, "", "write Prometheus metrics here (for node_exporter's textfile collector)"},
+	{"backend", kString, "auto", "iptables backend: auto, nft or legacy"},
+	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at and the signature may be (the leader's clock running ahead)"},
+	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
+	{"drift_check", kDuration, DefaultDriftCheck, "while the ruleset is unchanged, check this often that the kernel still holds the applied rules, and reload them if not (negative: never)"},
+	{"timeout", kDuration, DefaultFollowerTimeout, "bound on each run (fetch, verify, identify, apply): a hung store or metadata service ends the run with an error naming the call"},
+}...)
 
 const followerUsage = `reyes-follower --store s3://bucket/key|PATH --trusted-key FILE [flags]
 
@@ -309,7 +328,7 @@ ipsets and iptables rules, atomically. On any failure the kernel keeps the last
 good rules and the follower exits non-zero (or retries with --interval).`
 
 // RunFollower is the reyes-follower command.
-func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
 	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, stdout, followerUsage)
 	if err != nil {
 		return err
@@ -317,107 +336,131 @@ func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
 	}
-	f, c, err := followerFromConfig(ctx, k, stdout, stderr)
+	var c FollowerConfig
+	if err := unmarshalConfig(k, &c); err != nil {
+		return err
+	}
+	log := c.logger(stderr)
+	defer func() { err = c.report(log, "reyes-follower", err) }()
+	f, err := c.follower(ctx, log, stdout)
 	if err != nil {
 		return err
 	}
 	return f.Run(ctx, c.Interval)
 }
 
-func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.Writer) (*Follower, *FollowerConfig, error) {
-	var c FollowerConfig
-	if err := unmarshalConfig(k, &c); err != nil {
-		return nil, nil, err
+// report logs the final error of a run as a JSON record when the log is
+// JSON (and marks it reported, so that Exit does not print it again as
+// text); in text format Exit prints it as one line.
+func (c *commonConfig) report(log *slog.Logger, name string, err error) error {
+	if err == nil || c.LogFormat != "json" || errors.Is(err, context.Canceled) {
+		return err
 	}
-	if err := c.commonConfig.validate(); err != nil {
-		return nil, nil, err
-	}
-	if len(c.TrustedKey) == 0 {
-		return nil, nil, fmt.Errorf("%w: trusted_key: at least one is required", ErrConfig)
-	}
-	if c.StateDir == "" {
-		return nil, nil, fmt.Errorf("%w: state_dir: required", ErrConfig)
-	}
+	log.Error(name+" failed", "err", err.Error(), "exit", ExitCode(err))
+	return reportedError{err}
+}
+
+// plan turns the plan keys into render options and the identity options
+// they imply. local says the plan is for this very host (the follower):
+// the baseline interface must then exist here, and defaults to the one of
+// the default route; otherwise (reyesctl explain) it defaults to eth0.
+func (c *planConfig) plan(local bool) (render.Options, IdentityOptions, error) {
 	var ropts render.Options
+	var id IdentityOptions
 	var err error
 	if ropts.Mode, err = render.ParseMode(c.Mode); err != nil {
-		return nil, nil, fmt.Errorf("%w: mode: %q is not vpc or ipsec", ErrConfig, c.Mode)
+		return ropts, id, fmt.Errorf("%w: mode: %q is not vpc or ipsec", ErrConfig, c.Mode)
 	}
 	if ropts.Table, err = render.ParseTableMode(c.Table); err != nil {
-		return nil, nil, fmt.Errorf("%w: table: %q is not shared or exclusive", ErrConfig, c.Table)
+		return ropts, id, fmt.Errorf("%w: table: %q is not shared or exclusive", ErrConfig, c.Table)
 	}
 	if ropts.ForeignCIDRs, err = parsePrefixes("foreign_cidr", c.ForeignCIDR); err != nil {
-		return nil, nil, err
+		return ropts, id, err
 	}
 	if ropts.Mode == render.ModeVPC && len(ropts.ForeignCIDRs) == 0 {
-		return nil, nil, fmt.Errorf("%w: foreign_cidr: empty in vpc mode, which would filter nothing", ErrConfig)
+		return ropts, id, fmt.Errorf("%w: foreign_cidr: empty in vpc mode, which would filter nothing", ErrConfig)
 	}
 	ropts.LogAccept, ropts.LogDrop = c.LogAccept, c.LogDrop
 	for _, s := range c.FailSafe {
 		fsafe, err := parseFailSafe(s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: fail_safe: %w", ErrConfig, err)
+			return ropts, id, fmt.Errorf("%w: fail_safe: %w", ErrConfig, err)
 		}
 		ropts.FailSafe = append(ropts.FailSafe, fsafe)
 	}
+	for i, f := range ropts.FailSafe {
+		if f.Protocol == ruleset.ProtoAll && (!f.Source.IsValid() || f.Source.Bits() == 0) {
+			return ropts, id, fmt.Errorf("%w: fail_safe: %q allows every packet from everywhere, which would filter nothing", ErrConfig, c.FailSafe[i])
+		}
+	}
 	if c.Baseline {
-		b, err := c.baseline()
+		b, err := c.baseline(local)
 		if err != nil {
-			return nil, nil, err
+			return ropts, id, err
 		}
 		ropts.Baseline = b
 	}
-	backend, err := apply.ParseBackend(c.Backend)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: backend: %w", ErrConfig, err)
-	}
-	var id IdentityOptions
 	for _, g := range c.Groups {
 		if !ruleset.ValidGroupID(g) {
-			return nil, nil, fmt.Errorf("%w: groups: %q is not a security group ID", ErrConfig, g)
+			return ropts, id, fmt.Errorf("%w: groups: %q is not a security group ID", ErrConfig, g)
 		}
 	}
 	id.Groups = c.Groups
 	for _, a := range c.Addrs {
 		addr, err := netip.ParseAddr(a)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: addrs: %q is not an address", ErrConfig, a)
+			return ropts, id, fmt.Errorf("%w: addrs: %q is not an address", ErrConfig, a)
 		}
 		id.Addrs = append(id.Addrs, addr)
 	}
 	if id.VPCCIDRs, err = parsePrefixes("vpc_cidr", c.VPCCIDR); err != nil {
-		return nil, nil, err
+		return ropts, id, err
 	}
 	if ropts.Mode == render.ModeVPC {
 		for _, f := range ropts.ForeignCIDRs {
 			for _, v := range id.VPCCIDRs {
 				if v.Bits() <= f.Bits() && v.Contains(f.Addr()) {
-					return nil, nil, fmt.Errorf("%w: vpc_cidr: %s covers the foreign range %s, which would then be filtered nowhere", ErrConfig, v, f)
+					return ropts, id, fmt.Errorf("%w: vpc_cidr: %s covers the foreign range %s, which would then be filtered nowhere", ErrConfig, v, f)
 				}
 			}
 		}
 	}
-	for i, f := range ropts.FailSafe {
-		if f.Protocol == ruleset.ProtoAll && (!f.Source.IsValid() || f.Source.Bits() == 0) {
-			return nil, nil, fmt.Errorf("%w: fail_safe: %q allows every packet from everywhere, which would filter nothing", ErrConfig, c.FailSafe[i])
-		}
+	return ropts, id, nil
+}
+
+func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout io.Writer) (*Follower, error) {
+	if err := c.commonConfig.validate(); err != nil {
+		return nil, err
+	}
+	if len(c.TrustedKey) == 0 {
+		return nil, fmt.Errorf("%w: trusted_key: at least one is required", ErrConfig)
+	}
+	if c.StateDir == "" {
+		return nil, fmt.Errorf("%w: state_dir: required", ErrConfig)
+	}
+	ropts, id, err := c.plan(true)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := apply.ParseBackend(c.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("%w: backend: %w", ErrConfig, err)
 	}
 	id.DisableIMDS = c.NoIMDS
 	if c.MaxSkew <= 0 {
-		return nil, nil, fmt.Errorf("%w: max_skew: %s is not positive", ErrConfig, c.MaxSkew)
+		return nil, fmt.Errorf("%w: max_skew: %s is not positive", ErrConfig, c.MaxSkew)
 	}
-	log := c.logger(stderr)
 	trusted, err := sign.LoadKeyring(c.TrustedKey...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("trusted_key: %w", err)
+		return nil, fmt.Errorf("trusted_key: %w", err)
 	}
 	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	if !c.DryRun {
 		if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("state_dir: %w", err)
+			return nil, fmt.Errorf("state_dir: %w", err)
 		}
 	}
 	f := &Follower{
@@ -429,7 +472,7 @@ func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.W
 		DryRun: c.DryRun, Out: stdout, MetricsFile: c.MetricsFile, Logger: log, DriftCheck: c.DriftCheck,
 		Timeout: c.Timeout,
 	}
-	return f, &c, nil
+	return f, nil
 }
 
 func parsePrefixes(key string, ss []string) ([]netip.Prefix, error) {
@@ -478,7 +521,7 @@ func parseFailSafe(s string) (render.FailSafe, error) {
 
 // baseline builds the baseline options; the guarded interface defaults to
 // the one of the default route.
-func (c *FollowerConfig) baseline() (*render.Baseline, error) {
+func (c *planConfig) baseline(local bool) (*render.Baseline, error) {
 	b := &render.Baseline{Interface: c.BaselineInterface, AllowEchoRequest: c.BaselineAllowEcho, KeepForward: c.BaselineKeepForward}
 	var err error
 	if b.InboundTCP, err = parsePorts("baseline_tcp_ports", c.BaselineTCPPorts); err != nil {
@@ -496,6 +539,12 @@ func (c *FollowerConfig) baseline() (*render.Baseline, error) {
 		b.Outbound = render.OutboundRestrict
 	default:
 		return nil, fmt.Errorf("%w: baseline_outbound: %q is not accept or restrict", ErrConfig, c.BaselineOutbound)
+	}
+	if !local {
+		if b.Interface == "" {
+			b.Interface = "eth0"
+		}
+		return b, nil
 	}
 	if b.Interface != "" {
 		if _, err := net.InterfaceByName(b.Interface); err != nil {
