@@ -226,7 +226,14 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, e
 	}
 	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("%w: store: %w", ErrConfig, err)
+	}
+	if fs, ok := store.(*FileStore); ok {
+		// Say so now, not after the inventory was fetched, and name the
+		// directory, not a temporary file in it.
+		if err := checkDir(fs.path); err != nil {
+			return nil, fmt.Errorf("%w: store: %s: %w", ErrConfig, fs.path, err)
+		}
 	}
 	var src sgsource.Source
 	if c.Source == "ec2" {
@@ -456,7 +463,7 @@ func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout 
 	}
 	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("%w: store: %w", ErrConfig, err)
 	}
 	if !c.DryRun {
 		if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
