@@ -13,6 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -237,7 +241,7 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, e
 	}
 	var src sgsource.Source
 	if c.Source == "ec2" {
-		src = &sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log}
+		src = &sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log, ClientOptions: ec2ClientOptions(log, DefaultEC2RequestTimeout)}
 	} else {
 		fi, err := os.Stat(c.Source)
 		if err != nil || !fi.IsDir() {
@@ -274,6 +278,16 @@ type planConfig struct {
 	BaselineOutboundTCP []string `koanf:"baseline_outbound_tcp"`
 	BaselineOutboundUDP []string `koanf:"baseline_outbound_udp"`
 	BaselineKeepForward bool     `koanf:"baseline_keep_forward"`
+}
+
+// ec2ClientOptions bound each attempt of an EC2 call by timeout (a hung
+// endpoint used to hold the leader for 900 s) and log every retry.
+func ec2ClientOptions(log *slog.Logger, timeout time.Duration) []func(*ec2.Options) {
+	return []func(*ec2.Options){func(o *ec2.Options) {
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(timeout)
+		retryer := o.Retryer // sgsource's, set before these options
+		o.APIOptions = append(o.APIOptions, logRetries(log, o.Region, func() aws.Retryer { return retryer }))
+	}}
 }
 
 // FollowerConfig is the follower's configuration, as RunFollower reads it.

@@ -25,7 +25,7 @@ var (
 // Store defaults.
 const (
 	DefaultMaxObjectSize = 64 << 20
-	DefaultStoreTimeout  = 60 * time.Second
+	DefaultStoreTimeout  = 30 * time.Second
 	DefaultMaxAttempts   = 4
 	DefaultMaxBackoff    = 20 * time.Second
 )

@@ -1,0 +1,105 @@
+package reyes_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/sign"
+)
+
+// hungServer accepts connections on 127.0.0.1 and never answers. It
+// returns its URL; the handlers are released when the test ends.
+func hungServer(t *testing.T) string {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	var once sync.Once
+	t.Cleanup(func() {
+		once.Do(func() { close(release) })
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return srv.URL
+}
+
+// writeKeys writes a new signing key pair into dir.
+func writeKeys(t *testing.T, dir string) (secret, public string) {
+	t.Helper()
+	sec, pub, err := sign.GenerateKey("bounded", "", time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, public = filepath.Join(dir, "leader.key"), filepath.Join(dir, "leader.pub")
+	if err := os.WriteFile(secret, sec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(public, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return secret, public
+}
+
+// TestBinariesEndWithinTimeout runs the real binaries against endpoints on
+// 127.0.0.1 that accept and never answer: the leader against EC2 used to
+// hang 900 s, the follower against S3 4 min, against a FIFO for ever. Each
+// now ends within --timeout with exit 1 and an error naming the call.
+func TestBinariesEndWithinTimeout(t *testing.T) {
+	leader, follower := binaries(t)
+	dir := t.TempDir()
+	secret, public := writeKeys(t, dir)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hung := hungServer(t)
+	aws := []string{"AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
+	follow := []string{"--trusted-key", public, "--state-dir", filepath.Join(dir, "state"), "--no-imds", "--addrs", "10.20.1.10",
+		"--disable-file", filepath.Join(dir, "disabled"), "--timeout", "2s"}
+	for _, tc := range []struct {
+		name    string
+		bin     string
+		env     []string
+		args    []string
+		mention []string
+	}{
+		{"leader, hung EC2", leader, append([]string{"AWS_ENDPOINT_URL_EC2=" + hung}, aws...),
+			[]string{"--source", "ec2", "--region", "eu-west-1", "--store", filepath.Join(dir, "out.signed"), "--signing-key", secret, "--timeout", "2s"},
+			[]string{"eu-west-1", "Describe", "timed out after 2s", "deadline"}},
+		{"follower, hung S3", follower, aws,
+			append([]string{"--store", "s3://bucket/ruleset", "--s3-endpoint", hung, "--s3-path-style", "--s3-region", "us-east-1"}, follow...),
+			[]string{"GetObject", "s3://bucket/ruleset", "timed out after 2s"}},
+		{"follower, FIFO store", follower, nil, append([]string{"--store", fifo}, follow...),
+			[]string{fifo, "not a regular file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := run(t, tc.env, nil, tc.bin, tc.args...)
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %s with --timeout 2s", d)
+			}
+			if r.code != reyes.ExitFailure {
+				t.Fatalf("exit %d, want 1: %v", r.code, r)
+			}
+			last := r.stderr[strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n")+1:]
+			for _, m := range tc.mention {
+				if !strings.Contains(last, m) {
+					t.Errorf("final error does not mention %q: %s", m, last)
+				}
+			}
+		})
+	}
+}
