@@ -1,6 +1,7 @@
 package reyes_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -101,5 +102,34 @@ func TestBinariesEndWithinTimeout(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIdentifyHungMetadata: a metadata service that issues a token and
+// then never answers ends Identify within the per-request timeout, with an
+// error naming the path.
+func TestIdentifyHungMetadata(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+			w.Write([]byte("token"))
+			return
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	start := time.Now()
+	_, _, err := reyes.Identify(t.Context(), testRuleset(), reyes.IdentityOptions{
+		IMDSEndpoint: srv.URL, IMDSTimeout: 300 * time.Millisecond, DisableAddressLookup: true,
+	})
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Identify took %s", d)
+	}
+	if !errors.Is(err, reyes.ErrIMDS) || !strings.Contains(err.Error(), "GET ") || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("Identify: %v", err)
 	}
 }
