@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
 )
 
@@ -69,7 +72,7 @@ func TestBinariesEndWithinTimeout(t *testing.T) {
 	aws := []string{"AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
 	follow := []string{"--trusted-key", public, "--state-dir", filepath.Join(dir, "state"), "--no-imds", "--addrs", "10.20.1.10",
-		"--disable-file", filepath.Join(dir, "disabled"), "--timeout", "2s"}
+		"--disable-file", filepath.Join(dir, "disabled"), "--timeout", "2s", "--dry-run"}
 	for _, tc := range []struct {
 		name    string
 		bin     string
@@ -131,5 +134,44 @@ func TestIdentifyHungMetadata(t *testing.T) {
 	}
 	if !errors.Is(err, reyes.ErrIMDS) || !strings.Contains(err.Error(), "GET ") || !strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("Identify: %v", err)
+	}
+}
+
+// TestFollowerNeedsNetAdmin: a follower without CAP_NET_ADMIN failed with
+// ipset's bare "Operation not permitted".
+func TestFollowerNeedsNetAdmin(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop CAP_NET_ADMIN with setpriv")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv is not installed")
+	}
+	_, follower := binaries(t)
+	dir := t.TempDir()
+	secret, public := writeKeys(t, dir)
+	signer, err := sign.LoadSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Signer: signer, Build: ruleset.BuildOptions{Scope: "test"},
+		Store: reyes.NewFileStore(filepath.Join(dir, "ruleset.signed"), reyes.StoreOptions{})}
+	if _, err := l.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := struct{ dir string }{dir}
+	args := []string{"--store", filepath.Join(p.dir, "ruleset.signed"), "--trusted-key", public, "--scope", "test",
+		"--state-dir", filepath.Join(p.dir, "cli-state"), "--no-imds", "--addrs", "10.20.1.10", "--disable-file", filepath.Join(p.dir, "disabled")}
+	r := run(t, nil, []string{setpriv, "--bounding-set", "-net_admin", "--"}, follower, args...)
+	if r.code != reyes.ExitFailure || !strings.Contains(r.stderr, "CAP_NET_ADMIN") || !strings.Contains(r.stderr, "root") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("want exit 1 and one line naming root and CAP_NET_ADMIN: %v", r)
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, "cli-state")); err == nil {
+		t.Error("the state directory was made before the privilege check")
+	}
+	// A dry run needs no privilege.
+	r = run(t, nil, []string{setpriv, "--bounding-set", "-net_admin", "--"}, follower, append(args, "--dry-run")...)
+	if r.code != 0 {
+		t.Fatalf("dry run without CAP_NET_ADMIN: %v", r)
 	}
 }

@@ -367,8 +367,11 @@ func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	return f.Run(ctx, c.Interval)
+	return permissionHint(f.Run(ctx, c.Interval), procSelfStatus)
 }
+
+// procSelfStatus says which capabilities the process has.
+const procSelfStatus = "/proc/self/status"
 
 // report logs the final error of a run as a JSON record when the log is
 // JSON (and marks it reported, so that Exit does not print it again as
@@ -478,6 +481,11 @@ func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout 
 	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
 		return nil, fmt.Errorf("%w: store: %w", ErrConfig, err)
+	}
+	if !c.DryRun {
+		if err := checkPrivilege(procSelfStatus); err != nil {
+			return nil, err
+		}
 	}
 	if !c.DryRun {
 		if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
