@@ -3,6 +3,7 @@ package reyes
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/v2"
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/render"
@@ -450,6 +453,45 @@ func (c *planConfig) plan(local bool) (render.Options, IdentityOptions, error) {
 		}
 	}
 	return ropts, id, nil
+}
+
+// PlanFlags are reyes-follower's flags that shape a host's plan (its
+// identity, mode, table, logging, fail-safe and baseline), defined from the
+// follower's own option table so that reyesctl explain takes exactly the
+// flags, defaults and checks the follower does.
+type PlanFlags struct {
+	set map[string]any
+}
+
+// DefinePlanFlags defines the plan flags on fs. After fs.Parse, Options
+// turns them into render and identity options.
+func DefinePlanFlags(fs *flag.FlagSet) *PlanFlags {
+	p := &PlanFlags{set: map[string]any{}}
+	defineFlags(fs, planOptions, p.set, true)
+	return p
+}
+
+// Options returns the render options and identity options the flags give,
+// checked as reyes-follower checks them (an error wraps ErrConfig and
+// names the key). The plan is not for this host: a baseline without
+// --baseline-interface guards eth0.
+func (p *PlanFlags) Options() (render.Options, IdentityOptions, error) {
+	k := koanf.New(".")
+	defs := map[string]any{}
+	for _, o := range planOptions {
+		defs[o.key] = o.def
+	}
+	if err := k.Load(confmap.Provider(defs, "."), nil); err != nil {
+		return render.Options{}, IdentityOptions{}, fmt.Errorf("%w: defaults: %w", ErrConfig, err)
+	}
+	if err := k.Load(confmap.Provider(p.set, "\x00"), nil); err != nil {
+		return render.Options{}, IdentityOptions{}, fmt.Errorf("%w: flags: %w", ErrConfig, err)
+	}
+	var c planConfig
+	if err := unmarshalConfig(k, &c); err != nil {
+		return render.Options{}, IdentityOptions{}, err
+	}
+	return c.plan(false)
 }
 
 func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout io.Writer) (*Follower, error) {
