@@ -40,7 +40,7 @@ func explainCommand() command {
 		synopsis: "what reyes on the host owning --dst does with a packet, and which rule decides",
 		usage: "--store URL|PATH --trusted-key FILE... --src IP --dst IP --proto tcp|udp|icmp|icmpv6|N\n" +
 			"         [--port N] [--icmp-type N --icmp-code N] [--ipsec] [--established] [--in-interface IF]\n" +
-			"         [--vpc ID] [--max-size N] [--s3-path-style]\n" +
+			"         [--vpc ID] [--max-size N] [--max-skew D] [--s3-path-style]\n" +
 			"         and reyes-follower's flags that shape the plan:\n" + planFlagsUsage(),
 		help: `
 Fetches and verifies the ruleset in --store, finds the host as its follower
@@ -103,6 +103,7 @@ func planFlagsUsage() string {
 
 func (f *explainFlags) define(fl *flag.FlagSet) {
 	f.objectFlags.define(fl, "trust the public key(s) in `FILE` (repeatable; required)")
+	fl.DurationVar(&f.maxSkew, "max-skew", reyes.DefaultMaxSkew, "how far in the future the signature may be, as the followers' max_skew `D`")
 	fl.StringVar(&f.store, "store", "", "read the signed ruleset from `URL|PATH`: s3://bucket/key or a file (required)")
 	fl.StringVar(&f.src, "src", "", "the packet's source `IP` (required)")
 	fl.StringVar(&f.dst, "dst", "", "the packet's destination `IP`, an address of the host asked about (required)")
