@@ -285,6 +285,9 @@ func checkPlan(fp *render.FamilyPlan, failSafe []render.FailSafe) error {
 	if fp.Chains[0].Name != render.InputChain {
 		return fmt.Errorf("%w: first chain is %q, not %s", ErrPlan, fp.Chains[0].Name, render.InputChain)
 	}
+	if err := fp.Validate(); err != nil { // a zero Rule, port 0, protocol 0...
+		return fmt.Errorf("%w: %w", ErrPlan, err)
+	}
 	for _, s := range fp.Sets {
 		if !strings.HasPrefix(s.Name, setPrefix(fp.Family)) || len(s.TempName()) > render.MaxSetName || strings.ContainsAny(s.Name, " \t\n") {
 			return fmt.Errorf("%w: set name %q", ErrPlan, s.Name)

@@ -41,6 +41,9 @@ func RenderIndex(x *ruleset.Index, host Host, opts Options) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := fp.Validate(); err != nil {
+			return nil, fmt.Errorf("rendering: %w", err)
+		}
 		if fam == IPv4 {
 			p.V4 = *fp
 		} else {
