@@ -15,8 +15,8 @@ var ErrInvalidRule = errors.New("invalid rule")
 //
 //   - Protocol is -1 (any) or 1..255: 0 is refused, since iptables reads
 //     "-p 0" as every protocol;
-//   - DPortFrom..DPortTo is -1..-1 (any), or 1 <= from <= to <= 65535 with
-//     protocol tcp (6) or udp (17);
+//   - DPortFrom..DPortTo is -1..-1 (any), or 0 <= from <= to <= 65535 with
+//     protocol tcp (6) or udp (17), but not port 0 alone (the zero value);
 //   - ICMPType is -1 (any) or 0..255, ICMPCode -1 or 0..255 with a type,
 //     both only with icmp (1, IPv4) or icmpv6 (58, IPv6);
 //   - TCP flags only with tcp, the compared flags within the mask;
@@ -36,8 +36,10 @@ func (r Rule) Validate(fam Family) error {
 	case m.Protocol < -1 || m.Protocol > 255:
 		return bad("protocol %d is not -1 (any) or 1..255", m.Protocol)
 	case m.DPortFrom == -1 && m.DPortTo == -1:
-	case m.DPortFrom < 1 || m.DPortTo < m.DPortFrom || m.DPortTo > 65535:
-		return bad("destination ports %d..%d: want -1..-1 for any port, or a range within 1..65535", m.DPortFrom, m.DPortTo)
+	case m.DPortTo == 0:
+		return bad("destination port 0 (the zero value): use -1..-1 for any port")
+	case m.DPortFrom < 0 || m.DPortTo < m.DPortFrom || m.DPortTo > 65535:
+		return bad("destination ports %d..%d: want -1..-1 for any port, or a range within 0..65535", m.DPortFrom, m.DPortTo)
 	case !tcpUDP:
 		return bad("destination ports %d..%d with protocol %d: ports are for tcp and udp", m.DPortFrom, m.DPortTo, m.Protocol)
 	}

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/ruleset"
 )
 
 func anyM() render.Match {
@@ -45,6 +47,7 @@ func TestZeroValuesAcceptNothing(t *testing.T) {
 
 		{"any", render.Rule{Match: anyM(), Action: render.Action{Kind: render.Drop}}, render.IPv4, true},
 		{"tcp 22", render.Rule{Match: with(func(m *render.Match) { m.Protocol = 6; m.DPortFrom, m.DPortTo = 22, 22 }), Action: accept}, render.IPv4, true},
+		{"tcp range from 0", render.Rule{Match: with(func(m *render.Match) { m.Protocol = 6; m.DPortFrom, m.DPortTo = 0, 1023 }), Action: accept}, render.IPv4, true},
 		{"udp range", render.Rule{Match: with(func(m *render.Match) { m.Protocol = 17; m.DPortFrom, m.DPortTo = 1, 65535 }), Action: accept}, render.IPv6, true},
 		{"icmp echo reply (type 0)", render.Rule{Match: with(func(m *render.Match) { m.Protocol = 1; m.ICMPType = 0 }), Action: accept}, render.IPv4, true},
 		{"icmpv6 type code", render.Rule{Match: with(func(m *render.Match) { m.Protocol = 58; m.ICMPType, m.ICMPCode = 1, 4 }), Action: accept}, render.IPv6, true},
@@ -89,5 +92,31 @@ func TestZeroRuleRefused(t *testing.T) {
 	}
 	if len(k.Calls()) != 0 && strings.Contains(k.Dump(), "REYES-INPUT") {
 		t.Fatalf("apply loaded the plan:\n%s", k.Dump())
+	}
+}
+
+// TestPortZeroRules: a security group rule for tcp port 0 alone allows
+// nothing (the plan would hold the zero-value port match, which Validate
+// refuses), while a range from 0 is kept.
+func TestPortZeroRules(t *testing.T) {
+	rs := &ruleset.Ruleset{
+		Header: ruleset.Header{Format: ruleset.Format, Type: ruleset.Type, Scope: "t",
+			GeneratedAt: time.Unix(0, 0).UTC(), NotAfter: time.Unix(3600, 0).UTC()},
+		Groups: []ruleset.Group{{ID: "sg-0000000a", Name: "a", Region: "us-east-1", Rules: []ruleset.Rule{
+			{Protocol: ruleset.ProtoTCP, FromPort: 0, ToPort: 0, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+			{Protocol: ruleset.ProtoUDP, FromPort: 0, ToPort: 1023, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		}}},
+		Interfaces: []ruleset.Interface{{ID: "eni-0000000a", Region: "us-east-1", Addrs: []netip.Addr{netip.MustParseAddr("10.1.0.1")}, Groups: []string{"sg-0000000a"}}},
+	}
+	if err := rs.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := render.Render(rs, render.Host{Interfaces: []render.HostInterface{{Groups: []string{"sg-0000000a"}}}}, render.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(p.V4.IptablesRestore())
+	if strings.Contains(text, "--dport 0 ") || !strings.Contains(text, "--dport 0:1023") {
+		t.Fatalf("port 0 rules:\n%s", text)
 	}
 }
