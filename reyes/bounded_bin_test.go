@@ -2,6 +2,7 @@ package reyes_test
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -173,5 +174,43 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 	r = run(t, nil, []string{setpriv, "--bounding-set", "-net_admin", "--"}, follower, append(args, "--dry-run")...)
 	if r.code != 0 {
 		t.Fatalf("dry run without CAP_NET_ADMIN: %v", r)
+	}
+}
+
+// TestBinariesSkewAndSerial runs the real follower: max_skew 10m with the
+// leader 8 minutes ahead (freshness accepted, the signature check refused
+// "allowed skew 5m0s"), and a validly signed serial 2^64-1 (every later
+// object was refused as a rollback until the state file was deleted by
+// hand); then the real leader publishes again and the follower accepts.
+func TestBinariesSkewAndSerial(t *testing.T) {
+	leader, follower := binaries(t)
+	dir := t.TempDir()
+	secret, public := writeKeys(t, dir)
+	signer, err := sign.LoadSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storePath := filepath.Join(dir, "ruleset.signed")
+	p := &pipeline{signer: signer, store: reyes.NewFileStore(storePath, reyes.StoreOptions{})}
+	args := []string{"--store", storePath, "--trusted-key", public, "--scope", "test", "--state-dir", filepath.Join(dir, "state"),
+		"--no-imds", "--addrs", "10.20.1.10", "--dry-run"}
+
+	p.publishSerial(t, uint64(time.Now().Add(8*time.Minute).UnixNano()), time.Now().Add(8*time.Minute))
+	if r := run(t, nil, nil, follower, args...); r.code != 1 || !strings.Contains(r.stderr, "not yet valid") && !strings.Contains(r.stderr, "skew") {
+		t.Fatalf("default skew, leader 8m ahead: %v", r)
+	}
+	if r := run(t, nil, nil, follower, append(args, "--max-skew", "10m")...); r.code != 0 {
+		t.Fatalf("max_skew 10m, leader 8m ahead: %v", r)
+	}
+
+	p.publishSerial(t, math.MaxUint64, time.Now())
+	if r := run(t, nil, nil, follower, args...); r.code != 1 || !strings.Contains(r.stderr, "serial ahead of its time") {
+		t.Fatalf("serial 2^64-1: %v", r)
+	}
+	if r := run(t, nil, nil, leader, "--source", sampleInventory, "--store", storePath, "--signing-key", secret, "--scope", "test"); r.code != 0 || !strings.Contains(r.stderr, "beyond its time") {
+		t.Fatalf("leader after serial 2^64-1: %v", r)
+	}
+	if r := run(t, nil, nil, follower, args...); r.code != 0 {
+		t.Fatalf("follower after the leader's next publish: %v", r)
 	}
 }
