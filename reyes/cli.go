@@ -154,6 +154,7 @@ leaders may publish to the same store (the last write wins).`
 // RunLeader is the reyes-leader command: it parses args (with environ for
 // REYES_* variables), then publishes once or every --interval.
 func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
+	defer func() { err = reportEarly("reyes-leader", args, environ, stderr, err) }()
 	k, rest, err := loadConfig("reyes-leader", leaderOptions, args, environ, stdout, leaderUsage)
 	if err != nil {
 		return err
@@ -353,6 +354,7 @@ good rules and the follower exits non-zero (or retries with --interval).`
 
 // RunFollower is the reyes-follower command.
 func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
+	defer func() { err = reportEarly("reyes-follower", args, environ, stderr, err) }()
 	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, stdout, followerUsage)
 	if err != nil {
 		return err
@@ -385,6 +387,48 @@ func (c *commonConfig) report(log *slog.Logger, name string, err error) error {
 	}
 	log.Error(name+" failed", "err", err.Error(), "exit", ExitCode(err))
 	return reportedError{err}
+}
+
+// reportEarly reports, as JSON, an error that came before the logger
+// existed (a bad flag, an unknown key) when the command line or the
+// environment asks for JSON logs: every line on stderr stays JSON.
+func reportEarly(name string, args, environ []string, stderr io.Writer, err error) error {
+	var rep reportedError
+	if err == nil || errors.Is(err, ErrHelp) || errors.As(err, &rep) || !jsonRequested(args, environ) {
+		return err
+	}
+	c := commonConfig{LogFormat: "json", LogLevel: "info"}
+	attrs := []any{"err", err.Error(), "exit", ExitCode(err)}
+	if errors.Is(err, ErrUsage) {
+		attrs = append(attrs, "help", name+" --help")
+	}
+	c.logger(stderr).Error(name+" failed", attrs...)
+	return reportedError{err}
+}
+
+// jsonRequested reports whether --log-format json (or =json) is among
+// args, or REYES_LOG_FORMAT=json in environ, the flag winning.
+func jsonRequested(args, environ []string) bool {
+	format := ""
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "REYES_LOG_FORMAT="); ok {
+			format = v
+		}
+	}
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "log-format" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !hasValue && i+1 < len(args) {
+			v = args[i+1]
+		}
+		format = v
+	}
+	return format == "json"
 }
 
 // plan turns the plan keys into render options and the identity options

@@ -185,6 +185,7 @@ func TestBinariesExitCodes(t *testing.T) {
 	}{
 		{"follower refusal", follower, append(followerArgs[:len(followerArgs):len(followerArgs)], "--log-format", "json"), 1},
 		{"leader config error", leader, []string{"--store", store, "--log-format", "json"}, 2},
+		{"follower unknown flag", follower, []string{"--log-format=json", "--colour", "red"}, 2},
 		{"leader publish", leader, []string{"--source", "../examples/quickstart/inventory", "--store", filepath.Join(dir, "other.signed"), "--signing-key", intruderKey, "--log-format", "json"}, 0},
 	} {
 		t.Run("json "+tt.name, func(t *testing.T) {
