@@ -382,7 +382,7 @@ const procSelfStatus = "/proc/self/status"
 // JSON (and marks it reported, so that Exit does not print it again as
 // text); in text format Exit prints it as one line.
 func (c *commonConfig) report(log *slog.Logger, name string, err error) error {
-	if err == nil || c.LogFormat != "json" || errors.Is(err, context.Canceled) {
+	if err == nil || c.LogFormat != "json" || ExitCode(err) == ExitOK {
 		return err
 	}
 	log.Error(name+" failed", "err", err.Error(), "exit", ExitCode(err))

@@ -23,6 +23,10 @@ const (
 // the rest.
 func ExitCode(err error) int {
 	switch {
+	case errors.Is(err, ErrTimeout):
+		// A run cut short by --timeout failed, whatever its calls say
+		// ("canceled").
+		return ExitFailure
 	case err == nil, errors.Is(err, ErrHelp), errors.Is(err, context.Canceled):
 		return ExitOK
 	case errors.Is(err, ErrUsage), errors.Is(err, ErrConfig):

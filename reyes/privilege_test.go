@@ -1,7 +1,9 @@
 package reyes
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,5 +44,25 @@ func TestPrivilege(t *testing.T) {
 				t.Errorf("permissionHint: %v", hinted)
 			}
 		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, ExitOK},
+		{ErrHelp, ExitOK},
+		{context.Canceled, ExitOK},
+		{fmt.Errorf("%w: bad", ErrUsage), ExitUsage},
+		{fmt.Errorf("%w: ttl: 1s", ErrConfig), ExitUsage},
+		{errors.New("refused"), ExitFailure},
+		// A run cut short by --timeout whose calls say "canceled".
+		{fmt.Errorf("%w after 2m0s: fetching: %w", ErrTimeout, context.Canceled), ExitFailure},
+	} {
+		if got := ExitCode(tc.err); got != tc.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
 	}
 }
