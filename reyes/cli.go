@@ -230,7 +230,7 @@ func (c *LeaderConfig) validate() error {
 func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, error) {
 	signer, err := sign.LoadSigner(c.SigningKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: signing_key: %w", ErrConfig, err)
+		return nil, fmt.Errorf("signing_key: %w", err)
 	}
 	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
@@ -562,7 +562,7 @@ func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout 
 	}
 	trusted, err := sign.LoadKeyring(c.TrustedKey...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: trusted_key: %w", ErrConfig, err)
+		return nil, fmt.Errorf("trusted_key: %w", err)
 	}
 	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
