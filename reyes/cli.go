@@ -272,14 +272,16 @@ good rules and the follower exits non-zero (or retries with --interval).`
 // RunFollower is the reyes-follower command.
 func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, stdout, followerUsage)
-	if err != nil {
-		return err
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
 	}
-	if len(rest) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
+	if err != nil {
+		recordFollowerConfigFailure(k, args, environ, err, stderr)
+		return err
 	}
 	f, c, err := followerFromConfig(ctx, k, stdout, stderr)
 	if err != nil {
+		recordFollowerConfigFailure(k, args, environ, err, stderr)
 		return err
 	}
 	return f.Run(ctx, c.Interval)

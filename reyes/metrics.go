@@ -5,12 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/knadh/koanf/v2"
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/internal/version"
@@ -208,6 +212,35 @@ func RecordConfigFailure(metricsFile, stateDir string, cfgErr error) error {
 	}
 	errs = append(errs, writeMetrics(metricsFile, st, c, now))
 	return errors.Join(errs...)
+}
+
+// recordFollowerConfigFailure records a follower run that its
+// configuration stopped (see RecordConfigFailure), with the metrics file
+// and state directory of k, or, when the configuration could not be read
+// at all (k nil), of the command line and environment. Help and dry runs
+// record nothing.
+func recordFollowerConfigFailure(k *koanf.Koanf, args, environ []string, cfgErr error, stderr io.Writer) {
+	if errors.Is(cfgErr, ErrHelp) {
+		return
+	}
+	var metricsFile, stateDir string
+	if k != nil {
+		if k.Bool("dry_run") {
+			return
+		}
+		metricsFile, stateDir = k.String("metrics_file"), k.String("state_dir")
+	} else {
+		if slices.Contains(args, "--dry-run") || slices.Contains(args, "-dry-run") {
+			return
+		}
+		metricsFile = MetricsFileHint(args, environ)
+	}
+	if metricsFile == "" && stateDir == "" {
+		return
+	}
+	if err := RecordConfigFailure(metricsFile, stateDir, cfgErr); err != nil {
+		fmt.Fprintln(stderr, "reyes-follower: recording the configuration failure:", err)
+	}
 }
 
 // MetricsFileHint returns the metrics file that args (--metrics-file) or
