@@ -9,6 +9,8 @@
 //	reyesctl explain --store URL|PATH --trusted-key FILE... --src IP --dst IP --proto tcp|udp|icmp|icmpv6|N
 //	                 [--port N] [--icmp-type N --icmp-code N] [--ipsec] [--mode vpc|ipsec]
 //	                 [--table shared|exclusive] [--foreign-cidr CIDR]... [--groups ID,ID]
+//	reyesctl status  [--state-dir DIR] [--json] [--no-kernel] [--netns NAME]
+//	reyesctl --version
 //
 // OBJECT and --store are a file path or s3://bucket/key. "reyesctl help" and
 // "reyesctl <command> -h" list every flag. Errors are one line on stderr;
