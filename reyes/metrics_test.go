@@ -286,14 +286,17 @@ func TestMetricsConfigFailure(t *testing.T) {
 	if err := os.WriteFile(key, pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for i, args := range [][]string{
-		{"--mode", "bogus"},
-		{"--no-such-flag"},
+	base := []string{"--store", filepath.Join(p.dir, "ruleset.signed"), "--trusted-key", key, "--state-dir", p.follower.StateDir}
+	for i, tc := range []struct {
+		args, env []string
+	}{
+		{args: []string{"--metrics-file", p.follower.MetricsFile, "--mode", "bogus"}},
+		{args: []string{"--metrics-file", p.follower.MetricsFile, "--no-such-flag"}},
+		{env: []string{"REYES_METRICS_FILE=" + p.follower.MetricsFile, "REYES_NO_SUCH_KEY=1"}},
 	} {
-		args = append([]string{"--store", filepath.Join(p.dir, "ruleset.signed"), "--trusted-key", key,
-			"--state-dir", p.follower.StateDir, "--metrics-file", p.follower.MetricsFile}, args...)
+		args := append(append([]string(nil), base...), tc.args...)
 		var out, errb strings.Builder
-		if err := reyes.RunFollower(context.Background(), args, nil, &out, &errb); err == nil {
+		if err := reyes.RunFollower(context.Background(), args, tc.env, &out, &errb); err == nil {
 			t.Fatalf("RunFollower %v: no error", args)
 		}
 		m := readMetrics(t, p.follower.MetricsFile)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sign"
@@ -63,6 +64,16 @@ func TestUnchangedMeansUnchanged(t *testing.T) {
 		{name: "identity found: the host's addresses", change: func(p *pipeline) {
 			p.follower.Identity.InterfaceAddrs = addrs("10.20.1.60")
 		}, kernel: "tcp/5432 from sg-b238c182ba23a5210"},
+		{name: "identity: explicit addresses", change: func(p *pipeline) {
+			p.follower.Identity.Addrs = []netip.Addr{netip.MustParseAddr("10.20.1.60")}
+		}, kernel: "tcp/5432 from sg-b238c182ba23a5210"},
+		{name: "identity: metadata service enabled", change: func(p *pipeline) {
+			p.follower.Identity.DisableIMDS, p.follower.Identity.IMDSEndpoint = false, closedURL(t)
+		}},
+		{name: "backend", change: func(p *pipeline) { p.follower.Apply.Backend = apply.BackendNFT }},
+		{name: "baseline option", change: func(p *pipeline) {
+			p.follower.Render.Baseline = &render.Baseline{Interface: "ens5", AllowEchoRequest: true}
+		}, kernel: "REYES-BASE-IN"},
 		{name: "scope", change: func(p *pipeline) { p.follower.Freshness.Scope = "prod" }, err: reyes.ErrWrongScope},
 		{name: "max validity", change: func(p *pipeline) { p.follower.Freshness.MaxValidity = 30 * time.Minute }, err: reyes.ErrValidityTooLong},
 		{name: "trusted keys replaced", change: func(p *pipeline) { p.follower.Trusted = other }, err: sign.ErrUnknownSigner},
@@ -147,5 +158,49 @@ func TestDryRunUnaffectedBySettings(t *testing.T) {
 	res, err := p.follower.RunOnce(ctx)
 	if err != nil || res.NotModified || !strings.Contains(p.kernel.Dump(), "reyes drop: ") {
 		t.Fatalf("run after the dry run: NotModified=%v err=%v", res.NotModified, err)
+	}
+}
+
+// TestUnchangedIdentityFromIMDS: a host found through the metadata
+// service whose groups change there while the object does not is
+// re-applied when the next drift check is due; until then an unchanged
+// poll asks the metadata service nothing.
+func TestUnchangedIdentityFromIMDS(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	eni := imdsInterface{mac: "02:00:00:00:00:01", id: "eni-f9d642e9aab729078", vpc: "vpc-f7fb0634aa419bc31",
+		groups: []string{"sg-b238c182ba23a5210"}, v4s: []string{"10.20.1.10"}, cidrs4: []string{"10.20.0.0/16"}}
+	imds, url := newFakeIMDS(t, eni)
+	p.follower.Identity = reyes.IdentityOptions{IMDSEndpoint: url, DisableAddressLookup: true}
+	p.publishAndApply(t)
+	if !strings.Contains(p.kernel.Dump(), "sg-b238c182ba23a5210") || strings.Contains(p.kernel.Dump(), "tcp/5432 from sg-b238c182ba23a5210") {
+		t.Fatalf("first apply:\n%s", p.kernel.Dump())
+	}
+	reads := func() int {
+		imds.mu.Lock()
+		defer imds.mu.Unlock()
+		return len(imds.reads)
+	}
+	// The instance gets the db group; the leader has not run since.
+	imds.mu.Lock()
+	imds.paths["network/interfaces/macs/02:00:00:00:00:01/security-group-ids"] = "sg-b238c182ba23a5210\nsg-41c9bbb04cf721a80"
+	imds.mu.Unlock()
+	before := reads()
+	p.now = p.now.Add(time.Minute)
+	p.kernel.ResetCalls()
+	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 || reads() != before {
+		t.Fatalf("poll within the drift interval: NotModified=%v err=%v kernel calls %d, metadata reads %d", res.NotModified, err, len(p.kernel.Calls()), reads()-before)
+	}
+	p.now = p.now.Add(reyes.DefaultDriftCheck)
+	res, err := p.follower.RunOnce(ctx)
+	if err != nil || res.NotModified {
+		t.Fatalf("poll with a drift check due: NotModified=%v err=%v", res.NotModified, err)
+	}
+	if !strings.Contains(p.kernel.Dump(), "tcp/5432 from sg-b238c182ba23a5210") {
+		t.Errorf("the new group's rules are not loaded:\n%s", p.kernel.Dump())
+	}
+	p.now = p.now.Add(reyes.DefaultDriftCheck)
+	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified {
+		t.Fatalf("next drift check: NotModified=%v err=%v", res.NotModified, err)
 	}
 }
