@@ -138,7 +138,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	etag := last.ETag
 	if f.DryRun {
 		etag = "" // always show the current plan
-	} else if what := f.changedSince(ctx, last, settings, now); what != "" {
+	} else if what := f.changedSince(ctx, last, f.lastApplied(last), settings, now); what != "" {
 		// The store's "not modified" says nothing about this host's side:
 		// fetch, verify, render and apply again.
 		log.Info("local "+what+" changed since the last apply; verifying and applying the ruleset again", "serial", last.Serial)
@@ -219,9 +219,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		return res, err
 	}
 	stage = StageState
-	st := NewState(rs.Header, digest, newTag, now)
-	st.Settings, st.IdentityMethod, st.Identity = settings, src.Method, f.recordedIdentity(ctx, host, src)
-	if err := SaveState(f.StateDir, st); err != nil {
+	if err := SaveState(f.StateDir, NewState(rs.Header, digest, newTag, now)); err != nil {
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
 	f.markChecked(now)
@@ -241,22 +239,43 @@ func (f *Follower) Run(ctx context.Context, interval time.Duration) error {
 	})
 }
 
+// lastApplied returns the status file's record of the apply that the
+// state last recorded, or nil when the status file does not hold that
+// very apply (missing, unreadable, or from another apply: a crash between
+// the two writes). The state file stays in the format earlier releases
+// read, so a rollback of the binary keeps working.
+func (f *Follower) lastApplied(last State) *LoadedRecord {
+	if last.IsZero() {
+		return nil
+	}
+	st, err := LoadStatus(f.StateDir)
+	if err != nil || st.Loaded == nil {
+		return nil
+	}
+	l := st.Loaded
+	if l.Digest != last.Digest || l.Serial != last.Serial || !l.AppliedAt.Equal(last.AcceptedAt) {
+		return nil
+	}
+	return l
+}
+
 // changedSince says what of this host's side differs from the last
-// completed apply: "settings" when the settings digest does, "identity"
-// when what the host's identity was found from does (its own addresses on
-// every run, the metadata service's view when a drift check is due), ""
-// when nothing does or nothing was applied yet.
-func (f *Follower) changedSince(ctx context.Context, last State, settings string, now time.Time) string {
+// completed apply (applied, as lastApplied returns it): "settings" when
+// the settings digest does (or is unknown), "identity" when what the
+// host's identity was found from does (its own addresses on every run,
+// the metadata service's view when a drift check is due), "" when
+// nothing does or nothing was applied yet.
+func (f *Follower) changedSince(ctx context.Context, last State, applied *LoadedRecord, settings string, now time.Time) string {
 	if last.IsZero() {
 		return ""
 	}
-	if last.Settings != settings {
+	if applied == nil || applied.Settings != settings {
 		return "settings"
 	}
-	if last.Identity == "" {
+	if applied.IdentityDigest == "" {
 		return ""
 	}
-	if probe := f.identityProbe(ctx, last.IdentityMethod, f.driftDue(now)); probe != "" && probe != last.Identity {
+	if probe := f.identityProbe(ctx, applied.Identity.Method, f.driftDue(now)); probe != "" && probe != applied.IdentityDigest {
 		return "identity"
 	}
 	return ""

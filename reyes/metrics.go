@@ -19,11 +19,14 @@ import (
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/internal/version"
 	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sign"
 )
 
 // Metric names the follower writes (see README, "Operating it").
 const (
 	failuresMetric = "reyes_follower_failures_total"
+	causesMetric   = "reyes_follower_failure_causes_total"
 	runsMetric     = "reyes_follower_runs_total"
 	repairsMetric  = "reyes_follower_drift_repairs_total"
 )
@@ -47,11 +50,45 @@ func failureStage(stage Stage, err error) Stage {
 	return stage
 }
 
+// failureCause names what failed more finely than the stage, for the
+// causes counter: an unknown signer and a bad signature are both stage
+// "signature", and call for different responses.
+func failureCause(err error) string {
+	for _, c := range []struct {
+		err    error
+		reason string
+	}{
+		{ErrNotFound, "not_found"}, {ErrTooLarge, "too_large"}, {sign.ErrTooLarge, "too_large"},
+		{sign.ErrUnknownSigner, "unknown_signer"}, {sign.ErrBadSignature, "bad_signature"},
+		{sign.ErrWeakAlgorithm, "weak_algorithm"}, {sign.ErrKeyExpired, "key_expired"}, {sign.ErrKeyRevoked, "key_revoked"},
+		{sign.ErrMalformed, "malformed_object"}, {sign.ErrUnknownFormat, "unknown_format"},
+		{ruleset.ErrUnknownFormat, "unknown_format"}, {ruleset.ErrMalformed, "malformed_ruleset"}, {ruleset.ErrInvalid, "invalid_ruleset"},
+		{ErrExpired, "expired"}, {ErrStale, "stale"}, {ErrNotYetValid, "not_yet_valid"}, {ErrValidityTooLong, "validity_too_long"},
+		{ErrWrongScope, "wrong_scope"}, {ErrRollback, "rollback"}, {ErrBadHeader, "bad_header"},
+		{ErrUnknownHost, "unknown_host"}, {ErrAmbiguousHost, "ambiguous_host"}, {ErrIMDS, "imds"}, {ErrIdentityConfig, "identity_config"},
+		{ErrCorruptState, "corrupt_state"}, {ErrConfig, "config"}, {ErrUsage, "usage"},
+		{apply.ErrFailSafe, "fail_safe"}, {apply.ErrPlan, "invalid_plan"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.reason
+		}
+	}
+	if errors.Is(err, apply.ErrLocked) {
+		return "locked"
+	}
+	var se *apply.StepError
+	if errors.As(err, &se) {
+		return "apply_step"
+	}
+	return "other"
+}
+
 // counters are the follower's counters; a one-shot follower is a new
 // process every run, so they are read back from the metrics file it wrote
 // last.
 type counters struct {
 	failures map[Stage]float64
+	causes   map[string]float64
 	runs     map[RunResult]float64
 	repairs  float64
 }
@@ -93,6 +130,7 @@ func (f *Follower) record(ctx context.Context, now time.Time, res FollowerResult
 		run.Result, run.Stage, run.Error = ResultFailed, stage, runErr.Error()
 		st.LastFailure = run.At
 		c.failures[stage]++
+		c.causes[failureCause(runErr)]++
 	case res.Paused:
 		run.Result = ResultPaused
 	case res.NotModified:
@@ -101,7 +139,7 @@ func (f *Follower) record(ctx context.Context, now time.Time, res FollowerResult
 	default:
 		run.Result = ResultApplied
 		st.LastSuccess = run.At
-		st.Loaded = f.loadedRecord(now, res, ver)
+		st.Loaded = f.loadedRecord(ctx, now, res, ver)
 		st.DriftCheck = &DriftRecord{At: run.At, Result: "applied"}
 		if len(res.Drift) > 0 {
 			c.repairs++
@@ -130,7 +168,7 @@ func (f *Follower) record(ctx context.Context, now time.Time, res FollowerResult
 }
 
 // loadedRecord describes what an apply that just completed loaded.
-func (f *Follower) loadedRecord(now time.Time, res FollowerResult, ver string) *LoadedRecord {
+func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res FollowerResult, ver string) *LoadedRecord {
 	h := res.Header
 	l := &LoadedRecord{
 		Scope: h.Scope, Serial: h.Serial, GeneratedAt: h.GeneratedAt.UTC(), NotAfter: h.NotAfter.UTC(), AppliedAt: now.UTC(),
@@ -138,6 +176,7 @@ func (f *Follower) loadedRecord(now time.Time, res FollowerResult, ver string) *
 			UnknownGroups: res.Identity.UnknownGroups},
 		Table: f.Render.Table.String(), Mode: f.Render.Mode.String(), Version: ver,
 		ApplySeconds: res.Duration.Seconds(),
+		Settings:     f.settingsDigest(), IdentityDigest: f.recordedIdentity(ctx, res.Host, res.Identity),
 	}
 	if st, err := LoadState(f.StateDir); err == nil && st.Serial == h.Serial {
 		l.Digest = st.Digest
@@ -205,6 +244,7 @@ func RecordConfigFailure(metricsFile, stateDir string, cfgErr error) error {
 		st.LastRun.Error = cfgErr.Error()
 	}
 	c.failures[StageConfig]++
+	c.causes[failureCause(cfgErr)]++
 	c.runs[ResultFailed]++
 	var errs []error
 	if stateDir != "" {
@@ -273,7 +313,7 @@ func MetricsFileHint(args, environ []string) string {
 // counters, and the gauges as a Status (for a host whose state directory
 // cannot be read). A missing or unreadable file reads as nothing.
 func readMetricsFile(path string) (Status, counters) {
-	c := counters{failures: map[Stage]float64{}, runs: map[RunResult]float64{}}
+	c := counters{failures: map[Stage]float64{}, causes: map[string]float64{}, runs: map[RunResult]float64{}}
 	var st Status
 	if path == "" {
 		return st, c
@@ -300,6 +340,10 @@ func readMetricsFile(path string) (Status, counters) {
 		case failuresMetric:
 			if r := labels["reason"]; r != "" {
 				c.failures[Stage(r)] = v
+			}
+		case causesMetric:
+			if r := labels["cause"]; r != "" {
+				c.causes[r] = v
 			}
 		case runsMetric:
 			if r := labels["result"]; r != "" {
@@ -460,6 +504,10 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	header(failuresMetric, "counter", "Failed runs by the stage that failed (config, lock, state, store, signature, decode, freshness, rollback, identity, render, apply); the kernel kept the last good rules.")
 	for _, r := range sortedKeysOf(c.failures) {
 		fmt.Fprintf(&b, "%s{reason=%q} %s\n", failuresMetric, r, num(c.failures[Stage(r)]))
+	}
+	header(causesMetric, "counter", "Failed runs by what failed (unknown_signer, bad_signature, expired, not_found, ...): finer than the stage.")
+	for _, r := range sortedKeysOf(c.causes) {
+		fmt.Fprintf(&b, "%s{cause=%q} %s\n", causesMetric, r, num(c.causes[r]))
 	}
 	header(repairsMetric, "counter", "Drift checks that found the kernel changed, followed by a reload.")
 	fmt.Fprintf(&b, "%s %s\n", repairsMetric, num(c.repairs))

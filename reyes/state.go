@@ -72,19 +72,6 @@ type State struct {
 	ETag string `json:"etag,omitempty"`
 	// AcceptedAt is when the follower accepted (applied) it.
 	AcceptedAt time.Time `json:"accepted_at"`
-	// Settings is the SHA-256 of the follower's local settings that shape
-	// the plan or the trust decision (keys, size cap, scope, freshness,
-	// identity options, render and apply options), as of this apply. A
-	// run with other settings does not take the store's "not modified"
-	// for "unchanged": it verifies, renders and applies again. Empty in
-	// state written before it was recorded (the next run applies).
-	Settings string `json:"settings,omitempty"`
-	// IdentityMethod says how the host was found for this apply, and
-	// Identity is a digest of what it was found from (the host's own
-	// addresses, or the metadata service's view); a run that finds either
-	// changed applies again.
-	IdentityMethod IdentityMethod `json:"identity_method,omitempty"`
-	Identity       string         `json:"identity,omitempty"`
 }
 
 // NewState returns the state that records the ruleset with header h and

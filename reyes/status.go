@@ -110,6 +110,16 @@ type LoadedRecord struct {
 	ApplySeconds float64 `json:"apply_seconds"`
 	// Version is the version of the follower binary that applied it.
 	Version string `json:"version,omitempty"`
+	// Settings is the SHA-256 of the follower's local settings that shape
+	// the plan or the trust decision (trusted keys, size cap, scope, skew,
+	// validity, identity options, render options, backend, fail-safe) as
+	// of this apply, and IdentityDigest a digest of what the host's
+	// identity was found from (its own addresses, or the metadata
+	// service's view). A run whose settings or identity differ does not
+	// take the store's "not modified" for "unchanged": it verifies,
+	// renders and applies again.
+	Settings       string `json:"settings,omitempty"`
+	IdentityDigest string `json:"identity_digest,omitempty"`
 }
 
 // IdentityRecord is the host as the follower found it.
@@ -202,5 +212,5 @@ func loadedFromState(s State) *LoadedRecord {
 		return nil
 	}
 	return &LoadedRecord{Scope: s.Scope, Serial: s.Serial, GeneratedAt: s.GeneratedAt, NotAfter: s.NotAfter,
-		AppliedAt: s.AcceptedAt, Digest: s.Digest, Identity: IdentityRecord{Method: s.IdentityMethod}}
+		AppliedAt: s.AcceptedAt, Digest: s.Digest}
 }

@@ -2,8 +2,11 @@ package reyes_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +205,61 @@ func TestUnchangedIdentityFromIMDS(t *testing.T) {
 	p.now = p.now.Add(reyes.DefaultDriftCheck)
 	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified {
 		t.Fatalf("next drift check: NotModified=%v err=%v", res.NotModified, err)
+	}
+}
+
+// TestUnchangedRecordIsSafe: what the settings were is kept in the status
+// file, next to the state; the state file keeps the fields earlier
+// releases read (a rolled-back binary still reads it), and a status file
+// that is missing or from another apply (a crash between the two writes)
+// makes the next run apply again, never skip.
+func TestUnchangedRecordIsSafe(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	p.publishAndApply(t)
+	b, err := os.ReadFile(filepath.Join(p.follower.StateDir, reyes.StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for k := range fields {
+		switch k {
+		case "format", "scope", "serial", "generated_at", "not_after", "sha256", "etag", "accepted_at":
+		default:
+			t.Errorf("state.json has field %q, which the previous release refuses", k)
+		}
+	}
+	statusFile := filepath.Join(p.follower.StateDir, reyes.StatusFile)
+	for _, tc := range []struct {
+		name    string
+		breakIt func(t *testing.T)
+	}{
+		{"status file missing", func(t *testing.T) { os.Remove(statusFile) }},
+		{"status file from another apply", func(t *testing.T) {
+			st, err := reyes.LoadStatus(p.follower.StateDir)
+			if err != nil || st.Loaded == nil {
+				t.Fatalf("status: %+v %v", st, err)
+			}
+			st.Loaded.AppliedAt = st.Loaded.AppliedAt.Add(-time.Hour)
+			if err := reyes.SaveStatus(p.follower.StateDir, st); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"status file unreadable", func(t *testing.T) { os.WriteFile(statusFile, []byte("{"), 0o644) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.breakIt(t)
+			p.now = p.now.Add(time.Minute)
+			if res, err := p.follower.RunOnce(ctx); err != nil || res.NotModified || res.Plan == nil {
+				t.Fatalf("NotModified=%v err=%v, want a verified apply", res.NotModified, err)
+			}
+			p.now = p.now.Add(time.Minute)
+			if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified {
+				t.Fatalf("next run: NotModified=%v err=%v", res.NotModified, err)
+			}
+		})
 	}
 }

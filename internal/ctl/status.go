@@ -125,8 +125,7 @@ func (c *cli) statusReport(ctx context.Context, f statusFlags, backend apply.Bac
 		r.Loaded = st.Loaded
 	default:
 		r.Loaded = &reyes.LoadedRecord{Scope: state.Scope, Serial: state.Serial, GeneratedAt: state.GeneratedAt,
-			NotAfter: state.NotAfter, AppliedAt: state.AcceptedAt, Digest: state.Digest,
-			Identity: reyes.IdentityRecord{Method: state.IdentityMethod}}
+			NotAfter: state.NotAfter, AppliedAt: state.AcceptedAt, Digest: state.Digest}
 	}
 	if r.Loaded != nil && r.Loaded.Digest.IsZero() {
 		r.Loaded.Digest = state.Digest
