@@ -511,7 +511,7 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	}
 	header(repairsMetric, "counter", "Drift checks that found the kernel changed, followed by a reload.")
 	fmt.Fprintf(&b, "%s %s\n", repairsMetric, num(c.repairs))
-	return writeFileAtomic(path, []byte(b.String()), 0o644)
+	return replaceFile(path, []byte(b.String()), 0o644)
 }
 
 func sortedKeysOf[K ~string, V any](m map[K]V) []string {

@@ -34,7 +34,7 @@ type pipeline struct {
 	out      *bytes.Buffer
 }
 
-func newPipeline(t *testing.T) *pipeline {
+func newPipeline(t testing.TB) *pipeline {
 	t.Helper()
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	sec, pub, err := sign.GenerateKey("reyes test", "", now.Add(-time.Hour))
