@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -102,6 +103,11 @@ func (c *cli) status(ctx context.Context, f statusFlags) error {
 
 func (c *cli) statusReport(ctx context.Context, f statusFlags, backend apply.Backend) (*StatusReport, error) {
 	r := &StatusReport{StateDir: f.stateDir, Reyesctl: version.Get()}
+	if fi, err := os.Stat(f.stateDir); err != nil {
+		return nil, fmt.Errorf("reading the follower's state: %w (no follower has run with this --state-dir)", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("reading the follower's state: %s is not a directory", f.stateDir)
+	}
 	state, err := reyes.LoadState(f.stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("reading the follower's state: %w", err)

@@ -163,6 +163,11 @@ func TestStatusNothingApplied(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
 	}
+	// A state directory that does not exist is an error (a typo in
+	// --state-dir must not read as "nothing applied").
+	if _, _, err := runCLI(t, time.Now(), "status", "--state-dir", filepath.Join(dir, "typo")); ExitCode(err) != ExitFailure || !strings.Contains(err.Error(), "typo") {
+		t.Errorf("missing state dir: %v", err)
+	}
 	// A corrupt state is an error, not "nothing applied".
 	if err := os.WriteFile(filepath.Join(dir, reyes.StateFile), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
