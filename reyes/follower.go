@@ -136,15 +136,17 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	}
 	settings := f.settingsDigest()
 	etag := last.ETag
+	force := false
 	if f.DryRun {
 		etag = "" // always show the current plan
 	} else if what := f.changedSince(ctx, last, f.lastApplied(last), settings, now); what != "" {
 		// The store's "not modified" says nothing about this host's side:
 		// fetch, verify, render and apply again.
-		log.Info("local "+what+" changed since the last apply; verifying and applying the ruleset again", "serial", last.Serial)
+		log.Info(what+" changed since the last apply; verifying and applying the ruleset again", "serial", last.Serial)
 		etag = ""
+		// apply's own fast path trusts its record: reload everything.
+		force = what == changedKernelRecord
 	}
-	force := false
 	stage = StageStore
 	body, newTag, err := f.Store.Get(ctx, etag)
 	if errors.Is(err, ErrNotModified) {
@@ -260,26 +262,33 @@ func (f *Follower) lastApplied(last State) *LoadedRecord {
 }
 
 // changedSince says what of this host's side differs from the last
-// completed apply (applied, as lastApplied returns it): "settings" when
-// the settings digest does (or is unknown), "identity" when what the
-// host's identity was found from does (its own addresses on every run,
-// the metadata service's view when a drift check is due), "" when
-// nothing does or nothing was applied yet.
+// completed apply (applied, as lastApplied returns it): the local
+// settings (their digest differs, or is unknown), apply's record of the
+// kernel (changedKernelRecord), or what the host's identity was found from
+// (its own addresses on every run, the metadata service's view when a
+// drift check is due); "" when nothing does or nothing was applied yet.
 func (f *Follower) changedSince(ctx context.Context, last State, applied *LoadedRecord, settings string, now time.Time) string {
 	if last.IsZero() {
 		return ""
 	}
 	if applied == nil || applied.Settings != settings {
-		return "settings"
+		return "local settings"
+	}
+	if applied.KernelRecord != "" && kernelRecordDigest(f.StateDir) != applied.KernelRecord {
+		return changedKernelRecord
 	}
 	if applied.IdentityDigest == "" {
 		return ""
 	}
 	if probe := f.identityProbe(ctx, applied.Identity.Method, f.driftDue(now)); probe != "" && probe != applied.IdentityDigest {
-		return "identity"
+		return "the host's identity"
 	}
 	return ""
 }
+
+// changedKernelRecord is what changedSince says when apply's record of
+// the kernel changed.
+const changedKernelRecord = "apply's record of the kernel"
 
 // driftDue says whether a drift check is due at now: DriftCheck has
 // passed since the kernel was last found (or made) to hold the applied

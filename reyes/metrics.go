@@ -177,6 +177,7 @@ func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res Follower
 		Table: f.Render.Table.String(), Mode: f.Render.Mode.String(), Version: ver,
 		ApplySeconds: res.Duration.Seconds(),
 		Settings:     f.settingsDigest(), IdentityDigest: f.recordedIdentity(ctx, res.Host, res.Identity),
+		KernelRecord: kernelRecordDigest(f.StateDir),
 	}
 	if st, err := LoadState(f.StateDir); err == nil && st.Serial == h.Serial {
 		l.Digest = st.Digest

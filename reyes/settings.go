@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -152,6 +155,29 @@ func hostDigest(h render.Host, vpcCIDRs []netip.Prefix) string {
 		h.VPCCIDRs = slices.Clone(vpcCIDRs)
 	}
 	return hashJSON(h)
+}
+
+// kernelRecordDigest hashes apply's record of what it loaded (its
+// apply-*.json files in the state directory), whatever their format: a
+// record that changed or vanished since the last apply (reyesctl remove,
+// another tool, a restore from backup) means the kernel may not hold what
+// the follower applied.
+func kernelRecordDigest(dir string) string {
+	paths, err := filepath.Glob(filepath.Join(dir, "apply-*.json"))
+	if err != nil {
+		return ""
+	}
+	slices.Sort(paths)
+	h := sha256.New()
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "unreadable"
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(p), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func hashJSON(v any) string {

@@ -120,6 +120,10 @@ type LoadedRecord struct {
 	// renders and applies again.
 	Settings       string `json:"settings,omitempty"`
 	IdentityDigest string `json:"identity_digest,omitempty"`
+	// KernelRecord is a digest of apply's record of what it loaded (the
+	// apply-*.json files of the state directory) right after this apply;
+	// a run that finds it changed reloads everything.
+	KernelRecord string `json:"kernel_record,omitempty"`
 }
 
 // IdentityRecord is the host as the follower found it.

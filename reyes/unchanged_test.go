@@ -263,3 +263,43 @@ func TestUnchangedRecordIsSafe(t *testing.T) {
 		})
 	}
 }
+
+// TestUnchangedKernelRecord: "reyesctl remove" (apply.Remove) takes the
+// rules out and forgets apply's record; the follower's next run loads
+// them again at once, as the README says, not only at the next drift
+// check. A kernel record edited behind the follower's back does the same.
+func TestUnchangedKernelRecord(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	p.publishAndApply(t)
+	good := p.kernel.Dump()
+	if _, err := apply.Remove(ctx, apply.Options{Runner: p.kernel, StateDir: p.follower.StateDir}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(p.kernel.Dump(), "REYES-INPUT") {
+		t.Fatalf("remove left rules:\n%s", p.kernel.Dump())
+	}
+	p.now = p.now.Add(time.Minute)
+	res, err := p.follower.RunOnce(ctx)
+	if err != nil || res.NotModified || p.kernel.Dump() != good {
+		t.Fatalf("run after remove: NotModified=%v err=%v\n%s", res.NotModified, err, p.kernel.Dump())
+	}
+	p.now = p.now.Add(time.Minute)
+	p.kernel.ResetCalls()
+	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
+		t.Fatalf("next run: NotModified=%v err=%v calls %v", res.NotModified, err, p.kernel.Calls())
+	}
+	// Someone restores an old record over apply's: reloaded in full.
+	rec := filepath.Join(p.follower.StateDir, "apply-ipv4.json")
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rec, append(b, ' '), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.now = p.now.Add(time.Minute)
+	if res, err := p.follower.RunOnce(ctx); err != nil || res.NotModified {
+		t.Fatalf("run after the record changed: NotModified=%v err=%v", res.NotModified, err)
+	}
+}
