@@ -13,6 +13,7 @@ import (
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
+	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sign"
 
@@ -231,6 +232,18 @@ func TestMetricsFailureStages(t *testing.T) {
 			if err := p.store.Put(context.Background(), older); err != nil {
 				t.Fatal(err)
 			}
+		}},
+		{"decode", func(t *testing.T, p *pipeline) {
+			obj, err := sign.Seal([]byte(`{"format":"something/else"}`), p.signer, p.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.store.Put(context.Background(), obj); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"render", func(t *testing.T, p *pipeline) {
+			p.follower.Render.FailSafe = []render.FailSafe{{Source: netip.MustParsePrefix("192.0.2.0/24"), Protocol: 99}}
 		}},
 		{"identity", func(t *testing.T, p *pipeline) {
 			p.follower.Identity.InterfaceAddrs = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, nil }
