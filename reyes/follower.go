@@ -82,7 +82,9 @@ type FollowerResult struct {
 	// Paused: the flag file exists; nothing was fetched or changed.
 	Paused bool
 	// NotModified: the store's object is the one accepted last (a
-	// conditional GET answered 304); nothing else was done.
+	// conditional GET answered 304), and the local settings, the host's
+	// identity and apply's record of the kernel are those of the last
+	// apply; nothing else was done (but a drift check, when due).
 	NotModified bool
 	// Header of the ruleset that was verified (zero when NotModified).
 	Header ruleset.Header
@@ -142,7 +144,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	} else if what := f.changedSince(ctx, last, f.lastApplied(last), settings, now); what != "" {
 		// The store's "not modified" says nothing about this host's side:
 		// fetch, verify, render and apply again.
-		log.Info(what+" changed since the last apply; verifying and applying the ruleset again", "serial", last.Serial)
+		log.Info("changed since the last apply: verifying and applying the ruleset again", "what", what, "serial", last.Serial)
 		etag = ""
 		// apply's own fast path trusts its record: reload everything.
 		force = what == changedKernelRecord
