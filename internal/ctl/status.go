@@ -148,9 +148,12 @@ func (c *cli) statusReport(ctx context.Context, f statusFlags, backend apply.Bac
 		}
 		drift, err := apply.Check(ctx, apply.Options{Runner: runner, Backend: backend, StateDir: f.stateDir})
 		if err != nil {
-			r.Kernel.Error = err.Error()
-			if errors.Is(err, apply.ErrNoState) {
+			r.Kernel.Error = "not checked: " + err.Error()
+			switch {
+			case errors.Is(err, apply.ErrNoState):
 				r.Kernel.Error = "not checked: apply recorded nothing in the state directory"
+			case os.Geteuid() != 0 && c.runner == nil:
+				r.Kernel.Error += " (reading the kernel's rules needs root; --no-kernel skips it)"
 			}
 			break
 		}
