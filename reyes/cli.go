@@ -275,23 +275,28 @@ good rules and the follower exits non-zero (or retries with --interval).
 --version prints the version and exits.`
 
 // RunFollower is the reyes-follower command.
-func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
 	if printVersion("reyes-follower", args, stdout) {
 		return nil
 	}
+	running := false // from here on every run records its own result
+	defer func() {
+		if !running {
+			recordFollowerConfigFailure(args, environ, err, stderr)
+		}
+	}()
 	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, stdout, followerUsage)
-	if err == nil && len(rest) > 0 {
-		err = fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
-	}
 	if err != nil {
-		recordFollowerConfigFailure(k, args, environ, err, stderr)
 		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
 	}
 	f, c, err := followerFromConfig(ctx, k, stdout, stderr)
 	if err != nil {
-		recordFollowerConfigFailure(k, args, environ, err, stderr)
 		return err
 	}
+	running = true
 	return f.Run(ctx, c.Interval)
 }
 

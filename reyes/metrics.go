@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/knadh/koanf/v2"
-
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/internal/version"
 	"github.com/reyes-fw/reyes/render"
@@ -255,17 +253,17 @@ func RecordConfigFailure(metricsFile, stateDir string, cfgErr error) error {
 	return errors.Join(errs...)
 }
 
-// recordFollowerConfigFailure records a follower run that its
-// configuration stopped (see RecordConfigFailure), with the metrics file
-// and state directory of k, or, when the configuration could not be read
-// at all (k nil), of the command line and environment. Help and dry runs
-// record nothing.
-func recordFollowerConfigFailure(k *koanf.Koanf, args, environ []string, cfgErr error, stderr io.Writer) {
-	if errors.Is(cfgErr, ErrHelp) {
+// recordFollowerConfigFailure records a follower run that stopped before
+// it could start (see RecordConfigFailure): its configuration, as far as it
+// can be read, names the metrics file and the state directory; when it
+// cannot be read at all, the command line or the environment may still name
+// the metrics file. Nothing is recorded for a nil error, help, or a dry run.
+func recordFollowerConfigFailure(args, environ []string, cfgErr error, stderr io.Writer) {
+	if cfgErr == nil || errors.Is(cfgErr, ErrHelp) {
 		return
 	}
 	var metricsFile, stateDir string
-	if k != nil {
+	if k, _, err := loadConfig("reyes-follower", followerOptions, args, environ, io.Discard, ""); err == nil {
 		if k.Bool("dry_run") {
 			return
 		}
