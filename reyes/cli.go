@@ -149,12 +149,16 @@ const leaderUsage = `reyes-leader --source ec2|DIR --store s3://bucket/key|PATH 
 
 Lists security groups and their members, builds the canonical ruleset, signs it
 and publishes it as one object. Run it from cron or with --interval; several
-leaders may publish to the same store (the last write wins).`
+leaders may publish to the same store (the last write wins).
+--version prints the version and exits.`
 
 // RunLeader is the reyes-leader command: it parses args (with environ for
 // REYES_* variables), then publishes once or every --interval.
 func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
 	defer func() { err = reportEarly("reyes-leader", args, environ, stderr, err) }()
+	if printVersion("reyes-leader", args, stdout) {
+		return nil
+	}
 	k, rest, err := loadConfig("reyes-leader", leaderOptions, args, environ, stdout, leaderUsage)
 	if err != nil {
 		return err
@@ -350,11 +354,21 @@ const followerUsage = `reyes-follower --store s3://bucket/key|PATH --trusted-key
 
 Fetches the signed ruleset, verifies it, and loads the host's security groups as
 ipsets and iptables rules, atomically. On any failure the kernel keeps the last
-good rules and the follower exits non-zero (or retries with --interval).`
+good rules and the follower exits non-zero (or retries with --interval).
+--version prints the version and exits.`
 
 // RunFollower is the reyes-follower command.
 func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
 	defer func() { err = reportEarly("reyes-follower", args, environ, stderr, err) }()
+	if printVersion("reyes-follower", args, stdout) {
+		return nil
+	}
+	running := false // from here on every run records its own result
+	defer func() {
+		if !running {
+			recordFollowerConfigFailure(args, environ, err, stderr)
+		}
+	}()
 	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, stdout, followerUsage)
 	if err != nil {
 		return err
@@ -372,6 +386,7 @@ func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	running = true
 	return permissionHint(f.Run(ctx, c.Interval), procSelfStatus)
 }
 

@@ -10,6 +10,8 @@
 //	                 [--port N] [--icmp-type N --icmp-code N] [--ipsec] [--vpc ID]
 //	                 [reyes-follower's plan flags: --addrs, --groups, --mode, --table, --fail-safe,
 //	                 --log-accept, --log-drop, --foreign-cidr, --vpc-cidr, --baseline...]
+//	reyesctl status  [--state-dir DIR] [--json] [--no-kernel] [--netns NAME]
+//	reyesctl --version
 //
 // OBJECT and --store are a file path or s3://bucket/key. "reyesctl help" and
 // "reyesctl <command> -h" list every flag. Errors are one line on stderr;
