@@ -141,7 +141,7 @@ func TestEndToEndTellsTheTruth(t *testing.T) {
 	r = run(t, nil, nil, reyesctl, "status", "--state-dir", stateDir, "--netns", ns.Name)
 	mustCode(t, "reyesctl status", r, 0)
 	out := squeezeSpaces(r.stdout)
-	for _, want := range []string{"serial " + serial, "kernel: holds reyes' rules as applied", "at stage config", "groups: " + sgWeb, "host found by: explicit"} {
+	for _, want := range []string{"serial " + serial, "kernel: holds reyes' rules as applied", "at stage config", "groups: " + sgWeb, "host found by: addresses"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}
