@@ -13,12 +13,13 @@ import (
 	"testing"
 
 	"github.com/reyes-fw/reyes/internal/synth"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
 const sampleDir = "../examples/quickstart/inventory"
 
-func sampleInventory(t testing.TB) *sgsource.Inventory {
+func sampleInventory(t testing.TB) *inventory.Inventory {
 	t.Helper()
 	inv, err := sgsource.ReadDir(context.Background(), sampleDir)
 	if err != nil {
@@ -27,7 +28,7 @@ func sampleInventory(t testing.TB) *sgsource.Inventory {
 	return inv
 }
 
-func mustBuild(t testing.TB, inv *sgsource.Inventory, opts BuildOptions) *Ruleset {
+func mustBuild(t testing.TB, inv *inventory.Inventory, opts BuildOptions) *Ruleset {
 	t.Helper()
 	if opts.GeneratedAt.IsZero() {
 		opts.GeneratedAt = t0
@@ -58,7 +59,7 @@ func TestRoundTrip(t *testing.T) {
 			return mustBuild(t, sampleInventory(t), BuildOptions{Exclude: []string{"vpn"}})
 		}},
 		{"synth small", func(t *testing.T) *Ruleset { return mustBuild(t, synth.Generate(synth.Small()), BuildOptions{}) }},
-		{"empty", func(t *testing.T) *Ruleset { return mustBuild(t, &sgsource.Inventory{}, BuildOptions{}) }},
+		{"empty", func(t *testing.T) *Ruleset { return mustBuild(t, &inventory.Inventory{}, BuildOptions{}) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,9 +86,9 @@ func TestRoundTrip(t *testing.T) {
 // regions, VPCs and their CIDRs, prefix lists and their entries, groups,
 // their permissions and every source list, interfaces, their addresses and
 // groups. Build must not see the difference.
-func shuffled(inv *sgsource.Inventory, rng *rand.Rand) *sgsource.Inventory {
+func shuffled(inv *inventory.Inventory, rng *rand.Rand) *inventory.Inventory {
 	shuffle := func(n int, swap func(i, j int)) { rng.Shuffle(n, swap) }
-	out := &sgsource.Inventory{Regions: slices.Clone(inv.Regions)}
+	out := &inventory.Inventory{Regions: slices.Clone(inv.Regions)}
 	shuffle(len(out.Regions), func(i, j int) { out.Regions[i], out.Regions[j] = out.Regions[j], out.Regions[i] })
 	for r := range out.Regions {
 		reg := &out.Regions[r]
@@ -142,10 +143,10 @@ func shuffled(inv *sgsource.Inventory, rng *rand.Rand) *sgsource.Inventory {
 func TestEncodeDeterministic(t *testing.T) {
 	tests := []struct {
 		name string
-		inv  func(t *testing.T) *sgsource.Inventory
+		inv  func(t *testing.T) *inventory.Inventory
 	}{
-		{"sample", func(t *testing.T) *sgsource.Inventory { return sampleInventory(t) }},
-		{"synth small", func(*testing.T) *sgsource.Inventory { return synth.Generate(synth.Small()) }},
+		{"sample", func(t *testing.T) *inventory.Inventory { return sampleInventory(t) }},
+		{"synth small", func(*testing.T) *inventory.Inventory { return synth.Generate(synth.Small()) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

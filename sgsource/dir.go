@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // Names of the files in a region directory of an offline inventory.
@@ -55,7 +57,7 @@ type Dir struct {
 }
 
 // Fetch reads the directory; see ReadDir.
-func (d Dir) Fetch(ctx context.Context) (*Inventory, error) {
+func (d Dir) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	return ReadDir(ctx, d.Path)
 }
 
@@ -90,7 +92,7 @@ func (d Dir) Fetch(ctx context.Context) (*Inventory, error) {
 // the associated IPv4 blocks before the IPv6 ones (other states are left
 // out); PrefixLists holds only the referenced lists, sorted by ID; empty
 // lists are nil. Public and Elastic IPs are not read.
-func ReadDir(ctx context.Context, dir string) (*Inventory, error) {
+func ReadDir(ctx context.Context, dir string) (*inventory.Inventory, error) {
 	inv, err := readFS(ctx, os.DirFS(dir))
 	if err != nil {
 		return nil, fmt.Errorf("reading inventory %s: %w", dir, err)
@@ -101,7 +103,7 @@ func ReadDir(ctx context.Context, dir string) (*Inventory, error) {
 // ReadFS is ReadDir over a file system whose root is the inventory
 // directory, such as an embed.FS (after fs.Sub) that ships an estate inside
 // a binary.
-func ReadFS(ctx context.Context, fsys fs.FS) (*Inventory, error) {
+func ReadFS(ctx context.Context, fsys fs.FS) (*inventory.Inventory, error) {
 	inv, err := readFS(ctx, fsys)
 	if err != nil {
 		return nil, fmt.Errorf("reading inventory: %w", err)
@@ -109,7 +111,7 @@ func ReadFS(ctx context.Context, fsys fs.FS) (*Inventory, error) {
 	return inv, nil
 }
 
-func readFS(ctx context.Context, fsys fs.FS) (*Inventory, error) {
+func readFS(ctx context.Context, fsys fs.FS) (*inventory.Inventory, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, err
@@ -136,7 +138,7 @@ func readFS(ctx context.Context, fsys fs.FS) (*Inventory, error) {
 		names = append(names, name)
 	}
 	r := &dirReader{ctx: ctx, fsys: fsys}
-	inv := &Inventory{}
+	inv := &inventory.Inventory{}
 	for _, name := range names {
 		reg, err := r.region(name)
 		if err != nil {
@@ -158,31 +160,31 @@ type dirReader struct {
 	total int64
 }
 
-func (r *dirReader) region(name string) (Region, error) {
-	reg := Region{Name: name}
+func (r *dirReader) region(name string) (inventory.Region, error) {
+	reg := inventory.Region{Name: name}
 	if err := r.file(path.Join(name, FileVPCs), nil, func(rd io.Reader, file string) (err error) {
 		reg.VPCs, err = decodeVPCs(r.ctx, rd, file)
 		return err
 	}); err != nil {
-		return Region{}, err
+		return inventory.Region{}, err
 	}
 	sgFile := path.Join(name, FileSecurityGroups)
 	if err := r.file(sgFile, nil, func(rd io.Reader, file string) (err error) {
 		reg.SecurityGroups, err = decodeSecurityGroups(r.ctx, rd, file)
 		return err
 	}); err != nil {
-		return Region{}, err
+		return inventory.Region{}, err
 	}
 	if err := r.file(path.Join(name, FileNetworkInterfaces), nil, func(rd io.Reader, file string) (err error) {
 		reg.NetworkInterfaces, err = decodeNetworkInterfaces(r.ctx, rd, file)
 		return err
 	}); err != nil {
-		return Region{}, err
+		return inventory.Region{}, err
 	}
 
 	refs := prefixListRefs(sgFile, reg.SecurityGroups)
 	if len(refs) > MaxPrefixLists {
-		return Region{}, fieldError(sgFile, "", fmt.Errorf("rules refer to more than %d prefix lists", MaxPrefixLists))
+		return inventory.Region{}, fieldError(sgFile, "", fmt.Errorf("rules refer to more than %d prefix lists", MaxPrefixLists))
 	}
 	ids := make([]string, 0, len(refs))
 	for id := range refs {
@@ -192,12 +194,12 @@ func (r *dirReader) region(name string) (Region, error) {
 	for _, id := range ids {
 		ref := refs[id]
 		plFile := path.Join(name, DirPrefixLists, id+".json")
-		pl := PrefixList{ID: id}
+		pl := inventory.PrefixList{ID: id}
 		if err := r.file(plFile, &ref, func(rd io.Reader, file string) (err error) {
 			pl.Entries, err = decodePrefixListEntries(r.ctx, rd, file)
 			return err
 		}); err != nil {
-			return Region{}, err
+			return inventory.Region{}, err
 		}
 		reg.PrefixLists = append(reg.PrefixLists, pl)
 	}
@@ -213,7 +215,7 @@ type prefixListRef struct {
 	rule  int
 }
 
-func prefixListRefs(file string, groups []SecurityGroup) map[string]prefixListRef {
+func prefixListRefs(file string, groups []inventory.SecurityGroup) map[string]prefixListRef {
 	refs := map[string]prefixListRef{}
 	for i, g := range groups {
 		for j, p := range g.Ingress {
@@ -270,9 +272,9 @@ func (r *dirReader) file(rel string, ref *prefixListRef, decode func(io.Reader, 
 }
 
 // decodeSecurityGroups decodes the output of describe-security-groups.
-func decodeSecurityGroups(ctx context.Context, r io.Reader, file string) ([]SecurityGroup, error) {
+func decodeSecurityGroups(ctx context.Context, r io.Reader, file string) ([]inventory.SecurityGroup, error) {
 	w := newWalker(ctx, r, file)
-	return decodeList(w, "SecurityGroups", "GroupId", w.securityGroup, func(g SecurityGroup) string { return g.ID })
+	return decodeList(w, "SecurityGroups", "GroupId", w.securityGroup, func(g inventory.SecurityGroup) string { return g.ID })
 }
 
 // decodeList reads the document's list under top, each element with item,
@@ -311,8 +313,8 @@ func (w *walker) id(check func(string) error) (string, error) {
 	return s, nil
 }
 
-func (w *walker) securityGroup() (SecurityGroup, error) {
-	var g SecurityGroup
+func (w *walker) securityGroup() (inventory.SecurityGroup, error) {
+	var g inventory.SecurityGroup
 	var hasID, hasName, hasOwner, hasVPC bool
 	err := w.object(func(key string) error {
 		var err error
@@ -357,8 +359,8 @@ func (w *walker) securityGroup() (SecurityGroup, error) {
 	return g, nil
 }
 
-func (w *walker) permission() (Permission, error) {
-	var p Permission
+func (w *walker) permission() (inventory.Permission, error) {
+	var p inventory.Permission
 	var hasProto bool
 	var v6 []netip.Prefix
 	err := w.object(func(key string) error {
@@ -418,8 +420,8 @@ func (w *walker) permission() (Permission, error) {
 	return p, nil
 }
 
-func (w *walker) groupRef() (GroupRef, error) {
-	var ref GroupRef
+func (w *walker) groupRef() (inventory.GroupRef, error) {
+	var ref inventory.GroupRef
 	var hasID bool
 	err := w.object(func(key string) error {
 		var err error
@@ -515,13 +517,13 @@ func (w *walker) stringEntry(key string, check func(string) error) (string, erro
 
 // decodeNetworkInterfaces decodes the output of
 // describe-network-interfaces.
-func decodeNetworkInterfaces(ctx context.Context, r io.Reader, file string) ([]NetworkInterface, error) {
+func decodeNetworkInterfaces(ctx context.Context, r io.Reader, file string) ([]inventory.NetworkInterface, error) {
 	w := newWalker(ctx, r, file)
-	return decodeList(w, "NetworkInterfaces", "NetworkInterfaceId", w.networkInterface, func(n NetworkInterface) string { return n.ID })
+	return decodeList(w, "NetworkInterfaces", "NetworkInterfaceId", w.networkInterface, func(n inventory.NetworkInterface) string { return n.ID })
 }
 
-func (w *walker) networkInterface() (NetworkInterface, error) {
-	var n NetworkInterface
+func (w *walker) networkInterface() (inventory.NetworkInterface, error) {
+	var n inventory.NetworkInterface
 	var hasID, hasVPC, hasOwner bool
 	var v6 []netip.Addr
 	err := w.object(func(key string) error {
@@ -589,13 +591,13 @@ func (w *walker) networkInterface() (NetworkInterface, error) {
 }
 
 // decodeVPCs decodes the output of describe-vpcs.
-func decodeVPCs(ctx context.Context, r io.Reader, file string) ([]VPC, error) {
+func decodeVPCs(ctx context.Context, r io.Reader, file string) ([]inventory.VPC, error) {
 	w := newWalker(ctx, r, file)
-	return decodeList(w, "Vpcs", "VpcId", w.vpc, func(v VPC) string { return v.ID })
+	return decodeList(w, "Vpcs", "VpcId", w.vpc, func(v inventory.VPC) string { return v.ID })
 }
 
-func (w *walker) vpc() (VPC, error) {
-	var v VPC
+func (w *walker) vpc() (inventory.VPC, error) {
+	var v inventory.VPC
 	var hasID, hasOwner bool
 	var v6 []netip.Prefix
 	err := w.object(func(key string) error {
@@ -711,14 +713,14 @@ func decodePrefixListEntries(ctx context.Context, r io.Reader, file string) ([]n
 // are written empty). It creates dir and the region directories as needed
 // and overwrites the files it writes. For an inventory in the canonical
 // form described at ReadDir, ReadDir(WriteDir(inv)) returns inv unchanged.
-func WriteDir(dir string, inv *Inventory) error {
+func WriteDir(dir string, inv *inventory.Inventory) error {
 	if err := writeDir(dir, inv); err != nil {
 		return fmt.Errorf("writing inventory %s: %w", dir, err)
 	}
 	return nil
 }
 
-func writeDir(dir string, inv *Inventory) error {
+func writeDir(dir string, inv *inventory.Inventory) error {
 	for _, reg := range inv.Regions {
 		if err := checkRegion(reg.Name); err != nil {
 			return fmt.Errorf("region name: %w", err)
@@ -807,7 +809,7 @@ type awsUserIdGroupPair struct {
 	PeeringStatus string `json:",omitempty"`
 }
 
-func awsSecurityGroupsOf(groups []SecurityGroup) awsSecurityGroups {
+func awsSecurityGroupsOf(groups []inventory.SecurityGroup) awsSecurityGroups {
 	out := awsSecurityGroups{SecurityGroups: make([]awsSecurityGroup, 0, len(groups))}
 	for _, g := range groups {
 		ag := awsSecurityGroup{
@@ -881,7 +883,7 @@ type awsPrivateIpAddress struct {
 	PrivateIpAddress string
 }
 
-func awsNetworkInterfacesOf(enis []NetworkInterface) awsNetworkInterfaces {
+func awsNetworkInterfacesOf(enis []inventory.NetworkInterface) awsNetworkInterfaces {
 	out := awsNetworkInterfaces{NetworkInterfaces: make([]awsNetworkInterface, 0, len(enis))}
 	for _, n := range enis {
 		an := awsNetworkInterface{
@@ -941,7 +943,7 @@ type awsIpv6CidrBlockAssociation struct {
 	Ipv6CidrBlockState awsCidrBlockState
 }
 
-func awsVPCsOf(vpcs []VPC) awsVpcs {
+func awsVPCsOf(vpcs []inventory.VPC) awsVpcs {
 	out := awsVpcs{Vpcs: make([]awsVpc, 0, len(vpcs))}
 	associated := awsCidrBlockState{State: "associated"}
 	for _, v := range vpcs {

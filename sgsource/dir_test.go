@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 const sampleDir = "../examples/quickstart/inventory"
@@ -126,32 +128,32 @@ func baseFiles() map[string]string {
 func p32(n int32) *int32 { return &n }
 
 // baseInventory is what ReadDir must make of baseFiles.
-func baseInventory() *Inventory {
-	return &Inventory{Regions: []Region{{
+func baseInventory() *inventory.Inventory {
+	return &inventory.Inventory{Regions: []inventory.Region{{
 		Name: "eu-west-1",
-		VPCs: []VPC{
+		VPCs: []inventory.VPC{
 			{ID: "vpc-0123456789abcdef0", OwnerID: "123456789012", CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("fd00:1::/56")}},
 			{ID: "vpc-0123456789abcdef1", OwnerID: "123456789012", CIDRs: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/16")}},
 		},
-		SecurityGroups: []SecurityGroup{
+		SecurityGroups: []inventory.SecurityGroup{
 			{
 				ID: "sg-0123456789abcdef0", Name: "web", Description: "web servers", OwnerID: "123456789012", VPCID: "vpc-0123456789abcdef0",
-				Ingress: []Permission{
+				Ingress: []inventory.Permission{
 					{
 						Protocol: "tcp", FromPort: p32(443), ToPort: p32(443),
 						CIDRs:         []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")},
-						Groups:        []GroupRef{{GroupID: "sg-0123456789abcdef1", UserID: "123456789012", VPCID: "vpc-0123456789abcdef1"}},
+						Groups:        []inventory.GroupRef{{GroupID: "sg-0123456789abcdef1", UserID: "123456789012", VPCID: "vpc-0123456789abcdef1"}},
 						PrefixListIDs: []string{"pl-0123456789abcdef0"},
 					},
-					{Protocol: "-1", Groups: []GroupRef{{GroupID: "sg-0123456789abcdef0", UserID: "amazon-elb"}}},
+					{Protocol: "-1", Groups: []inventory.GroupRef{{GroupID: "sg-0123456789abcdef0", UserID: "amazon-elb"}}},
 				},
 			},
 			{
 				ID: "sg-0123456789abcdef1", Name: "lb", OwnerID: "123456789012", VPCID: "vpc-0123456789abcdef1",
-				Ingress: []Permission{{Protocol: "icmp", FromPort: p32(8), ToPort: p32(-1), CIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}}},
+				Ingress: []inventory.Permission{{Protocol: "icmp", FromPort: p32(8), ToPort: p32(-1), CIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}}},
 			},
 		},
-		NetworkInterfaces: []NetworkInterface{
+		NetworkInterfaces: []inventory.NetworkInterface{
 			{
 				ID: "eni-0123456789abcdef0", VPCID: "vpc-0123456789abcdef0", OwnerID: "123456789012",
 				Description: "Primary network interface", InterfaceType: "interface", InstanceID: "i-0123456789abcdef0", MAC: "02:00:00:aa:bb:cc",
@@ -163,7 +165,7 @@ func baseInventory() *Inventory {
 				Addresses: []netip.Addr{netip.MustParseAddr("10.2.0.5")},
 			},
 		},
-		PrefixLists: []PrefixList{{ID: "pl-0123456789abcdef0", Entries: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}}},
+		PrefixLists: []inventory.PrefixList{{ID: "pl-0123456789abcdef0", Entries: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}}},
 	}}}
 }
 
@@ -638,7 +640,7 @@ func TestReadDirBounds(t *testing.T) {
 }
 
 func TestRegionNames(t *testing.T) {
-	for _, name := range []string{"us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1", "us-isob-east-1", "eu-central-2", "il-central-1", "ap-southeast-7"} {
+	for _, name := range []string{"us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1", "us-isob-east-1", "eu-central-2", "il-central-1", "ap-southeast-7", "eusc-de-east-1", "us-isof-south-1"} {
 		if err := checkRegion(name); err != nil {
 			t.Errorf("checkRegion(%q): %v", name, err)
 		}
@@ -660,7 +662,7 @@ func TestSample(t *testing.T) {
 	if len(inv.Regions) != 2 || inv.Regions[0].Name != "eu-west-1" || inv.Regions[1].Name != "us-west-2" {
 		t.Fatalf("regions: %+v", inv.Regions)
 	}
-	counts := func(r Region) [4]int {
+	counts := func(r inventory.Region) [4]int {
 		return [4]int{len(r.VPCs), len(r.SecurityGroups), len(r.NetworkInterfaces), len(r.PrefixLists)}
 	}
 	eu, us := inv.Regions[0], inv.Regions[1]
@@ -671,7 +673,7 @@ func TestSample(t *testing.T) {
 		t.Errorf("us-west-2 VPCs, groups, ENIs, prefix lists = %v, want %v", got, want)
 	}
 
-	groups := map[string]SecurityGroup{}
+	groups := map[string]inventory.SecurityGroup{}
 	for _, r := range inv.Regions {
 		for _, g := range r.SecurityGroups {
 			groups[r.Name+"/"+g.Name+"/"+g.VPCID] = g
@@ -702,7 +704,7 @@ func TestSample(t *testing.T) {
 		t.Errorf("prefix list entries: %v", got)
 	}
 
-	enis := map[string]NetworkInterface{}
+	enis := map[string]inventory.NetworkInterface{}
 	for _, n := range eu.NetworkInterfaces {
 		enis[n.Description] = n
 	}
@@ -731,11 +733,11 @@ func TestRoundTrip(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		inv  *Inventory
+		inv  *inventory.Inventory
 	}{
 		{"sample", sample},
 		{"base", baseInventory()},
-		{"bare", &Inventory{Regions: []Region{{Name: "us-east-1"}}}},
+		{"bare", &inventory.Inventory{Regions: []inventory.Region{{Name: "us-east-1"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -753,7 +755,7 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 	t.Run("bad region name", func(t *testing.T) {
-		err := WriteDir(t.TempDir(), &Inventory{Regions: []Region{{Name: "../etc"}}})
+		err := WriteDir(t.TempDir(), &inventory.Inventory{Regions: []inventory.Region{{Name: "../etc"}}})
 		if err == nil {
 			t.Fatal("WriteDir accepted a region named ../etc")
 		}
@@ -770,15 +772,15 @@ var decoders = []struct {
 		func(b []byte) (any, error) {
 			return decodeSecurityGroups(context.Background(), bytes.NewReader(b), "f")
 		},
-		func(v any) any { return awsSecurityGroupsOf(v.([]SecurityGroup)) }},
+		func(v any) any { return awsSecurityGroupsOf(v.([]inventory.SecurityGroup)) }},
 	{FileNetworkInterfaces,
 		func(b []byte) (any, error) {
 			return decodeNetworkInterfaces(context.Background(), bytes.NewReader(b), "f")
 		},
-		func(v any) any { return awsNetworkInterfacesOf(v.([]NetworkInterface)) }},
+		func(v any) any { return awsNetworkInterfacesOf(v.([]inventory.NetworkInterface)) }},
 	{FileVPCs,
 		func(b []byte) (any, error) { return decodeVPCs(context.Background(), bytes.NewReader(b), "f") },
-		func(v any) any { return awsVPCsOf(v.([]VPC)) }},
+		func(v any) any { return awsVPCsOf(v.([]inventory.VPC)) }},
 	{"prefix-list.json",
 		func(b []byte) (any, error) {
 			return decodePrefixListEntries(context.Background(), bytes.NewReader(b), "f")

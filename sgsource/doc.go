@@ -1,9 +1,9 @@
 // Package sgsource says where an inventory of security groups comes from.
 //
-// An [Inventory] is AWS-shaped: per region, the VPCs, security groups,
-// network interfaces and managed prefix lists, as the EC2 API describes them,
-// with addresses already parsed into [net/netip] types. It is the input of
-// ruleset.Build.
+// An [inventory.Inventory] is AWS-shaped: per region, the VPCs, security
+// groups, network interfaces and managed prefix lists, as the EC2 API
+// describes them, with addresses already parsed into [net/netip] types. It is
+// the input of ruleset.Build.
 //
 // Two sources produce it: [ReadDir] reads a directory of AWS CLI JSON output
 // (one subdirectory per region, the files exactly as `aws ec2 describe-*`

@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // Names of the EC2 API calls the EC2 source makes, as they appear in a
@@ -120,7 +122,7 @@ var _ Source = (*EC2)(nil)
 // Fetch describes every configured region concurrently and returns the
 // inventory in the order of Regions. The first failure cancels the calls in
 // flight and is returned.
-func (s *EC2) Fetch(ctx context.Context) (*Inventory, error) {
+func (s *EC2) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	if s.PageSize != 0 && (s.PageSize < 5 || s.PageSize > 1000) {
 		return nil, fmt.Errorf("checking EC2 page size: %d is not 0 or 5..1000", s.PageSize)
 	}
@@ -141,7 +143,7 @@ func (s *EC2) Fetch(ctx context.Context) (*Inventory, error) {
 		regions = []string{defaultRegion}
 	}
 
-	out := make([]Region, len(regions))
+	out := make([]inventory.Region, len(regions))
 	g, gctx := newTaskGroup(ctx)
 	for i, name := range regions {
 		g.Go(func() error {
@@ -158,8 +160,8 @@ func (s *EC2) Fetch(ctx context.Context) (*Inventory, error) {
 		return nil, err
 	}
 	// The canonical order, as ReadDir returns it.
-	slices.SortFunc(out, func(a, b Region) int { return strings.Compare(a.Name, b.Name) })
-	return &Inventory{Regions: out}, nil
+	slices.SortFunc(out, func(a, b inventory.Region) int { return strings.Compare(a.Name, b.Name) })
+	return &inventory.Inventory{Regions: out}, nil
 }
 
 // configLoader returns the function that makes one region's configuration
@@ -294,9 +296,9 @@ func (s *EC2) logger() *slog.Logger {
 
 // fetchRegion describes one region: the three Describe sequences
 // concurrently, then the prefix lists the groups refer to.
-func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (Region, error) {
+func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (inventory.Region, error) {
 	start := time.Now()
-	r := Region{Name: region}
+	r := inventory.Region{Name: region}
 	g, gctx := newTaskGroup(ctx)
 	g.Go(func() (err error) {
 		r.VPCs, err = s.describeVpcs(gctx, c, region)
@@ -314,7 +316,7 @@ func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (Re
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return Region{}, err
+		return inventory.Region{}, err
 	}
 	s.logger().LogAttrs(ctx, slog.LevelInfo, "described EC2 region",
 		slog.String("region", region),
@@ -367,8 +369,8 @@ func (s *EC2) paginate(ctx context.Context, region, call, what string, page func
 	return nil
 }
 
-func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([]VPC, error) {
-	var vpcs []VPC
+func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([]inventory.VPC, error) {
+	var vpcs []inventory.VPC
 	seen := idSet{}
 	err := s.paginate(ctx, region, CallDescribeVpcs, "", func(ctx context.Context, token *string) (*string, error) {
 		out, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{
@@ -392,8 +394,8 @@ func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([
 	return vpcs, err
 }
 
-func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region string) ([]SecurityGroup, error) {
-	var groups []SecurityGroup
+func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region string) ([]inventory.SecurityGroup, error) {
+	var groups []inventory.SecurityGroup
 	seen := idSet{}
 	err := s.paginate(ctx, region, CallDescribeSecurityGroups, "", func(ctx context.Context, token *string) (*string, error) {
 		out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
@@ -417,8 +419,8 @@ func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region 
 	return groups, err
 }
 
-func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, region string) ([]NetworkInterface, error) {
-	var enis []NetworkInterface
+func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, region string) ([]inventory.NetworkInterface, error) {
+	var enis []inventory.NetworkInterface
 	seen := idSet{}
 	err := s.paginate(ctx, region, CallDescribeNetworkInterfaces, "", func(ctx context.Context, token *string) (*string, error) {
 		out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
@@ -444,11 +446,11 @@ func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, regi
 
 // prefixLists reads the entries of every listed prefix list, a few at a
 // time, and returns them in the order of ids.
-func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids []string) ([]PrefixList, error) {
+func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids []string) ([]inventory.PrefixList, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	lists := make([]PrefixList, len(ids))
+	lists := make([]inventory.PrefixList, len(ids))
 	sem := make(chan struct{}, prefixListFetchers)
 	g, gctx := newTaskGroup(ctx)
 	for i, id := range ids {
@@ -459,7 +461,7 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-			pl := PrefixList{ID: id}
+			pl := inventory.PrefixList{ID: id}
 			err := s.paginate(gctx, region, CallGetManagedPrefixListEntries, id, func(ctx context.Context, token *string) (*string, error) {
 				out, err := c.GetManagedPrefixListEntries(ctx, &ec2.GetManagedPrefixListEntriesInput{
 					PrefixListId: aws.String(id), MaxResults: s.maxResults(100), NextToken: token,
@@ -488,7 +490,7 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 
 // referencedPrefixLists returns the IDs of the prefix lists the ingress
 // rules of groups refer to, sorted, each once.
-func referencedPrefixLists(groups []SecurityGroup) []string {
+func referencedPrefixLists(groups []inventory.SecurityGroup) []string {
 	var ids []string
 	for _, g := range groups {
 		for _, p := range g.Ingress {
@@ -530,50 +532,50 @@ func optional(at, field string, v *string, check func(string) error) (string, er
 
 // convertVpc keeps the ID, the owner and the associated CIDR blocks, IPv4
 // first.
-func convertVpc(v types.Vpc, i int) (VPC, error) {
+func convertVpc(v types.Vpc, i int) (inventory.VPC, error) {
 	at := fmt.Sprintf("Vpcs[%d]", i)
 	id, err := required(at, "VpcId", v.VpcId, checkVPCID)
 	if err != nil {
-		return VPC{}, err
+		return inventory.VPC{}, err
 	}
 	at = "Vpcs[" + id + "]"
-	out := VPC{ID: id}
+	out := inventory.VPC{ID: id}
 	if out.OwnerID, err = required(at, "OwnerId", v.OwnerId, checkAccountID); err != nil {
-		return VPC{}, err
+		return inventory.VPC{}, err
 	}
 	for j, a := range v.CidrBlockAssociationSet {
 		field := fmt.Sprintf("%s.CidrBlockAssociationSet[%d]", at, j)
 		if a.CidrBlockState == nil {
-			return VPC{}, fieldError("", field+".CidrBlockState", errors.New("missing"))
+			return inventory.VPC{}, fieldError("", field+".CidrBlockState", errors.New("missing"))
 		}
 		if a.CidrBlockState.State != types.VpcCidrBlockStateCodeAssociated {
 			continue
 		}
 		c, err := required(field, "CidrBlock", a.CidrBlock, nil)
 		if err != nil {
-			return VPC{}, err
+			return inventory.VPC{}, err
 		}
 		p, err := parsePrefix(c, ipv4)
 		if err != nil {
-			return VPC{}, fieldError("", field+".CidrBlock", err)
+			return inventory.VPC{}, fieldError("", field+".CidrBlock", err)
 		}
 		out.CIDRs = append(out.CIDRs, p)
 	}
 	for j, a := range v.Ipv6CidrBlockAssociationSet {
 		field := fmt.Sprintf("%s.Ipv6CidrBlockAssociationSet[%d]", at, j)
 		if a.Ipv6CidrBlockState == nil {
-			return VPC{}, fieldError("", field+".Ipv6CidrBlockState", errors.New("missing"))
+			return inventory.VPC{}, fieldError("", field+".Ipv6CidrBlockState", errors.New("missing"))
 		}
 		if a.Ipv6CidrBlockState.State != types.VpcCidrBlockStateCodeAssociated {
 			continue
 		}
 		c, err := required(field, "Ipv6CidrBlock", a.Ipv6CidrBlock, nil)
 		if err != nil {
-			return VPC{}, err
+			return inventory.VPC{}, err
 		}
 		p, err := parsePrefix(c, ipv6)
 		if err != nil {
-			return VPC{}, fieldError("", field+".Ipv6CidrBlock", err)
+			return inventory.VPC{}, fieldError("", field+".Ipv6CidrBlock", err)
 		}
 		out.CIDRs = append(out.CIDRs, p)
 	}
@@ -582,61 +584,61 @@ func convertVpc(v types.Vpc, i int) (VPC, error) {
 
 // convertSecurityGroup keeps the ingress permissions; egress is not
 // mirrored.
-func convertSecurityGroup(sg types.SecurityGroup, i int) (SecurityGroup, error) {
+func convertSecurityGroup(sg types.SecurityGroup, i int) (inventory.SecurityGroup, error) {
 	at := fmt.Sprintf("SecurityGroups[%d]", i)
 	id, err := required(at, "GroupId", sg.GroupId, checkGroupID)
 	if err != nil {
-		return SecurityGroup{}, err
+		return inventory.SecurityGroup{}, err
 	}
 	at = "SecurityGroups[" + id + "]"
-	out := SecurityGroup{ID: id, Description: aws.ToString(sg.Description)}
+	out := inventory.SecurityGroup{ID: id, Description: aws.ToString(sg.Description)}
 	if out.Name, err = required(at, "GroupName", sg.GroupName, nil); err != nil {
-		return SecurityGroup{}, err
+		return inventory.SecurityGroup{}, err
 	}
 	if out.OwnerID, err = required(at, "OwnerId", sg.OwnerId, checkAccountID); err != nil {
-		return SecurityGroup{}, err
+		return inventory.SecurityGroup{}, err
 	}
 	if out.VPCID, err = required(at, "VpcId", sg.VpcId, checkVPCID); err != nil {
-		return SecurityGroup{}, err
+		return inventory.SecurityGroup{}, err
 	}
 	for j, ip := range sg.IpPermissions {
 		p, err := convertPermission(ip, fmt.Sprintf("%s.IpPermissions[%d]", at, j))
 		if err != nil {
-			return SecurityGroup{}, err
+			return inventory.SecurityGroup{}, err
 		}
 		out.Ingress = append(out.Ingress, p)
 	}
 	return out, nil
 }
 
-func convertPermission(ip types.IpPermission, at string) (Permission, error) {
+func convertPermission(ip types.IpPermission, at string) (inventory.Permission, error) {
 	proto, err := required(at, "IpProtocol", ip.IpProtocol, checkProtocol)
 	if err != nil {
-		return Permission{}, err
+		return inventory.Permission{}, err
 	}
 	switch {
 	case ip.FromPort != nil && ip.ToPort == nil:
-		return Permission{}, fieldError("", at+".ToPort", errors.New("missing"))
+		return inventory.Permission{}, fieldError("", at+".ToPort", errors.New("missing"))
 	case ip.FromPort == nil && ip.ToPort != nil:
-		return Permission{}, fieldError("", at+".FromPort", errors.New("missing"))
+		return inventory.Permission{}, fieldError("", at+".FromPort", errors.New("missing"))
 	case ip.FromPort != nil:
 		if err := checkPort(int64(*ip.FromPort)); err != nil {
-			return Permission{}, fieldError("", at+".FromPort", err)
+			return inventory.Permission{}, fieldError("", at+".FromPort", err)
 		}
 		if err := checkPort(int64(*ip.ToPort)); err != nil {
-			return Permission{}, fieldError("", at+".ToPort", err)
+			return inventory.Permission{}, fieldError("", at+".ToPort", err)
 		}
 	}
-	p := Permission{Protocol: proto, FromPort: ip.FromPort, ToPort: ip.ToPort}
+	p := inventory.Permission{Protocol: proto, FromPort: ip.FromPort, ToPort: ip.ToPort}
 	for k, r := range ip.IpRanges {
 		field := fmt.Sprintf("%s.IpRanges[%d]", at, k)
 		s, err := required(field, "CidrIp", r.CidrIp, nil)
 		if err != nil {
-			return Permission{}, err
+			return inventory.Permission{}, err
 		}
 		c, err := parsePrefix(s, ipv4)
 		if err != nil {
-			return Permission{}, fieldError("", field+".CidrIp", err)
+			return inventory.Permission{}, fieldError("", field+".CidrIp", err)
 		}
 		p.CIDRs = append(p.CIDRs, c)
 	}
@@ -644,35 +646,35 @@ func convertPermission(ip types.IpPermission, at string) (Permission, error) {
 		field := fmt.Sprintf("%s.Ipv6Ranges[%d]", at, k)
 		s, err := required(field, "CidrIpv6", r.CidrIpv6, nil)
 		if err != nil {
-			return Permission{}, err
+			return inventory.Permission{}, err
 		}
 		c, err := parsePrefix(s, ipv6)
 		if err != nil {
-			return Permission{}, fieldError("", field+".CidrIpv6", err)
+			return inventory.Permission{}, fieldError("", field+".CidrIpv6", err)
 		}
 		p.CIDRs = append(p.CIDRs, c)
 	}
 	for k, pair := range ip.UserIdGroupPairs {
 		field := fmt.Sprintf("%s.UserIdGroupPairs[%d]", at, k)
-		var ref GroupRef
+		var ref inventory.GroupRef
 		if ref.GroupID, err = required(field, "GroupId", pair.GroupId, checkGroupID); err != nil {
-			return Permission{}, err
+			return inventory.Permission{}, err
 		}
 		if ref.UserID, err = optional(field, "UserId", pair.UserId, checkUserID); err != nil {
-			return Permission{}, err
+			return inventory.Permission{}, err
 		}
 		if ref.VPCID, err = optional(field, "VpcId", pair.VpcId, checkVPCID); err != nil {
-			return Permission{}, err
+			return inventory.Permission{}, err
 		}
 		if ref.PeeringStatus, err = optional(field, "PeeringStatus", pair.PeeringStatus, checkPeeringStatus); err != nil {
-			return Permission{}, err
+			return inventory.Permission{}, err
 		}
 		p.Groups = append(p.Groups, ref)
 	}
 	for k, pl := range ip.PrefixListIds {
 		id, err := required(fmt.Sprintf("%s.PrefixListIds[%d]", at, k), "PrefixListId", pl.PrefixListId, checkPrefixListID)
 		if err != nil {
-			return Permission{}, err
+			return inventory.Permission{}, err
 		}
 		p.PrefixListIDs = append(p.PrefixListIDs, id)
 	}
@@ -682,41 +684,41 @@ func convertPermission(ip types.IpPermission, at string) (Permission, error) {
 // convertNetworkInterface keeps every private IPv4 (PrivateIpAddresses,
 // the primary among them) and then every IPv6 address; the instance comes
 // from the attachment.
-func convertNetworkInterface(n types.NetworkInterface, i int) (NetworkInterface, error) {
+func convertNetworkInterface(n types.NetworkInterface, i int) (inventory.NetworkInterface, error) {
 	at := fmt.Sprintf("NetworkInterfaces[%d]", i)
 	id, err := required(at, "NetworkInterfaceId", n.NetworkInterfaceId, checkENIID)
 	if err != nil {
-		return NetworkInterface{}, err
+		return inventory.NetworkInterface{}, err
 	}
 	at = "NetworkInterfaces[" + id + "]"
-	out := NetworkInterface{
+	out := inventory.NetworkInterface{
 		ID:            id,
 		Description:   aws.ToString(n.Description),
 		InterfaceType: string(n.InterfaceType),
 	}
 	if out.VPCID, err = required(at, "VpcId", n.VpcId, checkVPCID); err != nil {
-		return NetworkInterface{}, err
+		return inventory.NetworkInterface{}, err
 	}
 	if out.OwnerID, err = required(at, "OwnerId", n.OwnerId, checkAccountID); err != nil {
-		return NetworkInterface{}, err
+		return inventory.NetworkInterface{}, err
 	}
 	if out.MAC, err = optional(at, "MacAddress", n.MacAddress, checkMAC); err != nil {
-		return NetworkInterface{}, err
+		return inventory.NetworkInterface{}, err
 	}
 	if n.Attachment != nil {
 		if out.InstanceID, err = optional(at+".Attachment", "InstanceId", n.Attachment.InstanceId, checkInstanceID); err != nil {
-			return NetworkInterface{}, err
+			return inventory.NetworkInterface{}, err
 		}
 	}
 	for j, a := range n.PrivateIpAddresses {
 		field := fmt.Sprintf("%s.PrivateIpAddresses[%d]", at, j)
 		s, err := required(field, "PrivateIpAddress", a.PrivateIpAddress, nil)
 		if err != nil {
-			return NetworkInterface{}, err
+			return inventory.NetworkInterface{}, err
 		}
 		addr, err := parseAddr(s, ipv4)
 		if err != nil {
-			return NetworkInterface{}, fieldError("", field+".PrivateIpAddress", err)
+			return inventory.NetworkInterface{}, fieldError("", field+".PrivateIpAddress", err)
 		}
 		out.Addresses = append(out.Addresses, addr)
 	}
@@ -724,18 +726,18 @@ func convertNetworkInterface(n types.NetworkInterface, i int) (NetworkInterface,
 		field := fmt.Sprintf("%s.Ipv6Addresses[%d]", at, j)
 		s, err := required(field, "Ipv6Address", a.Ipv6Address, nil)
 		if err != nil {
-			return NetworkInterface{}, err
+			return inventory.NetworkInterface{}, err
 		}
 		addr, err := parseAddr(s, ipv6)
 		if err != nil {
-			return NetworkInterface{}, fieldError("", field+".Ipv6Address", err)
+			return inventory.NetworkInterface{}, fieldError("", field+".Ipv6Address", err)
 		}
 		out.Addresses = append(out.Addresses, addr)
 	}
 	for j, g := range n.Groups {
 		gid, err := required(fmt.Sprintf("%s.Groups[%d]", at, j), "GroupId", g.GroupId, checkGroupID)
 		if err != nil {
-			return NetworkInterface{}, err
+			return inventory.NetworkInterface{}, err
 		}
 		out.Groups = append(out.Groups, gid)
 	}

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/reyes-fw/reyes/internal/mototest"
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // awsCLI runs the AWS CLI against one endpoint with fake credentials, in
@@ -301,7 +303,7 @@ func TestEC2AgainstMoto(t *testing.T) {
 
 	// The live source with a VPC filter sees the same as the dump
 	// filtered.
-	vpc := eu.SecurityGroups[slices.IndexFunc(eu.SecurityGroups, func(g SecurityGroup) bool { return g.Name == "cache" })].VPCID
+	vpc := eu.SecurityGroups[slices.IndexFunc(eu.SecurityGroups, func(g inventory.SecurityGroup) bool { return g.Name == "cache" })].VPCID
 	src.VPCIDs = []string{vpc}
 	got, err = src.Fetch(t.Context())
 	if err != nil {

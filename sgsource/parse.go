@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // ErrInvalid is wrapped by every FieldError about a value reyes cannot use:
@@ -47,50 +49,24 @@ func fieldError(file, field string, err error) *FieldError {
 	return &FieldError{File: file, Field: field, Err: err}
 }
 
-// Lengths of AWS resource IDs: the short form has 8 hex digits, the long
-// form 17.
-const (
-	minIDHex = 8
-	maxIDHex = 17
-)
-
-// Prefixes of the resource IDs reyes reads.
-const (
-	prefixGroup      = "sg-"
-	prefixENI        = "eni-"
-	prefixVPC        = "vpc-"
-	prefixPrefixList = "pl-"
-	prefixInstance   = "i-"
-)
-
 // checkID reports whether id is prefix followed by 8 to 17 lowercase hex
 // digits, as every EC2 resource ID is.
 func checkID(id, prefix string) error {
-	ok := len(id) >= len(prefix)+minIDHex && len(id) <= len(prefix)+maxIDHex && id[:len(prefix)] == prefix
-	if ok {
-		for i := len(prefix); i < len(id); i++ {
-			c := id[i]
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				ok = false
-				break
-			}
-		}
-	}
-	if !ok {
+	if !inventory.ValidID(id, prefix) {
 		return fmt.Errorf("%q is not a valid ID (want %s followed by 8 to 17 lowercase hex digits)", clip(id), prefix)
 	}
 	return nil
 }
 
-func checkGroupID(id string) error      { return checkID(id, prefixGroup) }
-func checkENIID(id string) error        { return checkID(id, prefixENI) }
-func checkVPCID(id string) error        { return checkID(id, prefixVPC) }
-func checkPrefixListID(id string) error { return checkID(id, prefixPrefixList) }
-func checkInstanceID(id string) error   { return checkID(id, prefixInstance) }
+func checkGroupID(id string) error      { return checkID(id, inventory.PrefixGroup) }
+func checkENIID(id string) error        { return checkID(id, inventory.PrefixInterface) }
+func checkVPCID(id string) error        { return checkID(id, inventory.PrefixVPC) }
+func checkPrefixListID(id string) error { return checkID(id, inventory.PrefixPrefixList) }
+func checkInstanceID(id string) error   { return checkID(id, inventory.PrefixInstance) }
 
 // checkAccountID accepts a 12-digit AWS account ID.
 func checkAccountID(id string) error {
-	if len(id) != 12 || !allDigits(id) {
+	if !inventory.ValidAccountID(id) {
 		return fmt.Errorf("%q is not a valid account ID (want 12 digits)", clip(id))
 	}
 	return nil
@@ -99,7 +75,7 @@ func checkAccountID(id string) error {
 // checkUserID accepts the UserId of a UserIdGroupPair: an account ID, or the
 // name of an AWS service account such as "amazon-elb".
 func checkUserID(id string) error {
-	if len(id) == 12 && allDigits(id) {
+	if inventory.ValidAccountID(id) {
 		return nil
 	}
 	if len(id) > len("amazon-") && len(id) <= 64 && id[:len("amazon-")] == "amazon-" {
@@ -135,46 +111,13 @@ func checkMAC(s string) error {
 	return nil
 }
 
-// checkRegion accepts names shaped like AWS region codes: "us-east-1",
-// "ap-southeast-2", "us-gov-west-1", "us-isob-east-1".
+// checkRegion accepts names shaped like AWS region codes (see
+// inventory.ValidRegion).
 func checkRegion(name string) error {
-	if !regionLike(name) {
+	if !inventory.ValidRegion(name) {
 		return fmt.Errorf("%q does not look like an AWS region (such as us-east-1)", clip(name))
 	}
 	return nil
-}
-
-func regionLike(name string) bool {
-	if len(name) > 32 {
-		return false
-	}
-	// Two letters, then one to three lowercase words, then a number of
-	// one or two digits, separated by dashes.
-	words := 0
-	i := 0
-	start := 0
-	for ; i <= len(name); i++ {
-		if i < len(name) && name[i] != '-' {
-			continue
-		}
-		part := name[start:i]
-		start = i + 1
-		last := i == len(name)
-		switch {
-		case words == 0:
-			if len(part) != 2 || !allLower(part) {
-				return false
-			}
-		case last:
-			return words >= 2 && words <= 4 && len(part) >= 1 && len(part) <= 2 && allDigits(part)
-		default:
-			if len(part) == 0 || !allLower(part) {
-				return false
-			}
-		}
-		words++
-	}
-	return false
 }
 
 // checkProtocol accepts AWS' IpProtocol values: "tcp", "udp", "icmp",
@@ -263,15 +206,6 @@ func parseAddr(s string, f family) (netip.Addr, error) {
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func allLower(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 'a' || s[i] > 'z' {
 			return false
 		}
 	}
