@@ -2,13 +2,16 @@ package ruleset
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/reyes-fw/reyes/internal/strictjson"
 )
 
 // Errors of Decode, besides *ValidationError.
@@ -23,34 +26,34 @@ var (
 	ErrMalformed = errors.New("malformed ruleset")
 )
 
-// maxDepth bounds JSON nesting; the format needs 5.
-const maxDepth = 8
-
 // Encode returns the canonical encoding of a valid ruleset: compact JSON
-// with fields in a fixed order, lists sorted. The same ruleset always
-// encodes to the same bytes. Encode validates first and encodes nothing
-// invalid.
+// with fields in a fixed order, lists sorted, no HTML escaping, U+2028 and
+// U+2029 escaped, and a final newline. The same ruleset always encodes to
+// the same bytes. Encode validates first and encodes nothing invalid.
 func Encode(rs *Ruleset) ([]byte, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, fmt.Errorf("encoding ruleset: %w", err)
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rs); err != nil {
+	// The options reproduce, byte for byte, what encoding/json's Encoder
+	// with SetEscapeHTML(false) wrote before: signatures and golden files
+	// depend on it.
+	b, err := json.Marshal(rs, jsontext.EscapeForHTML(false), jsontext.EscapeForJS(true))
+	if err != nil {
 		return nil, fmt.Errorf("encoding ruleset: %w", err)
 	}
-	if int64(b.Len()) > DefaultLimits.MaxBytes {
+	b = append(b, '\n')
+	if int64(len(b)) > DefaultLimits.MaxBytes {
 		// Decode would refuse it.
-		return nil, fmt.Errorf("encoding ruleset: %d bytes: %w (limit %d)", b.Len(), ErrTooLarge, DefaultLimits.MaxBytes)
+		return nil, fmt.Errorf("encoding ruleset: %d bytes: %w (limit %d)", len(b), ErrTooLarge, DefaultLimits.MaxBytes)
 	}
-	return b.Bytes(), nil
+	return b, nil
 }
 
 // Decode parses and validates an encoded ruleset with the default limits.
-// It is strict: unknown fields, duplicate or differently-cased keys, a
-// format other than Format, trailing data and any invalid value reject the
-// whole ruleset.
+// It is strict: unknown fields, duplicate keys, keys in another case or
+// holding an escape, invalid UTF-8, a format other than Format, trailing
+// data and any invalid value reject the whole ruleset. Errors about the JSON
+// name the place with a JSON pointer (RFC 6901).
 func Decode(data []byte) (*Ruleset, error) { return DecodeLimits(data, Limits{}) }
 
 // DecodeLimits is Decode with explicit limits.
@@ -59,22 +62,19 @@ func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, fmt.Errorf("decoding ruleset: %d bytes: %w (limit %d)", len(data), ErrTooLarge, lim.MaxBytes)
 	}
-	if err := checkKeys(data); err != nil {
-		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
+	if err := checkEscapedNames(data); err != nil {
+		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, strictjson.Explain(err))
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	// encoding/json/v2 semantics: names match exactly (no case folding),
+	// duplicate names, invalid UTF-8 and trailing data are errors.
 	var w wireRuleset
-	if err := dec.Decode(&w); err != nil {
+	if err := json.Unmarshal(data, &w, json.RejectUnknownMembers(true)); err != nil {
 		// A payload of another format gets a clear error, not a list of
 		// unknown fields. Only failures pay for this second parse.
 		if ferr := checkFormat(data); ferr != nil {
 			return nil, fmt.Errorf("decoding ruleset: %w", ferr)
 		}
-		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("decoding ruleset: %w: trailing data after the ruleset", ErrMalformed)
+		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, strictjson.Explain(err))
 	}
 	if err := formatError(w.Format); err != nil {
 		return nil, fmt.Errorf("decoding ruleset: %w", err)
@@ -90,12 +90,14 @@ func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
 }
 
 // checkFormat returns ErrUnknownFormat if data is a JSON object whose
-// format is not Format, and nil otherwise (also when data is not JSON).
+// format is not Format, and nil otherwise (also when data is not JSON). A
+// key "Format" counts as the format here, so that a ruleset with a
+// mis-cased key is malformed, not of another format.
 func checkFormat(data []byte) error {
 	var head struct {
 		Format *string `json:"format"`
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
+	if err := json.Unmarshal(data, &head, json.MatchCaseInsensitiveNames(true), jsontext.AllowDuplicateNames(true)); err != nil {
 		return nil
 	}
 	return formatError(head.Format)
@@ -113,69 +115,32 @@ func formatError(format *string) error {
 	return fmt.Errorf("%w: format %s, want %q", ErrUnknownFormat, got, Format)
 }
 
-// checkKeys scans the JSON and rejects duplicate keys in an object, keys
-// that are not lower case or hold an escape (encoding/json would match them
-// to fields case-insensitively, or unescape them into a field name), and
-// nesting deeper than maxDepth. It only has to be exact for well-formed
-// JSON: json.Decoder rejects everything else afterwards. It is a byte
-// scanner, not a tokenizer, because it runs over every published ruleset.
-func checkKeys(data []byte) error {
-	type frame struct {
-		obj     bool
-		wantKey bool
-		keys    [][]byte // objects of the format have at most a dozen keys
+// checkEscapedNames rejects an object name written with an escape, such as
+// "\u0073cope": the canonical encoding never writes one, and what a signer
+// reviewed should read the same to a person as to Decode. Only a payload
+// that holds a backslash at all pays for this token walk.
+func checkEscapedNames(data []byte) error {
+	if bytes.IndexByte(data, '\\') < 0 {
+		return nil
 	}
-	var stack []frame
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; c {
-		case '{', '[':
-			if len(stack) >= maxDepth {
-				return errors.New("nested too deeply")
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
+	for {
+		// In an object, an even count of tokens read so far means the
+		// next one is a name.
+		if kind, n := dec.StackIndex(dec.StackDepth()); kind == '{' && n%2 == 0 && dec.PeekKind() == '"' {
+			name, err := dec.ReadValue()
+			if err != nil {
+				return nil // Unmarshal reports it
 			}
-			stack = append(stack, frame{obj: c == '{', wantKey: c == '{'})
-		case '}', ']':
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
+			if bytes.IndexByte(name, '\\') >= 0 {
+				return &strictjson.Error{Pointer: dec.StackPointer().Parent(), Reason: fmt.Sprintf("key %s holds an escape", name)}
 			}
-		case ',':
-			if n := len(stack); n > 0 && stack[n-1].obj {
-				stack[n-1].wantKey = true
-			}
-		case '"':
-			start := i + 1
-			escaped := false
-			for i++; i < len(data) && data[i] != '"'; i++ {
-				if data[i] == '\\' {
-					escaped = true
-					i++
-				}
-			}
-			n := len(stack)
-			if n == 0 || !stack[n-1].obj || !stack[n-1].wantKey {
-				continue
-			}
-			stack[n-1].wantKey = false
-			if i > len(data) {
-				i = len(data)
-			}
-			k := data[start:i]
-			if escaped {
-				return fmt.Errorf("key %q holds an escape", k)
-			}
-			for _, b := range k {
-				// Upper case, and any non-ASCII byte: encoding/json folds
-				// case with Unicode rules ("ſ" matches "s").
-				if 'A' <= b && b <= 'Z' || b >= 0x80 {
-					return fmt.Errorf("key %q is not lower-case ASCII", k)
-				}
-			}
-			if slices.ContainsFunc(stack[n-1].keys, func(x []byte) bool { return bytes.Equal(x, k) }) {
-				return fmt.Errorf("duplicate key %q", k)
-			}
-			stack[n-1].keys = append(stack[n-1].keys, k)
+			continue
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil // the end, or a syntax error that Unmarshal reports
 		}
 	}
-	return nil
 }
 
 // Canonicalize sorts every list of the ruleset and removes duplicate

@@ -7,9 +7,11 @@ import (
 )
 
 // The wire types mirror Ruleset with addresses, prefixes and times as
-// strings, so that Decode can parse them itself and name the offending field
-// (encoding/json reports a failed UnmarshalText without any path). Keep
-// their JSON names in step with types.go; the round-trip tests check it.
+// strings, so that Decode parses them itself and reports a bad one as a
+// *ValidationError with the field named as Validate names it (the group or
+// interface by its ID), wrapping ErrInvalid like every other invalid value,
+// rather than as a JSON error. Keep their JSON names in step with types.go;
+// the round-trip tests check it.
 
 type wireRuleset struct {
 	Format      *string         `json:"format"` // nil: missing
