@@ -1,7 +1,6 @@
 package sgsource
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -323,7 +322,7 @@ func TestReadDirRejects(t *testing.T) {
 		{
 			name:  "fractional port",
 			edits: []edit{{sgFile, `"FromPort": 443`, `"FromPort": 44.3`}},
-			want:  `FromPort: 44.3 is not an integer port`,
+			want:  `SecurityGroups[0].IpPermissions[0].FromPort: want an integer, got a number 44.3`,
 		},
 		{
 			name:  "port as string",
@@ -353,7 +352,7 @@ func TestReadDirRejects(t *testing.T) {
 		{
 			name:  "duplicate key",
 			edits: []edit{{sgFile, `"GroupName": "lb",`, `"GroupName": "lb", "GroupName": "lb2",`}},
-			want:  `SecurityGroups[1].GroupName: duplicate key`,
+			want:  sgFile + `: SecurityGroups[1].GroupName: duplicate key "GroupName" (JSON pointer /SecurityGroups/1/GroupName)`,
 		},
 		{
 			name:  "missing top key",
@@ -368,27 +367,27 @@ func TestReadDirRejects(t *testing.T) {
 		{
 			name:  "syntax error",
 			files: map[string]string{sgFile: `{"SecurityGroups": [}`},
-			want:  sgFile + `: SecurityGroups: invalid JSON at byte 20`,
+			want:  sgFile + `: SecurityGroups[0]: invalid JSON at byte 20: invalid character '}' at start of value (JSON pointer /SecurityGroups/0)`,
 		},
 		{
 			name:  "truncated",
 			files: map[string]string{sgFile: `{"SecurityGroups": [`},
-			want:  sgFile + `: SecurityGroups: invalid JSON: unexpected end of file`,
+			want:  sgFile + `: SecurityGroups: invalid JSON at byte 20: unexpected end of input (JSON pointer /SecurityGroups)`,
 		},
 		{
 			name:  "empty file",
 			files: map[string]string{sgFile: ``},
-			want:  sgFile + `: invalid JSON: unexpected end of file`,
+			want:  sgFile + `: invalid JSON: unexpected end of input`,
 		},
 		{
 			name:  "trailing data",
 			files: map[string]string{sgFile: `{"SecurityGroups": []} {}`},
-			want:  sgFile + `: unexpected an object after the document`,
+			want:  sgFile + `: invalid JSON at byte 23: invalid character '{' after top-level value`,
 		},
 		{
 			name:  "nesting bomb in an unknown field",
 			files: map[string]string{sgFile: `{"Junk": ` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `, "SecurityGroups": []}`},
-			want:  sgFile + `: Junk: nested deeper than 32 levels`,
+			want:  sgFile + `: Junk[0][0][0]`, // ... to the 32nd level: nested deeper than 32 levels
 		},
 		{
 			name:  "string too long",
@@ -770,20 +769,20 @@ var decoders = []struct {
 }{
 	{FileSecurityGroups,
 		func(b []byte) (any, error) {
-			return decodeSecurityGroups(context.Background(), bytes.NewReader(b), "f")
+			return decodeSecurityGroups(b, "f")
 		},
 		func(v any) any { return awsSecurityGroupsOf(v.([]inventory.SecurityGroup)) }},
 	{FileNetworkInterfaces,
 		func(b []byte) (any, error) {
-			return decodeNetworkInterfaces(context.Background(), bytes.NewReader(b), "f")
+			return decodeNetworkInterfaces(b, "f")
 		},
 		func(v any) any { return awsNetworkInterfacesOf(v.([]inventory.NetworkInterface)) }},
 	{FileVPCs,
-		func(b []byte) (any, error) { return decodeVPCs(context.Background(), bytes.NewReader(b), "f") },
+		func(b []byte) (any, error) { return decodeVPCs(b, "f") },
 		func(v any) any { return awsVPCsOf(v.([]inventory.VPC)) }},
 	{"prefix-list.json",
 		func(b []byte) (any, error) {
-			return decodePrefixListEntries(context.Background(), bytes.NewReader(b), "f")
+			return decodePrefixListEntries(b, "f")
 		},
 		func(v any) any {
 			doc := awsPrefixListEntries{Entries: []awsPrefixListEntry{}}

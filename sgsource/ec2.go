@@ -371,7 +371,7 @@ func (s *EC2) paginate(ctx context.Context, region, call, what string, page func
 
 func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([]inventory.VPC, error) {
 	var vpcs []inventory.VPC
-	seen := idSet{}
+	seen := map[string]int{}
 	err := s.paginate(ctx, region, CallDescribeVpcs, "", func(ctx context.Context, token *string) (*string, error) {
 		out, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{
 			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
@@ -379,24 +379,14 @@ func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range out.Vpcs {
-			vpc, err := convertVpc(v, len(vpcs))
-			if err != nil {
-				return nil, err
-			}
-			if err := seen.add("Vpcs", vpc.ID, len(vpcs)); err != nil {
-				return nil, err
-			}
-			vpcs = append(vpcs, vpc)
-		}
-		return out.NextToken, nil
+		return out.NextToken, apiError(convertList(apiList("Vpcs"), "VpcId", out.Vpcs, &vpcs, seen, convertVpc, vpcID))
 	})
 	return vpcs, err
 }
 
 func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region string) ([]inventory.SecurityGroup, error) {
 	var groups []inventory.SecurityGroup
-	seen := idSet{}
+	seen := map[string]int{}
 	err := s.paginate(ctx, region, CallDescribeSecurityGroups, "", func(ctx context.Context, token *string) (*string, error) {
 		out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
 			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
@@ -404,24 +394,14 @@ func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region 
 		if err != nil {
 			return nil, err
 		}
-		for _, sg := range out.SecurityGroups {
-			g, err := convertSecurityGroup(sg, len(groups))
-			if err != nil {
-				return nil, err
-			}
-			if err := seen.add("SecurityGroups", g.ID, len(groups)); err != nil {
-				return nil, err
-			}
-			groups = append(groups, g)
-		}
-		return out.NextToken, nil
+		return out.NextToken, apiError(convertList(apiList("SecurityGroups"), "GroupId", out.SecurityGroups, &groups, seen, convertSecurityGroup, groupID))
 	})
 	return groups, err
 }
 
 func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, region string) ([]inventory.NetworkInterface, error) {
 	var enis []inventory.NetworkInterface
-	seen := idSet{}
+	seen := map[string]int{}
 	err := s.paginate(ctx, region, CallDescribeNetworkInterfaces, "", func(ctx context.Context, token *string) (*string, error) {
 		out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
 			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
@@ -429,17 +409,7 @@ func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, regi
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range out.NetworkInterfaces {
-			eni, err := convertNetworkInterface(n, len(enis))
-			if err != nil {
-				return nil, err
-			}
-			if err := seen.add("NetworkInterfaces", eni.ID, len(enis)); err != nil {
-				return nil, err
-			}
-			enis = append(enis, eni)
-		}
-		return out.NextToken, nil
+		return out.NextToken, apiError(convertList(apiList("NetworkInterfaces"), "NetworkInterfaceId", out.NetworkInterfaces, &enis, seen, convertNetworkInterface, eniID))
 	})
 	return enis, err
 }
@@ -469,14 +439,8 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", id, err)
 				}
-				for _, e := range out.Entries {
-					p, err := parsePrefix(aws.ToString(e.Cidr), anyFamily)
-					if err != nil {
-						return nil, fieldError(id, fmt.Sprintf("Entries[%d].Cidr", len(pl.Entries)), err)
-					}
-					pl.Entries = append(pl.Entries, p)
-				}
-				return out.NextToken, nil
+				err = convertPrefixListEntries(apiList("Entries"), out.Entries, &pl.Entries)
+				return out.NextToken, inFile(id, apiError(err))
 			})
 			lists[i] = pl
 			return err
@@ -488,272 +452,18 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 	return lists, nil
 }
 
-// referencedPrefixLists returns the IDs of the prefix lists the ingress
-// rules of groups refer to, sorted, each once.
-func referencedPrefixLists(groups []inventory.SecurityGroup) []string {
-	var ids []string
-	for _, g := range groups {
-		for _, p := range g.Ingress {
-			ids = append(ids, p.PrefixListIDs...)
-		}
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
-}
+// apiList is a list of an API response, its elements named by their ID in
+// errors.
+func apiList(name string) where { return where{field: name, byID: true} }
 
-// The convert functions turn the SDK's types into the Inventory's, with
-// the same checks and in the same canonical form as ReadDir (see there):
-// both sources accept the same estates and return the same Inventory.
-// Fields in errors are named as in the API's output, the object by its ID
-// once that is known to be valid.
-
-// required returns the value of a string field ReadDir requires, checked
-// with check if not nil.
-func required(at, field string, v *string, check func(string) error) (string, error) {
-	if v == nil {
-		return "", fieldError("", at+"."+field, errors.New("missing"))
+// apiError drops the JSON pointer of a *FieldError about an API response:
+// there is no document it could point into.
+func apiError(err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		fe.Pointer = ""
 	}
-	if check != nil {
-		if err := check(*v); err != nil {
-			return "", fieldError("", at+"."+field, err)
-		}
-	}
-	return *v, nil
-}
-
-// optional returns the value of a string field that may be absent, checked
-// with check when present.
-func optional(at, field string, v *string, check func(string) error) (string, error) {
-	if v == nil {
-		return "", nil
-	}
-	return required(at, field, v, check)
-}
-
-// convertVpc keeps the ID, the owner and the associated CIDR blocks, IPv4
-// first.
-func convertVpc(v types.Vpc, i int) (inventory.VPC, error) {
-	at := fmt.Sprintf("Vpcs[%d]", i)
-	id, err := required(at, "VpcId", v.VpcId, checkVPCID)
-	if err != nil {
-		return inventory.VPC{}, err
-	}
-	at = "Vpcs[" + id + "]"
-	out := inventory.VPC{ID: id}
-	if out.OwnerID, err = required(at, "OwnerId", v.OwnerId, checkAccountID); err != nil {
-		return inventory.VPC{}, err
-	}
-	for j, a := range v.CidrBlockAssociationSet {
-		field := fmt.Sprintf("%s.CidrBlockAssociationSet[%d]", at, j)
-		if a.CidrBlockState == nil {
-			return inventory.VPC{}, fieldError("", field+".CidrBlockState", errors.New("missing"))
-		}
-		if a.CidrBlockState.State != types.VpcCidrBlockStateCodeAssociated {
-			continue
-		}
-		c, err := required(field, "CidrBlock", a.CidrBlock, nil)
-		if err != nil {
-			return inventory.VPC{}, err
-		}
-		p, err := parsePrefix(c, ipv4)
-		if err != nil {
-			return inventory.VPC{}, fieldError("", field+".CidrBlock", err)
-		}
-		out.CIDRs = append(out.CIDRs, p)
-	}
-	for j, a := range v.Ipv6CidrBlockAssociationSet {
-		field := fmt.Sprintf("%s.Ipv6CidrBlockAssociationSet[%d]", at, j)
-		if a.Ipv6CidrBlockState == nil {
-			return inventory.VPC{}, fieldError("", field+".Ipv6CidrBlockState", errors.New("missing"))
-		}
-		if a.Ipv6CidrBlockState.State != types.VpcCidrBlockStateCodeAssociated {
-			continue
-		}
-		c, err := required(field, "Ipv6CidrBlock", a.Ipv6CidrBlock, nil)
-		if err != nil {
-			return inventory.VPC{}, err
-		}
-		p, err := parsePrefix(c, ipv6)
-		if err != nil {
-			return inventory.VPC{}, fieldError("", field+".Ipv6CidrBlock", err)
-		}
-		out.CIDRs = append(out.CIDRs, p)
-	}
-	return out, nil
-}
-
-// convertSecurityGroup keeps the ingress permissions; egress is not
-// mirrored.
-func convertSecurityGroup(sg types.SecurityGroup, i int) (inventory.SecurityGroup, error) {
-	at := fmt.Sprintf("SecurityGroups[%d]", i)
-	id, err := required(at, "GroupId", sg.GroupId, checkGroupID)
-	if err != nil {
-		return inventory.SecurityGroup{}, err
-	}
-	at = "SecurityGroups[" + id + "]"
-	out := inventory.SecurityGroup{ID: id, Description: aws.ToString(sg.Description)}
-	if out.Name, err = required(at, "GroupName", sg.GroupName, nil); err != nil {
-		return inventory.SecurityGroup{}, err
-	}
-	if out.OwnerID, err = required(at, "OwnerId", sg.OwnerId, checkAccountID); err != nil {
-		return inventory.SecurityGroup{}, err
-	}
-	if out.VPCID, err = required(at, "VpcId", sg.VpcId, checkVPCID); err != nil {
-		return inventory.SecurityGroup{}, err
-	}
-	for j, ip := range sg.IpPermissions {
-		p, err := convertPermission(ip, fmt.Sprintf("%s.IpPermissions[%d]", at, j))
-		if err != nil {
-			return inventory.SecurityGroup{}, err
-		}
-		out.Ingress = append(out.Ingress, p)
-	}
-	return out, nil
-}
-
-func convertPermission(ip types.IpPermission, at string) (inventory.Permission, error) {
-	proto, err := required(at, "IpProtocol", ip.IpProtocol, checkProtocol)
-	if err != nil {
-		return inventory.Permission{}, err
-	}
-	switch {
-	case ip.FromPort != nil && ip.ToPort == nil:
-		return inventory.Permission{}, fieldError("", at+".ToPort", errors.New("missing"))
-	case ip.FromPort == nil && ip.ToPort != nil:
-		return inventory.Permission{}, fieldError("", at+".FromPort", errors.New("missing"))
-	case ip.FromPort != nil:
-		if err := checkPort(int64(*ip.FromPort)); err != nil {
-			return inventory.Permission{}, fieldError("", at+".FromPort", err)
-		}
-		if err := checkPort(int64(*ip.ToPort)); err != nil {
-			return inventory.Permission{}, fieldError("", at+".ToPort", err)
-		}
-	}
-	p := inventory.Permission{Protocol: proto, FromPort: ip.FromPort, ToPort: ip.ToPort}
-	for k, r := range ip.IpRanges {
-		field := fmt.Sprintf("%s.IpRanges[%d]", at, k)
-		s, err := required(field, "CidrIp", r.CidrIp, nil)
-		if err != nil {
-			return inventory.Permission{}, err
-		}
-		c, err := parsePrefix(s, ipv4)
-		if err != nil {
-			return inventory.Permission{}, fieldError("", field+".CidrIp", err)
-		}
-		p.CIDRs = append(p.CIDRs, c)
-	}
-	for k, r := range ip.Ipv6Ranges {
-		field := fmt.Sprintf("%s.Ipv6Ranges[%d]", at, k)
-		s, err := required(field, "CidrIpv6", r.CidrIpv6, nil)
-		if err != nil {
-			return inventory.Permission{}, err
-		}
-		c, err := parsePrefix(s, ipv6)
-		if err != nil {
-			return inventory.Permission{}, fieldError("", field+".CidrIpv6", err)
-		}
-		p.CIDRs = append(p.CIDRs, c)
-	}
-	for k, pair := range ip.UserIdGroupPairs {
-		field := fmt.Sprintf("%s.UserIdGroupPairs[%d]", at, k)
-		var ref inventory.GroupRef
-		if ref.GroupID, err = required(field, "GroupId", pair.GroupId, checkGroupID); err != nil {
-			return inventory.Permission{}, err
-		}
-		if ref.UserID, err = optional(field, "UserId", pair.UserId, checkUserID); err != nil {
-			return inventory.Permission{}, err
-		}
-		if ref.VPCID, err = optional(field, "VpcId", pair.VpcId, checkVPCID); err != nil {
-			return inventory.Permission{}, err
-		}
-		if ref.PeeringStatus, err = optional(field, "PeeringStatus", pair.PeeringStatus, checkPeeringStatus); err != nil {
-			return inventory.Permission{}, err
-		}
-		p.Groups = append(p.Groups, ref)
-	}
-	for k, pl := range ip.PrefixListIds {
-		id, err := required(fmt.Sprintf("%s.PrefixListIds[%d]", at, k), "PrefixListId", pl.PrefixListId, checkPrefixListID)
-		if err != nil {
-			return inventory.Permission{}, err
-		}
-		p.PrefixListIDs = append(p.PrefixListIDs, id)
-	}
-	return p, nil
-}
-
-// convertNetworkInterface keeps every private IPv4 (PrivateIpAddresses,
-// the primary among them) and then every IPv6 address; the instance comes
-// from the attachment.
-func convertNetworkInterface(n types.NetworkInterface, i int) (inventory.NetworkInterface, error) {
-	at := fmt.Sprintf("NetworkInterfaces[%d]", i)
-	id, err := required(at, "NetworkInterfaceId", n.NetworkInterfaceId, checkENIID)
-	if err != nil {
-		return inventory.NetworkInterface{}, err
-	}
-	at = "NetworkInterfaces[" + id + "]"
-	out := inventory.NetworkInterface{
-		ID:            id,
-		Description:   aws.ToString(n.Description),
-		InterfaceType: string(n.InterfaceType),
-	}
-	if out.VPCID, err = required(at, "VpcId", n.VpcId, checkVPCID); err != nil {
-		return inventory.NetworkInterface{}, err
-	}
-	if out.OwnerID, err = required(at, "OwnerId", n.OwnerId, checkAccountID); err != nil {
-		return inventory.NetworkInterface{}, err
-	}
-	if out.MAC, err = optional(at, "MacAddress", n.MacAddress, checkMAC); err != nil {
-		return inventory.NetworkInterface{}, err
-	}
-	if n.Attachment != nil {
-		if out.InstanceID, err = optional(at+".Attachment", "InstanceId", n.Attachment.InstanceId, checkInstanceID); err != nil {
-			return inventory.NetworkInterface{}, err
-		}
-	}
-	for j, a := range n.PrivateIpAddresses {
-		field := fmt.Sprintf("%s.PrivateIpAddresses[%d]", at, j)
-		s, err := required(field, "PrivateIpAddress", a.PrivateIpAddress, nil)
-		if err != nil {
-			return inventory.NetworkInterface{}, err
-		}
-		addr, err := parseAddr(s, ipv4)
-		if err != nil {
-			return inventory.NetworkInterface{}, fieldError("", field+".PrivateIpAddress", err)
-		}
-		out.Addresses = append(out.Addresses, addr)
-	}
-	for j, a := range n.Ipv6Addresses {
-		field := fmt.Sprintf("%s.Ipv6Addresses[%d]", at, j)
-		s, err := required(field, "Ipv6Address", a.Ipv6Address, nil)
-		if err != nil {
-			return inventory.NetworkInterface{}, err
-		}
-		addr, err := parseAddr(s, ipv6)
-		if err != nil {
-			return inventory.NetworkInterface{}, fieldError("", field+".Ipv6Address", err)
-		}
-		out.Addresses = append(out.Addresses, addr)
-	}
-	for j, g := range n.Groups {
-		gid, err := required(fmt.Sprintf("%s.Groups[%d]", at, j), "GroupId", g.GroupId, checkGroupID)
-		if err != nil {
-			return inventory.NetworkInterface{}, err
-		}
-		out.Groups = append(out.Groups, gid)
-	}
-	return out, nil
-}
-
-// idSet finds an object listed twice, which ReadDir rejects too; over the
-// API it means the estate changed between two pages.
-type idSet map[string]int
-
-func (s idSet) add(what, id string, i int) error {
-	if j, dup := s[id]; dup {
-		return fieldError("", fmt.Sprintf("%s[%d]", what, i), fmt.Errorf("%s is also %s[%d]", id, what, j))
-	}
-	s[id] = i
-	return nil
+	return err
 }
 
 func uniqueNonEmpty(in []string) []string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/reyes-fw/reyes/inventory"
 )
@@ -16,13 +17,22 @@ var ErrInvalid = errors.New("invalid inventory")
 
 // FieldError reports one unusable value in a document that describes the
 // estate, naming where it is. Its Error text reads
-// "eu-west-1/security-groups.json: SecurityGroups[3].IpPermissions[0].IpRanges[1].CidrIp: "10.0.0.1/8" has host bits set".
+//
+//	eu-west-1/security-groups.json: SecurityGroups[3].IpPermissions[0].IpRanges[1].CidrIp: "10.0.0.1/8" has host bits set (the block is 10.0.0.0/8) (JSON pointer /SecurityGroups/3/IpPermissions/0/IpRanges/1/CidrIp)
 type FieldError struct {
 	// File is the document: a path relative to the inventory directory for
-	// ReadDir, or a description of the API call for a live source.
+	// ReadDir, or empty for a live source (whose errors say the region and
+	// the call).
 	File string
-	// Field is the path of the value in the document, in the AWS field
-	// names: "SecurityGroups[3].GroupId". Empty for the document as a whole.
+	// Pointer is the JSON pointer (RFC 6901) of the value in File:
+	// "/SecurityGroups/3/GroupId". Empty for the document as a whole and
+	// for a live source.
+	Pointer string
+	// Field is the path of the value in the AWS field names:
+	// "SecurityGroups[3].GroupId" in a file; a live source names an element
+	// by its ID once that is known to be valid:
+	// "SecurityGroups[sg-0123456789abcdef0].GroupName". Empty for the
+	// document as a whole.
 	Field string
 	// Err says what is wrong with the value.
 	Err error
@@ -30,21 +40,29 @@ type FieldError struct {
 
 // Error implements error.
 func (e *FieldError) Error() string {
-	switch {
-	case e.Field == "":
-		return e.File + ": " + e.Err.Error()
-	case e.File == "":
-		return e.Field + ": " + e.Err.Error()
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Field != "" {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.Field)
 	}
-	return e.File + ": " + e.Field + ": " + e.Err.Error()
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	if e.Pointer != "" && e.File != "" {
+		b.WriteString(" (JSON pointer " + e.Pointer + ")")
+	}
+	return b.String()
 }
 
 // Unwrap returns the cause; errors.Is(err, ErrInvalid) holds for every
 // FieldError.
 func (e *FieldError) Unwrap() []error { return []error{e.Err, ErrInvalid} }
 
-// fieldError builds a FieldError. Live sources use it with their own
-// description of the document as file.
+// fieldError builds a FieldError about a whole file or directory.
 func fieldError(file, field string, err error) *FieldError {
 	return &FieldError{File: file, Field: field, Err: err}
 }

@@ -55,18 +55,18 @@ func Explain(err error) error {
 
 func explainSemantic(se *json.SemanticError) *Error {
 	if se.Err == json.ErrUnknownName {
-		return &Error{Pointer: se.JSONPointer.Parent(), Reason: fmt.Sprintf("unknown field %q", se.JSONPointer.LastToken())}
+		return &Error{Pointer: se.JSONPointer, Reason: fmt.Sprintf("unknown field %q", se.JSONPointer.LastToken())}
 	}
 	var syn *jsontext.SyntacticError
 	if errors.As(se.Err, &syn) {
 		return explainSyntactic(syn)
 	}
-	got := kind(se.JSONKind)
+	got := Kind(se.JSONKind)
 	if len(se.JSONValue) > 0 {
 		got += " " + clip(string(se.JSONValue))
 	}
 	reason := "got " + got
-	if want := goKind(se.GoType); want != "" {
+	if want := Want(se.GoType); want != "" {
 		reason = "want " + want + ", " + reason
 	}
 	if se.Err != nil {
@@ -77,7 +77,7 @@ func explainSemantic(se *json.SemanticError) *Error {
 
 func explainSyntactic(e *jsontext.SyntacticError) *Error {
 	if errors.Is(e.Err, jsontext.ErrDuplicateName) {
-		return &Error{Pointer: e.JSONPointer.Parent(), Reason: fmt.Sprintf("duplicate key %q", e.JSONPointer.LastToken())}
+		return &Error{Pointer: e.JSONPointer, Reason: fmt.Sprintf("duplicate key %q", e.JSONPointer.LastToken())}
 	}
 	msg := "syntax error"
 	if e.Err != nil {
@@ -89,7 +89,8 @@ func explainSyntactic(e *jsontext.SyntacticError) *Error {
 	return &Error{Pointer: e.JSONPointer, Reason: "invalid JSON at byte " + strconv.FormatInt(e.ByteOffset, 10) + ": " + msg}
 }
 
-func kind(k jsontext.Kind) string {
+// Kind names a JSON kind as a phrase: "a string", "an array", "null"...
+func Kind(k jsontext.Kind) string {
 	switch k {
 	case 'n':
 		return "null"
@@ -109,8 +110,9 @@ func kind(k jsontext.Kind) string {
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
-// goKind says which JSON value a Go type takes.
-func goKind(t reflect.Type) string {
+// Want says which JSON value a Go type takes: "a string", "an integer",
+// "an array"... or "" if it cannot say.
+func Want(t reflect.Type) string {
 	if t == nil {
 		return ""
 	}
@@ -119,7 +121,7 @@ func goKind(t reflect.Type) string {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		return goKind(t.Elem())
+		return Want(t.Elem())
 	case reflect.String:
 		return "a string"
 	case reflect.Bool:
