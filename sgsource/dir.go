@@ -268,7 +268,7 @@ func eniID(n inventory.NetworkInterface) string { return n.ID }
 type prefixListRef struct {
 	id    string
 	file  string // security-groups.json of the region
-	field string // path in file
+	at    where  // in file
 	group string
 	rule  int
 }
@@ -282,7 +282,7 @@ func prefixListRefs(file string, groups []inventory.SecurityGroup) map[string]pr
 					refs[id] = prefixListRef{
 						id:    id,
 						file:  file,
-						field: fmt.Sprintf("SecurityGroups[%d].IpPermissions[%d].PrefixListIds[%d].PrefixListId", i, j, k),
+						at:    fileList("SecurityGroups").index(i).key("IpPermissions").index(j).key("PrefixListIds").index(k).key("PrefixListId"),
 						group: g.ID,
 						rule:  j,
 					}
@@ -303,7 +303,7 @@ func (r *dirReader) file(rel string, ref *prefixListRef, decode func([]byte, str
 	fi, err := fs.Stat(r.fsys, rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		if ref != nil {
-			return fieldError(ref.file, ref.field, fmt.Errorf("rule %d of %s refers to %s, but %s is %w", ref.rule, ref.group, ref.id, rel, ErrMissingFile))
+			return inFile(ref.file, ref.at.fail(fmt.Errorf("rule %d of %s refers to %s, but %s is %w", ref.rule, ref.group, ref.id, rel, ErrMissingFile)))
 		}
 		return fieldError(rel, "", ErrMissingFile)
 	}

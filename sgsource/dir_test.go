@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/reyes-fw/reyes/inventory"
 )
 
@@ -525,6 +527,81 @@ func TestReadDirRejects(t *testing.T) {
 			want:  eniFile + `: missing`,
 		},
 		{
+			name:  "key in another case",
+			edits: []edit{{sgFile, `"GroupName": "lb"`, `"Groupname": "lb"`}},
+			want:  sgFile + `: SecurityGroups[1].Groupname: the key is "GroupName", not "Groupname" (keys are case-sensitive) (JSON pointer /SecurityGroups/1/Groupname)`,
+		},
+		{
+			name:  "nested key in another case",
+			edits: []edit{{eniFile, `{"Primary": false, "PrivateIpAddress": "10.1.0.11"}`, `{"Primary": false, "privateIpAddress": "10.1.0.11"}`}},
+			want:  eniFile + `: NetworkInterfaces[0].PrivateIpAddresses[1].privateIpAddress: the key is "PrivateIpAddress", not "privateIpAddress"`,
+		},
+		{
+			name:  "top key in another case",
+			files: map[string]string{vpcFile: `{"VPCs": []}`},
+			want:  vpcFile + `: VPCs: the key is "Vpcs", not "VPCs" (keys are case-sensitive) (JSON pointer /VPCs)`,
+		},
+		{
+			name:  "duplicate key in a nested object",
+			edits: []edit{{eniFile, `"InstanceId": "i-0123456789abcdef0",`, `"InstanceId": "i-0123456789abcdef0", "InstanceId": "i-0123456789abcdef1",`}},
+			want:  eniFile + `: NetworkInterfaces[0].Attachment.InstanceId: duplicate key "InstanceId" (JSON pointer /NetworkInterfaces/0/Attachment/InstanceId)`,
+		},
+		{
+			name:  "duplicate top key",
+			files: map[string]string{plFile: `{"Entries": [], "Entries": [{"Cidr": "192.0.2.0/24"}]}`},
+			want:  plFile + `: Entries: duplicate key "Entries" (JSON pointer /Entries)`,
+		},
+		{
+			name:  "null list",
+			edits: []edit{{sgFile, `"UserIdGroupPairs": [{"GroupId": "sg-0123456789abcdef0", "UserId": "amazon-elb"}]`, `"UserIdGroupPairs": null`}},
+			want:  sgFile + `: SecurityGroups[0].IpPermissions[1].UserIdGroupPairs: want an array, got null (JSON pointer /SecurityGroups/0/IpPermissions/1/UserIdGroupPairs)`,
+		},
+		{
+			name:  "port as string, with the pointer",
+			edits: []edit{{sgFile, `"ToPort": -1`, `"ToPort": "-1"`}},
+			want:  sgFile + `: SecurityGroups[1].IpPermissions[0].ToPort: want an integer, got a string (JSON pointer /SecurityGroups/1/IpPermissions/0/ToPort)`,
+		},
+		{
+			name:  "port beyond int32",
+			edits: []edit{{sgFile, `"FromPort": 443`, `"FromPort": 4294967296`}},
+			want:  sgFile + `: SecurityGroups[0].IpPermissions[0].FromPort: want an integer, got a number 4294967296`,
+		},
+		{
+			name:  "missing field, with the pointer",
+			edits: []edit{{eniFile, `"OwnerId": "123456789012",` + "\n            \"PrivateIpAddresses\": [{", `"PrivateIpAddresses": [{`}},
+			want:  eniFile + `: NetworkInterfaces[1].OwnerId: missing (JSON pointer /NetworkInterfaces/1/OwnerId)`,
+		},
+		{
+			name:  "bad value, with the pointer",
+			edits: []edit{{vpcFile, `"OwnerId": "123456789012",` + "\n            \"VpcId\": \"vpc-0123456789abcdef1\"", `"OwnerId": "12345678901",` + "\n            \"VpcId\": \"vpc-0123456789abcdef1\""}},
+			want:  vpcFile + `: Vpcs[1].OwnerId: "12345678901" is not a valid account ID (want 12 digits) (JSON pointer /Vpcs/1/OwnerId)`,
+		},
+		{
+			name:  "invalid UTF-8",
+			edits: []edit{{sgFile, `"GroupName": "lb"`, "\"GroupName\": \"l\xffb\""}},
+			want:  sgFile + `: SecurityGroups[1].GroupName: invalid JSON at byte`,
+		},
+		{
+			name:  "hostile key in a path",
+			edits: []edit{{sgFile, `"Tags": [{"Key": "Name", "Value": "web"}]`, `"x.y[0]": [[[` + strings.Repeat("[", 40) + strings.Repeat("]", 43)}},
+			want:  sgFile + `: SecurityGroups[0]["x.y[0]"][0][0]`,
+		},
+		{
+			name:  "truncated dump, with the pointer",
+			files: map[string]string{eniFile: `{"NetworkInterfaces": [], "NextToken": "abc"}`},
+			want:  eniFile + `: NextToken: the dump is truncated (a NextToken is present): dump again without --max-items or --no-paginate (JSON pointer /NextToken)`,
+		},
+		{
+			name:  "duplicate ID, with the pointer",
+			edits: []edit{{eniFile, `"NetworkInterfaceId": "eni-0123456789abcdef1"`, `"NetworkInterfaceId": "eni-0123456789abcdef0"`}},
+			want:  eniFile + `: NetworkInterfaces[1]: NetworkInterfaceId eni-0123456789abcdef0 is also NetworkInterfaces[0] (JSON pointer /NetworkInterfaces/1)`,
+		},
+		{
+			name:  "missing prefix list, with the pointer",
+			files: map[string]string{plFile: deleted},
+			want:  `is missing (JSON pointer /SecurityGroups/0/IpPermissions/0/PrefixListIds/0/PrefixListId)`,
+		},
+		{
 			name:  "region directory not named like a region",
 			files: map[string]string{"inventory/x.json": "{}"},
 			want:  `inventory/: "inventory" does not look like an AWS region`,
@@ -561,6 +638,19 @@ func TestReadDirRejects(t *testing.T) {
 			}
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			// Every rejection names the file; one about a value in it
+			// also the field and the JSON pointer, which name the same
+			// place.
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FieldError", err)
+			}
+			if fe.File == "" {
+				t.Errorf("error %v names no file", err)
+			}
+			if fe.Field != "" && (fe.Pointer == "" || fieldOfPointer(jsontext.Pointer(fe.Pointer)) != fe.Field) {
+				t.Errorf("field %q and pointer %q do not name the same place", fe.Field, fe.Pointer)
 			}
 		})
 	}
@@ -831,4 +921,43 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadDirAcceptsWhatItDoesNotUse: members the SDK does not model (a
+// newer CLI's), members reyes does not use, in any JSON type, and times in
+// any format do not stop a dump from being read.
+func TestReadDirAcceptsWhatItDoesNotUse(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		old  string
+		new  string
+	}{
+		{"unmodelled member", sgFile, `"Tags": [{"Key": "Name", "Value": "web"}]`, `"Tags": [], "FutureField": {"Nested": [1, 2, {"x": null}]}`},
+		{"unmodelled member set to null", sgFile, `"Tags": [{"Key": "Name", "Value": "web"}]`, `"FutureField": null`},
+		{"attach time as the CLI prints it", eniFile, `"Status": "attached"}`, `"Status": "attached", "AttachTime": "2024-01-15T10:30:00+00:00"}`},
+		{"attach time in the wire format", eniFile, `"Status": "attached"}`, `"Status": "attached", "AttachTime": "2024-01-15T10:30:00.000Z"}`},
+		{"attach time as a number", eniFile, `"Status": "attached"}`, `"Status": "attached", "AttachTime": 1705314600}`},
+		{"unknown interface type", eniFile, `"InterfaceType": "interface"`, `"InterfaceType": "some_future_type"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := baseFiles()
+			if !strings.Contains(files[tt.file], tt.old) {
+				t.Fatalf("test bug: %s does not contain %q", tt.file, tt.old)
+			}
+			files[tt.file] = strings.Replace(files[tt.file], tt.old, tt.new, 1)
+			got, err := ReadDir(context.Background(), writeFiles(t, files))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := baseInventory()
+			if tt.old == `"InterfaceType": "interface"` {
+				want.Regions[0].NetworkInterfaces[0].InterfaceType = "some_future_type"
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("ReadDir:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
 }
