@@ -50,11 +50,15 @@ func mustEncode(t testing.TB, rs *Ruleset) []byte {
 	return b
 }
 
-func TestRoundTrip(t *testing.T) {
-	tests := []struct {
-		name string
-		rs   func(t *testing.T) *Ruleset
-	}{
+// rulesetCase is a ruleset for the codec tests.
+type rulesetCase struct {
+	name string
+	rs   func(t *testing.T) *Ruleset
+}
+
+// codecCases are hand-built, sample, synthetic and empty rulesets.
+func codecCases() []rulesetCase {
+	return []rulesetCase{
 		{"hand-built", func(*testing.T) *Ruleset { return validRuleset() }},
 		{"sample", func(t *testing.T) *Ruleset {
 			return mustBuild(t, sampleInventory(t), BuildOptions{Exclude: []string{"vpn"}})
@@ -62,7 +66,10 @@ func TestRoundTrip(t *testing.T) {
 		{"synth small", func(t *testing.T) *Ruleset { return mustBuild(t, synth.Generate(synth.Small()), BuildOptions{}) }},
 		{"empty", func(t *testing.T) *Ruleset { return mustBuild(t, &inventory.Inventory{}, BuildOptions{}) }},
 	}
-	for _, tt := range tests {
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, tt := range codecCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			rs := tt.rs(t)
 			b := mustEncode(t, rs)
@@ -434,18 +441,7 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 	weird.Groups[1].Name = ""
 	weird.Header.GeneratedAt = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.FixedZone("", 3600))
 	weird.Header.NotAfter = weird.Header.GeneratedAt.Add(90 * time.Minute)
-	tests := []struct {
-		name string
-		rs   func(t *testing.T) *Ruleset
-	}{
-		{"hand-built", func(*testing.T) *Ruleset { return validRuleset() }},
-		{"odd names and times", func(*testing.T) *Ruleset { return weird }},
-		{"sample", func(t *testing.T) *Ruleset {
-			return mustBuild(t, sampleInventory(t), BuildOptions{Exclude: []string{"vpn"}})
-		}},
-		{"synth small", func(t *testing.T) *Ruleset { return mustBuild(t, synth.Generate(synth.Small()), BuildOptions{}) }},
-		{"empty", func(t *testing.T) *Ruleset { return mustBuild(t, &inventory.Inventory{}, BuildOptions{}) }},
-	}
+	tests := append(codecCases(), rulesetCase{"odd names and times", func(*testing.T) *Ruleset { return weird }})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rs := tt.rs(t)

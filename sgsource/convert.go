@@ -78,13 +78,30 @@ func required(w where, field string, v *string, check func(string) error) (strin
 	return *v, nil
 }
 
-// optional returns the value of a string field that may be absent, checked
-// with check when present.
-func optional(w where, field string, v *string, check func(string) error) (string, error) {
-	if v == nil {
-		return "", nil
+// text is one string field to copy to dst, checked with check; an optional
+// one may be absent.
+type text struct {
+	field    string
+	v        *string
+	dst      *string
+	check    func(string) error
+	optional bool
+}
+
+// copyTexts copies the fields of the object at w, in order, stopping at
+// the first bad one.
+func copyTexts(w where, fields ...text) error {
+	for _, f := range fields {
+		if f.v == nil && f.optional {
+			continue
+		}
+		s, err := required(w, f.field, f.v, f.check)
+		if err != nil {
+			return err
+		}
+		*f.dst = s
 	}
-	return required(w, field, v, check)
+	return nil
 }
 
 // checkText bounds a free-text value.
@@ -95,30 +112,47 @@ func checkText(s string) error {
 	return nil
 }
 
-// prefix returns the CIDR block of a string field that must be present.
-func prefix(w where, field string, v *string, f family) (netip.Prefix, error) {
+// parsed returns the value of a string field that must be present, parsed
+// with parse for family f (parsePrefix, parseAddr).
+func parsed[T any](w where, field string, v *string, parse func(string, family) (T, error), f family) (T, error) {
+	var zero T
 	s, err := required(w, field, v, nil)
 	if err != nil {
-		return netip.Prefix{}, err
+		return zero, err
 	}
-	p, err := parsePrefix(s, f)
+	x, err := parse(s, f)
 	if err != nil {
-		return netip.Prefix{}, w.key(field).fail(err)
+		return zero, w.key(field).fail(err)
 	}
-	return p, nil
+	return x, nil
+}
+
+// prefix returns the CIDR block of a string field that must be present.
+func prefix(w where, field string, v *string, f family) (netip.Prefix, error) {
+	return parsed(w, field, v, parsePrefix, f)
 }
 
 // addr returns the address of a string field that must be present.
 func addr(w where, field string, v *string, f family) (netip.Addr, error) {
-	s, err := required(w, field, v, nil)
-	if err != nil {
-		return netip.Addr{}, err
+	return parsed(w, field, v, parseAddr, f)
+}
+
+// each converts the elements of the array at list and appends them to out.
+func each[S, T any](list where, in []S, out *[]T, conv func(S, where) (T, error)) error {
+	return eachFrom(list, 0, in, out, conv)
+}
+
+// eachFrom is each with the elements numbered from first on, for the pages
+// of one list.
+func eachFrom[S, T any](list where, first int, in []S, out *[]T, conv func(S, where) (T, error)) error {
+	for i, s := range in {
+		v, err := conv(s, list.index(first+i))
+		if err != nil {
+			return err
+		}
+		*out = append(*out, v)
 	}
-	a, err := parseAddr(s, f)
-	if err != nil {
-		return netip.Addr{}, w.key(field).fail(err)
-	}
-	return a, nil
+	return nil
 }
 
 // convertList converts the elements of the list at w (its field named
@@ -155,45 +189,46 @@ func convertVpc(v types.Vpc, w, list where) (inventory.VPC, error) {
 	if out.OwnerID, err = required(w, "OwnerId", v.OwnerId, checkAccountID); err != nil {
 		return inventory.VPC{}, err
 	}
-	for j, a := range v.CidrBlockAssociationSet {
-		var state *types.VpcCidrBlockStateCode
-		if a.CidrBlockState != nil {
-			state = &a.CidrBlockState.State
-		}
-		p, ok, err := association(w.key("CidrBlockAssociationSet").index(j), "CidrBlock", a.CidrBlock, "CidrBlockState", state, ipv4)
-		if err != nil {
-			return inventory.VPC{}, err
-		}
-		if ok {
-			out.CIDRs = append(out.CIDRs, p)
-		}
+	type assoc struct {
+		block *string
+		state *types.VpcCidrBlockState
 	}
-	for j, a := range v.Ipv6CidrBlockAssociationSet {
-		var state *types.VpcCidrBlockStateCode
-		if a.Ipv6CidrBlockState != nil {
-			state = &a.Ipv6CidrBlockState.State
-		}
-		p, ok, err := association(w.key("Ipv6CidrBlockAssociationSet").index(j), "Ipv6CidrBlock", a.Ipv6CidrBlock, "Ipv6CidrBlockState", state, ipv6)
-		if err != nil {
-			return inventory.VPC{}, err
-		}
-		if ok {
-			out.CIDRs = append(out.CIDRs, p)
+	var v4, v6 []assoc
+	for _, a := range v.CidrBlockAssociationSet {
+		v4 = append(v4, assoc{a.CidrBlock, a.CidrBlockState})
+	}
+	for _, a := range v.Ipv6CidrBlockAssociationSet {
+		v6 = append(v6, assoc{a.Ipv6CidrBlock, a.Ipv6CidrBlockState})
+	}
+	for _, set := range []struct {
+		list, block string
+		f           family
+		in          []assoc
+	}{{"CidrBlockAssociationSet", "CidrBlock", ipv4, v4}, {"Ipv6CidrBlockAssociationSet", "Ipv6CidrBlock", ipv6, v6}} {
+		for j, a := range set.in {
+			p, ok, err := association(w.key(set.list).index(j), set.block, a.block, a.state, set.f)
+			if err != nil {
+				return inventory.VPC{}, err
+			}
+			if ok {
+				out.CIDRs = append(out.CIDRs, p)
+			}
 		}
 	}
 	return out, nil
 }
 
-// association reads a CIDR block association; ok says whether its state is
-// "associated".
-func association(w where, blockField string, block *string, stateField string, state *types.VpcCidrBlockStateCode, f family) (p netip.Prefix, ok bool, err error) {
+// association reads a CIDR block association (its state in blockField +
+// "State"); ok says whether its state is "associated".
+func association(w where, blockField string, block *string, state *types.VpcCidrBlockState, f family) (p netip.Prefix, ok bool, err error) {
+	stateField := blockField + "State"
 	if state == nil {
 		return p, false, w.key(stateField).fail(errMissing)
 	}
-	if *state == "" {
+	if state.State == "" {
 		return p, false, w.key(stateField).key("State").fail(errMissing)
 	}
-	ok = *state == types.VpcCidrBlockStateCodeAssociated
+	ok = state.State == types.VpcCidrBlockStateCodeAssociated
 	if block == nil && !ok {
 		return p, false, nil
 	}
@@ -210,24 +245,16 @@ func convertSecurityGroup(sg types.SecurityGroup, w, list where) (inventory.Secu
 	}
 	w = w.named(list, id)
 	out := inventory.SecurityGroup{ID: id}
-	if out.Name, err = required(w, "GroupName", sg.GroupName, checkText); err != nil {
+	if err := copyTexts(w,
+		text{field: "GroupName", v: sg.GroupName, dst: &out.Name, check: checkText},
+		text{field: "Description", v: sg.Description, dst: &out.Description, check: checkText, optional: true},
+		text{field: "OwnerId", v: sg.OwnerId, dst: &out.OwnerID, check: checkAccountID},
+		text{field: "VpcId", v: sg.VpcId, dst: &out.VPCID, check: checkVPCID},
+	); err != nil {
 		return inventory.SecurityGroup{}, err
 	}
-	if out.Description, err = optional(w, "Description", sg.Description, checkText); err != nil {
+	if err := each(w.key("IpPermissions"), sg.IpPermissions, &out.Ingress, convertPermission); err != nil {
 		return inventory.SecurityGroup{}, err
-	}
-	if out.OwnerID, err = required(w, "OwnerId", sg.OwnerId, checkAccountID); err != nil {
-		return inventory.SecurityGroup{}, err
-	}
-	if out.VPCID, err = required(w, "VpcId", sg.VpcId, checkVPCID); err != nil {
-		return inventory.SecurityGroup{}, err
-	}
-	for j, ip := range sg.IpPermissions {
-		p, err := convertPermission(ip, w.key("IpPermissions").index(j))
-		if err != nil {
-			return inventory.SecurityGroup{}, err
-		}
-		out.Ingress = append(out.Ingress, p)
 	}
 	return out, nil
 }
@@ -254,43 +281,33 @@ func convertPermission(ip types.IpPermission, w where) (inventory.Permission, er
 		}
 	}
 	p := inventory.Permission{Protocol: proto, FromPort: ip.FromPort, ToPort: ip.ToPort}
-	for k, r := range ip.IpRanges {
-		c, err := prefix(w.key("IpRanges").index(k), "CidrIp", r.CidrIp, ipv4)
-		if err != nil {
-			return inventory.Permission{}, err
-		}
-		p.CIDRs = append(p.CIDRs, c)
+	if err := each(w.key("IpRanges"), ip.IpRanges, &p.CIDRs, func(r types.IpRange, at where) (netip.Prefix, error) {
+		return prefix(at, "CidrIp", r.CidrIp, ipv4)
+	}); err != nil {
+		return inventory.Permission{}, err
 	}
-	for k, r := range ip.Ipv6Ranges {
-		c, err := prefix(w.key("Ipv6Ranges").index(k), "CidrIpv6", r.CidrIpv6, ipv6)
-		if err != nil {
-			return inventory.Permission{}, err
-		}
-		p.CIDRs = append(p.CIDRs, c)
+	if err := each(w.key("Ipv6Ranges"), ip.Ipv6Ranges, &p.CIDRs, func(r types.Ipv6Range, at where) (netip.Prefix, error) {
+		return prefix(at, "CidrIpv6", r.CidrIpv6, ipv6)
+	}); err != nil {
+		return inventory.Permission{}, err
 	}
 	for k, pair := range ip.UserIdGroupPairs {
 		at := w.key("UserIdGroupPairs").index(k)
 		var ref inventory.GroupRef
-		if ref.GroupID, err = required(at, "GroupId", pair.GroupId, checkGroupID); err != nil {
-			return inventory.Permission{}, err
-		}
-		if ref.UserID, err = optional(at, "UserId", pair.UserId, checkUserID); err != nil {
-			return inventory.Permission{}, err
-		}
-		if ref.VPCID, err = optional(at, "VpcId", pair.VpcId, checkVPCID); err != nil {
-			return inventory.Permission{}, err
-		}
-		if ref.PeeringStatus, err = optional(at, "PeeringStatus", pair.PeeringStatus, checkPeeringStatus); err != nil {
+		if err := copyTexts(at,
+			text{field: "GroupId", v: pair.GroupId, dst: &ref.GroupID, check: checkGroupID},
+			text{field: "UserId", v: pair.UserId, dst: &ref.UserID, check: checkUserID, optional: true},
+			text{field: "VpcId", v: pair.VpcId, dst: &ref.VPCID, check: checkVPCID, optional: true},
+			text{field: "PeeringStatus", v: pair.PeeringStatus, dst: &ref.PeeringStatus, check: checkPeeringStatus, optional: true},
+		); err != nil {
 			return inventory.Permission{}, err
 		}
 		p.Groups = append(p.Groups, ref)
 	}
-	for k, pl := range ip.PrefixListIds {
-		id, err := required(w.key("PrefixListIds").index(k), "PrefixListId", pl.PrefixListId, checkPrefixListID)
-		if err != nil {
-			return inventory.Permission{}, err
-		}
-		p.PrefixListIDs = append(p.PrefixListIDs, id)
+	if err := each(w.key("PrefixListIds"), ip.PrefixListIds, &p.PrefixListIDs, func(pl types.PrefixListId, at where) (string, error) {
+		return required(at, "PrefixListId", pl.PrefixListId, checkPrefixListID)
+	}); err != nil {
+		return inventory.Permission{}, err
 	}
 	return p, nil
 }
@@ -305,47 +322,35 @@ func convertNetworkInterface(n types.NetworkInterface, w, list where) (inventory
 	}
 	w = w.named(list, id)
 	out := inventory.NetworkInterface{ID: id}
-	if out.VPCID, err = required(w, "VpcId", n.VpcId, checkVPCID); err != nil {
-		return inventory.NetworkInterface{}, err
-	}
-	if out.OwnerID, err = required(w, "OwnerId", n.OwnerId, checkAccountID); err != nil {
-		return inventory.NetworkInterface{}, err
-	}
-	if out.Description, err = optional(w, "Description", n.Description, checkText); err != nil {
-		return inventory.NetworkInterface{}, err
-	}
-	if err := checkText(string(n.InterfaceType)); err != nil {
-		return inventory.NetworkInterface{}, w.key("InterfaceType").fail(err)
-	}
-	out.InterfaceType = string(n.InterfaceType)
-	if out.MAC, err = optional(w, "MacAddress", n.MacAddress, checkMAC); err != nil {
+	ifType := string(n.InterfaceType)
+	if err := copyTexts(w,
+		text{field: "VpcId", v: n.VpcId, dst: &out.VPCID, check: checkVPCID},
+		text{field: "OwnerId", v: n.OwnerId, dst: &out.OwnerID, check: checkAccountID},
+		text{field: "Description", v: n.Description, dst: &out.Description, check: checkText, optional: true},
+		text{field: "InterfaceType", v: &ifType, dst: &out.InterfaceType, check: checkText},
+		text{field: "MacAddress", v: n.MacAddress, dst: &out.MAC, check: checkMAC, optional: true},
+	); err != nil {
 		return inventory.NetworkInterface{}, err
 	}
 	if n.Attachment != nil {
-		if out.InstanceID, err = optional(w.key("Attachment"), "InstanceId", n.Attachment.InstanceId, checkInstanceID); err != nil {
+		if err := copyTexts(w.key("Attachment"), text{field: "InstanceId", v: n.Attachment.InstanceId, dst: &out.InstanceID, check: checkInstanceID, optional: true}); err != nil {
 			return inventory.NetworkInterface{}, err
 		}
 	}
-	for j, a := range n.PrivateIpAddresses {
-		ad, err := addr(w.key("PrivateIpAddresses").index(j), "PrivateIpAddress", a.PrivateIpAddress, ipv4)
-		if err != nil {
-			return inventory.NetworkInterface{}, err
-		}
-		out.Addresses = append(out.Addresses, ad)
+	if err := each(w.key("PrivateIpAddresses"), n.PrivateIpAddresses, &out.Addresses, func(a types.NetworkInterfacePrivateIpAddress, at where) (netip.Addr, error) {
+		return addr(at, "PrivateIpAddress", a.PrivateIpAddress, ipv4)
+	}); err != nil {
+		return inventory.NetworkInterface{}, err
 	}
-	for j, a := range n.Ipv6Addresses {
-		ad, err := addr(w.key("Ipv6Addresses").index(j), "Ipv6Address", a.Ipv6Address, ipv6)
-		if err != nil {
-			return inventory.NetworkInterface{}, err
-		}
-		out.Addresses = append(out.Addresses, ad)
+	if err := each(w.key("Ipv6Addresses"), n.Ipv6Addresses, &out.Addresses, func(a types.NetworkInterfaceIpv6Address, at where) (netip.Addr, error) {
+		return addr(at, "Ipv6Address", a.Ipv6Address, ipv6)
+	}); err != nil {
+		return inventory.NetworkInterface{}, err
 	}
-	for j, g := range n.Groups {
-		gid, err := required(w.key("Groups").index(j), "GroupId", g.GroupId, checkGroupID)
-		if err != nil {
-			return inventory.NetworkInterface{}, err
-		}
-		out.Groups = append(out.Groups, gid)
+	if err := each(w.key("Groups"), n.Groups, &out.Groups, func(g types.GroupIdentifier, at where) (string, error) {
+		return required(at, "GroupId", g.GroupId, checkGroupID)
+	}); err != nil {
+		return inventory.NetworkInterface{}, err
 	}
 	return out, nil
 }
@@ -353,14 +358,9 @@ func convertNetworkInterface(n types.NetworkInterface, w, list where) (inventory
 // convertPrefixListEntries appends the entries of one page of
 // GetManagedPrefixListEntries to out, numbering them from len(*out) on.
 func convertPrefixListEntries(list where, in []types.PrefixListEntry, out *[]netip.Prefix) error {
-	for _, e := range in {
-		p, err := prefix(list.index(len(*out)), "Cidr", e.Cidr, anyFamily)
-		if err != nil {
-			return err
-		}
-		*out = append(*out, p)
-	}
-	return nil
+	return eachFrom(list, len(*out), in, out, func(e types.PrefixListEntry, at where) (netip.Prefix, error) {
+		return prefix(at, "Cidr", e.Cidr, anyFamily)
+	})
 }
 
 // referencedPrefixLists returns the IDs of the prefix lists the ingress

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/reyes-fw/reyes/inventory"
 )
@@ -205,42 +206,43 @@ func (r *dirReader) region(name string) (inventory.Region, error) {
 
 // decodeVPCs decodes the output of describe-vpcs.
 func decodeVPCs(data []byte, file string) ([]inventory.VPC, error) {
-	var out ec2.DescribeVpcsOutput
-	if err := decodeDocument(data, file, "Vpcs", &out, func() *string { return out.NextToken }); err != nil {
-		return nil, err
-	}
-	var vpcs []inventory.VPC
-	if err := convertList(fileList("Vpcs"), "VpcId", out.Vpcs, &vpcs, map[string]int{}, convertVpc, vpcID); err != nil {
-		return nil, inFile(file, err)
-	}
-	return vpcs, nil
+	return decodeList(data, file, "Vpcs", "VpcId",
+		func(o *ec2.DescribeVpcsOutput) ([]types.Vpc, *string) { return o.Vpcs, o.NextToken },
+		convertVpc, vpcID)
 }
 
 // decodeSecurityGroups decodes the output of describe-security-groups.
 func decodeSecurityGroups(data []byte, file string) ([]inventory.SecurityGroup, error) {
-	var out ec2.DescribeSecurityGroupsOutput
-	if err := decodeDocument(data, file, "SecurityGroups", &out, func() *string { return out.NextToken }); err != nil {
-		return nil, err
-	}
-	var groups []inventory.SecurityGroup
-	if err := convertList(fileList("SecurityGroups"), "GroupId", out.SecurityGroups, &groups, map[string]int{}, convertSecurityGroup, groupID); err != nil {
-		return nil, inFile(file, err)
-	}
-	return groups, nil
+	return decodeList(data, file, "SecurityGroups", "GroupId",
+		func(o *ec2.DescribeSecurityGroupsOutput) ([]types.SecurityGroup, *string) {
+			return o.SecurityGroups, o.NextToken
+		},
+		convertSecurityGroup, groupID)
 }
 
 // decodeNetworkInterfaces decodes the output of
 // describe-network-interfaces.
 func decodeNetworkInterfaces(data []byte, file string) ([]inventory.NetworkInterface, error) {
-	var out ec2.DescribeNetworkInterfacesOutput
-	if err := decodeDocument(data, file, "NetworkInterfaces", &out, func() *string { return out.NextToken }); err != nil {
+	return decodeList(data, file, "NetworkInterfaces", "NetworkInterfaceId",
+		func(o *ec2.DescribeNetworkInterfacesOutput) ([]types.NetworkInterface, *string) {
+			return o.NetworkInterfaces, o.NextToken
+		},
+		convertNetworkInterface, eniID)
+}
+
+// decodeList decodes a document of type O whose list top (of S, each with
+// an ID in idField) is read by items, and converts the list with conv.
+func decodeList[O, S, T any](data []byte, file, top, idField string, items func(*O) ([]S, *string), conv func(S, where, where) (T, error), id func(T) string) ([]T, error) {
+	var out O
+	if err := decodeDocument(data, file, top, &out, func() *string { _, next := items(&out); return next }); err != nil {
 		return nil, err
 	}
-	var enis []inventory.NetworkInterface
-	if err := convertList(fileList("NetworkInterfaces"), "NetworkInterfaceId", out.NetworkInterfaces, &enis, map[string]int{}, convertNetworkInterface, eniID); err != nil {
+	in, _ := items(&out)
+	var list []T
+	if err := convertList(fileList(top), idField, in, &list, map[string]int{}, conv, id); err != nil {
 		return nil, inFile(file, err)
 	}
-	return enis, nil
+	return list, nil
 }
 
 // decodePrefixListEntries decodes the output of

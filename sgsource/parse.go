@@ -221,14 +221,8 @@ func parseAddr(s string, f family) (netip.Addr, error) {
 	return a, nil
 }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+// allDigits reports whether s holds only the digits 0-9 (or nothing).
+func allDigits(s string) bool { return strings.TrimLeft(s, "0123456789") == "" }
 
 // clip shortens a hostile value before it is quoted in an error.
 func clip(s string) string {

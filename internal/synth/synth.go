@@ -123,22 +123,13 @@ func (c Config) Validate() error {
 	if c.StaleRefs < 0 || c.StaleRefs > c.rules()-min(nVPC, c.rules()) {
 		bad("StaleRefs is %d, want 0..the number of rules of non-default groups", c.StaleRefs)
 	}
-	if c.OwnerID != "" && (len(c.OwnerID) != 12 || !isDigits(c.OwnerID)) {
+	if c.OwnerID != "" && !inventory.ValidAccountID(c.OwnerID) {
 		bad("OwnerID %q is not 12 digits", c.OwnerID)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid synth.Config: %w", err)
 	}
 	return nil
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func (c Config) rules() int     { return int(math.Round(float64(c.Groups) * c.RulesPerGroup)) }
