@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -67,26 +70,131 @@ func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
 	}
 	// encoding/json/v2 semantics: names match exactly (no case folding),
 	// duplicate names, invalid UTF-8 and trailing data are errors.
-	var w wireRuleset
-	if err := json.Unmarshal(data, &w, json.RejectUnknownMembers(true)); err != nil {
+	rs := new(Ruleset)
+	if err := json.Unmarshal(data, rs, json.RejectUnknownMembers(true)); err != nil {
 		// A payload of another format gets a clear error, not a list of
 		// unknown fields. Only failures pay for this second parse.
 		if ferr := checkFormat(data); ferr != nil {
 			return nil, fmt.Errorf("decoding ruleset: %w", ferr)
 		}
+		if verr := valueError(data, err); verr != nil {
+			return nil, fmt.Errorf("decoding ruleset: %w", verr)
+		}
 		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, strictjson.Explain(err))
 	}
-	if err := formatError(w.Format); err != nil {
-		return nil, fmt.Errorf("decoding ruleset: %w", err)
+	if rs.Format != Format {
+		return nil, fmt.Errorf("decoding ruleset: %w", formatError(rs.Format))
 	}
-	rs, err := w.ruleset()
-	if err != nil {
-		return nil, fmt.Errorf("decoding ruleset: %w", err)
-	}
+	rs.normalize()
 	if err := rs.ValidateLimits(lim); err != nil {
 		return nil, fmt.Errorf("decoding ruleset: %w", err)
 	}
 	return rs, nil
+}
+
+// normalize makes a decoded ruleset's lists what Build makes: null and []
+// both mean empty, as a non-nil empty list, except the sources of a rule,
+// which are nil when empty.
+func (rs *Ruleset) normalize() {
+	rs.VPCs = nonNil(rs.VPCs)
+	for i := range rs.VPCs {
+		rs.VPCs[i].CIDRs = nonNil(rs.VPCs[i].CIDRs)
+	}
+	rs.Groups = nonNil(rs.Groups)
+	for i := range rs.Groups {
+		g := &rs.Groups[i]
+		g.Rules = nonNil(g.Rules)
+		for j := range g.Rules {
+			r := &g.Rules[j]
+			if len(r.CIDRs) == 0 {
+				r.CIDRs = nil
+			}
+			if len(r.Groups) == 0 {
+				r.Groups = nil
+			}
+		}
+	}
+	rs.Interfaces = nonNil(rs.Interfaces)
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		n.Addrs = nonNil(n.Addrs)
+		n.Groups = nonNil(n.Groups)
+	}
+}
+
+// valueError returns err, a failed Unmarshal of data, as a
+// *ValidationError when it is about a value rather than the JSON: an
+// address, a CIDR block or a time that does not parse. It names the field
+// the way Validate does, with the ID of the group, VPC or interface when
+// that is well formed. It returns nil for any other error.
+func valueError(data []byte, err error) error {
+	var se *json.SemanticError
+	if !errors.As(err, &se) || se.JSONKind != '"' || se.GoType == nil {
+		return nil
+	}
+	var what string
+	switch se.GoType {
+	case reflect.TypeFor[netip.Addr]():
+		what = "an IP address"
+	case reflect.TypeFor[netip.Prefix]():
+		what = "a CIDR"
+	case reflect.TypeFor[time.Time]():
+		what = "an RFC 3339 time"
+	default:
+		return nil
+	}
+	// The IDs, read leniently: data is valid JSON of the right shape up to
+	// the bad value at least.
+	type ided []struct {
+		ID string `json:"id"`
+	}
+	var ids struct {
+		VPCs       ided `json:"vpcs"`
+		Groups     ided `json:"groups"`
+		Interfaces ided `json:"interfaces"`
+	}
+	_ = json.Unmarshal(data, &ids, jsontext.AllowDuplicateNames(true))
+	lists := map[string]struct {
+		ids   ided
+		valid func(string) bool
+	}{
+		"vpcs":       {ids.VPCs, ValidVPCID},
+		"groups":     {ids.Groups, ValidGroupID},
+		"interfaces": {ids.Interfaces, ValidInterfaceID},
+	}
+	var field strings.Builder
+	for tok := range se.JSONPointer.Tokens() {
+		i, err := strconv.Atoi(tok)
+		if err != nil {
+			if field.Len() > 0 {
+				field.WriteByte('.')
+			}
+			field.WriteString(tok)
+			continue
+		}
+		l, top := lists[field.String()]
+		field.WriteString("[" + tok + "]")
+		if top && i >= 0 && i < len(l.ids) && l.valid(l.ids[i].ID) {
+			field.WriteString("(" + l.ids[i].ID + ")")
+		}
+	}
+	return invalid(field.String(), "%q is not %s", clip(stringAt(data, se.JSONPointer)), what)
+}
+
+// stringAt returns the string at ptr in data, or "".
+func stringAt(data []byte, ptr jsontext.Pointer) string {
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return ""
+		}
+		kind, n := dec.StackIndex(dec.StackDepth())
+		isName := kind == '{' && n%2 == 1
+		if tok.Kind() == '"' && !isName && dec.StackPointer() == ptr {
+			return tok.String()
+		}
+	}
 }
 
 // checkFormat returns ErrUnknownFormat if data is a JSON object whose
@@ -100,19 +208,36 @@ func checkFormat(data []byte) error {
 	if err := json.Unmarshal(data, &head, json.MatchCaseInsensitiveNames(true), jsontext.AllowDuplicateNames(true)); err != nil {
 		return nil
 	}
-	return formatError(head.Format)
-}
-
-// formatError is ErrUnknownFormat unless format names Format.
-func formatError(format *string) error {
-	if format != nil && *format == Format {
+	if head.Format != nil && *head.Format == Format {
 		return nil
 	}
+	return formatError(deref(head.Format))
+}
+
+// formatError is the ErrUnknownFormat of a payload whose format is not
+// Format ("" when it has none).
+func formatError(format string) error {
 	got := "none"
-	if format != nil {
-		got = fmt.Sprintf("%q", *format)
+	if format != "" {
+		got = strconv.Quote(format)
 	}
 	return fmt.Errorf("%w: format %s, want %q", ErrUnknownFormat, got, Format)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// clip shortens a hostile value before it is quoted in an error.
+func clip(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "..."
 }
 
 // checkEscapedNames rejects an object name written with an escape, such as
