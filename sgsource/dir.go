@@ -74,14 +74,21 @@ func (d Dir) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 // the top level and entries whose name starts with a dot are ignored; any
 // other subdirectory must be named like a region.
 //
-// Fields reyes does not use are ignored (egress rules, tags, ...). The ones
-// it uses are checked strictly: JSON types, IDs (sg-, eni-, vpc-, pl-, i-
-// and 8 to 17 lowercase hex digits), account IDs, protocols, ports,
-// addresses and CIDR blocks (no host bits, the right family), required
-// fields present, no duplicate keys or IDs. Every such rejection is a
-// *FieldError naming the file and the field path, and wraps ErrInvalid.
-// Sizes are bounded by MaxFileSize, MaxTotalSize, MaxRegions and
-// MaxPrefixLists.
+// Each file is decoded into the SDK's output type of its call
+// (ec2.DescribeSecurityGroupsOutput ...), whose field names are the CLI's,
+// and converted by the same functions as the EC2 source's answers. Members
+// the SDK does not model are ignored (a newer CLI's), and so are the values
+// reyes does not use (egress rules, tags, times ...), whatever their
+// content. The document is checked strictly: valid JSON and UTF-8, no
+// duplicate keys, no key that matches a field only in another case, no null
+// and the right JSON type for a field the SDK knows, nesting at most 32
+// deep, no NextToken (a truncated dump). The fields reyes uses are checked
+// too: IDs (sg-, eni-, vpc-, pl-, i- and 8 to 17 lowercase hex digits),
+// account IDs, protocols, ports, addresses and CIDR blocks (no host bits,
+// the right family), required fields present, no ID listed twice. Every
+// such rejection is a *FieldError naming the file, the field path and its
+// JSON pointer, and wraps ErrInvalid. Sizes are bounded by MaxFileSize,
+// MaxTotalSize, MaxRegions and MaxPrefixLists.
 //
 // The Inventory is in the canonical form that WriteDir writes back
 // unchanged: regions sorted by name; VPCs, groups, rules and interfaces in
