@@ -370,48 +370,58 @@ func (s *EC2) paginate(ctx context.Context, region, call, what string, page func
 }
 
 func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([]inventory.VPC, error) {
-	var vpcs []inventory.VPC
-	seen := map[string]int{}
-	err := s.paginate(ctx, region, CallDescribeVpcs, "", func(ctx context.Context, token *string) (*string, error) {
-		out, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{
-			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
+	return describe(ctx, s, region, CallDescribeVpcs, "Vpcs", "VpcId", convertVpc, vpcID,
+		func(ctx context.Context, in pageInput) ([]types.Vpc, *string, error) {
+			out, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.Vpcs, out.NextToken, nil
 		})
-		if err != nil {
-			return nil, err
-		}
-		return out.NextToken, apiError(convertList(apiList("Vpcs"), "VpcId", out.Vpcs, &vpcs, seen, convertVpc, vpcID))
-	})
-	return vpcs, err
 }
 
 func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region string) ([]inventory.SecurityGroup, error) {
-	var groups []inventory.SecurityGroup
-	seen := map[string]int{}
-	err := s.paginate(ctx, region, CallDescribeSecurityGroups, "", func(ctx context.Context, token *string) (*string, error) {
-		out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
-			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
+	return describe(ctx, s, region, CallDescribeSecurityGroups, "SecurityGroups", "GroupId", convertSecurityGroup, groupID,
+		func(ctx context.Context, in pageInput) ([]types.SecurityGroup, *string, error) {
+			out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.SecurityGroups, out.NextToken, nil
 		})
-		if err != nil {
-			return nil, err
-		}
-		return out.NextToken, apiError(convertList(apiList("SecurityGroups"), "GroupId", out.SecurityGroups, &groups, seen, convertSecurityGroup, groupID))
-	})
-	return groups, err
 }
 
 func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, region string) ([]inventory.NetworkInterface, error) {
-	var enis []inventory.NetworkInterface
-	seen := map[string]int{}
-	err := s.paginate(ctx, region, CallDescribeNetworkInterfaces, "", func(ctx context.Context, token *string) (*string, error) {
-		out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
-			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
+	return describe(ctx, s, region, CallDescribeNetworkInterfaces, "NetworkInterfaces", "NetworkInterfaceId", convertNetworkInterface, eniID,
+		func(ctx context.Context, in pageInput) ([]types.NetworkInterface, *string, error) {
+			out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.NetworkInterfaces, out.NextToken, nil
 		})
+}
+
+// pageInput is what every Describe call of a Fetch sends.
+type pageInput struct {
+	filters    []types.Filter
+	maxResults *int32
+	token      *string
+}
+
+// describe follows one paginated Describe call to the end and converts the
+// list (named list, its elements' IDs in idField) of every page.
+func describe[S, T any](ctx context.Context, s *EC2, region, call, list, idField string, conv func(S, where, where) (T, error), id func(T) string, page func(context.Context, pageInput) ([]S, *string, error)) ([]T, error) {
+	var out []T
+	seen := map[string]int{}
+	err := s.paginate(ctx, region, call, "", func(ctx context.Context, token *string) (*string, error) {
+		items, next, err := page(ctx, pageInput{filters: s.filters(), maxResults: s.maxResults(1000), token: token})
 		if err != nil {
 			return nil, err
 		}
-		return out.NextToken, apiError(convertList(apiList("NetworkInterfaces"), "NetworkInterfaceId", out.NetworkInterfaces, &enis, seen, convertNetworkInterface, eniID))
+		return next, apiError(convertList(apiList(list), idField, items, &out, seen, conv, id))
 	})
-	return enis, err
+	return out, err
 }
 
 // prefixLists reads the entries of every listed prefix list, a few at a

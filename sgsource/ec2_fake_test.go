@@ -152,50 +152,11 @@ func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.Grow(64 << 10)
 	switch action {
 	case CallDescribeVpcs:
-		var items []inventory.VPC
-		for _, v := range reg.VPCs {
-			if keep(v.ID) {
-				items = append(items, v)
-			}
-		}
-		page, next := window(items, start, size)
-		b.WriteString(`<DescribeVpcsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><vpcSet>`)
-		for _, v := range page {
-			writeVpc(&b, v)
-		}
-		b.WriteString(`</vpcSet>`)
-		writeNext(&b, next)
-		b.WriteString(`</DescribeVpcsResponse>`)
+		writePage(&b, action, "vpcSet", reg.VPCs, func(v inventory.VPC) bool { return keep(v.ID) }, start, size, writeVpc)
 	case CallDescribeSecurityGroups:
-		var items []inventory.SecurityGroup
-		for _, g := range reg.SecurityGroups {
-			if keep(g.VPCID) {
-				items = append(items, g)
-			}
-		}
-		page, next := window(items, start, size)
-		b.WriteString(`<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><securityGroupInfo>`)
-		for _, g := range page {
-			writeGroup(&b, g)
-		}
-		b.WriteString(`</securityGroupInfo>`)
-		writeNext(&b, next)
-		b.WriteString(`</DescribeSecurityGroupsResponse>`)
+		writePage(&b, action, "securityGroupInfo", reg.SecurityGroups, func(g inventory.SecurityGroup) bool { return keep(g.VPCID) }, start, size, writeGroup)
 	case CallDescribeNetworkInterfaces:
-		var items []inventory.NetworkInterface
-		for _, n := range reg.NetworkInterfaces {
-			if keep(n.VPCID) {
-				items = append(items, n)
-			}
-		}
-		page, next := window(items, start, size)
-		b.WriteString(`<DescribeNetworkInterfacesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><networkInterfaceSet>`)
-		for _, n := range page {
-			writeENI(&b, n)
-		}
-		b.WriteString(`</networkInterfaceSet>`)
-		writeNext(&b, next)
-		b.WriteString(`</DescribeNetworkInterfacesResponse>`)
+		writePage(&b, action, "networkInterfaceSet", reg.NetworkInterfaces, func(n inventory.NetworkInterface) bool { return keep(n.VPCID) }, start, size, writeENI)
 	case CallGetManagedPrefixListEntries:
 		id := r.PostForm.Get("PrefixListId")
 		var entries []netip.Prefix
@@ -470,4 +431,23 @@ func genInventory(regions []string, groups, enis int) *inventory.Inventory {
 		inv.Regions = append(inv.Regions, reg)
 	}
 	return inv
+}
+
+// writePage writes the response of a Describe action: the page of the kept
+// items that starts at start, in the element set, and the next token.
+func writePage[T any](b *strings.Builder, action, set string, all []T, keep func(T) bool, start, size int, write func(*strings.Builder, T)) {
+	var items []T
+	for _, v := range all {
+		if keep(v) {
+			items = append(items, v)
+		}
+	}
+	page, next := window(items, start, size)
+	b.WriteString(`<` + action + `Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><` + set + `>`)
+	for _, v := range page {
+		write(b, v)
+	}
+	b.WriteString(`</` + set + `>`)
+	writeNext(b, next)
+	b.WriteString(`</` + action + `Response>`)
 }

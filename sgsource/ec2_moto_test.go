@@ -55,7 +55,20 @@ func (c *awsCLI) fatalf(format string, args ...any) {
 // json runs "aws ec2 <args> --output json" in region and returns stdout.
 func (c *awsCLI) json(region string, args ...string) []byte {
 	c.t.Helper()
-	args = append([]string{"--endpoint-url", c.endpoint, "--region", region, "--output", "json", "ec2"}, args...)
+	return c.run(append([]string{"--region", region, "--output", "json", "ec2"}, args...))
+}
+
+// text runs "aws ec2 <args> --query query --output text" and returns the
+// fields of its output.
+func (c *awsCLI) text(region, query string, args ...string) []string {
+	c.t.Helper()
+	return strings.Fields(string(c.run(append([]string{"--region", region, "--output", "text", "--query", query, "ec2"}, args...))))
+}
+
+// run runs aws with args against the endpoint and returns stdout.
+func (c *awsCLI) run(args []string) []byte {
+	c.t.Helper()
+	args = append([]string{"--endpoint-url", c.endpoint}, args...)
 	cmd := exec.Command("aws", args...)
 	cmd.Env = c.env
 	var stderr bytes.Buffer
@@ -65,22 +78,6 @@ func (c *awsCLI) json(region string, args ...string) []byte {
 		c.fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return out
-}
-
-// text runs "aws ec2 <args> --query query --output text" and returns the
-// fields of its output.
-func (c *awsCLI) text(region, query string, args ...string) []string {
-	c.t.Helper()
-	args = append([]string{"--endpoint-url", c.endpoint, "--region", region, "--output", "text", "--query", query, "ec2"}, args...)
-	cmd := exec.Command("aws", args...)
-	cmd.Env = c.env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		c.fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.Fields(string(out))
 }
 
 // one is text for a query with exactly one result.
