@@ -40,14 +40,12 @@ func decodeDocument(data []byte, file, top string, out any, nextToken func() *st
 	if !c.topSeen {
 		return inFile(file, where{}.key(top).fail(errMissing))
 	}
-	opts := json.JoinOptions(
-		// Times (an attachment's AttachTime) are not used: their format
-		// must not decide whether a dump is read.
-		json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *time.Time) error {
-			return dec.SkipValue()
-		})),
-	)
-	if err := json.Unmarshal(data, out, opts); err != nil {
+	// Times (an attachment's AttachTime) are not used: their format must
+	// not decide whether a dump is read.
+	skipTimes := json.WithUnmarshalers(json.UnmarshalFromFunc(func(dec *jsontext.Decoder, _ *time.Time) error {
+		return dec.SkipValue()
+	}))
+	if err := json.Unmarshal(data, out, skipTimes); err != nil {
 		return inFile(file, jsonError(err))
 	}
 	if tok := nextToken(); tok != nil && *tok != "" {
