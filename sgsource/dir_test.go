@@ -2,7 +2,6 @@ package sgsource
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/reyes-fw/reyes/inventory"
@@ -861,26 +861,24 @@ var decoders = []struct {
 		func(b []byte) (any, error) {
 			return decodeSecurityGroups(b, "f")
 		},
-		func(v any) any { return awsSecurityGroupsOf(v.([]inventory.SecurityGroup)) }},
+		func(v any) any {
+			return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: securityGroupsOut(v.([]inventory.SecurityGroup))}
+		}},
 	{FileNetworkInterfaces,
 		func(b []byte) (any, error) {
 			return decodeNetworkInterfaces(b, "f")
 		},
-		func(v any) any { return awsNetworkInterfacesOf(v.([]inventory.NetworkInterface)) }},
+		func(v any) any {
+			return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: networkInterfacesOut(v.([]inventory.NetworkInterface))}
+		}},
 	{FileVPCs,
 		func(b []byte) (any, error) { return decodeVPCs(b, "f") },
-		func(v any) any { return awsVPCsOf(v.([]inventory.VPC)) }},
+		func(v any) any { return &ec2.DescribeVpcsOutput{Vpcs: vpcsOut(v.([]inventory.VPC))} }},
 	{"prefix-list.json",
 		func(b []byte) (any, error) {
 			return decodePrefixListEntries(b, "f")
 		},
-		func(v any) any {
-			doc := awsPrefixListEntries{Entries: []awsPrefixListEntry{}}
-			for _, c := range v.([]netip.Prefix) {
-				doc.Entries = append(doc.Entries, awsPrefixListEntry{Cidr: c.String()})
-			}
-			return doc
-		}},
+		func(v any) any { return prefixListEntriesOut(v.([]netip.Prefix)) }},
 }
 
 // FuzzDecode feeds any bytes to each per-file decoder. Properties: no
@@ -908,7 +906,7 @@ func FuzzDecode(f *testing.F) {
 				}
 				continue
 			}
-			b, err := json.Marshal(d.encode(v))
+			b, err := encodeDocument(d.encode(v))
 			if err != nil {
 				t.Fatalf("%s: encoding: %v", d.file, err)
 			}

@@ -1,10 +1,16 @@
 package sgsource
 
 import (
-	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/reyes-fw/reyes/inventory"
 )
@@ -14,6 +20,9 @@ import (
 // are written empty). It creates dir and the region directories as needed
 // and overwrites the files it writes. For an inventory in the canonical
 // form described at ReadDir, ReadDir(WriteDir(inv)) returns inv unchanged.
+//
+// The files are the SDK's output types of the calls, the same types ReadDir
+// decodes into, encoded with the fields the SDK leaves unset left out.
 func WriteDir(dir string, inv *inventory.Inventory) error {
 	if err := writeDir(dir, inv); err != nil {
 		return fmt.Errorf("writing inventory %s: %w", dir, err)
@@ -30,14 +39,17 @@ func writeDir(dir string, inv *inventory.Inventory) error {
 		if err := os.MkdirAll(rdir, 0o755); err != nil {
 			return err
 		}
-		if err := writeJSON(filepath.Join(rdir, FileSecurityGroups), awsSecurityGroupsOf(reg.SecurityGroups)); err != nil {
-			return err
-		}
-		if err := writeJSON(filepath.Join(rdir, FileNetworkInterfaces), awsNetworkInterfacesOf(reg.NetworkInterfaces)); err != nil {
-			return err
-		}
-		if err := writeJSON(filepath.Join(rdir, FileVPCs), awsVPCsOf(reg.VPCs)); err != nil {
-			return err
+		for _, f := range []struct {
+			name string
+			doc  any
+		}{
+			{FileSecurityGroups, &ec2.DescribeSecurityGroupsOutput{SecurityGroups: securityGroupsOut(reg.SecurityGroups)}},
+			{FileNetworkInterfaces, &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: networkInterfacesOut(reg.NetworkInterfaces)}},
+			{FileVPCs, &ec2.DescribeVpcsOutput{Vpcs: vpcsOut(reg.VPCs)}},
+		} {
+			if err := writeJSON(filepath.Join(rdir, f.name), f.doc); err != nil {
+				return err
+			}
 		}
 		if len(reg.PrefixLists) == 0 {
 			continue
@@ -50,11 +62,7 @@ func writeDir(dir string, inv *inventory.Inventory) error {
 			if err := checkPrefixListID(pl.ID); err != nil {
 				return fmt.Errorf("prefix list in %s: %w", reg.Name, err)
 			}
-			doc := awsPrefixListEntries{Entries: []awsPrefixListEntry{}}
-			for _, c := range pl.Entries {
-				doc.Entries = append(doc.Entries, awsPrefixListEntry{Cidr: c.String()})
-			}
-			if err := writeJSON(filepath.Join(pdir, pl.ID+".json"), doc); err != nil {
+			if err := writeJSON(filepath.Join(pdir, pl.ID+".json"), prefixListEntriesOut(pl.Entries)); err != nil {
 				return err
 			}
 		}
@@ -62,217 +70,144 @@ func writeDir(dir string, inv *inventory.Inventory) error {
 	return nil
 }
 
-func writeJSON(name string, v any) error {
-	b, err := json.MarshalIndent(v, "", "    ")
+func writeJSON(name string, doc any) error {
+	b, err := encodeDocument(doc)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", name, err)
 	}
-	b = append(b, '\n')
 	return os.WriteFile(name, b, 0o644)
 }
 
-// The AWS CLI shapes that WriteDir writes; the field names are AWS'.
-
-type awsSecurityGroups struct {
-	SecurityGroups []awsSecurityGroup
+// encodeDocument encodes an SDK output type as the AWS CLI prints it:
+// indented by four spaces, fields the SDK leaves unset (nil, "") left out.
+func encodeDocument(doc any) ([]byte, error) {
+	b, err := json.Marshal(doc, json.OmitZeroStructFields(true), jsontext.Multiline(true), jsontext.WithIndent("    "))
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
-type awsSecurityGroup struct {
-	Description         string
-	GroupName           string
-	IpPermissions       []awsPermission
-	OwnerId             string
-	GroupId             string
-	IpPermissionsEgress []awsPermission
-	VpcId               string
-}
+// The out functions are the inverse of the conversion: Inventory to the
+// SDK's types. Lists are never nil, so that they are written as [].
 
-type awsPermission struct {
-	FromPort         *int32 `json:",omitempty"`
-	IpProtocol       string
-	IpRanges         []awsIpRange
-	Ipv6Ranges       []awsIpv6Range
-	PrefixListIds    []awsPrefixListId
-	ToPort           *int32 `json:",omitempty"`
-	UserIdGroupPairs []awsUserIdGroupPair
-}
-
-type awsIpRange struct{ CidrIp string }
-
-type awsIpv6Range struct{ CidrIpv6 string }
-
-type awsPrefixListId struct{ PrefixListId string }
-
-type awsUserIdGroupPair struct {
-	GroupId       string
-	UserId        string `json:",omitempty"`
-	VpcId         string `json:",omitempty"`
-	PeeringStatus string `json:",omitempty"`
-}
-
-func awsSecurityGroupsOf(groups []inventory.SecurityGroup) awsSecurityGroups {
-	out := awsSecurityGroups{SecurityGroups: make([]awsSecurityGroup, 0, len(groups))}
+func securityGroupsOut(groups []inventory.SecurityGroup) []types.SecurityGroup {
+	out := make([]types.SecurityGroup, 0, len(groups))
 	for _, g := range groups {
-		ag := awsSecurityGroup{
-			Description:         g.Description,
-			GroupName:           g.Name,
-			IpPermissions:       make([]awsPermission, 0, len(g.Ingress)),
-			OwnerId:             g.OwnerID,
-			GroupId:             g.ID,
-			IpPermissionsEgress: []awsPermission{},
-			VpcId:               g.VPCID,
+		sg := types.SecurityGroup{
+			Description:         aws.String(g.Description),
+			GroupName:           aws.String(g.Name),
+			IpPermissions:       make([]types.IpPermission, 0, len(g.Ingress)),
+			OwnerId:             aws.String(g.OwnerID),
+			GroupId:             aws.String(g.ID),
+			IpPermissionsEgress: []types.IpPermission{},
+			VpcId:               aws.String(g.VPCID),
 		}
 		for _, p := range g.Ingress {
-			ap := awsPermission{
+			ip := types.IpPermission{
 				FromPort:         p.FromPort,
-				IpProtocol:       p.Protocol,
-				IpRanges:         []awsIpRange{},
-				Ipv6Ranges:       []awsIpv6Range{},
-				PrefixListIds:    []awsPrefixListId{},
+				IpProtocol:       aws.String(p.Protocol),
+				IpRanges:         []types.IpRange{},
+				Ipv6Ranges:       []types.Ipv6Range{},
+				PrefixListIds:    []types.PrefixListId{},
 				ToPort:           p.ToPort,
-				UserIdGroupPairs: []awsUserIdGroupPair{},
+				UserIdGroupPairs: []types.UserIdGroupPair{},
 			}
 			for _, c := range p.CIDRs {
 				if c.Addr().Is4() {
-					ap.IpRanges = append(ap.IpRanges, awsIpRange{CidrIp: c.String()})
+					ip.IpRanges = append(ip.IpRanges, types.IpRange{CidrIp: aws.String(c.String())})
 				} else {
-					ap.Ipv6Ranges = append(ap.Ipv6Ranges, awsIpv6Range{CidrIpv6: c.String()})
+					ip.Ipv6Ranges = append(ip.Ipv6Ranges, types.Ipv6Range{CidrIpv6: aws.String(c.String())})
 				}
 			}
 			for _, id := range p.PrefixListIDs {
-				ap.PrefixListIds = append(ap.PrefixListIds, awsPrefixListId{PrefixListId: id})
+				ip.PrefixListIds = append(ip.PrefixListIds, types.PrefixListId{PrefixListId: aws.String(id)})
 			}
 			for _, r := range p.Groups {
-				ap.UserIdGroupPairs = append(ap.UserIdGroupPairs, awsUserIdGroupPair{GroupId: r.GroupID, UserId: r.UserID, VpcId: r.VPCID, PeeringStatus: r.PeeringStatus})
+				ip.UserIdGroupPairs = append(ip.UserIdGroupPairs, types.UserIdGroupPair{
+					GroupId: aws.String(r.GroupID), UserId: unlessEmpty(r.UserID), VpcId: unlessEmpty(r.VPCID), PeeringStatus: unlessEmpty(r.PeeringStatus),
+				})
 			}
-			ag.IpPermissions = append(ag.IpPermissions, ap)
+			sg.IpPermissions = append(sg.IpPermissions, ip)
 		}
-		out.SecurityGroups = append(out.SecurityGroups, ag)
+		out = append(out, sg)
 	}
 	return out
 }
 
-type awsNetworkInterfaces struct {
-	NetworkInterfaces []awsNetworkInterface
-}
-
-type awsNetworkInterface struct {
-	Attachment         *awsAttachment `json:",omitempty"`
-	Description        string
-	Groups             []awsGroupIdentifier
-	InterfaceType      string `json:",omitempty"`
-	Ipv6Addresses      []awsIpv6Address
-	MacAddress         string `json:",omitempty"`
-	NetworkInterfaceId string
-	OwnerId            string
-	PrivateIpAddress   string `json:",omitempty"`
-	PrivateIpAddresses []awsPrivateIpAddress
-	VpcId              string
-}
-
-type awsAttachment struct {
-	InstanceId string
-	Status     string
-}
-
-type awsGroupIdentifier struct{ GroupId string }
-
-type awsIpv6Address struct{ Ipv6Address string }
-
-type awsPrivateIpAddress struct {
-	Primary          bool
-	PrivateIpAddress string
-}
-
-func awsNetworkInterfacesOf(enis []inventory.NetworkInterface) awsNetworkInterfaces {
-	out := awsNetworkInterfaces{NetworkInterfaces: make([]awsNetworkInterface, 0, len(enis))}
+func networkInterfacesOut(enis []inventory.NetworkInterface) []types.NetworkInterface {
+	out := make([]types.NetworkInterface, 0, len(enis))
 	for _, n := range enis {
-		an := awsNetworkInterface{
-			Description:        n.Description,
-			Groups:             make([]awsGroupIdentifier, 0, len(n.Groups)),
-			InterfaceType:      n.InterfaceType,
-			Ipv6Addresses:      []awsIpv6Address{},
-			MacAddress:         n.MAC,
-			NetworkInterfaceId: n.ID,
-			OwnerId:            n.OwnerID,
-			PrivateIpAddresses: []awsPrivateIpAddress{},
-			VpcId:              n.VPCID,
+		ni := types.NetworkInterface{
+			Description:        aws.String(n.Description),
+			Groups:             make([]types.GroupIdentifier, 0, len(n.Groups)),
+			InterfaceType:      types.NetworkInterfaceType(n.InterfaceType),
+			Ipv6Addresses:      []types.NetworkInterfaceIpv6Address{},
+			MacAddress:         unlessEmpty(n.MAC),
+			NetworkInterfaceId: aws.String(n.ID),
+			OwnerId:            aws.String(n.OwnerID),
+			PrivateIpAddresses: []types.NetworkInterfacePrivateIpAddress{},
+			VpcId:              aws.String(n.VPCID),
 		}
 		if n.InstanceID != "" {
-			an.Attachment = &awsAttachment{InstanceId: n.InstanceID, Status: "attached"}
+			ni.Attachment = &types.NetworkInterfaceAttachment{InstanceId: aws.String(n.InstanceID), Status: types.AttachmentStatusAttached}
 		}
 		for _, g := range n.Groups {
-			an.Groups = append(an.Groups, awsGroupIdentifier{GroupId: g})
+			ni.Groups = append(ni.Groups, types.GroupIdentifier{GroupId: aws.String(g)})
 		}
 		for _, a := range n.Addresses {
 			if a.Is4() {
-				primary := an.PrivateIpAddress == ""
+				primary := ni.PrivateIpAddress == nil
 				if primary {
-					an.PrivateIpAddress = a.String()
+					ni.PrivateIpAddress = aws.String(a.String())
 				}
-				an.PrivateIpAddresses = append(an.PrivateIpAddresses, awsPrivateIpAddress{Primary: primary, PrivateIpAddress: a.String()})
+				ni.PrivateIpAddresses = append(ni.PrivateIpAddresses, types.NetworkInterfacePrivateIpAddress{Primary: aws.Bool(primary), PrivateIpAddress: aws.String(a.String())})
 			} else {
-				an.Ipv6Addresses = append(an.Ipv6Addresses, awsIpv6Address{Ipv6Address: a.String()})
+				ni.Ipv6Addresses = append(ni.Ipv6Addresses, types.NetworkInterfaceIpv6Address{Ipv6Address: aws.String(a.String())})
 			}
 		}
-		out.NetworkInterfaces = append(out.NetworkInterfaces, an)
+		out = append(out, ni)
 	}
 	return out
 }
 
-type awsVpcs struct {
-	Vpcs []awsVpc
-}
-
-type awsVpc struct {
-	CidrBlock                   string `json:",omitempty"`
-	OwnerId                     string
-	Ipv6CidrBlockAssociationSet []awsIpv6CidrBlockAssociation
-	CidrBlockAssociationSet     []awsCidrBlockAssociation
-	VpcId                       string
-}
-
-type awsCidrBlockState struct{ State string }
-
-type awsCidrBlockAssociation struct {
-	CidrBlock      string
-	CidrBlockState awsCidrBlockState
-}
-
-type awsIpv6CidrBlockAssociation struct {
-	Ipv6CidrBlock      string
-	Ipv6CidrBlockState awsCidrBlockState
-}
-
-func awsVPCsOf(vpcs []inventory.VPC) awsVpcs {
-	out := awsVpcs{Vpcs: make([]awsVpc, 0, len(vpcs))}
-	associated := awsCidrBlockState{State: "associated"}
+func vpcsOut(vpcs []inventory.VPC) []types.Vpc {
+	out := make([]types.Vpc, 0, len(vpcs))
+	associated := &types.VpcCidrBlockState{State: types.VpcCidrBlockStateCodeAssociated}
 	for _, v := range vpcs {
-		av := awsVpc{
-			OwnerId:                     v.OwnerID,
-			Ipv6CidrBlockAssociationSet: []awsIpv6CidrBlockAssociation{},
-			CidrBlockAssociationSet:     []awsCidrBlockAssociation{},
-			VpcId:                       v.ID,
+		vpc := types.Vpc{
+			OwnerId:                     aws.String(v.OwnerID),
+			Ipv6CidrBlockAssociationSet: []types.VpcIpv6CidrBlockAssociation{},
+			CidrBlockAssociationSet:     []types.VpcCidrBlockAssociation{},
+			VpcId:                       aws.String(v.ID),
 		}
 		for _, c := range v.CIDRs {
 			if c.Addr().Is4() {
-				if av.CidrBlock == "" {
-					av.CidrBlock = c.String()
+				if vpc.CidrBlock == nil {
+					vpc.CidrBlock = aws.String(c.String())
 				}
-				av.CidrBlockAssociationSet = append(av.CidrBlockAssociationSet, awsCidrBlockAssociation{CidrBlock: c.String(), CidrBlockState: associated})
+				vpc.CidrBlockAssociationSet = append(vpc.CidrBlockAssociationSet, types.VpcCidrBlockAssociation{CidrBlock: aws.String(c.String()), CidrBlockState: associated})
 			} else {
-				av.Ipv6CidrBlockAssociationSet = append(av.Ipv6CidrBlockAssociationSet, awsIpv6CidrBlockAssociation{Ipv6CidrBlock: c.String(), Ipv6CidrBlockState: associated})
+				vpc.Ipv6CidrBlockAssociationSet = append(vpc.Ipv6CidrBlockAssociationSet, types.VpcIpv6CidrBlockAssociation{Ipv6CidrBlock: aws.String(c.String()), Ipv6CidrBlockState: associated})
 			}
 		}
-		out.Vpcs = append(out.Vpcs, av)
+		out = append(out, vpc)
 	}
 	return out
 }
 
-type awsPrefixListEntries struct {
-	Entries []awsPrefixListEntry
+func prefixListEntriesOut(entries []netip.Prefix) *ec2.GetManagedPrefixListEntriesOutput {
+	out := &ec2.GetManagedPrefixListEntriesOutput{Entries: make([]types.PrefixListEntry, 0, len(entries))}
+	for _, c := range entries {
+		out.Entries = append(out.Entries, types.PrefixListEntry{Cidr: aws.String(c.String())})
+	}
+	return out
 }
 
-type awsPrefixListEntry struct {
-	Cidr string
+// unlessEmpty is nil for "", else a pointer to s.
+func unlessEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
