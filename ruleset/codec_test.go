@@ -209,7 +209,7 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "unknown vpc field", data: func(t *testing.T) []byte {
 			return edit(t, `"id":"vpc-00000002",`, `"id":"vpc-00000002","state":"available",`)
 		}, want: ErrMalformed, message: `"state"`},
-		{name: "unknown group field", data: func(t *testing.T) []byte { return edit(t, `"name":"db",`, `"name":"db","description":"x",`) }, want: ErrMalformed, message: `"description"`},
+		{name: "unknown group field", data: func(t *testing.T) []byte { return edit(t, `"name":"db",`, `"name":"db","description":"x",`) }, want: ErrMalformed, message: `/groups/1/description: unknown field "description"`},
 		{name: "unknown rule field", data: func(t *testing.T) []byte { return edit(t, `"proto":58,`, `"proto":58,"egress":true,`) }, want: ErrMalformed, message: `"egress"`},
 		{name: "unknown interface field", data: func(t *testing.T) []byte { return edit(t, `"id":"eni-00000002",`, `"id":"eni-00000002","mac":"x",`) }, want: ErrMalformed, message: `"mac"`},
 		{name: "header field nested", data: func(t *testing.T) []byte { return edit(t, `"name":"db",`, `"name":"db","serial":1,`) }, want: ErrMalformed, message: `"serial"`},
@@ -217,7 +217,7 @@ func TestDecodeRejects(t *testing.T) {
 		// Duplicate keys.
 		{name: "duplicate top-level key", data: func(t *testing.T) []byte { return edit(t, `"scope":"prod",`, `"scope":"prod","scope":"test",`) }, want: ErrMalformed, message: `duplicate key "scope"`},
 		{name: "duplicate format key", data: func(t *testing.T) []byte { return edit(t, `"type":`, `"format":"reyes.ruleset/v1","type":`) }, want: ErrMalformed, message: `duplicate key "format"`},
-		{name: "duplicate rule key", data: func(t *testing.T) []byte { return edit(t, `"proto":58,`, `"proto":58,"proto":6,`) }, want: ErrMalformed, message: `duplicate key "proto"`},
+		{name: "duplicate rule key", data: func(t *testing.T) []byte { return edit(t, `"proto":58,`, `"proto":58,"proto":6,`) }, want: ErrMalformed, message: `/groups/1/rules/1/proto: duplicate key "proto"`},
 		{name: "duplicate list key", data: func(t *testing.T) []byte { return edit(t, `"interfaces":[`, `"interfaces":[],"interfaces":[`) }, want: ErrMalformed, message: `duplicate key "interfaces"`},
 
 		// Keys in another case, which encoding/json would match anyway.
@@ -225,7 +225,7 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "SCOPE", data: func(t *testing.T) []byte { return edit(t, `"scope"`, `"SCOPE"`) }, want: ErrMalformed, message: `"SCOPE"`},
 		{name: "long s", data: func(t *testing.T) []byte { return edit(t, `"scope"`, `"ſcope"`) }, want: ErrMalformed, message: `"ſcope"`},
 		{name: "long s duplicate", data: func(t *testing.T) []byte { return edit(t, `"scope":"prod",`, `"scope":"prod","ſcope":"x",`) }, want: ErrMalformed, message: `"ſcope"`},
-		{name: "nested Id", data: func(t *testing.T) []byte { return edit(t, `"id":"eni-00000002"`, `"Id":"eni-00000002"`) }, want: ErrMalformed, message: `"Id"`},
+		{name: "nested Id", data: func(t *testing.T) []byte { return edit(t, `"id":"eni-00000002"`, `"Id":"eni-00000002"`) }, want: ErrMalformed, message: `/interfaces/1/Id: unknown field "Id"`},
 		{name: "escaped key", data: func(t *testing.T) []byte { return edit(t, `"scope"`, `"\u0053cope"`) }, want: ErrMalformed, message: `holds an escape`},
 		{name: "escaped duplicate key", data: func(t *testing.T) []byte {
 			return edit(t, `"scope":"prod",`, `"scope":"prod","\u0073cope":"x",`)
@@ -242,8 +242,8 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "serial as string", data: func(t *testing.T) []byte { return edit(t, `"serial":7`, `"serial":"7"`) }, want: ErrMalformed, message: "serial"},
 		{name: "negative serial", data: func(t *testing.T) []byte { return edit(t, `"serial":7`, `"serial":-7`) }, want: ErrMalformed, message: "serial"},
 		{name: "fractional serial", data: func(t *testing.T) []byte { return edit(t, `"serial":7`, `"serial":7.5`) }, want: ErrMalformed, message: "serial"},
-		{name: "proto as name", data: func(t *testing.T) []byte { return edit(t, `"proto":58`, `"proto":"icmpv6"`) }, want: ErrMalformed, message: "proto"},
-		{name: "rules as object", data: func(t *testing.T) []byte { return edit(t, `"rules":[]`, `"rules":{}`) }, want: ErrMalformed, message: "rules"},
+		{name: "proto as name", data: func(t *testing.T) []byte { return edit(t, `"proto":58`, `"proto":"icmpv6"`) }, want: ErrMalformed, message: "/groups/1/rules/1/proto: want an integer, got a string"},
+		{name: "rules as object", data: func(t *testing.T) []byte { return edit(t, `"rules":[]`, `"rules":{}`) }, want: ErrMalformed, message: "/groups/2/rules: want an array, got an object"},
 		{name: "addrs as string", data: func(t *testing.T) []byte { return edit(t, `"addrs":["10.1.0.5"]`, `"addrs":"10.1.0.5"`) }, want: ErrMalformed, message: "addrs"},
 		{name: "interfaces as object", data: func(t *testing.T) []byte {
 			i := strings.Index(validJSON, `"interfaces":`)
