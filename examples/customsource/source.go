@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/reyes-fw/reyes/inventory"
-	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
@@ -101,7 +100,7 @@ type csvParser struct {
 }
 
 func (p *csvParser) region(name string) (*inventory.Region, error) {
-	if !ruleset.ValidRegion(name) {
+	if !inventory.ValidRegion(name) {
 		return nil, fmt.Errorf("%q is not a region", name)
 	}
 	if p.regions[name] == nil {
@@ -141,7 +140,7 @@ func (p *csvParser) record(rec []string) error {
 		if err != nil {
 			return err
 		}
-		if !ruleset.ValidVPCID(rec[2]) {
+		if !inventory.ValidVPCID(rec[2]) {
 			return fmt.Errorf("%q is not a VPC ID", rec[2])
 		}
 		if _, dup := p.vpcs[rec[2]]; dup {
@@ -162,7 +161,7 @@ func (p *csvParser) record(rec []string) error {
 			return err
 		}
 		id := rec[3]
-		if !ruleset.ValidGroupID(id) {
+		if !inventory.ValidGroupID(id) {
 			return fmt.Errorf("%q is not a security group ID", id)
 		}
 		if p.groups[id] != nil {
@@ -190,7 +189,7 @@ func (p *csvParser) record(rec []string) error {
 			return err
 		}
 		id := rec[3]
-		if !ruleset.ValidInterfaceID(id) {
+		if !inventory.ValidInterfaceID(id) {
 			return fmt.Errorf("%q is not a network interface ID", id)
 		}
 		addrs, err := parseList(rec[4], parseAddr)
@@ -209,7 +208,7 @@ func (p *csvParser) record(rec []string) error {
 }
 
 func parseGroupID(s string) (string, error) {
-	if !ruleset.ValidGroupID(s) {
+	if !inventory.ValidGroupID(s) {
 		return "", fmt.Errorf("%q is not a security group ID", s)
 	}
 	return s, nil
@@ -242,7 +241,7 @@ func parsePermission(proto, from, to, sources string) (inventory.Permission, err
 	for _, s := range strings.Split(sources, ";") {
 		s = strings.TrimSpace(s)
 		switch {
-		case ruleset.ValidGroupID(s):
+		case inventory.ValidGroupID(s):
 			p.Groups = append(p.Groups, inventory.GroupRef{GroupID: s})
 		case strings.Contains(s, "/"):
 			c, err := parseCIDR(s)
