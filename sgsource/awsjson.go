@@ -2,6 +2,7 @@ package sgsource
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -32,8 +33,8 @@ const maxDepth = 32
 // ID), null or the wrong JSON type where a field reyes knows is, nesting
 // deeper than maxDepth, trailing data, and a NextToken (a truncated dump).
 // Members that the SDK does not model are ignored: a newer CLI adds them.
-func decodeDocument(data []byte, file, top string, out any, nextToken func() *string) error {
-	c := &docChecker{dec: jsontext.NewDecoder(bytes.NewReader(data)), top: top, fields: map[reflect.Type]map[string]reflect.StructField{}}
+func decodeDocument(ctx context.Context, data []byte, file, top string, out any, nextToken func() *string) error {
+	c := &docChecker{ctx: ctx, dec: jsontext.NewDecoder(bytes.NewReader(data)), top: top, fields: map[reflect.Type]map[string]reflect.StructField{}}
 	if err := c.document(reflect.TypeOf(out).Elem()); err != nil {
 		return inFile(file, err)
 	}
@@ -115,6 +116,8 @@ func plainKey(k string) bool {
 // what json.Unmarshal lets through: keys in another case than the field's,
 // null for a known field, deep nesting in members nobody reads.
 type docChecker struct {
+	ctx     context.Context
+	steps   int
 	dec     *jsontext.Decoder
 	top     string
 	topSeen bool
@@ -127,6 +130,12 @@ func (c *docChecker) fail(ptr jsontext.Pointer, reason string) error {
 }
 
 func (c *docChecker) read() error {
+	// A file may be large: the walk stops when the context ends.
+	if c.steps++; c.steps%4096 == 0 {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+	}
 	_, err := c.dec.ReadToken()
 	if err != nil {
 		return jsonError(err)

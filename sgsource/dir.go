@@ -169,20 +169,20 @@ type dirReader struct {
 func (r *dirReader) region(name string) (inventory.Region, error) {
 	reg := inventory.Region{Name: name}
 	if err := r.file(path.Join(name, FileVPCs), nil, func(data []byte, file string) (err error) {
-		reg.VPCs, err = decodeVPCs(data, file)
+		reg.VPCs, err = decodeVPCs(r.ctx, data, file)
 		return err
 	}); err != nil {
 		return inventory.Region{}, err
 	}
 	sgFile := path.Join(name, FileSecurityGroups)
 	if err := r.file(sgFile, nil, func(data []byte, file string) (err error) {
-		reg.SecurityGroups, err = decodeSecurityGroups(data, file)
+		reg.SecurityGroups, err = decodeSecurityGroups(r.ctx, data, file)
 		return err
 	}); err != nil {
 		return inventory.Region{}, err
 	}
 	if err := r.file(path.Join(name, FileNetworkInterfaces), nil, func(data []byte, file string) (err error) {
-		reg.NetworkInterfaces, err = decodeNetworkInterfaces(data, file)
+		reg.NetworkInterfaces, err = decodeNetworkInterfaces(r.ctx, data, file)
 		return err
 	}); err != nil {
 		return inventory.Region{}, err
@@ -196,7 +196,7 @@ func (r *dirReader) region(name string) (inventory.Region, error) {
 		ref := refs[id]
 		pl := inventory.PrefixList{ID: id}
 		if err := r.file(path.Join(name, DirPrefixLists, id+".json"), &ref, func(data []byte, file string) (err error) {
-			pl.Entries, err = decodePrefixListEntries(data, file)
+			pl.Entries, err = decodePrefixListEntries(r.ctx, data, file)
 			return err
 		}); err != nil {
 			return inventory.Region{}, err
@@ -212,15 +212,15 @@ func (r *dirReader) region(name string) (inventory.Region, error) {
 // pointer does.
 
 // decodeVPCs decodes the output of describe-vpcs.
-func decodeVPCs(data []byte, file string) ([]inventory.VPC, error) {
-	return decodeList(data, file, "Vpcs", "VpcId",
+func decodeVPCs(ctx context.Context, data []byte, file string) ([]inventory.VPC, error) {
+	return decodeList(ctx, data, file, "Vpcs", "VpcId",
 		func(o *ec2.DescribeVpcsOutput) ([]types.Vpc, *string) { return o.Vpcs, o.NextToken },
 		convertVpc, vpcID)
 }
 
 // decodeSecurityGroups decodes the output of describe-security-groups.
-func decodeSecurityGroups(data []byte, file string) ([]inventory.SecurityGroup, error) {
-	return decodeList(data, file, "SecurityGroups", "GroupId",
+func decodeSecurityGroups(ctx context.Context, data []byte, file string) ([]inventory.SecurityGroup, error) {
+	return decodeList(ctx, data, file, "SecurityGroups", "GroupId",
 		func(o *ec2.DescribeSecurityGroupsOutput) ([]types.SecurityGroup, *string) {
 			return o.SecurityGroups, o.NextToken
 		},
@@ -229,8 +229,8 @@ func decodeSecurityGroups(data []byte, file string) ([]inventory.SecurityGroup, 
 
 // decodeNetworkInterfaces decodes the output of
 // describe-network-interfaces.
-func decodeNetworkInterfaces(data []byte, file string) ([]inventory.NetworkInterface, error) {
-	return decodeList(data, file, "NetworkInterfaces", "NetworkInterfaceId",
+func decodeNetworkInterfaces(ctx context.Context, data []byte, file string) ([]inventory.NetworkInterface, error) {
+	return decodeList(ctx, data, file, "NetworkInterfaces", "NetworkInterfaceId",
 		func(o *ec2.DescribeNetworkInterfacesOutput) ([]types.NetworkInterface, *string) {
 			return o.NetworkInterfaces, o.NextToken
 		},
@@ -239,9 +239,9 @@ func decodeNetworkInterfaces(data []byte, file string) ([]inventory.NetworkInter
 
 // decodeList decodes a document of type O whose list top (of S, each with
 // an ID in idField) is read by items, and converts the list with conv.
-func decodeList[O, S, T any](data []byte, file, top, idField string, items func(*O) ([]S, *string), conv func(S, where, where) (T, error), id func(T) string) ([]T, error) {
+func decodeList[O, S, T any](ctx context.Context, data []byte, file, top, idField string, items func(*O) ([]S, *string), conv func(S, where, where) (T, error), id func(T) string) ([]T, error) {
 	var out O
-	if err := decodeDocument(data, file, top, &out, func() *string { _, next := items(&out); return next }); err != nil {
+	if err := decodeDocument(ctx, data, file, top, &out, func() *string { _, next := items(&out); return next }); err != nil {
 		return nil, err
 	}
 	in, _ := items(&out)
@@ -254,9 +254,9 @@ func decodeList[O, S, T any](data []byte, file, top, idField string, items func(
 
 // decodePrefixListEntries decodes the output of
 // get-managed-prefix-list-entries.
-func decodePrefixListEntries(data []byte, file string) ([]netip.Prefix, error) {
+func decodePrefixListEntries(ctx context.Context, data []byte, file string) ([]netip.Prefix, error) {
 	var out ec2.GetManagedPrefixListEntriesOutput
-	if err := decodeDocument(data, file, "Entries", &out, func() *string { return out.NextToken }); err != nil {
+	if err := decodeDocument(ctx, data, file, "Entries", &out, func() *string { return out.NextToken }); err != nil {
 		return nil, err
 	}
 	var entries []netip.Prefix

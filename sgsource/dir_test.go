@@ -859,24 +859,24 @@ var decoders = []struct {
 }{
 	{FileSecurityGroups,
 		func(b []byte) (any, error) {
-			return decodeSecurityGroups(b, "f")
+			return decodeSecurityGroups(context.Background(), b, "f")
 		},
 		func(v any) any {
 			return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: securityGroupsOut(v.([]inventory.SecurityGroup))}
 		}},
 	{FileNetworkInterfaces,
 		func(b []byte) (any, error) {
-			return decodeNetworkInterfaces(b, "f")
+			return decodeNetworkInterfaces(context.Background(), b, "f")
 		},
 		func(v any) any {
 			return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: networkInterfacesOut(v.([]inventory.NetworkInterface))}
 		}},
 	{FileVPCs,
-		func(b []byte) (any, error) { return decodeVPCs(b, "f") },
+		func(b []byte) (any, error) { return decodeVPCs(context.Background(), b, "f") },
 		func(v any) any { return &ec2.DescribeVpcsOutput{Vpcs: vpcsOut(v.([]inventory.VPC))} }},
 	{"prefix-list.json",
 		func(b []byte) (any, error) {
-			return decodePrefixListEntries(b, "f")
+			return decodePrefixListEntries(context.Background(), b, "f")
 		},
 		func(v any) any { return prefixListEntriesOut(v.([]netip.Prefix)) }},
 }
@@ -957,5 +957,19 @@ func TestReadDirAcceptsWhatItDoesNotUse(t *testing.T) {
 				t.Errorf("ReadDir:\n got %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestDecodeStopsWhenCancelled: a large file is not read to its end after
+// the context ends.
+func TestDecodeStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	big := `{"SecurityGroups": [], "Junk": [` + strings.Repeat(`1,`, 10_000) + `1]}`
+	if _, err := decodeSecurityGroups(ctx, []byte(big), "f"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if _, err := decodeSecurityGroups(context.Background(), []byte(big), "f"); err != nil {
+		t.Fatalf("the same file, not cancelled: %v", err)
 	}
 }
