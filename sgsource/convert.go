@@ -155,9 +155,10 @@ func eachFrom[S, T any](list where, first int, in []S, out *[]T, conv func(S, wh
 	return nil
 }
 
-// convertList converts the elements of the list at w (its field named
-// like the document's: "SecurityGroups"), numbering them from len(*out)
-// on, and appends them to out. seen finds an ID listed twice, which a dump
+// convertList converts the elements of list (named like the document's
+// member: "SecurityGroups"), numbering them from len(*out) on so that pages
+// continue a list, and appends them to out; conv gets each element's place
+// and the list's. seen finds an ID listed twice, which a dump
 // must not hold; over the API it means the estate changed between two
 // pages.
 func convertList[S, T any](list where, idField string, in []S, out *[]T, seen map[string]int, conv func(S, where, where) (T, error), id func(T) string) error {
