@@ -973,3 +973,20 @@ func TestDecodeStopsWhenCancelled(t *testing.T) {
 		t.Fatalf("the same file, not cancelled: %v", err)
 	}
 }
+
+// TestFieldErrorQuotesOddPointers: a hostile key cannot put a line break
+// or a terminal escape into an error message through the pointer.
+func TestFieldErrorQuotesOddPointers(t *testing.T) {
+	files := baseFiles()
+	files[sgFile] = strings.Replace(files[sgFile], `"Tags": [{"Key": "Name", "Value": "web"}]`, `"a\nb\u001b[31m": `+strings.Repeat("[", 40)+strings.Repeat("]", 40), 1)
+	_, err := ReadDir(context.Background(), writeFiles(t, files))
+	if err == nil {
+		t.Fatal("ReadDir accepted it")
+	}
+	if msg := err.Error(); strings.ContainsAny(msg, "\n\x1b") {
+		t.Errorf("error holds a raw control character: %q", msg)
+	}
+	if !strings.Contains(err.Error(), `(JSON pointer "/SecurityGroups/0/a\nb\x1b[31m/0/0`) {
+		t.Errorf("error does not quote the pointer: %v", err)
+	}
+}

@@ -53,9 +53,23 @@ func (e *FieldError) Error() string {
 	}
 	b.WriteString(e.Err.Error())
 	if e.Pointer != "" && e.File != "" {
-		b.WriteString(" (JSON pointer " + e.Pointer + ")")
+		b.WriteString(" (JSON pointer " + quotedIfOdd(e.Pointer) + ")")
 	}
 	return b.String()
+}
+
+// quotedIfOdd returns s, or s clipped and quoted if it holds anything but
+// printable ASCII (a hostile key in a pointer must not forge log lines).
+func quotedIfOdd(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return strconv.Quote(clip(s))
+		}
+	}
+	if len(s) > 200 {
+		return strconv.Quote(clip(s))
+	}
+	return s
 }
 
 // Unwrap returns the cause; errors.Is(err, ErrInvalid) holds for every
