@@ -124,7 +124,7 @@ type docChecker struct {
 	fields  map[reflect.Type]map[string]reflect.StructField
 }
 
-// fail reports reason at the current position of the decoder.
+// fail reports reason at ptr.
 func (c *docChecker) fail(ptr jsontext.Pointer, reason string) error {
 	return &FieldError{Pointer: string(ptr), Field: fieldOfPointer(ptr), Err: errors.New(reason)}
 }
