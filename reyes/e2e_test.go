@@ -15,6 +15,7 @@ import (
 
 	"github.com/reyes-fw/reyes/internal/mototest"
 	"github.com/reyes-fw/reyes/internal/netns"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
@@ -56,19 +57,19 @@ var (
 
 // estateInventory is the estate; withLB8080=false is the second version,
 // with web's tcp/8080 rule from lb removed.
-func estateInventory(withLB8080 bool) *sgsource.Inventory {
+func estateInventory(withLB8080 bool) *inventory.Inventory {
 	port := func(p int32) *int32 { return &p }
 	pfx := netip.MustParsePrefix
-	var web []sgsource.Permission
+	var web []inventory.Permission
 	if withLB8080 {
-		web = append(web, sgsource.Permission{Protocol: "tcp", FromPort: port(8080), ToPort: port(8080),
-			Groups: []sgsource.GroupRef{{GroupID: sgLB, UserID: owner, VPCID: vpcB}}})
+		web = append(web, inventory.Permission{Protocol: "tcp", FromPort: port(8080), ToPort: port(8080),
+			Groups: []inventory.GroupRef{{GroupID: sgLB, UserID: owner, VPCID: vpcB}}})
 	}
 	web = append(web,
-		sgsource.Permission{Protocol: "udp", FromPort: port(8081), ToPort: port(8081),
+		inventory.Permission{Protocol: "udp", FromPort: port(8081), ToPort: port(8081),
 			CIDRs: []netip.Prefix{pfx("10.99.2.2/32"), pfx("fd00:99:2::2/128")}},
-		sgsource.Permission{Protocol: "icmp", FromPort: port(8), ToPort: port(-1), CIDRs: []netip.Prefix{pfx("10.99.3.0/24")}},
-		sgsource.Permission{Protocol: "tcp", FromPort: port(9090), ToPort: port(9090), CIDRs: []netip.Prefix{pfx("10.99.3.2/32")}},
+		inventory.Permission{Protocol: "icmp", FromPort: port(8), ToPort: port(-1), CIDRs: []netip.Prefix{pfx("10.99.3.0/24")}},
+		inventory.Permission{Protocol: "tcp", FromPort: port(9090), ToPort: port(9090), CIDRs: []netip.Prefix{pfx("10.99.3.2/32")}},
 	)
 	addrs := func(ss ...string) []netip.Addr {
 		var as []netip.Addr
@@ -77,18 +78,18 @@ func estateInventory(withLB8080 bool) *sgsource.Inventory {
 		}
 		return as
 	}
-	return &sgsource.Inventory{Regions: []sgsource.Region{{
+	return &inventory.Inventory{Regions: []inventory.Region{{
 		Name: "eu-west-1",
-		VPCs: []sgsource.VPC{
+		VPCs: []inventory.VPC{
 			{ID: vpcA, OwnerID: owner, CIDRs: []netip.Prefix{pfx("10.99.1.0/24"), pfx("fd00:99:1::/64")}},
 			{ID: vpcB, OwnerID: owner, CIDRs: []netip.Prefix{pfx("10.99.2.0/23"), pfx("fd00:99:2::/63")}},
 		},
-		SecurityGroups: []sgsource.SecurityGroup{
+		SecurityGroups: []inventory.SecurityGroup{
 			{ID: sgWeb, Name: "web", Description: "web servers", OwnerID: owner, VPCID: vpcA, Ingress: web},
 			{ID: sgLB, Name: "lb", Description: "load balancers", OwnerID: owner, VPCID: vpcB},
 			{ID: sgOther, Name: "other", Description: "others", OwnerID: owner, VPCID: vpcB},
 		},
-		NetworkInterfaces: []sgsource.NetworkInterface{
+		NetworkInterfaces: []inventory.NetworkInterface{
 			{ID: "eni-0000000000000000a", VPCID: vpcA, OwnerID: owner, InterfaceType: "interface", InstanceID: "i-0000000000000000a",
 				MAC: "02:00:00:00:00:0a", Addresses: addrs("10.99.1.1", "fd00:99:1::1"), Groups: []string{sgWeb}},
 			{ID: "eni-0000000000000000b", VPCID: vpcB, OwnerID: owner, InterfaceType: "interface",
@@ -237,7 +238,7 @@ func keys(t *testing.T, dir, name string) (signer *sign.Signer, secretFile, publ
 	return signer, secretFile, publicFile
 }
 
-func writeInventory(t *testing.T, dir string, inv *sgsource.Inventory) string {
+func writeInventory(t *testing.T, dir string, inv *inventory.Inventory) string {
 	t.Helper()
 	if err := sgsource.WriteDir(dir, inv); err != nil {
 		t.Fatal(err)

@@ -7,15 +7,15 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/synth"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
-	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
 )
 
-type memSource struct{ inv *sgsource.Inventory }
+type memSource struct{ inv *inventory.Inventory }
 
-func (m memSource) Fetch(context.Context) (*sgsource.Inventory, error) { return m.inv, nil }
+func (m memSource) Fetch(context.Context) (*inventory.Inventory, error) { return m.inv, nil }
 
 // BenchmarkLeaderRunOnceLarge is a whole leader run at 50,000 ENIs with
 // the previous object in the store (read, verified and compared first).

@@ -5,12 +5,12 @@ import (
 	"testing"
 
 	"github.com/reyes-fw/reyes/internal/synth"
-	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // The benchmarks run at the size of the performance targets: synth.Large,
 // 5,000 groups, 50,000 interfaces, 100,000 addresses, 20,000 rules.
-var large = sync.OnceValue(func() *sgsource.Inventory { return synth.Generate(synth.Large()) })
+var large = sync.OnceValue(func() *inventory.Inventory { return synth.Generate(synth.Large()) })
 
 func BenchmarkBuild(b *testing.B) {
 	inv := large()

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // DefaultTTL is how long a ruleset stays valid when BuildOptions.TTL is 0.
@@ -46,7 +46,7 @@ type BuildOptions struct {
 // References to groups that are not in the inventory are kept; they allow
 // nothing. Any inconsistency (a missing prefix list, an invalid port, two
 // objects with one ID) fails the whole build.
-func Build(inv *sgsource.Inventory, opts BuildOptions) (*Ruleset, error) {
+func Build(inv *inventory.Inventory, opts BuildOptions) (*Ruleset, error) {
 	if opts.GeneratedAt.IsZero() {
 		return nil, fmt.Errorf("building ruleset: GeneratedAt is required")
 	}
@@ -140,7 +140,7 @@ func ParseProtocol(s string) (int, error) {
 	return n, nil
 }
 
-func buildRule(p sgsource.Permission, pls map[string][]netip.Prefix) (Rule, error) {
+func buildRule(p inventory.Permission, pls map[string][]netip.Prefix) (Rule, error) {
 	proto, err := ParseProtocol(p.Protocol)
 	if err != nil {
 		return Rule{}, err

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 func TestParseProtocol(t *testing.T) {
@@ -76,29 +76,29 @@ const (
 
 // testInventory is one region with a few groups, interfaces and a prefix
 // list; perms are the ingress of sgA.
-func testInventory(perms ...sgsource.Permission) *sgsource.Inventory {
-	return &sgsource.Inventory{Regions: []sgsource.Region{{
+func testInventory(perms ...inventory.Permission) *inventory.Inventory {
+	return &inventory.Inventory{Regions: []inventory.Region{{
 		Name: "eu-west-1",
-		VPCs: []sgsource.VPC{
+		VPCs: []inventory.VPC{
 			{ID: "vpc-00000001", OwnerID: "123456789012", CIDRs: []netip.Prefix{pfx("fd00:1::/56"), pfx("10.1.0.0/16")}},
 			{ID: "vpc-00000002", OwnerID: "123456789012", CIDRs: []netip.Prefix{pfx("10.2.0.0/16")}},
 		},
-		SecurityGroups: []sgsource.SecurityGroup{
+		SecurityGroups: []inventory.SecurityGroup{
 			{ID: sgA, Name: "app", VPCID: "vpc-00000001", OwnerID: "123456789012", Ingress: perms},
-			{ID: sgB, Name: "db", VPCID: "vpc-00000001", Ingress: []sgsource.Permission{
-				{Protocol: "tcp", FromPort: p32(5432), ToPort: p32(5432), Groups: []sgsource.GroupRef{{GroupID: sgA}}},
+			{ID: sgB, Name: "db", VPCID: "vpc-00000001", Ingress: []inventory.Permission{
+				{Protocol: "tcp", FromPort: p32(5432), ToPort: p32(5432), Groups: []inventory.GroupRef{{GroupID: sgA}}},
 			}},
-			{ID: sgV, Name: "vpn", VPCID: "vpc-00000001", Ingress: []sgsource.Permission{{Protocol: "-1", CIDRs: []netip.Prefix{pfx("0.0.0.0/0")}}}},
-			{ID: sgW, Name: "vpn", VPCID: "vpc-00000002", Ingress: []sgsource.Permission{{Protocol: "-1", CIDRs: []netip.Prefix{pfx("::/0")}}}},
+			{ID: sgV, Name: "vpn", VPCID: "vpc-00000001", Ingress: []inventory.Permission{{Protocol: "-1", CIDRs: []netip.Prefix{pfx("0.0.0.0/0")}}}},
+			{ID: sgW, Name: "vpn", VPCID: "vpc-00000002", Ingress: []inventory.Permission{{Protocol: "-1", CIDRs: []netip.Prefix{pfx("::/0")}}}},
 		},
-		NetworkInterfaces: []sgsource.NetworkInterface{
+		NetworkInterfaces: []inventory.NetworkInterface{
 			{ID: "eni-00000003", VPCID: "vpc-00000001", Addresses: []netip.Addr{addr("10.1.0.30"), addr("fd00:1::30"), addr("10.1.0.31")}, Groups: []string{sgB, sgA}},
 			{ID: "eni-00000001", VPCID: "vpc-00000001", Addresses: []netip.Addr{addr("10.1.0.10")}, Groups: []string{sgA}},
 			{ID: "eni-00000002", VPCID: "vpc-00000001", Addresses: []netip.Addr{addr("10.1.0.20"), addr("10.1.0.21")}, Groups: []string{sgV, sgA}},
 			// An overlapping VPC reuses an address.
 			{ID: "eni-00000004", VPCID: "vpc-00000002", Addresses: []netip.Addr{addr("10.1.0.10")}, Groups: []string{sgW}},
 		},
-		PrefixLists: []sgsource.PrefixList{{ID: plA, Entries: []netip.Prefix{pfx("192.0.2.0/24"), pfx("2001:db8::/32"), pfx("198.51.100.0/24")}}},
+		PrefixLists: []inventory.PrefixList{{ID: plA, Entries: []netip.Prefix{pfx("192.0.2.0/24"), pfx("2001:db8::/32"), pfx("198.51.100.0/24")}}},
 	}}}
 }
 
@@ -114,82 +114,82 @@ func TestBuildRules(t *testing.T) {
 	both := cidrs("0.0.0.0/0", "::/0")
 	tests := []struct {
 		name  string
-		perms []sgsource.Permission
+		perms []inventory.Permission
 		want  []Rule
 	}{
 		{"tcp without ports is all ports",
-			[]sgsource.Permission{{Protocol: "tcp", CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "tcp", CIDRs: any4}},
 			[]Rule{{Protocol: ProtoTCP, FromPort: 0, ToPort: 65535, CIDRs: any4}}},
 		{"tcp -1 is all ports",
-			[]sgsource.Permission{{Protocol: "tcp", FromPort: p32(-1), ToPort: p32(-1), CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "tcp", FromPort: p32(-1), ToPort: p32(-1), CIDRs: any4}},
 			[]Rule{{Protocol: ProtoTCP, FromPort: 0, ToPort: 65535, CIDRs: any4}}},
 		{"udp -1 is all ports",
-			[]sgsource.Permission{{Protocol: "udp", FromPort: p32(-1), ToPort: p32(-1), CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "udp", FromPort: p32(-1), ToPort: p32(-1), CIDRs: any4}},
 			[]Rule{{Protocol: ProtoUDP, FromPort: 0, ToPort: 65535, CIDRs: any4}}},
 		{"tcp range",
-			[]sgsource.Permission{{Protocol: "tcp", FromPort: p32(8000), ToPort: p32(8080), CIDRs: both}},
+			[]inventory.Permission{{Protocol: "tcp", FromPort: p32(8000), ToPort: p32(8080), CIDRs: both}},
 			[]Rule{{Protocol: ProtoTCP, FromPort: 8000, ToPort: 8080, CIDRs: both}}},
 		{"protocol 6 is tcp",
-			[]sgsource.Permission{{Protocol: "6", FromPort: p32(22), ToPort: p32(22), CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "6", FromPort: p32(22), ToPort: p32(22), CIDRs: any4}},
 			[]Rule{{Protocol: ProtoTCP, FromPort: 22, ToPort: 22, CIDRs: any4}}},
 		{"protocol 17 without ports is all udp ports",
-			[]sgsource.Permission{{Protocol: "17", CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "17", CIDRs: any4}},
 			[]Rule{{Protocol: ProtoUDP, FromPort: 0, ToPort: 65535, CIDRs: any4}}},
 		{"all protocols",
-			[]sgsource.Permission{{Protocol: "-1", CIDRs: both}},
+			[]inventory.Permission{{Protocol: "-1", CIDRs: both}},
 			[]Rule{{Protocol: ProtoAll, FromPort: -1, ToPort: -1, CIDRs: both}}},
 		{"all protocols ignores ports",
-			[]sgsource.Permission{{Protocol: "-1", FromPort: p32(0), ToPort: p32(65535), CIDRs: both}},
+			[]inventory.Permission{{Protocol: "-1", FromPort: p32(0), ToPort: p32(65535), CIDRs: both}},
 			[]Rule{{Protocol: ProtoAll, FromPort: -1, ToPort: -1, CIDRs: both}}},
 		{"esp ignores ports",
-			[]sgsource.Permission{{Protocol: "50", FromPort: p32(0), ToPort: p32(0), CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "50", FromPort: p32(0), ToPort: p32(0), CIDRs: any4}},
 			[]Rule{{Protocol: 50, FromPort: -1, ToPort: -1, CIDRs: any4}}},
 		{"icmp type -1 forces code -1",
-			[]sgsource.Permission{{Protocol: "icmp", FromPort: p32(-1), ToPort: p32(4), CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "icmp", FromPort: p32(-1), ToPort: p32(4), CIDRs: any4}},
 			[]Rule{{Protocol: ProtoICMP, FromPort: -1, ToPort: -1, CIDRs: any4}}},
 		{"icmp type and code",
-			[]sgsource.Permission{{Protocol: "icmp", FromPort: p32(3), ToPort: p32(4), CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "icmp", FromPort: p32(3), ToPort: p32(4), CIDRs: any4}},
 			[]Rule{{Protocol: ProtoICMP, FromPort: 3, ToPort: 4, CIDRs: any4}}},
 		{"icmp type, any code",
-			[]sgsource.Permission{{Protocol: "1", FromPort: p32(8), ToPort: p32(-1), CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "1", FromPort: p32(8), ToPort: p32(-1), CIDRs: any4}},
 			[]Rule{{Protocol: ProtoICMP, FromPort: 8, ToPort: -1, CIDRs: any4}}},
 		{"icmp drops ipv6 sources",
-			[]sgsource.Permission{{Protocol: "icmp", FromPort: p32(-1), ToPort: p32(-1), CIDRs: cidrs("::/0", "10.0.0.0/8", "fd00::/8")}},
+			[]inventory.Permission{{Protocol: "icmp", FromPort: p32(-1), ToPort: p32(-1), CIDRs: cidrs("::/0", "10.0.0.0/8", "fd00::/8")}},
 			[]Rule{{Protocol: ProtoICMP, FromPort: -1, ToPort: -1, CIDRs: cidrs("10.0.0.0/8")}}},
 		{"icmpv6 drops ipv4 sources",
-			[]sgsource.Permission{{Protocol: "icmpv6", FromPort: p32(128), ToPort: p32(0), CIDRs: both}},
+			[]inventory.Permission{{Protocol: "icmpv6", FromPort: p32(128), ToPort: p32(0), CIDRs: both}},
 			[]Rule{{Protocol: ProtoICMPv6, FromPort: 128, ToPort: 0, CIDRs: cidrs("::/0")}}},
 		{"icmp left without sources is dropped",
-			[]sgsource.Permission{{Protocol: "icmp", CIDRs: cidrs("::/0")}, {Protocol: "58", CIDRs: any4}},
+			[]inventory.Permission{{Protocol: "icmp", CIDRs: cidrs("::/0")}, {Protocol: "58", CIDRs: any4}},
 			[]Rule{}},
 		{"icmp keeps group sources",
-			[]sgsource.Permission{{Protocol: "icmp", CIDRs: cidrs("::/0"), Groups: []sgsource.GroupRef{{GroupID: sgB}}}},
+			[]inventory.Permission{{Protocol: "icmp", CIDRs: cidrs("::/0"), Groups: []inventory.GroupRef{{GroupID: sgB}}}},
 			[]Rule{{Protocol: ProtoICMP, FromPort: -1, ToPort: -1, Groups: []string{sgB}}}},
 		{"prefix list expanded",
-			[]sgsource.Permission{{Protocol: "tcp", FromPort: p32(443), ToPort: p32(443), PrefixListIDs: []string{plA}, CIDRs: cidrs("192.0.2.0/24")}},
+			[]inventory.Permission{{Protocol: "tcp", FromPort: p32(443), ToPort: p32(443), PrefixListIDs: []string{plA}, CIDRs: cidrs("192.0.2.0/24")}},
 			[]Rule{{Protocol: ProtoTCP, FromPort: 443, ToPort: 443, CIDRs: cidrs("192.0.2.0/24", "198.51.100.0/24", "2001:db8::/32")}}},
 		{"prefix list in icmp keeps ipv4 only",
-			[]sgsource.Permission{{Protocol: "icmp", FromPort: p32(8), ToPort: p32(0), PrefixListIDs: []string{plA}}},
+			[]inventory.Permission{{Protocol: "icmp", FromPort: p32(8), ToPort: p32(0), PrefixListIDs: []string{plA}}},
 			[]Rule{{Protocol: ProtoICMP, FromPort: 8, ToPort: 0, CIDRs: cidrs("192.0.2.0/24", "198.51.100.0/24")}}},
 		{"prefix list in icmpv6 keeps ipv6 only",
-			[]sgsource.Permission{{Protocol: "icmpv6", PrefixListIDs: []string{plA}}},
+			[]inventory.Permission{{Protocol: "icmpv6", PrefixListIDs: []string{plA}}},
 			[]Rule{{Protocol: ProtoICMPv6, FromPort: -1, ToPort: -1, CIDRs: cidrs("2001:db8::/32")}}},
 		{"same protocol and ports merged",
-			[]sgsource.Permission{
+			[]inventory.Permission{
 				{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), CIDRs: cidrs("10.0.0.0/8")},
-				{Protocol: "6", FromPort: p32(22), ToPort: p32(22), CIDRs: cidrs("10.0.0.0/8", "fd00::/8"), Groups: []sgsource.GroupRef{{GroupID: sgB}, {GroupID: sgA}}},
-				{Protocol: "tcp", FromPort: p32(22), ToPort: p32(23), Groups: []sgsource.GroupRef{{GroupID: sgB}}},
-				{Protocol: "TCP", FromPort: p32(22), ToPort: p32(22), Groups: []sgsource.GroupRef{{GroupID: sgB}}},
+				{Protocol: "6", FromPort: p32(22), ToPort: p32(22), CIDRs: cidrs("10.0.0.0/8", "fd00::/8"), Groups: []inventory.GroupRef{{GroupID: sgB}, {GroupID: sgA}}},
+				{Protocol: "tcp", FromPort: p32(22), ToPort: p32(23), Groups: []inventory.GroupRef{{GroupID: sgB}}},
+				{Protocol: "TCP", FromPort: p32(22), ToPort: p32(22), Groups: []inventory.GroupRef{{GroupID: sgB}}},
 			},
 			[]Rule{
 				{Protocol: ProtoTCP, FromPort: 22, ToPort: 22, CIDRs: cidrs("10.0.0.0/8", "fd00::/8"), Groups: []string{sgA, sgB}},
 				{Protocol: ProtoTCP, FromPort: 22, ToPort: 23, Groups: []string{sgB}},
 			}},
 		{"rules sorted by protocol and ports",
-			[]sgsource.Permission{
+			[]inventory.Permission{
 				{Protocol: "udp", FromPort: p32(53), ToPort: p32(53), CIDRs: any4},
 				{Protocol: "tcp", FromPort: p32(443), ToPort: p32(443), CIDRs: any4},
-				{Protocol: "-1", Groups: []sgsource.GroupRef{{GroupID: sgA}}},
+				{Protocol: "-1", Groups: []inventory.GroupRef{{GroupID: sgA}}},
 				{Protocol: "tcp", FromPort: p32(80), ToPort: p32(80), CIDRs: any4},
 			},
 			[]Rule{
@@ -199,7 +199,7 @@ func TestBuildRules(t *testing.T) {
 				{Protocol: ProtoUDP, FromPort: 53, ToPort: 53, CIDRs: any4},
 			}},
 		{"stale reference kept",
-			[]sgsource.Permission{{Protocol: "tcp", FromPort: p32(80), ToPort: p32(80), Groups: []sgsource.GroupRef{{GroupID: "sg-0ddba11deadbeef00", UserID: "210987654321"}}}},
+			[]inventory.Permission{{Protocol: "tcp", FromPort: p32(80), ToPort: p32(80), Groups: []inventory.GroupRef{{GroupID: "sg-0ddba11deadbeef00", UserID: "210987654321"}}}},
 			[]Rule{{Protocol: ProtoTCP, FromPort: 80, ToPort: 80, Groups: []string{"sg-0ddba11deadbeef00"}}}},
 		{"no permissions", nil, []Rule{}},
 	}
@@ -220,86 +220,86 @@ func TestBuildRules(t *testing.T) {
 func TestBuildErrors(t *testing.T) {
 	tests := []struct {
 		name  string
-		inv   func() *sgsource.Inventory
+		inv   func() *inventory.Inventory
 		opts  BuildOptions
 		want  []string // in the error text
 		field string   // ErrInvalid and this field, if set
 	}{
 		{name: "bad protocol",
-			inv: func() *sgsource.Inventory {
-				return testInventory(sgsource.Permission{Protocol: "sctp", CIDRs: []netip.Prefix{pfx("10.0.0.0/8")}})
+			inv: func() *inventory.Inventory {
+				return testInventory(inventory.Permission{Protocol: "sctp", CIDRs: []netip.Prefix{pfx("10.0.0.0/8")}})
 			},
 			want: []string{"eu-west-1", sgA, "IpPermissions[0]", `"sctp"`}},
 		{name: "port out of range",
-			inv: func() *sgsource.Inventory {
+			inv: func() *inventory.Inventory {
 				return testInventory(
-					sgsource.Permission{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), CIDRs: []netip.Prefix{pfx("10.0.0.0/8")}},
-					sgsource.Permission{Protocol: "tcp", FromPort: p32(1), ToPort: p32(65536)})
+					inventory.Permission{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), CIDRs: []netip.Prefix{pfx("10.0.0.0/8")}},
+					inventory.Permission{Protocol: "tcp", FromPort: p32(1), ToPort: p32(65536)})
 			},
 			want: []string{sgA, "IpPermissions[1]", "1-65536"}},
 		{name: "reversed port range",
-			inv: func() *sgsource.Inventory {
-				return testInventory(sgsource.Permission{Protocol: "udp", FromPort: p32(10), ToPort: p32(5)})
+			inv: func() *inventory.Inventory {
+				return testInventory(inventory.Permission{Protocol: "udp", FromPort: p32(10), ToPort: p32(5)})
 			},
 			want: []string{"IpPermissions[0]", "10-5"}},
 		{name: "half of all ports",
-			inv: func() *sgsource.Inventory {
-				return testInventory(sgsource.Permission{Protocol: "tcp", FromPort: p32(-1), ToPort: p32(80)})
+			inv: func() *inventory.Inventory {
+				return testInventory(inventory.Permission{Protocol: "tcp", FromPort: p32(-1), ToPort: p32(80)})
 			},
 			want: []string{"IpPermissions[0]", "-1-80"}},
 		{name: "icmp type out of range",
-			inv: func() *sgsource.Inventory {
-				return testInventory(sgsource.Permission{Protocol: "icmp", FromPort: p32(256), ToPort: p32(0)})
+			inv: func() *inventory.Inventory {
+				return testInventory(inventory.Permission{Protocol: "icmp", FromPort: p32(256), ToPort: p32(0)})
 			},
 			want: []string{"IpPermissions[0]", "256/0"}},
 		{name: "icmp code out of range",
-			inv: func() *sgsource.Inventory {
-				return testInventory(sgsource.Permission{Protocol: "icmpv6", FromPort: p32(1), ToPort: p32(-2)})
+			inv: func() *inventory.Inventory {
+				return testInventory(inventory.Permission{Protocol: "icmpv6", FromPort: p32(1), ToPort: p32(-2)})
 			},
 			want: []string{"IpPermissions[0]", "1/-2"}},
 		{name: "missing prefix list",
-			inv: func() *sgsource.Inventory {
-				return testInventory(sgsource.Permission{Protocol: "tcp", PrefixListIDs: []string{"pl-0000000000000dead"}})
+			inv: func() *inventory.Inventory {
+				return testInventory(inventory.Permission{Protocol: "tcp", PrefixListIDs: []string{"pl-0000000000000dead"}})
 			},
 			want: []string{sgA, "prefix list pl-0000000000000dead is not in the inventory"}},
 		{name: "prefix list of another region",
-			inv: func() *sgsource.Inventory {
+			inv: func() *inventory.Inventory {
 				inv := testInventory()
-				inv.Regions = append(inv.Regions, sgsource.Region{Name: "us-west-2", SecurityGroups: []sgsource.SecurityGroup{
-					{ID: "sg-00000000000000099", Name: "x", Ingress: []sgsource.Permission{{Protocol: "tcp", PrefixListIDs: []string{plA}}}},
+				inv.Regions = append(inv.Regions, inventory.Region{Name: "us-west-2", SecurityGroups: []inventory.SecurityGroup{
+					{ID: "sg-00000000000000099", Name: "x", Ingress: []inventory.Permission{{Protocol: "tcp", PrefixListIDs: []string{plA}}}},
 				}})
 				return inv
 			},
 			want: []string{"us-west-2", "sg-00000000000000099", "prefix list " + plA}},
-		{name: "zero GeneratedAt", inv: func() *sgsource.Inventory { return testInventory() }, opts: BuildOptions{GeneratedAt: time.Time{}},
+		{name: "zero GeneratedAt", inv: func() *inventory.Inventory { return testInventory() }, opts: BuildOptions{GeneratedAt: time.Time{}},
 			want: []string{"GeneratedAt is required"}},
-		{name: "negative TTL", inv: func() *sgsource.Inventory { return testInventory() }, opts: BuildOptions{GeneratedAt: t0, TTL: -time.Minute},
+		{name: "negative TTL", inv: func() *inventory.Inventory { return testInventory() }, opts: BuildOptions{GeneratedAt: t0, TTL: -time.Minute},
 			want: []string{"negative TTL -1m0s"}},
-		{name: "invalid scope", inv: func() *sgsource.Inventory { return testInventory() }, opts: BuildOptions{GeneratedAt: t0, Scope: "a b"},
+		{name: "invalid scope", inv: func() *inventory.Inventory { return testInventory() }, opts: BuildOptions{GeneratedAt: t0, Scope: "a b"},
 			field: "scope"},
 		{name: "group in two regions",
-			inv: func() *sgsource.Inventory {
+			inv: func() *inventory.Inventory {
 				inv := testInventory()
-				inv.Regions = append(inv.Regions, sgsource.Region{Name: "us-west-2", SecurityGroups: []sgsource.SecurityGroup{{ID: sgB, Name: "copy"}}})
+				inv.Regions = append(inv.Regions, inventory.Region{Name: "us-west-2", SecurityGroups: []inventory.SecurityGroup{{ID: sgB, Name: "copy"}}})
 				return inv
 			},
 			field: "groups[2](" + sgB + ")"},
 		{name: "vpc cidr with host bits",
-			inv: func() *sgsource.Inventory {
+			inv: func() *inventory.Inventory {
 				inv := testInventory()
 				inv.Regions[0].VPCs[1].CIDRs[0] = pfx("10.2.0.1/16")
 				return inv
 			},
 			field: "vpcs[1](vpc-00000002).cidrs[0]"},
 		{name: "bad region name",
-			inv: func() *sgsource.Inventory {
+			inv: func() *inventory.Inventory {
 				inv := testInventory()
 				inv.Regions[0].Name = "EU"
 				return inv
 			},
 			field: "vpcs[0](vpc-00000001).region"},
 		{name: "multicast interface address",
-			inv: func() *sgsource.Inventory {
+			inv: func() *inventory.Inventory {
 				inv := testInventory()
 				inv.Regions[0].NetworkInterfaces[1].Addresses[0] = addr("239.1.2.3")
 				return inv
@@ -337,7 +337,7 @@ func TestBuildErrors(t *testing.T) {
 }
 
 func TestBuildExclude(t *testing.T) {
-	perms := []sgsource.Permission{{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), Groups: []sgsource.GroupRef{{GroupID: sgV}}}}
+	perms := []inventory.Permission{{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), Groups: []inventory.GroupRef{{GroupID: sgV}}}}
 	tests := []struct {
 		name     string
 		exclude  []string
@@ -437,8 +437,8 @@ func TestBuildNames(t *testing.T) {
 
 func TestBuildDoesNotModifyInventory(t *testing.T) {
 	inv := testInventory(
-		sgsource.Permission{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), CIDRs: []netip.Prefix{pfx("fd00::/8"), pfx("10.0.0.0/8")}, PrefixListIDs: []string{plA}},
-		sgsource.Permission{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), Groups: []sgsource.GroupRef{{GroupID: sgB}, {GroupID: sgA}}},
+		inventory.Permission{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), CIDRs: []netip.Prefix{pfx("fd00::/8"), pfx("10.0.0.0/8")}, PrefixListIDs: []string{plA}},
+		inventory.Permission{Protocol: "tcp", FromPort: p32(22), ToPort: p32(22), Groups: []inventory.GroupRef{{GroupID: sgB}, {GroupID: sgA}}},
 	)
 	before := testInventory(inv.Regions[0].SecurityGroups[0].Ingress...)
 	mustBuild(t, inv, BuildOptions{Exclude: []string{"vpn"}})

@@ -2,13 +2,19 @@ package ruleset
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/reyes-fw/reyes/internal/strictjson"
 )
 
 // Errors of Decode, besides *ValidationError.
@@ -23,34 +29,34 @@ var (
 	ErrMalformed = errors.New("malformed ruleset")
 )
 
-// maxDepth bounds JSON nesting; the format needs 5.
-const maxDepth = 8
-
 // Encode returns the canonical encoding of a valid ruleset: compact JSON
-// with fields in a fixed order, lists sorted. The same ruleset always
-// encodes to the same bytes. Encode validates first and encodes nothing
-// invalid.
+// with fields in a fixed order, lists sorted, no HTML escaping, U+2028 and
+// U+2029 escaped, and a final newline. The same ruleset always encodes to
+// the same bytes. Encode validates first and encodes nothing invalid.
 func Encode(rs *Ruleset) ([]byte, error) {
 	if err := rs.Validate(); err != nil {
 		return nil, fmt.Errorf("encoding ruleset: %w", err)
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rs); err != nil {
+	// The options reproduce, byte for byte, what encoding/json's Encoder
+	// with SetEscapeHTML(false) wrote before: signatures and golden files
+	// depend on it.
+	b, err := json.Marshal(rs, jsontext.EscapeForHTML(false), jsontext.EscapeForJS(true))
+	if err != nil {
 		return nil, fmt.Errorf("encoding ruleset: %w", err)
 	}
-	if int64(b.Len()) > DefaultLimits.MaxBytes {
+	b = append(b, '\n')
+	if int64(len(b)) > DefaultLimits.MaxBytes {
 		// Decode would refuse it.
-		return nil, fmt.Errorf("encoding ruleset: %d bytes: %w (limit %d)", b.Len(), ErrTooLarge, DefaultLimits.MaxBytes)
+		return nil, fmt.Errorf("encoding ruleset: %d bytes: %w (limit %d)", len(b), ErrTooLarge, DefaultLimits.MaxBytes)
 	}
-	return b.Bytes(), nil
+	return b, nil
 }
 
 // Decode parses and validates an encoded ruleset with the default limits.
-// It is strict: unknown fields, duplicate or differently-cased keys, a
-// format other than Format, trailing data and any invalid value reject the
-// whole ruleset.
+// It is strict: unknown fields, duplicate keys, keys in another case or
+// holding an escape, invalid UTF-8, a format other than Format, trailing
+// data and any invalid value reject the whole ruleset. Errors about the JSON
+// name the place with a JSON pointer (RFC 6901).
 func Decode(data []byte) (*Ruleset, error) { return DecodeLimits(data, Limits{}) }
 
 // DecodeLimits is Decode with explicit limits.
@@ -59,123 +65,207 @@ func DecodeLimits(data []byte, lim Limits) (*Ruleset, error) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, fmt.Errorf("decoding ruleset: %d bytes: %w (limit %d)", len(data), ErrTooLarge, lim.MaxBytes)
 	}
-	if err := checkKeys(data); err != nil {
-		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
+	if err := checkEscapedNames(data); err != nil {
+		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, strictjson.Explain(err))
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var w wireRuleset
-	if err := dec.Decode(&w); err != nil {
+	// encoding/json/v2 semantics: names match exactly (no case folding),
+	// duplicate names, invalid UTF-8 and trailing data are errors.
+	rs := new(Ruleset)
+	if err := json.Unmarshal(data, rs, json.RejectUnknownMembers(true)); err != nil {
 		// A payload of another format gets a clear error, not a list of
 		// unknown fields. Only failures pay for this second parse.
 		if ferr := checkFormat(data); ferr != nil {
 			return nil, fmt.Errorf("decoding ruleset: %w", ferr)
 		}
-		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, err)
+		if verr := valueError(data, err); verr != nil {
+			return nil, fmt.Errorf("decoding ruleset: %w", verr)
+		}
+		return nil, fmt.Errorf("decoding ruleset: %w: %w", ErrMalformed, strictjson.Explain(err))
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("decoding ruleset: %w: trailing data after the ruleset", ErrMalformed)
+	if rs.Format != Format {
+		return nil, fmt.Errorf("decoding ruleset: %w", formatError(rs.Format))
 	}
-	if err := formatError(w.Format); err != nil {
-		return nil, fmt.Errorf("decoding ruleset: %w", err)
-	}
-	rs, err := w.ruleset()
-	if err != nil {
-		return nil, fmt.Errorf("decoding ruleset: %w", err)
-	}
+	rs.normalize()
 	if err := rs.ValidateLimits(lim); err != nil {
 		return nil, fmt.Errorf("decoding ruleset: %w", err)
 	}
 	return rs, nil
 }
 
+// normalize makes a decoded ruleset's lists what Build makes: null and []
+// both mean empty, as a non-nil empty list, except the sources of a rule,
+// which are nil when empty.
+func (rs *Ruleset) normalize() {
+	rs.VPCs = nonNil(rs.VPCs)
+	for i := range rs.VPCs {
+		rs.VPCs[i].CIDRs = nonNil(rs.VPCs[i].CIDRs)
+	}
+	rs.Groups = nonNil(rs.Groups)
+	for i := range rs.Groups {
+		g := &rs.Groups[i]
+		g.Rules = nonNil(g.Rules)
+		for j := range g.Rules {
+			r := &g.Rules[j]
+			if len(r.CIDRs) == 0 {
+				r.CIDRs = nil
+			}
+			if len(r.Groups) == 0 {
+				r.Groups = nil
+			}
+		}
+	}
+	rs.Interfaces = nonNil(rs.Interfaces)
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		n.Addrs = nonNil(n.Addrs)
+		n.Groups = nonNil(n.Groups)
+	}
+}
+
+// valueError returns err, a failed Unmarshal of data, as a
+// *ValidationError when it is about a value rather than the JSON: an
+// address, a CIDR block or a time that does not parse. It names the field
+// the way Validate does, with the ID of the group, VPC or interface when
+// that is well formed. It returns nil for any other error.
+func valueError(data []byte, err error) error {
+	var se *json.SemanticError
+	if !errors.As(err, &se) || se.JSONKind != '"' || se.GoType == nil {
+		return nil
+	}
+	var what string
+	switch se.GoType {
+	case reflect.TypeFor[netip.Addr]():
+		what = "an IP address"
+	case reflect.TypeFor[netip.Prefix]():
+		what = "a CIDR"
+	case reflect.TypeFor[time.Time]():
+		what = "an RFC 3339 time"
+	default:
+		return nil
+	}
+	// The IDs, read leniently: data is valid JSON of the right shape up to
+	// the bad value at least.
+	type ided []struct {
+		ID string `json:"id"`
+	}
+	var ids struct {
+		VPCs       ided `json:"vpcs"`
+		Groups     ided `json:"groups"`
+		Interfaces ided `json:"interfaces"`
+	}
+	_ = json.Unmarshal(data, &ids, jsontext.AllowDuplicateNames(true))
+	lists := map[string]struct {
+		ids   ided
+		valid func(string) bool
+	}{
+		"vpcs":       {ids.VPCs, ValidVPCID},
+		"groups":     {ids.Groups, ValidGroupID},
+		"interfaces": {ids.Interfaces, ValidInterfaceID},
+	}
+	var field strings.Builder
+	for tok := range se.JSONPointer.Tokens() {
+		i, err := strconv.Atoi(tok)
+		if err != nil {
+			if field.Len() > 0 {
+				field.WriteByte('.')
+			}
+			field.WriteString(tok)
+			continue
+		}
+		l, top := lists[field.String()]
+		field.WriteString("[" + tok + "]")
+		if top && i >= 0 && i < len(l.ids) && l.valid(l.ids[i].ID) {
+			field.WriteString("(" + l.ids[i].ID + ")")
+		}
+	}
+	return invalid(field.String(), "%q is not %s", clip(stringAt(data, se.JSONPointer)), what)
+}
+
+// stringAt returns the string at ptr in data, or "".
+func stringAt(data []byte, ptr jsontext.Pointer) string {
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return ""
+		}
+		kind, n := dec.StackIndex(dec.StackDepth())
+		isName := kind == '{' && n%2 == 1
+		if tok.Kind() == '"' && !isName && dec.StackPointer() == ptr {
+			return tok.String()
+		}
+	}
+}
+
 // checkFormat returns ErrUnknownFormat if data is a JSON object whose
-// format is not Format, and nil otherwise (also when data is not JSON).
+// format is not Format, and nil otherwise (also when data is not JSON). A
+// key "Format" counts as the format here, so that a ruleset with a
+// mis-cased key is malformed, not of another format.
 func checkFormat(data []byte) error {
 	var head struct {
 		Format *string `json:"format"`
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
+	if err := json.Unmarshal(data, &head, json.MatchCaseInsensitiveNames(true), jsontext.AllowDuplicateNames(true)); err != nil {
 		return nil
 	}
-	return formatError(head.Format)
+	if head.Format != nil && *head.Format == Format {
+		return nil
+	}
+	return formatError(deref(head.Format))
 }
 
-// formatError is ErrUnknownFormat unless format names Format.
-func formatError(format *string) error {
-	if format != nil && *format == Format {
-		return nil
-	}
+// formatError is the ErrUnknownFormat of a payload whose format is not
+// Format ("" when it has none).
+func formatError(format string) error {
 	got := "none"
-	if format != nil {
-		got = fmt.Sprintf("%q", *format)
+	if format != "" {
+		got = strconv.Quote(format)
 	}
 	return fmt.Errorf("%w: format %s, want %q", ErrUnknownFormat, got, Format)
 }
 
-// checkKeys scans the JSON and rejects duplicate keys in an object, keys
-// that are not lower case or hold an escape (encoding/json would match them
-// to fields case-insensitively, or unescape them into a field name), and
-// nesting deeper than maxDepth. It only has to be exact for well-formed
-// JSON: json.Decoder rejects everything else afterwards. It is a byte
-// scanner, not a tokenizer, because it runs over every published ruleset.
-func checkKeys(data []byte) error {
-	type frame struct {
-		obj     bool
-		wantKey bool
-		keys    [][]byte // objects of the format have at most a dozen keys
+func deref(s *string) string {
+	if s == nil {
+		return ""
 	}
-	var stack []frame
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; c {
-		case '{', '[':
-			if len(stack) >= maxDepth {
-				return errors.New("nested too deeply")
+	return *s
+}
+
+// clip shortens a hostile value before it is quoted in an error.
+func clip(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "..."
+}
+
+// checkEscapedNames rejects an object name written with an escape, such as
+// "\u0073cope": the canonical encoding never writes one, and what a signer
+// reviewed should read the same to a person as to Decode. Only a payload
+// that holds a backslash at all pays for this token walk.
+func checkEscapedNames(data []byte) error {
+	if bytes.IndexByte(data, '\\') < 0 {
+		return nil
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
+	for {
+		// In an object, an even count of tokens read so far means the
+		// next one is a name.
+		if kind, n := dec.StackIndex(dec.StackDepth()); kind == '{' && n%2 == 0 && dec.PeekKind() == '"' {
+			name, err := dec.ReadValue()
+			if err != nil {
+				return nil // Unmarshal reports it
 			}
-			stack = append(stack, frame{obj: c == '{', wantKey: c == '{'})
-		case '}', ']':
-			if len(stack) > 0 {
-				stack = stack[:len(stack)-1]
+			if bytes.IndexByte(name, '\\') >= 0 {
+				return &strictjson.Error{Pointer: dec.StackPointer().Parent(), Reason: fmt.Sprintf("key %s holds an escape", name)}
 			}
-		case ',':
-			if n := len(stack); n > 0 && stack[n-1].obj {
-				stack[n-1].wantKey = true
-			}
-		case '"':
-			start := i + 1
-			escaped := false
-			for i++; i < len(data) && data[i] != '"'; i++ {
-				if data[i] == '\\' {
-					escaped = true
-					i++
-				}
-			}
-			n := len(stack)
-			if n == 0 || !stack[n-1].obj || !stack[n-1].wantKey {
-				continue
-			}
-			stack[n-1].wantKey = false
-			if i > len(data) {
-				i = len(data)
-			}
-			k := data[start:i]
-			if escaped {
-				return fmt.Errorf("key %q holds an escape", k)
-			}
-			for _, b := range k {
-				// Upper case, and any non-ASCII byte: encoding/json folds
-				// case with Unicode rules ("ſ" matches "s").
-				if 'A' <= b && b <= 'Z' || b >= 0x80 {
-					return fmt.Errorf("key %q is not lower-case ASCII", k)
-				}
-			}
-			if slices.ContainsFunc(stack[n-1].keys, func(x []byte) bool { return bytes.Equal(x, k) }) {
-				return fmt.Errorf("duplicate key %q", k)
-			}
-			stack[n-1].keys = append(stack[n-1].keys, k)
+			continue
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil // the end, or a syntax error that Unmarshal reports
 		}
 	}
-	return nil
 }
 
 // Canonicalize sorts every list of the ruleset and removes duplicate

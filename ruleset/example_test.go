@@ -63,5 +63,5 @@ func Example() {
 	// interface eni-f9d642e9aab729078 [10.20.1.10] [sg-b238c182ba23a5210]
 	// {"format":"reyes.ruleset/v1","type":"security-groups","scope":"quickstart","serial":1735689600000000000,"generated_at":"2025-01-01...
 	// decoded serial 1735689600000000000 valid until 2025-01-01 01:00:00 +0000 UTC
-	// decoding ruleset: malformed ruleset: json: unknown field "extra"
+	// decoding ruleset: malformed ruleset: /extra: unknown field "extra"
 }

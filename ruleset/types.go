@@ -70,7 +70,7 @@ type Group struct {
 	Owner  string `json:"owner,omitempty"`
 	// Excluded groups keep their members (other groups may refer to them)
 	// but their own rules are not mirrored: Rules is empty.
-	Excluded bool   `json:"excluded,omitempty"`
+	Excluded bool   `json:"excluded,omitzero"`
 	Rules    []Rule `json:"rules"`
 }
 

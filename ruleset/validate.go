@@ -6,8 +6,9 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
-	"strings"
 	"unicode/utf8"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // ErrInvalid is wrapped by every validation error.
@@ -398,62 +399,10 @@ func at(base, name string, i int) string {
 	return base + name + "[" + strconv.Itoa(i) + "]"
 }
 
-// hexID reports whether s is prefix followed by 8 to 17 lowercase hex
-// digits, the form of every AWS resource ID reyes derives names from.
-func hexID(s, prefix string) bool {
-	if len(s) < len(prefix)+8 || len(s) > len(prefix)+17 || s[:len(prefix)] != prefix {
-		return false
-	}
-	for i := len(prefix); i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func isGroupID(s string) bool { return hexID(s, "sg-") }
-func isENIID(s string) bool   { return hexID(s, "eni-") }
-func isVPCID(s string) bool   { return hexID(s, "vpc-") }
-
-// isOwner reports whether s is a 12-digit account ID.
-func isOwner(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// isRegion reports whether s looks like an AWS region code:
-// ^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$.
-func isRegion(s string) bool {
-	parts := strings.Split(s, "-")
-	if len(parts) < 3 || len(parts[0]) != 2 {
-		return false
-	}
-	last := parts[len(parts)-1]
-	if len(last) < 1 || len(last) > 2 {
-		return false
-	}
-	for i := 0; i < len(last); i++ {
-		if last[i] < '0' || last[i] > '9' {
-			return false
-		}
-	}
-	for _, p := range parts[:len(parts)-1] {
-		if p == "" {
-			return false
-		}
-		for i := 0; i < len(p); i++ {
-			if p[i] < 'a' || p[i] > 'z' {
-				return false
-			}
-		}
-	}
-	return true
-}
+// The grammars of AWS names are package inventory's, shared with the
+// sources, so that what a source accepts and what Validate accepts agree.
+func isGroupID(s string) bool { return inventory.ValidGroupID(s) }
+func isENIID(s string) bool   { return inventory.ValidInterfaceID(s) }
+func isVPCID(s string) bool   { return inventory.ValidVPCID(s) }
+func isOwner(s string) bool   { return inventory.ValidAccountID(s) }
+func isRegion(s string) bool  { return inventory.ValidRegion(s) }

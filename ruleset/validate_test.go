@@ -275,23 +275,25 @@ func TestValidateAccepts(t *testing.T) {
 
 // The ID, region, owner and scope checks are hand-written for speed; they
 // must accept exactly what these regular expressions (the specification)
-// accept.
+// accept. The region grammar covers the region patterns of every AWS
+// partition (eusc-de-east-1 included), at most 32 bytes.
 func TestMatchersAgreeWithRegexps(t *testing.T) {
 	specs := []struct {
-		name string
-		re   *regexp.Regexp
-		ok   func(string) bool
+		name   string
+		re     *regexp.Regexp
+		maxLen int // if not 0, longer strings do not match
+		ok     func(string) bool
 	}{
-		{"group", regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`), ValidGroupID},
-		{"eni", regexp.MustCompile(`^eni-[0-9a-f]{8,17}$`), ValidInterfaceID},
-		{"vpc", regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`), ValidVPCID},
-		{"region", regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`), ValidRegion},
-		{"owner", regexp.MustCompile(`^[0-9]{12}$`), func(s string) bool {
+		{"group", regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`), 0, ValidGroupID},
+		{"eni", regexp.MustCompile(`^eni-[0-9a-f]{8,17}$`), 0, ValidInterfaceID},
+		{"vpc", regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`), 0, ValidVPCID},
+		{"region", regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+){1,3}-[0-9]{1,2}$`), 32, ValidRegion},
+		{"owner", regexp.MustCompile(`^[0-9]{12}$`), 0, func(s string) bool {
 			rs := validRuleset()
 			rs.VPCs[0].Owner = s
 			return s != "" && rs.Validate() == nil
 		}},
-		{"scope", regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$`), func(s string) bool {
+		{"scope", regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$`), 0, func(s string) bool {
 			rs := validRuleset()
 			rs.Scope = s
 			return rs.Validate() == nil
@@ -302,7 +304,8 @@ func TestMatchersAgreeWithRegexps(t *testing.T) {
 		"sg-0000000g", "sg-0000000A", "SG-00000000", "sg-00000000\n", "xsg-00000000", "sg--0000000",
 		"eni-00000000", "vpc-00000000", "vpc-ffffffffffffffff", "eni-12345678 ",
 		"eu-west-1", "us-gov-east-1", "ap-southeast-12", "eu-west-123", "eu-west-", "eu-1", "eu--west-1",
-		"e-west-1", "eur-west-1", "eu-west-1a", "eu-West-1", "-eu-west-1", "eu-west-1-", "eu-west-x",
+		"e-west-1", "eur-west-1", "eusc-de-east-1", "eusco-de-east-1", "us-isob-east-1", "us-a-b-c-1", "us-a-b-c-d-1",
+		"us-aaaaaaaaaaaaaaaaaaaaaaaaa-1", "us-aaaaaaaaaaaaaaaaaaaaaaaaaa-1", "eu-west-1a", "eu-West-1", "-eu-west-1", "eu-west-1-", "eu-west-x",
 		"123456789012", "12345678901", "1234567890123", "12345678901a", "١٢٣٤٥٦٧٨٩٠١٢",
 		"a", "Z", "0", "-a", ".a", "a b", "prod/eu-west-1:blue_green.v2", "a\x00", "é",
 		strings.Repeat("a", 64), strings.Repeat("a", 65),
@@ -323,7 +326,8 @@ func TestMatchersAgreeWithRegexps(t *testing.T) {
 				cases = append(cases, random())
 			}
 			for _, s := range cases {
-				if got, want := sp.ok(s), sp.re.MatchString(s); got != want {
+				want := sp.re.MatchString(s) && (sp.maxLen == 0 || len(s) <= sp.maxLen)
+				if got := sp.ok(s); got != want {
 					t.Errorf("%q: got %v, regexp says %v", s, got, want)
 				}
 			}

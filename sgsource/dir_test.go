@@ -1,9 +1,7 @@
 package sgsource
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
@@ -11,6 +9,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 const sampleDir = "../examples/quickstart/inventory"
@@ -126,32 +129,32 @@ func baseFiles() map[string]string {
 func p32(n int32) *int32 { return &n }
 
 // baseInventory is what ReadDir must make of baseFiles.
-func baseInventory() *Inventory {
-	return &Inventory{Regions: []Region{{
+func baseInventory() *inventory.Inventory {
+	return &inventory.Inventory{Regions: []inventory.Region{{
 		Name: "eu-west-1",
-		VPCs: []VPC{
+		VPCs: []inventory.VPC{
 			{ID: "vpc-0123456789abcdef0", OwnerID: "123456789012", CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("fd00:1::/56")}},
 			{ID: "vpc-0123456789abcdef1", OwnerID: "123456789012", CIDRs: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/16")}},
 		},
-		SecurityGroups: []SecurityGroup{
+		SecurityGroups: []inventory.SecurityGroup{
 			{
 				ID: "sg-0123456789abcdef0", Name: "web", Description: "web servers", OwnerID: "123456789012", VPCID: "vpc-0123456789abcdef0",
-				Ingress: []Permission{
+				Ingress: []inventory.Permission{
 					{
 						Protocol: "tcp", FromPort: p32(443), ToPort: p32(443),
 						CIDRs:         []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")},
-						Groups:        []GroupRef{{GroupID: "sg-0123456789abcdef1", UserID: "123456789012", VPCID: "vpc-0123456789abcdef1"}},
+						Groups:        []inventory.GroupRef{{GroupID: "sg-0123456789abcdef1", UserID: "123456789012", VPCID: "vpc-0123456789abcdef1"}},
 						PrefixListIDs: []string{"pl-0123456789abcdef0"},
 					},
-					{Protocol: "-1", Groups: []GroupRef{{GroupID: "sg-0123456789abcdef0", UserID: "amazon-elb"}}},
+					{Protocol: "-1", Groups: []inventory.GroupRef{{GroupID: "sg-0123456789abcdef0", UserID: "amazon-elb"}}},
 				},
 			},
 			{
 				ID: "sg-0123456789abcdef1", Name: "lb", OwnerID: "123456789012", VPCID: "vpc-0123456789abcdef1",
-				Ingress: []Permission{{Protocol: "icmp", FromPort: p32(8), ToPort: p32(-1), CIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}}},
+				Ingress: []inventory.Permission{{Protocol: "icmp", FromPort: p32(8), ToPort: p32(-1), CIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}}},
 			},
 		},
-		NetworkInterfaces: []NetworkInterface{
+		NetworkInterfaces: []inventory.NetworkInterface{
 			{
 				ID: "eni-0123456789abcdef0", VPCID: "vpc-0123456789abcdef0", OwnerID: "123456789012",
 				Description: "Primary network interface", InterfaceType: "interface", InstanceID: "i-0123456789abcdef0", MAC: "02:00:00:aa:bb:cc",
@@ -163,7 +166,7 @@ func baseInventory() *Inventory {
 				Addresses: []netip.Addr{netip.MustParseAddr("10.2.0.5")},
 			},
 		},
-		PrefixLists: []PrefixList{{ID: "pl-0123456789abcdef0", Entries: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}}},
+		PrefixLists: []inventory.PrefixList{{ID: "pl-0123456789abcdef0", Entries: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")}}},
 	}}}
 }
 
@@ -321,7 +324,7 @@ func TestReadDirRejects(t *testing.T) {
 		{
 			name:  "fractional port",
 			edits: []edit{{sgFile, `"FromPort": 443`, `"FromPort": 44.3`}},
-			want:  `FromPort: 44.3 is not an integer port`,
+			want:  `SecurityGroups[0].IpPermissions[0].FromPort: want an integer, got a number 44.3`,
 		},
 		{
 			name:  "port as string",
@@ -351,7 +354,7 @@ func TestReadDirRejects(t *testing.T) {
 		{
 			name:  "duplicate key",
 			edits: []edit{{sgFile, `"GroupName": "lb",`, `"GroupName": "lb", "GroupName": "lb2",`}},
-			want:  `SecurityGroups[1].GroupName: duplicate key`,
+			want:  sgFile + `: SecurityGroups[1].GroupName: duplicate key "GroupName" (JSON pointer /SecurityGroups/1/GroupName)`,
 		},
 		{
 			name:  "missing top key",
@@ -366,27 +369,27 @@ func TestReadDirRejects(t *testing.T) {
 		{
 			name:  "syntax error",
 			files: map[string]string{sgFile: `{"SecurityGroups": [}`},
-			want:  sgFile + `: SecurityGroups: invalid JSON at byte 20`,
+			want:  sgFile + `: SecurityGroups[0]: invalid JSON at byte 20: invalid character '}' at start of value (JSON pointer /SecurityGroups/0)`,
 		},
 		{
 			name:  "truncated",
 			files: map[string]string{sgFile: `{"SecurityGroups": [`},
-			want:  sgFile + `: SecurityGroups: invalid JSON: unexpected end of file`,
+			want:  sgFile + `: SecurityGroups: invalid JSON at byte 20: unexpected end of input (JSON pointer /SecurityGroups)`,
 		},
 		{
 			name:  "empty file",
 			files: map[string]string{sgFile: ``},
-			want:  sgFile + `: invalid JSON: unexpected end of file`,
+			want:  sgFile + `: invalid JSON: unexpected end of input`,
 		},
 		{
 			name:  "trailing data",
 			files: map[string]string{sgFile: `{"SecurityGroups": []} {}`},
-			want:  sgFile + `: unexpected an object after the document`,
+			want:  sgFile + `: invalid JSON at byte 23: invalid character '{' after top-level value`,
 		},
 		{
 			name:  "nesting bomb in an unknown field",
 			files: map[string]string{sgFile: `{"Junk": ` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `, "SecurityGroups": []}`},
-			want:  sgFile + `: Junk: nested deeper than 32 levels`,
+			want:  sgFile + `: Junk[0][0][0]`, // ... to the 32nd level: nested deeper than 32 levels
 		},
 		{
 			name:  "string too long",
@@ -524,6 +527,81 @@ func TestReadDirRejects(t *testing.T) {
 			want:  eniFile + `: missing`,
 		},
 		{
+			name:  "key in another case",
+			edits: []edit{{sgFile, `"GroupName": "lb"`, `"Groupname": "lb"`}},
+			want:  sgFile + `: SecurityGroups[1].Groupname: the key is "GroupName", not "Groupname" (keys are case-sensitive) (JSON pointer /SecurityGroups/1/Groupname)`,
+		},
+		{
+			name:  "nested key in another case",
+			edits: []edit{{eniFile, `{"Primary": false, "PrivateIpAddress": "10.1.0.11"}`, `{"Primary": false, "privateIpAddress": "10.1.0.11"}`}},
+			want:  eniFile + `: NetworkInterfaces[0].PrivateIpAddresses[1].privateIpAddress: the key is "PrivateIpAddress", not "privateIpAddress"`,
+		},
+		{
+			name:  "top key in another case",
+			files: map[string]string{vpcFile: `{"VPCs": []}`},
+			want:  vpcFile + `: VPCs: the key is "Vpcs", not "VPCs" (keys are case-sensitive) (JSON pointer /VPCs)`,
+		},
+		{
+			name:  "duplicate key in a nested object",
+			edits: []edit{{eniFile, `"InstanceId": "i-0123456789abcdef0",`, `"InstanceId": "i-0123456789abcdef0", "InstanceId": "i-0123456789abcdef1",`}},
+			want:  eniFile + `: NetworkInterfaces[0].Attachment.InstanceId: duplicate key "InstanceId" (JSON pointer /NetworkInterfaces/0/Attachment/InstanceId)`,
+		},
+		{
+			name:  "duplicate top key",
+			files: map[string]string{plFile: `{"Entries": [], "Entries": [{"Cidr": "192.0.2.0/24"}]}`},
+			want:  plFile + `: Entries: duplicate key "Entries" (JSON pointer /Entries)`,
+		},
+		{
+			name:  "null list",
+			edits: []edit{{sgFile, `"UserIdGroupPairs": [{"GroupId": "sg-0123456789abcdef0", "UserId": "amazon-elb"}]`, `"UserIdGroupPairs": null`}},
+			want:  sgFile + `: SecurityGroups[0].IpPermissions[1].UserIdGroupPairs: want an array, got null (JSON pointer /SecurityGroups/0/IpPermissions/1/UserIdGroupPairs)`,
+		},
+		{
+			name:  "port as string, with the pointer",
+			edits: []edit{{sgFile, `"ToPort": -1`, `"ToPort": "-1"`}},
+			want:  sgFile + `: SecurityGroups[1].IpPermissions[0].ToPort: want an integer, got a string (JSON pointer /SecurityGroups/1/IpPermissions/0/ToPort)`,
+		},
+		{
+			name:  "port beyond int32",
+			edits: []edit{{sgFile, `"FromPort": 443`, `"FromPort": 4294967296`}},
+			want:  sgFile + `: SecurityGroups[0].IpPermissions[0].FromPort: want an integer, got a number 4294967296`,
+		},
+		{
+			name:  "missing field, with the pointer",
+			edits: []edit{{eniFile, `"OwnerId": "123456789012",` + "\n            \"PrivateIpAddresses\": [{", `"PrivateIpAddresses": [{`}},
+			want:  eniFile + `: NetworkInterfaces[1].OwnerId: missing (JSON pointer /NetworkInterfaces/1/OwnerId)`,
+		},
+		{
+			name:  "bad value, with the pointer",
+			edits: []edit{{vpcFile, `"OwnerId": "123456789012",` + "\n            \"VpcId\": \"vpc-0123456789abcdef1\"", `"OwnerId": "12345678901",` + "\n            \"VpcId\": \"vpc-0123456789abcdef1\""}},
+			want:  vpcFile + `: Vpcs[1].OwnerId: "12345678901" is not a valid account ID (want 12 digits) (JSON pointer /Vpcs/1/OwnerId)`,
+		},
+		{
+			name:  "invalid UTF-8",
+			edits: []edit{{sgFile, `"GroupName": "lb"`, "\"GroupName\": \"l\xffb\""}},
+			want:  sgFile + `: SecurityGroups[1].GroupName: invalid JSON at byte`,
+		},
+		{
+			name:  "hostile key in a path",
+			edits: []edit{{sgFile, `"Tags": [{"Key": "Name", "Value": "web"}]`, `"x.y[0]": [[[` + strings.Repeat("[", 40) + strings.Repeat("]", 43)}},
+			want:  sgFile + `: SecurityGroups[0]["x.y[0]"][0][0]`,
+		},
+		{
+			name:  "truncated dump, with the pointer",
+			files: map[string]string{eniFile: `{"NetworkInterfaces": [], "NextToken": "abc"}`},
+			want:  eniFile + `: NextToken: the dump is truncated (a NextToken is present): dump again without --max-items or --no-paginate (JSON pointer /NextToken)`,
+		},
+		{
+			name:  "duplicate ID, with the pointer",
+			edits: []edit{{eniFile, `"NetworkInterfaceId": "eni-0123456789abcdef1"`, `"NetworkInterfaceId": "eni-0123456789abcdef0"`}},
+			want:  eniFile + `: NetworkInterfaces[1]: NetworkInterfaceId eni-0123456789abcdef0 is also NetworkInterfaces[0] (JSON pointer /NetworkInterfaces/1)`,
+		},
+		{
+			name:  "missing prefix list, with the pointer",
+			files: map[string]string{plFile: deleted},
+			want:  `is missing (JSON pointer /SecurityGroups/0/IpPermissions/0/PrefixListIds/0/PrefixListId)`,
+		},
+		{
 			name:  "region directory not named like a region",
 			files: map[string]string{"inventory/x.json": "{}"},
 			want:  `inventory/: "inventory" does not look like an AWS region`,
@@ -560,6 +638,19 @@ func TestReadDirRejects(t *testing.T) {
 			}
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			// Every rejection names the file; one about a value in it
+			// also the field and the JSON pointer, which name the same
+			// place.
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a *FieldError", err)
+			}
+			if fe.File == "" {
+				t.Errorf("error %v names no file", err)
+			}
+			if fe.Field != "" && (fe.Pointer == "" || fieldOfPointer(jsontext.Pointer(fe.Pointer)) != fe.Field) {
+				t.Errorf("field %q and pointer %q do not name the same place", fe.Field, fe.Pointer)
 			}
 		})
 	}
@@ -638,7 +729,7 @@ func TestReadDirBounds(t *testing.T) {
 }
 
 func TestRegionNames(t *testing.T) {
-	for _, name := range []string{"us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1", "us-isob-east-1", "eu-central-2", "il-central-1", "ap-southeast-7"} {
+	for _, name := range []string{"us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1", "us-isob-east-1", "eu-central-2", "il-central-1", "ap-southeast-7", "eusc-de-east-1", "us-isof-south-1"} {
 		if err := checkRegion(name); err != nil {
 			t.Errorf("checkRegion(%q): %v", name, err)
 		}
@@ -660,7 +751,7 @@ func TestSample(t *testing.T) {
 	if len(inv.Regions) != 2 || inv.Regions[0].Name != "eu-west-1" || inv.Regions[1].Name != "us-west-2" {
 		t.Fatalf("regions: %+v", inv.Regions)
 	}
-	counts := func(r Region) [4]int {
+	counts := func(r inventory.Region) [4]int {
 		return [4]int{len(r.VPCs), len(r.SecurityGroups), len(r.NetworkInterfaces), len(r.PrefixLists)}
 	}
 	eu, us := inv.Regions[0], inv.Regions[1]
@@ -671,7 +762,7 @@ func TestSample(t *testing.T) {
 		t.Errorf("us-west-2 VPCs, groups, ENIs, prefix lists = %v, want %v", got, want)
 	}
 
-	groups := map[string]SecurityGroup{}
+	groups := map[string]inventory.SecurityGroup{}
 	for _, r := range inv.Regions {
 		for _, g := range r.SecurityGroups {
 			groups[r.Name+"/"+g.Name+"/"+g.VPCID] = g
@@ -702,7 +793,7 @@ func TestSample(t *testing.T) {
 		t.Errorf("prefix list entries: %v", got)
 	}
 
-	enis := map[string]NetworkInterface{}
+	enis := map[string]inventory.NetworkInterface{}
 	for _, n := range eu.NetworkInterfaces {
 		enis[n.Description] = n
 	}
@@ -731,11 +822,11 @@ func TestRoundTrip(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		inv  *Inventory
+		inv  *inventory.Inventory
 	}{
 		{"sample", sample},
 		{"base", baseInventory()},
-		{"bare", &Inventory{Regions: []Region{{Name: "us-east-1"}}}},
+		{"bare", &inventory.Inventory{Regions: []inventory.Region{{Name: "us-east-1"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -753,7 +844,7 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 	t.Run("bad region name", func(t *testing.T) {
-		err := WriteDir(t.TempDir(), &Inventory{Regions: []Region{{Name: "../etc"}}})
+		err := WriteDir(t.TempDir(), &inventory.Inventory{Regions: []inventory.Region{{Name: "../etc"}}})
 		if err == nil {
 			t.Fatal("WriteDir accepted a region named ../etc")
 		}
@@ -768,28 +859,26 @@ var decoders = []struct {
 }{
 	{FileSecurityGroups,
 		func(b []byte) (any, error) {
-			return decodeSecurityGroups(context.Background(), bytes.NewReader(b), "f")
-		},
-		func(v any) any { return awsSecurityGroupsOf(v.([]SecurityGroup)) }},
-	{FileNetworkInterfaces,
-		func(b []byte) (any, error) {
-			return decodeNetworkInterfaces(context.Background(), bytes.NewReader(b), "f")
-		},
-		func(v any) any { return awsNetworkInterfacesOf(v.([]NetworkInterface)) }},
-	{FileVPCs,
-		func(b []byte) (any, error) { return decodeVPCs(context.Background(), bytes.NewReader(b), "f") },
-		func(v any) any { return awsVPCsOf(v.([]VPC)) }},
-	{"prefix-list.json",
-		func(b []byte) (any, error) {
-			return decodePrefixListEntries(context.Background(), bytes.NewReader(b), "f")
+			return decodeSecurityGroups(context.Background(), b, "f")
 		},
 		func(v any) any {
-			doc := awsPrefixListEntries{Entries: []awsPrefixListEntry{}}
-			for _, c := range v.([]netip.Prefix) {
-				doc.Entries = append(doc.Entries, awsPrefixListEntry{Cidr: c.String()})
-			}
-			return doc
+			return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: securityGroupsOut(v.([]inventory.SecurityGroup))}
 		}},
+	{FileNetworkInterfaces,
+		func(b []byte) (any, error) {
+			return decodeNetworkInterfaces(context.Background(), b, "f")
+		},
+		func(v any) any {
+			return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: networkInterfacesOut(v.([]inventory.NetworkInterface))}
+		}},
+	{FileVPCs,
+		func(b []byte) (any, error) { return decodeVPCs(context.Background(), b, "f") },
+		func(v any) any { return &ec2.DescribeVpcsOutput{Vpcs: vpcsOut(v.([]inventory.VPC))} }},
+	{"prefix-list.json",
+		func(b []byte) (any, error) {
+			return decodePrefixListEntries(context.Background(), b, "f")
+		},
+		func(v any) any { return prefixListEntriesOut(v.([]netip.Prefix)) }},
 }
 
 // FuzzDecode feeds any bytes to each per-file decoder. Properties: no
@@ -817,7 +906,7 @@ func FuzzDecode(f *testing.F) {
 				}
 				continue
 			}
-			b, err := json.Marshal(d.encode(v))
+			b, err := encodeDocument(d.encode(v))
 			if err != nil {
 				t.Fatalf("%s: encoding: %v", d.file, err)
 			}
@@ -830,4 +919,74 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadDirAcceptsWhatItDoesNotUse: members the SDK does not model (a
+// newer CLI's), members reyes does not use, in any JSON type, and times in
+// any format do not stop a dump from being read.
+func TestReadDirAcceptsWhatItDoesNotUse(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		old  string
+		new  string
+	}{
+		{"unmodelled member", sgFile, `"Tags": [{"Key": "Name", "Value": "web"}]`, `"Tags": [], "FutureField": {"Nested": [1, 2, {"x": null}]}`},
+		{"unmodelled member set to null", sgFile, `"Tags": [{"Key": "Name", "Value": "web"}]`, `"FutureField": null`},
+		{"attach time as the CLI prints it", eniFile, `"Status": "attached"}`, `"Status": "attached", "AttachTime": "2024-01-15T10:30:00+00:00"}`},
+		{"attach time in the wire format", eniFile, `"Status": "attached"}`, `"Status": "attached", "AttachTime": "2024-01-15T10:30:00.000Z"}`},
+		{"attach time as a number", eniFile, `"Status": "attached"}`, `"Status": "attached", "AttachTime": 1705314600}`},
+		{"unknown interface type", eniFile, `"InterfaceType": "interface"`, `"InterfaceType": "some_future_type"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := baseFiles()
+			if !strings.Contains(files[tt.file], tt.old) {
+				t.Fatalf("test bug: %s does not contain %q", tt.file, tt.old)
+			}
+			files[tt.file] = strings.Replace(files[tt.file], tt.old, tt.new, 1)
+			got, err := ReadDir(context.Background(), writeFiles(t, files))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := baseInventory()
+			if tt.old == `"InterfaceType": "interface"` {
+				want.Regions[0].NetworkInterfaces[0].InterfaceType = "some_future_type"
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("ReadDir:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestDecodeStopsWhenCancelled: a large file is not read to its end after
+// the context ends.
+func TestDecodeStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	big := `{"SecurityGroups": [], "Junk": [` + strings.Repeat(`1,`, 10_000) + `1]}`
+	if _, err := decodeSecurityGroups(ctx, []byte(big), "f"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if _, err := decodeSecurityGroups(context.Background(), []byte(big), "f"); err != nil {
+		t.Fatalf("the same file, not cancelled: %v", err)
+	}
+}
+
+// TestFieldErrorQuotesOddPointers: a hostile key cannot put a line break
+// or a terminal escape into an error message through the pointer.
+func TestFieldErrorQuotesOddPointers(t *testing.T) {
+	files := baseFiles()
+	files[sgFile] = strings.Replace(files[sgFile], `"Tags": [{"Key": "Name", "Value": "web"}]`, `"a\nb\u001b[31m": `+strings.Repeat("[", 40)+strings.Repeat("]", 40), 1)
+	_, err := ReadDir(context.Background(), writeFiles(t, files))
+	if err == nil {
+		t.Fatal("ReadDir accepted it")
+	}
+	if msg := err.Error(); strings.ContainsAny(msg, "\n\x1b") {
+		t.Errorf("error holds a raw control character: %q", msg)
+	}
+	if !strings.Contains(err.Error(), `(JSON pointer "/SecurityGroups/0/a\nb\x1b[31m/0/0`) {
+		t.Errorf("error does not quote the pointer: %v", err)
+	}
 }

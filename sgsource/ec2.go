@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // Names of the EC2 API calls the EC2 source makes, as they appear in a
@@ -120,7 +122,7 @@ var _ Source = (*EC2)(nil)
 // Fetch describes every configured region concurrently and returns the
 // inventory in the order of Regions. The first failure cancels the calls in
 // flight and is returned.
-func (s *EC2) Fetch(ctx context.Context) (*Inventory, error) {
+func (s *EC2) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	if s.PageSize != 0 && (s.PageSize < 5 || s.PageSize > 1000) {
 		return nil, fmt.Errorf("checking EC2 page size: %d is not 0 or 5..1000", s.PageSize)
 	}
@@ -141,7 +143,7 @@ func (s *EC2) Fetch(ctx context.Context) (*Inventory, error) {
 		regions = []string{defaultRegion}
 	}
 
-	out := make([]Region, len(regions))
+	out := make([]inventory.Region, len(regions))
 	g, gctx := newTaskGroup(ctx)
 	for i, name := range regions {
 		g.Go(func() error {
@@ -158,8 +160,8 @@ func (s *EC2) Fetch(ctx context.Context) (*Inventory, error) {
 		return nil, err
 	}
 	// The canonical order, as ReadDir returns it.
-	slices.SortFunc(out, func(a, b Region) int { return strings.Compare(a.Name, b.Name) })
-	return &Inventory{Regions: out}, nil
+	slices.SortFunc(out, func(a, b inventory.Region) int { return strings.Compare(a.Name, b.Name) })
+	return &inventory.Inventory{Regions: out}, nil
 }
 
 // configLoader returns the function that makes one region's configuration
@@ -294,9 +296,9 @@ func (s *EC2) logger() *slog.Logger {
 
 // fetchRegion describes one region: the three Describe sequences
 // concurrently, then the prefix lists the groups refer to.
-func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (Region, error) {
+func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (inventory.Region, error) {
 	start := time.Now()
-	r := Region{Name: region}
+	r := inventory.Region{Name: region}
 	g, gctx := newTaskGroup(ctx)
 	g.Go(func() (err error) {
 		r.VPCs, err = s.describeVpcs(gctx, c, region)
@@ -314,7 +316,7 @@ func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (Re
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return Region{}, err
+		return inventory.Region{}, err
 	}
 	s.logger().LogAttrs(ctx, slog.LevelInfo, "described EC2 region",
 		slog.String("region", region),
@@ -367,88 +369,68 @@ func (s *EC2) paginate(ctx context.Context, region, call, what string, page func
 	return nil
 }
 
-func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([]VPC, error) {
-	var vpcs []VPC
-	seen := idSet{}
-	err := s.paginate(ctx, region, CallDescribeVpcs, "", func(ctx context.Context, token *string) (*string, error) {
-		out, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{
-			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range out.Vpcs {
-			vpc, err := convertVpc(v, len(vpcs))
+func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([]inventory.VPC, error) {
+	return describe(ctx, s, region, CallDescribeVpcs, "Vpcs", "VpcId", convertVpc, vpcID,
+		func(ctx context.Context, in pageInput) ([]types.Vpc, *string, error) {
+			out, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			if err := seen.add("Vpcs", vpc.ID, len(vpcs)); err != nil {
-				return nil, err
-			}
-			vpcs = append(vpcs, vpc)
-		}
-		return out.NextToken, nil
-	})
-	return vpcs, err
+			return out.Vpcs, out.NextToken, nil
+		})
 }
 
-func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region string) ([]SecurityGroup, error) {
-	var groups []SecurityGroup
-	seen := idSet{}
-	err := s.paginate(ctx, region, CallDescribeSecurityGroups, "", func(ctx context.Context, token *string) (*string, error) {
-		out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
-			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, sg := range out.SecurityGroups {
-			g, err := convertSecurityGroup(sg, len(groups))
+func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region string) ([]inventory.SecurityGroup, error) {
+	return describe(ctx, s, region, CallDescribeSecurityGroups, "SecurityGroups", "GroupId", convertSecurityGroup, groupID,
+		func(ctx context.Context, in pageInput) ([]types.SecurityGroup, *string, error) {
+			out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			if err := seen.add("SecurityGroups", g.ID, len(groups)); err != nil {
-				return nil, err
-			}
-			groups = append(groups, g)
-		}
-		return out.NextToken, nil
-	})
-	return groups, err
+			return out.SecurityGroups, out.NextToken, nil
+		})
 }
 
-func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, region string) ([]NetworkInterface, error) {
-	var enis []NetworkInterface
-	seen := idSet{}
-	err := s.paginate(ctx, region, CallDescribeNetworkInterfaces, "", func(ctx context.Context, token *string) (*string, error) {
-		out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
-			Filters: s.filters(), MaxResults: s.maxResults(1000), NextToken: token,
+func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, region string) ([]inventory.NetworkInterface, error) {
+	return describe(ctx, s, region, CallDescribeNetworkInterfaces, "NetworkInterfaces", "NetworkInterfaceId", convertNetworkInterface, eniID,
+		func(ctx context.Context, in pageInput) ([]types.NetworkInterface, *string, error) {
+			out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.NetworkInterfaces, out.NextToken, nil
 		})
+}
+
+// pageInput is what every Describe call of a Fetch sends.
+type pageInput struct {
+	filters    []types.Filter
+	maxResults *int32
+	token      *string
+}
+
+// describe follows one paginated Describe call to the end and converts the
+// list (named list, its elements' IDs in idField) of every page.
+func describe[S, T any](ctx context.Context, s *EC2, region, call, list, idField string, conv func(S, where, where) (T, error), id func(T) string, page func(context.Context, pageInput) ([]S, *string, error)) ([]T, error) {
+	var out []T
+	seen := map[string]int{}
+	err := s.paginate(ctx, region, call, "", func(ctx context.Context, token *string) (*string, error) {
+		items, next, err := page(ctx, pageInput{filters: s.filters(), maxResults: s.maxResults(1000), token: token})
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range out.NetworkInterfaces {
-			eni, err := convertNetworkInterface(n, len(enis))
-			if err != nil {
-				return nil, err
-			}
-			if err := seen.add("NetworkInterfaces", eni.ID, len(enis)); err != nil {
-				return nil, err
-			}
-			enis = append(enis, eni)
-		}
-		return out.NextToken, nil
+		return next, apiError(convertList(apiList(list), idField, items, &out, seen, conv, id))
 	})
-	return enis, err
+	return out, err
 }
 
 // prefixLists reads the entries of every listed prefix list, a few at a
 // time, and returns them in the order of ids.
-func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids []string) ([]PrefixList, error) {
+func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids []string) ([]inventory.PrefixList, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	lists := make([]PrefixList, len(ids))
+	lists := make([]inventory.PrefixList, len(ids))
 	sem := make(chan struct{}, prefixListFetchers)
 	g, gctx := newTaskGroup(ctx)
 	for i, id := range ids {
@@ -459,7 +441,7 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-			pl := PrefixList{ID: id}
+			pl := inventory.PrefixList{ID: id}
 			err := s.paginate(gctx, region, CallGetManagedPrefixListEntries, id, func(ctx context.Context, token *string) (*string, error) {
 				out, err := c.GetManagedPrefixListEntries(ctx, &ec2.GetManagedPrefixListEntriesInput{
 					PrefixListId: aws.String(id), MaxResults: s.maxResults(100), NextToken: token,
@@ -467,14 +449,8 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", id, err)
 				}
-				for _, e := range out.Entries {
-					p, err := parsePrefix(aws.ToString(e.Cidr), anyFamily)
-					if err != nil {
-						return nil, fieldError(id, fmt.Sprintf("Entries[%d].Cidr", len(pl.Entries)), err)
-					}
-					pl.Entries = append(pl.Entries, p)
-				}
-				return out.NextToken, nil
+				err = convertPrefixListEntries(apiList("Entries"), out.Entries, &pl.Entries)
+				return out.NextToken, inFile(id, apiError(err))
 			})
 			lists[i] = pl
 			return err
@@ -486,272 +462,18 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 	return lists, nil
 }
 
-// referencedPrefixLists returns the IDs of the prefix lists the ingress
-// rules of groups refer to, sorted, each once.
-func referencedPrefixLists(groups []SecurityGroup) []string {
-	var ids []string
-	for _, g := range groups {
-		for _, p := range g.Ingress {
-			ids = append(ids, p.PrefixListIDs...)
-		}
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
-}
+// apiList is a list of an API response, its elements named by their ID in
+// errors.
+func apiList(name string) where { return where{field: name, byID: true} }
 
-// The convert functions turn the SDK's types into the Inventory's, with
-// the same checks and in the same canonical form as ReadDir (see there):
-// both sources accept the same estates and return the same Inventory.
-// Fields in errors are named as in the API's output, the object by its ID
-// once that is known to be valid.
-
-// required returns the value of a string field ReadDir requires, checked
-// with check if not nil.
-func required(at, field string, v *string, check func(string) error) (string, error) {
-	if v == nil {
-		return "", fieldError("", at+"."+field, errors.New("missing"))
+// apiError drops the JSON pointer of a *FieldError about an API response:
+// there is no document it could point into.
+func apiError(err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		fe.Pointer = ""
 	}
-	if check != nil {
-		if err := check(*v); err != nil {
-			return "", fieldError("", at+"."+field, err)
-		}
-	}
-	return *v, nil
-}
-
-// optional returns the value of a string field that may be absent, checked
-// with check when present.
-func optional(at, field string, v *string, check func(string) error) (string, error) {
-	if v == nil {
-		return "", nil
-	}
-	return required(at, field, v, check)
-}
-
-// convertVpc keeps the ID, the owner and the associated CIDR blocks, IPv4
-// first.
-func convertVpc(v types.Vpc, i int) (VPC, error) {
-	at := fmt.Sprintf("Vpcs[%d]", i)
-	id, err := required(at, "VpcId", v.VpcId, checkVPCID)
-	if err != nil {
-		return VPC{}, err
-	}
-	at = "Vpcs[" + id + "]"
-	out := VPC{ID: id}
-	if out.OwnerID, err = required(at, "OwnerId", v.OwnerId, checkAccountID); err != nil {
-		return VPC{}, err
-	}
-	for j, a := range v.CidrBlockAssociationSet {
-		field := fmt.Sprintf("%s.CidrBlockAssociationSet[%d]", at, j)
-		if a.CidrBlockState == nil {
-			return VPC{}, fieldError("", field+".CidrBlockState", errors.New("missing"))
-		}
-		if a.CidrBlockState.State != types.VpcCidrBlockStateCodeAssociated {
-			continue
-		}
-		c, err := required(field, "CidrBlock", a.CidrBlock, nil)
-		if err != nil {
-			return VPC{}, err
-		}
-		p, err := parsePrefix(c, ipv4)
-		if err != nil {
-			return VPC{}, fieldError("", field+".CidrBlock", err)
-		}
-		out.CIDRs = append(out.CIDRs, p)
-	}
-	for j, a := range v.Ipv6CidrBlockAssociationSet {
-		field := fmt.Sprintf("%s.Ipv6CidrBlockAssociationSet[%d]", at, j)
-		if a.Ipv6CidrBlockState == nil {
-			return VPC{}, fieldError("", field+".Ipv6CidrBlockState", errors.New("missing"))
-		}
-		if a.Ipv6CidrBlockState.State != types.VpcCidrBlockStateCodeAssociated {
-			continue
-		}
-		c, err := required(field, "Ipv6CidrBlock", a.Ipv6CidrBlock, nil)
-		if err != nil {
-			return VPC{}, err
-		}
-		p, err := parsePrefix(c, ipv6)
-		if err != nil {
-			return VPC{}, fieldError("", field+".Ipv6CidrBlock", err)
-		}
-		out.CIDRs = append(out.CIDRs, p)
-	}
-	return out, nil
-}
-
-// convertSecurityGroup keeps the ingress permissions; egress is not
-// mirrored.
-func convertSecurityGroup(sg types.SecurityGroup, i int) (SecurityGroup, error) {
-	at := fmt.Sprintf("SecurityGroups[%d]", i)
-	id, err := required(at, "GroupId", sg.GroupId, checkGroupID)
-	if err != nil {
-		return SecurityGroup{}, err
-	}
-	at = "SecurityGroups[" + id + "]"
-	out := SecurityGroup{ID: id, Description: aws.ToString(sg.Description)}
-	if out.Name, err = required(at, "GroupName", sg.GroupName, nil); err != nil {
-		return SecurityGroup{}, err
-	}
-	if out.OwnerID, err = required(at, "OwnerId", sg.OwnerId, checkAccountID); err != nil {
-		return SecurityGroup{}, err
-	}
-	if out.VPCID, err = required(at, "VpcId", sg.VpcId, checkVPCID); err != nil {
-		return SecurityGroup{}, err
-	}
-	for j, ip := range sg.IpPermissions {
-		p, err := convertPermission(ip, fmt.Sprintf("%s.IpPermissions[%d]", at, j))
-		if err != nil {
-			return SecurityGroup{}, err
-		}
-		out.Ingress = append(out.Ingress, p)
-	}
-	return out, nil
-}
-
-func convertPermission(ip types.IpPermission, at string) (Permission, error) {
-	proto, err := required(at, "IpProtocol", ip.IpProtocol, checkProtocol)
-	if err != nil {
-		return Permission{}, err
-	}
-	switch {
-	case ip.FromPort != nil && ip.ToPort == nil:
-		return Permission{}, fieldError("", at+".ToPort", errors.New("missing"))
-	case ip.FromPort == nil && ip.ToPort != nil:
-		return Permission{}, fieldError("", at+".FromPort", errors.New("missing"))
-	case ip.FromPort != nil:
-		if err := checkPort(int64(*ip.FromPort)); err != nil {
-			return Permission{}, fieldError("", at+".FromPort", err)
-		}
-		if err := checkPort(int64(*ip.ToPort)); err != nil {
-			return Permission{}, fieldError("", at+".ToPort", err)
-		}
-	}
-	p := Permission{Protocol: proto, FromPort: ip.FromPort, ToPort: ip.ToPort}
-	for k, r := range ip.IpRanges {
-		field := fmt.Sprintf("%s.IpRanges[%d]", at, k)
-		s, err := required(field, "CidrIp", r.CidrIp, nil)
-		if err != nil {
-			return Permission{}, err
-		}
-		c, err := parsePrefix(s, ipv4)
-		if err != nil {
-			return Permission{}, fieldError("", field+".CidrIp", err)
-		}
-		p.CIDRs = append(p.CIDRs, c)
-	}
-	for k, r := range ip.Ipv6Ranges {
-		field := fmt.Sprintf("%s.Ipv6Ranges[%d]", at, k)
-		s, err := required(field, "CidrIpv6", r.CidrIpv6, nil)
-		if err != nil {
-			return Permission{}, err
-		}
-		c, err := parsePrefix(s, ipv6)
-		if err != nil {
-			return Permission{}, fieldError("", field+".CidrIpv6", err)
-		}
-		p.CIDRs = append(p.CIDRs, c)
-	}
-	for k, pair := range ip.UserIdGroupPairs {
-		field := fmt.Sprintf("%s.UserIdGroupPairs[%d]", at, k)
-		var ref GroupRef
-		if ref.GroupID, err = required(field, "GroupId", pair.GroupId, checkGroupID); err != nil {
-			return Permission{}, err
-		}
-		if ref.UserID, err = optional(field, "UserId", pair.UserId, checkUserID); err != nil {
-			return Permission{}, err
-		}
-		if ref.VPCID, err = optional(field, "VpcId", pair.VpcId, checkVPCID); err != nil {
-			return Permission{}, err
-		}
-		if ref.PeeringStatus, err = optional(field, "PeeringStatus", pair.PeeringStatus, checkPeeringStatus); err != nil {
-			return Permission{}, err
-		}
-		p.Groups = append(p.Groups, ref)
-	}
-	for k, pl := range ip.PrefixListIds {
-		id, err := required(fmt.Sprintf("%s.PrefixListIds[%d]", at, k), "PrefixListId", pl.PrefixListId, checkPrefixListID)
-		if err != nil {
-			return Permission{}, err
-		}
-		p.PrefixListIDs = append(p.PrefixListIDs, id)
-	}
-	return p, nil
-}
-
-// convertNetworkInterface keeps every private IPv4 (PrivateIpAddresses,
-// the primary among them) and then every IPv6 address; the instance comes
-// from the attachment.
-func convertNetworkInterface(n types.NetworkInterface, i int) (NetworkInterface, error) {
-	at := fmt.Sprintf("NetworkInterfaces[%d]", i)
-	id, err := required(at, "NetworkInterfaceId", n.NetworkInterfaceId, checkENIID)
-	if err != nil {
-		return NetworkInterface{}, err
-	}
-	at = "NetworkInterfaces[" + id + "]"
-	out := NetworkInterface{
-		ID:            id,
-		Description:   aws.ToString(n.Description),
-		InterfaceType: string(n.InterfaceType),
-	}
-	if out.VPCID, err = required(at, "VpcId", n.VpcId, checkVPCID); err != nil {
-		return NetworkInterface{}, err
-	}
-	if out.OwnerID, err = required(at, "OwnerId", n.OwnerId, checkAccountID); err != nil {
-		return NetworkInterface{}, err
-	}
-	if out.MAC, err = optional(at, "MacAddress", n.MacAddress, checkMAC); err != nil {
-		return NetworkInterface{}, err
-	}
-	if n.Attachment != nil {
-		if out.InstanceID, err = optional(at+".Attachment", "InstanceId", n.Attachment.InstanceId, checkInstanceID); err != nil {
-			return NetworkInterface{}, err
-		}
-	}
-	for j, a := range n.PrivateIpAddresses {
-		field := fmt.Sprintf("%s.PrivateIpAddresses[%d]", at, j)
-		s, err := required(field, "PrivateIpAddress", a.PrivateIpAddress, nil)
-		if err != nil {
-			return NetworkInterface{}, err
-		}
-		addr, err := parseAddr(s, ipv4)
-		if err != nil {
-			return NetworkInterface{}, fieldError("", field+".PrivateIpAddress", err)
-		}
-		out.Addresses = append(out.Addresses, addr)
-	}
-	for j, a := range n.Ipv6Addresses {
-		field := fmt.Sprintf("%s.Ipv6Addresses[%d]", at, j)
-		s, err := required(field, "Ipv6Address", a.Ipv6Address, nil)
-		if err != nil {
-			return NetworkInterface{}, err
-		}
-		addr, err := parseAddr(s, ipv6)
-		if err != nil {
-			return NetworkInterface{}, fieldError("", field+".Ipv6Address", err)
-		}
-		out.Addresses = append(out.Addresses, addr)
-	}
-	for j, g := range n.Groups {
-		gid, err := required(fmt.Sprintf("%s.Groups[%d]", at, j), "GroupId", g.GroupId, checkGroupID)
-		if err != nil {
-			return NetworkInterface{}, err
-		}
-		out.Groups = append(out.Groups, gid)
-	}
-	return out, nil
-}
-
-// idSet finds an object listed twice, which ReadDir rejects too; over the
-// API it means the estate changed between two pages.
-type idSet map[string]int
-
-func (s idSet) add(what, id string, i int) error {
-	if j, dup := s[id]; dup {
-		return fieldError("", fmt.Sprintf("%s[%d]", what, i), fmt.Errorf("%s is also %s[%d]", id, what, j))
-	}
-	s[id] = i
-	return nil
+	return err
 }
 
 func uniqueNonEmpty(in []string) []string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/synth"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
@@ -62,7 +63,7 @@ func BenchmarkEC2Fetch(b *testing.B) {
 			})
 
 			cpu0 := cpuTime()
-			var got *sgsource.Inventory
+			var got *inventory.Inventory
 			b.ResetTimer()
 			for b.Loop() {
 				var err error

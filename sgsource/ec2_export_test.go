@@ -3,13 +3,15 @@ package sgsource
 import (
 	"net/http/httptest"
 	"testing"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // The fake EC2 endpoint, for the external tests (package sgsource_test),
 // which may import internal/synth: it imports sgsource.
 
 // NewFakeEC2 serves inv as the EC2 Query API; see fakeEC2.
-func NewFakeEC2(t testing.TB, inv *Inventory) (*FakeEC2, *httptest.Server) {
+func NewFakeEC2(t testing.TB, inv *inventory.Inventory) (*FakeEC2, *httptest.Server) {
 	f, srv := newFakeEC2(t, inv)
 	return (*FakeEC2)(f), srv
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // fakeEC2 is an EC2 Query API endpoint that serves an Inventory as the
@@ -23,7 +25,7 @@ import (
 // per region (taken from the SigV4 credential scope). It counts calls and
 // can fail any request on demand.
 type fakeEC2 struct {
-	inv *Inventory
+	inv *inventory.Inventory
 	// fault, if not nil, is asked before every request; n counts the
 	// requests of that region and action from 1. A non-nil result is
 	// served instead of the answer.
@@ -48,7 +50,7 @@ func ec2Error(status int, code, msg string) *fakeReply {
 <Response><Errors><Error><Code>` + code + `</Code><Message>` + msg + `</Message></Error></Errors><RequestID>fake</RequestID></Response>`}
 }
 
-func newFakeEC2(t testing.TB, inv *Inventory) (*fakeEC2, *httptest.Server) {
+func newFakeEC2(t testing.TB, inv *inventory.Inventory) (*fakeEC2, *httptest.Server) {
 	f := &fakeEC2{inv: inv, calls: make(map[string]int), pages: make(map[string]map[string]bool)}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -78,7 +80,7 @@ func (f *fakeEC2) count(region, action string) int {
 	return n
 }
 
-func (f *fakeEC2) region(name string) *Region {
+func (f *fakeEC2) region(name string) *inventory.Region {
 	for i := range f.inv.Regions {
 		if f.inv.Regions[i].Name == name {
 			return &f.inv.Regions[i]
@@ -113,7 +115,7 @@ func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	reg := f.region(region)
 	if reg == nil {
-		reg = &Region{Name: region}
+		reg = &inventory.Region{Name: region}
 	}
 	var vpcs []string
 	for i := 1; ; i++ {
@@ -150,50 +152,11 @@ func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.Grow(64 << 10)
 	switch action {
 	case CallDescribeVpcs:
-		var items []VPC
-		for _, v := range reg.VPCs {
-			if keep(v.ID) {
-				items = append(items, v)
-			}
-		}
-		page, next := window(items, start, size)
-		b.WriteString(`<DescribeVpcsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><vpcSet>`)
-		for _, v := range page {
-			writeVpc(&b, v)
-		}
-		b.WriteString(`</vpcSet>`)
-		writeNext(&b, next)
-		b.WriteString(`</DescribeVpcsResponse>`)
+		writePage(&b, action, "vpcSet", reg.VPCs, func(v inventory.VPC) bool { return keep(v.ID) }, start, size, writeVpc)
 	case CallDescribeSecurityGroups:
-		var items []SecurityGroup
-		for _, g := range reg.SecurityGroups {
-			if keep(g.VPCID) {
-				items = append(items, g)
-			}
-		}
-		page, next := window(items, start, size)
-		b.WriteString(`<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><securityGroupInfo>`)
-		for _, g := range page {
-			writeGroup(&b, g)
-		}
-		b.WriteString(`</securityGroupInfo>`)
-		writeNext(&b, next)
-		b.WriteString(`</DescribeSecurityGroupsResponse>`)
+		writePage(&b, action, "securityGroupInfo", reg.SecurityGroups, func(g inventory.SecurityGroup) bool { return keep(g.VPCID) }, start, size, writeGroup)
 	case CallDescribeNetworkInterfaces:
-		var items []NetworkInterface
-		for _, n := range reg.NetworkInterfaces {
-			if keep(n.VPCID) {
-				items = append(items, n)
-			}
-		}
-		page, next := window(items, start, size)
-		b.WriteString(`<DescribeNetworkInterfacesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><networkInterfaceSet>`)
-		for _, n := range page {
-			writeENI(&b, n)
-		}
-		b.WriteString(`</networkInterfaceSet>`)
-		writeNext(&b, next)
-		b.WriteString(`</DescribeNetworkInterfacesResponse>`)
+		writePage(&b, action, "networkInterfaceSet", reg.NetworkInterfaces, func(n inventory.NetworkInterface) bool { return keep(n.VPCID) }, start, size, writeENI)
 	case CallGetManagedPrefixListEntries:
 		id := r.PostForm.Get("PrefixListId")
 		var entries []netip.Prefix
@@ -267,7 +230,7 @@ func esc(s string) string {
 	return b.String()
 }
 
-func writeVpc(b *strings.Builder, v VPC) {
+func writeVpc(b *strings.Builder, v inventory.VPC) {
 	b.WriteString(`<item><vpcId>` + v.ID + `</vpcId><ownerId>` + v.OwnerID + `</ownerId><state>available</state>`)
 	b.WriteString(`<cidrBlockAssociationSet>`)
 	for _, c := range v.CIDRs {
@@ -286,7 +249,7 @@ func writeVpc(b *strings.Builder, v VPC) {
 	b.WriteString(`</ipv6CidrBlockAssociationSet></item>`)
 }
 
-func writeGroup(b *strings.Builder, g SecurityGroup) {
+func writeGroup(b *strings.Builder, g inventory.SecurityGroup) {
 	b.WriteString(`<item><ownerId>` + g.OwnerID + `</ownerId><groupId>` + g.ID + `</groupId><groupName>` + esc(g.Name) +
 		`</groupName><groupDescription>` + esc(g.Description) + `</groupDescription><vpcId>` + g.VPCID + `</vpcId><ipPermissions>`)
 	for _, p := range g.Ingress {
@@ -327,7 +290,7 @@ func writeGroup(b *strings.Builder, g SecurityGroup) {
 	b.WriteString(`</ipPermissions><ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item></ipPermissionsEgress></item>`)
 }
 
-func writeENI(b *strings.Builder, n NetworkInterface) {
+func writeENI(b *strings.Builder, n inventory.NetworkInterface) {
 	b.WriteString(`<item><networkInterfaceId>` + n.ID + `</networkInterfaceId><vpcId>` + n.VPCID + `</vpcId><ownerId>` + n.OwnerID +
 		`</ownerId><description>` + esc(n.Description) + `</description><interfaceType>` + n.InterfaceType +
 		`</interfaceType><macAddress>` + n.MAC + `</macAddress><status>in-use</status>`)
@@ -387,13 +350,13 @@ func testEC2(srv *httptest.Server, regions ...string) *EC2 {
 // returns: groups referring to groups of other VPCs, to themselves and to
 // prefix lists, interfaces with secondary and IPv6 addresses, interfaces
 // without an instance.
-func genInventory(regions []string, groups, enis int) *Inventory {
-	inv := &Inventory{}
+func genInventory(regions []string, groups, enis int) *inventory.Inventory {
+	inv := &inventory.Inventory{}
 	for ri, name := range slices.Sorted(slices.Values(regions)) {
-		reg := Region{Name: name}
+		reg := inventory.Region{Name: name}
 		nv := max(2, groups/200)
 		for v := range nv {
-			vpc := VPC{
+			vpc := inventory.VPC{
 				ID:      fmt.Sprintf("vpc-%017x", ri<<32|v),
 				OwnerID: "123456789012",
 				CIDRs:   []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(ri*64 + v/256), byte(v), 0}), 24)},
@@ -404,9 +367,9 @@ func genInventory(regions []string, groups, enis int) *Inventory {
 			reg.VPCs = append(reg.VPCs, vpc)
 		}
 		npl := 3
-		var pls []PrefixList
+		var pls []inventory.PrefixList
 		for p := range npl {
-			pl := PrefixList{ID: fmt.Sprintf("pl-%017x", ri<<32|p)}
+			pl := inventory.PrefixList{ID: fmt.Sprintf("pl-%017x", ri<<32|p)}
 			for e := range 3 + p*60 { // one list longer than a page of 100
 				pl.Entries = append(pl.Entries, netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(p), byte(e)}), 32))
 			}
@@ -416,20 +379,20 @@ func genInventory(regions []string, groups, enis int) *Inventory {
 		usedPL := map[string]bool{}
 		for i := range groups {
 			vpc := reg.VPCs[i%nv]
-			g := SecurityGroup{ID: gid(i), Name: fmt.Sprintf("group-%d", i), Description: "group <" + strconv.Itoa(i) + "> & co",
+			g := inventory.SecurityGroup{ID: gid(i), Name: fmt.Sprintf("group-%d", i), Description: "group <" + strconv.Itoa(i) + "> & co",
 				OwnerID: "123456789012", VPCID: vpc.ID}
 			port := int32(1000 + i%5000)
-			g.Ingress = append(g.Ingress, Permission{Protocol: "tcp", FromPort: &port, ToPort: &port,
-				Groups: []GroupRef{{GroupID: gid((i + 1) % groups), UserID: "123456789012"}, {GroupID: gid(i), UserID: "123456789012", VPCID: vpc.ID}}})
+			g.Ingress = append(g.Ingress, inventory.Permission{Protocol: "tcp", FromPort: &port, ToPort: &port,
+				Groups: []inventory.GroupRef{{GroupID: gid((i + 1) % groups), UserID: "123456789012"}, {GroupID: gid(i), UserID: "123456789012", VPCID: vpc.ID}}})
 			if i%3 == 0 {
 				typ, code := int32(8), int32(-1)
-				g.Ingress = append(g.Ingress, Permission{Protocol: "icmp", FromPort: &typ, ToPort: &code,
+				g.Ingress = append(g.Ingress, inventory.Permission{Protocol: "icmp", FromPort: &typ, ToPort: &code,
 					CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}})
 			}
 			if i%7 == 0 && i/7 < npl {
 				pl := pls[i/7].ID
 				usedPL[pl] = true
-				g.Ingress = append(g.Ingress, Permission{Protocol: "-1", PrefixListIDs: []string{pl}})
+				g.Ingress = append(g.Ingress, inventory.Permission{Protocol: "-1", PrefixListIDs: []string{pl}})
 			}
 			reg.SecurityGroups = append(reg.SecurityGroups, g)
 		}
@@ -442,7 +405,7 @@ func genInventory(regions []string, groups, enis int) *Inventory {
 			vi := i % nv
 			vpc := reg.VPCs[vi]
 			base := vpc.CIDRs[0].Addr().As4()
-			n := NetworkInterface{
+			n := inventory.NetworkInterface{
 				ID: fmt.Sprintf("eni-%017x", ri<<32|i), VPCID: vpc.ID, OwnerID: "123456789012",
 				Description: "interface " + strconv.Itoa(i), InterfaceType: "interface",
 				MAC: fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", ri, byte(i>>16), byte(i>>8), byte(i)),
@@ -468,4 +431,23 @@ func genInventory(regions []string, groups, enis int) *Inventory {
 		inv.Regions = append(inv.Regions, reg)
 	}
 	return inv
+}
+
+// writePage writes the response of a Describe action: the page of the kept
+// items that starts at start, in the element set, and the next token.
+func writePage[T any](b *strings.Builder, action, set string, all []T, keep func(T) bool, start, size int, write func(*strings.Builder, T)) {
+	var items []T
+	for _, v := range all {
+		if keep(v) {
+			items = append(items, v)
+		}
+	}
+	page, next := window(items, start, size)
+	b.WriteString(`<` + action + `Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><` + set + `>`)
+	for _, v := range page {
+		write(b, v)
+	}
+	b.WriteString(`</` + set + `>`)
+	writeNext(b, next)
+	b.WriteString(`</` + action + `Response>`)
 }

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/reyes-fw/reyes/internal/mototest"
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // awsCLI runs the AWS CLI against one endpoint with fake credentials, in
@@ -53,7 +55,20 @@ func (c *awsCLI) fatalf(format string, args ...any) {
 // json runs "aws ec2 <args> --output json" in region and returns stdout.
 func (c *awsCLI) json(region string, args ...string) []byte {
 	c.t.Helper()
-	args = append([]string{"--endpoint-url", c.endpoint, "--region", region, "--output", "json", "ec2"}, args...)
+	return c.run(append([]string{"--region", region, "--output", "json", "ec2"}, args...))
+}
+
+// text runs "aws ec2 <args> --query query --output text" and returns the
+// fields of its output.
+func (c *awsCLI) text(region, query string, args ...string) []string {
+	c.t.Helper()
+	return strings.Fields(string(c.run(append([]string{"--region", region, "--output", "text", "--query", query, "ec2"}, args...))))
+}
+
+// run runs aws with args against the endpoint and returns stdout.
+func (c *awsCLI) run(args []string) []byte {
+	c.t.Helper()
+	args = append([]string{"--endpoint-url", c.endpoint}, args...)
 	cmd := exec.Command("aws", args...)
 	cmd.Env = c.env
 	var stderr bytes.Buffer
@@ -63,22 +78,6 @@ func (c *awsCLI) json(region string, args ...string) []byte {
 		c.fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	return out
-}
-
-// text runs "aws ec2 <args> --query query --output text" and returns the
-// fields of its output.
-func (c *awsCLI) text(region, query string, args ...string) []string {
-	c.t.Helper()
-	args = append([]string{"--endpoint-url", c.endpoint, "--region", region, "--output", "text", "--query", query, "ec2"}, args...)
-	cmd := exec.Command("aws", args...)
-	cmd.Env = c.env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		c.fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.Fields(string(out))
 }
 
 // one is text for a query with exactly one result.
@@ -301,7 +300,7 @@ func TestEC2AgainstMoto(t *testing.T) {
 
 	// The live source with a VPC filter sees the same as the dump
 	// filtered.
-	vpc := eu.SecurityGroups[slices.IndexFunc(eu.SecurityGroups, func(g SecurityGroup) bool { return g.Name == "cache" })].VPCID
+	vpc := eu.SecurityGroups[slices.IndexFunc(eu.SecurityGroups, func(g inventory.SecurityGroup) bool { return g.Name == "cache" })].VPCID
 	src.VPCIDs = []string{vpc}
 	got, err = src.Fetch(t.Context())
 	if err != nil {

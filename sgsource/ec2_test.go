@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // pages is how many pages of size a paginated sequence over n items takes.
@@ -26,10 +28,10 @@ func pages(n int, size int32) int {
 }
 
 // filterVPCs returns what the estate looks like through a vpc-id filter.
-func filterVPCs(inv *Inventory, ids ...string) *Inventory {
-	out := &Inventory{}
+func filterVPCs(inv *inventory.Inventory, ids ...string) *inventory.Inventory {
+	out := &inventory.Inventory{}
 	for _, r := range inv.Regions {
-		f := Region{Name: r.Name}
+		f := inventory.Region{Name: r.Name}
 		for _, v := range r.VPCs {
 			if slices.Contains(ids, v.ID) {
 				f.VPCs = append(f.VPCs, v)
@@ -116,7 +118,7 @@ func TestEC2Fetch(t *testing.T) {
 }
 
 // diffInventories fails t with the first difference between got and want.
-func diffInventories(t testing.TB, got, want *Inventory) {
+func diffInventories(t testing.TB, got, want *inventory.Inventory) {
 	t.Helper()
 	if reflect.DeepEqual(got, want) {
 		return

@@ -28,11 +28,11 @@ func ExampleReadDir() {
 	// us-west-2: 2 VPCs, 3 groups, 1 interfaces with 1 addresses, 0 prefix lists
 }
 
-// A malformed file is rejected with an error that names the file and the
-// field.
+// A malformed file is rejected with an error that names the file, the field
+// and its JSON pointer.
 func ExampleFieldError() {
 	_, err := sgsource.ReadDir(context.Background(), "testdata/hostbits")
 	fmt.Println(err)
 	// Output:
-	// reading inventory testdata/hostbits: us-east-1/security-groups.json: SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp: "10.0.0.1/8" has host bits set (the block is 10.0.0.0/8)
+	// reading inventory testdata/hostbits: us-east-1/security-groups.json: SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp: "10.0.0.1/8" has host bits set (the block is 10.0.0.0/8) (JSON pointer /SecurityGroups/0/IpPermissions/0/IpRanges/0/CidrIp)
 }

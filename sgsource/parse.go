@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
+
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // ErrInvalid is wrapped by every FieldError about a value reyes cannot use:
@@ -14,13 +17,22 @@ var ErrInvalid = errors.New("invalid inventory")
 
 // FieldError reports one unusable value in a document that describes the
 // estate, naming where it is. Its Error text reads
-// "eu-west-1/security-groups.json: SecurityGroups[3].IpPermissions[0].IpRanges[1].CidrIp: "10.0.0.1/8" has host bits set".
+//
+//	eu-west-1/security-groups.json: SecurityGroups[3].IpPermissions[0].IpRanges[1].CidrIp: "10.0.0.1/8" has host bits set (the block is 10.0.0.0/8) (JSON pointer /SecurityGroups/3/IpPermissions/0/IpRanges/1/CidrIp)
 type FieldError struct {
 	// File is the document: a path relative to the inventory directory for
-	// ReadDir, or a description of the API call for a live source.
+	// ReadDir, or empty for a live source (whose errors say the region and
+	// the call).
 	File string
-	// Field is the path of the value in the document, in the AWS field
-	// names: "SecurityGroups[3].GroupId". Empty for the document as a whole.
+	// Pointer is the JSON pointer (RFC 6901) of the value in File:
+	// "/SecurityGroups/3/GroupId". Empty for the document as a whole and
+	// for a live source.
+	Pointer string
+	// Field is the path of the value in the AWS field names:
+	// "SecurityGroups[3].GroupId" in a file; a live source names an element
+	// by its ID once that is known to be valid:
+	// "SecurityGroups[sg-0123456789abcdef0].GroupName". Empty for the
+	// document as a whole.
 	Field string
 	// Err says what is wrong with the value.
 	Err error
@@ -28,69 +40,65 @@ type FieldError struct {
 
 // Error implements error.
 func (e *FieldError) Error() string {
-	switch {
-	case e.Field == "":
-		return e.File + ": " + e.Err.Error()
-	case e.File == "":
-		return e.Field + ": " + e.Err.Error()
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Field != "" {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.Field)
 	}
-	return e.File + ": " + e.Field + ": " + e.Err.Error()
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	if e.Pointer != "" && e.File != "" {
+		b.WriteString(" (JSON pointer " + quotedIfOdd(e.Pointer) + ")")
+	}
+	return b.String()
+}
+
+// quotedIfOdd returns s, or s clipped and quoted if it holds anything but
+// printable ASCII (a hostile key in a pointer must not forge log lines).
+func quotedIfOdd(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return strconv.Quote(clip(s))
+		}
+	}
+	if len(s) > 200 {
+		return strconv.Quote(clip(s))
+	}
+	return s
 }
 
 // Unwrap returns the cause; errors.Is(err, ErrInvalid) holds for every
 // FieldError.
 func (e *FieldError) Unwrap() []error { return []error{e.Err, ErrInvalid} }
 
-// fieldError builds a FieldError. Live sources use it with their own
-// description of the document as file.
+// fieldError builds a FieldError about a whole file or directory.
 func fieldError(file, field string, err error) *FieldError {
 	return &FieldError{File: file, Field: field, Err: err}
 }
 
-// Lengths of AWS resource IDs: the short form has 8 hex digits, the long
-// form 17.
-const (
-	minIDHex = 8
-	maxIDHex = 17
-)
-
-// Prefixes of the resource IDs reyes reads.
-const (
-	prefixGroup      = "sg-"
-	prefixENI        = "eni-"
-	prefixVPC        = "vpc-"
-	prefixPrefixList = "pl-"
-	prefixInstance   = "i-"
-)
-
 // checkID reports whether id is prefix followed by 8 to 17 lowercase hex
 // digits, as every EC2 resource ID is.
 func checkID(id, prefix string) error {
-	ok := len(id) >= len(prefix)+minIDHex && len(id) <= len(prefix)+maxIDHex && id[:len(prefix)] == prefix
-	if ok {
-		for i := len(prefix); i < len(id); i++ {
-			c := id[i]
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				ok = false
-				break
-			}
-		}
-	}
-	if !ok {
+	if !inventory.ValidID(id, prefix) {
 		return fmt.Errorf("%q is not a valid ID (want %s followed by 8 to 17 lowercase hex digits)", clip(id), prefix)
 	}
 	return nil
 }
 
-func checkGroupID(id string) error      { return checkID(id, prefixGroup) }
-func checkENIID(id string) error        { return checkID(id, prefixENI) }
-func checkVPCID(id string) error        { return checkID(id, prefixVPC) }
-func checkPrefixListID(id string) error { return checkID(id, prefixPrefixList) }
-func checkInstanceID(id string) error   { return checkID(id, prefixInstance) }
+func checkGroupID(id string) error      { return checkID(id, inventory.PrefixGroup) }
+func checkENIID(id string) error        { return checkID(id, inventory.PrefixInterface) }
+func checkVPCID(id string) error        { return checkID(id, inventory.PrefixVPC) }
+func checkPrefixListID(id string) error { return checkID(id, inventory.PrefixPrefixList) }
+func checkInstanceID(id string) error   { return checkID(id, inventory.PrefixInstance) }
 
 // checkAccountID accepts a 12-digit AWS account ID.
 func checkAccountID(id string) error {
-	if len(id) != 12 || !allDigits(id) {
+	if !inventory.ValidAccountID(id) {
 		return fmt.Errorf("%q is not a valid account ID (want 12 digits)", clip(id))
 	}
 	return nil
@@ -99,7 +107,7 @@ func checkAccountID(id string) error {
 // checkUserID accepts the UserId of a UserIdGroupPair: an account ID, or the
 // name of an AWS service account such as "amazon-elb".
 func checkUserID(id string) error {
-	if len(id) == 12 && allDigits(id) {
+	if inventory.ValidAccountID(id) {
 		return nil
 	}
 	if len(id) > len("amazon-") && len(id) <= 64 && id[:len("amazon-")] == "amazon-" {
@@ -135,46 +143,13 @@ func checkMAC(s string) error {
 	return nil
 }
 
-// checkRegion accepts names shaped like AWS region codes: "us-east-1",
-// "ap-southeast-2", "us-gov-west-1", "us-isob-east-1".
+// checkRegion accepts names shaped like AWS region codes (see
+// inventory.ValidRegion).
 func checkRegion(name string) error {
-	if !regionLike(name) {
+	if !inventory.ValidRegion(name) {
 		return fmt.Errorf("%q does not look like an AWS region (such as us-east-1)", clip(name))
 	}
 	return nil
-}
-
-func regionLike(name string) bool {
-	if len(name) > 32 {
-		return false
-	}
-	// Two letters, then one to three lowercase words, then a number of
-	// one or two digits, separated by dashes.
-	words := 0
-	i := 0
-	start := 0
-	for ; i <= len(name); i++ {
-		if i < len(name) && name[i] != '-' {
-			continue
-		}
-		part := name[start:i]
-		start = i + 1
-		last := i == len(name)
-		switch {
-		case words == 0:
-			if len(part) != 2 || !allLower(part) {
-				return false
-			}
-		case last:
-			return words >= 2 && words <= 4 && len(part) >= 1 && len(part) <= 2 && allDigits(part)
-		default:
-			if len(part) == 0 || !allLower(part) {
-				return false
-			}
-		}
-		words++
-	}
-	return false
 }
 
 // checkProtocol accepts AWS' IpProtocol values: "tcp", "udp", "icmp",
@@ -260,23 +235,8 @@ func parseAddr(s string, f family) (netip.Addr, error) {
 	return a, nil
 }
 
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func allLower(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 'a' || s[i] > 'z' {
-			return false
-		}
-	}
-	return true
-}
+// allDigits reports whether s holds only the digits 0-9 (or nothing).
+func allDigits(s string) bool { return strings.TrimLeft(s, "0123456789") == "" }
 
 // clip shortens a hostile value before it is quoted in an error.
 func clip(s string) string {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/internal/synth"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -147,7 +148,7 @@ func statsOf(p *render.Plan) planStats {
 type bench struct {
 	cfg    config
 	dir    string
-	inv    *sgsource.Inventory
+	inv    *inventory.Inventory
 	signer *sign.Signer
 	keys   *sign.Keyring
 	secret string // key file paths for the binaries
@@ -256,7 +257,7 @@ func (b *bench) leader(ctx context.Context) ([]byte, error) {
 }
 
 // publish builds and seals inv with a new serial and puts it in the store.
-func (b *bench) publish(ctx context.Context, inv *sgsource.Inventory) (*ruleset.Ruleset, error) {
+func (b *bench) publish(ctx context.Context, inv *inventory.Inventory) (*ruleset.Ruleset, error) {
 	rs, err := ruleset.Build(inv, ruleset.BuildOptions{Scope: scope, GeneratedAt: time.Now()})
 	if err != nil {
 		return nil, err
@@ -617,7 +618,7 @@ func strs[T fmt.Stringer](vs []T) []string {
 // plan's IPv4 sets changes: the two interfaces' groups, restricted to the
 // groups the plan has sets for, differ by exactly one group. Neither
 // interface is the host's.
-func moveOne(inv *sgsource.Inventory, rs *ruleset.Ruleset, plan *render.Plan, id reyes.IdentityOptions) (*sgsource.Inventory, string, error) {
+func moveOne(inv *inventory.Inventory, rs *ruleset.Ruleset, plan *render.Plan, id reyes.IdentityOptions) (*inventory.Inventory, string, error) {
 	inSets := map[string]bool{}
 	for _, s := range plan.V4.Sets {
 		inSets[s.Group] = true
@@ -701,8 +702,8 @@ func moveOne(inv *sgsource.Inventory, rs *ruleset.Ruleset, plan *render.Plan, id
 
 // moved returns inv with address a moved from interface from to interface
 // to of region r; inv itself is not changed.
-func moved(inv *sgsource.Inventory, r, from, to int, a netip.Addr) *sgsource.Inventory {
-	out := &sgsource.Inventory{Regions: slices.Clone(inv.Regions)}
+func moved(inv *inventory.Inventory, r, from, to int, a netip.Addr) *inventory.Inventory {
+	out := &inventory.Inventory{Regions: slices.Clone(inv.Regions)}
 	nis := slices.Clone(out.Regions[r].NetworkInterfaces)
 	nis[from].Addresses = slices.DeleteFunc(slices.Clone(nis[from].Addresses), func(x netip.Addr) bool { return x == a })
 	nis[to].Addresses = append(slices.Clone(nis[to].Addresses), a)

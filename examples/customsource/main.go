@@ -1,7 +1,7 @@
 // Command customsource shows a custom inventory source with reyes.Leader.
 // A source is anything with
 //
-//	Fetch(ctx context.Context) (*sgsource.Inventory, error)
+//	Fetch(ctx context.Context) (*inventory.Inventory, error)
 //
 // Here two are defined (source.go): CSV, an estate described in a CSV file
 // (VPCs, security groups and interfaces from a CMDB rather than the EC2

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -143,28 +144,28 @@ func TestParseCSVErrors(t *testing.T) {
 
 // staticSource is a Source over a fixed inventory, or a fixed error.
 type staticSource struct {
-	inv *sgsource.Inventory
+	inv *inventory.Inventory
 	err error
 }
 
-func (s staticSource) Fetch(context.Context) (*sgsource.Inventory, error) { return s.inv, s.err }
+func (s staticSource) Fetch(context.Context) (*inventory.Inventory, error) { return s.inv, s.err }
 
-func region(name string, vpcs []string, pls ...sgsource.PrefixList) sgsource.Region {
-	r := sgsource.Region{Name: name, PrefixLists: pls}
+func region(name string, vpcs []string, pls ...inventory.PrefixList) inventory.Region {
+	r := inventory.Region{Name: name, PrefixLists: pls}
 	for _, v := range vpcs {
-		r.VPCs = append(r.VPCs, sgsource.VPC{ID: v})
+		r.VPCs = append(r.VPCs, inventory.VPC{ID: v})
 	}
 	return r
 }
 
-func inventory(regions ...sgsource.Region) staticSource {
-	return staticSource{inv: &sgsource.Inventory{Regions: regions}}
+func estate(regions ...inventory.Region) staticSource {
+	return staticSource{inv: &inventory.Inventory{Regions: regions}}
 }
 
 func TestMerge(t *testing.T) {
 	const vpcA, vpcB = "vpc-0000000000000000a", "vpc-0000000000000000b"
-	plA := sgsource.PrefixList{ID: "pl-0000000000000000a", Entries: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
-	plA2 := sgsource.PrefixList{ID: plA.ID, Entries: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	plA := inventory.PrefixList{ID: "pl-0000000000000000a", Entries: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+	plA2 := inventory.PrefixList{ID: plA.ID, Entries: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
 	boom := errors.New("throttled")
 	for _, tc := range []struct {
 		name    string
@@ -174,27 +175,27 @@ func TestMerge(t *testing.T) {
 	}{
 		{
 			name:  "disjoint regions",
-			merge: Merge{inventory(region("us-west-2", []string{vpcB})), inventory(region("eu-west-1", []string{vpcA}))},
+			merge: Merge{estate(region("us-west-2", []string{vpcB})), estate(region("eu-west-1", []string{vpcA}))},
 			want:  "eu-west-1 [vpc-0000000000000000a] []; us-west-2 [vpc-0000000000000000b] []",
 		},
 		{
 			name:  "one region from two sources",
-			merge: Merge{inventory(region("eu-west-1", []string{vpcA}, plA)), inventory(region("eu-west-1", []string{vpcB}, plA))},
+			merge: Merge{estate(region("eu-west-1", []string{vpcA}, plA)), estate(region("eu-west-1", []string{vpcB}, plA))},
 			want:  "eu-west-1 [vpc-0000000000000000a vpc-0000000000000000b] [pl-0000000000000000a]",
 		},
 		{
 			name:  "an ID in two sources",
-			merge: Merge{inventory(region("eu-west-1", []string{vpcA})), inventory(region("us-west-2", []string{vpcA}))},
+			merge: Merge{estate(region("eu-west-1", []string{vpcA})), estate(region("us-west-2", []string{vpcA}))},
 			want:  "vpc-0000000000000000a is in source 1 and source 2",
 		},
 		{
 			name:  "a prefix list that differs",
-			merge: Merge{inventory(region("eu-west-1", nil, plA)), inventory(region("eu-west-1", nil, plA2))},
+			merge: Merge{estate(region("eu-west-1", nil, plA)), estate(region("eu-west-1", nil, plA2))},
 			want:  "prefix list pl-0000000000000000a in eu-west-1 differs between sources",
 		},
 		{
 			name:    "a failing source fails the fetch",
-			merge:   Merge{inventory(region("eu-west-1", []string{vpcA})), staticSource{err: boom}},
+			merge:   Merge{estate(region("eu-west-1", []string{vpcA})), staticSource{err: boom}},
 			want:    "fetching source 2: throttled",
 			wantErr: boom,
 		},

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
@@ -26,7 +26,7 @@ type CSV struct {
 }
 
 // Fetch reads and parses the file.
-func (c CSV) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
+func (c CSV) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	f, err := os.Open(c.Path)
 	if err != nil {
 		return nil, fmt.Errorf("reading estate: %w", err)
@@ -50,15 +50,15 @@ const maxCSVSize = 16 << 20
 // and a group's before its allow records. IDs, regions, addresses and CIDR
 // blocks are checked here, with the line in the error; ruleset.Build checks
 // the rest (duplicate IDs, port ranges).
-func ParseCSV(ctx context.Context, r io.Reader) (*sgsource.Inventory, error) {
+func ParseCSV(ctx context.Context, r io.Reader) (*inventory.Inventory, error) {
 	cr := csv.NewReader(io.LimitReader(r, maxCSVSize))
 	cr.Comment = '#'
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
 	p := &csvParser{
-		regions: map[string]*sgsource.Region{},
+		regions: map[string]*inventory.Region{},
 		vpcs:    map[string]vpcInfo{},
-		groups:  map[string]*sgsource.SecurityGroup{},
+		groups:  map[string]*inventory.SecurityGroup{},
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -81,7 +81,7 @@ func ParseCSV(ctx context.Context, r io.Reader) (*sgsource.Inventory, error) {
 		reg := p.regions[g.region]
 		reg.SecurityGroups = append(reg.SecurityGroups, *p.groups[g.id])
 	}
-	inv := &sgsource.Inventory{}
+	inv := &inventory.Inventory{}
 	for _, name := range sortedKeys(p.regions) {
 		inv.Regions = append(inv.Regions, *p.regions[name])
 	}
@@ -93,18 +93,18 @@ func ParseCSV(ctx context.Context, r io.Reader) (*sgsource.Inventory, error) {
 
 // csvParser is the state of one ParseCSV.
 type csvParser struct {
-	regions map[string]*sgsource.Region
+	regions map[string]*inventory.Region
 	vpcs    map[string]vpcInfo
-	groups  map[string]*sgsource.SecurityGroup
+	groups  map[string]*inventory.SecurityGroup
 	order   []struct{ id, region string } // groups in file order
 }
 
-func (p *csvParser) region(name string) (*sgsource.Region, error) {
-	if !ruleset.ValidRegion(name) {
+func (p *csvParser) region(name string) (*inventory.Region, error) {
+	if !inventory.ValidRegion(name) {
 		return nil, fmt.Errorf("%q is not a region", name)
 	}
 	if p.regions[name] == nil {
-		p.regions[name] = &sgsource.Region{Name: name}
+		p.regions[name] = &inventory.Region{Name: name}
 	}
 	return p.regions[name], nil
 }
@@ -140,7 +140,7 @@ func (p *csvParser) record(rec []string) error {
 		if err != nil {
 			return err
 		}
-		if !ruleset.ValidVPCID(rec[2]) {
+		if !inventory.ValidVPCID(rec[2]) {
 			return fmt.Errorf("%q is not a VPC ID", rec[2])
 		}
 		if _, dup := p.vpcs[rec[2]]; dup {
@@ -151,7 +151,7 @@ func (p *csvParser) record(rec []string) error {
 			return err
 		}
 		p.vpcs[rec[2]] = vpcInfo{owner: rec[3], region: rec[1]}
-		reg.VPCs = append(reg.VPCs, sgsource.VPC{ID: rec[2], OwnerID: rec[3], CIDRs: cidrs})
+		reg.VPCs = append(reg.VPCs, inventory.VPC{ID: rec[2], OwnerID: rec[3], CIDRs: cidrs})
 	case "group":
 		if _, err := p.region(rec[1]); err != nil {
 			return err
@@ -161,13 +161,13 @@ func (p *csvParser) record(rec []string) error {
 			return err
 		}
 		id := rec[3]
-		if !ruleset.ValidGroupID(id) {
+		if !inventory.ValidGroupID(id) {
 			return fmt.Errorf("%q is not a security group ID", id)
 		}
 		if p.groups[id] != nil {
 			return fmt.Errorf("group %s twice", id)
 		}
-		p.groups[id] = &sgsource.SecurityGroup{ID: id, Name: rec[4], OwnerID: owner, VPCID: rec[2]}
+		p.groups[id] = &inventory.SecurityGroup{ID: id, Name: rec[4], OwnerID: owner, VPCID: rec[2]}
 		p.order = append(p.order, struct{ id, region string }{id, rec[1]})
 	case "allow":
 		g := p.groups[rec[1]]
@@ -189,7 +189,7 @@ func (p *csvParser) record(rec []string) error {
 			return err
 		}
 		id := rec[3]
-		if !ruleset.ValidInterfaceID(id) {
+		if !inventory.ValidInterfaceID(id) {
 			return fmt.Errorf("%q is not a network interface ID", id)
 		}
 		addrs, err := parseList(rec[4], parseAddr)
@@ -200,7 +200,7 @@ func (p *csvParser) record(rec []string) error {
 		if err != nil {
 			return err
 		}
-		reg.NetworkInterfaces = append(reg.NetworkInterfaces, sgsource.NetworkInterface{
+		reg.NetworkInterfaces = append(reg.NetworkInterfaces, inventory.NetworkInterface{
 			ID: id, VPCID: rec[2], OwnerID: owner, InterfaceType: "interface", Addresses: addrs, Groups: gs,
 		})
 	}
@@ -208,15 +208,15 @@ func (p *csvParser) record(rec []string) error {
 }
 
 func parseGroupID(s string) (string, error) {
-	if !ruleset.ValidGroupID(s) {
+	if !inventory.ValidGroupID(s) {
 		return "", fmt.Errorf("%q is not a security group ID", s)
 	}
 	return s, nil
 }
 
 // parsePermission parses an allow record's protocol, ports and sources.
-func parsePermission(proto, from, to, sources string) (sgsource.Permission, error) {
-	p := sgsource.Permission{Protocol: proto}
+func parsePermission(proto, from, to, sources string) (inventory.Permission, error) {
+	p := inventory.Permission{Protocol: proto}
 	switch proto {
 	case "tcp", "udp", "icmp", "icmpv6":
 	case "-1":
@@ -241,8 +241,8 @@ func parsePermission(proto, from, to, sources string) (sgsource.Permission, erro
 	for _, s := range strings.Split(sources, ";") {
 		s = strings.TrimSpace(s)
 		switch {
-		case ruleset.ValidGroupID(s):
-			p.Groups = append(p.Groups, sgsource.GroupRef{GroupID: s})
+		case inventory.ValidGroupID(s):
+			p.Groups = append(p.Groups, inventory.GroupRef{GroupID: s})
 		case strings.Contains(s, "/"):
 			c, err := parseCIDR(s)
 			if err != nil {
@@ -298,13 +298,13 @@ func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
 type Merge []sgsource.Source
 
 // Fetch fetches and merges.
-func (m Merge) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
+func (m Merge) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	if len(m) == 0 {
 		return nil, errors.New("merging inventories: no sources")
 	}
-	regions := map[string]*sgsource.Region{}
+	regions := map[string]*inventory.Region{}
 	seen := map[string]int{} // ID -> 1-based source number
-	prefixLists := map[string]sgsource.PrefixList{}
+	prefixLists := map[string]inventory.PrefixList{}
 	claim := func(id string, src int) error {
 		if first, ok := seen[id]; ok {
 			return fmt.Errorf("merging inventories: %s is in source %d and source %d", id, first, src)
@@ -321,7 +321,7 @@ func (m Merge) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
 		for _, r := range inv.Regions {
 			dst := regions[r.Name]
 			if dst == nil {
-				dst = &sgsource.Region{Name: r.Name}
+				dst = &inventory.Region{Name: r.Name}
 				regions[r.Name] = dst
 			}
 			for _, v := range r.VPCs {
@@ -355,10 +355,10 @@ func (m Merge) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
 			}
 		}
 	}
-	out := &sgsource.Inventory{}
+	out := &inventory.Inventory{}
 	for _, name := range sortedKeys(regions) {
 		r := regions[name]
-		slices.SortFunc(r.PrefixLists, func(a, b sgsource.PrefixList) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(r.PrefixLists, func(a, b inventory.PrefixList) int { return strings.Compare(a.ID, b.ID) })
 		out.Regions = append(out.Regions, *r)
 	}
 	return out, nil

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -47,7 +48,7 @@ import (
 )
 
 //go:embed inventory
-var inventory embed.FS
+var inventoryFS embed.FS
 
 // scope names the example estate; leader and follower must agree on it.
 const scope = "quickstart"
@@ -64,7 +65,7 @@ func main() {
 type fsSource struct{ fsys fs.FS }
 
 // Fetch reads the inventory with sgsource.ReadFS.
-func (s fsSource) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
+func (s fsSource) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	return sgsource.ReadFS(ctx, s.fsys)
 }
 
@@ -169,7 +170,7 @@ func run(ctx context.Context, args []string, out, stderr io.Writer, kernel apply
 	fmt.Fprintf(out, "throwaway signing key %s, %s\n  secret (leader):   %s\n  public (followers): %s\n",
 		signer.Fingerprint(), where, secretFile, publicFile)
 
-	sub, err := fs.Sub(inventory, "inventory")
+	sub, err := fs.Sub(inventoryFS, "inventory")
 	if err != nil {
 		return fmt.Errorf("opening the embedded inventory: %w", err)
 	}

@@ -2,7 +2,7 @@
 // groups for tests and benchmarks.
 //
 // [Generate] turns a [Config] (a seed and the sizes of the estate) into an
-// [sgsource.Inventory] shaped like what the EC2 API describes: regions with
+// [inventory.Inventory] shaped like what the EC2 API describes: regions with
 // VPCs (every VPC with its "default" group and a self-referencing rule, some
 // VPCs with an IPv6 block), security groups with a realistic mix of ingress
 // rules (tcp and udp ports and ranges, icmp and icmpv6 with types, all

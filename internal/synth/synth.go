@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/inventory"
 )
 
 // Config describes the estate to generate. All counts are totals over the
@@ -123,22 +123,13 @@ func (c Config) Validate() error {
 	if c.StaleRefs < 0 || c.StaleRefs > c.rules()-min(nVPC, c.rules()) {
 		bad("StaleRefs is %d, want 0..the number of rules of non-default groups", c.StaleRefs)
 	}
-	if c.OwnerID != "" && (len(c.OwnerID) != 12 || !isDigits(c.OwnerID)) {
+	if c.OwnerID != "" && !inventory.ValidAccountID(c.OwnerID) {
 		bad("OwnerID %q is not 12 digits", c.OwnerID)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid synth.Config: %w", err)
 	}
 	return nil
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func (c Config) rules() int     { return int(math.Round(float64(c.Groups) * c.RulesPerGroup)) }
@@ -157,7 +148,7 @@ type Counts struct {
 }
 
 // Count measures an inventory, synthetic or not.
-func Count(inv *sgsource.Inventory) Counts {
+func Count(inv *inventory.Inventory) Counts {
 	var c Counts
 	c.Regions = len(inv.Regions)
 	for _, r := range inv.Regions {
@@ -197,7 +188,7 @@ func (c Config) Expected() Counts {
 
 // Generate builds the estate that c describes. It panics if c is invalid
 // (see Validate). It is deterministic and safe for concurrent use.
-func Generate(c Config) *sgsource.Inventory {
+func Generate(c Config) *inventory.Inventory {
 	if err := c.Validate(); err != nil {
 		panic(err)
 	}
@@ -221,7 +212,7 @@ type gen struct {
 	names   []string // region names, sorted
 	vpcs    []vpcInfo
 	groups  []groupInfo
-	regions []sgsource.Region
+	regions []inventory.Region
 	// plRefs[r][p] says whether prefix list p of region r is referred to.
 	plRefs [][]bool
 }
@@ -283,11 +274,11 @@ func (g *gen) id(prefix string, kind uint64, n int) string {
 	return string(b[:i])
 }
 
-func (g *gen) run() *sgsource.Inventory {
+func (g *gen) run() *inventory.Inventory {
 	c := g.c
 	g.names = append([]string(nil), regionNames[:c.Regions]...)
 	slices.Sort(g.names)
-	g.regions = make([]sgsource.Region, c.Regions)
+	g.regions = make([]inventory.Region, c.Regions)
 	g.plRefs = make([][]bool, c.Regions)
 	for r := range g.regions {
 		g.regions[r].Name = g.names[r]
@@ -298,7 +289,7 @@ func (g *gen) run() *sgsource.Inventory {
 	g.makeRules()
 	g.makeENIs()
 	g.makePrefixLists()
-	return &sgsource.Inventory{Regions: g.regions}
+	return &inventory.Inventory{Regions: g.regions}
 }
 
 func (g *gen) makeVPCs() {
@@ -320,7 +311,7 @@ func (g *gen) makeVPCs() {
 			cidrs = append(cidrs, info.v6)
 		}
 		g.vpcs[v] = info
-		g.regions[r].VPCs = append(g.regions[r].VPCs, sgsource.VPC{ID: info.id, OwnerID: c.OwnerID, CIDRs: cidrs})
+		g.regions[r].VPCs = append(g.regions[r].VPCs, inventory.VPC{ID: info.id, OwnerID: c.OwnerID, CIDRs: cidrs})
 	}
 }
 
@@ -337,7 +328,7 @@ func (g *gen) makeGroups() {
 		gi := groupInfo{id: g.id("sg-", kindGroup, i), vpc: v}
 		g.groups[i] = gi
 		vpc.groups = append(vpc.groups, i)
-		sg := sgsource.SecurityGroup{ID: gi.id, OwnerID: c.OwnerID, VPCID: vpc.id}
+		sg := inventory.SecurityGroup{ID: gi.id, OwnerID: c.OwnerID, VPCID: vpc.id}
 		if i < nVPC {
 			sg.Name, sg.Description = "default", "default VPC security group"
 		} else {
@@ -350,7 +341,7 @@ func (g *gen) makeGroups() {
 }
 
 // group returns the SecurityGroup of group i in its region's list.
-func (g *gen) group(i int) *sgsource.SecurityGroup {
+func (g *gen) group(i int) *inventory.SecurityGroup {
 	gi := g.groups[i]
 	r := g.vpcs[gi.vpc].region
 	// Groups are appended region by region in index order; find it by
@@ -382,9 +373,9 @@ func (g *gen) makeRules() {
 		if k < nDefault {
 			// AWS' default group: all traffic from the group itself.
 			sg := g.group(k)
-			sg.Ingress = append(sg.Ingress, sgsource.Permission{
+			sg.Ingress = append(sg.Ingress, inventory.Permission{
 				Protocol: "-1",
-				Groups:   []sgsource.GroupRef{{GroupID: sg.ID, UserID: c.OwnerID}},
+				Groups:   []inventory.GroupRef{{GroupID: sg.ID, UserID: c.OwnerID}},
 			})
 			continue
 		}
@@ -397,7 +388,7 @@ func (g *gen) makeRules() {
 		// Stale references are spread evenly over the rules.
 		if stale < c.StaleRefs && (k-nDefault)*c.StaleRefs/(total-nDefault) >= stale {
 			p.CIDRs, p.PrefixListIDs = nil, nil
-			p.Groups = []sgsource.GroupRef{{GroupID: g.id("sg-", kindStale, stale), UserID: c.OwnerID}}
+			p.Groups = []inventory.GroupRef{{GroupID: g.id("sg-", kindStale, stale), UserID: c.OwnerID}}
 			stale++
 		}
 		sg.Ingress = append(sg.Ingress, p)
@@ -459,8 +450,8 @@ const (
 
 var srcWeights = []int{40, 10, 10, 25, 5, 5}
 
-func (g *gen) permission(gi int) sgsource.Permission {
-	var p sgsource.Permission
+func (g *gen) permission(gi int) inventory.Permission {
+	var p inventory.Permission
 	form := g.pick(formWeights)
 	switch form {
 	case formTCPPort:
@@ -532,10 +523,10 @@ func (g *gen) permission(gi int) sgsource.Permission {
 	return p
 }
 
-func (g *gen) groupRef(gi, kind int) sgsource.GroupRef {
+func (g *gen) groupRef(gi, kind int) inventory.GroupRef {
 	own := g.groups[gi].vpc
 	vpc := &g.vpcs[own]
-	ref := sgsource.GroupRef{UserID: g.c.OwnerID}
+	ref := inventory.GroupRef{UserID: g.c.OwnerID}
 	switch {
 	case kind == srcSelf:
 		ref.GroupID = g.groups[gi].id
@@ -609,12 +600,12 @@ func (g *gen) prefixListID(region, pl int) string {
 
 func (g *gen) makePrefixLists() {
 	for r := range g.regions {
-		var lists []sgsource.PrefixList
+		var lists []inventory.PrefixList
 		for p, used := range g.plRefs[r] {
 			if !used {
 				continue
 			}
-			pl := sgsource.PrefixList{ID: g.prefixListID(r, p)}
+			pl := inventory.PrefixList{ID: g.prefixListID(r, p)}
 			n := 1 + g.rng.IntN(10)
 			for e := range n {
 				pl.Entries = append(pl.Entries, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(16 + p%16), byte(e), 0}), 24))
@@ -626,7 +617,7 @@ func (g *gen) makePrefixLists() {
 			}
 			lists = append(lists, pl)
 		}
-		slices.SortFunc(lists, func(a, b sgsource.PrefixList) int {
+		slices.SortFunc(lists, func(a, b inventory.PrefixList) int {
 			switch {
 			case a.ID < b.ID:
 				return -1
@@ -689,7 +680,7 @@ func (g *gen) makeENIs() {
 	instance := 0
 	for i := range c.ENIs {
 		vpc := &g.vpcs[vpcOf[i]]
-		n := sgsource.NetworkInterface{
+		n := inventory.NetworkInterface{
 			ID:            g.id("eni-", kindENI, i),
 			VPCID:         vpc.id,
 			OwnerID:       c.OwnerID,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/synth"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
@@ -105,7 +106,7 @@ func TestConsistent(t *testing.T) {
 				}
 				ids[id] = true
 			}
-			vpcs := map[string]sgsource.VPC{}
+			vpcs := map[string]inventory.VPC{}
 			groupVPC := map[string]string{}
 			for _, r := range inv.Regions {
 				for _, v := range r.VPCs {
