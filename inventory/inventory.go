@@ -78,7 +78,12 @@ type NetworkInterface struct {
 	// Addresses holds every private IPv4 address (primary and secondary)
 	// and every IPv6 address. Public and Elastic IPs are not members.
 	Addresses []netip.Addr
-	Groups    []string // security group IDs
+	// Prefixes holds the delegated prefixes (Ipv4Prefixes, /28, then
+	// Ipv6Prefixes, /80): EKS prefix delegation hands their addresses to
+	// pods, and AWS treats every address in them as the interface's, so
+	// they are members of the interface's groups too.
+	Prefixes []netip.Prefix
+	Groups   []string // security group IDs
 }
 
 // PrefixList is a managed prefix list and its entries.

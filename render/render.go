@@ -455,6 +455,11 @@ func (r *renderer) set(gid string) (string, error) {
 				s.Members = append(s.Members, a)
 			}
 		}
+		for _, p := range r.x.MemberPrefixes(gid) {
+			if r.inFamily(p.Addr()) && p.Bits() > 0 {
+				s.Nets = append(s.Nets, p)
+			}
+		}
 		r.sets[name] = s
 	}
 	return name, nil

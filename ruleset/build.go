@@ -106,8 +106,9 @@ func Build(inv *inventory.Inventory, opts BuildOptions) (*Ruleset, error) {
 		for _, n := range reg.NetworkInterfaces {
 			rs.Interfaces = append(rs.Interfaces, Interface{
 				ID: n.ID, Region: reg.Name, VPC: n.VPCID,
-				Addrs:  append([]netip.Addr(nil), n.Addresses...),
-				Groups: append([]string(nil), n.Groups...),
+				Addrs:    append([]netip.Addr(nil), n.Addresses...),
+				Prefixes: append([]netip.Prefix(nil), n.Prefixes...),
+				Groups:   append([]string(nil), n.Groups...),
 			})
 		}
 	}
@@ -254,6 +255,18 @@ func (x *Index) Members(groupID string) []netip.Addr {
 		out = append(out, x.rs.Interfaces[i].Addrs...)
 	}
 	return sortedAddrs(out)
+}
+
+// MemberPrefixes returns the sorted, distinct delegated prefixes of the
+// interfaces in a group (IPv4 /28, IPv6 /80): every address in them is a
+// member too. The slice is the caller's.
+func (x *Index) MemberPrefixes(groupID string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, i := range x.byGroup[groupID] {
+		out = append(out, x.rs.Interfaces[i].Prefixes...)
+	}
+	sortPrefixes(&out)
+	return out
 }
 
 // InterfacesByAddr returns the interfaces that have address a (more than

@@ -118,6 +118,9 @@ func (rs *Ruleset) normalize() {
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
 		n.Addrs = nonNil(n.Addrs)
+		if len(n.Prefixes) == 0 {
+			n.Prefixes = nil
+		}
 		n.Groups = nonNil(n.Groups)
 	}
 }
@@ -286,6 +289,10 @@ func (rs *Ruleset) Canonicalize() {
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
 		n.Addrs = nonNil(sortedAddrs(n.Addrs))
+		sortPrefixes(&n.Prefixes)
+		if len(n.Prefixes) == 0 {
+			n.Prefixes = nil
+		}
 		slices.Sort(n.Groups)
 		n.Groups = nonNil(slices.Compact(n.Groups))
 	}

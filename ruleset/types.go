@@ -99,8 +99,13 @@ type Interface struct {
 	VPC    string `json:"vpc"`
 	// Addrs holds every private IPv4 (primary and secondary) and every IPv6
 	// address of the interface.
-	Addrs  []netip.Addr `json:"addrs"`
-	Groups []string     `json:"groups"`
+	Addrs []netip.Addr `json:"addrs"`
+	// Prefixes holds the interface's delegated prefixes (IPv4 /28 and
+	// IPv6 /80, EKS prefix delegation): every address in them is a member
+	// of the interface's groups. Never /0. Omitted when empty, so rulesets
+	// without delegated prefixes encode as before.
+	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
+	Groups   []string       `json:"groups"`
 }
 
 // AllPorts reports whether the rule covers every port (or every ICMP type).

@@ -245,6 +245,25 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 				}
 			}
 		}
+		if len(n.Prefixes) > lim.MaxAddrsPerIface {
+			return invalid(f()+".prefixes", "%d prefixes exceed the limit of %d", len(n.Prefixes), lim.MaxAddrsPerIface)
+		}
+		total += len(n.Prefixes)
+		if total > lim.MaxTotalAddrs {
+			return invalid(f()+".prefixes", "more than %d addresses and prefixes in all", lim.MaxTotalAddrs)
+		}
+		for j, p := range n.Prefixes {
+			pf := at(f(), ".prefixes", j)
+			if err := checkPrefix(pf, p, 0); err != nil {
+				return err
+			}
+			if p.Bits() == 0 {
+				return invalid(pf, "%s: a /0 is never a member", p)
+			}
+			if j > 0 && ComparePrefix(n.Prefixes[j-1], p) >= 0 {
+				return invalid(pf, "%s is out of order or listed twice", p)
+			}
+		}
 		if len(n.Groups) > lim.MaxGroupsPerIface {
 			return invalid(f()+".groups", "%d groups exceed the limit of %d", len(n.Groups), lim.MaxGroupsPerIface)
 		}

@@ -166,6 +166,13 @@ func networkInterfacesOut(enis []inventory.NetworkInterface) []types.NetworkInte
 				ni.Ipv6Addresses = append(ni.Ipv6Addresses, types.NetworkInterfaceIpv6Address{Ipv6Address: aws.String(a.String())})
 			}
 		}
+		for _, p := range n.Prefixes {
+			if p.Addr().Is4() {
+				ni.Ipv4Prefixes = append(ni.Ipv4Prefixes, types.Ipv4PrefixSpecification{Ipv4Prefix: aws.String(p.String())})
+			} else {
+				ni.Ipv6Prefixes = append(ni.Ipv6Prefixes, types.Ipv6PrefixSpecification{Ipv6Prefix: aws.String(p.String())})
+			}
+		}
 		out = append(out, ni)
 	}
 	return out
