@@ -300,6 +300,7 @@ func convertPermission(ip types.IpPermission, w where) (inventory.Permission, er
 			text{field: "UserId", v: pair.UserId, dst: &ref.UserID, check: checkUserID, optional: true},
 			text{field: "VpcId", v: pair.VpcId, dst: &ref.VPCID, check: checkVPCID, optional: true},
 			text{field: "PeeringStatus", v: pair.PeeringStatus, dst: &ref.PeeringStatus, check: checkPeeringStatus, optional: true},
+			text{field: "VpcPeeringConnectionId", v: pair.VpcPeeringConnectionId, dst: &ref.PeeringConnectionID, check: checkPeeringID, optional: true},
 		); err != nil {
 			return inventory.Permission{}, err
 		}
