@@ -24,7 +24,7 @@ type estate struct {
 	// members: group ID -> VPC ID -> interfaces of the group in that VPC.
 	members map[string]map[string][]*inventory.NetworkInterface
 	// assoc: group ID + " " + VPC ID -> association state; assocKnown:
-	// region names in which every account described its associations.
+	// region names in which some account described its associations.
 	assoc      map[string]string
 	assocKnown map[string]bool
 	// tgw: gateway ID -> gateway; att: VPC ID -> its attachments.
@@ -78,8 +78,7 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 	if named && unnamed {
 		return nil, fmt.Errorf("the inventory mixes regions of named accounts with regions of no account")
 	}
-	assocSeen, assocMissing := map[string]bool{}, map[string]bool{}
-	tgwSeen, tgwMissing := map[string]bool{}, map[string]bool{}
+	assocSeen, tgwSeen := map[string]bool{}, map[string]bool{}
 	attSeen := map[string]bool{}
 	for ri := range inv.Regions {
 		reg := &inv.Regions[ri]
@@ -144,8 +143,6 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 		}
 		if reg.AssociationsKnown {
 			assocSeen[reg.Name] = true
-		} else {
-			assocMissing[reg.Name] = true
 		}
 		for _, a := range reg.SecurityGroupVPCAssociations {
 			k := a.GroupID + " " + a.VPCID
@@ -156,8 +153,6 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 		}
 		if reg.TransitGatewaysKnown {
 			tgwSeen[reg.Name] = true
-		} else {
-			tgwMissing[reg.Name] = true
 		}
 		for _, g := range reg.TransitGateways {
 			if old, ok := e.tgw[g.ID]; !ok || reg.Account == g.OwnerID || old.OwnerID == "" {
@@ -172,12 +167,10 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 			e.att[a.VPCID] = append(e.att[a.VPCID], a)
 		}
 	}
-	for name := range assocSeen {
-		e.assocKnown[name] = !assocMissing[name]
-	}
-	for name := range tgwSeen {
-		e.tgwKnown[name] = !tgwMissing[name]
-	}
+	// One view that read them is enough: transit gateways and
+	// associations are described by the accounts that own them, and an
+	// account without any (a participant) may leave its files out.
+	e.assocKnown, e.tgwKnown = assocSeen, tgwSeen
 	for _, m := range e.enis {
 		for _, g := range m.n.Groups {
 			byVPC := e.members[g]
@@ -321,9 +314,6 @@ func (r *resolver) resolve(rule *Rule, ref inventory.GroupRef) {
 	for _, s := range stale {
 		r.find(FindingStaleReference, g.g.ID, "", "not members: "+s)
 	}
-	if lb := r.loadBalancers(g, vpcs); lb != "" {
-		r.find(FindingClientIP, g.g.ID, "", lb)
-	}
 	if len(vpcs) == 0 {
 		// No members anywhere: nothing to scope, and the reference allows
 		// nothing until the group has members.
@@ -356,6 +346,14 @@ func (r *resolver) resolve(rule *Rule, ref inventory.GroupRef) {
 	}
 	slices.Sort(whyNot)
 	whyNot = slices.Compact(whyNot)
+	var honoured []string // the member VPCs that are sources somewhere
+	for _, sr := range scoped {
+		honoured = append(honoured, sr.From...)
+	}
+	slices.Sort(honoured)
+	if lb := r.loadBalancers(g, slices.Compact(honoured)); lb != "" {
+		r.find(FindingClientIP, g.g.ID, "", lb)
+	}
 	switch {
 	case full:
 		rule.Groups = append(rule.Groups, g.g.ID)
@@ -363,7 +361,9 @@ func (r *resolver) resolve(rule *Rule, ref inventory.GroupRef) {
 		r.find(FindingStaleReference, g.g.ID, "", "AWS honours the reference nowhere: "+strings.Join(whyNot, "; "))
 	default:
 		rule.Scoped = append(rule.Scoped, scoped...)
-		r.find(FindingStaleReference, g.g.ID, "", "AWS honours the reference only in part: "+strings.Join(whyNot, "; "))
+		if len(whyNot) > 0 { // else the stale members were reported above
+			r.find(FindingStaleReference, g.g.ID, "", "AWS honours the reference only in part: "+strings.Join(whyNot, "; "))
+		}
 	}
 }
 

@@ -73,3 +73,64 @@ def delegated():
 
 if __name__ == "__main__":
     delegated()
+
+N, P, Q, U = "222222222222", "333333333333", "444444444444", "999999999999"
+
+def tgw_files(attachments):
+    tg = {"TransitGateways": [{"TransitGatewayId": "tgw-000000000000000e1", "State": "available", "OwnerId": N,
+                               "Options": {"SecurityGroupReferencingSupport": "enable", "DnsSupport": "enable"}}]}
+    att = {"TransitGatewayVpcAttachments": [
+        {"TransitGatewayAttachmentId": "tgw-attach-00000000000000" + suffix, "TransitGatewayId": "tgw-000000000000000e1",
+         "VpcId": v, "VpcOwnerId": N, "State": "available", "SubnetIds": ["subnet-00000000000000001"],
+         "Options": {"SecurityGroupReferencingSupport": ref, "DnsSupport": "enable", "Ipv6Support": "disable", "ApplianceModeSupport": "disable"}}
+        for suffix, v, ref in attachments]}
+    return {"transit-gateways.json": tg, "transit-gateway-vpc-attachments.json": att}
+
+def accounts(name, with_tgw):
+    root = "testdata/inventories/" + name
+    shutil.rmtree(root, ignore_errors=True)
+    SHARED, SVC, LEGACY, PEER_V = "vpc-000000000000000e1", "vpc-000000000000000e2", "vpc-000000000000000e3", "vpc-000000000000000e4"
+    db, app, legacy, base, old, nlb, gone, peered = ("sg-000000000000000e%d" % i for i in (1, 2, 4, 5, 6, 7, 8, 3))
+    unread = "sg-000000000000000e9"
+    rules = [
+        perm("tcp", 5432, 5432, [dict(GroupId=app, UserId=P)]),
+        perm("tcp", 6379, 6379, [dict(GroupId=legacy, UserId=N)]),
+        perm("tcp", 9000, 9000, [dict(GroupId=unread, UserId=U)]),
+        perm("tcp", 443, 443, [dict(GroupId=base, UserId=N)]),
+        perm("tcp", 8443, 8443, [dict(GroupId=old, UserId=N)]),
+        perm("tcp", 3000, 3000, [dict(GroupId=nlb, UserId=N)]),
+        perm("tcp", 22, 22, [dict(GroupId=gone, UserId=N, VpcId=SVC, VpcPeeringConnectionId="pcx-000000000000000e2", PeeringStatus="deleted")]),
+        perm("tcp", 8080, 8080, [dict(GroupId=peered, UserId=Q, VpcId=PEER_V, VpcPeeringConnectionId="pcx-000000000000000e1", PeeringStatus="active")]),
+    ]
+    extra_n = {"security-group-vpc-associations.json": {"SecurityGroupVpcAssociations": [
+        {"GroupId": base, "GroupOwnerId": N, "VpcId": LEGACY, "VpcOwnerId": N, "State": "associated"},
+        {"GroupId": old, "GroupOwnerId": N, "VpcId": LEGACY, "VpcOwnerId": N, "State": "disassociated"}]}}
+    if with_tgw:
+        extra_n.update(tgw_files([("e1", SHARED, "enable"), ("e2", SVC, "enable"), ("e3", LEGACY, "disable")]))
+    participant_eni = eni("eni-000000000000000e2", P, SHARED, "interface", ["10.30.1.10"], p4=["10.30.1.32/28"], groups=[app], desc="participant app")
+    region(root, N + "/us-east-1",
+           [vpc(SHARED, N, "10.30.0.0/16", "2600:1f18:30::/56"), vpc(SVC, N, "10.31.0.0/16"), vpc(LEGACY, N, "10.32.0.0/16")],
+           [sg(db, "db", N, SVC, rules), sg(legacy, "legacy", N, LEGACY, []), sg(base, "baseline", N, SHARED, []),
+            sg(old, "old", N, SHARED, []), sg(nlb, "front-nlb", N, SHARED, []), sg(gone, "gone", N, SVC, [])],
+           [eni("eni-000000000000000e1", N, SVC, "interface", ["10.31.1.5"], groups=[db], desc="db"),
+            participant_eni,
+            eni("eni-000000000000000e4", N, LEGACY, "interface", ["10.32.0.10"], groups=[legacy]),
+            eni("eni-000000000000000e5", N, SHARED, "interface", ["10.30.3.20"], groups=[base]),
+            eni("eni-000000000000000f5", N, LEGACY, "interface", ["10.32.0.20"], groups=[base]),
+            eni("eni-000000000000000e6", N, SHARED, "interface", ["10.30.3.30"], groups=[old]),
+            eni("eni-000000000000000f6", N, LEGACY, "interface", ["10.32.0.30"], groups=[old]),
+            eni("eni-000000000000000e7", N, SHARED, "network_load_balancer", ["10.30.2.7"], groups=[nlb], desc="ELB net/front/0123456789abcdef"),
+            eni("eni-000000000000000e8", N, SVC, "interface", ["10.31.2.8"], groups=[gone])],
+           extra_n)
+    region(root, N + "/eu-west-1", [vpc("vpc-000000000000000ea", N, "10.40.0.0/16")], [], [])
+    # The participant sees the shared VPC (an older view of its CIDRs: the
+    # owner's wins), its own group and interfaces; no transit gateways.
+    region(root, P + "/us-east-1", [vpc(SHARED, N, "10.30.0.0/16")],
+           [sg(app, "app", P, SHARED, [])],
+           [participant_eni, eni("eni-000000000000000eb", P, SHARED, "branch", ["10.30.1.50"], groups=[app], desc="aws-k8s-branch-eni")])
+    region(root, Q + "/us-east-1", [vpc(PEER_V, Q, "10.33.0.0/16")], [sg(peered, "partner", Q, PEER_V, [])],
+           [eni("eni-000000000000000e3", Q, PEER_V, "interface", ["10.33.0.10"], groups=[peered])])
+
+if __name__ == "__main__":
+    accounts("accounts", True)
+    accounts("accounts-no-tgw", False)
