@@ -1,0 +1,158 @@
+package sgsource
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
+	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/reyes-fw/reyes/inventory"
+)
+
+// Names of the STS and Organizations calls, as they appear in errors.
+const (
+	CallGetCallerIdentity = "GetCallerIdentity"
+	CallAssumeRole        = "AssumeRole"
+	CallListAccounts      = "ListAccounts"
+)
+
+// RoleSessionName is the session name of the roles the EC2 source assumes:
+// it appears in the reader accounts' CloudTrail.
+const RoleSessionName = "reyes-leader"
+
+// Account is one AWS account the EC2 source reads.
+type Account struct {
+	// ID is the 12-digit account ID; every Region read for it names it.
+	ID string
+	// RoleARN is the role assumed to read the account, for logs and
+	// errors; empty for the caller's own credentials.
+	RoleARN string
+	// Credentials, if not nil, replace the credentials of the SDK
+	// configuration for this account (see AssumeRole). Nil means the
+	// configuration's own: the caller's account.
+	Credentials aws.CredentialsProvider
+}
+
+// CallerAccount returns the account of the configuration's own
+// credentials (STS GetCallerIdentity), read with them.
+func CallerAccount(ctx context.Context, cfg aws.Config, optFns ...func(*sts.Options)) (Account, error) {
+	out, err := sts.NewFromConfig(cfg, optFns...).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return Account{}, &FetchError{Region: cfg.Region, Call: CallGetCallerIdentity, Err: err}
+	}
+	id := aws.ToString(out.Account)
+	if err := checkAccountID(id); err != nil {
+		return Account{}, &FetchError{Region: cfg.Region, Call: CallGetCallerIdentity, Err: err}
+	}
+	return Account{ID: id}, nil
+}
+
+// AssumeRole returns the account of the role roleARN
+// ("arn:aws:iam::123456789012:role/reyes-reader"), read through STS
+// AssumeRole with the configuration's credentials. The credentials are
+// cached and refreshed before they expire (aws.CredentialsCache over
+// stscreds.AssumeRoleProvider), so a leader that runs for days keeps
+// reading. Nothing is called until the first request.
+func AssumeRole(cfg aws.Config, roleARN string, optFns ...func(*sts.Options)) (Account, error) {
+	a, err := arn.Parse(roleARN)
+	if err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || len(a.Resource) == len("role/") {
+		return Account{}, fmt.Errorf("role ARN %q: want arn:<partition>:iam::<account>:role/<name>", clip(roleARN))
+	}
+	if err := checkAccountID(a.AccountID); err != nil {
+		return Account{}, fmt.Errorf("role ARN %q: %w", clip(roleARN), err)
+	}
+	p := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg, optFns...), roleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = RoleSessionName
+	})
+	return Account{ID: a.AccountID, RoleARN: roleARN, Credentials: aws.NewCredentialsCache(p)}, nil
+}
+
+// OrganizationAccounts lists the ACTIVE accounts of the caller's AWS
+// Organization (Organizations ListAccounts, every page) and returns, for
+// each but except, the account read through the role
+// arn:<partition>:iam::<id>:role/<roleName> (see AssumeRole). except is the
+// caller's own account, read with its own credentials; pass "" to assume
+// the role in every account. Suspended and closed accounts are left out.
+func OrganizationAccounts(ctx context.Context, cfg aws.Config, roleName, except string, stsOpts []func(*sts.Options), orgOpts ...func(*organizations.Options)) ([]Account, error) {
+	if roleName == "" || strings.ContainsAny(roleName, ":\x00") || len(roleName) > 512 {
+		return nil, fmt.Errorf("organization role name %q is not a role name (or path/name)", clip(roleName))
+	}
+	c := organizations.NewFromConfig(cfg, orgOpts...)
+	partition := partitionOf(cfg.Region)
+	var out []Account
+	seen := map[string]bool{}
+	var token *string
+	for pages := 0; ; pages++ {
+		if pages > 10_000 {
+			return nil, &FetchError{Region: cfg.Region, Call: CallListAccounts, Err: fmt.Errorf("more than %d pages", pages)}
+		}
+		res, err := c.ListAccounts(ctx, &organizations.ListAccountsInput{NextToken: token})
+		if err != nil {
+			return nil, &FetchError{Region: cfg.Region, Call: CallListAccounts, Err: err}
+		}
+		for _, a := range res.Accounts {
+			id := aws.ToString(a.Id)
+			if err := checkAccountID(id); err != nil {
+				return nil, &FetchError{Region: cfg.Region, Call: CallListAccounts, Err: err}
+			}
+			if !activeAccount(a) || id == except || seen[id] {
+				continue
+			}
+			seen[id] = true
+			acct, err := AssumeRole(cfg, "arn:"+partition+":iam::"+id+":role/"+roleName, stsOpts...)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, acct)
+		}
+		if res.NextToken == nil || *res.NextToken == "" {
+			return out, nil
+		}
+		token = res.NextToken
+	}
+}
+
+// activeAccount reads the account's State, or its Status (retired by AWS
+// in 2026) when an older endpoint sends no State.
+func activeAccount(a orgtypes.Account) bool {
+	if a.State != "" {
+		return a.State == orgtypes.AccountStateActive
+	}
+	return a.Status == orgtypes.AccountStatusActive
+}
+
+// partitionOf returns the partition of a region's ARNs.
+func partitionOf(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	case strings.HasPrefix(region, "us-iso-"):
+		return "aws-iso"
+	case strings.HasPrefix(region, "us-isob-"):
+		return "aws-iso-b"
+	}
+	return "aws"
+}
+
+// checkAccounts checks the Accounts of an EC2 source: valid IDs, each once.
+func checkAccounts(accts []Account) error {
+	seen := map[string]bool{}
+	for _, a := range accts {
+		if !inventory.ValidAccountID(a.ID) {
+			return fmt.Errorf("checking EC2 accounts: %q is not an account ID", clip(a.ID))
+		}
+		if seen[a.ID] {
+			return fmt.Errorf("checking EC2 accounts: account %s is listed twice", a.ID)
+		}
+		seen[a.ID] = true
+	}
+	return nil
+}
