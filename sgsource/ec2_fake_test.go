@@ -490,7 +490,7 @@ func genInventory(regions []string, groups, enis int) *inventory.Inventory {
 			}
 			if i%6 == 1 { // EKS prefix delegation
 				n.InterfaceType = "trunk"
-				n.Prefixes = append(n.Prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1] + 50, base[2], byte(host<<4)}), 28))
+				n.Prefixes = append(n.Prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1] + 50, base[2], byte(host << 4)}), 28))
 				if len(vpc.CIDRs) > 1 {
 					a := vpc.CIDRs[1].Addr().As16()
 					a[8], a[9] = byte(i>>8), byte(i)
