@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -266,9 +269,51 @@ func (c *cli) inspect(ctx context.Context, o objectFlags, url string) error {
 			rules = "excluded"
 		}
 		// Names come from AWS and may hold anything, terminal escapes too.
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", g.ID, render.Sanitize(g.Name, 64), g.VPC, g.Region, rules, len(x.Members(g.ID)))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", g.ID, render.Sanitize(g.Name, 64), g.VPC, g.Region, rules, len(x.Members(g.ID))+len(x.MemberPrefixes(g.ID)))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return printFindings(c.stdout, res.rs.Findings)
+}
+
+// printFindings lists what the ruleset could not mirror as AWS applies it,
+// with a count per kind and the accounts referred to that were not read.
+func printFindings(out io.Writer, fs []ruleset.Finding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	counts := map[string]int{}
+	unread := map[string]bool{}
+	for _, f := range fs {
+		counts[f.Kind]++
+		if f.Kind == ruleset.FindingUnreadAccount {
+			unread[f.Account] = true
+		}
+	}
+	fmt.Fprintf(out, "\nFINDINGS (%d): what this ruleset cannot mirror as AWS applies it\n", len(fs))
+	for _, k := range []string{ruleset.FindingUnreadAccount, ruleset.FindingStaleReference, ruleset.FindingClientIP} {
+		if counts[k] > 0 {
+			fmt.Fprintf(out, "  %s: %d\n", k, counts[k])
+		}
+	}
+	if len(unread) > 0 {
+		accts := slices.Sorted(maps.Keys(unread))
+		fmt.Fprintf(out, "  accounts referred to but not read: %s\n", strings.Join(accts, ","))
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "KIND\tGROUP\tREF\tACCOUNT\tDETAIL\n")
+	for _, f := range fs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Kind, f.Group, orDash(f.Ref), orDash(f.Account), render.Sanitize(f.Detail, 512))
 	}
 	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // ---- unpack ----
