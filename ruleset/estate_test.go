@@ -98,7 +98,9 @@ func TestBuildReferences(t *testing.T) {
 			r.TransitGatewaysKnown, r.TransitGateways, r.TransitGatewayAttachments = false, nil, nil
 		}), finding: "stale-reference: AWS honours the reference nowhere: from vpc-0000000a to vpc-0000000d: no active peering, and transit gateways of us-east-1 were not read"},
 		{name: "active peering to the group's VPC", inv: estateInv(inventory.GroupRef{GroupID: sgApp, UserID: own, VPCID: vApp, PeeringStatus: "active", PeeringConnectionID: "pcx-00000001"},
-			func(r *inventory.Region) { r.TransitGatewaysKnown, r.TransitGateways, r.TransitGatewayAttachments = false, nil, nil }), full: []string{sgApp}},
+			func(r *inventory.Region) {
+				r.TransitGatewaysKnown, r.TransitGateways, r.TransitGatewayAttachments = false, nil, nil
+			}), full: []string{sgApp}},
 		{name: "deleted peering", inv: estateInv(inventory.GroupRef{GroupID: sgApp, UserID: own, VPCID: vApp, PeeringStatus: "deleted", PeeringConnectionID: "pcx-00000001"}, nil),
 			finding: "stale-reference: the peering pcx-00000001 of the reference is deleted"},
 		{name: "same VPC", inv: estateInv(appRef(), func(r *inventory.Region) {
