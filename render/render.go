@@ -488,56 +488,67 @@ func (r *renderer) rule(g *ruleset.Group, rule ruleset.Rule, vpcs []string) ([]R
 
 // scopedSet returns the name of the set of the members of group gid in
 // the VPCs from, in this family, adding it to the plan. Its name is the
-// family's prefix and a hash of the group and the VPCs: short enough for
-// ipset whatever the IDs.
+// family's prefix, "x" and a hash of the group, the VPCs and the set's
+// type: short enough for ipset whatever the IDs, and never the name of a
+// set of another type.
 func (r *renderer) scopedSet(gid string, from []string) (string, error) {
-	prefix := SetPrefix4
-	if r.fam == IPv6 {
-		prefix = SetPrefix6
-	}
-	h := sha256.Sum256([]byte(gid + "|" + strings.Join(from, ",")))
-	name := prefix + "x" + hex.EncodeToString(h[:8])
-	if _, ok := r.sets[name]; !ok {
-		s := &Set{Name: name, Group: gid, Family: r.fam}
-		addrs, nets := r.x.MembersIn(gid, from)
-		for _, a := range addrs {
-			if r.inFamily(a) {
-				s.Members = append(s.Members, a)
-			}
+	s := &Set{Group: gid, Family: r.fam}
+	addrs, nets := r.x.MembersIn(gid, from)
+	for _, a := range addrs {
+		if r.inFamily(a) {
+			s.Members = append(s.Members, a)
 		}
-		for _, p := range nets {
-			if r.inFamily(p.Addr()) && p.Bits() > 0 {
-				s.Nets = append(s.Nets, p)
-			}
-		}
-		r.sets[name] = s
 	}
-	return name, nil
+	for _, p := range nets {
+		if r.inFamily(p.Addr()) && p.Bits() > 0 {
+			s.Nets = append(s.Nets, p)
+		}
+	}
+	h := sha256.Sum256([]byte(gid + "|" + strings.Join(from, ",") + "|" + s.Type()))
+	return r.addSet(r.setPrefix()+"x"+hex.EncodeToString(h[:8]), s)
 }
 
 // set returns the name of the set of members of group gid in this family,
-// adding the set to the plan.
+// adding the set to the plan. A group whose interfaces have delegated
+// prefixes gets a hash:net set under another name (NetSetMark before the
+// ID): a set never changes type under one name, which ipset swap cannot do.
 func (r *renderer) set(gid string) (string, error) {
-	prefix := SetPrefix4
-	if r.fam == IPv6 {
-		prefix = SetPrefix6
+	s := &Set{Group: gid, Family: r.fam}
+	for _, a := range r.x.Members(gid) {
+		if r.inFamily(a) {
+			s.Members = append(s.Members, a)
+		}
 	}
-	name := prefix + gid
+	for _, p := range r.x.MemberPrefixes(gid) {
+		if r.inFamily(p.Addr()) && p.Bits() > 0 {
+			s.Nets = append(s.Nets, p)
+		}
+	}
+	name := r.setPrefix() + gid
+	if len(s.Nets) > 0 {
+		name = r.setPrefix() + NetSetMark + gid
+	}
+	return r.addSet(name, s)
+}
+
+// NetSetMark marks the name of a hash:net set of a group's members:
+// "reyes4-" + NetSetMark + group ID.
+const NetSetMark = "p"
+
+func (r *renderer) setPrefix() string {
+	if r.fam == IPv6 {
+		return SetPrefix6
+	}
+	return SetPrefix4
+}
+
+// addSet adds s under name unless the plan has it, checking the length.
+func (r *renderer) addSet(name string, s *Set) (string, error) {
 	if len(name+TempSuffix) > MaxSetName {
 		return "", fmt.Errorf("set name %s is longer than %d", name+TempSuffix, MaxSetName)
 	}
 	if _, ok := r.sets[name]; !ok {
-		s := &Set{Name: name, Group: gid, Family: r.fam}
-		for _, a := range r.x.Members(gid) {
-			if r.inFamily(a) {
-				s.Members = append(s.Members, a)
-			}
-		}
-		for _, p := range r.x.MemberPrefixes(gid) {
-			if r.inFamily(p.Addr()) && p.Bits() > 0 {
-				s.Nets = append(s.Nets, p)
-			}
-		}
+		s.Name = name
 		r.sets[name] = s
 	}
 	return name, nil
