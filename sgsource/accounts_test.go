@@ -244,3 +244,40 @@ func TestAccountsAgainstMoto(t *testing.T) {
 		t.Error("an empty role name was accepted")
 	}
 }
+
+// TestEC2AssociationsUnsupported: an endpoint that does not know
+// DescribeSecurityGroupVpcAssociations makes the associations unknown (a
+// warning), not a failure; access denied fails the fetch.
+func TestEC2AssociationsUnsupported(t *testing.T) {
+	t.Parallel()
+	regions := []string{"eu-west-1"}
+	for _, tt := range []struct {
+		code string
+		ok   bool
+	}{{"InvalidAction", true}, {"UnsupportedOperation", true}, {"UnauthorizedOperation", false}} {
+		t.Run(tt.code, func(t *testing.T) {
+			t.Parallel()
+			fake, srv := newFakeEC2(t, genInventory(regions, 5, 5))
+			fake.fault = func(_, action string, _ int) *fakeReply {
+				if action == CallDescribeSecurityGroupVpcAssociations {
+					return ec2Error(400, tt.code, "no")
+				}
+				return nil
+			}
+			inv, err := testEC2(srv, regions...).Fetch(t.Context())
+			if !tt.ok {
+				var fe *FetchError
+				if !errors.As(err, &fe) || fe.Call != CallDescribeSecurityGroupVpcAssociations {
+					t.Fatalf("error %v, want a FetchError of %s", err, CallDescribeSecurityGroupVpcAssociations)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := inv.Regions[0]; r.AssociationsKnown || r.SecurityGroupVPCAssociations != nil || !r.TransitGatewaysKnown {
+				t.Errorf("associations known %v %v, transit gateways known %v", r.AssociationsKnown, r.SecurityGroupVPCAssociations, r.TransitGatewaysKnown)
+			}
+		})
+	}
+}

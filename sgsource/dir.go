@@ -73,9 +73,20 @@ func (d Dir) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 //	eu-west-1/prefix-lists/pl-<id>.json  aws ec2 get-managed-prefix-list-entries --prefix-list-id pl-<id>
 //
 // The three files are required in every region directory, and a prefix
-// list file for every prefix list that an ingress rule refers to. Files at
-// the top level and entries whose name starts with a dot are ignored; any
-// other subdirectory must be named like a region.
+// list file for every prefix list that an ingress rule refers to. Three
+// more are optional (the last two together or not at all):
+//
+//	eu-west-1/security-group-vpc-associations.json  aws ec2 describe-security-group-vpc-associations
+//	eu-west-1/transit-gateways.json                 aws ec2 describe-transit-gateways
+//	eu-west-1/transit-gateway-vpc-attachments.json  aws ec2 describe-transit-gateway-vpc-attachments
+//
+// Region.AssociationsKnown and TransitGatewaysKnown say whether they were
+// there. Files at the top level and entries whose name starts with a dot
+// are ignored; any other subdirectory must be named like a region.
+//
+// An estate of several accounts is a directory with one subdirectory per
+// 12-digit account ID, each in the layout above; every Region then names
+// its Account. A directory holds accounts or regions, never both.
 //
 // Each file is decoded into the SDK's output type of its call
 // (ec2.DescribeSecurityGroupsOutput ...), whose field names are the CLI's,
