@@ -376,6 +376,11 @@ func (r *resolver) honoured(s, d, peerVPC string) (bool, string) {
 		return true, ""
 	}
 	if peerVPC != "" && s == peerVPC {
+		// A peered group is referenced only within a region: AWS does not
+		// honour references over an inter-region peering.
+		if vs, vd := r.e.vpcs[s], r.e.vpcs[d]; vs != nil && vd != nil && vs.region != vd.region {
+			return false, fmt.Sprintf("the peering between %s and %s crosses regions, where AWS honours no group reference", s, d)
+		}
 		return true, ""
 	}
 	ok, why := r.e.tgwPath(s, d)

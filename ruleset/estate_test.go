@@ -101,6 +101,15 @@ func TestBuildReferences(t *testing.T) {
 			func(r *inventory.Region) {
 				r.TransitGatewaysKnown, r.TransitGateways, r.TransitGatewayAttachments = false, nil, nil
 			}), full: []string{sgApp}},
+		{name: "active peering across regions", inv: func() *inventory.Inventory {
+			inv := estateInv(inventory.GroupRef{GroupID: sgApp, UserID: own, VPCID: vApp, PeeringStatus: "active", PeeringConnectionID: "pcx-00000001"}, nil)
+			r := &inv.Regions[0]
+			west := inventory.Region{Account: own, Name: "us-west-2", VPCs: r.VPCs[1:2], SecurityGroups: r.SecurityGroups[1:], NetworkInterfaces: r.NetworkInterfaces[1:]}
+			r.VPCs = []inventory.VPC{r.VPCs[0], r.VPCs[2]}
+			r.SecurityGroups, r.NetworkInterfaces = r.SecurityGroups[:1], r.NetworkInterfaces[:1]
+			inv.Regions = append(inv.Regions, west)
+			return inv
+		}(), finding: "stale-reference: AWS honours the reference nowhere: from vpc-0000000a to vpc-0000000d: the peering between vpc-0000000a and vpc-0000000d crosses regions"},
 		{name: "deleted peering", inv: estateInv(inventory.GroupRef{GroupID: sgApp, UserID: own, VPCID: vApp, PeeringStatus: "deleted", PeeringConnectionID: "pcx-00000001"}, nil),
 			finding: "stale-reference: the peering pcx-00000001 of the reference is deleted"},
 		{name: "same VPC", inv: estateInv(appRef(), func(r *inventory.Region) {
