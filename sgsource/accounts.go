@@ -3,10 +3,12 @@ package sgsource
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
@@ -155,4 +157,130 @@ func checkAccounts(accts []Account) error {
 		seen[a.ID] = true
 	}
 	return nil
+}
+
+// MultiAccount is a Source that reads the caller's own account and others
+// through roles, in every region of EC2, on every Fetch: the caller's
+// account (STS GetCallerIdentity) with its own credentials, each of
+// RoleARNs through AssumeRole, and with OrganizationRole every ACTIVE
+// account of the Organization (listed again on every Fetch, so that new
+// accounts are read) through arn:<partition>:iam::<id>:role/<name>. An
+// account reached both ways is read once. Credentials of a role are cached
+// across fetches and refreshed before they expire.
+//
+// Set the fields before the first Fetch; one Fetch at a time.
+type MultiAccount struct {
+	// EC2 is the template of the reads (Regions, VPCIDs, Config, retries,
+	// MaxConcurrent, ...); its Accounts are replaced on every Fetch.
+	EC2 *EC2
+	// RoleARNs are roles to assume, one account each.
+	RoleARNs []string
+	// OrganizationRole, if set, is the name of the role to assume in every
+	// ACTIVE account of the caller's Organization.
+	OrganizationRole string
+	// STSOptions and OrganizationsOptions are applied to those clients
+	// (an endpoint, an HTTP client).
+	STSOptions           []func(*sts.Options)
+	OrganizationsOptions []func(*organizations.Options)
+
+	roles map[string]Account // role ARN -> account with its cached credentials
+}
+
+var _ Source = (*MultiAccount)(nil)
+
+// Fetch resolves the accounts and reads them all; any failure fails the
+// whole Fetch.
+func (m *MultiAccount) Fetch(ctx context.Context) (*inventory.Inventory, error) {
+	if m.EC2 == nil {
+		return nil, fmt.Errorf("reading accounts: no EC2 template")
+	}
+	cfg, err := m.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	caller, err := CallerAccount(ctx, cfg, m.STSOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("reading accounts: the caller's account: %w", err)
+	}
+	accounts := []Account{caller}
+	seen := map[string]bool{caller.ID: true}
+	add := func(a Account) {
+		if !seen[a.ID] {
+			seen[a.ID] = true
+			accounts = append(accounts, a)
+		}
+	}
+	for _, r := range m.RoleARNs {
+		a, err := m.role(cfg, r)
+		if err != nil {
+			return nil, fmt.Errorf("reading accounts: %w", err)
+		}
+		add(a)
+	}
+	if m.OrganizationRole != "" {
+		org, err := OrganizationAccounts(ctx, cfg, m.OrganizationRole, caller.ID, m.STSOptions, m.OrganizationsOptions...)
+		if err != nil {
+			return nil, fmt.Errorf("reading accounts: the organization's: %w", err)
+		}
+		for _, a := range org {
+			if cached, ok := m.roles[a.RoleARN]; ok {
+				a = cached
+			} else {
+				m.remember(a)
+			}
+			add(a)
+		}
+	}
+	src := *m.EC2
+	src.Accounts = accounts
+	src.logger().LogAttrs(ctx, slog.LevelInfo, "reading accounts", slog.Int("accounts", len(accounts)), slog.String("caller", caller.ID))
+	return src.Fetch(ctx)
+}
+
+// role returns the account of a role ARN, with credentials cached across
+// fetches.
+func (m *MultiAccount) role(cfg aws.Config, roleARN string) (Account, error) {
+	if a, ok := m.roles[roleARN]; ok {
+		return a, nil
+	}
+	a, err := AssumeRole(cfg, roleARN, m.STSOptions...)
+	if err != nil {
+		return Account{}, err
+	}
+	m.remember(a)
+	return a, nil
+}
+
+func (m *MultiAccount) remember(a Account) {
+	if m.roles == nil {
+		m.roles = map[string]Account{}
+	}
+	m.roles[a.RoleARN] = a
+}
+
+// config is the SDK configuration the STS and Organizations calls use:
+// the template's, in its first region when it names none.
+func (m *MultiAccount) config(ctx context.Context) (aws.Config, error) {
+	region := ""
+	if rs := uniqueNonEmpty(m.EC2.Regions); len(rs) > 0 {
+		region = rs[0]
+	}
+	switch {
+	case m.EC2.LoadConfig != nil:
+		return m.EC2.LoadConfig(ctx, region)
+	case m.EC2.Config != nil:
+		c := m.EC2.Config.Copy()
+		if c.Region == "" {
+			c.Region = region
+		}
+		return c, nil
+	}
+	c, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading the default AWS configuration: %w", err)
+	}
+	if c.Region == "" {
+		c.Region = region
+	}
+	return c, nil
 }

@@ -243,6 +243,32 @@ func TestAccountsAgainstMoto(t *testing.T) {
 	if _, err := OrganizationAccounts(ctx, cfg, "", "", nil); err == nil {
 		t.Error("an empty role name was accepted")
 	}
+
+	// The Source the leader uses: caller, roles and organization, resolved
+	// on every Fetch; a role's credentials are kept between fetches.
+	multi := &MultiAccount{
+		EC2:              &EC2{Regions: []string{"us-east-1"}, Config: &cfg, NoAssociations: true, MaxBackoff: 10 * time.Millisecond},
+		RoleARNs:         []string{role.RoleARN, "arn:aws:iam::" + accts[0].ID + ":role/reyes-reader"},
+		OrganizationRole: "reyes-reader",
+	}
+	for run := range 2 {
+		inv, err := multi.Fetch(ctx)
+		if err != nil {
+			t.Fatalf("MultiAccount.Fetch %d: %v", run, err)
+		}
+		var got []string
+		for _, r := range inv.Regions {
+			got = append(got, r.Account)
+		}
+		want := append([]string{caller.ID, other}, wantIDs...)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("run %d read accounts %v, want %v (each once)", run, got, want)
+		}
+	}
+	if cached := multi.roles[role.RoleARN]; cached.Credentials == nil || len(multi.roles) != 1+len(wantIDs) {
+		t.Errorf("cached roles %v", multi.roles)
+	}
 }
 
 // TestEC2AssociationsUnsupported: an endpoint that does not know
