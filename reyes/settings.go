@@ -28,7 +28,8 @@ const settingsFormat = "reyes.settings/v1"
 // again.
 type settingsDoc struct {
 	Format string `json:"format"`
-	// Trust: the pinned keys and the size cap.
+	// Trust: the pinned keys (fingerprints and digests of their public
+	// parts) and the size cap.
 	Trusted []string `json:"trusted"`
 	MaxSize int64    `json:"max_size"`
 	// Freshness, with defaults resolved so that "0" and the default
@@ -87,7 +88,10 @@ func (f *Follower) settingsDigest() string {
 		d.Render.ForeignCIDRs = render.DefaultForeignCIDRs
 	}
 	if f.Trusted != nil {
-		d.Trusted = f.Trusted.Fingerprints()
+		// The keys' whole public part, not only their fingerprints: a
+		// revocation imported into the trusted key file changes the trust
+		// decision and not the fingerprint.
+		d.Trusted = append(f.Trusted.Fingerprints(), f.Trusted.KeyDigests()...)
 		slices.Sort(d.Trusted)
 	}
 	b, err := json.Marshal(d)

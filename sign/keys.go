@@ -2,6 +2,8 @@ package sign
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +91,29 @@ func (k *Keyring) Fingerprints() []string {
 	out := make([]string, 0, len(k.entities))
 	for _, e := range k.entities {
 		out = append(out, fingerprint(e.PrimaryKey))
+	}
+	return out
+}
+
+// KeyDigests returns, for each key in the keyring in the order read, the
+// hex SHA-256 of its public part as OpenPGP serializes it: the primary key,
+// subkeys, user IDs and every signature on them, revocations and expiry
+// changes included. Unlike a fingerprint it changes whenever what the key
+// may verify changes (a revocation certificate imported, a subkey added or
+// expired), so a caller that caches a verification can tell when to verify
+// again.
+func (k *Keyring) KeyDigests() []string {
+	if k == nil {
+		return nil
+	}
+	out := make([]string, 0, len(k.entities))
+	for _, e := range k.entities {
+		h := sha256.New()
+		if err := e.Serialize(h); err != nil {
+			// Cannot be compared: a digest that matches nothing recorded.
+			fmt.Fprintf(h, "unserializable %s: %v", fingerprint(e.PrimaryKey), err)
+		}
+		out = append(out, hex.EncodeToString(h.Sum(nil)))
 	}
 	return out
 }
