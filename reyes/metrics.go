@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
@@ -317,11 +318,16 @@ func readMetricsFile(path string) (Status, counters) {
 	if path == "" {
 		return st, c
 	}
-	f, err := os.Open(path)
+	// O_NONBLOCK and a regular file only: a FIFO at the path would
+	// otherwise block the run in open(2) for ever.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return st, c
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return st, c
+	}
 	loaded := &LoadedRecord{}
 	var haveLoaded bool
 	sc := bufio.NewScanner(f)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -49,7 +48,7 @@ func LoadKeyring(paths ...string) (*Keyring, error) {
 	}
 	kr := &Keyring{}
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readKeyFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("loading keyring: %w", err)
 		}
@@ -158,7 +157,7 @@ func ParseSigner(data []byte) (*Signer, error) {
 
 // LoadSigner reads the secret key in the file at path with [ParseSigner].
 func LoadSigner(path string) (*Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading signing key: %w", err)
 	}
