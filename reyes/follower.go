@@ -307,7 +307,13 @@ func (f *Follower) driftDue(now time.Time) bool {
 		return false
 	}
 	fi, err := os.Stat(filepath.Join(f.StateDir, driftFile))
-	return err != nil || now.Sub(fi.ModTime()) >= every
+	if err != nil {
+		return true
+	}
+	// A check stamped in the future (the clock ran ahead then, and was
+	// corrected since) is due now, not when the clock catches up.
+	since := now.Sub(fi.ModTime())
+	return since >= every || since < 0
 }
 
 // checkDrift runs apply.Check when a check is due. due is false when it
