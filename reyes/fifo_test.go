@@ -3,7 +3,9 @@ package reyes_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -69,4 +71,19 @@ func TestFIFOPathsDoNotHang(t *testing.T) {
 			t.Fatalf("run with the metrics file a FIFO: %v", err)
 		}
 	})
+}
+
+// TestMetricsFileMissingDirectoryNamed: a --metrics-file in a directory
+// that does not exist is logged naming the directory, not a temporary
+// file in it.
+func TestMetricsFileMissingDirectoryNamed(t *testing.T) {
+	p := newPipeline(t)
+	var logs bytes.Buffer
+	p.follower.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	missing := filepath.Join(p.dir, "textfile_collector")
+	p.follower.MetricsFile = filepath.Join(missing, "reyes.prom")
+	p.publishAndApply(t)
+	if !strings.Contains(logs.String(), "directory "+missing+" does not exist") || strings.Contains(logs.String(), ".tmp-") {
+		t.Errorf("the warning does not name the missing directory:\n%s", logs.String())
+	}
 }

@@ -233,6 +233,9 @@ func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
+		if derr := checkDir(path); derr != nil {
+			return fmt.Errorf("writing %s: %w", path, derr)
+		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
