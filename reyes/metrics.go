@@ -176,7 +176,7 @@ func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res Follower
 		Table: f.Render.Table.String(), Mode: f.Render.Mode.String(), Version: ver,
 		ApplySeconds: res.Duration.Seconds(),
 		Settings:     f.settingsDigest(), IdentityDigest: f.recordedIdentity(ctx, res.Host, res.Identity),
-		KernelRecord: kernelRecordDigest(f.StateDir),
+		KernelRecord: kernelRecordDigest(f.StateDir), Signer: res.Signer,
 	}
 	if st, err := LoadState(f.StateDir); err == nil && st.Serial == h.Serial {
 		l.Digest = st.Digest
