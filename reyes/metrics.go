@@ -75,6 +75,10 @@ func failureCause(err error) string {
 	if errors.Is(err, apply.ErrLocked) {
 		return "locked"
 	}
+	if errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		// --timeout cut the run short (the stage says where).
+		return "timeout"
+	}
 	var se *apply.StepError
 	if errors.As(err, &se) {
 		return "apply_step"
