@@ -3,6 +3,7 @@ package reyes_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
 )
 
@@ -65,5 +67,35 @@ func TestJSONLogSignalIsNotAFailure(t *testing.T) {
 				t.Errorf("a clean stop logged an error:\n%s", stderr.String())
 			}
 		})
+	}
+}
+
+// blockingSource waits for its context, as a hung EC2 endpoint does.
+type blockingSource struct{}
+
+func (blockingSource) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestOneShotInterruptedFails: SIGTERM (a cancelled context) during a
+// one-shot run (a systemd timer's) ends it with a failure: the run did
+// not publish or apply. It used to exit 0, as a completed run does, while
+// the metrics said it failed.
+func TestOneShotInterruptedFails(t *testing.T) {
+	p := newPipeline(t)
+	p.leader.Source = blockingSource{}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	err := p.leader.Run(ctx, 0)
+	if code := reyes.ExitCode(err); code != reyes.ExitFailure || !errors.Is(err, reyes.ErrInterrupted) {
+		t.Errorf("interrupted one-shot leader: exit %d (%v), want %d", code, err, reyes.ExitFailure)
+	}
+	// Stopping a loop between runs is no failure.
+	p.leader.Source = sgsource.Dir{Path: sampleInventory}
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	if err := p.leader.Run(ctx, time.Hour); reyes.ExitCode(err) != reyes.ExitOK {
+		t.Errorf("stopped loop: %v", err)
 	}
 }
