@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,9 @@ type FollowerResult struct {
 	NotModified bool
 	// Header of the ruleset that was verified (zero when NotModified).
 	Header ruleset.Header
+	// Signer is the fingerprint of the primary key that signed it ("" when
+	// NotModified).
+	Signer string
 	// Host is the host view the plan was rendered for.
 	Host render.Host
 	// Identity says how the host was found.
@@ -140,11 +144,12 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		return res, err
 	}
 	settings := f.settingsDigest()
+	applied := f.lastApplied(last)
 	etag := last.ETag
 	force := false
 	if f.DryRun {
 		etag = "" // always show the current plan
-	} else if what := f.changedSince(ctx, last, f.lastApplied(last), settings, now); what != "" {
+	} else if what := f.changedSince(ctx, last, applied, settings, now); what != "" {
 		// The store's "not modified" says nothing about this host's side:
 		// fetch, verify, render and apply again.
 		log.Info("changed since the last apply: verifying and applying the ruleset again", "what", what, "serial", last.Serial)
@@ -183,6 +188,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
+	res.Signer = ver.Signer
 	stage = StageDecode
 	rs, err := ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: f.maxSize()})
 	if err != nil {
@@ -191,7 +197,21 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	res.Header = rs.Header
 	digest := SumPayload(ver.Payload)
 	stage = StageFreshness
-	changed, err := f.Freshness.Check(rs.Header, digest, now, last)
+	bound := last
+	if applied != nil && applied.Signer != "" && last.Scope == f.Freshness.Scope && !slices.Contains(f.Trusted.Fingerprints(), applied.Signer) {
+		// The last ruleset was signed by a key no longer trusted (rotated
+		// out after a leak): its serial, which that key could push up to
+		// its not_after, does not bind; its generation time does.
+		if err := f.Freshness.checkHeader(rs.Header, now); err != nil {
+			return res, err
+		}
+		if !rs.GeneratedAt.After(last.GeneratedAt) {
+			return res, fmt.Errorf("%w: generated at %s, not after the last accepted ruleset's %s (signed by %s, no longer trusted)",
+				ErrRollback, stamp(rs.GeneratedAt), stamp(last.GeneratedAt), applied.Signer)
+		}
+		bound = State{}
+	}
+	changed, err := f.Freshness.Check(rs.Header, digest, now, bound)
 	if err != nil {
 		return res, err
 	}
@@ -307,7 +327,13 @@ func (f *Follower) driftDue(now time.Time) bool {
 		return false
 	}
 	fi, err := os.Stat(filepath.Join(f.StateDir, driftFile))
-	return err != nil || now.Sub(fi.ModTime()) >= every
+	if err != nil {
+		return true
+	}
+	// A check stamped in the future (the clock ran ahead then, and was
+	// corrected since) is due now, not when the clock catches up.
+	since := now.Sub(fi.ModTime())
+	return since >= every || since < 0
 }
 
 // checkDrift runs apply.Check when a check is due. due is false when it
