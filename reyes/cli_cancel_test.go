@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
 )
@@ -73,7 +74,7 @@ func TestJSONLogSignalIsNotAFailure(t *testing.T) {
 // blockingSource waits for its context, as a hung EC2 endpoint does.
 type blockingSource struct{}
 
-func (blockingSource) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
+func (blockingSource) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
