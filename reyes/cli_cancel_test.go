@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/inventory"
+	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
 )
