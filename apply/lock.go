@@ -1,0 +1,143 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrLocked is what errors.Is matches when another run holds the state
+// lock: the error itself is a *LockedError naming that run.
+var ErrLocked = errors.New("another reyes run holds the state lock")
+
+// LockedError says that the state lock stayed held by another process
+// for as long as Lock was allowed to wait.
+type LockedError struct {
+	// Path is the lock file.
+	Path string
+	// PID is the process that holds the lock, as it wrote it into the
+	// lock file; 0 when it could not be read.
+	PID int
+	// Waited is how long Lock waited before giving up.
+	Waited time.Duration
+}
+
+// Error is one line naming the other run.
+func (e *LockedError) Error() string {
+	who := "another process (pid unknown)"
+	if e.PID > 0 {
+		who = "pid " + strconv.Itoa(e.PID)
+	}
+	return fmt.Sprintf("another reyes run (%s) holds the state lock %s; gave up after %s without touching the kernel",
+		who, e.Path, e.Waited.Round(time.Millisecond))
+}
+
+// Is makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// StateLock is an exclusive lock on a state directory, held from Lock to
+// Unlock. It serialises every run that changes the kernel from that
+// directory (the follower, reyesctl remove): the lock is taken before the
+// first kernel change and released once the state is recorded. The kernel
+// releases it when the process dies, so a killed run never leaves it
+// held. A StateLock is not safe for concurrent use; Unlock it once.
+type StateLock struct {
+	f    *os.File
+	path string
+}
+
+// lockPoll is how often Lock retries while another run holds the lock.
+const lockPoll = 50 * time.Millisecond
+
+// Lock takes the exclusive lock <dir>/lock with flock(2), creating the
+// file if needed, and writes the caller's pid into it so that a waiting
+// run can name the holder. While another process holds it, Lock retries
+// for at most wait (0: one attempt) and then returns a *LockedError; if
+// ctx ends first it returns an error wrapping both ctx.Err() and
+// ErrLocked. Locks taken through separate Lock calls exclude each other
+// also within one process.
+func Lock(ctx context.Context, dir string, wait time.Duration) (*StateLock, error) {
+	if dir == "" {
+		return nil, errors.New("taking the state lock: no state directory")
+	}
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("taking the state lock: %w", err)
+	}
+	start := time.Now()
+	var timer *time.Timer
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("taking the state lock %s: %w", path, err)
+		}
+		waited := time.Since(start)
+		if waited >= wait {
+			f.Close()
+			return nil, &LockedError{Path: path, PID: readLockPID(path), Waited: waited}
+		}
+		d := min(lockPoll, wait-waited)
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			le := &LockedError{Path: path, PID: readLockPID(path), Waited: time.Since(start)}
+			return nil, fmt.Errorf("%w: %w", le, ctx.Err())
+		case <-timer.C:
+		}
+	}
+	// The pid is only for the message of a waiting run: failing to write
+	// it (a full disk) must not stop this run.
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if _, err := f.WriteAt(pid, 0); err == nil {
+		_ = f.Truncate(int64(len(pid)))
+	}
+	return &StateLock{f: f, path: path}, nil
+}
+
+// Unlock releases the lock. The lock file stays (removing it would let
+// two runs lock two different files).
+func (l *StateLock) Unlock() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	f := l.f
+	l.f = nil
+	_ = f.Truncate(0)
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("releasing the state lock %s: %w", l.path, err)
+	}
+	return nil
+}
+
+func readLockPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}

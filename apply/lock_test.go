@@ -1,0 +1,137 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestLock(t *testing.T) {
+	ctx := context.Background()
+	t.Run("exclusive within one process, bounded wait, names the holder", func(t *testing.T) {
+		dir := t.TempDir()
+		l1, err := Lock(ctx, dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "lock"))
+		if got := strings.TrimSpace(string(b)); got != strconv.Itoa(os.Getpid()) {
+			t.Fatalf("lock file holds %q, want our pid", got)
+		}
+		start := time.Now()
+		_, err = Lock(ctx, dir, 200*time.Millisecond)
+		took := time.Since(start)
+		if !errors.Is(err, ErrLocked) {
+			t.Fatalf("second Lock: %v, want ErrLocked", err)
+		}
+		var le *LockedError
+		if !errors.As(err, &le) || le.PID != os.Getpid() || le.Path != filepath.Join(dir, "lock") {
+			t.Fatalf("second Lock: %#v", err)
+		}
+		if took < 200*time.Millisecond || took > 2*time.Second {
+			t.Errorf("second Lock waited %s, want about 200ms", took)
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "\n") || !strings.Contains(msg, "pid "+strconv.Itoa(os.Getpid())) {
+			t.Errorf("message %q: want one line naming pid %d", msg, os.Getpid())
+		}
+		if err := l1.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		l2, err := Lock(ctx, dir, 0)
+		if err != nil {
+			t.Fatalf("Lock after Unlock: %v", err)
+		}
+		if err := l2.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l2.Unlock(); err != nil {
+			t.Fatalf("second Unlock: %v", err)
+		}
+	})
+	t.Run("waits for the holder to finish", func(t *testing.T) {
+		dir := t.TempDir()
+		l1, err := Lock(ctx, dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(150 * time.Millisecond)
+			l1.Unlock()
+		}()
+		l2, err := Lock(ctx, dir, 5*time.Second)
+		if err != nil {
+			t.Fatalf("Lock while the holder finishes: %v", err)
+		}
+		l2.Unlock()
+	})
+	t.Run("context ends the wait", func(t *testing.T) {
+		dir := t.TempDir()
+		l1, err := Lock(ctx, dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l1.Unlock()
+		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err = Lock(cctx, dir, time.Minute)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrLocked) {
+			t.Fatalf("Lock with an ending context: %v", err)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("Lock ignored its context")
+		}
+	})
+	t.Run("another process holds it", func(t *testing.T) {
+		if _, err := exec.LookPath("flock"); err != nil {
+			t.Skip("flock(1) not installed")
+		}
+		dir := t.TempDir()
+		path := filepath.Join(dir, "lock")
+		// flock(1) holds the lock while sh writes its pid, as Lock does.
+		// -o: only flock(1) itself holds it, so killing it frees the lock.
+		cmd := exec.Command("flock", "-o", path, "sh", "-c", `echo $PPID > "$0"; exec sleep 30`, path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			b, _ := os.ReadFile(path)
+			if len(b) > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		_, err := Lock(ctx, dir, 100*time.Millisecond)
+		var le *LockedError
+		if !errors.As(err, &le) || le.PID != cmd.Process.Pid {
+			t.Fatalf("Lock while flock(1) holds it: %v, want a *LockedError naming pid %d", err, cmd.Process.Pid)
+		}
+		// A killed holder releases the lock: the kernel drops it.
+		cmd.Process.Kill()
+		cmd.Wait()
+		l, err := Lock(ctx, dir, 5*time.Second)
+		if err != nil {
+			t.Fatalf("Lock after the holder was killed: %v", err)
+		}
+		l.Unlock()
+	})
+	t.Run("no directory", func(t *testing.T) {
+		if _, err := Lock(ctx, "", 0); err == nil || errors.Is(err, ErrLocked) {
+			t.Fatalf("Lock(\"\"): %v", err)
+		}
+		if _, err := Lock(ctx, filepath.Join(t.TempDir(), "missing"), 0); err == nil {
+			t.Fatal("Lock on a missing directory succeeded")
+		}
+	})
+}
