@@ -56,7 +56,8 @@ func benchNS(b *testing.B, be Backend) (*netns.NS, Options) {
 	netns.RequireRoot(b)
 	netns.RequireTools(b, "ip", "ipset", "iptables-"+string(be)+"-restore")
 	ns := netns.New(b, "apply")
-	return ns, Options{Runner: ExecRunner{Netns: ns.Name}, Backend: be, StateDir: b.TempDir()}
+	lock := "XTABLES_LOCKFILE=" + b.TempDir() + "/xtables.lock"
+	return ns, Options{Runner: ExecRunner{Netns: ns.Name, Env: []string{lock}}, Backend: be, StateDir: b.TempDir()}
 }
 
 const (

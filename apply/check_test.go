@@ -111,8 +111,9 @@ func TestCheckKernel(t *testing.T) {
 			// and a member replaced one for one. Check finds both; Apply
 			// with Force repairs them.
 			e.ipt(render.IPv4, "-F", render.FilterChain)
-			e.host.MustRun("ipset", "del", "reyes4-db", "10.99.1.20")
-			e.host.MustRun("ipset", "add", "reyes4-db", "10.66.6.6")
+			db := e.liveSet("reyes4-db") // the repair loaded it into its other slot
+			e.host.MustRun("ipset", "del", db, "10.99.1.20")
+			e.host.MustRun("ipset", "add", db, "10.66.6.6")
 			if d, err := Check(ctx, e.opts); err != nil || len(d) != 2 {
 				t.Fatalf("after flushing REYES-FILTER and replacing a member: %v %v", d, err)
 			}
