@@ -16,8 +16,8 @@ import (
 // stays the authority: a set that is missing or has another number of
 // members than recorded is reloaded whatever the state says.
 type state struct {
-	Backend Backend           `json:"backend"`
-	Chains  []string          `json:"chains"`
+	Backend Backend  `json:"backend"`
+	Chains  []string `json:"chains"`
 	// Sets maps each set of the plan to the kernel set its rules use: the
 	// set's own name or its second slot (see the package doc).
 	Sets map[string]string `json:"sets"`
