@@ -52,6 +52,10 @@ type StateLock struct {
 	path string
 }
 
+// DefaultLockWait is how long the follower and reyesctl remove wait for
+// another run to release the state lock.
+const DefaultLockWait = 30 * time.Second
+
 // lockPoll is how often Lock retries while another run holds the lock.
 const lockPoll = 50 * time.Millisecond
 

@@ -56,6 +56,10 @@ type Follower struct {
 	// Apply are the apply options (runner, backend, flag file). Its
 	// FailSafe should be Render.FailSafe, so apply verifies them.
 	Apply apply.Options
+	// LockWait bounds how long a run waits for another run (on the same
+	// StateDir) to finish before it gives up with an *apply.LockedError;
+	// zero means apply.DefaultLockWait.
+	LockWait time.Duration
 	// DryRun prints the plan (and a diff against the kernel's reyes rules,
 	// when they can be read) to Out instead of applying it, and records
 	// nothing.
@@ -130,6 +134,21 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 			return res, nil
 		}
 	}
+	if !f.DryRun {
+		// One run at a time, from reading the state to recording it.
+		if err := os.MkdirAll(f.StateDir, 0o700); err != nil {
+			return res, fmt.Errorf("creating the state directory: %w", err)
+		}
+		wait := f.LockWait
+		if wait == 0 {
+			wait = apply.DefaultLockWait
+		}
+		lock, err := apply.Lock(ctx, f.StateDir, wait)
+		if err != nil {
+			return res, err
+		}
+		defer lock.Unlock()
+	}
 	last, err := LoadState(f.StateDir)
 	if err != nil {
 		return res, err
@@ -191,8 +210,17 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	}
 	aopts := f.applyOptions()
 	aopts.Force = aopts.Force || force
+	// Nothing is applied that cannot be recorded: the new state is written
+	// (not yet in force) before the kernel is touched.
+	commit, abort, err := PrepareState(f.StateDir, NewState(rs.Header, digest, newTag, now))
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+	}
 	ar, err := apply.Apply(ctx, plan, aopts)
 	res.Applied = ar
+	if err != nil {
+		abort()
+	}
 	if errors.Is(err, apply.ErrDisabled) {
 		res.Paused = true
 		log.Warn("paused by flag file: nothing changed", "file", f.Apply.DisableFile)
@@ -201,7 +229,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
-	if err := SaveState(f.StateDir, NewState(rs.Header, digest, newTag, now)); err != nil {
+	if err := commit(); err != nil {
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
 	f.markChecked(now)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"sort"
 
 	"github.com/reyes-fw/reyes/apply"
@@ -25,7 +26,9 @@ func removeCommand() command {
 Removes reyes from the kernel, both families, in one transaction per family:
 the jumps from INPUT, OUTPUT and FORWARD to REYES-* chains, every REYES-*
 chain, then every reyes4-/reyes6- set, and forgets apply's state in
---state-dir. Rules and chains that are not reyes' stay. Stop the follower
+--state-dir. Rules and chains that are not reyes' stay. It takes the lock of
+--state-dir first, so it never runs alongside a follower's apply (it waits
+up to 30 s, then exits non-zero naming the other run's pid). Stop the follower
 (or touch its disable file) first, or its next run loads the rules again.
 Needs root.`,
 		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
@@ -43,6 +46,15 @@ func (c *cli) remove(ctx context.Context, f removeFlags) error {
 	if err != nil {
 		return &UsageError{Cmd: "remove", Err: err}
 	}
+	// Not alongside a follower's apply: the same lock, bounded wait.
+	if err := os.MkdirAll(f.stateDir, 0o700); err != nil {
+		return fmt.Errorf("removing: %w", err)
+	}
+	lock, err := apply.Lock(ctx, f.stateDir, apply.DefaultLockWait)
+	if err != nil {
+		return fmt.Errorf("removing: %w", err)
+	}
+	defer lock.Unlock()
 	res, err := apply.Remove(ctx, apply.Options{Backend: backend, StateDir: f.stateDir, Runner: apply.ExecRunner{Netns: f.netns}})
 	if err != nil {
 		return fmt.Errorf("removing: %w", err)

@@ -1,0 +1,137 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/reyes-fw/reyes/apply/applytest"
+	"github.com/reyes-fw/reyes/render"
+)
+
+// TestBothFamiliesOneUnit: when the second family fails, the first is put
+// back as it was, whether it reloaded its rules or swapped sets in place,
+// and the recorded state still describes the kernel (the next run
+// converges).
+func TestBothFamiliesOneUnit(t *testing.T) {
+	withExtra := specB(render.TableShared)
+	withExtra.extra = []string{"REYES-NEW"}
+	for _, c := range []struct {
+		name string
+		to   planSpec
+		fail func(applytest.Call, string) bool
+	}{
+		{"rules reload, ip6tables-restore fails", withExtra,
+			func(c applytest.Call, _ string) bool { return c.Name == "ip6tables-nft-restore" }},
+		{"members only, IPv6 fill fails", specB(render.TableShared),
+			func(c applytest.Call, l string) bool { return strings.HasPrefix(l, "add reyes6-") }},
+		{"exclusive, ip6tables-restore fails", func() planSpec { s := withExtra; s.table = render.TableExclusive; return s }(),
+			func(c applytest.Call, _ string) bool { return c.Name == "ip6tables-nft-restore" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			k := applytest.New("nft")
+			setupAdmin(t, k)
+			opts := fakeOpts(t, k)
+			from := specA(c.to.table)
+			if _, err := Apply(ctx, from.build(), opts); err != nil {
+				t.Fatal(err)
+			}
+			before := k.Dump()
+			k.FailLine = c.fail
+			if _, err := Apply(ctx, c.to.build(), opts); err == nil {
+				t.Fatal("Apply succeeded with a failing IPv6")
+			}
+			if got := k.Dump(); applytest.Unslotted(got) != applytest.Unslotted(before) {
+				t.Errorf("IPv4 not put back:\n%s", lineDiffForTest(before, got))
+			}
+			// The record still says the previous plan: applying it again
+			// changes nothing.
+			k.FailLine = nil
+			if res, err := Apply(ctx, from.build(), opts); err != nil || res.Changed() {
+				t.Errorf("previous plan again: %+v %v", res, err)
+			}
+			if _, err := Apply(ctx, c.to.build(), opts); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestStateDirNotWritable: a read-only or full state directory stops Apply
+// before the kernel is touched, with ErrStateNotWritable; once the
+// directory is fixed the next run applies.
+func TestStateDirNotWritable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	for _, c := range []struct {
+		name  string
+		break_ func(t *testing.T, dir string)
+	}{
+		{"read-only", func(t *testing.T, dir string) {
+			mustCmd(t, "mount", "-o", "remount,ro", dir)
+		}},
+		{"full", func(t *testing.T, dir string) {
+			f, err := os.Create(filepath.Join(dir, "filler"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			buf := make([]byte, 4096)
+			for {
+				if _, err := f.Write(buf); err != nil {
+					break
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mustCmd(t, "mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir)
+			t.Cleanup(func() { exec.Command("umount", dir).Run() })
+			ctx := context.Background()
+			k := applytest.New("nft")
+			opts := Options{Runner: k, StateDir: dir}
+			if _, err := Apply(ctx, specA(render.TableShared).build(), opts); err != nil {
+				t.Fatal(err)
+			}
+			before := k.Dump()
+			c.break_(t, dir)
+			k.ResetCalls()
+			_, err := Apply(ctx, specB(render.TableShared).build(), opts)
+			if !errors.Is(err, ErrStateNotWritable) {
+				t.Fatalf("Apply into a %s state dir: %v, want ErrStateNotWritable", c.name, err)
+			}
+			if !strings.Contains(err.Error(), "the kernel was not changed") {
+				t.Errorf("error %q does not say the kernel was not changed", err)
+			}
+			if got := k.Dump(); got != before {
+				t.Errorf("the kernel changed:\n%s", lineDiffForTest(before, got))
+			}
+			if rc := restoreCalls(k.Calls()); len(rc) > 0 {
+				t.Errorf("restore calls: %v", rc)
+			}
+			// Fixed: the next run applies.
+			if c.name == "read-only" {
+				mustCmd(t, "mount", "-o", "remount,rw", dir)
+			} else {
+				os.Remove(filepath.Join(dir, "filler"))
+			}
+			if _, err := Apply(ctx, specB(render.TableShared).build(), opts); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func mustCmd(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v: %s", name, args, err, out)
+	}
+}
