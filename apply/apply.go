@@ -553,17 +553,32 @@ func (a *familyApply) reloads() bool { return !a.rulesOK || len(a.jumpFix) > 0 }
 
 // newState is what the state will say once the apply is done.
 func (a *familyApply) newState() *state {
-	st := &state{Backend: a.backend, Sets: map[string]string{}, Entries: map[string]int{}, Members: map[string]string{},
-		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp), Rules: chainHashes(a.kernelText())}
+	st := &state{Backend: a.backend, Sets: a.slots(), Entries: map[string]int{}, Members: map[string]string{},
+		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp)}
+	if a.rulesOK && !a.reloads() && a.st != nil && a.st.Plan == st.Plan && a.st.Rules != nil && maps.Equal(a.st.Sets, st.Sets) {
+		// The rules stay as recorded: no need to render 20,000 of them.
+		st.Rules = a.st.Rules
+	} else {
+		st.Rules = chainHashes(a.kernelText())
+	}
 	for _, c := range a.fp.Chains {
 		st.Chains = append(st.Chains, c.Name)
 	}
 	for _, c := range a.sets {
-		st.Sets[c.set.Name] = c.target
 		st.Entries[c.target] = uniqueCount(c.set.Members)
 		st.Members[c.target] = memberHash(c.set.Members)
 	}
 	return st
+}
+
+// slots maps each set of the plan to the kernel set its rules use after
+// the apply.
+func (a *familyApply) slots() map[string]string {
+	m := make(map[string]string, len(a.sets))
+	for _, c := range a.sets {
+		m[c.set.Name] = c.target
+	}
+	return m
 }
 
 // prepare writes the family's new state next to the recorded one, before
@@ -571,7 +586,7 @@ func (a *familyApply) newState() *state {
 // already says so writes nothing.
 func (a *familyApply) prepare() error {
 	if !a.changes() && a.st != nil && a.st.Backend == a.backend && a.st.Plan == a.fp.Hash() &&
-		a.st.Rules != nil && a.st.Members != nil && maps.Equal(a.st.Sets, a.newState().Sets) {
+		a.st.Rules != nil && a.st.Members != nil && maps.Equal(a.st.Sets, a.slots()) {
 		a.log.Debug("unchanged")
 		a.prepared = &preparedState{done: true}
 		return nil

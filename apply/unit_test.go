@@ -70,7 +70,7 @@ func TestStateDirNotWritable(t *testing.T) {
 		t.Skip("needs root to mount a small tmpfs")
 	}
 	for _, c := range []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, dir string)
 	}{
 		{"read-only", func(t *testing.T, dir string) {
