@@ -392,6 +392,7 @@ func (f *Follower) kernelDiff(ctx context.Context, fp *render.FamilyPlan) (strin
 	have := map[string]bool{}
 	var kernel []string
 	for _, l := range strings.Split(string(b), "\n") {
+		l = apply.PlanSetNames(l) // a set may live in its second slot
 		if strings.HasPrefix(l, "-A "+render.ChainPrefix) || l == "-A INPUT -j "+render.InputChain {
 			kernel = append(kernel, l)
 			have[l] = true
