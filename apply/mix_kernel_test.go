@@ -184,7 +184,8 @@ func (e *env) runMixChild(t *testing.T, ci int, table render.TableMode, stop int
 
 // stopRunner runs commands until the stop-th, where it prints "STOP
 // <command>" and blocks until killed; with half, an ipset restore is run
-// with the first half of its lines first.
+// with the first of its lines first (one line of a short script, half of a
+// long one).
 type stopRunner struct {
 	r    Runner
 	n    atomic.Int32
@@ -204,7 +205,12 @@ func (s *stopRunner) Run(ctx context.Context, stdin []byte, name string, args ..
 			fmt.Println("SKIP")
 			os.Exit(0)
 		}
-		k := len(lines) / 2
+		// Short scripts (swaps) stop after their first line, between two
+		// swaps; long ones (fills) half-way.
+		k := 1
+		if len(lines) > 6 {
+			k = len(lines) / 2
+		}
 		if _, err := s.r.Run(ctx, bytes.Join(lines[:k], nil), name, args...); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
