@@ -356,7 +356,15 @@ func checkPlan(fp *render.FamilyPlan, failSafe []render.FailSafe) error {
 	if fp.Chains[0].Name != render.InputChain {
 		return fmt.Errorf("%w: first chain is %q, not %s", ErrPlan, fp.Chains[0].Name, render.InputChain)
 	}
+	names := map[string]bool{}
 	for _, s := range fp.Sets {
+		names[s.Name] = true
+	}
+	for _, s := range fp.Sets {
+		if names[s.TempName()] {
+			// Each set needs its second name as its second slot.
+			return fmt.Errorf("%w: set %q is the second name of set %q", ErrPlan, s.TempName(), s.Name)
+		}
 		if !strings.HasPrefix(s.Name, setPrefix(fp.Family)) || len(s.TempName()) > render.MaxSetName || strings.ContainsAny(s.Name, " \t\n") {
 			return fmt.Errorf("%w: set name %q", ErrPlan, s.Name)
 		}
@@ -591,10 +599,12 @@ func (a *familyApply) prepare() error {
 		a.prepared = &preparedState{done: true}
 		return nil
 	}
+	keep := pending(a.opts.StateDir, a.fp.Family)
 	p, err := prepareState(a.opts.StateDir, a.fp.Family, a.newState())
 	if err != nil {
 		return a.fail(StepState, err, nil)
 	}
+	p.keep = keep
 	a.prepared = p
 	return nil
 }

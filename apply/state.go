@@ -50,13 +50,10 @@ const pendingSuffix = ".new"
 // cannot be read, or a prepared state was never committed (apply then
 // reads the kernel instead).
 func readState(dir string, fam render.Family) *state {
-	if dir == "" {
+	if dir == "" || pending(dir, fam) {
 		return nil
 	}
 	p := statePath(dir, fam)
-	if _, err := os.Lstat(p + pendingSuffix); err == nil {
-		return nil
-	}
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil
@@ -66,6 +63,15 @@ func readState(dir string, fam render.Family) *state {
 		return nil
 	}
 	return &st
+}
+
+// pending reports whether a prepared state was left uncommitted.
+func pending(dir string, fam render.Family) bool {
+	if dir == "" {
+		return false
+	}
+	_, err := os.Lstat(statePath(dir, fam) + pendingSuffix)
+	return err == nil
 }
 
 // ErrStateNotWritable is wrapped by the error Apply returns when the state
@@ -78,6 +84,10 @@ var ErrStateNotWritable = errors.New("state directory not writable; the kernel w
 type preparedState struct {
 	path string // the state file; the prepared one is path+pendingSuffix
 	done bool
+	// keep: the run began with a prepared state left by a killed run, so
+	// the recorded one may not describe the kernel; an abort must leave a
+	// prepared file so that the next run does not trust the record either.
+	keep bool
 }
 
 // prepareState writes st next to the state file (fsync'd), so that a
@@ -138,7 +148,9 @@ func (p *preparedState) abort() {
 		return
 	}
 	p.done = true
-	_ = os.Remove(p.path + pendingSuffix)
+	if !p.keep {
+		_ = os.Remove(p.path + pendingSuffix)
+	}
 }
 
 // writeState records st at once (prepare and commit).

@@ -31,6 +31,8 @@ func TestBothFamiliesOneUnit(t *testing.T) {
 			func(c applytest.Call, l string) bool { return strings.HasPrefix(l, "add reyes6-") }},
 		{"exclusive, ip6tables-restore fails", func() planSpec { s := withExtra; s.table = render.TableExclusive; return s }(),
 			func(c applytest.Call, _ string) bool { return c.Name == "ip6tables-nft-restore" }},
+		{"first run, ip6tables-restore fails", specB(render.TableShared),
+			func(c applytest.Call, _ string) bool { return c.Name == "ip6tables-nft-restore" }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -38,8 +40,11 @@ func TestBothFamiliesOneUnit(t *testing.T) {
 			setupAdmin(t, k)
 			opts := fakeOpts(t, k)
 			from := specA(c.to.table)
-			if _, err := Apply(ctx, from.build(), opts); err != nil {
-				t.Fatal(err)
+			first := strings.HasPrefix(c.name, "first run")
+			if !first {
+				if _, err := Apply(ctx, from.build(), opts); err != nil {
+					t.Fatal(err)
+				}
 			}
 			before := k.Dump()
 			k.FailLine = c.fail
@@ -52,7 +57,7 @@ func TestBothFamiliesOneUnit(t *testing.T) {
 			// The record still says the previous plan: applying it again
 			// changes nothing.
 			k.FailLine = nil
-			if res, err := Apply(ctx, from.build(), opts); err != nil || res.Changed() {
+			if res, err := Apply(ctx, from.build(), opts); err != nil || (res.Changed() && !first) {
 				t.Errorf("previous plan again: %+v %v", res, err)
 			}
 			if _, err := Apply(ctx, c.to.build(), opts); err != nil {
@@ -133,5 +138,52 @@ func mustCmd(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v: %s", name, args, err, out)
+	}
+}
+
+// TestKilledRunIsNotTrustedAfterAbort: a run that finds a prepared state
+// left by a killed run, and then fails itself, leaves the record
+// distrusted: the next run still reads the kernel.
+func TestKilledRunIsNotTrustedAfterAbort(t *testing.T) {
+	ctx := context.Background()
+	k := applytest.New("nft")
+	opts := fakeOpts(t, k)
+	if _, err := Apply(ctx, specA(render.TableShared).build(), opts); err != nil {
+		t.Fatal(err)
+	}
+	// A killed run left its prepared state.
+	marker := statePath(opts.StateDir, render.IPv4) + pendingSuffix
+	if err := os.WriteFile(marker, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.FailLine = func(c applytest.Call, _ string) bool { return c.Name == "ip6tables-nft-restore" }
+	withExtra := specB(render.TableShared)
+	withExtra.extra = []string{"REYES-NEW"}
+	if _, err := Apply(ctx, withExtra.build(), opts); err == nil {
+		t.Fatal("Apply succeeded with a failing IPv6")
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the failed run removed the mark of the killed one: %v", err)
+	}
+	if readState(opts.StateDir, render.IPv4) != nil {
+		t.Error("the record is trusted again")
+	}
+	k.FailLine = nil
+	if _, err := Apply(ctx, withExtra.build(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a completed run left the mark")
+	}
+}
+
+func TestPlanSecondNameTaken(t *testing.T) {
+	p := specA(render.TableShared).build()
+	s := p.V4.Sets[0]
+	s.Name = s.TempName()
+	p.V4.Sets = append(p.V4.Sets, s)
+	_, err := Apply(context.Background(), p, Options{Runner: applytest.New("nft")})
+	if !errors.Is(err, ErrPlan) {
+		t.Fatalf("Apply of a plan whose set is another's second name: %v, want ErrPlan", err)
 	}
 }
