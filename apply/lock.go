@@ -72,6 +72,12 @@ func Lock(ctx context.Context, dir string, wait time.Duration) (*StateLock, erro
 	}
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
+		// A read-only state directory: flock works on a read-only file
+		// too, and the run then fails where it would write its state,
+		// saying so, before it touches the kernel.
+		f, err = os.Open(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("taking the state lock: %w", err)
 	}

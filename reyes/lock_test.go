@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/reyes"
 )
 
 // TestFollowerWaitsForTheStateLock: while another run holds the state
@@ -44,5 +46,51 @@ func TestFollowerWaitsForTheStateLock(t *testing.T) {
 	other.Unlock()
 	if _, err := p.follower.RunOnce(ctx); err != nil {
 		t.Fatalf("RunOnce after the other run ended: %v", err)
+	}
+}
+
+// TestFollowerReadOnlyStateDir: with a read-only state directory a run
+// that would change the state stops before the kernel, says so, and keeps
+// the old serial; once the directory is writable again the run completes.
+func TestFollowerReadOnlyStateDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	ctx := context.Background()
+	p := newPipeline(t)
+	dir := p.follower.StateDir
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	p.publishAndApply(t)
+	before, _ := reyes.LoadState(dir)
+	p.leader.Refresh = -1 // republish with a newer serial
+	p.now = p.now.Add(10 * time.Minute)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount ro: %v: %s", err, out)
+	}
+	kernel := p.kernel.Dump()
+	_, err := p.follower.RunOnce(ctx)
+	if !errors.Is(err, apply.ErrStateNotWritable) || !strings.Contains(err.Error(), "the kernel was not changed") {
+		t.Fatalf("RunOnce with a read-only state dir: %v", err)
+	}
+	if p.kernel.Dump() != kernel {
+		t.Error("the kernel changed")
+	}
+	if st, _ := reyes.LoadState(dir); st.Serial != before.Serial {
+		t.Errorf("state serial %d, want the old %d", st.Serial, before.Serial)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,rw", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount rw: %v: %s", err, out)
+	}
+	if _, err := p.follower.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := reyes.LoadState(dir); st.Serial <= before.Serial {
+		t.Errorf("state serial %d after the fix, want > %d", st.Serial, before.Serial)
 	}
 }
