@@ -561,7 +561,7 @@ func (a *familyApply) reloads() bool { return !a.rulesOK || len(a.jumpFix) > 0 }
 
 // newState is what the state will say once the apply is done.
 func (a *familyApply) newState() *state {
-	st := &state{Backend: a.backend, Sets: a.slots(), Entries: map[string]int{}, Members: map[string]string{},
+	st := &state{Backend: a.backend, Sets: a.slots(), Hashes: map[string]string{}, Entries: map[string]int{}, Members: map[string]string{},
 		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp)}
 	if a.rulesOK && !a.reloads() && a.st != nil && a.st.Plan == st.Plan && a.st.Rules != nil && maps.Equal(a.st.Sets, st.Sets) {
 		// The rules stay as recorded: no need to render 20,000 of them.
@@ -573,6 +573,7 @@ func (a *familyApply) newState() *state {
 		st.Chains = append(st.Chains, c.Name)
 	}
 	for _, c := range a.sets {
+		st.Hashes[c.set.Name] = c.set.Hash()
 		st.Entries[c.target] = uniqueCount(c.set.Members)
 		st.Members[c.target] = memberHash(c.set.Members)
 	}
@@ -594,7 +595,7 @@ func (a *familyApply) slots() map[string]string {
 // already says so writes nothing.
 func (a *familyApply) prepare() error {
 	if !a.changes() && a.st != nil && a.st.Backend == a.backend && a.st.Plan == a.fp.Hash() &&
-		a.st.Rules != nil && a.st.Members != nil && maps.Equal(a.st.Sets, a.slots()) {
+		a.st.Rules != nil && a.st.Members != nil && a.st.Hashes != nil && maps.Equal(a.st.Sets, a.slots()) {
 		a.log.Debug("unchanged")
 		a.prepared = &preparedState{done: true}
 		return nil
@@ -921,6 +922,9 @@ func (a *familyApply) sameMembers(ctx context.Context, s render.Set, name string
 		return false, nil
 	}
 	if a.st != nil {
+		if a.st.Sets[s.Name] == name && a.st.Hashes[s.Name] != "" {
+			return a.st.Hashes[s.Name] == s.Hash(), nil
+		}
 		if h, ok := a.st.Members[name]; ok {
 			return h == memberHash(s.Members), nil
 		}
@@ -1026,6 +1030,9 @@ func (a *familyApply) undo(ctx context.Context, stepErr error) error {
 func (a *familyApply) revert(ctx context.Context) error {
 	var errs []error
 	if a.loaded {
+		if a.oldSave == nil {
+			return errors.New("no saved rules to load back")
+		}
 		text, args := a.revertText()
 		if _, err := a.r.Run(ctx, text, a.t.restore, args...); err != nil {
 			// The new rules stay in force and refer to the fill slots:

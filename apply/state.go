@@ -21,6 +21,9 @@ type state struct {
 	// Sets maps each set of the plan to the kernel set its rules use: the
 	// set's own name or its second slot (see the package doc).
 	Sets map[string]string `json:"sets"`
+	// Hashes holds render.Set.Hash of each set of the plan, by its name:
+	// the cheap test of an unchanged set (no sorting of members).
+	Hashes map[string]string `json:"hashes,omitempty"`
 	// Plan, Table, Hooks and Entries let Check tell drift from a few
 	// reads: the plan hash, the table mode and hooks, and each set's
 	// number of members.
