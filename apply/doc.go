@@ -64,7 +64,10 @@
 // through are unused sets destroyed and the states committed (rename). A
 // kill between a kernel change and the commit leaves the prepared file:
 // the next run then distrusts the record and reads the kernel (members
-// with "ipset save", chains with "iptables -S").
+// with "ipset save", chains with "iptables -S"), and keeps distrusting it
+// until a run completes. A kill between the two families can leave IPv4 on
+// the new policy and IPv6 on the old one until the next run: the invariant
+// is per family, and no record then claims either.
 //
 // One at a time: callers hold Lock on the state directory from before the
 // first kernel change until their state is recorded; the follower and
