@@ -478,14 +478,17 @@ type familyApply struct {
 	planText   []byte   // the plan's restore text, rendered once (see text)
 	loadText   []byte   // planText with the sets' slots, as loaded
 
-	prepared   *preparedState
-	oldSave    []byte // iptables-save before the change, for revert
-	oldMembers map[string][]netip.Addr
-	swapped    []*setChange // swaps done (in place)
-	filled     bool         // fill slots were created
-	loaded     bool         // rules were loaded
-	alone      bool         // the only family that changes: no revert after it
-	destroyed  bool         // the swapped-out fill slots were destroyed with the swap
+	prepared *preparedState
+	oldSave  []byte // the rules before the change, for revert (see saveOld)
+	// oldExclusive: oldSave is a whole table, loaded back as such.
+	oldExclusive bool
+	oldJumps     []string // the jumps to reyes from built-in chains before the change
+	oldMembers   map[string][]netip.Addr
+	swapped      []*setChange // swaps done (in place)
+	filled       bool         // fill slots were created
+	loaded       bool         // rules were loaded
+	alone        bool         // the only family that changes: no revert after it
+	destroyed    bool         // the swapped-out fill slots were destroyed with the swap
 }
 
 // text is the plan's iptables-restore text, rendered on first use: read,
@@ -565,9 +568,12 @@ func (a *familyApply) newState() *state {
 		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp)}
 	if a.rulesOK && !a.reloads() && a.st != nil && a.st.Plan == st.Plan && a.st.Rules != nil && maps.Equal(a.st.Sets, st.Sets) {
 		// The rules stay as recorded: no need to render 20,000 of them.
-		st.Rules = a.st.Rules
+		st.Rules, st.Text = a.st.Rules, a.st.Text
 	} else {
 		st.Rules = chainHashes(a.kernelText())
+		if a.keepsText() {
+			st.Text = textHash(a.kernelText())
+		}
 	}
 	for _, c := range a.fp.Chains {
 		st.Chains = append(st.Chains, c.Name)
@@ -578,6 +584,12 @@ func (a *familyApply) newState() *state {
 		st.Members[c.target] = memberHash(c.set.Members)
 	}
 	return st
+}
+
+// keepsText reports whether the family records the text it loads, for a
+// later run to put back: IPv4, the family a failing IPv6 makes revert.
+func (a *familyApply) keepsText() bool {
+	return a.fp.Family == render.IPv4 && a.opts.StateDir != ""
 }
 
 // slots maps each set of the plan to the kernel set its rules use after
@@ -601,7 +613,12 @@ func (a *familyApply) prepare() error {
 		return nil
 	}
 	keep := pending(a.opts.StateDir, a.fp.Family)
-	p, err := prepareState(a.opts.StateDir, a.fp.Family, a.newState())
+	st := a.newState()
+	var text []byte
+	if a.keepsText() && a.reloads() {
+		text = a.kernelText()
+	}
+	p, err := prepareState(a.opts.StateDir, a.fp.Family, st, text)
 	if err != nil {
 		return a.fail(StepState, err, nil)
 	}
@@ -1205,20 +1222,40 @@ func (a *familyApply) rules(ctx context.Context) error {
 	return nil
 }
 
-// saveOld keeps the kernel's filter table as it is now, to put it back if
-// a later family fails after this one loaded its rules.
+// saveOld keeps the rules as they are now, to put them back if a later
+// family fails after this one loaded its rules: the text the previous run
+// recorded it loaded (apply-ipv4.rules, checked against the recorded
+// hash), or, without a trusted record, the kernel's table read back with
+// iptables-save (slow at tens of thousands of rules on nft, so only after
+// a kill, on a first run or when switching to exclusive mode).
 func (a *familyApply) saveOld(ctx context.Context) error {
+	if a.st != nil && a.st.Text != "" && (a.fp.Table != render.TableExclusive || a.st.Table == render.TableExclusive.String()) {
+		if b, err := os.ReadFile(rulesPath(a.opts.StateDir, a.fp.Family)); err == nil && textHash(b) == a.st.Text {
+			a.oldSave = b
+			a.oldExclusive = a.st.Table == render.TableExclusive.String()
+			for _, h := range a.st.Hooks {
+				a.oldJumps = append(a.oldJumps, "-A "+h.Builtin+" -j "+h.Chain)
+			}
+			return nil
+		}
+	}
 	out, err := a.r.Run(ctx, nil, a.t.save, "-t", "filter")
 	if err != nil {
 		return err
 	}
 	a.oldSave = out
+	a.oldExclusive = a.fp.Table == render.TableExclusive // the whole table, whatever it held
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "-A ") && !strings.HasPrefix(l, "-A "+render.ChainPrefix) && refersToReyes(l) {
+			a.oldJumps = append(a.oldJumps, l)
+		}
+	}
 	return nil
 }
 
-// revertText is the restore input that puts back the rules saved by
-// saveOld: the whole table in exclusive mode; in shared mode reyes'
-// chains and hooks as they were, and no chain the plan added.
+// revertText is the restore input that puts back the rules kept by
+// saveOld: the whole table when that is what was kept; else reyes' chains
+// and hooks as they were, and no chain the plan added, with --noflush.
 func (a *familyApply) revertText() ([]byte, []string) {
 	var lines []string
 	for _, l := range strings.Split(string(a.oldSave), "\n") {
@@ -1226,10 +1263,10 @@ func (a *familyApply) revertText() ([]byte, []string) {
 			lines = append(lines, l)
 		}
 	}
-	if a.fp.Table == render.TableExclusive {
+	if a.oldExclusive {
 		return []byte(strings.Join(lines, "\n") + "\n"), []string{"--wait"}
 	}
-	var decl, rules, jumps []string
+	var decl, rules []string
 	old := map[string]bool{}
 	for _, l := range lines {
 		switch {
@@ -1239,8 +1276,6 @@ func (a *familyApply) revertText() ([]byte, []string) {
 			decl = append(decl, ":"+name+" - [0:0]")
 		case strings.HasPrefix(l, "-A "+render.ChainPrefix):
 			rules = append(rules, l)
-		case strings.HasPrefix(l, "-A ") && refersToReyes(l):
-			jumps = append(jumps, l)
 		}
 	}
 	var b strings.Builder
@@ -1260,8 +1295,8 @@ func (a *familyApply) revertText() ([]byte, []string) {
 		for _, h := range hooks(a.fp) {
 			b.WriteString("-D " + h.Builtin + " -j " + h.Chain + "\n")
 		}
-		for i := len(jumps) - 1; i >= 0; i-- {
-			f := strings.Fields(jumps[i])
+		for i := len(a.oldJumps) - 1; i >= 0; i-- {
+			f := strings.Fields(a.oldJumps[i])
 			b.WriteString("-I " + f[1] + " 1 " + strings.Join(f[2:], " ") + "\n")
 		}
 	}

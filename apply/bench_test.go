@@ -127,6 +127,23 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			}
 		})
+		// What a change of rules in both families adds for the revert:
+		// IPv4's table read back once (iptables-save) before it changes.
+		b.Run(string(be)+"/save-for-revert", func(b *testing.B) {
+			_, opts := benchNS(b, be)
+			if _, err := Apply(ctx, p, opts); err != nil {
+				b.Fatal(err)
+			}
+			_, tl, err := opts.tools(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := opts.Runner.Run(ctx, nil, tl[render.IPv4].save, "-t", "filter"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(string(be)+"/unchanged", func(b *testing.B) {
 			_, opts := benchNS(b, be)
 			if _, err := Apply(ctx, p, opts); err != nil {

@@ -1,6 +1,8 @@
 package apply
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,10 @@ type state struct {
 	// Rules holds a hash of each reyes chain's rules, as iptables-save
 	// prints them, for Check.
 	Rules map[string]string `json:"rules,omitempty"`
+	// Text is the hash of the rules text loaded (IPv4 only), kept in
+	// apply-ipv4.rules so that a run can put those rules back if IPv6
+	// fails after IPv4 changed; empty when not kept.
+	Text string `json:"text,omitempty"`
 	// Members holds a hash of each kernel set's sorted, distinct members;
 	// Entries their number. Both are keyed by kernel set name.
 	Members map[string]string `json:"members,omitempty"`
@@ -41,6 +47,17 @@ type state struct {
 
 func statePath(dir string, fam render.Family) string {
 	return filepath.Join(dir, fmt.Sprintf("apply-ipv%d.json", fam))
+}
+
+// rulesPath is where the rules text a run loaded is kept (see state.Text).
+func rulesPath(dir string, fam render.Family) string {
+	return filepath.Join(dir, fmt.Sprintf("apply-ipv%d.rules", fam))
+}
+
+// textHash identifies a kept rules text.
+func textHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // pendingSuffix ends the name of a state prepared before a kernel change
@@ -86,7 +103,9 @@ var ErrStateNotWritable = errors.New("state directory not writable; the kernel w
 // renames it over the recorded state, abort removes it.
 type preparedState struct {
 	path string // the state file; the prepared one is path+pendingSuffix
-	done bool
+	// rules is the kept rules text file, when one was prepared too.
+	rules string
+	done  bool
 	// keep: the run began with a prepared state left by a killed run, so
 	// the recorded one may not describe the kernel; an abort must leave a
 	// prepared file so that the next run does not trust the record either.
@@ -96,7 +115,7 @@ type preparedState struct {
 // prepareState writes st next to the state file (fsync'd), so that a
 // state directory that is read-only or full is found before the kernel is
 // touched. With no dir it does nothing.
-func prepareState(dir string, fam render.Family, st *state) (*preparedState, error) {
+func prepareState(dir string, fam render.Family, st *state, text []byte) (*preparedState, error) {
 	if dir == "" {
 		return &preparedState{done: true}, nil
 	}
@@ -104,13 +123,23 @@ func prepareState(dir string, fam render.Family, st *state) (*preparedState, err
 	if err != nil {
 		return nil, fmt.Errorf("encoding state: %w", err)
 	}
-	p := statePath(dir, fam)
-	tmp := p + pendingSuffix
+	ps := &preparedState{path: statePath(dir, fam)}
+	if text != nil {
+		ps.rules = rulesPath(dir, fam)
+		if err := writeSync(ps.rules+pendingSuffix, text); err != nil {
+			_ = os.Remove(ps.rules + pendingSuffix)
+			return nil, fmt.Errorf("%w: %w", ErrStateNotWritable, err)
+		}
+	}
+	tmp := ps.path + pendingSuffix
 	if err := writeSync(tmp, b); err != nil {
 		_ = os.Remove(tmp)
+		if ps.rules != "" {
+			_ = os.Remove(ps.rules + pendingSuffix)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrStateNotWritable, err)
 	}
-	return &preparedState{path: p}, nil
+	return ps, nil
 }
 
 func writeSync(path string, b []byte) error {
@@ -135,6 +164,13 @@ func (p *preparedState) commit() error {
 		return nil
 	}
 	p.done = true
+	// The text first: a kill between the two leaves a text the recorded
+	// hash does not match, which is not used.
+	if p.rules != "" {
+		if err := os.Rename(p.rules+pendingSuffix, p.rules); err != nil {
+			return fmt.Errorf("recording state: %w", err)
+		}
+	}
 	if err := os.Rename(p.path+pendingSuffix, p.path); err != nil {
 		return fmt.Errorf("recording state: %w", err)
 	}
@@ -151,25 +187,19 @@ func (p *preparedState) abort() {
 		return
 	}
 	p.done = true
+	if p.rules != "" {
+		_ = os.Remove(p.rules + pendingSuffix)
+	}
 	if !p.keep {
 		_ = os.Remove(p.path + pendingSuffix)
 	}
-}
-
-// writeState records st at once (prepare and commit).
-func writeState(dir string, fam render.Family, st *state) error {
-	p, err := prepareState(dir, fam, st)
-	if err != nil {
-		return err
-	}
-	return p.commit()
 }
 
 func removeState(dir string, fam render.Family) error {
 	if dir == "" {
 		return nil
 	}
-	for _, p := range []string{statePath(dir, fam) + pendingSuffix, statePath(dir, fam)} {
+	for _, p := range []string{statePath(dir, fam) + pendingSuffix, statePath(dir, fam), rulesPath(dir, fam), rulesPath(dir, fam) + pendingSuffix} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("removing state: %w", err)
 		}
