@@ -127,9 +127,10 @@ func BenchmarkLoad(b *testing.B) {
 				}
 			}
 		})
-		// What a change of rules in both families adds for the revert:
-		// IPv4's table read back once (iptables-save) before it changes.
-		b.Run(string(be)+"/save-for-revert", func(b *testing.B) {
+		// The revert's fallback (no kept text: after a kill, a first run,
+		// a switch to exclusive): IPv4's table read back with iptables-save
+		// before it changes, when both families load rules.
+		b.Run(string(be)+"/read-back-fallback", func(b *testing.B) {
 			_, opts := benchNS(b, be)
 			if _, err := Apply(ctx, p, opts); err != nil {
 				b.Fatal(err)
