@@ -294,8 +294,14 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	}
 	for i, a := range fas {
 		if err := a.change(ctx); err != nil {
+			if rolledBack(err) != nil {
+				// The family could not be put back: its record must not
+				// be trusted (see preparedState.keep).
+				a.prepared.keep = true
+			}
 			for j := i - 1; j >= 0; j-- {
 				if rerr := fas[j].revert(ctx); rerr != nil {
+					fas[j].prepared.keep = true
 					err = errors.Join(err, fas[j].fail(StepRollback, rerr, nil))
 				}
 			}
@@ -313,6 +319,31 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	}
 	res.Families = results()
 	return res, errors.Join(errs...)
+}
+
+// rolledBack returns the *StepError of a failed rollback in err, or nil.
+func rolledBack(err error) *StepError {
+	var found *StepError
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil || found != nil {
+			return
+		}
+		if se, ok := e.(*StepError); ok && se.Step == StepRollback {
+			found = se
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return found
 }
 
 // sealed returns fp with the plan comment on its first rule, which is how

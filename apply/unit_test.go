@@ -195,3 +195,48 @@ func TestPlanSecondNameTaken(t *testing.T) {
 		t.Fatalf("Apply of a plan whose set is another's second name: %v, want ErrPlan", err)
 	}
 }
+
+// TestFailedRollbackIsNotTrusted: when IPv4 cannot be put back after IPv6
+// failed, the record is not trusted by the next run, which reads the
+// kernel and completes.
+func TestFailedRollbackIsNotTrusted(t *testing.T) {
+	ctx := context.Background()
+	k := applytest.New("nft")
+	opts := fakeOpts(t, k)
+	if _, err := Apply(ctx, specA(render.TableShared).build(), opts); err != nil {
+		t.Fatal(err)
+	}
+	withExtra := specB(render.TableShared)
+	withExtra.extra = []string{"REYES-NEW"}
+	restores := 0
+	k.Fail = func(c applytest.Call) error {
+		if c.Name == "ip6tables-nft-restore" {
+			return errors.New("injected")
+		}
+		if c.Name == "iptables-nft-restore" {
+			restores++
+			if restores > 1 { // the load goes through, the one putting it back not
+				return errors.New("injected")
+			}
+		}
+		return nil
+	}
+	_, err := Apply(ctx, withExtra.build(), opts)
+	if rolledBack(err) == nil {
+		t.Fatalf("Apply: %v, want a failed rollback", err)
+	}
+	if readState(opts.StateDir, render.IPv4) != nil {
+		t.Error("the IPv4 record is trusted though the kernel holds the new rules")
+	}
+	k.Fail = nil
+	if _, err := Apply(ctx, withExtra.build(), opts); err != nil {
+		t.Fatal(err)
+	}
+	ref := applytest.New("nft")
+	if _, err := Apply(ctx, withExtra.build(), fakeOpts(t, ref)); err != nil {
+		t.Fatal(err)
+	}
+	if applytest.Unslotted(k.Dump()) != applytest.Unslotted(ref.Dump()) {
+		t.Errorf("did not converge:\n%s", lineDiffForTest(ref.Dump(), k.Dump()))
+	}
+}
