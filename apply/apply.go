@@ -392,9 +392,9 @@ func checkPlan(fp *render.FamilyPlan, failSafe []render.FailSafe) error {
 		names[s.Name] = true
 	}
 	for _, s := range fp.Sets {
-		if names[s.TempName()] {
+		if names[secondSlot(s)] {
 			// Each set needs its second name as its second slot.
-			return fmt.Errorf("%w: set %q is the second name of set %q", ErrPlan, s.TempName(), s.Name)
+			return fmt.Errorf("%w: set %q is the second name of set %q", ErrPlan, secondSlot(s), s.Name)
 		}
 		if !strings.HasPrefix(s.Name, setPrefix(fp.Family)) || len(s.TempName()) > render.MaxSetName || strings.ContainsAny(s.Name, " \t\n") {
 			return fmt.Errorf("%w: set name %q", ErrPlan, s.Name)
@@ -466,9 +466,9 @@ func matchesFailSafe(r render.Rule, f render.FailSafe) bool {
 }
 
 // setChange is what happens to one set of the plan. Every set has two
-// slots in the kernel, its name and its second name (render.Set.TempName,
-// name + "-n"): the rules refer to one, the live slot; the other is where
-// new members are filled while the live one stays untouched.
+// slots in the kernel, its name and its second name (name + SlotSuffix):
+// the rules refer to one, the live slot; the other is where new members
+// are filled while the live one stays untouched.
 type setChange struct {
 	set    render.Set
 	live   string // the slot the kernel's rules refer to; "" if neither
@@ -479,10 +479,19 @@ type setChange struct {
 	initval string
 }
 
+// SlotSuffix ends the name of a set's second slot: a changed set is
+// loaded under whichever of its name and its name + SlotSuffix the rules
+// do not use (see the package doc). It is as long as render.TempSuffix,
+// so render's limit on TempName bounds it too.
+const SlotSuffix = "-b"
+
+// secondSlot is the name of the set's second slot.
+func secondSlot(s render.Set) string { return s.Name + SlotSuffix }
+
 // other returns the set's slot that is not name.
 func other(s render.Set, name string) string {
 	if name == s.Name {
-		return s.TempName()
+		return secondSlot(s)
 	}
 	return s.Name
 }
@@ -687,7 +696,7 @@ func (a *familyApply) read(ctx context.Context) error {
 	a.rulesOK = err == nil && kernelPlanHash(rules) == fp.Hash() && !a.opts.Force
 	for _, s := range fp.Sets {
 		c := &setChange{set: s}
-		for _, n := range []string{s.Name, s.TempName()} {
+		for _, n := range []string{s.Name, secondSlot(s)} {
 			k, ok := a.kernelSets[n]
 			if !ok || k.Refs == 0 {
 				continue
@@ -761,6 +770,8 @@ func (a *familyApply) read(ctx context.Context) error {
 	if len(a.changed) > 0 && !a.inPlace {
 		a.rulesOK = false
 	}
+	// Sets named like render's temporary sets (name + "-n") are left over
+	// from an apply before sets had two slots: orphans, destroyed below.
 	for _, c := range a.changed {
 		switch {
 		case a.inPlace:
@@ -1357,7 +1368,7 @@ func (a *familyApply) garbage() []string {
 // destroyed records that name is gone.
 func (a *familyApply) gone(name string) {
 	for _, c := range a.sets {
-		if name == c.set.Name || name == c.set.TempName() {
+		if name == c.set.Name || name == secondSlot(c.set) {
 			return // a slot of a set of the plan, not a set that left it
 		}
 	}

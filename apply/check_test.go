@@ -131,10 +131,10 @@ func TestCheckKernel(t *testing.T) {
 
 func TestPlanSetNames(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
-		{"-A REYES-FILTER -p tcp -m set --match-set reyes4-sg-0a-n src -g REYES-ALLOW", "-A REYES-FILTER -p tcp -m set --match-set reyes4-sg-0a src -g REYES-ALLOW"},
+		{"-A REYES-FILTER -p tcp -m set --match-set reyes4-sg-0a-b src -g REYES-ALLOW", "-A REYES-FILTER -p tcp -m set --match-set reyes4-sg-0a src -g REYES-ALLOW"},
 		{"-A REYES-FILTER -m set --match-set reyes6-sg-0a src -g REYES-ALLOW", "-A REYES-FILTER -m set --match-set reyes6-sg-0a src -g REYES-ALLOW"},
-		{"-A INPUT -m set --match-set other-n src -j ACCEPT", "-A INPUT -m set --match-set other-n src -j ACCEPT"},
-		{"-A REYES-X -m comment --comment \"sg-n -n \" -j RETURN", "-A REYES-X -m comment --comment \"sg-n -n \" -j RETURN"},
+		{"-A INPUT -m set --match-set other-b src -j ACCEPT", "-A INPUT -m set --match-set other-b src -j ACCEPT"},
+		{"-A REYES-X -m comment --comment \"sg-b -b \" -j RETURN", "-A REYES-X -m comment --comment \"sg-b -b \" -j RETURN"},
 	} {
 		if got := PlanSetNames(c.in); got != c.want {
 			t.Errorf("PlanSetNames(%q) = %q, want %q", c.in, got, c.want)

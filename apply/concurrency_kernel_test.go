@@ -124,7 +124,7 @@ func (e *env) checkOnePlan(t *testing.T, plans []*render.Plan, when string) {
 			f := strings.Fields(l)
 			for i := 0; i+1 < len(f); i++ {
 				if f[i] == "--match-set" {
-					used[strings.TrimSuffix(f[i+1], render.TempSuffix)] = f[i+1]
+					used[strings.TrimSuffix(f[i+1], SlotSuffix)] = f[i+1]
 				}
 			}
 		}

@@ -12,7 +12,8 @@
 // The argument. The verdict of a packet depends on the rules and on the
 // members of the sets the rules refer to; a set no rule refers to decides
 // nothing. Every set of a plan has two slots in the kernel: its name and
-// its second name (render.Set.TempName, name + "-n"). The kernel's
+// its second name (name + SlotSuffix, "-b"; as long as render.TempSuffix,
+// so within ipset's limit on names). The kernel's
 // reference count ("ipset list -t", References) says which slot the rules
 // use, the live one; the other is free. Apply never changes the members of
 // a live set; it changes the kernel only by these steps:

@@ -148,11 +148,11 @@ func TestFakeFaults(t *testing.T) {
 		sameRules bool
 	}{
 		{"invalid rule line", bad.build(), nil, StepRules, "--match-set reyes4-ghost src", false},
-		{"bad set member", badSet, nil, StepFill, "add reyes4-db-n fd00:99::bad", false},
+		{"bad set member", badSet, nil, StepFill, "add reyes4-db-b fd00:99::bad", false},
 		{"ipset fails mid-way", specB(render.TableShared).build(),
-			func(_ applytest.Call, l string) bool { return l == "add reyes4-web-n 10.99.1.12" }, StepFill, "add reyes4-web-n 10.99.1.12", false},
+			func(_ applytest.Call, l string) bool { return l == "add reyes4-web-b 10.99.1.12" }, StepFill, "add reyes4-web-b 10.99.1.12", false},
 		{"swap fails mid-way", specB(render.TableShared).build(),
-			func(_ applytest.Call, l string) bool { return l == "swap reyes4-web-n reyes4-web" }, StepSwap, "swap reyes4-web-n reyes4-web", true},
+			func(_ applytest.Call, l string) bool { return l == "swap reyes4-web-b reyes4-web" }, StepSwap, "swap reyes4-web-b reyes4-web", true},
 		{"restore fails", specB(render.TableShared).build(),
 			func(c applytest.Call, l string) bool { return c.Name == "iptables-nft-restore" }, StepRules, "", false},
 	} {

@@ -311,11 +311,11 @@ func (e *env) runner() ExecRunner {
 }
 
 // liveSet returns the slot of set name that exists in the host namespace:
-// name, or name + "-n" after a change that loaded it into its other slot.
+// name, or name + SlotSuffix after a change that loaded it into its other slot.
 func (e *env) liveSet(name string) string {
 	e.t.Helper()
 	for _, n := range strings.Fields(e.host.MustRun("ipset", "list", "-n")) {
-		if n == name || n == name+render.TempSuffix {
+		if n == name || n == name+SlotSuffix {
 			return n
 		}
 	}

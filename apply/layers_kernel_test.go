@@ -112,7 +112,7 @@ func TestKernelLayerSwitches(t *testing.T) {
 func unslot(s string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
-		l = strings.ReplaceAll(l+" ", render.TempSuffix+" ", " ")
+		l = strings.ReplaceAll(l+" ", SlotSuffix+" ", " ")
 		out = append(out, strings.TrimSuffix(l, " "))
 	}
 	slices.Sort(out)

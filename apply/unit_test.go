@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -188,7 +189,7 @@ func TestKilledRunIsNotTrustedAfterAbort(t *testing.T) {
 func TestPlanSecondNameTaken(t *testing.T) {
 	p := specA(render.TableShared).build()
 	s := p.V4.Sets[0]
-	s.Name = s.TempName()
+	s.Name = secondSlot(s)
 	p.V4.Sets = append(p.V4.Sets, s)
 	_, err := Apply(context.Background(), p, Options{Runner: applytest.New("nft")})
 	if !errors.Is(err, ErrPlan) {
@@ -238,5 +239,29 @@ func TestFailedRollbackIsNotTrusted(t *testing.T) {
 	}
 	if applytest.Unslotted(k.Dump()) != applytest.Unslotted(ref.Dump()) {
 		t.Errorf("did not converge:\n%s", lineDiffForTest(ref.Dump(), k.Dump()))
+	}
+}
+
+// TestOldTemporarySetsGo: a temporary set (name + "-n") left by an apply
+// of before the two slots is destroyed by the next run.
+func TestOldTemporarySetsGo(t *testing.T) {
+	ctx := context.Background()
+	k := applytest.New("nft")
+	opts := fakeOpts(t, k)
+	if _, err := Apply(ctx, specA(render.TableShared).build(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Run(ctx, []byte("create reyes4-web-n hash:ip family inet\nadd reyes4-web-n 10.99.1.99\n"), "ipset", "restore"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Apply(ctx, specA(render.TableShared).build(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Families[0].SetsDestroyed; !slices.Equal(got, []string{"reyes4-web-n"}) {
+		t.Errorf("destroyed %v, want [reyes4-web-n]", got)
+	}
+	if strings.Contains(k.Dump(), "reyes4-web-n") {
+		t.Errorf("left over:\n%s", k.Dump())
 	}
 }

@@ -664,10 +664,10 @@ func (k *Kernel) Dump() string {
 	return b.String()
 }
 
-// slotRE finds a set's second slot, its name + "-n".
-var slotRE = regexp.MustCompile(`(reyes[46]-[^ \n]*?)-n\b`)
+// slotRE finds a set's second slot, its name + "-b" (apply.SlotSuffix).
+var slotRE = regexp.MustCompile(`(reyes[46]-[^ \n]*?)-b\b`)
 
-// Unslotted is a Dump with every set's second slot (name + "-n") written
+// Unslotted is a Dump with every set's second slot (name + "-b") written
 // under the set's own name: package apply loads changed sets under
 // whichever of the two slots is free, so two kernels that went through
 // different histories compare equal this way when they hold the same
