@@ -134,8 +134,11 @@ type FamilyResult struct {
 	// JumpRepaired: the jump from INPUT was missing, duplicated or not
 	// first, and was put back.
 	JumpRepaired bool
-	// Sets created, swapped (members changed) and destroyed (no longer in
-	// the plan); chains deleted (no longer in the plan, shared mode).
+	// Sets created (new to the kernel), swapped (members changed: swapped
+	// in place, or loaded under their other slot and switched with the
+	// rules) and destroyed (no longer in the plan, or left by an earlier
+	// run), by the plan's names; chains deleted (no longer in the plan,
+	// shared mode).
 	SetsCreated, SetsSwapped, SetsDestroyed, ChainsDeleted []string
 	// ConntrackFlushed are the sources whose conntrack entries were deleted.
 	ConntrackFlushed []netip.Addr
