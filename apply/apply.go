@@ -390,6 +390,9 @@ func checkPlan(fp *render.FamilyPlan, failSafe []render.FailSafe) error {
 	if fp.Chains[0].Name != render.InputChain {
 		return fmt.Errorf("%w: first chain is %q, not %s", ErrPlan, fp.Chains[0].Name, render.InputChain)
 	}
+	if err := fp.Validate(); err != nil { // a zero Rule, port 0, protocol 0...
+		return fmt.Errorf("%w: %w", ErrPlan, err)
+	}
 	names := map[string]bool{}
 	for _, s := range fp.Sets {
 		names[s.Name] = true

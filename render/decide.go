@@ -94,7 +94,8 @@ var ErrPacket = errors.New("invalid packet")
 // by walking the plan's chains as netfilter does (jump, goto, return; set
 // matches against the plan's set members). It does not model the host's
 // other rules: in shared mode a packet reyes allows or passes still meets
-// them.
+// them. A plan that fails Validate (a zero Rule, say) is refused with an
+// error wrapping ErrInvalidRule.
 func Decide(plan *Plan, pkt Packet) (Verdict, error) {
 	if !pkt.Src.IsValid() || !pkt.Dst.IsValid() || pkt.Src.Is4() != pkt.Dst.Is4() {
 		return Verdict{}, fmt.Errorf("%w: source %v and destination %v must be valid addresses of one family", ErrPacket, pkt.Src, pkt.Dst)
@@ -112,6 +113,11 @@ func Decide(plan *Plan, pkt Packet) (Verdict, error) {
 
 // Decide is Decide for one family's plan.
 func (fp *FamilyPlan) Decide(pkt Packet) (Verdict, error) {
+	// A plan the kernel would not run as written (a zero Rule, port 0...)
+	// has no honest answer.
+	if err := fp.Validate(); err != nil {
+		return Verdict{}, err
+	}
 	chains := make(map[string]*Chain, len(fp.Chains))
 	for i := range fp.Chains {
 		chains[fp.Chains[i].Name] = &fp.Chains[i]
@@ -169,11 +175,11 @@ func (fp *FamilyPlan) Decide(pkt Packet) (Verdict, error) {
 			continue
 		}
 		verdictChain := cur.Name == AllowChain || cur.Name == DropChain || cur.Name == SpoofLogChain
-		if !verdictChain && r.Action.Kind != Log {
+		if !verdictChain && r.Action.Kind != Log && r.Action.Kind != NoAction {
 			decider, dChain, dIndex = r, cur.Name, i
 		}
 		switch r.Action.Kind {
-		case Log:
+		case Log, NoAction:
 			continue
 		case Accept:
 			return fp.verdict(v, Allowed, decider, dChain, dIndex), nil

@@ -41,6 +41,9 @@ func RenderIndex(x *ruleset.Index, host Host, opts Options) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := fp.Validate(); err != nil {
+			return nil, fmt.Errorf("rendering: %w", err)
+		}
 		if fam == IPv4 {
 			p.V4 = *fp
 		} else {
@@ -380,6 +383,11 @@ func (r *renderer) rule(g *ruleset.Group, rule ruleset.Rule) ([]Rule, error) {
 	case rule.Protocol == 0:
 		// IP protocol 0 (HOPOPT) cannot be matched: iptables reads -p 0 as
 		// every protocol. The rule allows nothing rather than everything.
+		return nil, nil
+	case (rule.Protocol == ruleset.ProtoTCP || rule.Protocol == ruleset.ProtoUDP) && rule.ToPort == 0:
+		// Port 0 alone: reserved, no TCP or UDP service uses it, and a
+		// port-0 match is the zero value Rule.Validate refuses. The rule
+		// allows nothing.
 		return nil, nil
 	case rule.Protocol == ruleset.ProtoICMP && rule.FromPort == 255:
 		// The kernel's icmp match reads type 255 as any type (ip6tables

@@ -144,7 +144,10 @@ type Rule struct {
 	Comment string
 }
 
-// Match is what a Rule matches. Zero fields match anything.
+// Match is what a Rule matches. Zero addresses, interfaces, sets and flags
+// match anything; Protocol, ports and ICMP type and code say "any" with -1,
+// and their zero values (protocol 0, port 0) are refused by Rule.Validate
+// rather than read as "any".
 type Match struct {
 	// InIface is the input interface ("lo"); InIfaceNeg negates it
 	// ("! -i lo").
@@ -183,7 +186,11 @@ type Match struct {
 type ActionKind int
 
 const (
-	Accept ActionKind = iota
+	// NoAction is the zero ActionKind: no target. Such a rule accepts
+	// nothing (iptables counts its packets and goes on); Validate, and so
+	// Render, Decide and apply, refuse it.
+	NoAction ActionKind = iota
+	Accept
 	Drop
 	Return
 	Jump

@@ -2,6 +2,8 @@ package reyes
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/v2"
 
 	"github.com/reyes-fw/reyes/apply"
@@ -23,6 +29,25 @@ import (
 
 // MinInterval is the shortest --interval the binaries accept.
 const MinInterval = 10 * time.Second
+
+// Defaults of --timeout, which bounds each run of the binaries: well inside
+// the 5 minutes the shipped systemd units allow a run (TimeoutStartSec), so
+// that a hung endpoint ends in reyes' own error naming the call, not in
+// systemd's SIGKILL.
+const (
+	DefaultLeaderTimeout   = 3 * time.Minute
+	DefaultFollowerTimeout = 2 * time.Minute
+)
+
+// MinTTL is the shortest --ttl the leader publishes: a ruleset must outlive
+// the leader's schedule (the README's timer runs every 5 minutes), the
+// followers' polling and their clock skew, or followers refuse it as
+// expired before the next one arrives.
+const MinTTL = 10 * time.Minute
+
+// refreshMargin is how much longer than the leader's interval (and its
+// jitter) the republish window must be: one follower poll and a slow put.
+const refreshMargin = time.Minute
 
 // commonConfig holds the keys of commonOptions.
 type commonConfig struct {
@@ -36,6 +61,8 @@ type commonConfig struct {
 	Interval    time.Duration `koanf:"interval"`
 	LogFormat   string        `koanf:"log_format"`
 	LogLevel    string        `koanf:"log_level"`
+	Timeout     time.Duration `koanf:"timeout"`
+	MaxValidity time.Duration `koanf:"max_validity"`
 }
 
 func (c *commonConfig) validate() error {
@@ -56,6 +83,12 @@ func (c *commonConfig) validate() error {
 	if c.Interval > 0 && c.Interval < MinInterval {
 		return fmt.Errorf("%w: interval: %s is shorter than %s (it would hammer the EC2 API or the store)", ErrConfig, c.Interval, MinInterval)
 	}
+	if c.Timeout <= 0 {
+		return fmt.Errorf("%w: timeout: %s is not positive (every run must be bounded)", ErrConfig, c.Timeout)
+	}
+	if c.MaxValidity <= 0 {
+		return fmt.Errorf("%w: max_validity: %s is not positive", ErrConfig, c.MaxValidity)
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
@@ -73,6 +106,13 @@ func (c *commonConfig) logger(w io.Writer) *slog.Logger {
 	_ = l.UnmarshalText([]byte(c.LogLevel))
 	opts := &slog.HandlerOptions{Level: l}
 	if c.LogFormat == "json" {
+		// JSON would write durations as integer nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -102,17 +142,23 @@ var leaderOptions = []option{
 	{"exclude_group", kList, []string(nil), "security group name or ID whose rules are not mirrored (the group that lets VPN traffic in)"},
 	{"ttl", kDuration, ruleset.DefaultTTL, "validity of each published ruleset (not_after = generated_at + ttl)"},
 	{"refresh", kDuration, time.Duration(0), "publish an unchanged ruleset again only when less than this is left before its not_after (0: half the ttl; negative: on every run)"},
+	{"timeout", kDuration, DefaultLeaderTimeout, "bound on each run (fetch, sign, publish): a hung EC2 or S3 endpoint ends the run with an error naming the call"},
 }
 
 const leaderUsage = `reyes-leader --source ec2|DIR --store s3://bucket/key|PATH --signing-key FILE [flags]
 
 Lists security groups and their members, builds the canonical ruleset, signs it
 and publishes it as one object. Run it from cron or with --interval; several
-leaders may publish to the same store (the last write wins).`
+leaders may publish to the same store (the last write wins).
+--version prints the version and exits.`
 
 // RunLeader is the reyes-leader command: it parses args (with environ for
 // REYES_* variables), then publishes once or every --interval.
-func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
+	defer func() { err = reportEarly("reyes-leader", args, environ, stderr, err) }()
+	if printVersion("reyes-leader", args, stdout) {
+		return nil
+	}
 	k, rest, err := loadConfig("reyes-leader", leaderOptions, args, environ, stdout, leaderUsage)
 	if err != nil {
 		return err
@@ -124,13 +170,10 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err := unmarshalConfig(k, &c); err != nil {
 		return err
 	}
+	log := c.logger(stderr)
+	defer func() { err = c.report(log, "reyes-leader", err) }()
 	if err := c.validate(); err != nil {
 		return err
-	}
-	log := c.logger(stderr)
-	if c.TTL > DefaultMaxValidity {
-		log.Warn("ttl is longer than followers accept by default (their max_validity); they will refuse these rulesets unless configured to allow it",
-			"ttl", c.TTL, "default_max_validity", DefaultMaxValidity)
 	}
 	l, err := c.leader(ctx, log)
 	if err != nil {
@@ -154,10 +197,26 @@ func (c *LeaderConfig) validate() error {
 		return fmt.Errorf("%w: region and vpc apply to source ec2 only", ErrConfig)
 	case c.TTL <= 0:
 		return fmt.Errorf("%w: ttl: %s is not positive", ErrConfig, c.TTL)
+	case c.TTL > c.MaxValidity:
+		return fmt.Errorf("%w: ttl: %s is longer than max_validity %s: followers refuse such rulesets (raise max_validity on the followers and the leader together)", ErrConfig, c.TTL, c.MaxValidity)
+	case c.TTL < MinTTL:
+		return fmt.Errorf("%w: ttl: %s is shorter than %s: followers would refuse the ruleset as expired before the next one arrives", ErrConfig, c.TTL, MinTTL)
 	case c.Refresh >= c.TTL:
 		return fmt.Errorf("%w: refresh: %s is not shorter than the ttl %s", ErrConfig, c.Refresh, c.TTL)
 	case c.Refresh > 0 && c.Interval > 0 && c.Refresh <= c.Interval:
 		return fmt.Errorf("%w: refresh: %s is not longer than the interval %s: the ruleset could expire between two runs", ErrConfig, c.Refresh, c.Interval)
+	}
+	if c.Interval > 0 {
+		// The republish window (refresh, by default half the ttl) must
+		// hold one run at the latest jitter, plus a margin.
+		refresh, what := c.Refresh, "refresh"
+		if refresh <= 0 {
+			refresh, what = c.TTL/2, "half the ttl"
+		}
+		if need := c.Interval + c.Interval/10 + refreshMargin; refresh < need {
+			return fmt.Errorf("%w: ttl: %s is too short for the interval %s: the ruleset is republished when %s (%s) is left, which must exceed the interval with its jitter plus %s (%s): the ruleset could expire between two runs",
+				ErrConfig, c.TTL, c.Interval, what, refresh, refreshMargin, need)
+		}
 	}
 	for _, v := range c.VPC {
 		if !ruleset.ValidVPCID(v) {
@@ -179,11 +238,18 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, e
 	}
 	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("%w: store: %w", ErrConfig, err)
+	}
+	if fs, ok := store.(*FileStore); ok {
+		// Say so now, not after the inventory was fetched, and name the
+		// directory, not a temporary file in it.
+		if err := checkDir(fs.path); err != nil {
+			return nil, fmt.Errorf("%w: store: %s: %w", ErrConfig, fs.path, err)
+		}
 	}
 	var src sgsource.Source
 	if c.Source == "ec2" {
-		src = &sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log}
+		src = &sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log, ClientOptions: ec2ClientOptions(log, DefaultEC2RequestTimeout)}
 	} else {
 		fi, err := os.Stat(c.Source)
 		if err != nil || !fi.IsDir() {
@@ -194,33 +260,23 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, e
 	return &Leader{
 		Source: src, Store: store, Signer: signer, Logger: log,
 		Build:   ruleset.BuildOptions{Scope: c.Scope, TTL: c.TTL, Exclude: c.ExcludeGroup},
-		Refresh: c.Refresh,
+		Refresh: c.Refresh, MaxValidity: c.MaxValidity, Timeout: c.Timeout,
 	}, nil
 }
 
-// FollowerConfig is the follower's configuration, as RunFollower reads it.
-type FollowerConfig struct {
-	commonConfig   `koanf:",squash"`
-	TrustedKey     []string      `koanf:"trusted_key"`
-	StateDir       string        `koanf:"state_dir"`
-	Mode           string        `koanf:"mode"`
-	Table          string        `koanf:"table"`
-	ForeignCIDR    []string      `koanf:"foreign_cidr"`
-	VPCCIDR        []string      `koanf:"vpc_cidr"`
-	Groups         []string      `koanf:"groups"`
-	Addrs          []string      `koanf:"addrs"`
-	NoIMDS         bool          `koanf:"no_imds"`
-	LogAccept      bool          `koanf:"log_accept"`
-	LogDrop        bool          `koanf:"log_drop"`
-	DisableFile    string        `koanf:"disable_file"`
-	DryRun         bool          `koanf:"dry_run"`
-	MetricsFile    string        `koanf:"metrics_file"`
-	FailSafe       []string      `koanf:"fail_safe"`
-	Backend        string        `koanf:"backend"`
-	MaxSkew        time.Duration `koanf:"max_skew"`
-	MaxValidity    time.Duration `koanf:"max_validity"`
-	FlushConntrack bool          `koanf:"flush_conntrack"`
-	DriftCheck     time.Duration `koanf:"drift_check"`
+// planConfig holds the keys of planOptions: everything that shapes the
+// plan of one host (identity, mode, table, logging, fail-safe, baseline).
+// reyes-follower and reyesctl explain take them from the same table.
+type planConfig struct {
+	Mode        string   `koanf:"mode"`
+	Table       string   `koanf:"table"`
+	ForeignCIDR []string `koanf:"foreign_cidr"`
+	VPCCIDR     []string `koanf:"vpc_cidr"`
+	Groups      []string `koanf:"groups"`
+	Addrs       []string `koanf:"addrs"`
+	LogAccept   bool     `koanf:"log_accept"`
+	LogDrop     bool     `koanf:"log_drop"`
+	FailSafe    []string `koanf:"fail_safe"`
 
 	Baseline            bool     `koanf:"baseline"`
 	BaselineTCPPorts    []string `koanf:"baseline_tcp_ports"`
@@ -232,27 +288,44 @@ type FollowerConfig struct {
 	BaselineKeepForward bool     `koanf:"baseline_keep_forward"`
 }
 
-var followerOptions = []option{
-	{"trusted_key", kList, []string(nil), "leader public key file (as gpg --export writes it); several for rotation"},
-	{"state_dir", kString, "/var/lib/reyes", "directory for the last accepted ruleset's state (rollback protection)"},
+// ec2ClientOptions bound each attempt of an EC2 call by timeout (a hung
+// endpoint used to hold the leader for 900 s) and log every retry.
+func ec2ClientOptions(log *slog.Logger, timeout time.Duration) []func(*ec2.Options) {
+	return []func(*ec2.Options){func(o *ec2.Options) {
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(timeout)
+		retryer := o.Retryer // sgsource's, set before these options
+		o.APIOptions = append(o.APIOptions, logRetries(log, o.Region, func() aws.Retryer { return retryer }))
+	}}
+}
+
+// FollowerConfig is the follower's configuration, as RunFollower reads it.
+type FollowerConfig struct {
+	commonConfig   `koanf:",squash"`
+	planConfig     `koanf:",squash"`
+	TrustedKey     []string      `koanf:"trusted_key"`
+	StateDir       string        `koanf:"state_dir"`
+	NoIMDS         bool          `koanf:"no_imds"`
+	DisableFile    string        `koanf:"disable_file"`
+	DryRun         bool          `koanf:"dry_run"`
+	MetricsFile    string        `koanf:"metrics_file"`
+	Backend        string        `koanf:"backend"`
+	MaxSkew        time.Duration `koanf:"max_skew"`
+	FlushConntrack bool          `koanf:"flush_conntrack"`
+	DriftCheck     time.Duration `koanf:"drift_check"`
+}
+
+// planOptions are the follower's keys that shape a host's plan; reyesctl
+// explain takes them too (DefinePlanFlags).
+var planOptions = []option{
 	{"mode", kString, "vpc", "vpc: filter traffic from the foreign ranges outside the host's VPC; ipsec: filter traffic that arrived over IPsec"},
 	{"table", kString, "shared", "shared: own REYES-* chains and one jump in INPUT; exclusive: the whole filter table"},
 	{"foreign_cidr", kList, []string{"10.0.0.0/8"}, "foreign range filtered in vpc mode"},
 	{"vpc_cidr", kList, []string(nil), "the host's own VPC CIDR blocks (default: found with the host's identity)"},
 	{"groups", kList, []string(nil), "the host's security group IDs (default: from IMDSv2 or the host's addresses found in the ruleset)"},
 	{"addrs", kList, []string(nil), "look these addresses up in the ruleset instead of the host's own (skips IMDS)"},
-	{"no_imds", kBool, false, "do not ask the EC2 instance metadata service"},
 	{"log_accept", kBool, false, "log accepted packets (rate-limited, prefix \"reyes accept: \")"},
 	{"log_drop", kBool, false, "log dropped packets (rate-limited, prefix \"reyes drop: \")"},
-	{"disable_file", kString, "/etc/reyes/disabled", "while this file exists the follower changes nothing"},
-	{"dry_run", kBool, false, "print the plan and its difference from the kernel; change nothing"},
-	{"metrics_file", kString, "", "write Prometheus metrics here (for node_exporter's textfile collector)"},
 	{"fail_safe", kList, []string(nil), "traffic always allowed first, as CIDR, CIDR/tcp/PORT or CIDR/udp/PORT (e.g. 10.1.0.0/16/tcp/22)"},
-	{"backend", kString, "auto", "iptables backend: auto, nft or legacy"},
-	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at may be"},
-	{"max_validity", kDuration, DefaultMaxValidity, "longest accepted not_after - generated_at"},
-	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
-	{"drift_check", kDuration, DefaultDriftCheck, "while the ruleset is unchanged, check this often that the kernel still holds the applied rules, and reload them if not (negative: never)"},
 	{"baseline", kBool, false, "add the host baseline (the starter moat) after the security-group rules: a packet must pass both"},
 	{"baseline_tcp_ports", kList, []string{"22", "80", "443"}, "TCP ports the baseline opens to new connections"},
 	{"baseline_interface", kString, "", "interface the baseline guards (default: the default route's)"},
@@ -263,14 +336,39 @@ var followerOptions = []option{
 	{"baseline_keep_forward", kBool, false, "leave FORWARD alone (the baseline rejects forwarding otherwise; containers need it)"},
 }
 
+var followerOptions = append(append([]option{}, planOptions...), []option{
+	{"trusted_key", kList, []string(nil), "leader public key file (as gpg --export writes it); several for rotation"},
+	{"state_dir", kString, "/var/lib/reyes", "directory for the last accepted ruleset's state (rollback protection)"},
+	{"no_imds", kBool, false, "do not ask the EC2 instance metadata service"},
+	{"disable_file", kString, "/etc/reyes/disabled", "while this file exists the follower changes nothing"},
+	{"dry_run", kBool, false, "print the plan and its difference from the kernel; change nothing"},
+	{"metrics_file", kString, "", "write Prometheus metrics here (for node_exporter's textfile collector)"},
+	{"backend", kString, "auto", "iptables backend: auto, nft or legacy"},
+	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at and the signature may be (the leader's clock running ahead)"},
+	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
+	{"drift_check", kDuration, DefaultDriftCheck, "while the ruleset is unchanged, check this often that the kernel still holds the applied rules, and reload them if not (negative: never)"},
+	{"timeout", kDuration, DefaultFollowerTimeout, "bound on each run (fetch, verify, identify, apply): a hung store or metadata service ends the run with an error naming the call"},
+}...)
+
 const followerUsage = `reyes-follower --store s3://bucket/key|PATH --trusted-key FILE [flags]
 
 Fetches the signed ruleset, verifies it, and loads the host's security groups as
 ipsets and iptables rules, atomically. On any failure the kernel keeps the last
-good rules and the follower exits non-zero (or retries with --interval).`
+good rules and the follower exits non-zero (or retries with --interval).
+--version prints the version and exits.`
 
 // RunFollower is the reyes-follower command.
-func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.Writer) (err error) {
+	defer func() { err = reportEarly("reyes-follower", args, environ, stderr, err) }()
+	if printVersion("reyes-follower", args, stdout) {
+		return nil
+	}
+	running := false // from here on every run records its own result
+	defer func() {
+		if !running {
+			recordFollowerConfigFailure(args, environ, err, stderr)
+		}
+	}()
 	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, stdout, followerUsage)
 	if err != nil {
 		return err
@@ -278,107 +376,221 @@ func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
 	}
-	f, c, err := followerFromConfig(ctx, k, stdout, stderr)
+	var c FollowerConfig
+	if err := unmarshalConfig(k, &c); err != nil {
+		return err
+	}
+	log := c.logger(stderr)
+	defer func() { err = c.report(log, "reyes-follower", err) }()
+	f, err := c.follower(ctx, log, stdout)
 	if err != nil {
 		return err
 	}
-	return f.Run(ctx, c.Interval)
+	running = true
+	return permissionHint(f.Run(ctx, c.Interval), procSelfStatus)
 }
 
-func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.Writer) (*Follower, *FollowerConfig, error) {
-	var c FollowerConfig
-	if err := unmarshalConfig(k, &c); err != nil {
-		return nil, nil, err
+// procSelfStatus says which capabilities the process has.
+const procSelfStatus = "/proc/self/status"
+
+// report logs the final error of a run as a JSON record when the log is
+// JSON (and marks it reported, so that Exit does not print it again as
+// text); in text format Exit prints it as one line.
+func (c *commonConfig) report(log *slog.Logger, name string, err error) error {
+	if err == nil || c.LogFormat != "json" || ExitCode(err) == ExitOK {
+		return err
 	}
-	if err := c.commonConfig.validate(); err != nil {
-		return nil, nil, err
+	log.Error(name+" failed", "err", err.Error(), "exit", ExitCode(err))
+	return reportedError{err}
+}
+
+// reportEarly reports, as JSON, an error that came before the logger
+// existed (a bad flag, an unknown key) when the command line or the
+// environment asks for JSON logs: every line on stderr stays JSON.
+func reportEarly(name string, args, environ []string, stderr io.Writer, err error) error {
+	var rep reportedError
+	if err == nil || errors.Is(err, ErrHelp) || errors.As(err, &rep) || !jsonRequested(args, environ) {
+		return err
 	}
-	if len(c.TrustedKey) == 0 {
-		return nil, nil, fmt.Errorf("%w: trusted_key: at least one is required", ErrConfig)
+	c := commonConfig{LogFormat: "json", LogLevel: "info"}
+	attrs := []any{"err", err.Error(), "exit", ExitCode(err)}
+	if errors.Is(err, ErrUsage) {
+		attrs = append(attrs, "help", name+" --help")
 	}
-	if c.StateDir == "" {
-		return nil, nil, fmt.Errorf("%w: state_dir: required", ErrConfig)
+	c.logger(stderr).Error(name+" failed", attrs...)
+	return reportedError{err}
+}
+
+// jsonRequested reports whether --log-format json (or =json) is among
+// args, or REYES_LOG_FORMAT=json in environ, the flag winning.
+func jsonRequested(args, environ []string) bool {
+	format := ""
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "REYES_LOG_FORMAT="); ok {
+			format = v
+		}
 	}
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "log-format" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !hasValue && i+1 < len(args) {
+			v = args[i+1]
+		}
+		format = v
+	}
+	return format == "json"
+}
+
+// plan turns the plan keys into render options and the identity options
+// they imply. local says the plan is for this very host (the follower):
+// the baseline interface must then exist here, and defaults to the one of
+// the default route; otherwise (reyesctl explain) it defaults to eth0.
+func (c *planConfig) plan(local bool) (render.Options, IdentityOptions, error) {
 	var ropts render.Options
+	var id IdentityOptions
 	var err error
 	if ropts.Mode, err = render.ParseMode(c.Mode); err != nil {
-		return nil, nil, fmt.Errorf("%w: mode: %q is not vpc or ipsec", ErrConfig, c.Mode)
+		return ropts, id, fmt.Errorf("%w: mode: %q is not vpc or ipsec", ErrConfig, c.Mode)
 	}
 	if ropts.Table, err = render.ParseTableMode(c.Table); err != nil {
-		return nil, nil, fmt.Errorf("%w: table: %q is not shared or exclusive", ErrConfig, c.Table)
+		return ropts, id, fmt.Errorf("%w: table: %q is not shared or exclusive", ErrConfig, c.Table)
 	}
 	if ropts.ForeignCIDRs, err = parsePrefixes("foreign_cidr", c.ForeignCIDR); err != nil {
-		return nil, nil, err
+		return ropts, id, err
 	}
 	if ropts.Mode == render.ModeVPC && len(ropts.ForeignCIDRs) == 0 {
-		return nil, nil, fmt.Errorf("%w: foreign_cidr: empty in vpc mode, which would filter nothing", ErrConfig)
+		return ropts, id, fmt.Errorf("%w: foreign_cidr: empty in vpc mode, which would filter nothing", ErrConfig)
 	}
 	ropts.LogAccept, ropts.LogDrop = c.LogAccept, c.LogDrop
 	for _, s := range c.FailSafe {
 		fsafe, err := parseFailSafe(s)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: fail_safe: %w", ErrConfig, err)
+			return ropts, id, fmt.Errorf("%w: fail_safe: %w", ErrConfig, err)
 		}
 		ropts.FailSafe = append(ropts.FailSafe, fsafe)
 	}
+	for i, f := range ropts.FailSafe {
+		if f.Protocol == ruleset.ProtoAll && (!f.Source.IsValid() || f.Source.Bits() == 0) {
+			return ropts, id, fmt.Errorf("%w: fail_safe: %q allows every packet from everywhere, which would filter nothing", ErrConfig, c.FailSafe[i])
+		}
+	}
 	if c.Baseline {
-		b, err := c.baseline()
+		b, err := c.baseline(local)
 		if err != nil {
-			return nil, nil, err
+			return ropts, id, err
 		}
 		ropts.Baseline = b
 	}
-	backend, err := apply.ParseBackend(c.Backend)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: backend: %w", ErrConfig, err)
-	}
-	var id IdentityOptions
 	for _, g := range c.Groups {
 		if !ruleset.ValidGroupID(g) {
-			return nil, nil, fmt.Errorf("%w: groups: %q is not a security group ID", ErrConfig, g)
+			return ropts, id, fmt.Errorf("%w: groups: %q is not a security group ID", ErrConfig, g)
 		}
 	}
 	id.Groups = c.Groups
 	for _, a := range c.Addrs {
 		addr, err := netip.ParseAddr(a)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: addrs: %q is not an address", ErrConfig, a)
+			return ropts, id, fmt.Errorf("%w: addrs: %q is not an address", ErrConfig, a)
 		}
 		id.Addrs = append(id.Addrs, addr)
 	}
 	if id.VPCCIDRs, err = parsePrefixes("vpc_cidr", c.VPCCIDR); err != nil {
-		return nil, nil, err
+		return ropts, id, err
 	}
 	if ropts.Mode == render.ModeVPC {
 		for _, f := range ropts.ForeignCIDRs {
 			for _, v := range id.VPCCIDRs {
 				if v.Bits() <= f.Bits() && v.Contains(f.Addr()) {
-					return nil, nil, fmt.Errorf("%w: vpc_cidr: %s covers the foreign range %s, which would then be filtered nowhere", ErrConfig, v, f)
+					return ropts, id, fmt.Errorf("%w: vpc_cidr: %s covers the foreign range %s, which would then be filtered nowhere", ErrConfig, v, f)
 				}
 			}
 		}
 	}
-	for i, f := range ropts.FailSafe {
-		if f.Protocol == ruleset.ProtoAll && (!f.Source.IsValid() || f.Source.Bits() == 0) {
-			return nil, nil, fmt.Errorf("%w: fail_safe: %q allows every packet from everywhere, which would filter nothing", ErrConfig, c.FailSafe[i])
-		}
+	return ropts, id, nil
+}
+
+// PlanFlags are reyes-follower's flags that shape a host's plan (its
+// identity, mode, table, logging, fail-safe and baseline), defined from the
+// follower's own option table so that reyesctl explain takes exactly the
+// flags, defaults and checks the follower does.
+type PlanFlags struct {
+	set map[string]any
+}
+
+// DefinePlanFlags defines the plan flags on fs. After fs.Parse, Options
+// turns them into render and identity options.
+func DefinePlanFlags(fs *flag.FlagSet) *PlanFlags {
+	p := &PlanFlags{set: map[string]any{}}
+	defineFlags(fs, planOptions, p.set, true)
+	return p
+}
+
+// Options returns the render options and identity options the flags give,
+// checked as reyes-follower checks them (an error wraps ErrConfig and
+// names the key). The plan is not for this host: a baseline without
+// --baseline-interface guards eth0.
+func (p *PlanFlags) Options() (render.Options, IdentityOptions, error) {
+	k := koanf.New(".")
+	defs := map[string]any{}
+	for _, o := range planOptions {
+		defs[o.key] = o.def
+	}
+	if err := k.Load(confmap.Provider(defs, "."), nil); err != nil {
+		return render.Options{}, IdentityOptions{}, fmt.Errorf("%w: defaults: %w", ErrConfig, err)
+	}
+	if err := k.Load(confmap.Provider(p.set, "\x00"), nil); err != nil {
+		return render.Options{}, IdentityOptions{}, fmt.Errorf("%w: flags: %w", ErrConfig, err)
+	}
+	var c planConfig
+	if err := unmarshalConfig(k, &c); err != nil {
+		return render.Options{}, IdentityOptions{}, err
+	}
+	return c.plan(false)
+}
+
+func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout io.Writer) (*Follower, error) {
+	if err := c.commonConfig.validate(); err != nil {
+		return nil, err
+	}
+	if len(c.TrustedKey) == 0 {
+		return nil, fmt.Errorf("%w: trusted_key: at least one is required", ErrConfig)
+	}
+	if c.StateDir == "" {
+		return nil, fmt.Errorf("%w: state_dir: required", ErrConfig)
+	}
+	ropts, id, err := c.plan(true)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := apply.ParseBackend(c.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("%w: backend: %w", ErrConfig, err)
 	}
 	id.DisableIMDS = c.NoIMDS
-	if c.MaxSkew <= 0 || c.MaxValidity <= 0 {
-		return nil, nil, fmt.Errorf("%w: max_skew and max_validity must be positive", ErrConfig)
+	if c.MaxSkew <= 0 {
+		return nil, fmt.Errorf("%w: max_skew: %s is not positive", ErrConfig, c.MaxSkew)
 	}
-	log := c.logger(stderr)
 	trusted, err := sign.LoadKeyring(c.TrustedKey...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("trusted_key: %w", err)
+		return nil, fmt.Errorf("trusted_key: %w", err)
 	}
 	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("%w: store: %w", ErrConfig, err)
+	}
+	if !c.DryRun {
+		if err := checkPrivilege(procSelfStatus); err != nil {
+			return nil, err
+		}
 	}
 	if !c.DryRun {
 		if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("state_dir: %w", err)
+			return nil, fmt.Errorf("state_dir: %w", err)
 		}
 	}
 	f := &Follower{
@@ -388,8 +600,9 @@ func followerFromConfig(ctx context.Context, k *koanf.Koanf, stdout, stderr io.W
 		Apply: apply.Options{Backend: backend, DisableFile: c.DisableFile, FailSafe: ropts.FailSafe,
 			FlushConntrack: c.FlushConntrack},
 		DryRun: c.DryRun, Out: stdout, MetricsFile: c.MetricsFile, Logger: log, DriftCheck: c.DriftCheck,
+		Timeout: c.Timeout,
 	}
-	return f, &c, nil
+	return f, nil
 }
 
 func parsePrefixes(key string, ss []string) ([]netip.Prefix, error) {
@@ -438,7 +651,7 @@ func parseFailSafe(s string) (render.FailSafe, error) {
 
 // baseline builds the baseline options; the guarded interface defaults to
 // the one of the default route.
-func (c *FollowerConfig) baseline() (*render.Baseline, error) {
+func (c *planConfig) baseline(local bool) (*render.Baseline, error) {
 	b := &render.Baseline{Interface: c.BaselineInterface, AllowEchoRequest: c.BaselineAllowEcho, KeepForward: c.BaselineKeepForward}
 	var err error
 	if b.InboundTCP, err = parsePorts("baseline_tcp_ports", c.BaselineTCPPorts); err != nil {
@@ -456,6 +669,12 @@ func (c *FollowerConfig) baseline() (*render.Baseline, error) {
 		b.Outbound = render.OutboundRestrict
 	default:
 		return nil, fmt.Errorf("%w: baseline_outbound: %q is not accept or restrict", ErrConfig, c.BaselineOutbound)
+	}
+	if !local {
+		if b.Interface == "" {
+			b.Interface = "eth0"
+		}
+		return b, nil
 	}
 	if b.Interface != "" {
 		if _, err := net.InterfaceByName(b.Interface); err != nil {

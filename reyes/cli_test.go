@@ -3,6 +3,7 @@ package reyes_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -145,8 +146,12 @@ func TestBinariesExitCodes(t *testing.T) {
 		{name: "leader bad flag", bin: leader, args: []string{"--colour", "red"}, code: 2, stderr: "colour", oneLine: true, noStdout: true},
 		{name: "follower bad flag", bin: follower, args: []string{"--dry-run=maybe"}, code: 2, stderr: "dry-run", oneLine: true, noStdout: true},
 		{name: "follower extra argument", bin: follower, args: append(followerArgs[:len(followerArgs):len(followerArgs)], "now"), code: 2, stderr: `"now"`, oneLine: true},
-		{name: "leader config error", bin: leader, args: []string{"--store", store}, code: 1, stderr: "source", oneLine: true, noStdout: true},
-		{name: "follower config error", bin: follower, args: followerArgs, env: []string{"REYES_INTERVAL=5 minutes"}, code: 1, stderr: "interval", oneLine: true, noStdout: true},
+		// Configuration errors exit 2, as the README says (they used to exit 1).
+		{name: "leader config error", bin: leader, args: []string{"--store", store}, code: 2, stderr: "source", oneLine: true, noStdout: true},
+		{name: "follower config error", bin: follower, args: followerArgs, env: []string{"REYES_INTERVAL=5 minutes"}, code: 2, stderr: "interval", oneLine: true, noStdout: true},
+		// A key file that cannot be read is a failure of the run (1), after the configuration was accepted.
+		{name: "follower missing trusted key", bin: follower, args: []string{"--store", store, "--trusted-key", filepath.Join(dir, "nope.pub"), "--dry-run", "--no-imds"}, code: 1, stderr: "trusted_key", oneLine: true, noStdout: true},
+		{name: "leader ttl 48h", bin: leader, args: []string{"--store", store, "--source", "../examples/quickstart/inventory", "--signing-key", intruderKey, "--ttl", "48h"}, code: 2, stderr: "max_validity", oneLine: true, noStdout: true},
 		{name: "follower refuses an untrusted object", bin: follower, args: followerArgs, code: 1, stderr: "reyes-follower: ", oneLine: true, noStdout: true},
 	}
 	for _, tt := range tests {
@@ -168,6 +173,44 @@ func TestBinariesExitCodes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a dry run or a refusal created the state directory: %v", err)
+	}
+
+	// --log-format json: every line of stderr is a JSON record, the final
+	// error included (it used to be plain text), and durations are not
+	// integer nanoseconds.
+	for _, tt := range []struct {
+		name string
+		bin  string
+		args []string
+		code int
+	}{
+		{"follower refusal", follower, append(followerArgs[:len(followerArgs):len(followerArgs)], "--log-format", "json"), 1},
+		{"leader config error", leader, []string{"--store", store, "--log-format", "json"}, 2},
+		{"follower unknown flag", follower, []string{"--log-format=json", "--colour", "red"}, 2},
+		{"leader publish", leader, []string{"--source", "../examples/quickstart/inventory", "--store", filepath.Join(dir, "other.signed"), "--signing-key", intruderKey, "--log-format", "json"}, 0},
+	} {
+		t.Run("json "+tt.name, func(t *testing.T) {
+			r := run(t, nil, nil, tt.bin, tt.args...)
+			if r.code != tt.code {
+				t.Fatalf("exit code %d, want %d: %v", r.code, tt.code, r)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			var last map[string]any
+			for _, l := range lines {
+				last = nil
+				if err := json.Unmarshal([]byte(l), &last); err != nil {
+					t.Fatalf("stderr line is not JSON: %q", l)
+				}
+				if d, ok := last["duration"]; ok {
+					if _, isNum := d.(float64); isNum {
+						t.Errorf("duration is a number: %q", l)
+					}
+				}
+			}
+			if tt.code != 0 && (last["level"] != "ERROR" || last["err"] == nil || last["exit"] != float64(tt.code)) {
+				t.Errorf("the final record does not carry the error: %v", last)
+			}
+		})
 	}
 }
 
@@ -219,8 +262,10 @@ func TestBinariesIntervalAndSignal(t *testing.T) {
 		// fails and is retried later; the process stays.
 		{"follower with an empty store", follower, []string{"--store", store, "--trusted-key", public, "--interval", "1h",
 			"--dry-run", "--no-imds", "--addrs", "10.20.1.10", "--state-dir", filepath.Join(dir, "state")}, "will retry"},
+		// (an interval of 1h with the default 1h ttl is refused: the
+		// ruleset would expire between two runs)
 		{"leader", leader, []string{"--source", "../examples/quickstart/inventory", "--store", store, "--signing-key", secret,
-			"--interval", "1h"}, "published ruleset"},
+			"--interval", "10m"}, "published ruleset"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

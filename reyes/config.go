@@ -68,6 +68,7 @@ var commonOptions = []option{
 	{"interval", kDuration, time.Duration(0), "run every interval (with jitter) until stopped; 0 runs once"},
 	{"log_format", kString, "text", "log format: text or json"},
 	{"log_level", kString, "info", "log level: debug, info, warn or error"},
+	{"max_validity", kDuration, DefaultMaxValidity, "longest not_after - generated_at: followers refuse longer rulesets, the leader refuses a longer ttl (raise both together)"},
 }
 
 // loadConfig parses args into a koanf instance: defaults < YAML file (from
@@ -83,23 +84,7 @@ func loadConfig(name string, opts []option, args []string, environ []string, std
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	set := map[string]any{}
-	for _, o := range all {
-		o := o
-		switch o.kind {
-		case kBool:
-			fs.Func(o.flag(), o.help, func(string) error { set[o.key] = true; return nil })
-			// A bare --flag sets true; --flag=false is accepted too.
-			fs.Lookup(o.flag()).Value = boolFlag{key: o.key, set: set}
-		case kList:
-			fs.Func(o.flag(), o.help+" (repeatable)", func(v string) error {
-				l, _ := set[o.key].([]string)
-				set[o.key] = append(l, splitList(v)...)
-				return nil
-			})
-		default:
-			fs.Func(o.flag(), o.help, func(v string) error { set[o.key] = v; return nil })
-		}
-	}
+	defineFlags(fs, all, set, false)
 	printUsage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: %s\n\nFlags (also as YAML keys with _ for -, and as REYES_<KEY> environment variables):\n", usage)
 		keys := make([]string, 0, len(all))
@@ -200,6 +185,53 @@ func loadConfig(name string, opts []option, args []string, environ []string, std
 		return nil, nil, fmt.Errorf("%w: flags: %w", ErrConfig, err)
 	}
 	return k, fs.Args(), nil
+}
+
+// defineFlags defines a flag on fs for each option; a flag given records
+// its value in set under the option's key. With withDefaults the help
+// text ends with the default, for flag sets whose help is printed by the
+// flag package's conventions (reyesctl).
+func defineFlags(fs *flag.FlagSet, opts []option, set map[string]any, withDefaults bool) {
+	for _, o := range opts {
+		help := o.help
+		if o.kind == kList {
+			help += " (repeatable)"
+		}
+		if d := o.defaultText(); withDefaults && d != "" {
+			help += " (default " + d + ")"
+		}
+		switch o.kind {
+		case kBool:
+			fs.Func(o.flag(), help, func(string) error { set[o.key] = true; return nil })
+			// A bare --flag sets true; --flag=false is accepted too.
+			fs.Lookup(o.flag()).Value = boolFlag{key: o.key, set: set}
+		case kList:
+			fs.Func(o.flag(), help, func(v string) error {
+				l, _ := set[o.key].([]string)
+				set[o.key] = append(l, splitList(v)...)
+				return nil
+			})
+		default:
+			fs.Func(o.flag(), help, func(v string) error { set[o.key] = v; return nil })
+		}
+	}
+}
+
+// defaultText is the option's default as help prints it ("" for none).
+func (o option) defaultText() string {
+	switch v := o.def.(type) {
+	case string:
+		return v
+	case time.Duration:
+		if v != 0 {
+			return v.String()
+		}
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case []string:
+		return strings.Join(v, ",")
+	}
+	return ""
 }
 
 func (k optKind) String() string {

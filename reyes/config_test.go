@@ -266,6 +266,21 @@ func TestConfigErrors(t *testing.T) {
 		{name: "leader negative ttl", leader: true, base: true, args: []string{"--ttl", "-1h"}, want: ErrConfig, mention: []string{"ttl"}},
 		{name: "leader zero ttl", leader: true, base: true, env: []string{"REYES_TTL=0s"}, want: ErrConfig, mention: []string{"ttl"}},
 		{name: "leader bad ttl", leader: true, base: true, env: []string{"REYES_TTL=1 hour"}, want: ErrConfig, mention: []string{"ttl", `"1 hour"`}},
+		// Followers refuse a validity above their max_validity (24h by
+		// default): the leader used to publish it with a warning.
+		{name: "leader ttl above max_validity", leader: true, base: true, args: []string{"--ttl", "48h"}, want: ErrConfig, mention: []string{"ttl", "48h0m0s", "max_validity", "24h0m0s"}},
+		{name: "leader ttl above raised max_validity", leader: true, base: true, args: []string{"--ttl", "72h", "--max-validity", "48h"}, want: ErrConfig, mention: []string{"ttl", "max_validity", "48h0m0s"}},
+		// A 1s ttl was published silently: expired before any follower saw it.
+		{name: "leader ttl 1s", leader: true, base: true, args: []string{"--ttl", "1s"}, want: ErrConfig, mention: []string{"ttl", "1s", "10m0s"}},
+		{name: "leader ttl too short for the interval", leader: true, base: true, args: []string{"--ttl", "20m", "--interval", "15m"}, want: ErrConfig, mention: []string{"ttl", "20m0s", "interval", "15m0s"}},
+		{name: "leader ttl too short for the interval with refresh", leader: true, base: true, args: []string{"--ttl", "2h", "--refresh", "11m", "--interval", "10m"}, want: ErrConfig, mention: []string{"refresh", "11m0s", "interval"}},
+		{name: "leader store in a missing directory", leader: true, args: []string{"--store", filepath.Join(dir, "missing", "ruleset.signed"), "--signing-key", secret, "--source", inv},
+			want: ErrConfig, mention: []string{"store", "directory " + filepath.Join(dir, "missing") + " does not exist"}},
+		{name: "follower one-slash s3 store", args: []string{"--store", "s3:/bucket/key", "--trusted-key", public, "--state-dir", filepath.Join(dir, "state"), "--no-imds"},
+			want: ErrConfig, mention: []string{"s3:/bucket/key", "s3://bucket/key"}},
+		{name: "leader zero timeout", leader: true, base: true, args: []string{"--timeout", "0s"}, want: ErrConfig, mention: []string{"timeout"}},
+		{name: "follower negative timeout", base: true, args: []string{"--timeout", "-1s"}, want: ErrConfig, mention: []string{"timeout"}},
+		{name: "follower zero max_validity", base: true, args: []string{"--max-validity", "0s"}, want: ErrConfig, mention: []string{"max_validity"}},
 		{name: "leader source neither ec2 nor dir", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", filepath.Join(dir, "absent")}, want: ErrConfig, mention: []string{"source"}},
 		{name: "leader public key as signing key", leader: true, args: []string{"--store", store, "--signing-key", public, "--source", inv}, mention: []string{"signing_key"}},
 		{name: "leader unknown YAML key", leader: true, base: true, args: []string{"--config", yamlFile("trusted_key: [a]\n")}, want: ErrConfig, mention: []string{`"trusted_key"`}},
@@ -363,5 +378,24 @@ func TestIntervalMinimum(t *testing.T) {
 	err := RunLeader(context.Background(), []string{"--source", dir, "--store", filepath.Join(dir, "o"), "--signing-key", filepath.Join(dir, "k"), "--interval", "1ms"}, nil, &out, &errb)
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "interval") {
 		t.Fatalf("RunLeader --interval 1ms: %v", err)
+	}
+}
+
+// TestLeaderTTLAccepted: what the leader must keep accepting.
+func TestLeaderTTLAccepted(t *testing.T) {
+	base := []string{"--store", "x", "--signing-key", "k", "--source", "d"}
+	for _, args := range [][]string{
+		nil,              // 1h, once
+		{"--ttl", "10m"}, // the shortest
+		{"--ttl", "24h"}, // the followers' default cap
+		{"--ttl", "48h", "--max-validity", "48h"}, // raised on both sides
+		{"--interval", "5m"},                      // the README's schedule, 1h ttl
+		{"--ttl", "14m", "--interval", "5m"},      // 7m window > 5m30s + 1m
+		{"--ttl", "2h", "--refresh", "10m", "--interval", "5m"},
+	} {
+		c := loadLeader(t, append(append([]string{}, base...), args...), nil)
+		if err := c.validate(); err != nil {
+			t.Errorf("%q: %v", args, err)
+		}
 	}
 }

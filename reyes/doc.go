@@ -10,6 +10,9 @@
 //     ruleset header may replace the last accepted one;
 //   - state ([State], [LoadState], [SaveState]): the last accepted ruleset,
 //     kept in a state directory and written atomically;
+//   - status ([Status], [LoadStatus]): what the follower's last apply
+//     loaded and with which settings, its last run and drift check, for
+//     "reyesctl status", the metrics file and the "unchanged" decision;
 //   - and, filled in by later work: configuration (YAML file, REYES_*
 //     environment, flags), host identity, the Leader and Follower pipelines
 //     and metrics.

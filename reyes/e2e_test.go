@@ -410,14 +410,15 @@ func TestEndToEndFileStore(t *testing.T) {
 
 		for _, c := range []struct {
 			name, reason, metric string
+			stage                reyes.Stage
 			obj                  []byte
 		}{
-			{"older", reyes.ErrRollback.Error(), "rollback", obj1},
-			{"tampered", sign.ErrBadSignature.Error(), "bad_signature", tampered},
-			{"untrusted", sign.ErrUnknownSigner.Error(), "unknown_signer", untrusted},
-			{"expired", reyes.ErrExpired.Error(), "expired", expired},
-			{"other scope", reyes.ErrWrongScope.Error(), "wrong_scope", otherScope},
-			{"garbage", "", "unknown_format", []byte("not a signed object\n")},
+			{"older", reyes.ErrRollback.Error(), "rollback", reyes.StageRollback, obj1},
+			{"tampered", sign.ErrBadSignature.Error(), "bad_signature", reyes.StageSignature, tampered},
+			{"untrusted", sign.ErrUnknownSigner.Error(), "unknown_signer", reyes.StageSignature, untrusted},
+			{"expired", reyes.ErrExpired.Error(), "expired", reyes.StageFreshness, expired},
+			{"other scope", reyes.ErrWrongScope.Error(), "wrong_scope", reyes.StageFreshness, otherScope},
+			{"garbage", "", "unknown_format", reyes.StageSignature, []byte("not a signed object\n")},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				put(c.obj)
@@ -433,8 +434,12 @@ func TestEndToEndFileStore(t *testing.T) {
 					t.Error("the state changed")
 				}
 				prom, _ := os.ReadFile(metricsFile)
-				if !strings.Contains(string(prom), `reyes_follower_failures_total{reason="`+c.metric+`"} 1`) {
+				if !strings.Contains(string(prom), `reyes_follower_failure_causes_total{cause="`+c.metric+`"} 1`) {
 					t.Errorf("metrics do not count the failure as %s:\n%s", c.metric, prom)
+				}
+				if st, err := reyes.LoadStatus(stateDir); err != nil || st.LastRun == nil || st.LastRun.Stage != c.stage ||
+					!strings.Contains(string(prom), `reyes_follower_failures_total{reason="`+string(c.stage)+`"}`) {
+					t.Errorf("the failure is not recorded at stage %s: %+v %v", c.stage, st.LastRun, err)
 				}
 			})
 		}

@@ -10,25 +10,52 @@ import (
 	"syscall"
 )
 
-// Exit statuses of the binaries.
+// Exit statuses of the binaries (reyesctl's too).
 const (
 	ExitOK      = 0 // success, no change, paused, or --help
 	ExitFailure = 1 // a refusal or failure; the kernel keeps the last good rules
-	ExitUsage   = 2 // a usage error in the command line
+	ExitUsage   = 2 // a usage or configuration error: nothing was tried
 )
 
-// Exit maps the error of RunLeader or RunFollower to an exit status and
-// writes the one-line reason, prefixed by the command's name, to stderr.
-func Exit(name string, err error, stderr io.Writer) int {
+// ExitCode maps the error of RunLeader or RunFollower to an exit status:
+// ExitUsage for usage and configuration errors (ErrUsage, ErrConfig),
+// ExitOK for nil, help and cancellation (SIGINT, SIGTERM), ExitFailure for
+// the rest.
+func ExitCode(err error) int {
 	switch {
+	case errors.Is(err, ErrTimeout):
+		// A run cut short by --timeout failed, whatever its calls say
+		// ("canceled").
+		return ExitFailure
 	case err == nil, errors.Is(err, ErrHelp), errors.Is(err, context.Canceled):
 		return ExitOK
-	case errors.Is(err, ErrUsage):
-		fmt.Fprintln(stderr, name+":", err, "(see --help)")
+	case errors.Is(err, ErrUsage), errors.Is(err, ErrConfig):
 		return ExitUsage
 	}
-	fmt.Fprintln(stderr, name+":", err)
 	return ExitFailure
+}
+
+// reportedError is an error the command has already written to its log
+// (with --log-format json the final error is a JSON record like every other
+// line): Exit does not print it again.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
+
+// Exit maps the error of RunLeader or RunFollower to an exit status and
+// writes the one-line reason, prefixed by the command's name, to stderr
+// (unless the command logged it already, as it does in JSON).
+func Exit(name string, err error, stderr io.Writer) int {
+	code := ExitCode(err)
+	var rep reportedError
+	switch {
+	case code == ExitOK, errors.As(err, &rep):
+	case errors.Is(err, ErrUsage):
+		fmt.Fprintln(stderr, name+":", err, "(see --help)")
+	default:
+		fmt.Fprintln(stderr, name+":", err)
+	}
+	return code
 }
 
 // Main runs a command (RunLeader or RunFollower) as a binary does: with a

@@ -75,12 +75,13 @@ type Follower struct {
 	// MetricsFile, if set, is rewritten atomically after every run in the
 	// Prometheus text format, for node_exporter's textfile collector.
 	MetricsFile string
+	// Timeout, if positive, bounds each run of Run: a hung store or
+	// metadata service ends the run with an error naming the call.
+	Timeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one line per run; nil discards.
 	Logger *slog.Logger
-
-	metrics *metrics
 }
 
 // FollowerResult describes one run.
@@ -88,7 +89,9 @@ type FollowerResult struct {
 	// Paused: the flag file exists; nothing was fetched or changed.
 	Paused bool
 	// NotModified: the store's object is the one accepted last (a
-	// conditional GET answered 304); nothing else was done.
+	// conditional GET answered 304), and the local settings, the host's
+	// identity and apply's record of the kernel are those of the last
+	// apply; nothing else was done (but a drift check, when due).
 	NotModified bool
 	// Header of the ruleset that was verified (zero when NotModified).
 	Header ruleset.Header
@@ -101,8 +104,13 @@ type FollowerResult struct {
 	// Applied says what apply changed (zero in dry-run).
 	Applied apply.Result
 	// Drift lists what a drift check found (the rules were then reloaded).
-	Drift    []apply.Drift
-	Duration time.Duration
+	Drift []apply.Drift
+	// DriftChecked: the object was unchanged and a drift check was due, so
+	// apply.Check compared the kernel with the last apply; DriftErr is its
+	// error (no record to compare with, a failed read), if any.
+	DriftChecked bool
+	DriftErr     error
+	Duration     time.Duration
 }
 
 // RunOnce runs the follower once.
@@ -113,18 +121,15 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if f.Store == nil || f.Trusted == nil || f.StateDir == "" {
 		return res, errors.New("follower: Store, Trusted and StateDir are required")
 	}
-	if f.metrics == nil {
-		f.metrics = loadMetrics(f.MetricsFile)
-	}
+	// stage names the step a failure happened in, for the status file and
+	// the failures metric.
+	stage := StageState
 	defer func() {
 		res.Duration = time.Since(start)
 		if f.DryRun {
 			return // a dry run records nothing, metrics included
 		}
-		f.metrics.record(now, res, err)
-		if werr := f.metrics.write(f.MetricsFile); werr != nil {
-			log.Warn("writing metrics", "file", f.MetricsFile, "err", werr)
-		}
+		f.record(ctx, now, res, failureStage(stage, err), err)
 	}()
 
 	if !f.DryRun && f.Apply.DisableFile != "" {
@@ -153,17 +158,29 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
+	settings := f.settingsDigest()
 	etag := last.ETag
+	force := false
 	if f.DryRun {
 		etag = "" // always show the current plan
+	} else if what := f.changedSince(ctx, last, f.lastApplied(last), settings, now); what != "" {
+		// The store's "not modified" says nothing about this host's side:
+		// fetch, verify, render and apply again.
+		log.Info("changed since the last apply: verifying and applying the ruleset again", "what", what, "serial", last.Serial)
+		etag = ""
+		// apply's own fast path trusts its record: reload everything.
+		force = what == changedKernelRecord
 	}
-	force := false
+	stage = StageStore
 	body, newTag, err := f.Store.Get(ctx, etag)
 	if errors.Is(err, ErrNotModified) {
 		if !last.NotAfter.IsZero() && now.After(last.NotAfter) {
+			stage = StageFreshness
 			return res, fmt.Errorf("%w: serial %d expired at %s", ErrStale, last.Serial, last.NotAfter.Format(time.RFC3339))
 		}
+		stage = StageApply
 		drift, due, derr := f.checkDrift(ctx, now)
+		res.DriftChecked, res.DriftErr = due, derr
 		if !due || (derr == nil && len(drift) == 0) {
 			res.NotModified = true
 			log.Info("ruleset unchanged", "store", f.Store.String(), "serial", last.Serial, "drift_checked", due)
@@ -174,30 +191,36 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		res.Drift = drift
 		force = true
 		log.Warn("kernel drifted from the applied ruleset; reloading", "drift", fmt.Sprint(drift), "err", derr)
+		stage = StageStore
 		body, newTag, err = f.Store.Get(ctx, "")
 	}
 	if err != nil {
 		return res, fmt.Errorf("fetching %s: %w", f.Store, err)
 	}
-	ver, err := sign.OpenVerified(bytes.NewReader(body), f.Trusted, now, sign.WithMaxSize(f.maxSize()))
+	stage = StageSignature
+	ver, err := sign.OpenVerified(bytes.NewReader(body), f.Trusted, now, sign.WithMaxSize(f.maxSize()), f.Freshness.SkewOption())
 	if err != nil {
 		return res, err
 	}
+	stage = StageDecode
 	rs, err := ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: f.maxSize()})
 	if err != nil {
 		return res, err
 	}
 	res.Header = rs.Header
 	digest := SumPayload(ver.Payload)
+	stage = StageFreshness
 	changed, err := f.Freshness.Check(rs.Header, digest, now, last)
 	if err != nil {
 		return res, err
 	}
+	stage = StageIdentity
 	host, src, err := Identify(ctx, rs, f.identity())
 	if err != nil {
 		return res, err
 	}
 	res.Host, res.Identity = host, src
+	stage = StageRender
 	plan, err := render.Render(rs, host, f.Render)
 	if err != nil {
 		return res, fmt.Errorf("rendering: %w", err)
@@ -208,6 +231,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		log.Info("dry run: plan printed, nothing changed", "serial", rs.Serial, "identity", src.Method)
 		return res, nil
 	}
+	stage = StageApply
 	aopts := f.applyOptions()
 	aopts.Force = aopts.Force || force
 	// Nothing is applied that cannot be recorded: the new state is written
@@ -229,6 +253,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
+	stage = StageState
 	if err := commit(); err != nil {
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
@@ -243,23 +268,80 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 // failed run is logged and retried at the next tick, with the last good
 // rules left in force. With interval 0 it runs once and returns its error.
 func (f *Follower) Run(ctx context.Context, interval time.Duration) error {
-	return loop(ctx, interval, f.logger(), "follower run", func(ctx context.Context) error {
+	return loop(ctx, interval, f.Timeout, f.logger(), "follower run", func(ctx context.Context) error {
 		_, err := f.RunOnce(ctx)
 		return err
 	})
 }
 
-// checkDrift runs apply.Check when a check is due. due is false when it
-// is not (or DriftCheck is negative, or this is a dry run).
-func (f *Follower) checkDrift(ctx context.Context, now time.Time) (drift []apply.Drift, due bool, err error) {
+// lastApplied returns the status file's record of the apply that the
+// state last recorded, or nil when the status file does not hold that
+// very apply (missing, unreadable, or from another apply: a crash between
+// the two writes). The state file stays in the format earlier releases
+// read, so a rollback of the binary keeps working.
+func (f *Follower) lastApplied(last State) *LoadedRecord {
+	if last.IsZero() {
+		return nil
+	}
+	st, err := LoadStatus(f.StateDir)
+	if err != nil || st.Loaded == nil {
+		return nil
+	}
+	l := st.Loaded
+	if l.Digest != last.Digest || l.Serial != last.Serial || !l.AppliedAt.Equal(last.AcceptedAt) {
+		return nil
+	}
+	return l
+}
+
+// changedSince says what of this host's side differs from the last
+// completed apply (applied, as lastApplied returns it): the local
+// settings (their digest differs, or is unknown), apply's record of the
+// kernel (changedKernelRecord), or what the host's identity was found from
+// (its own addresses on every run, the metadata service's view when a
+// drift check is due); "" when nothing does or nothing was applied yet.
+func (f *Follower) changedSince(ctx context.Context, last State, applied *LoadedRecord, settings string, now time.Time) string {
+	if last.IsZero() {
+		return ""
+	}
+	if applied == nil || applied.Settings != settings {
+		return "local settings"
+	}
+	if applied.KernelRecord != "" && kernelRecordDigest(f.StateDir) != applied.KernelRecord {
+		return changedKernelRecord
+	}
+	if applied.IdentityDigest == "" {
+		return ""
+	}
+	if probe := f.identityProbe(ctx, applied.Identity.Method, f.driftDue(now)); probe != "" && probe != applied.IdentityDigest {
+		return "the host's identity"
+	}
+	return ""
+}
+
+// changedKernelRecord is what changedSince says when apply's record of
+// the kernel changed.
+const changedKernelRecord = "apply's record of the kernel"
+
+// driftDue says whether a drift check is due at now: DriftCheck has
+// passed since the kernel was last found (or made) to hold the applied
+// rules. Never in a dry run or with a negative DriftCheck.
+func (f *Follower) driftDue(now time.Time) bool {
 	every := f.DriftCheck
 	if every == 0 {
 		every = DefaultDriftCheck
 	}
 	if every < 0 || f.DryRun {
-		return nil, false, nil
+		return false
 	}
-	if fi, err := os.Stat(filepath.Join(f.StateDir, driftFile)); err == nil && now.Sub(fi.ModTime()) < every {
+	fi, err := os.Stat(filepath.Join(f.StateDir, driftFile))
+	return err != nil || now.Sub(fi.ModTime()) >= every
+}
+
+// checkDrift runs apply.Check when a check is due. due is false when it
+// is not (or DriftCheck is negative, or this is a dry run).
+func (f *Follower) checkDrift(ctx context.Context, now time.Time) (drift []apply.Drift, due bool, err error) {
+	if !f.driftDue(now) {
 		return nil, false, nil
 	}
 	drift, err = apply.Check(ctx, f.applyOptions())

@@ -3,9 +3,11 @@ package reyes
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sign"
 )
 
 // Errors returned (wrapped) by [FreshnessPolicy.Check]. Test with errors.Is.
@@ -26,6 +28,12 @@ var (
 	// ErrRollback: the ruleset is older than the last accepted one, or has
 	// the same serial but other content.
 	ErrRollback = errors.New("ruleset rollback")
+	// ErrSerialAhead: the serial is beyond not_after in nanoseconds since
+	// the Unix epoch. Leaders make serials from their clock (generated_at
+	// in nanoseconds, or one more than a hot spare's), so an honest serial
+	// never passes not_after; a serial far ahead would make every later
+	// ruleset look like a rollback.
+	ErrSerialAhead = errors.New("ruleset serial ahead of its time")
 )
 
 // Defaults of [FreshnessPolicy].
@@ -66,6 +74,16 @@ func (p FreshnessPolicy) Check(h ruleset.Header, digest Digest, now time.Time, l
 		// was moved): serials of different scopes do not compare.
 		return true, nil
 	}
+	if lastPoisoned(last) {
+		// The last accepted serial is beyond its own not_after (accepted
+		// by a reyes without the serial bound): serials cannot be compared
+		// with it, generation times can.
+		if !h.GeneratedAt.After(last.GeneratedAt) {
+			return false, fmt.Errorf("%w: generated at %s, not after the last accepted ruleset's %s (whose serial %d was beyond its time and is ignored)",
+				ErrRollback, stamp(h.GeneratedAt), stamp(last.GeneratedAt), last.Serial)
+		}
+		return true, nil
+	}
 	switch {
 	case h.Serial < last.Serial:
 		return false, fmt.Errorf("%w: serial %d is older than the last accepted serial %d", ErrRollback, h.Serial, last.Serial)
@@ -80,10 +98,7 @@ func (p FreshnessPolicy) Check(h ruleset.Header, digest Digest, now time.Time, l
 
 // checkHeader checks everything that does not depend on the last state.
 func (p FreshnessPolicy) checkHeader(h ruleset.Header, now time.Time) error {
-	skew, validity := p.MaxSkew, p.MaxValidity
-	if skew <= 0 {
-		skew = DefaultMaxSkew
-	}
+	skew, validity := p.maxSkew(), p.MaxValidity
 	if validity <= 0 {
 		validity = DefaultMaxValidity
 	}
@@ -106,8 +121,44 @@ func (p FreshnessPolicy) checkHeader(h ruleset.Header, now time.Time) error {
 		return fmt.Errorf("%w: generated at %s, now is %s (allowed skew %s)", ErrNotYetValid, stamp(h.GeneratedAt), stamp(now), skew)
 	case now.After(h.NotAfter):
 		return fmt.Errorf("%w: not_after %s, now is %s", ErrExpired, stamp(h.NotAfter), stamp(now))
+	case serialAhead(h.Serial, h.NotAfter):
+		return fmt.Errorf("%w: serial %d is beyond not_after %s in nanoseconds (%d)", ErrSerialAhead, h.Serial, stamp(h.NotAfter), h.NotAfter.UnixNano())
 	}
 	return nil
+}
+
+// MaxSerial is the highest serial a ruleset valid until notAfter may have:
+// notAfter in nanoseconds since the Unix epoch (0 before the epoch).
+func MaxSerial(notAfter time.Time) uint64 {
+	if notAfter.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	if notAfter.After(time.Unix(0, math.MaxInt64)) {
+		return math.MaxInt64
+	}
+	return uint64(notAfter.UnixNano())
+}
+
+func serialAhead(serial uint64, notAfter time.Time) bool { return serial > MaxSerial(notAfter) }
+
+// lastPoisoned reports whether the last accepted state holds a serial
+// beyond its own not_after.
+func lastPoisoned(last State) bool {
+	return !last.NotAfter.IsZero() && serialAhead(last.Serial, last.NotAfter)
+}
+
+// SkewOption is the sign option that lets signatures be dated as far in
+// the future as the policy lets generated_at be, so that --max-skew means
+// one thing for both checks.
+func (p FreshnessPolicy) SkewOption() sign.Option {
+	return sign.WithMaxSkew(p.maxSkew())
+}
+
+func (p FreshnessPolicy) maxSkew() time.Duration {
+	if p.MaxSkew <= 0 {
+		return DefaultMaxSkew
+	}
+	return p.MaxSkew
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -64,12 +64,12 @@ type IdentityMethod string
 
 // The methods, in the order Identify tries them.
 const (
-	// IdentityExplicit: groups or addresses given by the operator.
+	// IdentityExplicit: groups given by the operator.
 	IdentityExplicit IdentityMethod = "explicit"
 	// IdentityIMDS: the EC2 instance metadata service (IMDSv2).
 	IdentityIMDS IdentityMethod = "imds"
-	// IdentityAddresses: the host's own interface addresses, looked up in
-	// the ruleset's interfaces.
+	// IdentityAddresses: addresses looked up in the ruleset's interfaces:
+	// the host's own, or those the operator gave (IdentityOptions.Addrs).
 	IdentityAddresses IdentityMethod = "addresses"
 )
 
@@ -197,7 +197,7 @@ func identify(ctx context.Context, rs *ruleset.Ruleset, opts IdentityOptions, lo
 		if err != nil {
 			return render.Host{}, IdentitySource{}, fmt.Errorf("looking up the configured addresses: %w", err)
 		}
-		return host, IdentitySource{Method: IdentityExplicit}, nil
+		return host, IdentitySource{Method: IdentityAddresses}, nil
 	}
 	var skipped error
 	if !opts.DisableIMDS {

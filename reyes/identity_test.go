@@ -438,7 +438,8 @@ func TestIdentifyWithoutIMDS(t *testing.T) {
 					Groups: []string{"sg-0b000000000000001", "sg-0b000000000000002"}}},
 				VPCCIDRs: eu,
 			},
-			method: reyes.IdentityExplicit,
+			// an address lookup, as the quickstart says ("found by explicit" was wrong)
+			method: reyes.IdentityAddresses,
 		},
 		{
 			name:    "configured addresses found nowhere",

@@ -25,6 +25,11 @@ var ErrEmptyInventory = errors.New("empty inventory")
 // was meant for.
 var ErrExcludeUnmatched = errors.New("excluded group matches no security group")
 
+// ErrTTL: the ruleset's validity (TTL) is one followers would refuse
+// (longer than their max_validity) or one that cannot work (too short for
+// the leader's schedule).
+var ErrTTL = errors.New("ttl not acceptable")
+
 // unmatched returns the exclusions that match no group by name or ID.
 func unmatched(rs *ruleset.Ruleset, exclude []string) []string {
 	var missing []string
@@ -67,10 +72,22 @@ type Leader struct {
 	// 1 h TTL and a 5 min interval) while a real change is still published
 	// at the next run.
 	Refresh time.Duration
+	// MaxValidity is the followers' max_validity: a TTL above it is
+	// refused before anything is published, as every follower would
+	// refuse the ruleset. Zero means DefaultMaxValidity.
+	MaxValidity time.Duration
+	// Timeout, if positive, bounds each publish of Run (fetch, sign and
+	// put): a hung EC2 or S3 endpoint ends the run with an error naming
+	// the call instead of holding it for ever.
+	Timeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one line per publish; nil discards.
 	Logger *slog.Logger
+
+	// prevReadFailures counts the runs whose read of the published object
+	// failed (other than "not found").
+	prevReadFailures int
 }
 
 // LeaderResult describes one publish.
@@ -84,6 +101,13 @@ type LeaderResult struct {
 	// Skipped: the store already held this content, fresh enough; nothing
 	// was written (Header is then the published ruleset's).
 	Skipped bool
+	// PreviousReadError is why the object in the store could not be read
+	// back (nil when it was, or when there was none): the leader then
+	// publishes without comparing, and logs a warning.
+	PreviousReadError error
+	// PreviousReadFailures counts the runs of this Leader whose read of
+	// the published object failed.
+	PreviousReadFailures int
 }
 
 // RunOnce fetches, builds, seals and publishes once. Nothing is written
@@ -95,6 +119,13 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 	}
 	now := l.now()
 	start := time.Now()
+	ttl := l.Build.TTL
+	if ttl == 0 {
+		ttl = ruleset.DefaultTTL
+	}
+	if maxv := l.maxValidity(); ttl > maxv {
+		return LeaderResult{}, fmt.Errorf("%w: ttl %s is longer than the followers' max_validity %s: every follower would refuse the ruleset (raise max_validity on followers and leader together)", ErrTTL, ttl, maxv)
+	}
 	inv, err := l.Source.Fetch(ctx)
 	if err != nil {
 		return LeaderResult{}, fmt.Errorf("fetching inventory: %w", err)
@@ -103,12 +134,25 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 	// keeps serials increasing across hot-spare leaders whose clocks
 	// differ (a follower refuses a lower serial as a rollback), and its
 	// content may make this publish unnecessary.
-	prev, prevPayload, havePrev := l.published(ctx, now)
+	prev, prevPayload, havePrev, prevErr := l.published(ctx, now)
+	if prevErr != nil {
+		l.prevReadFailures++
+		l.logger().Warn("could not read the published object back; publishing without comparing (every run will republish until this is fixed)",
+			"store", l.Store.String(), "err", prevErr, "failures", l.prevReadFailures)
+	}
 	opts := l.Build
 	opts.GeneratedAt = now
-	opts.Serial = uint64(now.UnixNano())
+	opts.Serial = MaxSerial(now)
 	if havePrev && prev.Serial >= opts.Serial {
-		opts.Serial = prev.Serial + 1
+		if prev.Serial < MaxSerial(now.Add(ttl)) {
+			opts.Serial = prev.Serial + 1
+		} else {
+			// A serial beyond this ruleset's own time: followers would
+			// refuse the next one. Start again from the clock; followers
+			// that accepted the bad serial compare generation times.
+			l.logger().Warn("the published serial is beyond its time; ignoring it and numbering from the clock",
+				"store", l.Store.String(), "published_serial", prev.Serial, "serial", opts.Serial)
+		}
 	}
 	rs, err := ruleset.Build(inv, opts)
 	if err != nil {
@@ -126,8 +170,11 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 		return LeaderResult{}, err
 	}
 	if havePrev && l.Refresh >= 0 && prev.Scope == rs.Scope && sameContent(payload, prevPayload) &&
+		prev.NotAfter.Sub(prev.GeneratedAt) == rs.NotAfter.Sub(rs.GeneratedAt) &&
+		!serialAhead(prev.Serial, prev.NotAfter) &&
 		now.Before(prev.NotAfter.Add(-l.refresh(prev))) {
-		res := LeaderResult{Header: prev, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Skipped: true, Duration: time.Since(start)}
+		res := LeaderResult{Header: prev, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Skipped: true, Duration: time.Since(start),
+			PreviousReadFailures: l.prevReadFailures}
 		l.logger().Info("ruleset unchanged and still fresh; not republished",
 			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
 			"republish_after", prev.NotAfter.Add(-l.refresh(prev)).Format(time.RFC3339))
@@ -140,7 +187,8 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 	if err := l.Store.Put(ctx, obj); err != nil {
 		return LeaderResult{}, fmt.Errorf("publishing to %s: %w", l.Store, err)
 	}
-	res := LeaderResult{Header: rs.Header, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Bytes: len(obj), Duration: time.Since(start)}
+	res := LeaderResult{Header: rs.Header, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Bytes: len(obj), Duration: time.Since(start),
+		PreviousReadError: prevErr, PreviousReadFailures: l.prevReadFailures}
 	l.logger().Info("published ruleset",
 		"store", l.Store.String(), "scope", rs.Scope, "serial", rs.Serial,
 		"not_after", rs.NotAfter.Format(time.RFC3339), "groups", res.Groups,
@@ -152,32 +200,45 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 // leaders spread out) until ctx ends. A failed publish is logged and
 // retried at the next tick; the previous object stays in the store. Run
 // returns ctx's error, or the first error when interval is 0 (run once).
+// Each publish is bounded by Timeout.
 func (l *Leader) Run(ctx context.Context, interval time.Duration) error {
-	return loop(ctx, interval, l.logger(), "publish", func(ctx context.Context) error {
+	return loop(ctx, interval, l.Timeout, l.logger(), "publish", func(ctx context.Context) error {
 		_, err := l.RunOnce(ctx)
 		return err
 	})
 }
 
 // published returns the header and payload of the object in the store if
-// this leader's key signed it (a hot spare shares the key). Any doubt (no
-// object, another key, another format, a read error) means none.
-func (l *Leader) published(ctx context.Context, now time.Time) (ruleset.Header, []byte, bool) {
+// this leader's key signed it (a hot spare shares the key). Any doubt means
+// none; err says why when it is more than "there is no object yet" (a read
+// error, another key, another format), for the caller to log.
+func (l *Leader) published(ctx context.Context, now time.Time) (h ruleset.Header, payload []byte, ok bool, err error) {
 	body, _, err := l.Store.Get(ctx, "")
-	if err != nil {
-		return ruleset.Header{}, nil, false
+	if errors.Is(err, ErrNotFound) {
+		return ruleset.Header{}, nil, false, nil
 	}
-	// The signature time may be a little ahead of this leader's clock; an
-	// expired object is still a serial to beat.
-	payload, err := sign.OpenBytes(body, l.Signer.Keyring(), now)
 	if err != nil {
-		return ruleset.Header{}, nil, false
+		return ruleset.Header{}, nil, false, fmt.Errorf("reading the published object: %w", err)
 	}
-	h, ok := headerOf(payload)
+	// The signature time may be ahead of this leader's clock (a hot
+	// spare's runs fast): up to the longest validity; an expired object is
+	// still a serial to beat.
+	payload, err = sign.OpenBytes(body, l.Signer.Keyring(), now, sign.WithMaxSize(int64(len(body))+1), sign.WithMaxSkew(l.maxValidity()))
+	if err != nil {
+		return ruleset.Header{}, nil, false, fmt.Errorf("verifying the published object with this leader's key: %w", err)
+	}
+	h, ok = headerOf(payload)
 	if !ok {
-		return ruleset.Header{}, nil, false
+		return ruleset.Header{}, nil, false, errors.New("the published object is not a ruleset of this format")
 	}
-	return h, payload, true
+	return h, payload, true, nil
+}
+
+func (l *Leader) maxValidity() time.Duration {
+	if l.MaxValidity <= 0 {
+		return DefaultMaxValidity
+	}
+	return l.MaxValidity
 }
 
 // contentStart is where the canonical encoding's content starts, after the header.
@@ -228,10 +289,28 @@ func (l *Leader) logger() *slog.Logger {
 	return l.Logger
 }
 
+// ErrTimeout is wrapped by the error of a run that took longer than its
+// timeout (--timeout); the rest of the error names the call that was
+// waiting.
+var ErrTimeout = errors.New("run timed out")
+
 // loop runs fn once, then, if interval > 0, again after every interval
-// with jitter until ctx ends.
-func loop(ctx context.Context, interval time.Duration, log *slog.Logger, what string, fn func(context.Context) error) error {
-	err := fn(ctx)
+// with jitter until ctx ends. Each run of fn is bounded by timeout when it
+// is positive.
+func loop(ctx context.Context, interval, timeout time.Duration, log *slog.Logger, what string, fn func(context.Context) error) error {
+	run := func() error {
+		if timeout <= 0 {
+			return fn(ctx)
+		}
+		rctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
+		defer cancel()
+		err := fn(rctx)
+		if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+			return fmt.Errorf("%w: %w", context.Cause(rctx), err)
+		}
+		return err
+	}
+	err := run()
 	if interval <= 0 {
 		return err
 	}
@@ -247,6 +326,6 @@ func loop(ctx context.Context, interval time.Duration, log *slog.Logger, what st
 			return ctx.Err()
 		case <-t.C:
 		}
-		err = fn(ctx)
+		err = run()
 	}
 }

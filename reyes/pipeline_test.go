@@ -34,7 +34,7 @@ type pipeline struct {
 	out      *bytes.Buffer
 }
 
-func newPipeline(t *testing.T) *pipeline {
+func newPipeline(t testing.TB) *pipeline {
 	t.Helper()
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	sec, pub, err := sign.GenerateKey("reyes test", "", now.Add(-time.Hour))
@@ -102,9 +102,8 @@ func TestPipelinePublishApplyUnchanged(t *testing.T) {
 	if err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
 		t.Fatalf("second run: %+v, %v, calls %v", res.NotModified, err, p.kernel.Calls())
 	}
-	prom, err := os.ReadFile(p.follower.MetricsFile)
-	if err != nil || !bytes.Contains(prom, []byte("reyes_follower_last_success_timestamp_seconds 1.7")) {
-		t.Fatalf("metrics: %v\n%s", err, prom)
+	if got := readMetrics(t, p.follower.MetricsFile).value(t, "reyes_follower_last_success_timestamp_seconds"); got != float64(p.now.Unix()) {
+		t.Fatalf("last success %v, want %d", got, p.now.Unix())
 	}
 }
 

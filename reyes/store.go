@@ -25,7 +25,7 @@ var (
 // Store defaults.
 const (
 	DefaultMaxObjectSize = 64 << 20
-	DefaultStoreTimeout  = 60 * time.Second
+	DefaultStoreTimeout  = 30 * time.Second
 	DefaultMaxAttempts   = 4
 	DefaultMaxBackoff    = 20 * time.Second
 )
@@ -98,7 +98,12 @@ func (o StoreOptions) logger() *slog.Logger {
 // S3-compatible server with Endpoint and PathStyle), anything else a local
 // file path ("file://" prefix allowed).
 func OpenStore(ctx context.Context, url string, opts StoreOptions) (Store, error) {
+	lower := strings.ToLower(url)
 	switch {
+	case strings.HasPrefix(lower, "s3:") && !strings.HasPrefix(url, "s3://"),
+		strings.HasPrefix(lower, "file:") && !strings.HasPrefix(url, "file://"):
+		// "s3:/bucket/key" is a typo, not a local path named "s3:".
+		return nil, fmt.Errorf("opening store %q: want s3://bucket/key (two slashes, lower case) or a file path", url)
 	case strings.HasPrefix(url, "s3://"):
 		bucket, key, ok := strings.Cut(strings.TrimPrefix(url, "s3://"), "/")
 		if !ok || bucket == "" || key == "" || strings.HasSuffix(key, "/") {

@@ -36,7 +36,11 @@ func (s *FileStore) Get(ctx context.Context, ifNoneMatch string) ([]byte, string
 	if err := ctx.Err(); err != nil {
 		return nil, "", fmt.Errorf("reading %s: %w", s.path, err)
 	}
-	f, err := os.Open(s.path)
+	// O_NONBLOCK: opening a FIFO for reading would otherwise wait, in
+	// open(2), for a writer for ever (and SIGTERM would not end it). The
+	// file is refused below unless it is a regular one, for which the
+	// flag changes nothing.
+	f, err := os.OpenFile(s.path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "", fmt.Errorf("reading %s: %w", s.path, ErrNotFound)
 	}
@@ -49,7 +53,7 @@ func (s *FileStore) Get(ctx context.Context, ifNoneMatch string) ([]byte, string
 		return nil, "", fmt.Errorf("reading: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, "", fmt.Errorf("reading %s: not a regular file", s.path)
+		return nil, "", fmt.Errorf("reading %s: %w: it is a %s", s.path, ErrNotRegular, fileKind(fi.Mode()))
 	}
 	etag := fileETag(fi)
 	if ifNoneMatch != "" && etag == ifNoneMatch {
@@ -77,7 +81,46 @@ func (s *FileStore) Put(ctx context.Context, body []byte) error {
 	if int64(len(body)) > s.maxSize {
 		return fmt.Errorf("writing %s: %w: %d bytes (cap %d)", s.path, ErrTooLarge, len(body), s.maxSize)
 	}
+	if fi, err := os.Stat(s.path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("writing %s: %w: it is a %s", s.path, ErrNotRegular, fileKind(fi.Mode()))
+	}
 	return writeFileAtomic(s.path, body, 0o644)
+}
+
+// ErrNotRegular: a file store's path is not a regular file (a FIFO, a
+// device, a directory, a socket). It is refused: reading a FIFO would wait
+// for a writer for ever.
+var ErrNotRegular = errors.New("not a regular file")
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file (" + m.Type().String() + ")"
+}
+
+// checkDir fails, naming the directory, when the directory a file is to be
+// written in does not exist or is not a directory: the error of the
+// temporary file's creation would name the temporary file.
+func checkDir(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
 }
 
 // fileETag derives an entity tag from what stat says.
@@ -98,6 +141,9 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
+		if derr := checkDir(path); derr != nil {
+			return fmt.Errorf("writing %s: %w", path, derr)
+		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestFileStore(t *testing.T) {
@@ -152,6 +155,12 @@ func TestOpenStoreURLs(t *testing.T) {
 		{"/var/lib/reyes/obj", false, "/var/lib/reyes/obj"},
 		{"relative/obj", false, "relative/obj"},
 		{"", true, ""},
+		// One slash used to be read as a local path: "object not found".
+		{"s3:/bucket/key", true, ""},
+		{"s3:bucket/key", true, ""},
+		{"S3://bucket/key", true, ""},
+		{"file:/var/lib/reyes/obj", true, ""},
+		{"./s3-objects/obj", false, "./s3-objects/obj"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -163,5 +172,56 @@ func TestOpenStoreURLs(t *testing.T) {
 				t.Errorf("String() = %q, want %q", st.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestFileStoreRefusesSpecialFiles: a FIFO as --store blocked in open(2)
+// for ever, and SIGTERM did not end it.
+func TestFileStoreRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, dir, "/dev/null"} {
+		t.Run(path, func(t *testing.T) {
+			st := NewFileStore(path, StoreOptions{})
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := st.Get(context.Background(), "")
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("Get: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				// Unblock the goroutine so the test can end.
+				if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+				t.Fatal("Get of a FIFO still blocked after 5 s")
+			}
+			if path == "/dev/null" {
+				return // not ours to replace
+			}
+			if err := st.Put(context.Background(), []byte("x")); !errors.Is(err, ErrNotRegular) {
+				t.Fatalf("Put over a %s: %v", path, err)
+			}
+		})
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the FIFO was replaced: %v %v", fi, err)
+	}
+}
+
+// TestFileStoreMissingDirectory: the error named a temporary file.
+func TestFileStoreMissingDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
+	path := filepath.Join(missing, "ruleset.signed")
+	err := NewFileStore(path, StoreOptions{}).Put(context.Background(), []byte("x"))
+	if err == nil || !strings.Contains(err.Error(), "directory "+missing+" does not exist") || strings.Contains(err.Error(), ".tmp-") {
+		t.Fatalf("Put: %v", err)
 	}
 }

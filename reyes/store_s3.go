@@ -44,13 +44,14 @@ func NewS3Store(ctx context.Context, bucket, key string, opts StoreOptions) (*S3
 	if backoff <= 0 {
 		backoff = DefaultMaxBackoff
 	}
+	retryer := retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = attempts
+		o.MaxBackoff = backoff
+	})
 	lo := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = attempts
-				o.MaxBackoff = backoff
-			})
-		}),
+		config.WithRetryer(func() aws.Retryer { return retryer }),
+		// Each attempt, the body included, ends within timeout: a hung
+		// server is retried, then fails naming the call.
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
 	}
 	if opts.Region != "" {
@@ -73,6 +74,7 @@ func NewS3Store(ctx context.Context, bucket, key string, opts StoreOptions) (*S3
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
+		o.APIOptions = append(o.APIOptions, logRetries(opts.logger(), "s3://"+bucket+"/"+key, func() aws.Retryer { return retryer }))
 	})
 	return &S3Store{client: client, bucket: bucket, key: key, maxSize: opts.maxSize(), log: opts.logger()}, nil
 }

@@ -3,8 +3,9 @@
 // REYES_* environment variables, then flags.
 //
 // Exit status: 0 on success (or no change), 1 on any refusal or failure
-// (one line on stderr says why; the kernel keeps the last good rules), 2 on
-// a usage error.
+// (one line on stderr says why, a JSON record with --log-format json; the
+// kernel keeps the last good rules), 2 on a usage or configuration error
+// (nothing was tried).
 package main
 
 import (

@@ -33,6 +33,7 @@ func TestExitCodes(t *testing.T) {
 		stderr string
 	}{
 		{"help", []string{"-h"}, 0, "Commands:", ""},
+		{"version", []string{"--version"}, 0, "reyesctl ", ""},
 		{"command help", []string{"verify", "-h"}, 0, "--trusted-key FILE", ""},
 		{"keygen", []string{"keygen", "--secret", sec, "--public", pub}, 0, "fingerprint: ", ""},
 		{"refused", []string{"keygen", "--secret", sec, "--public", pub}, 1, "", "reyesctl: refusing to overwrite"},

@@ -14,9 +14,11 @@
 //     it; otherwise it says "kernel not compared");
 //  4. render.Decide says what that plan does with a few packets.
 //
-// The temporary directory is removed at the end.
+// The temporary directory is removed at the end; with -dir DIR the files
+// are written to DIR and kept, and the "same with the binaries" commands it
+// prints use them.
 //
-//	go run ./examples/quickstart [-host 10.20.1.10] [-mode vpc|ipsec] [-table shared|exclusive]
+//	go run ./examples/quickstart [-host 10.20.1.10] [-mode vpc|ipsec] [-table shared|exclusive] [-dir DIR]
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -69,6 +72,8 @@ func (s fsSource) Fetch(ctx context.Context) (*sgsource.Inventory, error) {
 type config struct {
 	host   netip.Addr
 	render render.Options
+	// dir, if set, holds the files and is kept.
+	dir string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -77,13 +82,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	hostAddr := fl.String("host", "10.20.1.10", "an address of the host to render for (an ENI address of the estate)")
 	mode := fl.String("mode", "vpc", "vpc or ipsec")
 	table := fl.String("table", "shared", "shared or exclusive")
+	dir := fl.String("dir", "", "write the keys, the signed object and the state here and keep them (default: a temporary directory, removed at the end)")
 	if err := fl.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fl.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fl.Arg(0))
 	}
-	var c config
+	c := config{dir: *dir}
 	var err error
 	if c.host, err = netip.ParseAddr(*hostAddr); err != nil {
 		return config{}, fmt.Errorf("-host: %w", err)
@@ -105,17 +111,42 @@ func run(ctx context.Context, args []string, out, stderr io.Writer, kernel apply
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "reyes-quickstart-")
-	if err != nil {
-		return fmt.Errorf("making the temporary directory: %w", err)
+	dir, keep := c.dir, c.dir != ""
+	if keep {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("making %s: %w", dir, err)
+		}
+	} else {
+		if dir, err = os.MkdirTemp("", "reyes-quickstart-"); err != nil {
+			return fmt.Errorf("making the temporary directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
 	}
-	defer os.RemoveAll(dir)
+	// The "same with the binaries" commands name files that exist after
+	// the run: those in -dir, or files the commands make themselves in
+	// ./reyes-quickstart (the temporary directory is gone by then).
+	shown := dir
+	if !keep {
+		shown = "reyes-quickstart"
+	}
+	showFile := func(name string) string { return filepath.Join(shown, name) }
 	// Warnings (an unknown group, say) go to stderr; the story goes to out.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// Step 1: the leader.
 	secretFile, publicFile := filepath.Join(dir, "leader.key"), filepath.Join(dir, "leader.pub")
 	storeFile := filepath.Join(dir, "ruleset.signed")
+	if keep {
+		// A kept directory may hold an earlier run's files.
+		for _, f := range []string{secretFile, publicFile, storeFile} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("replacing %s: %w", f, err)
+			}
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "state")); err != nil {
+			return fmt.Errorf("replacing %s: %w", filepath.Join(dir, "state"), err)
+		}
+	}
 	fmt.Fprintf(out, "== 1. leader: bundled inventory -> ruleset -> signed object in a file store ==\n")
 	secret, public, err := sign.GenerateKey("reyes quickstart", "quickstart@example.invalid", time.Now().Add(-time.Minute))
 	if err != nil {
@@ -131,8 +162,12 @@ func run(ctx context.Context, args []string, out, stderr io.Writer, kernel apply
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "throwaway signing key %s\n  secret (leader):   %s\n  public (followers): %s\n",
-		signer.Fingerprint(), secretFile, publicFile)
+	where := "in a temporary directory, removed at the end (-dir DIR keeps them)"
+	if keep {
+		where = "kept in " + dir
+	}
+	fmt.Fprintf(out, "throwaway signing key %s, %s\n  secret (leader):   %s\n  public (followers): %s\n",
+		signer.Fingerprint(), where, secretFile, publicFile)
 
 	sub, err := fs.Sub(inventory, "inventory")
 	if err != nil {
@@ -152,8 +187,12 @@ func run(ctx context.Context, args []string, out, stderr io.Writer, kernel apply
 	}
 	fmt.Fprintf(out, "published scope %q serial %d: %d security groups, %d interfaces, %d bytes, valid until %s\n  to %s\n",
 		lr.Header.Scope, lr.Header.Serial, lr.Groups, lr.Interfaces, lr.Bytes, lr.Header.NotAfter.Format(time.RFC3339), store)
-	fmt.Fprintf(out, "(the same with the binary: reyes-leader --source examples/quickstart/inventory --store %s --signing-key %s --scope %s)\n",
-		storeFile, secretFile, scope)
+	fmt.Fprintf(out, "(the same with the binaries, from the repository's root:\n")
+	if !keep {
+		fmt.Fprintf(out, "  mkdir -p %s && reyesctl keygen --secret %s --public %s\n", shown, showFile("leader.key"), showFile("leader.pub"))
+	}
+	fmt.Fprintf(out, "  reyes-leader --source examples/quickstart/inventory --store %s --signing-key %s --scope %s)\n",
+		showFile("ruleset.signed"), showFile("leader.key"), scope)
 
 	// Step 2: the signed object.
 	obj, err := os.ReadFile(storeFile)
@@ -181,12 +220,13 @@ func run(ctx context.Context, args []string, out, stderr io.Writer, kernel apply
 		Logger:    log,
 	}
 	fmt.Fprintf(out, "\n== 3. follower (dry run): fetch, verify, check freshness, find host %s, render; nothing is applied ==\n", c.host)
-	fmt.Fprintf(out, "(the same with the binary: reyes-follower --store %s --trusted-key %s --scope %s --addrs %s --no-imds --mode %s --table %s --dry-run)\n\n",
-		storeFile, publicFile, scope, c.host, c.render.Mode, c.render.Table)
+	fmt.Fprintf(out, "(the same with the binary: reyes-follower --store %s --trusted-key %s --scope %s --state-dir %s --addrs %s --no-imds --mode %s --table %s --dry-run)\n\n",
+		showFile("ruleset.signed"), showFile("leader.pub"), scope, showFile("state"), c.host, c.render.Mode, c.render.Table)
 	fr, err := follower.RunOnce(ctx)
 	if err != nil {
 		return err
 	}
+	explainUnreachable(out, fr.Plan, c.render)
 
 	// Step 4: what the plan does with a few packets.
 	fmt.Fprintf(out, "\n== 4. what render.Decide says about a few packets to %s ==\n", c.host)
@@ -209,8 +249,41 @@ func run(ctx context.Context, args []string, out, stderr io.Writer, kernel apply
 		}
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintf(out, "\nremoved %s; nothing on this machine was changed\n", dir)
+	if keep {
+		fmt.Fprintf(out, "\nkept the keys, the signed object and the state in %s; nothing else on this machine was changed\n", dir)
+	} else {
+		fmt.Fprintf(out, "\nremoved %s; nothing on this machine was changed\n", dir)
+	}
 	return nil
+}
+
+// explainUnreachable says why a family's filter chains were printed
+// although nothing sends traffic to them: in vpc mode only traffic from the
+// foreign ranges is filtered, and with IPv4 ranges only (the default
+// 10.0.0.0/8) no IPv6 packet reaches REYES-FILTER. The chains are loaded
+// all the same, ready for an IPv6 foreign range.
+func explainUnreachable(out io.Writer, plan *render.Plan, opts render.Options) {
+	if plan == nil || opts.Mode != render.ModeVPC {
+		return
+	}
+	for _, fp := range plan.Families() {
+		if len(fp.Chains) == 0 || jumpsToFilter(fp.Chains[0]) {
+			continue
+		}
+		fmt.Fprintf(out, "\n(note: nothing jumps to the IPv%d %s above: in vpc mode reyes filters only traffic from the foreign ranges, and none is an IPv%d range, so every IPv%d packet passes untouched; the chains are loaded all the same. Give an IPv%d range with --foreign-cidr to filter it.)\n",
+			fp.Family, render.FilterChain, fp.Family, fp.Family, fp.Family)
+	}
+}
+
+// jumpsToFilter reports whether a rule of the chain sends packets to
+// REYES-FILTER.
+func jumpsToFilter(c render.Chain) bool {
+	for _, r := range c.Rules {
+		if (r.Action.Kind == render.Goto || r.Action.Kind == render.Jump) && r.Action.Chain == render.FilterChain {
+			return true
+		}
+	}
+	return false
 }
 
 // printObject shows the start of each part of a signed object: the header

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/reyes-fw/reyes/internal/ctl"
 	"github.com/reyes-fw/reyes/reyes"
 )
 
@@ -51,7 +53,8 @@ func TestQuickstart(t *testing.T) {
 				`"format": "reyes.ruleset/v1"`,
 				"== 3. follower (dry run)",
 				"# reyes dry run: scope quickstart serial ",
-				"host found by explicit",
+				"host found by addresses",
+				"nothing jumps to the IPv6 REYES-FILTER above: in vpc mode",
 				"# ---- IPv4: ipset restore ----",
 				"add reyes4-sg-3afd97af72adefa56-n 10.20.1.50",
 				"*filter",
@@ -145,4 +148,79 @@ type noKernel struct{}
 
 func (noKernel) Run(context.Context, []byte, string, ...string) ([]byte, error) {
 	return nil, errors.New("tests do not read this machine's firewall")
+}
+
+// TestQuickstartCommandsWork: the "same with the binaries" commands named
+// files in the temporary directory the quickstart had just removed. Run
+// as printed (through the binaries' Run functions, from a directory that
+// has the repository's examples), they now work, with and without -dir.
+func TestQuickstartCommandsWork(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args func(dir string) []string
+	}{
+		{"temporary directory", func(string) []string { return nil }},
+		{"-dir", func(dir string) []string { return []string{"-dir", filepath.Join(dir, "kept")} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo, err := filepath.Abs("../..")
+			if err != nil {
+				t.Fatal(err)
+			}
+			work := t.TempDir()
+			if err := os.Symlink(filepath.Join(repo, "examples"), filepath.Join(work, "examples")); err != nil {
+				t.Fatal(err)
+			}
+			out, err := runQuickstart(t, tc.args(work)...)
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out)
+			}
+			tmp := os.Getenv("TMPDIR")
+			var cmds [][]string
+			for _, l := range strings.Split(out, "\n") {
+				l = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(l), "(the same with the binary: "), ")")
+				for _, part := range strings.Split(l, " && ") {
+					if f := strings.Fields(part); len(f) > 0 && (f[0] == "reyes-leader" || f[0] == "reyes-follower" || f[0] == "reyesctl" || f[0] == "mkdir") {
+						if strings.Contains(part, tmp) {
+							t.Errorf("command names the removed temporary directory: %s", part)
+						}
+						cmds = append(cmds, f)
+					}
+				}
+			}
+			if len(cmds) < 2 {
+				t.Fatalf("found %d commands in:\n%s", len(cmds), out)
+			}
+			t.Chdir(work)
+			for _, c := range cmds {
+				var stdout, stderr bytes.Buffer
+				var err error
+				switch c[0] {
+				case "mkdir":
+					err = os.MkdirAll(c[len(c)-1], 0o755)
+				case "reyesctl":
+					err = ctl.Run(context.Background(), c[1:], &stdout, &stderr)
+				case "reyes-leader":
+					err = reyes.RunLeader(context.Background(), c[1:], nil, &stdout, &stderr)
+				case "reyes-follower":
+					err = reyes.RunFollower(context.Background(), c[1:], nil, &stdout, &stderr)
+				}
+				if err != nil {
+					t.Fatalf("%s: %v\n%s", strings.Join(c, " "), err, stderr.String())
+				}
+				if c[0] == "reyes-follower" && !strings.Contains(stdout.String(), "host found by addresses") {
+					t.Errorf("the follower's dry run:\n%s", stdout.String())
+				}
+			}
+		})
+	}
+}
+
+// TestQuickstartIPsecModeNoNote: in ipsec mode both families send IPsec
+// traffic to REYES-FILTER: no note.
+func TestQuickstartIPsecModeNoNote(t *testing.T) {
+	out, err := runQuickstart(t, "-mode", "ipsec")
+	if err != nil || strings.Contains(out, "nothing jumps to") {
+		t.Fatalf("%v\n%s", err, out)
+	}
 }

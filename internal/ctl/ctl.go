@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/version"
 	"github.com/reyes-fw/reyes/reyes"
 )
 
@@ -70,6 +72,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type cli struct {
 	stdout, stderr io.Writer
 	now            func() time.Time
+	// runner runs the kernel tools of read-only commands (status); nil
+	// means apply.ExecRunner.
+	runner apply.Runner
 }
 
 // command is one subcommand.
@@ -87,7 +92,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{keygenCommand(), verifyCommand(), unpackCommand(), inspectCommand(), explainCommand(), removeCommand()}
+	return []command{keygenCommand(), verifyCommand(), unpackCommand(), inspectCommand(), explainCommand(), statusCommand(), removeCommand()}
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
@@ -96,6 +101,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	}
 	name, rest := args[0], args[1:]
 	switch name {
+	case "-version", "--version", "version":
+		fmt.Fprintln(c.stdout, "reyesctl", version.Get())
+		return nil
 	case "-h", "-help", "--help", "help":
 		if name == "help" && len(rest) > 0 {
 			cmd, ok := lookup(rest[0])
@@ -176,6 +184,7 @@ const topHelp = `reyesctl: keys, signed rulesets and policy questions for reyes
 Usage:
   reyesctl <command> [flags] [arguments]
   reyesctl help <command>       (or: reyesctl <command> -h)
+  reyesctl --version
 
 Commands:
 `

@@ -300,7 +300,9 @@ func TestKeygen(t *testing.T) {
 		{name: "empty name", args: []string{"keygen", "--secret", p("g.sec"), "--public", p("g.pub"), "--name", ""}, code: ExitUsage},
 		{name: "unknown flag", args: []string{"keygen", "--secret", p("h.sec"), "--public", p("h.pub"), "--bits", "4096"}, code: ExitUsage, errHas: "-bits"},
 		{name: "stray argument", args: []string{"keygen", "--secret", p("i.sec"), "--public", p("i.pub"), "extra"}, code: ExitUsage},
+		// The error was a bare "open ...: no such file or directory".
 		{name: "unwritable dir", args: []string{"keygen", "--secret", p("no/such/dir/j.sec"), "--public", p("j.pub")}, code: ExitFailure,
+			errHas: "directory " + p("no/such/dir") + " does not exist",
 			checkFS: func(t *testing.T) {
 				if _, err := os.Stat(p("j.pub")); err == nil {
 					t.Error("public key written although the secret key failed")

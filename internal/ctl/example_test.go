@@ -58,19 +58,23 @@ func ExampleRun() {
 		panic(err)
 	}
 
-	// The question.
+	// The question, about the host whose two interfaces hold 10.20.1.10
+	// and 10.20.1.11 (each gets its own chain, as on the host).
 	err = ctl.Run(ctx, []string{"explain", "--store", store, "--trusted-key", key,
-		"--src", "10.30.0.5", "--dst", "10.20.1.10", "--proto", "tcp", "--port", "443"}, os.Stdout, os.Stderr)
+		"--src", "10.30.0.5", "--dst", "10.20.1.10", "--proto", "tcp", "--port", "443",
+		"--addrs", "10.20.1.10,10.20.1.11"}, os.Stdout, os.Stderr)
 	fmt.Println("exit status:", ctl.ExitCode(err))
 	// Output:
+	// host:    eni-f105372af0061d156 (10.20.1.11,10.20.1.12,2400:6500:60ec:9c00::11) groups sg-41c9bbb04cf721a80,sg-b238c182ba23a5210
 	// host:    eni-f9d642e9aab729078 (10.20.1.10) groups sg-b238c182ba23a5210
 	// own VPC: 10.20.0.0/16,2400:6500:60ec:9c00::/56
 	// packet:  tcp 10.30.0.5 -> 10.20.1.10 port 443
 	// policy:  mode vpc, table shared, foreign 10.0.0.0/8
 	// verdict: allow
-	// rule:    -A REYES-FILTER -p tcp -m tcp --dport 443 -m comment --comment "sg-b238c182ba23a5210 (api): tcp/443 from 0.0.0.0/0" -g REYES-ALLOW (rule 4 of REYES-FILTER)
+	// rule:    -A REYES-eni-f9d642e9aab729078 -p tcp -m tcp --dport 443 -m comment --comment "sg-b238c182ba23a5210 (api): tcp/443 from 0.0.0.0/0" -g REYES-ALLOW
+	// where:   rule 4 of chain REYES-eni-f9d642e9aab729078, as the host loads it (iptables -S REYES-eni-f9d642e9aab729078 4)
 	// comment: sg-b238c182ba23a5210 (api): tcp/443 from 0.0.0.0/0
-	// path:    REYES-INPUT -> REYES-FILTER -> REYES-ALLOW
+	// path:    REYES-INPUT -> REYES-FILTER -> REYES-eni-f9d642e9aab729078 -> REYES-ALLOW
 	// note:    in shared mode the host's own INPUT rules still see this packet
 	// exit status: 0
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,10 +24,14 @@ type explainFlags struct {
 	src, dst, proto        string
 	port, icmpType, icmpCo int
 	ipsec, established     bool
-	mode, table            string
-	foreign, vpcCIDRs      stringList
-	groups, vpc            string
-	set                    map[string]bool // flags given on the command line
+	iface                  string
+	vpc                    string
+	// plan are the follower's own flags that shape the host's plan
+	// (--mode, --table, --foreign-cidr, --vpc-cidr, --groups, --addrs,
+	// --fail-safe, --log-accept, --log-drop, --baseline...), from its
+	// option table.
+	plan *reyes.PlanFlags
+	set  map[string]bool // flags given on the command line
 }
 
 func explainCommand() command {
@@ -34,24 +39,31 @@ func explainCommand() command {
 		name:     "explain",
 		synopsis: "what reyes on the host owning --dst does with a packet, and which rule decides",
 		usage: "--store URL|PATH --trusted-key FILE... --src IP --dst IP --proto tcp|udp|icmp|icmpv6|N\n" +
-			"         [--port N] [--icmp-type N --icmp-code N] [--ipsec] [--established]\n" +
-			"         [--mode vpc|ipsec] [--table shared|exclusive] [--foreign-cidr CIDR]...\n" +
-			"         [--groups ID,ID] [--vpc ID] [--vpc-cidr CIDR]... [--max-size N] [--s3-path-style]",
+			"         [--port N] [--icmp-type N --icmp-code N] [--ipsec] [--established] [--in-interface IF]\n" +
+			"         [--vpc ID] [--max-size N] [--max-skew D] [--s3-path-style]\n" +
+			"         and reyes-follower's flags that shape the plan:\n" + planFlagsUsage(),
 		help: `
-Fetches and verifies the ruleset in --store, finds the host that owns the
-address --dst (its interfaces in the ruleset, and its VPC's CIDR blocks), or
-takes --groups as the host's security groups instead, renders that host's
-policy with the given --mode, --table and --foreign-cidr, and asks
-render.Decide what it does with the packet: allow, drop, or pass (not reyes'
-business). Prints the verdict, the deciding rule as iptables-restore text,
-its comment (which names the security group rule) and the chains the packet
-went through.
+Fetches and verifies the ruleset in --store, finds the host as its follower
+would, renders that host's policy with the follower's own flags (the same
+names, defaults and checks as reyes-follower: give it the flags the host's
+follower runs with), and asks render.Decide what it does with the packet:
+allow, drop, or pass (not reyes' business). Prints the verdict, the
+deciding rule as iptables-restore text, the chain and the rule number in it
+as the host loads them (iptables -S CHAIN N prints it), its comment
+(which names the security group rule) and the chains the packet went
+through.
+
+The host: with --groups, the one interface a follower with --groups makes
+(its rules in REYES-FILTER, for all the host's traffic); with --addrs, the
+interfaces holding those addresses, as a follower with --addrs, or one that
+finds itself by IMDS or its own addresses, loads them (one REYES-eni-<id>
+chain each); without either, the interface that holds --dst. Give every
+address of a host with several interfaces in --addrs.
 
 The exit status is 0 whatever the verdict: the answer is the output. It is
 non-zero only when there is no answer (bad flags, an object that does not
 verify, a host the ruleset does not hold). An expired ruleset is still
-explained, with a warning. The host's own iptables rules, fail-safe sources
-and logging rules of a follower's configuration are not modelled.`,
+explained, with a warning. The host's own iptables rules are not modelled.`,
 		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
 			f := &explainFlags{}
 			f.define(fl)
@@ -63,8 +75,35 @@ and logging rules of a follower's configuration are not modelled.`,
 	}
 }
 
+// planFlagsUsage lists the follower's plan flags for the usage line,
+// wrapped.
+func planFlagsUsage() string {
+	fl := flag.NewFlagSet("", flag.ContinueOnError)
+	reyes.DefinePlanFlags(fl)
+	var b strings.Builder
+	line := "        "
+	fl.VisitAll(func(f *flag.Flag) {
+		item := " [--" + f.Name + "]"
+		if isBool(f) {
+			// no value
+		} else if _, usage := flag.UnquoteUsage(f); strings.Contains(usage, "repeatable") {
+			item = " [--" + f.Name + " V]..."
+		} else {
+			item = " [--" + f.Name + " V]"
+		}
+		if len(line)+len(item) > 100 {
+			b.WriteString(line + "\n")
+			line = "        "
+		}
+		line += item
+	})
+	b.WriteString(line)
+	return b.String()
+}
+
 func (f *explainFlags) define(fl *flag.FlagSet) {
 	f.objectFlags.define(fl, "trust the public key(s) in `FILE` (repeatable; required)")
+	fl.DurationVar(&f.maxSkew, "max-skew", reyes.DefaultMaxSkew, "how far in the future the signature may be, as the followers' max_skew `D`")
 	fl.StringVar(&f.store, "store", "", "read the signed ruleset from `URL|PATH`: s3://bucket/key or a file (required)")
 	fl.StringVar(&f.src, "src", "", "the packet's source `IP` (required)")
 	fl.StringVar(&f.dst, "dst", "", "the packet's destination `IP`, an address of the host asked about (required)")
@@ -74,12 +113,9 @@ func (f *explainFlags) define(fl *flag.FlagSet) {
 	fl.IntVar(&f.icmpCo, "icmp-code", 0, "the ICMP or ICMPv6 code `N`")
 	fl.BoolVar(&f.ipsec, "ipsec", false, "the packet arrived over IPsec (decapsulated by an inbound policy)")
 	fl.BoolVar(&f.established, "established", false, "the packet belongs to a connection conntrack already knows")
-	fl.StringVar(&f.mode, "mode", "vpc", "which traffic reyes filters, `vpc|ipsec`")
-	fl.StringVar(&f.table, "table", "shared", "how much of the filter table reyes owns, `shared|exclusive`")
-	fl.Var(&f.foreign, "foreign-cidr", "in vpc mode, filter traffic from this foreign range `CIDR` (repeatable; default 10.0.0.0/8)")
-	fl.StringVar(&f.groups, "groups", "", "take the security groups `ID,ID` as the host's, instead of looking --dst up")
-	fl.StringVar(&f.vpc, "vpc", "", "look --dst up in this VPC `ID` only (for overlapping VPCs)")
-	fl.Var(&f.vpcCIDRs, "vpc-cidr", "the host's own VPC `CIDR` block, replacing the ruleset's (repeatable)")
+	fl.StringVar(&f.iface, "in-interface", "", "the interface `IF` the packet came in on (default: the baseline's interface, else none)")
+	fl.StringVar(&f.vpc, "vpc", "", "look the host's addresses up in this VPC `ID` only (for overlapping VPCs)")
+	f.plan = reyes.DefinePlanFlags(fl)
 }
 
 // visit records which flags the command line set.
@@ -93,6 +129,8 @@ type question struct {
 	pkt  render.Packet
 	opts render.Options
 	id   reyes.IdentityOptions
+	// fromDst: the host was looked up by --dst alone.
+	fromDst bool
 }
 
 func (f *explainFlags) validate() (question, error) {
@@ -166,35 +204,31 @@ func (f *explainFlags) validate() (question, error) {
 	}
 	q.pkt.IPsec, q.pkt.Established = f.ipsec, f.established
 
-	if q.opts.Mode, err = render.ParseMode(f.mode); err != nil {
-		return bad("--mode: %v", err)
-	}
-	if q.opts.Table, err = render.ParseTableMode(f.table); err != nil {
-		return bad("--table: %v", err)
-	}
-	if len(f.foreign) > 0 {
-		if q.opts.ForeignCIDRs, err = parsePrefixes(f.foreign); err != nil {
-			return bad("--foreign-cidr: %v", err)
+	if q.opts, q.id, err = f.plan.Options(); err != nil {
+		// "configuration: vpc_cidr: ..." is the follower's wording;
+		// here the key is a flag.
+		msg := strings.TrimPrefix(err.Error(), reyes.ErrConfig.Error()+": ")
+		if key, rest, ok := strings.Cut(msg, ": "); ok && !strings.ContainsAny(key, " -") {
+			msg = "--" + strings.ReplaceAll(key, "_", "-") + ": " + rest
 		}
+		return bad("%s", msg)
 	}
-	if len(f.vpcCIDRs) > 0 {
-		if q.id.VPCCIDRs, err = parsePrefixes(f.vpcCIDRs); err != nil {
-			return bad("--vpc-cidr: %v", err)
-		}
+	q.pkt.InIface = f.iface
+	if q.pkt.InIface == "" && q.opts.Baseline != nil {
+		q.pkt.InIface = q.opts.Baseline.Interface
 	}
-	if f.groups != "" {
-		for g := range strings.SplitSeq(f.groups, ",") {
-			g = strings.TrimSpace(g)
-			if !ruleset.ValidGroupID(g) {
-				return bad("--groups: %q is not a security group ID", g)
-			}
-			q.id.Groups = append(q.id.Groups, g)
-		}
+	switch {
+	case len(q.id.Groups) > 0:
 		if f.vpc != "" {
-			return bad("--vpc is for looking --dst up; with --groups give --vpc-cidr instead")
+			return bad("--vpc is for looking the host's addresses up; with --groups give --vpc-cidr instead")
 		}
-	} else {
+	case len(q.id.Addrs) > 0:
+		if !slices.Contains(q.id.Addrs, q.pkt.Dst) {
+			return bad("--dst %s is not one of the host's --addrs", q.pkt.Dst)
+		}
+	default:
 		q.id.Addrs = []netip.Addr{q.pkt.Dst}
+		q.fromDst = true
 	}
 	if f.vpc != "" && !ruleset.ValidVPCID(f.vpc) {
 		return bad("--vpc: %q is not a VPC ID", f.vpc)
@@ -279,12 +313,20 @@ func printVerdict(out io.Writer, host render.Host, src reyes.IdentitySource, q q
 	if len(host.VPCCIDRs) > 0 {
 		vpc = joinStrings(host.VPCCIDRs)
 	}
+	if q.fromDst && len(host.Interfaces) == 1 {
+		fmt.Fprintf(w, "host view:\tthe interface holding --dst only; a host with more interfaces loads one REYES-eni-<id> chain each: give all its addresses in --addrs\n")
+	}
 	fmt.Fprintf(w, "own VPC:\t%s\n", vpc)
 	fmt.Fprintf(w, "packet:\t%s\n", describePacket(q.pkt))
-	fmt.Fprintf(w, "policy:\tmode %s, table %s, foreign %s\n", q.opts.Mode, q.opts.Table, foreignText(q.opts))
+	fmt.Fprintf(w, "policy:\t%s\n", policyText(q.opts))
 	fmt.Fprintf(w, "verdict:\t%s\n", v.Action)
 	if v.Rule != "" {
-		fmt.Fprintf(w, "rule:\t%s (rule %d of %s)\n", v.Rule, v.Index, v.Chain)
+		tool := "iptables"
+		if q.pkt.Dst.Is6() {
+			tool = "ip6tables"
+		}
+		fmt.Fprintf(w, "rule:\t%s\n", v.Rule)
+		fmt.Fprintf(w, "where:\trule %d of chain %s, as the host loads it (%s -S %s %d)\n", v.Index, v.Chain, tool, v.Chain, v.Index)
 	} else {
 		fmt.Fprintf(w, "rule:\tnone (the packet ran off the end of reyes' chains)\n")
 	}
@@ -319,6 +361,46 @@ func describePacket(p render.Packet) string {
 		b.WriteString(", established")
 	}
 	return b.String()
+}
+
+// policyText says which of the follower's options the policy was rendered
+// with.
+func policyText(o render.Options) string {
+	parts := []string{"mode " + o.Mode.String(), "table " + o.Table.String(), "foreign " + foreignText(o)}
+	if len(o.FailSafe) > 0 {
+		fs := make([]string, len(o.FailSafe))
+		for i, f := range o.FailSafe {
+			fs[i] = failSafeText(f)
+		}
+		parts = append(parts, "fail-safe "+strings.Join(fs, ","))
+	}
+	if o.LogAccept {
+		parts = append(parts, "log-accept")
+	}
+	if o.LogDrop {
+		parts = append(parts, "log-drop")
+	}
+	if o.Baseline != nil {
+		parts = append(parts, "baseline on "+o.Baseline.Interface)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func failSafeText(f render.FailSafe) string {
+	s := "any"
+	if f.Source.IsValid() {
+		s = f.Source.String()
+	}
+	switch f.Protocol {
+	case ruleset.ProtoTCP:
+		s += "/tcp"
+	case ruleset.ProtoUDP:
+		s += "/udp"
+	}
+	if f.Port != 0 {
+		s += fmt.Sprintf("/%d", f.Port)
+	}
+	return s
 }
 
 func foreignText(o render.Options) string {

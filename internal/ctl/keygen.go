@@ -66,6 +66,11 @@ func (c *cli) keygen(_ context.Context, f keygenFlags) error {
 			}
 		}
 	}
+	for _, p := range []string{f.secret, f.public} {
+		if err := checkDir(p); err != nil {
+			return err
+		}
+	}
 	secret, public, err := sign.GenerateKey(f.name, f.email, c.now())
 	if err != nil {
 		return err
@@ -125,6 +130,23 @@ func writeFile(path string, data []byte, perm fs.FileMode, force bool) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkDir fails, naming the directory, when the directory path is to be
+// written in does not exist or is not a directory (a bare "open ...: no
+// such file or directory" does not say that /etc/reyes is what is missing).
+func checkDir(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("writing %s: directory %s does not exist (create it first, e.g. install -d -m 0700 %s)", path, dir, dir)
+	case err != nil:
+		return fmt.Errorf("writing %s: %w", path, err)
+	case !fi.IsDir():
+		return fmt.Errorf("writing %s: %s is not a directory", path, dir)
 	}
 	return nil
 }

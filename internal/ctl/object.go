@@ -23,6 +23,21 @@ type objectFlags struct {
 	maxSize   int64
 	pathStyle bool
 	trusted   stringList
+	// maxSkew is how far in the future the signature (and generated_at)
+	// may be; 0 means the default. Set by defineFreshness.
+	maxSkew, maxValidity time.Duration
+}
+
+// defineFreshness defines the follower's freshness flags, for the commands
+// that check an object as a follower would.
+func (o *objectFlags) defineFreshness(fl *flag.FlagSet) {
+	fl.DurationVar(&o.maxSkew, "max-skew", reyes.DefaultMaxSkew, "how far in the future generated_at and the signature may be, as the followers' max_skew `D`")
+	fl.DurationVar(&o.maxValidity, "max-validity", reyes.DefaultMaxValidity, "the longest validity followers accept, as their max_validity `D`")
+}
+
+// policy is the freshness policy of the flags for scope.
+func (o *objectFlags) policy(scope string) reyes.FreshnessPolicy {
+	return reyes.FreshnessPolicy{Scope: scope, MaxSkew: o.maxSkew, MaxValidity: o.maxValidity}
 }
 
 func (o *objectFlags) define(fl *flag.FlagSet, trustedUsage string) {
@@ -36,6 +51,9 @@ func (o *objectFlags) define(fl *flag.FlagSet, trustedUsage string) {
 func (o *objectFlags) check(cmd string, needTrusted bool) error {
 	if o.maxSize <= 0 {
 		return &UsageError{Cmd: cmd, Err: fmt.Errorf("--max-size must be positive, got %d", o.maxSize)}
+	}
+	if o.maxSkew < 0 || o.maxValidity < 0 {
+		return &UsageError{Cmd: cmd, Err: fmt.Errorf("--max-skew and --max-validity must not be negative")}
 	}
 	if needTrusted && len(o.trusted) == 0 {
 		return &UsageError{Cmd: cmd, Err: errors.New("--trusted-key is required")}
@@ -82,7 +100,7 @@ func (o *objectFlags) open(ctx context.Context, url string, now time.Time, verif
 	}
 	var res opened
 	if kr != nil {
-		v, err := sign.OpenVerified(bytes.NewReader(body), kr, now, sign.WithMaxSize(o.maxSize))
+		v, err := sign.OpenVerified(bytes.NewReader(body), kr, now, sign.WithMaxSize(o.maxSize), o.policy("").SkewOption())
 		if err != nil {
 			return nil, fmt.Errorf("verifying %s: %w", url, err)
 		}
@@ -106,7 +124,7 @@ func verifyCommand() command {
 	return command{
 		name:     "verify",
 		synopsis: "check a signed ruleset as a follower would",
-		usage:    "--trusted-key FILE [--trusted-key FILE]... [--scope NAME] [--max-size N] [--s3-path-style] OBJECT",
+		usage:    "--trusted-key FILE [--trusted-key FILE]... [--scope NAME] [--max-size N] [--max-skew D] [--max-validity D] [--s3-path-style] OBJECT",
 		argNames: "OBJECT",
 		help: `
 Fetches OBJECT, verifies its signature against the trusted public keys
@@ -121,6 +139,7 @@ naming the reason, when a follower would refuse the object.`,
 			var scope string
 			o.define(fl, "trust the public key(s) in `FILE`, as gpg --export writes them (repeatable; required)")
 			fl.StringVar(&scope, "scope", "", "the scope `NAME` that followers expect (default: the object's own scope)")
+			o.defineFreshness(fl)
 			return func(ctx context.Context, args []string) error {
 				if err := o.check("verify", true); err != nil {
 					return err
@@ -145,7 +164,7 @@ func (c *cli) verify(ctx context.Context, o objectFlags, scope, url string) erro
 	if scope == "" {
 		scope = h.Scope
 	}
-	_, cerr := reyes.FreshnessPolicy{Scope: scope}.Check(h, reyes.SumPayload(res.payload), now, reyes.State{})
+	_, cerr := o.policy(scope).Check(h, reyes.SumPayload(res.payload), now, reyes.State{})
 	if cerr != nil {
 		fmt.Fprintf(w, "status:\tREFUSED: %v\n", cerr)
 	} else {

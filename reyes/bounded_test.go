@@ -1,0 +1,92 @@
+package reyes
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/reyes-fw/reyes/sgsource"
+)
+
+// hungServer accepts connections on 127.0.0.1 and never answers. It
+// returns its URL; the handlers are released when the test ends.
+func hungServer(t *testing.T) string {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	var once sync.Once
+	t.Cleanup(func() {
+		once.Do(func() { close(release) })
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return srv.URL
+}
+
+// TestS3StoreHungServerRetriesAndLogs: each attempt ends at the store's
+// timeout, every retry is logged naming the call, and the error names it.
+func TestS3StoreHungServerRetriesAndLogs(t *testing.T) {
+	var logs bytes.Buffer
+	opts := testS3Options(hungServer(t))
+	opts.Timeout = 300 * time.Millisecond
+	opts.MaxAttempts = 3
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	st, err := NewS3Store(context.Background(), "reyes-test", "obj", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, _, err = st.Get(context.Background(), "")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Get from a hung server took %s", d)
+	}
+	if err == nil || !strings.Contains(err.Error(), "GetObject") || !strings.Contains(err.Error(), "s3://reyes-test/obj") {
+		t.Fatalf("Get: %v", err)
+	}
+	if n := strings.Count(logs.String(), "retrying"); n != 2 || !strings.Contains(logs.String(), "call=GetObject") {
+		t.Errorf("%d retry lines, want 2:\n%s", n, logs.String())
+	}
+}
+
+// TestEC2HungEndpointRetriesAndLogs: the leader's EC2 client ends each
+// attempt at its timeout (a hung endpoint held the leader 900 s) and logs
+// each retry, naming the call and the region.
+func TestEC2HungEndpointRetriesAndLogs(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	src := &sgsource.EC2{
+		Regions: []string{"eu-west-1"},
+		Config: &aws.Config{
+			Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+			BaseEndpoint: aws.String(hungServer(t)),
+		},
+		MaxAttempts: 3, MaxBackoff: 10 * time.Millisecond,
+		Logger:        slog.New(slog.DiscardHandler),
+		ClientOptions: ec2ClientOptions(log, 300*time.Millisecond),
+	}
+	start := time.Now()
+	_, err := src.Fetch(context.Background())
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Fetch from a hung endpoint took %s", d)
+	}
+	if err == nil || !strings.Contains(err.Error(), "eu-west-1") || !strings.Contains(err.Error(), "Describe") {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if n := strings.Count(logs.String(), "retrying"); n < 2 || !strings.Contains(logs.String(), "where=eu-west-1") || !strings.Contains(logs.String(), "call=Describe") {
+		t.Errorf("%d retry lines:\n%s", n, logs.String())
+	}
+}

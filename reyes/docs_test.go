@@ -1,0 +1,77 @@
+package reyes_test
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/sgsource"
+)
+
+// TestIAMListsAreRight: the README's leader IAM list omitted s3:GetObject,
+// although the leader reads its own object on every run. Every list names
+// every EC2 call sgsource makes and both S3 actions.
+func TestIAMListsAreRight(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit, err := os.ReadFile("../examples/systemd/reyes-leader.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := string(readme)
+	start, end := strings.Index(r, "# 2. The leader"), strings.Index(r, "reyes-leader --source ec2")
+	if start < 0 || end < start {
+		t.Fatal("README: no leader step")
+	}
+	leaderREADME := strings.Join(strings.Fields(r[start:end]), " ")
+	leaderUnit := strings.Join(strings.Fields(strings.ReplaceAll(string(unit), "#", "")), " ")
+	for _, want := range []string{
+		"ec2:" + sgsource.CallDescribeVpcs, "ec2:" + sgsource.CallDescribeSecurityGroups,
+		"ec2:" + sgsource.CallDescribeNetworkInterfaces, "ec2:" + sgsource.CallGetManagedPrefixListEntries,
+		"s3:GetObject", "s3:PutObject",
+	} {
+		if !strings.Contains(leaderREADME, want) {
+			t.Errorf("README's leader IAM list lacks %s", want)
+		}
+		if !strings.Contains(leaderUnit, want) {
+			t.Errorf("reyes-leader.service's IAM list lacks %s", want)
+		}
+	}
+	if !regexp.MustCompile(`# 3\. On each host.*IAM: s3:GetObject`).MatchString(r) {
+		t.Error("README's follower IAM list does not say s3:GetObject")
+	}
+}
+
+// TestTimeoutsInsideUnits: the binaries' default --timeout is well inside
+// the shipped units' TimeoutStartSec, so that a hung endpoint ends in
+// reyes' error naming the call, not in systemd's kill.
+func TestTimeoutsInsideUnits(t *testing.T) {
+	for _, tc := range []struct {
+		unit    string
+		timeout time.Duration
+	}{
+		{"reyes-leader.service", reyes.DefaultLeaderTimeout},
+		{"reyes-follower.service", reyes.DefaultFollowerTimeout},
+	} {
+		b, err := os.ReadFile("../examples/systemd/" + tc.unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^TimeoutStartSec=(\S+)$`).FindStringSubmatch(string(b))
+		if m == nil {
+			t.Fatalf("%s has no TimeoutStartSec", tc.unit)
+		}
+		limit, err := time.ParseDuration(strings.Replace(strings.Replace(m[1], "min", "m", 1), "sec", "s", 1))
+		if err != nil {
+			t.Fatalf("%s: TimeoutStartSec=%s: %v", tc.unit, m[1], err)
+		}
+		if tc.timeout > limit*4/5 {
+			t.Errorf("%s: default --timeout %s is not well inside TimeoutStartSec %s", tc.unit, tc.timeout, limit)
+		}
+	}
+}

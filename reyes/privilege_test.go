@@ -1,0 +1,68 @@
+package reyes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPrivilege(t *testing.T) {
+	dir := t.TempDir()
+	status := func(capEff string) string {
+		p := filepath.Join(dir, capEff+".status")
+		if err := os.WriteFile(p, []byte("Name:\treyes-follower\nCapInh:\t0000000000000000\nCapEff:\t"+capEff+"\nCapBnd:\t000001ffffffffff\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	eperm := errors.New("loading ipsets: ipset v7.17: Kernel error received: Operation not permitted")
+	for _, tc := range []struct {
+		name    string
+		file    string
+		refused bool
+	}{
+		{"root", status("000001ffffffffff"), false},
+		{"root without CAP_NET_ADMIN", status("000001ffffffefff"), true},
+		{"unprivileged user", status("0000000000000000"), true},
+		{"only CAP_NET_ADMIN", status("0000000000001000"), false},
+		{"no status file", filepath.Join(dir, "missing"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkPrivilege(tc.file)
+			if tc.refused != errors.Is(err, ErrNotPrivileged) {
+				t.Fatalf("checkPrivilege: %v", err)
+			}
+			if tc.refused && (!strings.Contains(err.Error(), "root") || !strings.Contains(err.Error(), "CAP_NET_ADMIN")) {
+				t.Errorf("error does not say what is needed: %v", err)
+			}
+			hinted := permissionHint(eperm, tc.file)
+			if tc.refused != errors.Is(hinted, ErrNotPrivileged) || !errors.Is(hinted, eperm) {
+				t.Errorf("permissionHint: %v", hinted)
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{nil, ExitOK},
+		{ErrHelp, ExitOK},
+		{context.Canceled, ExitOK},
+		{fmt.Errorf("%w: bad", ErrUsage), ExitUsage},
+		{fmt.Errorf("%w: ttl: 1s", ErrConfig), ExitUsage},
+		{errors.New("refused"), ExitFailure},
+		// A run cut short by --timeout whose calls say "canceled".
+		{fmt.Errorf("%w after 2m0s: fetching: %w", ErrTimeout, context.Canceled), ExitFailure},
+	} {
+		if got := ExitCode(tc.err); got != tc.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package reyes
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// DefaultEC2RequestTimeout bounds each attempt of an EC2 API call (one
+// page of a Describe call), the response body included.
+const DefaultEC2RequestTimeout = 30 * time.Second
+
+// attemptsKey holds, in the context of one SDK operation, the counter of
+// its attempts.
+type attemptsKey struct{}
+
+// logRetries returns the SDK stack option that logs a warning each time
+// an attempt of an operation failed and the retryer will try again, naming
+// the service, the operation, where (the region or the object) and the
+// error: without it a hung or unreachable endpoint retried in silence for
+// minutes.
+func logRetries(log *slog.Logger, where string, retryer func() aws.Retryer) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		// Before the retry loop: one counter per operation.
+		if err := st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("reyesAttemptCounter",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				return next.HandleFinalize(context.WithValue(ctx, attemptsKey{}, new(atomic.Int32)), in)
+			}), "Retry", middleware.Before); err != nil {
+			return err
+		}
+		// Inside the retry loop: once per attempt.
+		return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("reyesRetryLog",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleFinalize(ctx, in)
+				n, _ := ctx.Value(attemptsKey{}).(*atomic.Int32)
+				if err == nil || n == nil || ctx.Err() != nil {
+					return out, md, err
+				}
+				attempt := int(n.Add(1))
+				r := retryer()
+				if r == nil || !r.IsErrorRetryable(err) || (r.MaxAttempts() > 0 && attempt >= r.MaxAttempts()) {
+					return out, md, err
+				}
+				log.WarnContext(ctx, "request failed; retrying",
+					"service", awsmiddleware.GetServiceID(ctx), "call", awsmiddleware.GetOperationName(ctx), "where", where,
+					"attempt", attempt, "max_attempts", r.MaxAttempts(), "err", err.Error())
+				return out, md, err
+			}), "Retry", middleware.After)
+	}
+}
