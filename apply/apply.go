@@ -969,16 +969,6 @@ func hookFix(lines []string, h render.Hook) []string {
 	return append(fix, "-I "+h.Builtin+" 1 -j "+h.Chain)
 }
 
-func isJumpTo(l, chain string) bool {
-	f := strings.Fields(l)
-	for i := 0; i+1 < len(f); i++ {
-		if (f[i] == "-j" || f[i] == "-g") && f[i+1] == chain {
-			return true
-		}
-	}
-	return false
-}
-
 // sameMembers decides whether the kernel set name already holds the plan's
 // members: from the recorded hash when there is state, else by reading
 // the members back.
