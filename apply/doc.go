@@ -12,11 +12,13 @@
 // The argument. The verdict of a packet depends on the rules and on the
 // members of the sets the rules refer to; a set no rule refers to decides
 // nothing. Every set of a plan has two slots in the kernel: its name and
-// its second name (name + SlotSuffix, "-b"; as long as render.TempSuffix,
-// so within ipset's limit on names). The kernel's
-// reference count ("ipset list -t", References) says which slot the rules
-// use, the live one; the other is free. Apply never changes the members of
-// a live set; it changes the kernel only by these steps:
+// its second name (name + SlotSuffix, "-b", as long as render.TempSuffix
+// and so within ipset's limit on names). The kernel's reference count
+// ("ipset list -t", References) says which slot the rules use, the live
+// one; the other is free. The rules apply loads are the plan's text with
+// each set named by its slot; the plan hash (render.FamilyPlan.Hash) does
+// not depend on slots. Apply never changes the members of a live set; it
+// changes the kernel only by these steps:
 //
 //  1. Fill: a changed set is created and filled under its free slot. No
 //     rule refers to it: no verdict changes.
@@ -60,8 +62,10 @@
 // Options.StateDir, which finds a read-only or full directory before the
 // kernel is touched (ErrStateNotWritable). Then it changes IPv4, then
 // IPv6. If IPv6 fails, IPv4 is put back: its in-place swaps are swapped
-// back, or its previous rules (read with iptables-save before the change)
-// are loaded back in one restore; the filled sets go. Only when both are
+// back, or its previous rules are loaded back in one restore (the text
+// the previous run recorded it loaded, apply-ipv4.rules, or without a
+// trusted record the table read with iptables-save before the change);
+// the filled sets go. Only when both are
 // through are unused sets destroyed and the states committed (rename). A
 // kill between a kernel change and the commit leaves the prepared file:
 // the next run then distrusts the record and reads the kernel (members
