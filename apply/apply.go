@@ -625,6 +625,13 @@ func (a *familyApply) newState() *state {
 		st.Chains = append(st.Chains, c.Name)
 	}
 	for _, c := range a.sets {
+		if a.st != nil && c.fill == "" && a.st.Sets[c.set.Name] == c.target && a.st.Hashes[c.set.Name] != "" && a.st.Members[c.target] != "" {
+			// Unchanged, as recorded: keep the record (no sorting).
+			st.Hashes[c.set.Name] = a.st.Hashes[c.set.Name]
+			st.Entries[c.target] = a.st.Entries[c.target]
+			st.Members[c.target] = a.st.Members[c.target]
+			continue
+		}
 		st.Hashes[c.set.Name] = c.set.Hash()
 		st.Entries[c.target] = uniqueCount(c.set.Members)
 		st.Members[c.target] = memberHash(c.set.Members)
@@ -973,13 +980,19 @@ func hookFix(lines []string, h render.Hook) []string {
 // members: from the recorded hash when there is state, else by reading
 // the members back.
 func (a *familyApply) sameMembers(ctx context.Context, s render.Set, name string) (bool, error) {
+	if a.st != nil && a.st.Sets[s.Name] == name && a.st.Hashes[s.Name] != "" {
+		// The recorded members: equal hashes mean equal members, whose
+		// number was recorded too (no sorting of the plan's members).
+		if a.st.Hashes[s.Name] != s.Hash() {
+			return false, nil
+		}
+		n, ok := a.st.Entries[name]
+		return ok && a.kernelSets[name].Entries == n, nil
+	}
 	if a.kernelSets[name].Entries != uniqueCount(s.Members) {
 		return false, nil
 	}
 	if a.st != nil {
-		if a.st.Sets[s.Name] == name && a.st.Hashes[s.Name] != "" {
-			return a.st.Hashes[s.Name] == s.Hash(), nil
-		}
 		if h, ok := a.st.Members[name]; ok {
 			return h == memberHash(s.Members), nil
 		}
