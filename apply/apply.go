@@ -67,7 +67,7 @@ const (
 	StepCheck    Step = "checking the plan"
 	StepBackend  Step = "choosing the iptables backend"
 	StepRead     Step = "reading the kernel's state"
-	StepFill     Step = "filling temporary sets (ipset restore)"
+	StepFill     Step = "filling sets in their free slots (ipset restore)"
 	StepSwap     Step = "swapping sets in (ipset restore)"
 	StepRules    Step = "loading rules (iptables-restore)"
 	StepRollback Step = "rolling back sets"

@@ -135,7 +135,7 @@ func TestKernelFaults(t *testing.T) {
 			line string
 		}{
 			{"invalid line", invalid.build(), StepRules, "--match-set reyes4-ghost"},
-			{"bad set member", badSet, StepFill, "add reyes4-web-n fd00:99::bad"},
+			{"bad set member", badSet, StepFill, "add reyes4-web-b fd00:99::bad"},
 			{"restore fails after swap", restoreAfterSwap, StepRules, "--match-set reyes4-ghost"},
 		} {
 			t.Run(string(b)+"/"+c.name, func(t *testing.T) {
