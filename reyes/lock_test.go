@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/reyes"
 )
 
@@ -92,5 +93,34 @@ func TestFollowerReadOnlyStateDir(t *testing.T) {
 	}
 	if st, _ := reyes.LoadState(dir); st.Serial <= before.Serial {
 		t.Errorf("state serial %d after the fix, want > %d", st.Serial, before.Serial)
+	}
+}
+
+// TestTwoFollowersOneStateDir: a timer run and a manual run at once, on
+// one state directory: they take turns (the lock), both succeed, and the
+// kernel is what one clean run gives.
+func TestTwoFollowersOneStateDir(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	if _, err := p.leader.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := *p.follower // the same state dir, kernel and store
+	errs := make(chan error, 2)
+	for _, f := range []*reyes.Follower{p.follower, &second} {
+		go func() {
+			_, err := f.RunOnce(ctx)
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := newPipeline(t)
+	ref.publishAndApply(t)
+	if got, want := applytest.Unslotted(p.kernel.Dump()), applytest.Unslotted(ref.kernel.Dump()); got != want {
+		t.Errorf("two runs at once left:\n%s\nwant:\n%s", got, want)
 	}
 }
