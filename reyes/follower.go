@@ -57,6 +57,10 @@ type Follower struct {
 	// Apply are the apply options (runner, backend, flag file). Its
 	// FailSafe should be Render.FailSafe, so apply verifies them.
 	Apply apply.Options
+	// LockWait bounds how long a run waits for another run (on the same
+	// StateDir) to finish before it gives up with an *apply.LockedError;
+	// zero means apply.DefaultLockWait.
+	LockWait time.Duration
 	// DryRun prints the plan (and a diff against the kernel's reyes rules,
 	// when they can be read) to Out instead of applying it, and records
 	// nothing.
@@ -138,6 +142,21 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 			res.Paused = true
 			return res, nil
 		}
+	}
+	if !f.DryRun {
+		// One run at a time, from reading the state to recording it.
+		if err := os.MkdirAll(f.StateDir, 0o700); err != nil {
+			return res, fmt.Errorf("creating the state directory: %w", err)
+		}
+		wait := f.LockWait
+		if wait == 0 {
+			wait = apply.DefaultLockWait
+		}
+		lock, err := apply.Lock(ctx, f.StateDir, wait)
+		if err != nil {
+			return res, err
+		}
+		defer lock.Unlock()
 	}
 	last, err := LoadState(f.StateDir)
 	if err != nil {
@@ -235,8 +254,17 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	stage = StageApply
 	aopts := f.applyOptions()
 	aopts.Force = aopts.Force || force
+	// Nothing is applied that cannot be recorded: the new state is written
+	// (not yet in force) before the kernel is touched.
+	commit, abort, err := PrepareState(f.StateDir, NewState(rs.Header, digest, newTag, now))
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+	}
 	ar, err := apply.Apply(ctx, plan, aopts)
 	res.Applied = ar
+	if err != nil {
+		abort()
+	}
 	if errors.Is(err, apply.ErrDisabled) {
 		res.Paused = true
 		log.Warn("paused by flag file: nothing changed", "file", f.Apply.DisableFile)
@@ -246,7 +274,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		return res, err
 	}
 	stage = StageState
-	if err := SaveState(f.StateDir, NewState(rs.Header, digest, newTag, now)); err != nil {
+	if err := commit(); err != nil {
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
 	f.markChecked(now)
@@ -472,6 +500,7 @@ func (f *Follower) kernelDiff(ctx context.Context, fp *render.FamilyPlan) (strin
 	have := map[string]bool{}
 	var kernel []string
 	for _, l := range strings.Split(string(b), "\n") {
+		l = apply.PlanSetNames(l) // a set may live in its second slot
 		if strings.HasPrefix(l, "-A "+render.ChainPrefix) || l == "-A INPUT -j "+render.InputChain {
 			kernel = append(kernel, l)
 			have[l] = true

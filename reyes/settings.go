@@ -175,7 +175,10 @@ func hostDigest(h render.Host, vpcCIDRs []netip.Prefix) string {
 // must load the rules at once rather than say "unchanged" until a drift
 // check is due (or never, with drift checks off).
 func kernelRecordDigest(dir string) string {
-	paths, err := filepath.Glob(filepath.Join(dir, "apply-*.json"))
+	// apply-ipv4.json and, while a killed run's change is not committed,
+	// apply-ipv4.json.new: then apply distrusts its record, and so must
+	// "unchanged".
+	paths, err := filepath.Glob(filepath.Join(dir, "apply-*.json*"))
 	if err != nil {
 		return ""
 	}
