@@ -409,7 +409,9 @@ func (c *commonConfig) report(log *slog.Logger, name string, err error) error {
 // environment asks for JSON logs: every line on stderr stays JSON.
 func reportEarly(name string, args, environ []string, stderr io.Writer, err error) error {
 	var rep reportedError
-	if err == nil || errors.Is(err, ErrHelp) || errors.As(err, &rep) || !jsonRequested(args, environ) {
+	if err == nil || ExitCode(err) == ExitOK || errors.As(err, &rep) || !jsonRequested(args, environ) {
+		// ExitOK: --help, or SIGTERM ending an --interval loop: nothing
+		// failed, and no ERROR record may say so.
 		return err
 	}
 	c := commonConfig{LogFormat: "json", LogLevel: "info"}

@@ -23,7 +23,7 @@ const (
 // the rest.
 func ExitCode(err error) int {
 	switch {
-	case errors.Is(err, ErrTimeout):
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrInterrupted):
 		// A run cut short by --timeout failed, whatever its calls say
 		// ("canceled").
 		return ExitFailure

@@ -149,18 +149,60 @@ func decodeState(data []byte) (State, error) {
 // rename over the state file, fsync of dir. A crash leaves the old state or
 // the new one, never a mix. dir is created (0700) if missing.
 func SaveState(dir string, s State) error {
+	commit, _, err := PrepareState(dir, s)
+	if err != nil {
+		return err
+	}
+	return commit()
+}
+
+// PrepareState writes s to a temporary file in dir (created 0700 if
+// missing) and syncs it, without putting it in force: commit renames it
+// over the state file (and syncs dir), abort removes it. The follower
+// prepares before it touches the kernel, so that a state directory that is
+// read-only or full stops the run before anything is applied that could
+// not be recorded. Call exactly one of commit and abort.
+func PrepareState(dir string, s State) (commit func() error, abort func(), err error) {
 	if s.IsZero() {
-		return fmt.Errorf("saving state: refusing to save an empty state")
+		return nil, nil, fmt.Errorf("saving state: refusing to save an empty state")
 	}
 	data, err := json.MarshalIndent(stateFile{Format: StateFormat, State: s}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("saving state: %w", err)
+		return nil, nil, fmt.Errorf("saving state: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("saving state: %w", err)
+		return nil, nil, fmt.Errorf("saving state: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, StateFile), append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("saving state: %w", err)
+	tmp, err := os.CreateTemp(dir, "."+StateFile+".tmp-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("saving state: %w", err)
 	}
-	return nil
+	name := tmp.Name()
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return nil, nil, fmt.Errorf("saving state: writing %s: %w", name, err)
+	}
+	commit = func() error {
+		if err := os.Rename(name, filepath.Join(dir, StateFile)); err != nil {
+			os.Remove(name)
+			return fmt.Errorf("saving state: %w", err)
+		}
+		if d, err := os.Open(dir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+		return nil
+	}
+	abort = func() { os.Remove(name) }
+	return commit, abort, nil
 }

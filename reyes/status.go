@@ -93,6 +93,10 @@ type LoadedRecord struct {
 	AppliedAt   time.Time `json:"applied_at"`
 	// Digest is the SHA-256 of the verified payload.
 	Digest Digest `json:"sha256"`
+	// Signer is the fingerprint of the primary key that signed it. When
+	// that key is no longer trusted (rotated out after a leak), its serial
+	// no longer binds the follower: only its generation time does.
+	Signer string `json:"signer,omitempty"`
 	// Identity is how the host was found, and what it was found to be.
 	Identity IdentityRecord `json:"identity"`
 	// Table and Mode are the render options' table and filter modes.
@@ -233,6 +237,9 @@ func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
+		if derr := checkDir(path); derr != nil {
+			return fmt.Errorf("writing %s: %w", path, derr)
+		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
