@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/reyes-fw/reyes/inventory"
 )
@@ -241,6 +242,7 @@ const (
 	kindInstance
 	kindPrefixList
 	kindStale
+	kindTransitGateway
 )
 
 // mix is the SplitMix64 finalizer: a bijection on uint64, so distinct
@@ -289,7 +291,27 @@ func (g *gen) run() *inventory.Inventory {
 	g.makeRules()
 	g.makeENIs()
 	g.makePrefixLists()
+	g.makeTransitGateways()
 	return &inventory.Inventory{Regions: g.regions}
+}
+
+// makeTransitGateways gives each region one transit gateway with security
+// group referencing enabled, every VPC of the region attached: the
+// references to groups of other VPCs of the region (srcOtherVPC) are then
+// honoured, as AWS honours them over such a gateway.
+func (g *gen) makeTransitGateways() {
+	for r := range g.regions {
+		reg := &g.regions[r]
+		tgw := g.id("tgw-", kindTransitGateway, r)
+		reg.TransitGateways = []inventory.TransitGateway{{ID: tgw, OwnerID: g.c.OwnerID, State: "available", SecurityGroupReferencing: true}}
+		for _, v := range reg.VPCs {
+			reg.TransitGatewayAttachments = append(reg.TransitGatewayAttachments, inventory.TransitGatewayVPCAttachment{
+				ID: "tgw-attach-" + strings.TrimPrefix(v.ID, "vpc-"), TransitGatewayID: tgw, VPCID: v.ID, VPCOwnerID: g.c.OwnerID,
+				State: "available", SecurityGroupReferencing: true,
+			})
+		}
+		reg.TransitGatewaysKnown, reg.AssociationsKnown = true, true
+	}
 }
 
 func (g *gen) makeVPCs() {
