@@ -83,11 +83,14 @@ func (e *FetchError) Unwrap() error { return e.Err }
 
 // EC2 is the [Source] that reads the live EC2 API with aws-sdk-go-v2.
 //
-// For every region, concurrently, it follows to the end one paginated
-// sequence each of DescribeVpcs, DescribeSecurityGroups and
-// DescribeNetworkInterfaces, then GetManagedPrefixListEntries once (a
-// paginated sequence) for every prefix list an ingress rule refers to,
-// AWS-managed lists included. It makes no per-group or per-instance calls.
+// For every region (of every account in Accounts), concurrently, it
+// follows to the end one paginated sequence each of DescribeVpcs,
+// DescribeSecurityGroups, DescribeNetworkInterfaces,
+// DescribeTransitGateways and DescribeTransitGatewayVpcAttachments, then
+// GetManagedPrefixListEntries once (a paginated sequence) for every prefix
+// list an ingress rule refers to, AWS-managed lists included, and
+// DescribeSecurityGroupVpcAssociations when an interface uses a group of
+// another VPC. It makes no per-group or per-instance calls.
 // Calls use the SDK's adaptive retry mode: throttling (RequestLimitExceeded)
 // and transient errors are retried with backoff. Any call that still fails
 // fails the whole Fetch with a [*FetchError]; there is never a partial
@@ -382,10 +385,6 @@ func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string, acc
 	r := inventory.Region{Name: region}
 	g, gctx := newTaskGroup(ctx)
 	g.Go(func() (err error) {
-		r.SecurityGroupVPCAssociations, r.AssociationsKnown, err = s.describeAssociations(gctx, c, region)
-		return err
-	})
-	g.Go(func() (err error) {
 		if r.TransitGateways, err = s.describeTransitGateways(gctx, c, region); err != nil {
 			return err
 		}
@@ -410,6 +409,17 @@ func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string, acc
 	})
 	if err := g.Wait(); err != nil {
 		return inventory.Region{}, err
+	}
+	// Associations matter only for an interface that uses a group of
+	// another VPC: without one there is nothing to ask (and an endpoint
+	// without the call is never asked).
+	if usesOtherVPCGroups(r) {
+		var err error
+		if r.SecurityGroupVPCAssociations, r.AssociationsKnown, err = s.describeAssociations(ctx, c, region); err != nil {
+			return inventory.Region{}, err
+		}
+	} else {
+		r.AssociationsKnown = !s.NoAssociations
 	}
 	s.logger().LogAttrs(ctx, slog.LevelInfo, "described EC2 region",
 		slog.String("account", acct.ID),
@@ -524,6 +534,24 @@ func (s *EC2) describeAssociations(ctx context.Context, c *ec2.Client, region st
 		return nil, false, nil
 	}
 	return list, err == nil, err
+}
+
+// usesOtherVPCGroups reports whether an interface of r uses a group that
+// is not a group of its own VPC in r (of another VPC, or not described
+// here).
+func usesOtherVPCGroups(r inventory.Region) bool {
+	vpcOf := make(map[string]string, len(r.SecurityGroups))
+	for _, g := range r.SecurityGroups {
+		vpcOf[g.ID] = g.VPCID
+	}
+	for _, n := range r.NetworkInterfaces {
+		for _, g := range n.Groups {
+			if v, ok := vpcOf[g]; !ok || v != n.VPCID {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // unsupported reports whether err says the endpoint does not know the call.
