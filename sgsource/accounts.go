@@ -62,17 +62,36 @@ func CallerAccount(ctx context.Context, cfg aws.Config, optFns ...func(*sts.Opti
 // stscreds.AssumeRoleProvider), so a leader that runs for days keeps
 // reading. Nothing is called until the first request.
 func AssumeRole(cfg aws.Config, roleARN string, optFns ...func(*sts.Options)) (Account, error) {
-	a, err := arn.Parse(roleARN)
-	if err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || len(a.Resource) == len("role/") {
-		return Account{}, fmt.Errorf("role ARN %q: want arn:<partition>:iam::<account>:role/<name>", clip(roleARN))
-	}
-	if err := checkAccountID(a.AccountID); err != nil {
-		return Account{}, fmt.Errorf("role ARN %q: %w", clip(roleARN), err)
+	id, err := RoleAccount(roleARN)
+	if err != nil {
+		return Account{}, err
 	}
 	p := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg, optFns...), roleARN, func(o *stscreds.AssumeRoleOptions) {
 		o.RoleSessionName = RoleSessionName
 	})
-	return Account{ID: a.AccountID, RoleARN: roleARN, Credentials: aws.NewCredentialsCache(p)}, nil
+	return Account{ID: id, RoleARN: roleARN, Credentials: aws.NewCredentialsCache(p)}, nil
+}
+
+// RoleAccount checks an IAM role ARN (arn:<partition>:iam::<account>:role/
+// <name>, a path allowed) and returns its account ID.
+func RoleAccount(roleARN string) (string, error) {
+	a, err := arn.Parse(roleARN)
+	if err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || len(a.Resource) == len("role/") {
+		return "", fmt.Errorf("role ARN %q: want arn:<partition>:iam::<account>:role/<name>", clip(roleARN))
+	}
+	if err := checkAccountID(a.AccountID); err != nil {
+		return "", fmt.Errorf("role ARN %q: %w", clip(roleARN), err)
+	}
+	return a.AccountID, nil
+}
+
+// CheckRoleName checks the name (or path/name) of the role that
+// OrganizationAccounts assumes.
+func CheckRoleName(name string) error {
+	if name == "" || strings.ContainsAny(name, ":*\x00 ") || len(name) > 512 || strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") {
+		return fmt.Errorf("organization role name %q is not a role name (or path/name)", clip(name))
+	}
+	return nil
 }
 
 // OrganizationAccounts lists the ACTIVE accounts of the caller's AWS
@@ -82,8 +101,8 @@ func AssumeRole(cfg aws.Config, roleARN string, optFns ...func(*sts.Options)) (A
 // caller's own account, read with its own credentials; pass "" to assume
 // the role in every account. Suspended and closed accounts are left out.
 func OrganizationAccounts(ctx context.Context, cfg aws.Config, roleName, except string, stsOpts []func(*sts.Options), orgOpts ...func(*organizations.Options)) ([]Account, error) {
-	if roleName == "" || strings.ContainsAny(roleName, ":\x00") || len(roleName) > 512 {
-		return nil, fmt.Errorf("organization role name %q is not a role name (or path/name)", clip(roleName))
+	if err := CheckRoleName(roleName); err != nil {
+		return nil, err
 	}
 	c := organizations.NewFromConfig(cfg, orgOpts...)
 	partition := partitionOf(cfg.Region)
