@@ -50,6 +50,11 @@ type Config struct {
 	StaleRefs int
 	// OwnerID is the account of everything; "123456789012" if empty.
 	OwnerID string
+	// Prefixes is the fraction (0 to 1) of interfaces that have delegated
+	// prefixes (EKS prefix delegation): a /28 from the upper half of their
+	// VPC's block, and a /80 in a VPC with IPv6. Zero leaves the estates of
+	// every seed as they were.
+	Prefixes float64
 }
 
 // Small is a preset of 500 interfaces (2 regions, 4 VPCs, 50 groups,
@@ -226,6 +231,8 @@ type vpcInfo struct {
 	groups []int // indexes in gen.groups, default group first
 	next4  int   // next IPv4 host number
 	next6  uint64
+	// nextPrefix numbers the delegated prefixes of the VPC.
+	nextPrefix int
 }
 
 type groupInfo struct {
@@ -738,6 +745,19 @@ func (g *gen) makeENIs() {
 				a[15-b] = byte(vpc.next6 >> (8 * b))
 			}
 			n.Addresses = append(n.Addresses, netip.AddrFrom16(a))
+		}
+		if c.Prefixes > 0 && i%max(1, int(math.Round(1/c.Prefixes))) == 0 {
+			// The upper half of 10.index.0.0/16 holds no address; a /28
+			// each, in order.
+			k := vpc.nextPrefix
+			vpc.nextPrefix++
+			n.Prefixes = append(n.Prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(vpc.index), byte(0x80 + k>>4), byte(k << 4)}), 28))
+			if vpc.v6.IsValid() {
+				a := vpc.v6.Addr().As16()
+				a[7], a[8], a[9] = 0x80, byte(k>>8), byte(k)
+				n.Prefixes = append(n.Prefixes, netip.PrefixFrom(netip.AddrFrom16(a), 80))
+			}
+			n.InterfaceType = "trunk"
 		}
 		// One to five groups of the interface's VPC.
 		k := 1 + g.pick([]int{50, 30, 12, 5, 3})
