@@ -230,8 +230,11 @@ func inspectCommand() command {
 		help: `
 Fetches OBJECT, decodes the ruleset strictly and prints its header, its age
 (now - generated_at), the number of VPCs and interfaces, and each security
-group: ID, name, VPC, region, rule count (or "excluded") and member count.
-With --trusted-key the signature is verified first and any failure is an
+group: ID, name, VPC, region, rule count (or "excluded") and member count
+(addresses and delegated prefixes), then the ruleset's findings, if any:
+what it cannot mirror as AWS applies it (references into accounts that were
+not read, stale references, load balancers that preserve client addresses),
+counted by kind, with the accounts not read. With --trusted-key the signature is verified first and any failure is an
 error; without, nothing is verified and the output says UNVERIFIED.`,
 		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
 			var o objectFlags
