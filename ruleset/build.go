@@ -79,11 +79,14 @@ func Build(inv *inventory.Inventory, opts BuildOptions) (*Ruleset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building ruleset: %w", err)
 	}
-	for _, id := range sortedKeys(e.vpcs) {
+	rs.VPCs = make([]VPC, 0, len(e.vpcOrder))
+	rs.Groups = make([]Group, 0, len(e.groupOrder))
+	rs.Interfaces = make([]Interface, 0, len(e.eniOrder))
+	for _, id := range e.vpcOrder {
 		v := e.vpcs[id]
 		rs.VPCs = append(rs.VPCs, VPC{ID: v.v.ID, Region: v.region, Owner: v.v.OwnerID, CIDRs: append([]netip.Prefix(nil), v.v.CIDRs...)})
 	}
-	for _, id := range sortedKeys(e.groups) {
+	for _, id := range e.groupOrder {
 		mg := e.groups[id]
 		sg := mg.g
 		g := Group{
@@ -107,7 +110,7 @@ func Build(inv *inventory.Inventory, opts BuildOptions) (*Ruleset, error) {
 		}
 		rs.Groups = append(rs.Groups, g)
 	}
-	for _, id := range sortedKeys(e.enis) {
+	for _, id := range e.eniOrder {
 		m := e.enis[id]
 		n := m.n
 		rs.Interfaces = append(rs.Interfaces, Interface{
@@ -206,15 +209,6 @@ func buildRule(p inventory.Permission, pls map[string][]netip.Prefix, res *resol
 		res.resolve(&r, g)
 	}
 	return r, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Index answers membership questions about a ruleset quickly. Build one

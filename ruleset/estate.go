@@ -20,9 +20,11 @@ type estate struct {
 	vpcs   map[string]*mergedVPC
 	groups map[string]*mergedGroup
 	enis   map[string]*mergedENI
+	// The IDs in the order first seen: Build's output is sorted anyway.
+	vpcOrder, groupOrder, eniOrder []string
 
-	// members: group ID -> VPC ID -> interfaces of the group in that VPC.
-	members map[string]map[string][]*inventory.NetworkInterface
+	// members: group ID -> the VPCs in which the group has interfaces.
+	members map[string][]string
 	// assoc: group ID + " " + VPC ID -> association state; assocKnown:
 	// region names in which some account described its associations.
 	assoc      map[string]string
@@ -31,18 +33,23 @@ type estate struct {
 	tgw      map[string]inventory.TransitGateway
 	att      map[string][]inventory.TransitGatewayVPCAttachment
 	tgwKnown map[string]bool
+
+	// lbs: group ID -> its members that are load balancers preserving
+	// client addresses; memberCache: memberVPCs of a group, computed once.
+	lbs         map[string][]*inventory.NetworkInterface
+	memberCache map[string][2][]string
 }
 
 type mergedVPC struct {
 	from   string // the view: account/region
-	v      inventory.VPC
+	v      *inventory.VPC
 	region string
 	owned  bool // from the owner's own view
 }
 
 type mergedGroup struct {
 	from   string // the view: account/region
-	g      inventory.SecurityGroup
+	g      *inventory.SecurityGroup
 	region string
 	// pls are the prefix lists of the view the group was taken from.
 	pls   map[string][]netip.Prefix
@@ -51,7 +58,7 @@ type mergedGroup struct {
 
 type mergedENI struct {
 	from   string // the view: account/region
-	n      inventory.NetworkInterface
+	n      *inventory.NetworkInterface
 	region string
 	owned  bool
 }
@@ -62,9 +69,10 @@ type mergedENI struct {
 func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 	e := &estate{
 		read: map[string]bool{}, vpcs: map[string]*mergedVPC{}, groups: map[string]*mergedGroup{},
-		enis: map[string]*mergedENI{}, members: map[string]map[string][]*inventory.NetworkInterface{},
+		enis: map[string]*mergedENI{}, members: map[string][]string{},
 		assoc: map[string]string{}, assocKnown: map[string]bool{}, tgw: map[string]inventory.TransitGateway{},
 		att: map[string][]inventory.TransitGatewayVPCAttachment{}, tgwKnown: map[string]bool{},
+		lbs: map[string][]*inventory.NetworkInterface{}, memberCache: map[string][2][]string{},
 	}
 	named, unnamed := false, false
 	for _, reg := range inv.Regions {
@@ -86,7 +94,8 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 		if reg.Account != "" {
 			where = reg.Account + "/" + reg.Name
 		}
-		for _, v := range reg.VPCs {
+		for vi := range reg.VPCs {
+			v := &reg.VPCs[vi]
 			if unnamed {
 				e.read[v.OwnerID] = true
 			}
@@ -102,13 +111,17 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 					continue
 				}
 			}
+			if _, seen := e.vpcs[v.ID]; !seen {
+				e.vpcOrder = append(e.vpcOrder, v.ID)
+			}
 			e.vpcs[v.ID] = &mergedVPC{v: v, region: reg.Name, owned: owned, from: where}
 		}
 		pls := make(map[string][]netip.Prefix, len(reg.PrefixLists))
 		for _, pl := range reg.PrefixLists {
 			pls[pl.ID] = pl.Entries
 		}
-		for _, g := range reg.SecurityGroups {
+		for gi := range reg.SecurityGroups {
+			g := &reg.SecurityGroups[gi]
 			if unnamed {
 				e.read[g.OwnerID] = true
 			}
@@ -124,9 +137,13 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 					continue
 				}
 			}
+			if _, seen := e.groups[g.ID]; !seen {
+				e.groupOrder = append(e.groupOrder, g.ID)
+			}
 			e.groups[g.ID] = &mergedGroup{g: g, region: reg.Name, owned: owned, pls: pls, from: where}
 		}
-		for _, n := range reg.NetworkInterfaces {
+		for ni := range reg.NetworkInterfaces {
+			n := &reg.NetworkInterfaces[ni]
 			owned := reg.Account == "" || reg.Account == n.OwnerID
 			if old, ok := e.enis[n.ID]; ok {
 				if old.from == where {
@@ -138,6 +155,9 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 				if old.owned || !owned {
 					continue
 				}
+			}
+			if _, seen := e.enis[n.ID]; !seen {
+				e.eniOrder = append(e.eniOrder, n.ID)
 			}
 			e.enis[n.ID] = &mergedENI{n: n, region: reg.Name, owned: owned, from: where}
 		}
@@ -171,14 +191,15 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 	// associations are described by the accounts that own them, and an
 	// account without any (a participant) may leave its files out.
 	e.assocKnown, e.tgwKnown = assocSeen, tgwSeen
-	for _, m := range e.enis {
+	for _, id := range e.eniOrder {
+		m := e.enis[id]
 		for _, g := range m.n.Groups {
-			byVPC := e.members[g]
-			if byVPC == nil {
-				byVPC = map[string][]*inventory.NetworkInterface{}
-				e.members[g] = byVPC
+			if vs := e.members[g]; !slices.Contains(vs, m.n.VPCID) {
+				e.members[g] = append(vs, m.n.VPCID)
 			}
-			byVPC[m.n.VPCID] = append(byVPC[m.n.VPCID], &m.n)
+			if preservesClientIP(m.n) {
+				e.lbs[g] = append(e.lbs[g], m.n)
+			}
 		}
 	}
 	return e, nil
@@ -190,7 +211,11 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 // (DescribeSecurityGroupVpcAssociations state "associated"); the others are
 // returned in stale, with why.
 func (e *estate) memberVPCs(g *mergedGroup) (vpcs []string, stale []string) {
-	for v := range e.members[g.g.ID] {
+	if c, ok := e.memberCache[g.g.ID]; ok {
+		return c[0], c[1]
+	}
+	defer func() { e.memberCache[g.g.ID] = [2][]string{vpcs, stale} }()
+	for _, v := range e.members[g.g.ID] {
 		if v == g.g.VPCID {
 			vpcs = append(vpcs, v)
 			continue
@@ -273,10 +298,7 @@ type resolver struct {
 }
 
 func (e *estate) resolver(g *mergedGroup, findings *[]Finding) *resolver {
-	dests := []string{g.g.VPCID}
-	for v := range e.members[g.g.ID] {
-		dests = append(dests, v)
-	}
+	dests := append([]string{g.g.VPCID}, e.members[g.g.ID]...)
 	slices.Sort(dests)
 	return &resolver{e: e, from: g, dests: slices.Compact(dests), findings: findings}
 }
@@ -326,6 +348,17 @@ func (r *resolver) resolve(rule *Rule, ref inventory.GroupRef) {
 	if ref.PeeringConnectionID != "" || ref.PeeringStatus == "active" {
 		peerVPC = orWord(ref.VPCID, g.g.VPCID)
 	}
+	// The common case first, without allocating: every member honoured
+	// wherever the rule applies.
+	if len(stale) == 0 && r.allHonoured(vpcs, peerVPC) {
+		if len(e.lbs[g.g.ID]) > 0 {
+			if lb := r.loadBalancers(g, vpcs); lb != "" {
+				r.find(FindingClientIP, g.g.ID, "", lb)
+			}
+		}
+		rule.Groups = append(rule.Groups, g.g.ID)
+		return
+	}
 	full := len(stale) == 0
 	var scoped []ScopedRef
 	var whyNot []string
@@ -346,13 +379,14 @@ func (r *resolver) resolve(rule *Rule, ref inventory.GroupRef) {
 	}
 	slices.Sort(whyNot)
 	whyNot = slices.Compact(whyNot)
-	var honoured []string // the member VPCs that are sources somewhere
-	for _, sr := range scoped {
-		honoured = append(honoured, sr.From...)
-	}
-	slices.Sort(honoured)
-	if lb := r.loadBalancers(g, slices.Compact(honoured)); lb != "" {
-		r.find(FindingClientIP, g.g.ID, "", lb)
+	if len(e.lbs[g.g.ID]) > 0 {
+		var honoured []string // the member VPCs that are sources somewhere
+		for _, sr := range scoped {
+			honoured = append(honoured, sr.From...)
+		}
+		if lb := r.loadBalancers(g, honoured); lb != "" {
+			r.find(FindingClientIP, g.g.ID, "", lb)
+		}
 	}
 	switch {
 	case full:
@@ -365,6 +399,46 @@ func (r *resolver) resolve(rule *Rule, ref inventory.GroupRef) {
 			r.find(FindingStaleReference, g.g.ID, "", "AWS honours the reference only in part: "+strings.Join(whyNot, "; "))
 		}
 	}
+}
+
+// allHonoured reports whether AWS honours the reference for members in
+// every one of vpcs wherever the rule applies.
+func (r *resolver) allHonoured(vpcs []string, peerVPC string) bool {
+	for _, d := range r.dests {
+		for _, s := range vpcs {
+			if s == d || peerVPC != "" && s == peerVPC && r.e.sameRegion(s, d) || r.e.tgwOK(s, d) {
+				continue
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// sameRegion reports whether two VPCs of the inventory are in one region.
+func (e *estate) sameRegion(a, b string) bool {
+	va, vb := e.vpcs[a], e.vpcs[b]
+	return va != nil && vb != nil && va.region == vb.region
+}
+
+// tgwOK is tgwPath without the why.
+func (e *estate) tgwOK(s, d string) bool {
+	if !e.sameRegion(s, d) || !e.tgwKnown[e.vpcs[s].region] {
+		return false
+	}
+	for _, as := range e.att[s] {
+		for _, ad := range e.att[d] {
+			if as.TransitGatewayID != ad.TransitGatewayID {
+				continue
+			}
+			g, known := e.tgw[as.TransitGatewayID]
+			if known && g.State == "available" && g.SecurityGroupReferencing && as.State == "available" && ad.State == "available" &&
+				as.SecurityGroupReferencing && ad.SecurityGroupReferencing {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // honoured says whether AWS honours a reference to members in VPC s for
@@ -397,11 +471,9 @@ func (r *resolver) honoured(s, d, peerVPC string) (bool, string) {
 // clients' addresses, or returns "".
 func (r *resolver) loadBalancers(g *mergedGroup, vpcs []string) string {
 	var ids []string
-	for _, v := range vpcs {
-		for _, n := range r.e.members[g.g.ID][v] {
-			if loadBalancerTypes[n.InterfaceType] || strings.HasPrefix(n.Description, "ELB net/") || strings.HasPrefix(n.Description, "ELB gwy/") {
-				ids = append(ids, n.ID)
-			}
+	for _, n := range r.e.lbs[g.g.ID] {
+		if slices.Contains(vpcs, n.VPCID) {
+			ids = append(ids, n.ID)
 		}
 	}
 	if len(ids) == 0 {
@@ -409,6 +481,12 @@ func (r *resolver) loadBalancers(g *mergedGroup, vpcs []string) string {
 	}
 	slices.Sort(ids)
 	return fmt.Sprintf("members %s are load balancers that may preserve client IP addresses: traffic they forward arrives from the clients, which the mirror does not match", strings.Join(ids, ","))
+}
+
+// preservesClientIP reports whether traffic an interface forwards may
+// arrive from its clients' addresses: network and gateway load balancers.
+func preservesClientIP(n *inventory.NetworkInterface) bool {
+	return loadBalancerTypes[n.InterfaceType] || strings.HasPrefix(n.Description, "ELB net/") || strings.HasPrefix(n.Description, "ELB gwy/")
 }
 
 func orWord(s, def string) string {
