@@ -3,13 +3,22 @@ package inventory
 import "net/netip"
 
 // Inventory is an AWS-shaped snapshot of the estate: everything reyes needs
-// from the EC2 API, for every configured region.
+// from the EC2 API, for every configured region of every account read.
 type Inventory struct {
+	// Regions holds what each region of each account describes: one entry
+	// per (Account, Name), sorted by Account and then Name.
 	Regions []Region
 }
 
-// Region holds what one EC2 region describes.
+// Region holds what one EC2 region describes to one account.
 type Region struct {
+	// Account is the 12-digit ID of the account whose view this is, or
+	// empty for an inventory of the caller's account alone (the layout of
+	// one directory per region). In an estate of several accounts every
+	// Region names its account, and two accounts may describe the same
+	// object (a shared VPC, a participant's interface): ruleset.Build
+	// merges them.
+	Account string
 	// Name is the region code, such as "eu-west-1".
 	Name              string
 	VPCs              []VPC
@@ -18,6 +27,59 @@ type Region struct {
 	// PrefixLists holds the entries of every managed prefix list that a
 	// security group rule in this region refers to.
 	PrefixLists []PrefixList
+	// SecurityGroupVPCAssociations are the security group VPC associations
+	// (DescribeSecurityGroupVpcAssociations) of the account's groups, in
+	// every state. Only AssociationsKnown says whether they were read.
+	SecurityGroupVPCAssociations []SecurityGroupVPCAssociation
+	// AssociationsKnown: the associations were described (an offline dump
+	// without security-group-vpc-associations.json leaves it false).
+	AssociationsKnown bool
+	// TransitGateways and TransitGatewayAttachments are the region's
+	// transit gateways (DescribeTransitGateways) and VPC attachments
+	// (DescribeTransitGatewayVpcAttachments), in every state;
+	// TransitGatewaysKnown says whether both were read.
+	TransitGateways           []TransitGateway
+	TransitGatewayAttachments []TransitGatewayVPCAttachment
+	TransitGatewaysKnown      bool
+}
+
+// SecurityGroupVPCAssociation is a security group associated with a VPC
+// other than its own (same region): interfaces in that VPC may use it.
+type SecurityGroupVPCAssociation struct {
+	GroupID      string
+	GroupOwnerID string
+	VPCID        string
+	VPCOwnerID   string
+	// State is AWS' word: "associated" is the only state in which the
+	// group may be used in the VPC; "associating", "association-failed",
+	// "disassociating", "disassociated" and "disassociation-failed" are
+	// not.
+	State string
+}
+
+// TransitGateway is one transit gateway and whether it supports security
+// group referencing (Options.SecurityGroupReferencingSupport "enable").
+type TransitGateway struct {
+	ID      string
+	OwnerID string
+	// State is AWS' word ("available", "pending", "deleted", ...).
+	State string
+	// SecurityGroupReferencing is Options.SecurityGroupReferencingSupport
+	// == "enable" (the default is "disable").
+	SecurityGroupReferencing bool
+}
+
+// TransitGatewayVPCAttachment is one VPC attached to a transit gateway.
+type TransitGatewayVPCAttachment struct {
+	ID               string
+	TransitGatewayID string
+	VPCID            string
+	VPCOwnerID       string
+	// State is AWS' word ("available", "pendingAcceptance", "deleted", ...).
+	State string
+	// SecurityGroupReferencing is Options.SecurityGroupReferencingSupport
+	// == "enable" (the default for a new attachment).
+	SecurityGroupReferencing bool
 }
 
 // VPC is one VPC and its associated CIDR blocks.
@@ -62,6 +124,9 @@ type GroupRef struct {
 	// connection ("active", "deleted", ...). A reference whose peering is
 	// not active is stale in AWS: it allows nothing.
 	PeeringStatus string
+	// PeeringConnectionID is VpcPeeringConnectionId, set for a reference
+	// through a VPC peering connection.
+	PeeringConnectionID string
 }
 
 // NetworkInterface is one ENI. Security groups attach to ENIs, not to
@@ -78,7 +143,12 @@ type NetworkInterface struct {
 	// Addresses holds every private IPv4 address (primary and secondary)
 	// and every IPv6 address. Public and Elastic IPs are not members.
 	Addresses []netip.Addr
-	Groups    []string // security group IDs
+	// Prefixes holds the delegated prefixes (Ipv4Prefixes, /28, then
+	// Ipv6Prefixes, /80): EKS prefix delegation hands their addresses to
+	// pods, and AWS treats every address in them as the interface's, so
+	// they are members of the interface's groups too.
+	Prefixes []netip.Prefix
+	Groups   []string // security group IDs
 }
 
 // PrefixList is a managed prefix list and its entries.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 )
 
@@ -122,9 +121,9 @@ func (fp *FamilyPlan) Decide(pkt Packet) (Verdict, error) {
 	for i := range fp.Chains {
 		chains[fp.Chains[i].Name] = &fp.Chains[i]
 	}
-	sets := make(map[string][]netip.Addr, len(fp.Sets))
-	for _, s := range fp.Sets {
-		sets[s.Name] = s.Members
+	sets := make(map[string]*Set, len(fp.Sets))
+	for i := range fp.Sets {
+		sets[fp.Sets[i].Name] = &fp.Sets[i]
 	}
 	type frame struct {
 		chain *Chain
@@ -222,7 +221,7 @@ func (fp *FamilyPlan) verdict(v Verdict, o Outcome, r *Rule, chain string, idx i
 	return v
 }
 
-func (fp *FamilyPlan) matches(m *Match, p Packet, sets map[string][]netip.Addr) bool {
+func (fp *FamilyPlan) matches(m *Match, p Packet, sets map[string]*Set) bool {
 	if m.InIface != "" && (m.InIface == p.InIface) == m.InIfaceNeg {
 		return false
 	}
@@ -245,7 +244,7 @@ func (fp *FamilyPlan) matches(m *Match, p Packet, sets map[string][]netip.Addr) 
 		return false
 	}
 	if m.SrcSet != "" {
-		if _, ok := slices.BinarySearchFunc(sets[m.SrcSet], p.Src, netip.Addr.Compare); !ok {
+		if s := sets[m.SrcSet]; s == nil || !s.Contains(p.Src) {
 			return false
 		}
 	}

@@ -131,6 +131,9 @@ type loadedCase struct {
 	dir  string
 	c    goldenCase
 	plan *render.Plan
+	// findings of the ruleset Build made; findings.txt holds them when
+	// there are any.
+	findings []ruleset.Finding
 }
 
 var genTime = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -213,7 +216,7 @@ func loadCase(t testing.TB, dir string) *loadedCase {
 	if err != nil {
 		t.Fatalf("%s: %v", dir, err)
 	}
-	return &loadedCase{name: filepath.Base(dir), dir: dir, c: c, plan: plan}
+	return &loadedCase{name: filepath.Base(dir), dir: dir, c: c, plan: plan, findings: rs.Findings}
 }
 
 func allCases(t testing.TB) []*loadedCase {
@@ -256,6 +259,13 @@ func TestGolden(t *testing.T) {
 				"ipset6.txt": lc.plan.V6.IpsetRestore(),
 				"rules6.txt": lc.plan.V6.IptablesRestore(),
 				"decide.txt": decideText(t, lc),
+			}
+			if len(lc.findings) > 0 {
+				var b bytes.Buffer
+				for _, f := range lc.findings {
+					fmt.Fprintf(&b, "%s %s ref=%s account=%s: %s\n", f.Kind, f.Group, f.Ref, f.Account, f.Detail)
+				}
+				files["findings.txt"] = b.Bytes()
 			}
 			for name, got := range files {
 				path := filepath.Join(lc.dir, name)

@@ -1,6 +1,8 @@
 package render
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -236,7 +238,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 		for _, n := range r.host.Interfaces {
 			groups = append(groups, n.Groups...)
 		}
-		rules, err := r.groupRules(groups)
+		rules, err := r.groupRules(groups, r.hostVPCs(r.host.Interfaces...))
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +268,7 @@ func (r *renderer) render() (*FamilyPlan, error) {
 					Comment: n.ID,
 				})
 			}
-			rules, err := r.groupRules(n.Groups)
+			rules, err := r.groupRules(n.Groups, r.hostVPCs(n))
 			if err != nil {
 				return nil, err
 			}
@@ -351,9 +353,26 @@ func srcMatch(c netip.Prefix) Match {
 	})
 }
 
+// hostVPCs returns the VPCs of the given host interfaces, as the ruleset
+// knows them, or nil when one of them is not in the ruleset (interfaces
+// given by the operator): then a reference AWS honours only between some
+// VPCs counts wherever it counts at all.
+func (r *renderer) hostVPCs(ifaces ...HostInterface) []string {
+	var vpcs []string
+	for _, n := range ifaces {
+		ri := r.x.Interface(n.ID)
+		if ri == nil || ri.VPC == "" {
+			return nil
+		}
+		vpcs = append(vpcs, ri.VPC)
+	}
+	slices.Sort(vpcs)
+	return slices.Compact(vpcs)
+}
+
 // groupRules renders the rules of the given groups (sorted, deduplicated)
-// for this family.
-func (r *renderer) groupRules(groups []string) ([]Rule, error) {
+// for this family, for interfaces in vpcs (nil: unknown).
+func (r *renderer) groupRules(groups []string, vpcs []string) ([]Rule, error) {
 	groups = slices.Clone(groups)
 	slices.Sort(groups)
 	groups = slices.Compact(groups)
@@ -364,7 +383,7 @@ func (r *renderer) groupRules(groups []string) ([]Rule, error) {
 			continue // a group unknown to the ruleset allows nothing
 		}
 		for _, rule := range g.Rules {
-			rs, err := r.rule(g, rule)
+			rs, err := r.rule(g, rule, vpcs)
 			if err != nil {
 				return nil, err
 			}
@@ -374,7 +393,7 @@ func (r *renderer) groupRules(groups []string) ([]Rule, error) {
 	return out, nil
 }
 
-func (r *renderer) rule(g *ruleset.Group, rule ruleset.Rule) ([]Rule, error) {
+func (r *renderer) rule(g *ruleset.Group, rule ruleset.Rule, vpcs []string) ([]Rule, error) {
 	switch {
 	case rule.Protocol == ruleset.ProtoICMP && r.fam != IPv4:
 		return nil, nil
@@ -434,27 +453,102 @@ func (r *renderer) rule(g *ruleset.Group, rule ruleset.Rule) ([]Rule, error) {
 		out = append(out, Rule{Match: m, Action: Action{Kind: Goto, Chain: AllowChain}, Allow: true,
 			Comment: clip(head + ": " + what + " from " + ref)})
 	}
+	// References AWS honours only from some VPCs: the members in those
+	// VPCs, for the VPCs of this host's interfaces.
+	from := map[string][]string{}
+	var refs []string
+	for _, sr := range rule.Scoped {
+		if vpcs != nil && !slices.Contains(vpcs, sr.VPC) {
+			continue
+		}
+		if r.x.Group(sr.Group) == nil {
+			continue
+		}
+		if _, ok := from[sr.Group]; !ok {
+			refs = append(refs, sr.Group)
+		}
+		from[sr.Group] = append(from[sr.Group], sr.From...)
+	}
+	slices.Sort(refs)
+	for _, ref := range refs {
+		f := from[ref]
+		slices.Sort(f)
+		f = slices.Compact(f)
+		set, err := r.scopedSet(ref, f)
+		if err != nil {
+			return nil, err
+		}
+		m := base
+		m.SrcSet = set
+		out = append(out, Rule{Match: m, Action: Action{Kind: Goto, Chain: AllowChain}, Allow: true,
+			Comment: clip(head + ": " + what + " from " + ref + " in " + strings.Join(f, ","))})
+	}
 	return out, nil
 }
 
-// set returns the name of the set of members of group gid in this family,
-// adding the set to the plan.
-func (r *renderer) set(gid string) (string, error) {
-	prefix := SetPrefix4
-	if r.fam == IPv6 {
-		prefix = SetPrefix6
+// scopedSet returns the name of the set of the members of group gid in
+// the VPCs from, in this family, adding it to the plan. Its name is the
+// family's prefix, "x" and a hash of the group, the VPCs and the set's
+// type: short enough for ipset whatever the IDs, and never the name of a
+// set of another type.
+func (r *renderer) scopedSet(gid string, from []string) (string, error) {
+	s := &Set{Group: gid, Family: r.fam}
+	addrs, nets := r.x.MembersIn(gid, from)
+	for _, a := range addrs {
+		if r.inFamily(a) {
+			s.Members = append(s.Members, a)
+		}
 	}
-	name := prefix + gid
+	for _, p := range nets {
+		if r.inFamily(p.Addr()) && p.Bits() > 0 {
+			s.Nets = append(s.Nets, p)
+		}
+	}
+	h := sha256.Sum256([]byte(gid + "|" + strings.Join(from, ",") + "|" + s.Type()))
+	return r.addSet(r.setPrefix()+"x"+hex.EncodeToString(h[:8]), s)
+}
+
+// set returns the name of the set of members of group gid in this family,
+// adding the set to the plan. A group whose interfaces have delegated
+// prefixes gets a hash:net set under another name (NetSetMark before the
+// ID): a set never changes type under one name, which ipset swap cannot do.
+func (r *renderer) set(gid string) (string, error) {
+	s := &Set{Group: gid, Family: r.fam}
+	for _, a := range r.x.Members(gid) {
+		if r.inFamily(a) {
+			s.Members = append(s.Members, a)
+		}
+	}
+	for _, p := range r.x.MemberPrefixes(gid) {
+		if r.inFamily(p.Addr()) && p.Bits() > 0 {
+			s.Nets = append(s.Nets, p)
+		}
+	}
+	name := r.setPrefix() + gid
+	if len(s.Nets) > 0 {
+		name = r.setPrefix() + NetSetMark + gid
+	}
+	return r.addSet(name, s)
+}
+
+// NetSetMark marks the name of a hash:net set of a group's members:
+// "reyes4-" + NetSetMark + group ID.
+const NetSetMark = "p"
+
+func (r *renderer) setPrefix() string {
+	if r.fam == IPv6 {
+		return SetPrefix6
+	}
+	return SetPrefix4
+}
+
+// addSet adds s under name unless the plan has it, checking the length.
+func (r *renderer) addSet(name string, s *Set) (string, error) {
 	if len(name+TempSuffix) > MaxSetName {
 		return "", fmt.Errorf("set name %s is longer than %d", name+TempSuffix, MaxSetName)
 	}
 	if _, ok := r.sets[name]; !ok {
-		s := &Set{Name: name, Group: gid, Family: r.fam}
-		for _, a := range r.x.Members(gid) {
-			if r.inFamily(a) {
-				s.Members = append(s.Members, a)
-			}
-		}
+		s.Name = name
 		r.sets[name] = s
 	}
 	return name, nil

@@ -53,7 +53,7 @@ func (s Set) TempName() string { return s.Name + TempSuffix }
 // default, so that a later swap never fails for want of room.
 func (s Set) maxElem() int {
 	n := 65536
-	for n < len(s.Members) {
+	for n < len(s.Members)+len(s.Nets) {
 		n *= 2
 	}
 	return n
@@ -62,7 +62,9 @@ func (s Set) maxElem() int {
 func (s Set) createLine(b *bytes.Buffer, name string) {
 	b.WriteString("create ")
 	b.WriteString(name)
-	b.WriteString(" hash:ip family ")
+	b.WriteByte(' ')
+	b.WriteString(s.Type())
+	b.WriteString(" family ")
 	b.WriteString(s.Family.String())
 	b.WriteString(" maxelem ")
 	b.WriteString(strconv.Itoa(s.maxElem()))
@@ -82,6 +84,13 @@ func (s Set) writeRestore(b *bytes.Buffer) {
 		b.WriteString(tmp)
 		b.WriteByte(' ')
 		b.WriteString(a.String())
+		b.WriteByte('\n')
+	}
+	for _, p := range s.Nets {
+		b.WriteString("add ")
+		b.WriteString(tmp)
+		b.WriteByte(' ')
+		b.WriteString(p.String())
 		b.WriteByte('\n')
 	}
 	s.createLine(b, s.Name)
@@ -112,6 +121,15 @@ func (s Set) Hash() string {
 	for _, a := range s.Members {
 		b, _ := a.MarshalBinary()
 		h.Write(b)
+	}
+	if len(s.Nets) > 0 {
+		// Only sets with prefixes hash them, so hash:ip sets keep the hash
+		// they always had.
+		h.Write([]byte("nets"))
+		for _, p := range s.Nets {
+			b, _ := p.MarshalBinary()
+			h.Write(b)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }

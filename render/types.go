@@ -2,6 +2,7 @@ package render
 
 import (
 	"net/netip"
+	"slices"
 )
 
 // Mode says which traffic reyes filters.
@@ -123,6 +124,39 @@ type Set struct {
 	Group   string
 	Family  Family
 	Members []netip.Addr
+	// Nets are the delegated prefixes of the group's interfaces (IPv4 /28,
+	// IPv6 /80; never /0), sorted. A set with Nets is a hash:net set (see
+	// Type); without, a hash:ip set as before.
+	Nets []netip.Prefix
+}
+
+// Set types, as ipset names them.
+const (
+	SetHashIP  = "hash:ip"
+	SetHashNet = "hash:net"
+)
+
+// Type is the ipset type of the set: hash:net when it holds delegated
+// prefixes, else hash:ip.
+func (s Set) Type() string {
+	if len(s.Nets) > 0 {
+		return SetHashNet
+	}
+	return SetHashIP
+}
+
+// Contains reports whether a is a member: one of Members, or inside one of
+// Nets (as the kernel's set match decides).
+func (s *Set) Contains(a netip.Addr) bool {
+	if _, ok := slices.BinarySearchFunc(s.Members, a, netip.Addr.Compare); ok {
+		return true
+	}
+	for _, p := range s.Nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Chain is one of reyes' chains and its rules in order.

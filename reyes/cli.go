@@ -132,9 +132,12 @@ type LeaderConfig struct {
 	ExcludeGroup []string      `koanf:"exclude_group"`
 	TTL          time.Duration `koanf:"ttl"`
 	Refresh      time.Duration `koanf:"refresh"`
+
+	// The accounts read besides the leader's own.
+	accountConfig `koanf:",squash"`
 }
 
-var leaderOptions = []option{
+var leaderOptions = append([]option{
 	{"source", kString, "", "where the inventory comes from: ec2 (the EC2 API) or a directory of AWS CLI JSON"},
 	{"signing_key", kString, "", "OpenPGP secret key file (as gpg --export-secret-keys writes it, no passphrase)"},
 	{"region", kList, []string(nil), "EC2 region to describe (with --source ec2)"},
@@ -143,7 +146,7 @@ var leaderOptions = []option{
 	{"ttl", kDuration, ruleset.DefaultTTL, "validity of each published ruleset (not_after = generated_at + ttl)"},
 	{"refresh", kDuration, time.Duration(0), "publish an unchanged ruleset again only when less than this is left before its not_after (0: half the ttl; negative: on every run)"},
 	{"timeout", kDuration, DefaultLeaderTimeout, "bound on each run (fetch, sign, publish): a hung EC2 or S3 endpoint ends the run with an error naming the call"},
-}
+}, accountOptions...)
 
 const leaderUsage = `reyes-leader --source ec2|DIR --store s3://bucket/key|PATH --signing-key FILE [flags]
 
@@ -218,6 +221,9 @@ func (c *LeaderConfig) validate() error {
 				ErrConfig, c.TTL, c.Interval, what, refresh, refreshMargin, need)
 		}
 	}
+	if err := c.accountConfig.validate(c.Source); err != nil {
+		return err
+	}
 	for _, v := range c.VPC {
 		if !ruleset.ValidVPCID(v) {
 			return fmt.Errorf("%w: vpc: %q is not a VPC ID", ErrConfig, v)
@@ -249,7 +255,7 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, e
 	}
 	var src sgsource.Source
 	if c.Source == "ec2" {
-		src = &sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log, ClientOptions: ec2ClientOptions(log, DefaultEC2RequestTimeout)}
+		src = c.accountConfig.source(&sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log, ClientOptions: ec2ClientOptions(log, DefaultEC2RequestTimeout)})
 	} else {
 		fi, err := os.Stat(c.Source)
 		if err != nil || !fi.IsDir() {

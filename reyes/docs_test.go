@@ -1,8 +1,10 @@
 package reyes_test
 
 import (
+	"encoding/json"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,8 @@ func TestIAMListsAreRight(t *testing.T) {
 	for _, want := range []string{
 		"ec2:" + sgsource.CallDescribeVpcs, "ec2:" + sgsource.CallDescribeSecurityGroups,
 		"ec2:" + sgsource.CallDescribeNetworkInterfaces, "ec2:" + sgsource.CallGetManagedPrefixListEntries,
+		"ec2:" + sgsource.CallDescribeSecurityGroupVpcAssociations, "ec2:" + sgsource.CallDescribeTransitGateways,
+		"ec2:" + sgsource.CallDescribeTransitGatewayVpcAttachments,
 		"s3:GetObject", "s3:PutObject",
 	} {
 		if !strings.Contains(leaderREADME, want) {
@@ -72,6 +76,44 @@ func TestTimeoutsInsideUnits(t *testing.T) {
 		}
 		if tc.timeout > limit*4/5 {
 			t.Errorf("%s: default --timeout %s is not well inside TimeoutStartSec %s", tc.unit, tc.timeout, limit)
+		}
+	}
+}
+
+// TestReaderRolePolicy: the README's policy for the reader role of "Many
+// accounts" is valid JSON and allows every EC2 call the source makes.
+func TestReaderRolePolicy(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := string(readme)
+	i := strings.Index(r, "### Many accounts")
+	if i < 0 {
+		t.Fatal("README: no Many accounts section")
+	}
+	blocks := regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(r[i:], 2)
+	if len(blocks) != 2 {
+		t.Fatal("README: want the reader policy and its trust policy as json blocks")
+	}
+	var policy struct {
+		Statement []struct {
+			Effect string
+			Action []string
+		}
+	}
+	if err := json.Unmarshal([]byte(blocks[0][1]), &policy); err != nil {
+		t.Fatalf("reader policy: %v", err)
+	}
+	var trust map[string]any
+	if err := json.Unmarshal([]byte(blocks[1][1]), &trust); err != nil || !strings.Contains(blocks[1][1], `"sts:AssumeRole"`) {
+		t.Fatalf("trust policy: %v", err)
+	}
+	for _, call := range []string{sgsource.CallDescribeVpcs, sgsource.CallDescribeSecurityGroups, sgsource.CallDescribeNetworkInterfaces,
+		sgsource.CallGetManagedPrefixListEntries, sgsource.CallDescribeSecurityGroupVpcAssociations,
+		sgsource.CallDescribeTransitGateways, sgsource.CallDescribeTransitGatewayVpcAttachments} {
+		if len(policy.Statement) != 1 || !slices.Contains(policy.Statement[0].Action, "ec2:"+call) {
+			t.Errorf("the reader policy does not allow ec2:%s", call)
 		}
 	}
 }

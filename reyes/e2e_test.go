@@ -63,7 +63,9 @@ func estateInventory(withLB8080 bool) *inventory.Inventory {
 	var web []inventory.Permission
 	if withLB8080 {
 		web = append(web, inventory.Permission{Protocol: "tcp", FromPort: port(8080), ToPort: port(8080),
-			Groups: []inventory.GroupRef{{GroupID: sgLB, UserID: owner, VPCID: vpcB}}})
+			// A reference to another VPC's group, over an active peering
+			// (AWS honours no other without a transit gateway).
+			Groups: []inventory.GroupRef{{GroupID: sgLB, UserID: owner, VPCID: vpcB, PeeringStatus: "active", PeeringConnectionID: "pcx-0000000000000000a"}}})
 	}
 	web = append(web,
 		inventory.Permission{Protocol: "udp", FromPort: port(8081), ToPort: port(8081),

@@ -108,6 +108,12 @@ type LeaderResult struct {
 	// PreviousReadFailures counts the runs of this Leader whose read of
 	// the published object failed.
 	PreviousReadFailures int
+	// Findings are what the ruleset could not mirror as AWS applies it
+	// (references into accounts not read, stale references, members
+	// whose traffic arrives from other addresses), each also logged as a
+	// warning; FindingCounts counts them by kind.
+	Findings      []ruleset.Finding
+	FindingCounts FindingCounts
 }
 
 // RunOnce fetches, builds, seals and publishes once. Nothing is written
@@ -158,6 +164,7 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 	if err != nil {
 		return LeaderResult{}, err
 	}
+	logFindings(l.logger(), rs.Findings)
 	if missing := unmatched(rs, opts.Exclude); len(missing) > 0 {
 		return LeaderResult{}, fmt.Errorf("%w: %q: a typo here would mirror the group that lets VPN traffic in wholesale", ErrExcludeUnmatched, missing)
 	}
@@ -174,7 +181,7 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 		!serialAhead(prev.Serial, prev.NotAfter) &&
 		now.Before(prev.NotAfter.Add(-l.refresh(prev))) {
 		res := LeaderResult{Header: prev, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Skipped: true, Duration: time.Since(start),
-			PreviousReadFailures: l.prevReadFailures}
+			PreviousReadFailures: l.prevReadFailures, Findings: rs.Findings, FindingCounts: countFindings(rs.Findings)}
 		l.logger().Info("ruleset unchanged and still fresh; not republished",
 			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
 			"republish_after", prev.NotAfter.Add(-l.refresh(prev)).Format(time.RFC3339))
@@ -188,11 +195,11 @@ func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
 		return LeaderResult{}, fmt.Errorf("publishing to %s: %w", l.Store, err)
 	}
 	res := LeaderResult{Header: rs.Header, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Bytes: len(obj), Duration: time.Since(start),
-		PreviousReadError: prevErr, PreviousReadFailures: l.prevReadFailures}
+		PreviousReadError: prevErr, PreviousReadFailures: l.prevReadFailures, Findings: rs.Findings, FindingCounts: countFindings(rs.Findings)}
 	l.logger().Info("published ruleset",
 		"store", l.Store.String(), "scope", rs.Scope, "serial", rs.Serial,
 		"not_after", rs.NotAfter.Format(time.RFC3339), "groups", res.Groups,
-		"interfaces", res.Interfaces, "bytes", res.Bytes, "duration", res.Duration.Round(time.Millisecond))
+		"interfaces", res.Interfaces, "bytes", res.Bytes, "findings", len(res.Findings), "duration", res.Duration.Round(time.Millisecond))
 	return res, nil
 }
 

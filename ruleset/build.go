@@ -3,6 +3,7 @@ package ruleset
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,42 +75,47 @@ func Build(inv *inventory.Inventory, opts BuildOptions) (*Ruleset, error) {
 		Format: Format, Type: Type, Scope: scope, Serial: serial,
 		GeneratedAt: gen, NotAfter: gen.Add(ttl),
 	}}
-	for _, reg := range inv.Regions {
-		pls := make(map[string][]netip.Prefix, len(reg.PrefixLists))
-		for _, pl := range reg.PrefixLists {
-			pls[pl.ID] = pl.Entries
+	e, err := mergeEstate(inv)
+	if err != nil {
+		return nil, fmt.Errorf("building ruleset: %w", err)
+	}
+	for _, id := range sortedKeys(e.vpcs) {
+		v := e.vpcs[id]
+		rs.VPCs = append(rs.VPCs, VPC{ID: v.v.ID, Region: v.region, Owner: v.v.OwnerID, CIDRs: append([]netip.Prefix(nil), v.v.CIDRs...)})
+	}
+	for _, id := range sortedKeys(e.groups) {
+		mg := e.groups[id]
+		sg := mg.g
+		g := Group{
+			ID: sg.ID, Name: strings.ToValidUTF8(sg.Name, "\uFFFD"), Region: mg.region,
+			VPC: sg.VPCID, Owner: sg.OwnerID, Rules: []Rule{},
 		}
-		for _, v := range reg.VPCs {
-			rs.VPCs = append(rs.VPCs, VPC{ID: v.ID, Region: reg.Name, Owner: v.OwnerID, CIDRs: append([]netip.Prefix(nil), v.CIDRs...)})
+		if len(g.Name) > maxNameLen {
+			g.Name = strings.ToValidUTF8(g.Name[:maxNameLen], "")
 		}
-		for _, sg := range reg.SecurityGroups {
-			g := Group{
-				ID: sg.ID, Name: strings.ToValidUTF8(sg.Name, "\uFFFD"), Region: reg.Name,
-				VPC: sg.VPCID, Owner: sg.OwnerID, Rules: []Rule{},
-			}
-			if len(g.Name) > maxNameLen {
-				g.Name = strings.ToValidUTF8(g.Name[:maxNameLen], "")
-			}
-			if excluded[sg.ID] || excluded[sg.Name] {
-				g.Excluded = true
-			} else {
-				for i, p := range sg.Ingress {
-					r, err := buildRule(p, pls)
-					if err != nil {
-						return nil, fmt.Errorf("building ruleset: %s: group %s: IpPermissions[%d]: %w", reg.Name, sg.ID, i, err)
-					}
-					g.Rules = append(g.Rules, r)
+		if excluded[sg.ID] || excluded[sg.Name] {
+			g.Excluded = true
+		} else {
+			res := e.resolver(mg, &rs.Findings)
+			for i, p := range sg.Ingress {
+				r, err := buildRule(p, mg.pls, res)
+				if err != nil {
+					return nil, fmt.Errorf("building ruleset: %s: group %s: IpPermissions[%d]: %w", mg.region, sg.ID, i, err)
 				}
+				g.Rules = append(g.Rules, r)
 			}
-			rs.Groups = append(rs.Groups, g)
 		}
-		for _, n := range reg.NetworkInterfaces {
-			rs.Interfaces = append(rs.Interfaces, Interface{
-				ID: n.ID, Region: reg.Name, VPC: n.VPCID,
-				Addrs:  append([]netip.Addr(nil), n.Addresses...),
-				Groups: append([]string(nil), n.Groups...),
-			})
-		}
+		rs.Groups = append(rs.Groups, g)
+	}
+	for _, id := range sortedKeys(e.enis) {
+		m := e.enis[id]
+		n := m.n
+		rs.Interfaces = append(rs.Interfaces, Interface{
+			ID: n.ID, Region: m.region, VPC: n.VPCID,
+			Addrs:    append([]netip.Addr(nil), n.Addresses...),
+			Prefixes: append([]netip.Prefix(nil), n.Prefixes...),
+			Groups:   append([]string(nil), n.Groups...),
+		})
 	}
 	rs.Canonicalize()
 	if err := rs.Validate(); err != nil {
@@ -140,7 +146,7 @@ func ParseProtocol(s string) (int, error) {
 	return n, nil
 }
 
-func buildRule(p inventory.Permission, pls map[string][]netip.Prefix) (Rule, error) {
+func buildRule(p inventory.Permission, pls map[string][]netip.Prefix, res *resolver) (Rule, error) {
 	proto, err := ParseProtocol(p.Protocol)
 	if err != nil {
 		return Rule{}, err
@@ -197,12 +203,18 @@ func buildRule(p inventory.Permission, pls map[string][]netip.Prefix) (Rule, err
 		}
 	}
 	for _, g := range p.Groups {
-		if g.PeeringStatus != "" && g.PeeringStatus != "active" {
-			continue // stale in AWS: the peering is gone, the rule allows nothing
-		}
-		r.Groups = append(r.Groups, g.GroupID)
+		res.resolve(&r, g)
 	}
 	return r, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // Index answers membership questions about a ruleset quickly. Build one
@@ -254,6 +266,44 @@ func (x *Index) Members(groupID string) []netip.Addr {
 		out = append(out, x.rs.Interfaces[i].Addrs...)
 	}
 	return sortedAddrs(out)
+}
+
+// MemberPrefixes returns the sorted, distinct delegated prefixes of the
+// interfaces in a group (IPv4 /28, IPv6 /80): every address in them is a
+// member too. The slice is the caller's.
+func (x *Index) MemberPrefixes(groupID string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, i := range x.byGroup[groupID] {
+		out = append(out, x.rs.Interfaces[i].Prefixes...)
+	}
+	sortPrefixes(&out)
+	return out
+}
+
+// Interface returns the interface with the given ID, or nil.
+func (x *Index) Interface(id string) *Interface {
+	i, ok := slices.BinarySearchFunc(x.rs.Interfaces, id, func(n Interface, id string) int { return strings.Compare(n.ID, id) })
+	if !ok {
+		return nil
+	}
+	return &x.rs.Interfaces[i]
+}
+
+// MembersIn returns the sorted, distinct member addresses and delegated
+// prefixes of a group whose interfaces are in one of vpcs: the sources of
+// a ScopedRef.
+func (x *Index) MembersIn(groupID string, vpcs []string) ([]netip.Addr, []netip.Prefix) {
+	var addrs []netip.Addr
+	var nets []netip.Prefix
+	for _, i := range x.byGroup[groupID] {
+		n := &x.rs.Interfaces[i]
+		if slices.Contains(vpcs, n.VPC) {
+			addrs = append(addrs, n.Addrs...)
+			nets = append(nets, n.Prefixes...)
+		}
+	}
+	sortPrefixes(&nets)
+	return sortedAddrs(addrs), nets
 }
 
 // InterfacesByAddr returns the interfaces that have address a (more than

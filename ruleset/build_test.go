@@ -283,7 +283,7 @@ func TestBuildErrors(t *testing.T) {
 				inv.Regions = append(inv.Regions, inventory.Region{Name: "us-west-2", SecurityGroups: []inventory.SecurityGroup{{ID: sgB, Name: "copy"}}})
 				return inv
 			},
-			field: "groups[2](" + sgB + ")"},
+			field: "groups(" + sgB + ")"},
 		{name: "vpc cidr with host bits",
 			inv: func() *inventory.Inventory {
 				inv := testInventory()

@@ -112,12 +112,21 @@ func (rs *Ruleset) normalize() {
 			if len(r.Groups) == 0 {
 				r.Groups = nil
 			}
+			if len(r.Scoped) == 0 {
+				r.Scoped = nil
+			}
 		}
+	}
+	if len(rs.Findings) == 0 {
+		rs.Findings = nil
 	}
 	rs.Interfaces = nonNil(rs.Interfaces)
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
 		n.Addrs = nonNil(n.Addrs)
+		if len(n.Prefixes) == 0 {
+			n.Prefixes = nil
+		}
 		n.Groups = nonNil(n.Groups)
 	}
 }
@@ -286,8 +295,17 @@ func (rs *Ruleset) Canonicalize() {
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
 		n.Addrs = nonNil(sortedAddrs(n.Addrs))
+		sortPrefixes(&n.Prefixes)
+		if len(n.Prefixes) == 0 {
+			n.Prefixes = nil
+		}
 		slices.Sort(n.Groups)
 		n.Groups = nonNil(slices.Compact(n.Groups))
+	}
+	slices.SortFunc(rs.Findings, compareFinding)
+	rs.Findings = slices.CompactFunc(rs.Findings, func(a, b Finding) bool { return compareFinding(a, b) == 0 })
+	if len(rs.Findings) == 0 {
+		rs.Findings = nil
 	}
 	// Lists without omitempty encode as [] in canonical form, never null.
 	rs.VPCs = nonNil(rs.VPCs)
@@ -325,6 +343,7 @@ func canonicalRules(rules []Rule) []Rule {
 		}
 		m.CIDRs = append(m.CIDRs, r.CIDRs...)
 		m.Groups = append(m.Groups, r.Groups...)
+		m.Scoped = append(m.Scoped, r.Scoped...)
 	}
 	out := make([]Rule, 0, len(keys))
 	for _, k := range keys {
@@ -338,7 +357,8 @@ func canonicalRules(rules []Rule) []Rule {
 		if len(r.Groups) == 0 {
 			r.Groups = nil
 		}
-		if r.CIDRs == nil && r.Groups == nil {
+		r.Scoped = canonicalScoped(r.Scoped, r.Groups)
+		if r.CIDRs == nil && r.Groups == nil && r.Scoped == nil {
 			continue
 		}
 		out = append(out, *r)
@@ -347,5 +367,31 @@ func canonicalRules(rules []Rule) []Rule {
 	if out == nil {
 		out = []Rule{}
 	}
+	return out
+}
+
+// canonicalScoped merges scoped references to one group for one VPC (their
+// From is a union), drops those to a group that full lists already (all its
+// members are sources), sorts, and returns nil for none.
+func canonicalScoped(in []ScopedRef, full []string) []ScopedRef {
+	if len(in) == 0 {
+		return nil
+	}
+	type key struct{ g, v string }
+	by := map[key][]string{}
+	for _, s := range in {
+		if _, ok := slices.BinarySearch(full, s.Group); ok {
+			continue
+		}
+		k := key{s.Group, s.VPC}
+		by[k] = append(by[k], s.From...)
+	}
+	var out []ScopedRef
+	for k, from := range by {
+		from = slices.Clone(from)
+		slices.Sort(from)
+		out = append(out, ScopedRef{Group: k.g, VPC: k.v, From: slices.Compact(from)})
+	}
+	slices.SortFunc(out, compareScoped)
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,12 @@ func FuzzDecode(f *testing.F) {
 	sample := mustEncode(f, mustBuild(f, sampleInventory(f), BuildOptions{Exclude: []string{"bastion"}}))
 	f.Add(sample)
 	f.Add([]byte(validJSON))
+	// The optional parts: delegated prefixes, scoped references, findings.
+	rich := validRuleset()
+	rich.Interfaces[0].Prefixes = []netip.Prefix{pfx("10.0.0.16/28"), pfx("fd00:0:0:1:2::/80")}
+	rich.Groups[1].Rules[0].Scoped = []ScopedRef{{Group: "sg-0000000e", VPC: "vpc-00000001", From: []string{"vpc-00000002"}}}
+	rich.Findings = []Finding{{Kind: FindingUnreadAccount, Group: "sg-0000000b", Ref: "sg-0000000c", Account: "999999999999", Detail: "not read"}}
+	f.Add(mustEncode(f, rich))
 	for _, m := range [][2]string{
 		{`"serial":7,`, `"serial":7,"x":1,`},
 		{`"scope"`, `"ſcope"`},

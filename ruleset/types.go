@@ -32,6 +32,45 @@ type Ruleset struct {
 	VPCs       []VPC       `json:"vpcs"`
 	Groups     []Group     `json:"groups"`
 	Interfaces []Interface `json:"interfaces"`
+	// Findings lists what the ruleset cannot mirror as AWS would: stale
+	// references, references into accounts that were not read, members
+	// whose traffic does not come from their own addresses. Omitted when
+	// empty, so estates without any encode as before.
+	Findings []Finding `json:"findings,omitempty"`
+}
+
+// Kinds of Finding.
+const (
+	// FindingUnreadAccount: a rule refers to a group of an account that
+	// was not read. The reference allows nothing.
+	FindingUnreadAccount = "unread-account"
+	// FindingStaleReference: a rule refers to a group that AWS would not
+	// honour from where the rule applies (deleted group, peering not
+	// active, no transit gateway path with security group referencing,
+	// association not in state associated, data not read). It allows
+	// nothing, as in AWS.
+	FindingStaleReference = "stale-reference"
+	// FindingClientIP: a rule refers to a group whose members include
+	// load balancers that preserve client IP addresses (network and
+	// gateway load balancers): the traffic they forward arrives from the
+	// clients, not from the members, and an address-based mirror cannot
+	// reproduce what AWS allows for it.
+	FindingClientIP = "client-ip"
+)
+
+// Finding is one thing Build could not mirror faithfully, for the leader
+// to log and for reyesctl inspect to list.
+type Finding struct {
+	// Kind is one of the Finding* constants.
+	Kind string `json:"kind"`
+	// Group is the group whose rule the finding is about.
+	Group string `json:"group"`
+	// Ref is the referenced group, if any.
+	Ref string `json:"ref,omitempty"`
+	// Account is the account of Ref when it was not read.
+	Account string `json:"account,omitempty"`
+	// Detail says what happened, in words.
+	Detail string `json:"detail"`
 }
 
 // Header describes a ruleset: what it is, for whom, and for how long.
@@ -86,10 +125,25 @@ type Rule struct {
 	ToPort   int `json:"to"`
 	// CIDRs are source prefixes, with referenced prefix lists expanded.
 	CIDRs []netip.Prefix `json:"cidrs,omitempty"`
-	// Groups are referenced source groups by ID. A reference to a group
-	// that is not in the ruleset (stale, or another account's) allows
-	// nothing.
+	// Groups are referenced source groups by ID: every member of each is a
+	// source. A reference to a group that is not in the ruleset (stale, or
+	// another account's) allows nothing.
 	Groups []string `json:"groups,omitempty"`
+	// Scoped are references that AWS honours only for some of the
+	// referenced group's members (those in some VPCs), and only where the
+	// rule applies in one VPC: for an interface in VPC, the members of
+	// Group whose interfaces are in one of From are sources.
+	Scoped []ScopedRef `json:"scoped,omitempty"`
+}
+
+// ScopedRef is a group reference honoured only between some VPCs.
+type ScopedRef struct {
+	// Group is the referenced group.
+	Group string `json:"group"`
+	// VPC is the VPC of the interfaces the rule protects.
+	VPC string `json:"vpc"`
+	// From are the VPCs whose members of Group are sources there, sorted.
+	From []string `json:"from"`
 }
 
 // Interface is one network interface (ENI) and the groups it belongs to.
@@ -99,8 +153,13 @@ type Interface struct {
 	VPC    string `json:"vpc"`
 	// Addrs holds every private IPv4 (primary and secondary) and every IPv6
 	// address of the interface.
-	Addrs  []netip.Addr `json:"addrs"`
-	Groups []string     `json:"groups"`
+	Addrs []netip.Addr `json:"addrs"`
+	// Prefixes holds the interface's delegated prefixes (IPv4 /28 and
+	// IPv6 /80, EKS prefix delegation): every address in them is a member
+	// of the interface's groups. Never /0. Omitted when empty, so rulesets
+	// without delegated prefixes encode as before.
+	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
+	Groups   []string       `json:"groups"`
 }
 
 // AllPorts reports whether the rule covers every port (or every ICMP type).

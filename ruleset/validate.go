@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/reyes-fw/reyes/inventory"
@@ -189,7 +191,7 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 		}
 		for j, r := range g.Rules {
 			rf := func() string { return at(f(), ".rules", j) }
-			n := len(r.CIDRs) + len(r.Groups)
+			n := len(r.CIDRs) + len(r.Groups) + len(r.Scoped)
 			if n > lim.MaxSourcesPerRule {
 				return invalid(rf(), "%d sources exceed the limit of %d", n, lim.MaxSourcesPerRule)
 			}
@@ -245,6 +247,25 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 				}
 			}
 		}
+		if len(n.Prefixes) > lim.MaxAddrsPerIface {
+			return invalid(f()+".prefixes", "%d prefixes exceed the limit of %d", len(n.Prefixes), lim.MaxAddrsPerIface)
+		}
+		total += len(n.Prefixes)
+		if total > lim.MaxTotalAddrs {
+			return invalid(f()+".prefixes", "more than %d addresses and prefixes in all", lim.MaxTotalAddrs)
+		}
+		for j, p := range n.Prefixes {
+			pf := at(f(), ".prefixes", j)
+			if err := checkPrefix(pf, p, 0); err != nil {
+				return err
+			}
+			if p.Bits() == 0 {
+				return invalid(pf, "%s: a /0 is never a member", p)
+			}
+			if j > 0 && ComparePrefix(n.Prefixes[j-1], p) >= 0 {
+				return invalid(pf, "%s is out of order or listed twice", p)
+			}
+		}
 		if len(n.Groups) > lim.MaxGroupsPerIface {
 			return invalid(f()+".groups", "%d groups exceed the limit of %d", len(n.Groups), lim.MaxGroupsPerIface)
 		}
@@ -257,7 +278,7 @@ func (rs *Ruleset) ValidateLimits(lim Limits) error {
 			}
 		}
 	}
-	return nil
+	return rs.validateFindings()
 }
 
 func (h *Header) validate() error {
@@ -309,7 +330,7 @@ func (r Rule) validate(f string) error {
 			return invalid(f+".from", "protocol %d takes no ports (want -1, -1)", r.Protocol)
 		}
 	}
-	if len(r.CIDRs) == 0 && len(r.Groups) == 0 {
+	if len(r.CIDRs) == 0 && len(r.Groups) == 0 && len(r.Scoped) == 0 {
 		return invalid(f, "no sources")
 	}
 	fam := 0
@@ -335,7 +356,85 @@ func (r Rule) validate(f string) error {
 			return invalid(at(f, ".groups", i), "%s is out of order or listed twice", g)
 		}
 	}
+	for i, sr := range r.Scoped {
+		sf := at(f, ".scoped", i)
+		if !isGroupID(sr.Group) {
+			return invalid(sf+".group", "%q is not a security group ID", sr.Group)
+		}
+		if !isVPCID(sr.VPC) {
+			return invalid(sf+".vpc", "%q is not a VPC ID", sr.VPC)
+		}
+		if len(sr.From) == 0 {
+			return invalid(sf+".from", "no VPCs (a reference honoured nowhere is left out)")
+		}
+		for j, v := range sr.From {
+			if !isVPCID(v) {
+				return invalid(at(sf, ".from", j), "%q is not a VPC ID", v)
+			}
+			if j > 0 && sr.From[j-1] >= v {
+				return invalid(at(sf, ".from", j), "%s is out of order or listed twice", v)
+			}
+		}
+		if i > 0 && compareScoped(r.Scoped[i-1], sr) >= 0 {
+			return invalid(sf, "out of order or listed twice (a group and VPC once)")
+		}
+	}
 	return nil
+}
+
+// compareScoped orders scoped references by group, then VPC.
+func compareScoped(a, b ScopedRef) int {
+	if c := strings.Compare(a.Group, b.Group); c != 0 {
+		return c
+	}
+	return strings.Compare(a.VPC, b.VPC)
+}
+
+// Limits of the findings of a ruleset.
+const (
+	MaxFindings     = 100_000
+	maxFindingBytes = 512
+)
+
+// validFindingKinds are the kinds Validate accepts.
+var validFindingKinds = map[string]bool{FindingUnreadAccount: true, FindingStaleReference: true, FindingClientIP: true}
+
+func (rs *Ruleset) validateFindings() error {
+	if len(rs.Findings) > MaxFindings {
+		return invalid("findings", "%d findings exceed the limit of %d", len(rs.Findings), MaxFindings)
+	}
+	for i, fd := range rs.Findings {
+		f := at("", "findings", i)
+		if !validFindingKinds[fd.Kind] {
+			return invalid(f+".kind", "%q is not a kind of finding", clip(fd.Kind))
+		}
+		if !isGroupID(fd.Group) {
+			return invalid(f+".group", "%q is not a security group ID", clip(fd.Group))
+		}
+		if fd.Ref != "" && !isGroupID(fd.Ref) {
+			return invalid(f+".ref", "%q is not a security group ID", clip(fd.Ref))
+		}
+		if fd.Account != "" && !isOwner(fd.Account) {
+			return invalid(f+".account", "%q is not an account ID", clip(fd.Account))
+		}
+		if fd.Detail == "" || len(fd.Detail) > maxFindingBytes || !utf8.ValidString(fd.Detail) || strings.ContainsFunc(fd.Detail, unicode.IsControl) {
+			return invalid(f+".detail", "want 1 to %d bytes of UTF-8 text without control characters", maxFindingBytes)
+		}
+		if i > 0 && compareFinding(rs.Findings[i-1], fd) >= 0 {
+			return invalid(f, "out of order or listed twice (not canonical)")
+		}
+	}
+	return nil
+}
+
+// compareFinding orders findings by kind, group, ref, account and detail.
+func compareFinding(a, b Finding) int {
+	for _, c := range [][2]string{{a.Kind, b.Kind}, {a.Group, b.Group}, {a.Ref, b.Ref}, {a.Account, b.Account}, {a.Detail, b.Detail}} {
+		if d := strings.Compare(c[0], c[1]); d != 0 {
+			return d
+		}
+	}
+	return 0
 }
 
 func checkName(f, s string) error {

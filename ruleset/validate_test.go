@@ -72,6 +72,20 @@ func TestValidateRejects(t *testing.T) {
 		mut   func(rs *Ruleset)
 		field string
 	}{
+		// Delegated prefixes of an interface.
+		{"iface prefix /0", Limits{}, func(rs *Ruleset) { rs.Interfaces[0].Prefixes = []netip.Prefix{pfx("0.0.0.0/0")} }, n0 + ".prefixes[0]"},
+		{"iface prefix host bits", Limits{}, func(rs *Ruleset) { rs.Interfaces[0].Prefixes = []netip.Prefix{pfx("10.0.0.17/28")} }, n0 + ".prefixes[0]"},
+		{"iface prefix invalid", Limits{}, func(rs *Ruleset) { rs.Interfaces[0].Prefixes = []netip.Prefix{{}} }, n0 + ".prefixes[0]"},
+		{"iface prefixes unsorted", Limits{}, func(rs *Ruleset) {
+			rs.Interfaces[0].Prefixes = []netip.Prefix{pfx("10.0.0.32/28"), pfx("10.0.0.16/28")}
+		}, n0 + ".prefixes[1]"},
+		{"iface prefixes twice", Limits{}, func(rs *Ruleset) {
+			rs.Interfaces[0].Prefixes = []netip.Prefix{pfx("10.0.0.16/28"), pfx("10.0.0.16/28")}
+		}, n0 + ".prefixes[1]"},
+		{"iface prefixes over the limit", Limits{MaxAddrsPerIface: 1}, func(rs *Ruleset) {
+			rs.Interfaces[0].Addrs = rs.Interfaces[0].Addrs[:1]
+			rs.Interfaces[0].Prefixes = []netip.Prefix{pfx("10.0.0.16/28"), pfx("10.0.0.32/28")}
+		}, n0 + ".prefixes"},
 		// Header.
 		{"format", Limits{}, func(rs *Ruleset) { rs.Format = "reyes.ruleset/v2" }, "format"},
 		{"type", Limits{}, func(rs *Ruleset) { rs.Type = "other" }, "type"},

@@ -300,6 +300,7 @@ func convertPermission(ip types.IpPermission, w where) (inventory.Permission, er
 			text{field: "UserId", v: pair.UserId, dst: &ref.UserID, check: checkUserID, optional: true},
 			text{field: "VpcId", v: pair.VpcId, dst: &ref.VPCID, check: checkVPCID, optional: true},
 			text{field: "PeeringStatus", v: pair.PeeringStatus, dst: &ref.PeeringStatus, check: checkPeeringStatus, optional: true},
+			text{field: "VpcPeeringConnectionId", v: pair.VpcPeeringConnectionId, dst: &ref.PeeringConnectionID, check: checkPeeringID, optional: true},
 		); err != nil {
 			return inventory.Permission{}, err
 		}
@@ -314,8 +315,11 @@ func convertPermission(ip types.IpPermission, w where) (inventory.Permission, er
 }
 
 // convertNetworkInterface keeps every private IPv4 (PrivateIpAddresses,
-// the primary among them) and then every IPv6 address; the instance comes
-// from the attachment.
+// the primary among them) and then every IPv6 address, and the delegated
+// prefixes (Ipv4Prefixes, then Ipv6Prefixes); the instance comes from the
+// attachment. Every interface type is kept (interface, branch, trunk,
+// lambda, network_load_balancer, vpc_endpoint ...): each is a member of its
+// groups.
 func convertNetworkInterface(n types.NetworkInterface, w, list where) (inventory.NetworkInterface, error) {
 	id, err := required(w, "NetworkInterfaceId", n.NetworkInterfaceId, checkENIID)
 	if err != nil {
@@ -348,12 +352,47 @@ func convertNetworkInterface(n types.NetworkInterface, w, list where) (inventory
 	}); err != nil {
 		return inventory.NetworkInterface{}, err
 	}
+	if err := each(w.key("Ipv4Prefixes"), n.Ipv4Prefixes, &out.Prefixes, func(p types.Ipv4PrefixSpecification, at where) (netip.Prefix, error) {
+		return delegated(at, "Ipv4Prefix", p.Ipv4Prefix, ipv4)
+	}); err != nil {
+		return inventory.NetworkInterface{}, err
+	}
+	if err := each(w.key("Ipv6Prefixes"), n.Ipv6Prefixes, &out.Prefixes, func(p types.Ipv6PrefixSpecification, at where) (netip.Prefix, error) {
+		return delegated(at, "Ipv6Prefix", p.Ipv6Prefix, ipv6)
+	}); err != nil {
+		return inventory.NetworkInterface{}, err
+	}
 	if err := each(w.key("Groups"), n.Groups, &out.Groups, func(g types.GroupIdentifier, at where) (string, error) {
 		return required(at, "GroupId", g.GroupId, checkGroupID)
 	}); err != nil {
 		return inventory.NetworkInterface{}, err
 	}
 	return out, nil
+}
+
+// Lengths of the prefixes AWS delegates to an interface (EC2 User Guide,
+// "Assign prefixes to Amazon EC2 network interfaces"): IPv4 /28, IPv6 /80.
+const (
+	delegatedBits4 = 28
+	delegatedBits6 = 80
+)
+
+// delegated returns a delegated prefix of an interface (Ipv4Prefixes,
+// Ipv6Prefixes): a CIDR block of the family's only delegated length, so
+// that nothing wider (never /0) can become a member.
+func delegated(w where, field string, v *string, f family) (netip.Prefix, error) {
+	p, err := prefix(w, field, v, f)
+	if err != nil {
+		return p, err
+	}
+	want := delegatedBits4
+	if f == ipv6 {
+		want = delegatedBits6
+	}
+	if p.Bits() != want {
+		return p, w.key(field).fail(fmt.Errorf("%q is not a delegated prefix: AWS delegates /%d blocks", p.String(), want))
+	}
+	return p, nil
 }
 
 // convertPrefixListEntries appends the entries of one page of

@@ -32,8 +32,11 @@ const (
 	MaxFileSize = 256 << 20
 	// MaxTotalSize bounds the sum of the sizes of all files read.
 	MaxTotalSize = 1 << 30
-	// MaxRegions bounds the number of region directories.
+	// MaxRegions bounds the number of region directories (of each
+	// account).
 	MaxRegions = 64
+	// MaxAccounts bounds the number of account directories.
+	MaxAccounts = 1024
 	// MaxPrefixLists bounds the number of distinct prefix lists that the
 	// rules of one region refer to.
 	MaxPrefixLists = 10_000
@@ -70,9 +73,20 @@ func (d Dir) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 //	eu-west-1/prefix-lists/pl-<id>.json  aws ec2 get-managed-prefix-list-entries --prefix-list-id pl-<id>
 //
 // The three files are required in every region directory, and a prefix
-// list file for every prefix list that an ingress rule refers to. Files at
-// the top level and entries whose name starts with a dot are ignored; any
-// other subdirectory must be named like a region.
+// list file for every prefix list that an ingress rule refers to. Three
+// more are optional (the last two together or not at all):
+//
+//	eu-west-1/security-group-vpc-associations.json  aws ec2 describe-security-group-vpc-associations
+//	eu-west-1/transit-gateways.json                 aws ec2 describe-transit-gateways
+//	eu-west-1/transit-gateway-vpc-attachments.json  aws ec2 describe-transit-gateway-vpc-attachments
+//
+// Region.AssociationsKnown and TransitGatewaysKnown say whether they were
+// there. Files at the top level and entries whose name starts with a dot
+// are ignored; any other subdirectory must be named like a region.
+//
+// An estate of several accounts is a directory with one subdirectory per
+// 12-digit account ID, each in the layout above; every Region then names
+// its Account. A directory holds accounts or regions, never both.
 //
 // Each file is decoded into the SDK's output type of its call
 // (ec2.DescribeSecurityGroupsOutput ...), whose field names are the CLI's,
@@ -118,7 +132,57 @@ func ReadFS(ctx context.Context, fsys fs.FS) (*inventory.Inventory, error) {
 }
 
 func readFS(ctx context.Context, fsys fs.FS) (*inventory.Inventory, error) {
-	entries, err := fs.ReadDir(fsys, ".")
+	top, err := subdirs(fsys, ".")
+	if err != nil {
+		return nil, err
+	}
+	// A directory of accounts holds only 12-digit names; one of regions
+	// only region names. A mix is a mistake (a dump copied into the wrong
+	// place) and is refused rather than guessed at.
+	var accounts, regions []string
+	for _, name := range top {
+		if inventory.ValidAccountID(name) {
+			accounts = append(accounts, name)
+		} else {
+			regions = append(regions, name)
+		}
+	}
+	if len(accounts) > 0 && len(regions) > 0 {
+		return nil, fieldError(regions[0]+"/", "", fmt.Errorf("a directory of account directories (%s/ ...) cannot also hold a region or other directory", accounts[0]))
+	}
+	if len(accounts) > MaxAccounts {
+		return nil, fieldError(accounts[MaxAccounts]+"/", "", fmt.Errorf("more than %d account directories", MaxAccounts))
+	}
+	r := &dirReader{ctx: ctx, fsys: fsys}
+	inv := &inventory.Inventory{}
+	if len(accounts) == 0 {
+		if err := r.regions(inv, "", "", regions); err != nil {
+			return nil, err
+		}
+		if len(inv.Regions) == 0 {
+			return nil, ErrNoRegions
+		}
+		return inv, nil
+	}
+	for _, acct := range accounts {
+		names, err := subdirs(fsys, acct)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			return nil, fieldError(acct+"/", "", ErrNoRegions)
+		}
+		if err := r.regions(inv, acct, acct+"/", names); err != nil {
+			return nil, err
+		}
+	}
+	return inv, nil
+}
+
+// subdirs returns the names of the subdirectories of dir, sorted, leaving
+// out names that start with a dot; files are ignored.
+func subdirs(fsys fs.FS, dir string) ([]string, error) {
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -128,34 +192,37 @@ func readFS(ctx context.Context, fsys fs.FS) (*inventory.Inventory, error) {
 		if strings.HasPrefix(name, ".") {
 			continue
 		}
-		fi, err := fs.Stat(fsys, name) // follows symlinks under os.DirFS
+		fi, err := fs.Stat(fsys, path.Join(dir, name)) // follows symlinks under os.DirFS
 		if err != nil {
 			return nil, err
 		}
-		if !fi.IsDir() {
-			continue
+		if fi.IsDir() {
+			names = append(names, name)
 		}
-		if err := checkRegion(name); err != nil {
-			return nil, fieldError(name+"/", "", err)
-		}
-		if len(names) == MaxRegions {
-			return nil, fieldError(name+"/", "", fmt.Errorf("more than %d region directories", MaxRegions))
-		}
-		names = append(names, name)
 	}
-	r := &dirReader{ctx: ctx, fsys: fsys}
-	inv := &inventory.Inventory{}
+	return names, nil
+}
+
+// regions reads the region directories names under base (the account's
+// directory, or the root) into inv, for account acct.
+func (r *dirReader) regions(inv *inventory.Inventory, acct, base string, names []string) error {
+	if len(names) > MaxRegions {
+		return fieldError(base+names[MaxRegions]+"/", "", fmt.Errorf("more than %d region directories", MaxRegions))
+	}
 	for _, name := range names {
-		reg, err := r.region(name)
-		if err != nil {
-			return nil, err
+		if err := checkRegion(name); err != nil {
+			return fieldError(base+name+"/", "", err)
 		}
+	}
+	for _, name := range names {
+		reg, err := r.region(base, name)
+		if err != nil {
+			return err
+		}
+		reg.Account = acct
 		inv.Regions = append(inv.Regions, reg)
 	}
-	if len(inv.Regions) == 0 {
-		return nil, ErrNoRegions
-	}
-	return inv, nil
+	return nil
 }
 
 // dirReader reads the files of one inventory directory, keeping the total
@@ -166,8 +233,9 @@ type dirReader struct {
 	total int64
 }
 
-func (r *dirReader) region(name string) (inventory.Region, error) {
+func (r *dirReader) region(base, name string) (inventory.Region, error) {
 	reg := inventory.Region{Name: name}
+	name = base + name
 	if err := r.file(path.Join(name, FileVPCs), nil, func(data []byte, file string) (err error) {
 		reg.VPCs, err = decodeVPCs(r.ctx, data, file)
 		return err
@@ -203,7 +271,45 @@ func (r *dirReader) region(name string) (inventory.Region, error) {
 		}
 		reg.PrefixLists = append(reg.PrefixLists, pl)
 	}
+	if err := r.optional(path.Join(name, FileSecurityGroupVPCAssociations), func(data []byte, file string) (err error) {
+		reg.SecurityGroupVPCAssociations, err = decodeSecurityGroupVPCAssociations(r.ctx, data, file)
+		reg.AssociationsKnown = err == nil
+		return err
+	}); err != nil {
+		return inventory.Region{}, err
+	}
+	tgw, att := path.Join(name, FileTransitGateways), path.Join(name, FileTransitGatewayAttachments)
+	var tgwSeen, attSeen bool
+	if err := r.optional(tgw, func(data []byte, file string) (err error) {
+		tgwSeen = true
+		reg.TransitGateways, err = decodeTransitGateways(r.ctx, data, file)
+		return err
+	}); err != nil {
+		return inventory.Region{}, err
+	}
+	if err := r.optional(att, func(data []byte, file string) (err error) {
+		attSeen = true
+		reg.TransitGatewayAttachments, err = decodeTransitGatewayAttachments(r.ctx, data, file)
+		return err
+	}); err != nil {
+		return inventory.Region{}, err
+	}
+	switch {
+	case tgwSeen && !attSeen:
+		return inventory.Region{}, fieldError(att, "", fmt.Errorf("%w: %s is present, and a transit gateway means nothing without its attachments", ErrMissingFile, FileTransitGateways))
+	case attSeen && !tgwSeen:
+		return inventory.Region{}, fieldError(tgw, "", fmt.Errorf("%w: %s is present, and an attachment means nothing without its gateway", ErrMissingFile, FileTransitGatewayAttachments))
+	}
+	reg.TransitGatewaysKnown = tgwSeen && attSeen
 	return reg, nil
+}
+
+// optional reads rel with decode if it exists.
+func (r *dirReader) optional(rel string, decode func([]byte, string) error) error {
+	if _, err := fs.Stat(r.fsys, rel); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return r.file(rel, nil, decode)
 }
 
 // The decode functions read one file of a region directory into the SDK's

@@ -602,6 +602,41 @@ func TestReadDirRejects(t *testing.T) {
 			want:  `is missing (JSON pointer /SecurityGroups/0/IpPermissions/0/PrefixListIds/0/PrefixListId)`,
 		},
 		{
+			name:  "delegated IPv4 prefix of the wrong length",
+			edits: []edit{{eniFile, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}],`, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}], "Ipv4Prefixes": [{"Ipv4Prefix": "10.1.0.16/28"}, {"Ipv4Prefix": "10.1.0.0/27"}],`}},
+			want:  eniFile + `: NetworkInterfaces[0].Ipv4Prefixes[1].Ipv4Prefix: "10.1.0.0/27" is not a delegated prefix: AWS delegates /28 blocks (JSON pointer /NetworkInterfaces/0/Ipv4Prefixes/1/Ipv4Prefix)`,
+		},
+		{
+			name:  "delegated IPv4 prefix /0",
+			edits: []edit{{eniFile, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}],`, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}], "Ipv4Prefixes": [{"Ipv4Prefix": "0.0.0.0/0"}],`}},
+			want:  eniFile + `: NetworkInterfaces[0].Ipv4Prefixes[0].Ipv4Prefix: "0.0.0.0/0" is not a delegated prefix`,
+		},
+		{
+			name:  "delegated IPv4 prefix with host bits",
+			edits: []edit{{eniFile, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}],`, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}], "Ipv4Prefixes": [{"Ipv4Prefix": "10.1.0.17/28"}],`}},
+			want:  eniFile + `: NetworkInterfaces[0].Ipv4Prefixes[0].Ipv4Prefix: "10.1.0.17/28" has host bits set`,
+		},
+		{
+			name:  "IPv6 in Ipv4Prefix",
+			edits: []edit{{eniFile, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}],`, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}], "Ipv4Prefixes": [{"Ipv4Prefix": "fd00:0:0:1:2::/80"}],`}},
+			want:  eniFile + `: NetworkInterfaces[0].Ipv4Prefixes[0].Ipv4Prefix: "fd00:0:0:1:2::/80" is not an IPv4 CIDR block`,
+		},
+		{
+			name:  "delegated IPv6 prefix of the wrong length",
+			edits: []edit{{eniFile, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}],`, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}], "Ipv6Prefixes": [{"Ipv6Prefix": "fd00::/64"}],`}},
+			want:  eniFile + `: NetworkInterfaces[0].Ipv6Prefixes[0].Ipv6Prefix: "fd00::/64" is not a delegated prefix: AWS delegates /80 blocks`,
+		},
+		{
+			name:  "missing Ipv6Prefix",
+			edits: []edit{{eniFile, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}],`, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}], "Ipv6Prefixes": [{}],`}},
+			want:  eniFile + `: NetworkInterfaces[0].Ipv6Prefixes[0].Ipv6Prefix: missing`,
+		},
+		{
+			name:  "Ipv4Prefixes not a list",
+			edits: []edit{{eniFile, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}],`, `"Ipv6Addresses": [{"Ipv6Address": "fd00::10"}], "Ipv4Prefixes": {"Ipv4Prefix": "10.1.0.16/28"},`}},
+			want:  eniFile + `: NetworkInterfaces[0].Ipv4Prefixes`,
+		},
+		{
 			name:  "region directory not named like a region",
 			files: map[string]string{"inventory/x.json": "{}"},
 			want:  `inventory/: "inventory" does not look like an AWS region`,

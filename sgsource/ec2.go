@@ -32,7 +32,16 @@ const (
 	CallDescribeSecurityGroups      = "DescribeSecurityGroups"
 	CallDescribeNetworkInterfaces   = "DescribeNetworkInterfaces"
 	CallGetManagedPrefixListEntries = "GetManagedPrefixListEntries"
+	// The calls of security group VPC associations and transit gateway
+	// security group referencing (2024).
+	CallDescribeSecurityGroupVpcAssociations = "DescribeSecurityGroupVpcAssociations"
+	CallDescribeTransitGateways              = "DescribeTransitGateways"
+	CallDescribeTransitGatewayVpcAttachments = "DescribeTransitGatewayVpcAttachments"
 )
+
+// DefaultMaxConcurrent bounds how many (account, region) pairs the EC2
+// source describes at once when EC2.MaxConcurrent is zero.
+const DefaultMaxConcurrent = 8
 
 // DefaultMaxAttempts is how many times the EC2 source tries one API call
 // (the first attempt included) when EC2.MaxAttempts is zero.
@@ -50,25 +59,38 @@ var ErrNoRegion = errors.New("no region configured")
 // could not be converted). It names the region and the call; the whole Fetch
 // failed with it and returned no inventory.
 type FetchError struct {
-	Region string
+	// Account is the account whose view failed; empty for the caller's
+	// own in an EC2 source without Accounts.
+	Account string
+	Region  string
 	// Call is one of the Call* constants.
 	Call string
 	Err  error
 }
 
-// Error returns "<region>: <call>: <cause>".
-func (e *FetchError) Error() string { return e.Region + ": " + e.Call + ": " + e.Err.Error() }
+// Error returns "account <account>: <region>: <call>: <cause>", without
+// the account part when Account is empty.
+func (e *FetchError) Error() string {
+	s := e.Region + ": " + e.Call + ": " + e.Err.Error()
+	if e.Account != "" {
+		s = "account " + e.Account + ": " + s
+	}
+	return s
+}
 
 // Unwrap returns the cause, often a smithy or SDK error.
 func (e *FetchError) Unwrap() error { return e.Err }
 
 // EC2 is the [Source] that reads the live EC2 API with aws-sdk-go-v2.
 //
-// For every region, concurrently, it follows to the end one paginated
-// sequence each of DescribeVpcs, DescribeSecurityGroups and
-// DescribeNetworkInterfaces, then GetManagedPrefixListEntries once (a
-// paginated sequence) for every prefix list an ingress rule refers to,
-// AWS-managed lists included. It makes no per-group or per-instance calls.
+// For every region (of every account in Accounts), concurrently, it
+// follows to the end one paginated sequence each of DescribeVpcs,
+// DescribeSecurityGroups, DescribeNetworkInterfaces,
+// DescribeTransitGateways and DescribeTransitGatewayVpcAttachments, then
+// GetManagedPrefixListEntries once (a paginated sequence) for every prefix
+// list an ingress rule refers to, AWS-managed lists included, and
+// DescribeSecurityGroupVpcAssociations when an interface uses a group of
+// another VPC. It makes no per-group or per-instance calls.
 // Calls use the SDK's adaptive retry mode: throttling (RequestLimitExceeded)
 // and transient errors are retried with backoff. Any call that still fails
 // fails the whole Fetch with a [*FetchError]; there is never a partial
@@ -115,6 +137,23 @@ type EC2 struct {
 	// Logger receives one debug line per call sequence and one info line
 	// per region; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Accounts, if not empty, are the accounts to read, each in every
+	// region: the caller's own (CallerAccount) and others through roles
+	// (AssumeRole, OrganizationAccounts). Every Region of the inventory
+	// then names its account. Empty means the configuration's own
+	// account alone, its Regions naming no account (as ReadDir's layout of
+	// one directory per region).
+	Accounts []Account
+	// MaxConcurrent bounds how many (account, region) pairs are described
+	// at once; 0 means DefaultMaxConcurrent.
+	MaxConcurrent int
+	// NoAssociations skips DescribeSecurityGroupVpcAssociations, for an
+	// endpoint without it that answers neither InvalidAction nor
+	// UnsupportedOperation (moto answers HTTP 500). The regions then say
+	// the associations are unknown, and ruleset.Build reports every
+	// reference that needs one as stale.
+	NoAssociations bool
 }
 
 var _ Source = (*EC2)(nil)
@@ -143,25 +182,70 @@ func (s *EC2) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 		regions = []string{defaultRegion}
 	}
 
-	out := make([]inventory.Region, len(regions))
+	if err := checkAccounts(s.Accounts); err != nil {
+		return nil, err
+	}
+	accounts := s.Accounts
+	if len(accounts) == 0 {
+		accounts = []Account{{}} // the configuration's own, unnamed
+	}
+	limit := s.MaxConcurrent
+	if limit <= 0 {
+		limit = DefaultMaxConcurrent
+	}
+	sem := make(chan struct{}, limit)
+	out := make([]inventory.Region, len(accounts)*len(regions))
 	g, gctx := newTaskGroup(ctx)
-	for i, name := range regions {
-		g.Go(func() error {
-			cfg, err := loadConfig(gctx, name)
-			if err != nil {
-				return fmt.Errorf("loading AWS configuration for %s: %w", name, err)
-			}
-			r, err := s.fetchRegion(gctx, s.client(cfg, name), name)
-			out[i] = r
-			return err
-		})
+	for ai, acct := range accounts {
+		for ri, name := range regions {
+			g.Go(func() error {
+				select {
+				case sem <- struct{}{}:
+					defer func() { <-sem }()
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				cfg, err := loadConfig(gctx, name)
+				if err != nil {
+					return withAccount(acct.ID, fmt.Errorf("loading AWS configuration for %s: %w", name, err))
+				}
+				if acct.Credentials != nil {
+					cfg.Credentials = acct.Credentials
+				}
+				r, err := s.fetchRegion(gctx, s.client(cfg, name), name, acct)
+				r.Account = acct.ID
+				out[ai*len(regions)+ri] = r
+				return withAccount(acct.ID, err)
+			})
+		}
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	// The canonical order, as ReadDir returns it.
-	slices.SortFunc(out, func(a, b inventory.Region) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b inventory.Region) int {
+		if c := strings.Compare(a.Account, b.Account); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 	return &inventory.Inventory{Regions: out}, nil
+}
+
+// withAccount names the account in err: a *FetchError gets it, any other
+// error is prefixed with it.
+func withAccount(id string, err error) error {
+	if err == nil || id == "" {
+		return err
+	}
+	var fe *FetchError
+	if errors.As(err, &fe) {
+		if fe.Account == "" {
+			fe.Account = id
+		}
+		return err
+	}
+	return fmt.Errorf("account %s: %w", id, err)
 }
 
 // configLoader returns the function that makes one region's configuration
@@ -296,10 +380,18 @@ func (s *EC2) logger() *slog.Logger {
 
 // fetchRegion describes one region: the three Describe sequences
 // concurrently, then the prefix lists the groups refer to.
-func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (inventory.Region, error) {
+func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string, acct Account) (inventory.Region, error) {
 	start := time.Now()
 	r := inventory.Region{Name: region}
 	g, gctx := newTaskGroup(ctx)
+	g.Go(func() (err error) {
+		if r.TransitGateways, err = s.describeTransitGateways(gctx, c, region); err != nil {
+			return err
+		}
+		r.TransitGatewayAttachments, err = s.describeTransitGatewayAttachments(gctx, c, region)
+		r.TransitGatewaysKnown = err == nil
+		return err
+	})
 	g.Go(func() (err error) {
 		r.VPCs, err = s.describeVpcs(gctx, c, region)
 		return err
@@ -318,12 +410,27 @@ func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (in
 	if err := g.Wait(); err != nil {
 		return inventory.Region{}, err
 	}
+	// Associations matter only for an interface that uses a group of
+	// another VPC: without one there is nothing to ask (and an endpoint
+	// without the call is never asked).
+	if usesOtherVPCGroups(r) {
+		var err error
+		if r.SecurityGroupVPCAssociations, r.AssociationsKnown, err = s.describeAssociations(ctx, c, region); err != nil {
+			return inventory.Region{}, err
+		}
+	} else {
+		r.AssociationsKnown = !s.NoAssociations
+	}
 	s.logger().LogAttrs(ctx, slog.LevelInfo, "described EC2 region",
+		slog.String("account", acct.ID),
+		slog.String("role", acct.RoleARN),
 		slog.String("region", region),
 		slog.Int("vpcs", len(r.VPCs)),
 		slog.Int("security_groups", len(r.SecurityGroups)),
 		slog.Int("network_interfaces", len(r.NetworkInterfaces)),
 		slog.Int("prefix_lists", len(r.PrefixLists)),
+		slog.Int("transit_gateways", len(r.TransitGateways)),
+		slog.Int("security_group_vpc_associations", len(r.SecurityGroupVPCAssociations)),
 		slog.Duration("took", time.Since(start)))
 	return r, nil
 }
@@ -402,6 +509,88 @@ func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, regi
 		})
 }
 
+// describeAssociations reads DescribeSecurityGroupVpcAssociations. An
+// endpoint that does not know the call (a partition without the feature,
+// an emulator) answers InvalidAction or UnsupportedOperation: then known is
+// false, a warning says so, and ruleset.Build reports every reference that
+// needs an association as stale. Any other error fails the Fetch, access
+// denied included: grant the call rather than guess.
+func (s *EC2) describeAssociations(ctx context.Context, c *ec2.Client, region string) (list []inventory.SecurityGroupVPCAssociation, known bool, err error) {
+	if s.NoAssociations {
+		return nil, false, nil
+	}
+	list, err = describeWith(ctx, s, region, CallDescribeSecurityGroupVpcAssociations, "SecurityGroupVpcAssociations", "GroupId and VpcId",
+		convertSecurityGroupVPCAssociation, func(a inventory.SecurityGroupVPCAssociation) string { return a.GroupID + " " + a.VPCID }, nil,
+		func(ctx context.Context, in pageInput) ([]types.SecurityGroupVpcAssociation, *string, error) {
+			out, err := c.DescribeSecurityGroupVpcAssociations(ctx, &ec2.DescribeSecurityGroupVpcAssociationsInput{MaxResults: in.maxResults, NextToken: in.token})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.SecurityGroupVpcAssociations, out.NextToken, nil
+		})
+	if err != nil && unsupported(err) {
+		s.logger().LogAttrs(ctx, slog.LevelWarn, "the EC2 endpoint does not describe security group VPC associations: references to members in associated VPCs will be stale",
+			slog.String("region", region), slog.String("error", err.Error()))
+		return nil, false, nil
+	}
+	return list, err == nil, err
+}
+
+// usesOtherVPCGroups reports whether an interface of r uses a group that
+// is not a group of its own VPC in r (of another VPC, or not described
+// here).
+func usesOtherVPCGroups(r inventory.Region) bool {
+	vpcOf := make(map[string]string, len(r.SecurityGroups))
+	for _, g := range r.SecurityGroups {
+		vpcOf[g.ID] = g.VPCID
+	}
+	for _, n := range r.NetworkInterfaces {
+		for _, g := range n.Groups {
+			if v, ok := vpcOf[g]; !ok || v != n.VPCID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// unsupported reports whether err says the endpoint does not know the call.
+func unsupported(err error) bool {
+	var ae interface{ ErrorCode() string }
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "InvalidAction", "UnsupportedOperation", "NotImplemented":
+		return true
+	}
+	return false
+}
+
+func (s *EC2) describeTransitGateways(ctx context.Context, c *ec2.Client, region string) ([]inventory.TransitGateway, error) {
+	return describeWith(ctx, s, region, CallDescribeTransitGateways, "TransitGateways", "TransitGatewayId", convertTransitGateway,
+		func(g inventory.TransitGateway) string { return g.ID }, nil,
+		func(ctx context.Context, in pageInput) ([]types.TransitGateway, *string, error) {
+			out, err := c.DescribeTransitGateways(ctx, &ec2.DescribeTransitGatewaysInput{MaxResults: in.maxResults, NextToken: in.token})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.TransitGateways, out.NextToken, nil
+		})
+}
+
+func (s *EC2) describeTransitGatewayAttachments(ctx context.Context, c *ec2.Client, region string) ([]inventory.TransitGatewayVPCAttachment, error) {
+	return describeWith(ctx, s, region, CallDescribeTransitGatewayVpcAttachments, "TransitGatewayVpcAttachments", "TransitGatewayAttachmentId", convertTransitGatewayAttachment,
+		func(a inventory.TransitGatewayVPCAttachment) string { return a.ID }, nil,
+		func(ctx context.Context, in pageInput) ([]types.TransitGatewayVpcAttachment, *string, error) {
+			out, err := c.DescribeTransitGatewayVpcAttachments(ctx, &ec2.DescribeTransitGatewayVpcAttachmentsInput{MaxResults: in.maxResults, NextToken: in.token})
+			if err != nil {
+				return nil, nil, err
+			}
+			return out.TransitGatewayVpcAttachments, out.NextToken, nil
+		})
+}
+
 // pageInput is what every Describe call of a Fetch sends.
 type pageInput struct {
 	filters    []types.Filter
@@ -412,10 +601,17 @@ type pageInput struct {
 // describe follows one paginated Describe call to the end and converts the
 // list (named list, its elements' IDs in idField) of every page.
 func describe[S, T any](ctx context.Context, s *EC2, region, call, list, idField string, conv func(S, where, where) (T, error), id func(T) string, page func(context.Context, pageInput) ([]S, *string, error)) ([]T, error) {
+	return describeWith(ctx, s, region, call, list, idField, conv, id, s.filters(), page)
+}
+
+// describeWith is describe with the filters given: the transit gateway and
+// association calls take no vpc-id filter (a gateway has no VPC; the
+// associations of a group matter from every VPC).
+func describeWith[S, T any](ctx context.Context, s *EC2, region, call, list, idField string, conv func(S, where, where) (T, error), id func(T) string, filters []types.Filter, page func(context.Context, pageInput) ([]S, *string, error)) ([]T, error) {
 	var out []T
 	seen := map[string]int{}
 	err := s.paginate(ctx, region, call, "", func(ctx context.Context, token *string) (*string, error) {
-		items, next, err := page(ctx, pageInput{filters: s.filters(), maxResults: s.maxResults(1000), token: token})
+		items, next, err := page(ctx, pageInput{filters: filters, maxResults: s.maxResults(1000), token: token})
 		if err != nil {
 			return nil, err
 		}

@@ -26,6 +26,10 @@ import (
 // can fail any request on demand.
 type fakeEC2 struct {
 	inv *inventory.Inventory
+	// accounts, if set, serve another inventory to requests signed with
+	// an access key ID that is a key of the map (tests give each account
+	// static credentials whose key is its account ID).
+	accounts map[string]*inventory.Inventory
 	// fault, if not nil, is asked before every request; n counts the
 	// requests of that region and action from 1. A non-nil result is
 	// served instead of the answer.
@@ -80,10 +84,14 @@ func (f *fakeEC2) count(region, action string) int {
 	return n
 }
 
-func (f *fakeEC2) region(name string) *inventory.Region {
-	for i := range f.inv.Regions {
-		if f.inv.Regions[i].Name == name {
-			return &f.inv.Regions[i]
+func (f *fakeEC2) region(name, key string) *inventory.Region {
+	inv := f.inv
+	if a, ok := f.accounts[key]; ok {
+		inv = a
+	}
+	for i := range inv.Regions {
+		if inv.Regions[i].Name == name {
+			return &inv.Regions[i]
 		}
 	}
 	return nil
@@ -113,7 +121,7 @@ func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	reg := f.region(region)
+	reg := f.region(region, credentialKey(r.Header.Get("Authorization")))
 	if reg == nil {
 		reg = &inventory.Region{Name: region}
 	}
@@ -178,6 +186,25 @@ func (f *fakeEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.WriteString(`</entrySet>`)
 		writeNext(&b, next)
 		b.WriteString(`</GetManagedPrefixListEntriesResponse>`)
+	case CallDescribeSecurityGroupVpcAssociations:
+		writePage(&b, action, "securityGroupVpcAssociationSet", reg.SecurityGroupVPCAssociations, func(inventory.SecurityGroupVPCAssociation) bool { return true }, start, size,
+			func(b *strings.Builder, a inventory.SecurityGroupVPCAssociation) {
+				b.WriteString(`<item><groupId>` + a.GroupID + `</groupId><vpcId>` + a.VPCID + `</vpcId><vpcOwnerId>` + a.VPCOwnerID +
+					`</vpcOwnerId><groupOwnerId>` + a.GroupOwnerID + `</groupOwnerId><state>` + a.State + `</state></item>`)
+			})
+	case CallDescribeTransitGateways:
+		writePage(&b, action, "transitGatewaySet", reg.TransitGateways, func(inventory.TransitGateway) bool { return true }, start, size,
+			func(b *strings.Builder, g inventory.TransitGateway) {
+				b.WriteString(`<item><transitGatewayId>` + g.ID + `</transitGatewayId><ownerId>` + g.OwnerID + `</ownerId><state>` + g.State +
+					`</state><options><securityGroupReferencingSupport>` + enableWord(g.SecurityGroupReferencing) + `</securityGroupReferencingSupport></options></item>`)
+			})
+	case CallDescribeTransitGatewayVpcAttachments:
+		writePage(&b, action, "transitGatewayVpcAttachments", reg.TransitGatewayAttachments, func(inventory.TransitGatewayVPCAttachment) bool { return true }, start, size,
+			func(b *strings.Builder, a inventory.TransitGatewayVPCAttachment) {
+				b.WriteString(`<item><transitGatewayAttachmentId>` + a.ID + `</transitGatewayAttachmentId><transitGatewayId>` + a.TransitGatewayID +
+					`</transitGatewayId><vpcId>` + a.VPCID + `</vpcId><vpcOwnerId>` + a.VPCOwnerID + `</vpcOwnerId><state>` + a.State +
+					`</state><options><securityGroupReferencingSupport>` + enableWord(a.SecurityGroupReferencing) + `</securityGroupReferencingSupport></options></item>`)
+			})
 	default:
 		writeReply(w, ec2Error(400, "InvalidAction", "unknown action "+action))
 		return
@@ -190,6 +217,23 @@ func writeReply(w http.ResponseWriter, rep *fakeReply) {
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(rep.status)
 	fmt.Fprint(w, rep.body)
+}
+
+func enableWord(b bool) string {
+	if b {
+		return "enable"
+	}
+	return "disable"
+}
+
+// credentialKey returns the access key ID of a SigV4 Authorization header.
+func credentialKey(auth string) string {
+	_, cred, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	key, _, _ := strings.Cut(cred, "/")
+	return key
 }
 
 // credentialRegion returns the region of a SigV4 Authorization header:
@@ -266,6 +310,12 @@ func writeGroup(b *strings.Builder, g inventory.SecurityGroup) {
 			if r.VPCID != "" {
 				b.WriteString(`<vpcId>` + r.VPCID + `</vpcId>`)
 			}
+			if r.PeeringStatus != "" {
+				b.WriteString(`<peeringStatus>` + r.PeeringStatus + `</peeringStatus>`)
+			}
+			if r.PeeringConnectionID != "" {
+				b.WriteString(`<vpcPeeringConnectionId>` + r.PeeringConnectionID + `</vpcPeeringConnectionId>`)
+			}
 			b.WriteString(`</item>`)
 		}
 		b.WriteString(`</groups><ipRanges>`)
@@ -323,8 +373,20 @@ func writeENI(b *strings.Builder, n inventory.NetworkInterface) {
 			b.WriteString(`<item><ipv6Address>` + a.String() + `</ipv6Address></item>`)
 		}
 	}
+	b.WriteString(`</ipv6AddressesSet><ipv4PrefixSet>`)
+	for _, p := range n.Prefixes {
+		if p.Addr().Is4() {
+			b.WriteString(`<item><ipv4Prefix>` + p.String() + `</ipv4Prefix></item>`)
+		}
+	}
+	b.WriteString(`</ipv4PrefixSet><ipv6PrefixSet>`)
+	for _, p := range n.Prefixes {
+		if p.Addr().Is6() {
+			b.WriteString(`<item><ipv6Prefix>` + p.String() + `</ipv6Prefix></item>`)
+		}
+	}
 	// A public IP is not a member.
-	b.WriteString(`</ipv6AddressesSet><association><publicIp>203.0.113.99</publicIp></association></item>`)
+	b.WriteString(`</ipv6PrefixSet><association><publicIp>203.0.113.99</publicIp></association></item>`)
 }
 
 // testEC2 returns an EC2 source pointed at srv with explicit test
@@ -426,8 +488,32 @@ func genInventory(regions []string, groups, enis int) *inventory.Inventory {
 			for k := range 1 + i%3 {
 				n.Groups = append(n.Groups, gid((i+k*17)%groups))
 			}
+			if i%6 == 1 { // EKS prefix delegation
+				n.InterfaceType = "trunk"
+				n.Prefixes = append(n.Prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1] + 50, base[2], byte(host << 4)}), 28))
+				if len(vpc.CIDRs) > 1 {
+					a := vpc.CIDRs[1].Addr().As16()
+					a[8], a[9] = byte(i>>8), byte(i)
+					n.Prefixes = append(n.Prefixes, netip.PrefixFrom(netip.AddrFrom16(a), 80))
+				}
+			}
 			reg.NetworkInterfaces = append(reg.NetworkInterfaces, n)
 		}
+		// Peered references, transit gateways and associations.
+		reg.SecurityGroups[0].Ingress[0].Groups = append(reg.SecurityGroups[0].Ingress[0].Groups,
+			inventory.GroupRef{GroupID: gid(2), UserID: "210987654321", VPCID: reg.VPCs[1].ID, PeeringStatus: "active", PeeringConnectionID: fmt.Sprintf("pcx-%017x", ri)})
+		tgw := fmt.Sprintf("tgw-%017x", ri)
+		reg.TransitGateways = []inventory.TransitGateway{{ID: tgw, OwnerID: "123456789012", State: "available", SecurityGroupReferencing: true}}
+		for v, vpc := range reg.VPCs {
+			reg.TransitGatewayAttachments = append(reg.TransitGatewayAttachments, inventory.TransitGatewayVPCAttachment{
+				ID: fmt.Sprintf("tgw-attach-%017x", ri<<32|v), TransitGatewayID: tgw, VPCID: vpc.ID, VPCOwnerID: "123456789012",
+				State: "available", SecurityGroupReferencing: v%2 == 0})
+		}
+		reg.SecurityGroupVPCAssociations = []inventory.SecurityGroupVPCAssociation{
+			{GroupID: gid(1), GroupOwnerID: "123456789012", VPCID: reg.VPCs[0].ID, VPCOwnerID: "123456789012", State: "associated"},
+			{GroupID: gid(3), GroupOwnerID: "123456789012", VPCID: reg.VPCs[0].ID, VPCOwnerID: "123456789012", State: "disassociated"},
+		}
+		reg.AssociationsKnown, reg.TransitGatewaysKnown = true, true
 		inv.Regions = append(inv.Regions, reg)
 	}
 	return inv

@@ -31,7 +31,10 @@ func pages(n int, size int32) int {
 func filterVPCs(inv *inventory.Inventory, ids ...string) *inventory.Inventory {
 	out := &inventory.Inventory{}
 	for _, r := range inv.Regions {
-		f := inventory.Region{Name: r.Name}
+		// Transit gateways and associations are not filtered by VPC.
+		f := inventory.Region{Name: r.Name, Account: r.Account,
+			SecurityGroupVPCAssociations: r.SecurityGroupVPCAssociations, AssociationsKnown: r.AssociationsKnown,
+			TransitGateways: r.TransitGateways, TransitGatewayAttachments: r.TransitGatewayAttachments, TransitGatewaysKnown: r.TransitGatewaysKnown}
 		for _, v := range r.VPCs {
 			if slices.Contains(ids, v.ID) {
 				f.VPCs = append(f.VPCs, v)

@@ -35,7 +35,12 @@ func writeDir(dir string, inv *inventory.Inventory) error {
 		if err := checkRegion(reg.Name); err != nil {
 			return fmt.Errorf("region name: %w", err)
 		}
-		rdir := filepath.Join(dir, reg.Name)
+		if reg.Account != "" {
+			if err := checkAccountID(reg.Account); err != nil {
+				return fmt.Errorf("account: %w", err)
+			}
+		}
+		rdir := filepath.Join(dir, reg.Account, reg.Name)
 		if err := os.MkdirAll(rdir, 0o755); err != nil {
 			return err
 		}
@@ -50,6 +55,9 @@ func writeDir(dir string, inv *inventory.Inventory) error {
 			if err := writeJSON(filepath.Join(rdir, f.name), f.doc); err != nil {
 				return err
 			}
+		}
+		if err := writeOptional(rdir, reg); err != nil {
+			return err
 		}
 		if len(reg.PrefixLists) == 0 {
 			continue
@@ -125,7 +133,7 @@ func securityGroupsOut(groups []inventory.SecurityGroup) []types.SecurityGroup {
 			}
 			for _, r := range p.Groups {
 				ip.UserIdGroupPairs = append(ip.UserIdGroupPairs, types.UserIdGroupPair{
-					GroupId: aws.String(r.GroupID), UserId: unlessEmpty(r.UserID), VpcId: unlessEmpty(r.VPCID), PeeringStatus: unlessEmpty(r.PeeringStatus),
+					GroupId: aws.String(r.GroupID), UserId: unlessEmpty(r.UserID), VpcId: unlessEmpty(r.VPCID), PeeringStatus: unlessEmpty(r.PeeringStatus), VpcPeeringConnectionId: unlessEmpty(r.PeeringConnectionID),
 				})
 			}
 			sg.IpPermissions = append(sg.IpPermissions, ip)
@@ -164,6 +172,13 @@ func networkInterfacesOut(enis []inventory.NetworkInterface) []types.NetworkInte
 				ni.PrivateIpAddresses = append(ni.PrivateIpAddresses, types.NetworkInterfacePrivateIpAddress{Primary: aws.Bool(primary), PrivateIpAddress: aws.String(a.String())})
 			} else {
 				ni.Ipv6Addresses = append(ni.Ipv6Addresses, types.NetworkInterfaceIpv6Address{Ipv6Address: aws.String(a.String())})
+			}
+		}
+		for _, p := range n.Prefixes {
+			if p.Addr().Is4() {
+				ni.Ipv4Prefixes = append(ni.Ipv4Prefixes, types.Ipv4PrefixSpecification{Ipv4Prefix: aws.String(p.String())})
+			} else {
+				ni.Ipv6Prefixes = append(ni.Ipv6Prefixes, types.Ipv6PrefixSpecification{Ipv6Prefix: aws.String(p.String())})
 			}
 		}
 		out = append(out, ni)
@@ -210,4 +225,49 @@ func unlessEmpty(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// writeOptional writes the files of associations and transit gateways that
+// the region says were read.
+func writeOptional(rdir string, reg inventory.Region) error {
+	if reg.AssociationsKnown {
+		out := &ec2.DescribeSecurityGroupVpcAssociationsOutput{SecurityGroupVpcAssociations: []types.SecurityGroupVpcAssociation{}}
+		for _, a := range reg.SecurityGroupVPCAssociations {
+			out.SecurityGroupVpcAssociations = append(out.SecurityGroupVpcAssociations, types.SecurityGroupVpcAssociation{
+				GroupId: aws.String(a.GroupID), GroupOwnerId: unlessEmpty(a.GroupOwnerID), VpcId: aws.String(a.VPCID),
+				VpcOwnerId: unlessEmpty(a.VPCOwnerID), State: types.SecurityGroupVpcAssociationState(a.State),
+			})
+		}
+		if err := writeJSON(filepath.Join(rdir, FileSecurityGroupVPCAssociations), out); err != nil {
+			return err
+		}
+	}
+	if !reg.TransitGatewaysKnown {
+		return nil
+	}
+	enable := func(b bool) types.SecurityGroupReferencingSupportValue {
+		if b {
+			return types.SecurityGroupReferencingSupportValueEnable
+		}
+		return types.SecurityGroupReferencingSupportValueDisable
+	}
+	gws := &ec2.DescribeTransitGatewaysOutput{TransitGateways: []types.TransitGateway{}}
+	for _, g := range reg.TransitGateways {
+		gws.TransitGateways = append(gws.TransitGateways, types.TransitGateway{
+			TransitGatewayId: aws.String(g.ID), OwnerId: unlessEmpty(g.OwnerID), State: types.TransitGatewayState(g.State),
+			Options: &types.TransitGatewayOptions{SecurityGroupReferencingSupport: enable(g.SecurityGroupReferencing)},
+		})
+	}
+	if err := writeJSON(filepath.Join(rdir, FileTransitGateways), gws); err != nil {
+		return err
+	}
+	atts := &ec2.DescribeTransitGatewayVpcAttachmentsOutput{TransitGatewayVpcAttachments: []types.TransitGatewayVpcAttachment{}}
+	for _, a := range reg.TransitGatewayAttachments {
+		atts.TransitGatewayVpcAttachments = append(atts.TransitGatewayVpcAttachments, types.TransitGatewayVpcAttachment{
+			TransitGatewayAttachmentId: aws.String(a.ID), TransitGatewayId: aws.String(a.TransitGatewayID),
+			VpcId: aws.String(a.VPCID), VpcOwnerId: unlessEmpty(a.VPCOwnerID), State: types.TransitGatewayAttachmentState(a.State),
+			Options: &types.TransitGatewayVpcAttachmentOptions{SecurityGroupReferencingSupport: enable(a.SecurityGroupReferencing)},
+		})
+	}
+	return writeJSON(filepath.Join(rdir, FileTransitGatewayAttachments), atts)
 }

@@ -31,7 +31,7 @@ func TestRun(t *testing.T) {
 	for _, want := range []string{
 		`published scope "merged" serial `,
 		"9 security groups, 6 interfaces",
-		"ca-central-1  sg-0d1e2f3a4b5c6d7e8  monitoring   3 rule(s), 2 member address(es)",
+		"eu-west-1     sg-0d1e2f3a4b5c6d7e8  monitoring   3 rule(s), 2 member address(es)",
 		"eu-west-1     sg-b238c182ba23a5210  api          5 rule(s), 4 member address(es)",
 		"10.20.1.10 -> 10.40.0.7: allow (sg-0d1e2f3a4b5c6d7e8 (monitoring): tcp/9100 from sg-b238c182ba23a5210)",
 		"10.20.1.50 -> 10.40.0.7: drop",

@@ -243,6 +243,12 @@ func parsePermission(proto, from, to, sources string) (inventory.Permission, err
 		switch {
 		case inventory.ValidGroupID(s):
 			p.Groups = append(p.Groups, inventory.GroupRef{GroupID: s})
+		case strings.Contains(s, "@"):
+			gid, pcx, _ := strings.Cut(s, "@")
+			if !inventory.ValidGroupID(gid) || !inventory.ValidID(pcx, "pcx-") {
+				return p, fmt.Errorf("source %q is not GROUP-ID@PEERING-ID", s)
+			}
+			p.Groups = append(p.Groups, inventory.GroupRef{GroupID: gid, PeeringStatus: "active", PeeringConnectionID: pcx})
 		case strings.Contains(s, "/"):
 			c, err := parseCIDR(s)
 			if err != nil {

@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -227,8 +230,11 @@ func inspectCommand() command {
 		help: `
 Fetches OBJECT, decodes the ruleset strictly and prints its header, its age
 (now - generated_at), the number of VPCs and interfaces, and each security
-group: ID, name, VPC, region, rule count (or "excluded") and member count.
-With --trusted-key the signature is verified first and any failure is an
+group: ID, name, VPC, region, rule count (or "excluded") and member count
+(addresses and delegated prefixes), then the ruleset's findings, if any:
+what it cannot mirror as AWS applies it (references into accounts that were
+not read, stale references, load balancers that preserve client addresses),
+counted by kind, with the accounts not read. With --trusted-key the signature is verified first and any failure is an
 error; without, nothing is verified and the output says UNVERIFIED.`,
 		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
 			var o objectFlags
@@ -266,9 +272,51 @@ func (c *cli) inspect(ctx context.Context, o objectFlags, url string) error {
 			rules = "excluded"
 		}
 		// Names come from AWS and may hold anything, terminal escapes too.
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", g.ID, render.Sanitize(g.Name, 64), g.VPC, g.Region, rules, len(x.Members(g.ID)))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", g.ID, render.Sanitize(g.Name, 64), g.VPC, g.Region, rules, len(x.Members(g.ID))+len(x.MemberPrefixes(g.ID)))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return printFindings(c.stdout, res.rs.Findings)
+}
+
+// printFindings lists what the ruleset could not mirror as AWS applies it,
+// with a count per kind and the accounts referred to that were not read.
+func printFindings(out io.Writer, fs []ruleset.Finding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	counts := map[string]int{}
+	unread := map[string]bool{}
+	for _, f := range fs {
+		counts[f.Kind]++
+		if f.Kind == ruleset.FindingUnreadAccount {
+			unread[f.Account] = true
+		}
+	}
+	fmt.Fprintf(out, "\nFINDINGS (%d): what this ruleset cannot mirror as AWS applies it\n", len(fs))
+	for _, k := range []string{ruleset.FindingUnreadAccount, ruleset.FindingStaleReference, ruleset.FindingClientIP} {
+		if counts[k] > 0 {
+			fmt.Fprintf(out, "  %s: %d\n", k, counts[k])
+		}
+	}
+	if len(unread) > 0 {
+		accts := slices.Sorted(maps.Keys(unread))
+		fmt.Fprintf(out, "  accounts referred to but not read: %s\n", strings.Join(accts, ","))
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "KIND\tGROUP\tREF\tACCOUNT\tDETAIL\n")
+	for _, f := range fs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Kind, f.Group, orDash(f.Ref), orDash(f.Account), render.Sanitize(f.Detail, 512))
 	}
 	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // ---- unpack ----

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/reyes-fw/reyes/inventory"
 )
@@ -49,6 +50,11 @@ type Config struct {
 	StaleRefs int
 	// OwnerID is the account of everything; "123456789012" if empty.
 	OwnerID string
+	// Prefixes is the fraction (0 to 1) of interfaces that have delegated
+	// prefixes (EKS prefix delegation): a /28 from the upper half of their
+	// VPC's block, and a /80 in a VPC with IPv6. Zero leaves the estates of
+	// every seed as they were.
+	Prefixes float64
 }
 
 // Small is a preset of 500 interfaces (2 regions, 4 VPCs, 50 groups,
@@ -225,6 +231,8 @@ type vpcInfo struct {
 	groups []int // indexes in gen.groups, default group first
 	next4  int   // next IPv4 host number
 	next6  uint64
+	// nextPrefix numbers the delegated prefixes of the VPC.
+	nextPrefix int
 }
 
 type groupInfo struct {
@@ -241,6 +249,7 @@ const (
 	kindInstance
 	kindPrefixList
 	kindStale
+	kindTransitGateway
 )
 
 // mix is the SplitMix64 finalizer: a bijection on uint64, so distinct
@@ -289,7 +298,27 @@ func (g *gen) run() *inventory.Inventory {
 	g.makeRules()
 	g.makeENIs()
 	g.makePrefixLists()
+	g.makeTransitGateways()
 	return &inventory.Inventory{Regions: g.regions}
+}
+
+// makeTransitGateways gives each region one transit gateway with security
+// group referencing enabled, every VPC of the region attached: the
+// references to groups of other VPCs of the region (srcOtherVPC) are then
+// honoured, as AWS honours them over such a gateway.
+func (g *gen) makeTransitGateways() {
+	for r := range g.regions {
+		reg := &g.regions[r]
+		tgw := g.id("tgw-", kindTransitGateway, r)
+		reg.TransitGateways = []inventory.TransitGateway{{ID: tgw, OwnerID: g.c.OwnerID, State: "available", SecurityGroupReferencing: true}}
+		for _, v := range reg.VPCs {
+			reg.TransitGatewayAttachments = append(reg.TransitGatewayAttachments, inventory.TransitGatewayVPCAttachment{
+				ID: "tgw-attach-" + strings.TrimPrefix(v.ID, "vpc-"), TransitGatewayID: tgw, VPCID: v.ID, VPCOwnerID: g.c.OwnerID,
+				State: "available", SecurityGroupReferencing: true,
+			})
+		}
+		reg.TransitGatewaysKnown, reg.AssociationsKnown = true, true
+	}
 }
 
 func (g *gen) makeVPCs() {
@@ -716,6 +745,19 @@ func (g *gen) makeENIs() {
 				a[15-b] = byte(vpc.next6 >> (8 * b))
 			}
 			n.Addresses = append(n.Addresses, netip.AddrFrom16(a))
+		}
+		if c.Prefixes > 0 && i%max(1, int(math.Round(1/c.Prefixes))) == 0 {
+			// The upper half of 10.index.0.0/16 holds no address; a /28
+			// each, in order.
+			k := vpc.nextPrefix
+			vpc.nextPrefix++
+			n.Prefixes = append(n.Prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(vpc.index), byte(0x80 + k>>4), byte(k << 4)}), 28))
+			if vpc.v6.IsValid() {
+				a := vpc.v6.Addr().As16()
+				a[7], a[8], a[9] = 0x80, byte(k>>8), byte(k)
+				n.Prefixes = append(n.Prefixes, netip.PrefixFrom(netip.AddrFrom16(a), 80))
+			}
+			n.InterfaceType = "trunk"
 		}
 		// One to five groups of the interface's VPC.
 		k := 1 + g.pick([]int{50, 30, 12, 5, 3})
