@@ -9,13 +9,11 @@ import (
 )
 
 // TestEndToEndBaselineOff: an operator turns --baseline on, then off
-// again (the object unchanged). The second change must load: on this
-// branch's apply it fails for ever with "CHAIN_DEL failed (Device or
-// resource busy): chain REYES-OUTPUT", since the jumps from OUTPUT and
-// FORWARD to the baseline's chains stay while the chains are deleted.
-// The apply of issue 11 (branch i11) removes the hooks first.
+// again (the object unchanged). The second change must load: before
+// issue 11 it failed for ever with "CHAIN_DEL failed (Device or resource
+// busy): chain REYES-OUTPUT", since the jumps from OUTPUT and FORWARD to
+// the baseline's chains stayed while the chains were deleted.
 func TestEndToEndBaselineOff(t *testing.T) {
-	t.Skip("finding: baseline on -> off fails in apply (hooks of OUTPUT/FORWARD not removed before -X); fixed by i11's apply, un-skip after merging it")
 	t.Parallel()
 	netns.RequireRoot(t)
 	netns.RequireTools(t, "ip", "iptables-save", "ip6tables-save", "iptables-restore", "ipset")
