@@ -521,8 +521,11 @@ type familyApply struct {
 	oldChains  []string // reyes chains in the kernel not in the plan
 	jumpFix    []string // restore lines that repair the hooks
 	rulesOK    bool     // the kernel's rules are the plan's, on the live slots
-	planText   []byte   // the plan's restore text, rendered once (see text)
-	loadText   []byte   // planText with the sets' slots, as loaded
+	kernelPlan string   // the plan hash on REYES-INPUT's first rule; "" if none
+	// builtinLines are "iptables -S" of the built-in chains read (hooks).
+	builtinLines map[string][]string
+	planText     []byte // the plan's restore text, rendered once (see text)
+	loadText     []byte // planText with the sets' slots, as loaded
 
 	prepared *preparedState
 	oldSave  []byte // the rules before the change, for revert (see saveOld)
@@ -706,7 +709,10 @@ func (a *familyApply) read(ctx context.Context) error {
 		a.log.Debug("reading plan hash", "err", err)
 	}
 	haveInput := err == nil
-	a.rulesOK = err == nil && kernelPlanHash(rules) == fp.Hash() && !a.opts.Force
+	if haveInput {
+		a.kernelPlan = kernelPlanHash(rules)
+	}
+	a.rulesOK = err == nil && a.kernelPlan == fp.Hash() && !a.opts.Force
 	for _, s := range fp.Sets {
 		c := &setChange{set: s}
 		for _, n := range []string{s.Name, secondSlot(s)} {
@@ -751,6 +757,10 @@ func (a *familyApply) read(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if a.builtinLines == nil {
+			a.builtinLines = map[string][]string{}
+		}
+		a.builtinLines[h.Builtin] = lines
 		if fp.Table == render.TableExclusive {
 			// The built-in chain must hold exactly what the plan writes.
 			var want, got []string
@@ -1280,7 +1290,7 @@ func (a *familyApply) rules(ctx context.Context) error {
 // iptables-save (slow at tens of thousands of rules on nft, so only after
 // a kill, on a first run or when switching to exclusive mode).
 func (a *familyApply) saveOld(ctx context.Context) error {
-	if a.st != nil && a.st.Text != "" && (a.fp.Table != render.TableExclusive || a.st.Table == render.TableExclusive.String()) {
+	if a.st != nil && a.st.Text != "" && (a.fp.Table != render.TableExclusive || a.st.Table == render.TableExclusive.String()) && a.kernelAsRecorded() {
 		if b, err := os.ReadFile(rulesPath(a.opts.StateDir, a.fp.Family)); err == nil && textHash(b) == a.st.Text {
 			a.oldSave = b
 			a.oldExclusive = a.st.Table == render.TableExclusive.String()
@@ -1302,6 +1312,32 @@ func (a *familyApply) saveOld(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// kernelAsRecorded reports whether the kernel still runs what the record
+// says the previous run loaded: its plan hash on REYES-INPUT, each recorded
+// set's slot in use by a rule, and each recorded hook in place. Only then
+// is the recorded text the old policy. A record outlives the rules: after
+// a reboot, or a flush of the filter table by someone else, the old policy
+// is "no reyes rules", and loading the recorded text back would put rules
+// in force that the kernel did not have, over sets that this run may have
+// filled with the new members.
+func (a *familyApply) kernelAsRecorded() bool {
+	if a.st == nil || a.st.Plan == "" || a.kernelPlan != a.st.Plan {
+		return false
+	}
+	for _, slot := range a.st.Sets {
+		if k, ok := a.kernelSets[slot]; !ok || k.Refs == 0 {
+			return false
+		}
+	}
+	for _, h := range a.st.Hooks {
+		lines, ok := a.builtinLines[h.Builtin]
+		if !ok || hookFix(lines, h) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // revertText is the restore input that puts back the rules kept by

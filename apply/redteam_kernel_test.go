@@ -1,0 +1,60 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/reyes-fw/reyes/render"
+)
+
+// failV6Rules fails every ip6tables-restore: IPv6 fails after IPv4 changed,
+// so that IPv4 is put back.
+type failV6Rules struct{ r Runner }
+
+func (f failV6Rules) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	if strings.HasPrefix(name, "ip6tables") && strings.HasSuffix(name, "-restore") {
+		return nil, errors.New("injected: ip6tables-restore failed")
+	}
+	return f.r.Run(ctx, stdin, name, args...)
+}
+
+// TestKernelRevertIgnoresStaleRecord: the record of what the previous run
+// loaded (apply-ipv4.rules) is put back only when the kernel still runs
+// it. After the filter table was flushed by someone else (an admin's
+// iptables-restore, a firewall service reload; or a reboot), the old
+// policy is "no reyes rules": a failing IPv6 must leave IPv4 with no
+// reyes rules or with the new ones, never with the recorded rules of an
+// earlier run over the new run's members.
+func TestKernelRevertIgnoresStaleRecord(t *testing.T) {
+	t.Parallel()
+	a := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}},
+		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
+	b := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8090}},
+		sets: map[string][]string{"g": {"10.99.1.11", "10.99.1.12", "fd00:99:1::11", "fd00:99:1::12"}}}
+	for _, bk := range backends(t) {
+		t.Run(string(bk), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, bk)
+			e.apply(a.build())
+			// Someone else flushes the filter table: reyes' sets stay,
+			// unreferenced; the record on disk still says A.
+			for _, fam := range []render.Family{render.IPv4, render.IPv6} {
+				e.ipt(fam, "-F")
+				e.ipt(fam, "-X")
+			}
+			e.traffic(map[string]bool{"v4a/tcp8090": true, "v4b/tcp8090": true, "v4b/tcp8080": true})
+			opts := e.opts
+			opts.Runner = failV6Rules{e.runner()}
+			if _, err := Apply(context.Background(), b.build(), opts); err == nil {
+				t.Fatal("Apply succeeded with ip6tables-restore failing")
+			} else {
+				t.Logf("Apply: %v", err)
+			}
+			// Old (nothing) and B both let .11 and .12 in on :8090.
+			e.traffic(map[string]bool{"v4a/tcp8090": true, "v4b/tcp8090": true})
+			t.Logf("ipv4 after the failed apply:\n%s", e.ipt(render.IPv4, "-S"))
+		})
+	}
+}
