@@ -176,3 +176,26 @@ func TestLockReadOnlyDir(t *testing.T) {
 		}
 	}
 }
+
+// TestLockSymlink: a lock file that is a symbolic link is refused, and the
+// file it points to is neither written nor truncated.
+func TestLockSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("root:x:0:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Lock(context.Background(), dir, 0)
+	if err == nil {
+		l.Unlock()
+		t.Error("Lock followed a symlinked lock file")
+	} else if !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Lock = %v, want an error saying the lock file is a symbolic link", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "root:x:0:0\n" {
+		t.Errorf("the symlink's target was changed: %q", b)
+	}
+}
