@@ -252,10 +252,14 @@ func mixHelper() int {
 	atoi := func(k string) int { n, _ := strconv.Atoi(os.Getenv(k)); return n }
 	table := render.TableMode(atoi("MIX_TABLE"))
 	c := mixCases(table)[atoi("MIX_CASE")]
-	r := &stopRunner{r: ExecRunner{Netns: os.Getenv("MIX_NETNS"), Env: []string{"XTABLES_LOCKFILE=" + os.Getenv("MIX_LOCK")}},
-		stop: atoi("MIX_STOP"), half: os.Getenv("MIX_HALF") == "true"}
+	var inner Runner = ExecRunner{Netns: os.Getenv("MIX_NETNS"), Env: []string{"XTABLES_LOCKFILE=" + os.Getenv("MIX_LOCK")}}
+	failV6 := os.Getenv(mixFailV6Env) != ""
+	if failV6 {
+		inner = failV6Rules{inner} // IPv6 fails: IPv4 is put back
+	}
+	r := &stopRunner{r: inner, stop: atoi("MIX_STOP"), half: os.Getenv("MIX_HALF") == "true"}
 	opts := Options{Runner: r, Backend: Backend(os.Getenv("MIX_BACKEND")), StateDir: os.Getenv("MIX_STATE")}
-	if _, err := Apply(context.Background(), c.b.build(), opts); err != nil {
+	if _, err := Apply(context.Background(), c.b.build(), opts); err != nil && !failV6 {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}

@@ -95,3 +95,55 @@ func netnsTools(t *testing.T, bs ...Backend) {
 		t.Skipf("kernel test: needs the tools of backends %v, have %v", bs, got)
 	}
 }
+
+// mixFailV6Env makes the kill-mix helper's ip6tables-restore fail.
+const mixFailV6Env = "REYES_APPLY_MIX_FAILV6"
+
+// TestKernelKillDuringRollback: IPv6's rule load fails, so IPv4 is put
+// back; the apply is stopped at every command (the rollback's included),
+// packets are checked there and after a SIGKILL, and the next run
+// completes. Not parallel: the helper learns of the failure from the
+// environment.
+func TestKernelKillDuringRollback(t *testing.T) {
+	t.Setenv(mixFailV6Env, "1")
+	for _, b := range backends(t) {
+		for ci, c := range mixCases(render.TableShared)[:1] {
+			t.Run(string(b)+"/"+c.name, func(t *testing.T) {
+				e := newEnv(t, b)
+				ctx := context.Background()
+				e.apply(c.a.build())
+				same := func(when string) {
+					t.Helper()
+					want := map[string]bool{}
+					for _, p := range c.denied {
+						want[p] = false
+					}
+					for _, p := range c.allowed {
+						want[p] = true
+					}
+					before := t.Failed()
+					e.traffic(want)
+					if !before && t.Failed() {
+						t.Logf("^ %s", when)
+					}
+				}
+				for stop := 1; stop < 100; stop++ {
+					desc, done := e.runMixChild(t, ci, render.TableShared, stop, false, func(desc string) { same("stopped at " + desc) })
+					if done {
+						// Failed cleanly: IPv4 and IPv6 are A's again.
+						same("after the failed apply")
+						return
+					}
+					same("killed at " + desc)
+					if _, err := Apply(ctx, c.b.build(), e.opts); err != nil {
+						t.Fatalf("run after a kill at %s: %v", desc, err)
+					}
+					e.traffic(expectAll(allProbes, c.final))
+					if _, err := Apply(ctx, c.a.build(), e.opts); err != nil {
+						t.Fatalf("back to a after a kill at %s: %v", desc, err)
+					}
+				}
+			})
+		}
+	}
+}
