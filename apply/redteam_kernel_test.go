@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -145,5 +146,93 @@ func TestKernelKillDuringRollback(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestKernelLayerSwitchesKeepOthersRules: with a Docker-like DOCKER chain
+// and FORWARD jumps, and a kube-proxy-like rule at the top of INPUT, every
+// shared-mode layer switch (both ways) leaves those rules as they were,
+// and the fail-safe's port is let in before and after each switch (not
+// probed with the baseline on: its outbound spoof check drops replies
+// from this namespace's address, which is not the rendered host's).
+func TestKernelLayerSwitchesKeepOthersRules(t *testing.T) {
+	t.Parallel()
+	failSafe := []render.FailSafe{{Source: netip.MustParsePrefix("10.99.0.0/16"), Protocol: 6, Port: 8090}}
+	base := render.Options{FailSafe: failSafe}
+	with := func(f func(o *render.Options)) render.Options { o := base; f(&o); return o }
+	layers := []struct {
+		name string
+		on   render.Options
+	}{
+		{"baseline", with(func(o *render.Options) { o.Baseline = &render.Baseline{} })},
+		{"baseline keeping FORWARD", with(func(o *render.Options) {
+			o.Baseline = &render.Baseline{KeepForward: true, Outbound: render.OutboundRestrict}
+		})},
+		{"logging", with(func(o *render.Options) { o.LogAccept, o.LogDrop = true, true })},
+		{"ipsec", with(func(o *render.Options) { o.Mode = render.ModeIPsec })},
+	}
+	others := []string{
+		"-N DOCKER", "-N DOCKER-USER", "-N KUBE-FIREWALL",
+		"-A DOCKER -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -j ACCEPT",
+		"-A DOCKER-USER -j RETURN",
+		"-A FORWARD -j DOCKER-USER",
+		"-A FORWARD -o docker0 -j DOCKER",
+		"-A INPUT -m comment --comment kube -j KUBE-FIREWALL",
+		"-A KUBE-FIREWALL -m mark --mark 0x8000/0x8000 -j DROP",
+	}
+	for _, b := range backends(t) {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, b)
+			for _, fam := range []render.Family{render.IPv4, render.IPv6} {
+				e.ipt(fam, "-N", "DOCKER")
+				e.ipt(fam, "-N", "DOCKER-USER")
+				e.ipt(fam, "-N", "KUBE-FIREWALL")
+				e.ipt(fam, "-A", "DOCKER-USER", "-j", "RETURN")
+				e.ipt(fam, "-A", "FORWARD", "-j", "DOCKER-USER")
+				e.ipt(fam, "-A", "FORWARD", "-o", "docker0", "-j", "DOCKER")
+				e.ipt(fam, "-I", "INPUT", "1", "-m", "comment", "--comment", "kube", "-j", "KUBE-FIREWALL")
+				e.ipt(fam, "-A", "KUBE-FIREWALL", "-m", "mark", "--mark", "0x8000/0x8000", "-j", "DROP")
+			}
+			e.ipt(render.IPv4, "-A", "DOCKER", "-d", "172.17.0.2/32", "-p", "tcp", "--dport", "80", "-j", "ACCEPT")
+			check := func(when string, probe bool) {
+				t.Helper()
+				got := e.ipt(render.IPv4, "-S")
+				for _, want := range others {
+					if !strings.Contains(got, want+"\n") {
+						t.Errorf("%s: lost %q:\n%s", when, want, got)
+					}
+				}
+				// The fail-safe port from the foreign range is let in.
+				if !probe {
+					// The baseline's outbound spoof check drops the replies
+					// of this namespace's address, which is not the
+					// rendered host's.
+					return
+				}
+				before := t.Failed()
+				e.traffic(map[string]bool{"v4a/tcp8090": true, "v4b/tcp8090": true})
+				if !before && t.Failed() {
+					t.Logf("^ %s; ipv4:\n%s", when, got)
+				}
+			}
+			for _, l := range layers {
+				for _, dir := range []struct {
+					name     string
+					from, to render.Options
+				}{{"on", base, l.on}, {"off", l.on, base}} {
+					opts := e.opts
+					opts.FailSafe = failSafe
+					if _, err := Apply(context.Background(), layerPlan(t, dir.from), opts); err != nil {
+						t.Fatalf("%s %s: from: %v", l.name, dir.name, err)
+					}
+					check(l.name+" "+dir.name+": before", dir.from.Baseline == nil)
+					if _, err := Apply(context.Background(), layerPlan(t, dir.to), opts); err != nil {
+						t.Fatalf("%s %s: %v", l.name, dir.name, err)
+					}
+					check(l.name+" "+dir.name+": after", dir.to.Baseline == nil)
+				}
+			}
+		})
 	}
 }
