@@ -236,3 +236,47 @@ func TestKernelLayerSwitchesKeepOthersRules(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelKillThenThirdPolicy: an apply from A to B is SIGKILLed at
+// every command (and inside every ipset restore), leaving filled slots,
+// both slots of a set, or a half-done cleanup; the next run then applies
+// a third policy C, which must be exactly in force, and A after it.
+func TestKernelKillThenThirdPolicy(t *testing.T) {
+	t.Parallel()
+	c := mixCases(render.TableShared)[0]
+	third := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}, {"h", 17, 8081}},
+		sets: map[string][]string{"g": {"10.99.1.12", "fd00:99:1::12"}, "h": {"10.99.1.11", "fd00:99:1::11"}}}
+	thirdTraffic := expectAll(allProbes, map[string][]string{"v4b": {"tcp8080"}, "v6b": {"tcp8080"}, "v4a": {"udp8081"}, "v6a": {"udp8081"}})
+	aTraffic := expectAll(allProbes, map[string][]string{"v4b": {"udp8081"}, "v6b": {"udp8081"}})
+	for _, b := range backends(t) {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, b)
+			ctx := context.Background()
+			e.apply(c.a.build())
+			for stop := 1; stop < 100; stop++ {
+				for _, half := range []bool{false, true} {
+					desc, done := e.runMixChild(t, 0, render.TableShared, stop, half, func(string) {})
+					if done {
+						return
+					}
+					if desc == "" {
+						continue
+					}
+					if _, err := Apply(ctx, third.build(), e.opts); err != nil {
+						t.Fatalf("C after a kill at %s: %v", desc, err)
+					}
+					before := t.Failed()
+					e.traffic(thirdTraffic)
+					if _, err := Apply(ctx, c.a.build(), e.opts); err != nil {
+						t.Fatalf("A after C after a kill at %s: %v", desc, err)
+					}
+					e.traffic(aTraffic)
+					if !before && t.Failed() {
+						t.Logf("^ killed at %s", desc)
+					}
+				}
+			}
+		})
+	}
+}
