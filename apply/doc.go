@@ -63,8 +63,10 @@
 // kernel is touched (ErrStateNotWritable). Then it changes IPv4, then
 // IPv6. If IPv6 fails, IPv4 is put back: its in-place swaps are swapped
 // back, or its previous rules are loaded back in one restore (the text
-// the previous run recorded it loaded, apply-ipv4.rules, or without a
-// trusted record the table read with iptables-save before the change);
+// the previous run recorded it loaded, apply-ipv4.rules, when the kernel
+// still runs it: its plan hash, live slots and hooks; else, after a
+// reboot, a flush by another tool or a kill, the table read with
+// iptables-save before the change);
 // the filled sets go. Only when both are
 // through are unused sets destroyed and the states committed (rename). A
 // kill between a kernel change and the commit leaves the prepared file:
