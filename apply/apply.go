@@ -313,6 +313,15 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			return res, err
 		}
 	}
+	// The new policy is in force in every family: the old backend's
+	// rules, which filtered alongside (only what both allowed passed),
+	// can go, and with them their references on the old slots.
+	// A failure is a warning: the new policy is in force and recorded.
+	for _, a := range fas {
+		if err := a.dropOldBackend(ctx); err != nil {
+			a.log.Warn("the previous backend's rules stay", "err", err)
+		}
+	}
 	cleanup(ctx, opts.runner(), opts.logger(), fas)
 	var errs []error
 	for _, a := range fas {
@@ -322,6 +331,49 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	}
 	res.Families = results()
 	return res, errors.Join(errs...)
+}
+
+// slotsConflict reports whether both slots of a set of the plan are in use.
+func (a *familyApply) slotsConflict() bool {
+	for _, s := range a.fp.Sets {
+		if a.kernelSets[s.Name].Refs > 0 && a.kernelSets[secondSlot(s)].Refs > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// otherBackend is the backend that is not b.
+func otherBackend(b Backend) Backend {
+	if b == BackendNFT {
+		return BackendLegacy
+	}
+	return BackendNFT
+}
+
+// dropOldBackend takes reyes' jumps and chains out of the family's table
+// in the backend the previous run used, after a switch of backend (nft to
+// legacy or back): both tables filter every packet, so the old rules would
+// keep their policy in force alongside the new one, and their references
+// on the old slots would leave both slots of a set in use. It runs only
+// once this run's rules are loaded in every family, so that there is no
+// instant without reyes' rules.
+func (a *familyApply) dropOldBackend(ctx context.Context) error {
+	if a.wasBackend == "" || a.wasBackend == a.backend {
+		return nil
+	}
+	tl, err := resolveTools(ctx, a.r, a.wasBackend)
+	if err != nil {
+		return fmt.Errorf("apply ipv%d: removing reyes' rules from the previous backend %s: %w", a.fp.Family, a.wasBackend, err)
+	}
+	jumps, chains, err := removeRules(ctx, a.r, tl[a.fp.Family], a.fp.Family)
+	if err != nil {
+		return fmt.Errorf("removing reyes' rules from the previous backend %s (reyesctl remove --backend %s takes them out): %w", a.wasBackend, a.wasBackend, err)
+	}
+	if len(jumps)+len(chains) > 0 {
+		a.log.Info("removed reyes' rules from the previous backend", "backend", a.wasBackend, "jumps", len(jumps), "chains", len(chains))
+	}
+	return nil
 }
 
 // rolledBack returns the *StepError of a failed rollback in err, or nil.
@@ -514,6 +566,10 @@ type familyApply struct {
 
 	kernelSets map[string]setInfo
 	st         *state
+	// wasBackend is the backend the record says the previous run loaded
+	// into, when it is not this run's: its reyes rules are taken out once
+	// this run's are in force (see dropOldBackend).
+	wasBackend Backend
 	members    map[string][]netip.Addr // read back lazily
 	sets       []*setChange
 	changed    []*setChange
@@ -701,6 +757,12 @@ func (a *familyApply) readMembers(ctx context.Context) (map[string][]netip.Addr,
 func (a *familyApply) read(ctx context.Context) error {
 	fp := a.fp
 	a.st = readState(a.opts.StateDir, fp.Family)
+	// The backend of the last committed record, even one a killed run
+	// left distrusted: a kill between a switch's load and its removal of
+	// the old backend's rules must not leave those for ever.
+	if was := recordedBackend(a.opts.StateDir, fp.Family); was != a.backend && (was == BackendNFT || was == BackendLegacy) {
+		a.wasBackend = was
+	}
 	if a.st != nil && a.st.Backend != a.backend {
 		a.st = nil
 	}
@@ -713,6 +775,29 @@ func (a *familyApply) read(ctx context.Context) error {
 		a.kernelPlan = kernelPlanHash(rules)
 	}
 	a.rulesOK = err == nil && a.kernelPlan == fp.Hash() && !a.opts.Force
+	if a.wasBackend == "" && a.kernelPlan != "" && a.slotsConflict() {
+		// Both slots of a set in use while this backend holds reyes'
+		// rules: perhaps the other backend still holds the rules of
+		// before a switch (one made by a release that left them).
+		a.wasBackend = otherBackend(a.backend)
+	}
+	if a.wasBackend != "" && a.kernelPlan != "" {
+		// This backend holds reyes' rules while the record still names
+		// the previous one: a run that switched backend was killed after
+		// its load (atomic, sealed with its plan hash) and before it
+		// committed. Both backends filter; finish that switch first, or
+		// both slots of a changed set stay in use.
+		if err := a.dropOldBackend(ctx); err != nil {
+			return err
+		}
+		a.wasBackend = ""
+		sets, err := listSets(ctx, a.r)
+		if err != nil {
+			return err
+		}
+		clear(a.kernelSets)
+		maps.Copy(a.kernelSets, sets)
+	}
 	for _, s := range fp.Sets {
 		c := &setChange{set: s}
 		for _, n := range []string{s.Name, secondSlot(s)} {

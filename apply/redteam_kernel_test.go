@@ -62,14 +62,10 @@ func TestKernelRevertIgnoresStaleRecord(t *testing.T) {
 
 // TestKernelBackendSwitch: after the host's iptables moves from nft to
 // legacy (update-alternatives), the next apply leaves no reyes rules in
-// the old backend, the new policy is in force, and later runs work.
+// the old backend, the new policy is in force, and later runs work;
+// and back.
 func TestKernelBackendSwitch(t *testing.T) {
-	t.Skip("finding: the old backend's reyes rules stay in force after a backend switch: " +
-		"both tables filter (only what both allow passes, so B's new allows never take effect), " +
-		"the old rules keep a reference on the old slot, and every later run with a member change fails: " +
-		"'sets reyes4-g and reyes4-g-b are both in use by rules'. Proposed fix in the red-team report: " +
-		"after the new backend's rules are loaded, remove reyes' jumps and chains from the other backend " +
-		"(one restore per family), before cleanup; never before the new rules are in force")
+	t.Parallel()
 	a := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}},
 		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
 	b := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8090}},
@@ -77,16 +73,27 @@ func TestKernelBackendSwitch(t *testing.T) {
 	c := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}, {"g", 6, 8090}},
 		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
 	netnsTools(t, BackendNFT, BackendLegacy)
-	e := newEnv(t, BackendNFT)
-	e.apply(a.build())
-	e.opts.Backend = BackendLegacy
-	e.apply(b.build())
-	if got := e.host.MustRun("iptables-nft", "-S"); strings.Contains(got, "REYES-") {
-		t.Errorf("the nft backend still holds reyes' rules after the switch to legacy:\n%s", got)
+	for _, sw := range [][2]Backend{{BackendNFT, BackendLegacy}, {BackendLegacy, BackendNFT}} {
+		t.Run(string(sw[0])+"-to-"+string(sw[1]), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sw[0])
+			e.apply(a.build())
+			e.opts.Backend = sw[1]
+			e.apply(b.build())
+			if got := e.host.MustRun("iptables-"+string(sw[0]), "-S"); strings.Contains(got, "REYES-") {
+				t.Errorf("the %s backend still holds reyes' rules after the switch to %s:\n%s", sw[0], sw[1], got)
+			}
+			if got := e.host.MustRun("ip6tables-"+string(sw[0]), "-S"); strings.Contains(got, "REYES-") {
+				t.Errorf("the %s backend still holds reyes' IPv6 rules after the switch to %s:\n%s", sw[0], sw[1], got)
+			}
+			e.traffic(map[string]bool{"v4b/tcp8090": true, "v4a/tcp8080": false, "v6b/tcp8090": true, "v6a/tcp8080": false})
+			e.apply(c.build())
+			e.traffic(map[string]bool{"v4a/tcp8090": true, "v4a/tcp8080": true, "v4b/tcp8090": false, "v6a/tcp8090": true})
+			if sets := strings.Fields(e.host.MustRun("ipset", "list", "-n")); len(sets) != 2 {
+				t.Errorf("sets after the switch: %v, want one slot per set", sets)
+			}
+		})
 	}
-	e.traffic(map[string]bool{"v4b/tcp8090": true, "v4a/tcp8080": false})
-	e.apply(c.build())
-	e.traffic(map[string]bool{"v4a/tcp8090": true, "v4a/tcp8080": true, "v4b/tcp8090": false})
 }
 
 // netnsTools skips unless both backends' tools are installed.
@@ -279,4 +286,106 @@ func TestKernelKillThenThirdPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKernelKillDuringBackendSwitch: an apply that switches backend (A on
+// nft, B on legacy) is stopped at every command, the removal of the old
+// backend's rules included: packets both policies deny stay denied and
+// packets both allow stay allowed there and after a SIGKILL, and the next
+// run leaves B alone in force, the old backend empty of reyes' rules.
+func TestKernelKillDuringBackendSwitch(t *testing.T) {
+	t.Parallel()
+	netnsTools(t, BackendNFT, BackendLegacy)
+	c := mixCases(render.TableShared)[0]
+	ctx := context.Background()
+	e := newEnv(t, BackendNFT)
+	nft, legacy := e.opts, e.opts
+	nft.Backend, legacy.Backend = BackendNFT, BackendLegacy
+	e.backend = BackendLegacy // the helper's backend
+	want := map[string]bool{}
+	for _, p := range c.denied {
+		want[p] = false
+	}
+	for _, p := range c.allowed {
+		want[p] = true
+	}
+	same := func(when string) {
+		t.Helper()
+		before := t.Failed()
+		e.traffic(want)
+		if !before && t.Failed() {
+			t.Logf("^ %s", when)
+		}
+	}
+	for stop := 1; stop < 100; stop++ {
+		for _, o := range []Options{legacy, nft} {
+			if _, err := Remove(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Apply(ctx, c.a.build(), nft); err != nil {
+			t.Fatal(err)
+		}
+		desc, done := e.runMixChild(t, 0, render.TableShared, stop, false, func(desc string) { same("stopped at " + desc) })
+		if !done {
+			same("killed at " + desc)
+		}
+		if _, err := Apply(ctx, c.b.build(), legacy); err != nil {
+			t.Fatalf("run after a kill at %s: %v", desc, err)
+		}
+		e.traffic(expectAll(allProbes, c.final))
+		for _, bin := range []string{"iptables-nft", "ip6tables-nft"} {
+			if got := e.host.MustRun(bin, "-S"); strings.Contains(got, "REYES-") {
+				t.Errorf("after a kill at %s and a run: %s still holds reyes' rules:\n%s", desc, bin, got)
+			}
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// TestKernelStuckBackendSwitchRecovers: a host switched backend with a
+// release that left the old backend's rules (both slots of a set in use,
+// the record naming the new backend): the next apply takes the old
+// backend's rules out and completes.
+func TestKernelStuckBackendSwitchRecovers(t *testing.T) {
+	t.Parallel()
+	netnsTools(t, BackendNFT, BackendLegacy)
+	a := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}},
+		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
+	b := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8090}},
+		sets: map[string][]string{"g": {"10.99.1.12", "fd00:99:1::12"}}}
+	c := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}, {"g", 6, 8090}},
+		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
+	e := newEnv(t, BackendNFT)
+	e.apply(a.build())
+	saved := map[string]string{}
+	for _, bin := range []string{"iptables-nft", "ip6tables-nft"} {
+		saved[bin] = e.host.MustRun(bin + "-save")
+	}
+	e.opts.Backend = BackendLegacy
+	e.apply(b.build())
+	// Put the stuck state back: A's sets and nft rules, as the old release left them.
+	for _, cmd := range [][]string{
+		{"ipset", "create", "reyes4-g", "hash:ip"}, {"ipset", "add", "reyes4-g", "10.99.1.11"},
+		{"ipset", "create", "reyes6-g", "hash:ip", "family", "inet6"}, {"ipset", "add", "reyes6-g", "fd00:99:1::11"},
+	} {
+		e.host.MustRun(cmd...)
+	}
+	for bin, text := range saved {
+		if out, err := e.host.Exec(context.Background(), []byte(text), bin+"-restore"); err != nil {
+			t.Fatalf("%s-restore: %v: %s", bin, err, out)
+		}
+	}
+	if got := e.host.MustRun("iptables-nft", "-S"); !strings.Contains(got, "REYES-INPUT") {
+		t.Fatalf("stuck state not set up:\n%s", got)
+	}
+	e.apply(c.build())
+	for _, bin := range []string{"iptables-nft", "ip6tables-nft"} {
+		if got := e.host.MustRun(bin, "-S"); strings.Contains(got, "REYES-") {
+			t.Errorf("%s still holds reyes' rules:\n%s", bin, got)
+		}
+	}
+	e.traffic(map[string]bool{"v4a/tcp8090": true, "v4a/tcp8080": true, "v4b/tcp8090": false, "v6a/tcp8090": true})
 }
