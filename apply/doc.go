@@ -101,7 +101,14 @@
 //
 // The iptables backend (nft or legacy) follows "iptables --version" unless
 // Options.Backend says otherwise, and the matching *-restore tools are
-// used, always with --wait for the xtables lock.
+// used, always with --wait for the xtables lock. After a switch of backend
+// (the record names the other one), reyes' jumps and chains are taken out
+// of the previous backend once the new rules are in force in every family:
+// until then both filter, and a packet passes only if both policies let it,
+// which is the verdict of one of them.
+//
+// The state directory belongs to root: whoever can write it can make
+// Apply trust a record (set hashes) that the kernel does not hold.
 //
 // All kernel access goes through the Runner interface: ExecRunner runs
 // the real tools (optionally inside a network namespace); package
