@@ -775,18 +775,23 @@ func (a *familyApply) read(ctx context.Context) error {
 		a.kernelPlan = kernelPlanHash(rules)
 	}
 	a.rulesOK = err == nil && a.kernelPlan == fp.Hash() && !a.opts.Force
-	if a.wasBackend == "" && a.kernelPlan != "" && a.slotsConflict() {
-		// Both slots of a set in use while this backend holds reyes'
-		// rules: perhaps the other backend still holds the rules of
-		// before a switch (one made by a release that left them).
-		a.wasBackend = otherBackend(a.backend)
+	finish := false
+	switch {
+	case a.wasBackend != "" && a.kernelPlan == fp.Hash():
+		// This backend already holds this plan's rules while the record
+		// still names the previous one: a run that switched backend to
+		// this plan was killed after its load and before it committed.
+		// Both backends filter (what both allow passes); taking the old
+		// one's rules out leaves this plan: the new policy.
+		finish = true
+	case a.wasBackend == "" && a.st != nil && a.kernelPlan != "" && a.kernelPlan == a.st.Plan && a.slotsConflict():
+		// Both slots of a set in use while this backend runs the
+		// recorded plan: the other backend still holds the rules of
+		// before a switch (made by a release that left them there).
+		// Taking them out leaves the recorded plan.
+		a.wasBackend, finish = otherBackend(a.backend), true
 	}
-	if a.wasBackend != "" && a.kernelPlan != "" {
-		// This backend holds reyes' rules while the record still names
-		// the previous one: a run that switched backend was killed after
-		// its load (atomic, sealed with its plan hash) and before it
-		// committed. Both backends filter; finish that switch first, or
-		// both slots of a changed set stay in use.
+	if finish {
 		if err := a.dropOldBackend(ctx); err != nil {
 			return err
 		}
