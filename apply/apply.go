@@ -313,6 +313,15 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			return res, err
 		}
 	}
+	// The new policy is in force in every family: the old backend's
+	// rules, which filtered alongside (only what both allowed passed),
+	// can go, and with them their references on the old slots.
+	// A failure is a warning: the new policy is in force and recorded.
+	for _, a := range fas {
+		if err := a.dropOldBackend(ctx); err != nil {
+			a.log.Warn("the previous backend's rules stay", "err", err)
+		}
+	}
 	cleanup(ctx, opts.runner(), opts.logger(), fas)
 	var errs []error
 	for _, a := range fas {
@@ -322,6 +331,49 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	}
 	res.Families = results()
 	return res, errors.Join(errs...)
+}
+
+// slotsConflict reports whether both slots of a set of the plan are in use.
+func (a *familyApply) slotsConflict() bool {
+	for _, s := range a.fp.Sets {
+		if a.kernelSets[s.Name].Refs > 0 && a.kernelSets[secondSlot(s)].Refs > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// otherBackend is the backend that is not b.
+func otherBackend(b Backend) Backend {
+	if b == BackendNFT {
+		return BackendLegacy
+	}
+	return BackendNFT
+}
+
+// dropOldBackend takes reyes' jumps and chains out of the family's table
+// in the backend the previous run used, after a switch of backend (nft to
+// legacy or back): both tables filter every packet, so the old rules would
+// keep their policy in force alongside the new one, and their references
+// on the old slots would leave both slots of a set in use. It runs only
+// once this run's rules are loaded in every family, so that there is no
+// instant without reyes' rules.
+func (a *familyApply) dropOldBackend(ctx context.Context) error {
+	if a.wasBackend == "" || a.wasBackend == a.backend {
+		return nil
+	}
+	tl, err := resolveTools(ctx, a.r, a.wasBackend)
+	if err != nil {
+		return fmt.Errorf("apply ipv%d: removing reyes' rules from the previous backend %s: %w", a.fp.Family, a.wasBackend, err)
+	}
+	jumps, chains, err := removeRules(ctx, a.r, tl[a.fp.Family], a.fp.Family)
+	if err != nil {
+		return fmt.Errorf("removing reyes' rules from the previous backend %s (reyesctl remove --backend %s takes them out): %w", a.wasBackend, a.wasBackend, err)
+	}
+	if len(jumps)+len(chains) > 0 {
+		a.log.Info("removed reyes' rules from the previous backend", "backend", a.wasBackend, "jumps", len(jumps), "chains", len(chains))
+	}
+	return nil
 }
 
 // rolledBack returns the *StepError of a failed rollback in err, or nil.
@@ -514,6 +566,10 @@ type familyApply struct {
 
 	kernelSets map[string]setInfo
 	st         *state
+	// wasBackend is the backend the record says the previous run loaded
+	// into, when it is not this run's: its reyes rules are taken out once
+	// this run's are in force (see dropOldBackend).
+	wasBackend Backend
 	members    map[string][]netip.Addr // read back lazily
 	sets       []*setChange
 	changed    []*setChange
@@ -521,8 +577,11 @@ type familyApply struct {
 	oldChains  []string // reyes chains in the kernel not in the plan
 	jumpFix    []string // restore lines that repair the hooks
 	rulesOK    bool     // the kernel's rules are the plan's, on the live slots
-	planText   []byte   // the plan's restore text, rendered once (see text)
-	loadText   []byte   // planText with the sets' slots, as loaded
+	kernelPlan string   // the plan hash on REYES-INPUT's first rule; "" if none
+	// builtinLines are "iptables -S" of the built-in chains read (hooks).
+	builtinLines map[string][]string
+	planText     []byte // the plan's restore text, rendered once (see text)
+	loadText     []byte // planText with the sets' slots, as loaded
 
 	prepared *preparedState
 	oldSave  []byte // the rules before the change, for revert (see saveOld)
@@ -698,6 +757,12 @@ func (a *familyApply) readMembers(ctx context.Context) (map[string][]netip.Addr,
 func (a *familyApply) read(ctx context.Context) error {
 	fp := a.fp
 	a.st = readState(a.opts.StateDir, fp.Family)
+	// The backend of the last committed record, even one a killed run
+	// left distrusted: a kill between a switch's load and its removal of
+	// the old backend's rules must not leave those for ever.
+	if was := recordedBackend(a.opts.StateDir, fp.Family); was != a.backend && (was == BackendNFT || was == BackendLegacy) {
+		a.wasBackend = was
+	}
 	if a.st != nil && a.st.Backend != a.backend {
 		a.st = nil
 	}
@@ -706,7 +771,38 @@ func (a *familyApply) read(ctx context.Context) error {
 		a.log.Debug("reading plan hash", "err", err)
 	}
 	haveInput := err == nil
-	a.rulesOK = err == nil && kernelPlanHash(rules) == fp.Hash() && !a.opts.Force
+	if haveInput {
+		a.kernelPlan = kernelPlanHash(rules)
+	}
+	a.rulesOK = err == nil && a.kernelPlan == fp.Hash() && !a.opts.Force
+	finish := false
+	switch {
+	case a.wasBackend != "" && a.kernelPlan == fp.Hash():
+		// This backend already holds this plan's rules while the record
+		// still names the previous one: a run that switched backend to
+		// this plan was killed after its load and before it committed.
+		// Both backends filter (what both allow passes); taking the old
+		// one's rules out leaves this plan: the new policy.
+		finish = true
+	case a.wasBackend == "" && a.st != nil && a.kernelPlan != "" && a.kernelPlan == a.st.Plan && a.slotsConflict():
+		// Both slots of a set in use while this backend runs the
+		// recorded plan: the other backend still holds the rules of
+		// before a switch (made by a release that left them there).
+		// Taking them out leaves the recorded plan.
+		a.wasBackend, finish = otherBackend(a.backend), true
+	}
+	if finish {
+		if err := a.dropOldBackend(ctx); err != nil {
+			return err
+		}
+		a.wasBackend = ""
+		sets, err := listSets(ctx, a.r)
+		if err != nil {
+			return err
+		}
+		clear(a.kernelSets)
+		maps.Copy(a.kernelSets, sets)
+	}
 	for _, s := range fp.Sets {
 		c := &setChange{set: s}
 		for _, n := range []string{s.Name, secondSlot(s)} {
@@ -751,6 +847,10 @@ func (a *familyApply) read(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if a.builtinLines == nil {
+			a.builtinLines = map[string][]string{}
+		}
+		a.builtinLines[h.Builtin] = lines
 		if fp.Table == render.TableExclusive {
 			// The built-in chain must hold exactly what the plan writes.
 			var want, got []string
@@ -1280,7 +1380,7 @@ func (a *familyApply) rules(ctx context.Context) error {
 // iptables-save (slow at tens of thousands of rules on nft, so only after
 // a kill, on a first run or when switching to exclusive mode).
 func (a *familyApply) saveOld(ctx context.Context) error {
-	if a.st != nil && a.st.Text != "" && (a.fp.Table != render.TableExclusive || a.st.Table == render.TableExclusive.String()) {
+	if a.st != nil && a.st.Text != "" && (a.fp.Table != render.TableExclusive || a.st.Table == render.TableExclusive.String()) && a.kernelAsRecorded() {
 		if b, err := os.ReadFile(rulesPath(a.opts.StateDir, a.fp.Family)); err == nil && textHash(b) == a.st.Text {
 			a.oldSave = b
 			a.oldExclusive = a.st.Table == render.TableExclusive.String()
@@ -1302,6 +1402,32 @@ func (a *familyApply) saveOld(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// kernelAsRecorded reports whether the kernel still runs what the record
+// says the previous run loaded: its plan hash on REYES-INPUT, each recorded
+// set's slot in use by a rule, and each recorded hook in place. Only then
+// is the recorded text the old policy. A record outlives the rules: after
+// a reboot, or a flush of the filter table by someone else, the old policy
+// is "no reyes rules", and loading the recorded text back would put rules
+// in force that the kernel did not have, over sets that this run may have
+// filled with the new members.
+func (a *familyApply) kernelAsRecorded() bool {
+	if a.st == nil || a.st.Plan == "" || a.kernelPlan != a.st.Plan {
+		return false
+	}
+	for _, slot := range a.st.Sets {
+		if k, ok := a.kernelSets[slot]; !ok || k.Refs == 0 {
+			return false
+		}
+	}
+	for _, h := range a.st.Hooks {
+		lines, ok := a.builtinLines[h.Builtin]
+		if !ok || hookFix(lines, h) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // revertText is the restore input that puts back the rules kept by

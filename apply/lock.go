@@ -71,16 +71,22 @@ func Lock(ctx context.Context, dir string, wait time.Duration) (*StateLock, erro
 		return nil, errors.New("taking the state lock: no state directory")
 	}
 	path := filepath.Join(dir, "lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: a lock file that is a symlink is refused, not followed;
+	// Lock writes and truncates the file, which must never be another one
+	// (a symlink to /etc/shadow in a state directory others can write).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
 		// A read-only state directory: flock works on a read-only file
 		// too, and the run then fails where it would write its state,
 		// saying so, before it touches the kernel.
 		var rerr error
-		if f, rerr = os.Open(path); rerr != nil {
+		if f, rerr = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0); rerr != nil {
 			return nil, fmt.Errorf("taking the state lock: %w: %w", ErrStateNotWritable, err)
 		}
 		err = nil
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("taking the state lock: %s is a symbolic link; refusing to follow it: %w", path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("taking the state lock: %w", err)

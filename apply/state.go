@@ -85,6 +85,25 @@ func readState(dir string, fam render.Family) *state {
 	return &st
 }
 
+// recordedBackend returns the backend of the last committed state, whether
+// or not a prepared state makes it distrusted; "" if there is none.
+func recordedBackend(dir string, fam render.Family) Backend {
+	if dir == "" {
+		return ""
+	}
+	b, err := os.ReadFile(statePath(dir, fam))
+	if err != nil {
+		return ""
+	}
+	var st struct {
+		Backend Backend `json:"backend"`
+	}
+	if json.Unmarshal(b, &st) != nil {
+		return ""
+	}
+	return st.Backend
+}
+
 // pending reports whether a prepared state was left uncommitted.
 func pending(dir string, fam render.Family) bool {
 	if dir == "" {
