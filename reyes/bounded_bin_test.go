@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/cli"
+
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
@@ -96,7 +98,7 @@ func TestBinariesEndWithinTimeout(t *testing.T) {
 			if d := time.Since(start); d > 10*time.Second {
 				t.Errorf("took %s with --timeout 2s", d)
 			}
-			if r.code != reyes.ExitFailure {
+			if r.code != cli.ExitFailure {
 				t.Fatalf("exit %d, want 1: %v", r.code, r)
 			}
 			last := r.stderr[strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n")+1:]
@@ -164,7 +166,7 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 	args := []string{"--store", filepath.Join(p.dir, "ruleset.signed"), "--trusted-key", public, "--scope", "test",
 		"--state-dir", filepath.Join(p.dir, "cli-state"), "--no-imds", "--addrs", "10.20.1.10", "--disable-file", filepath.Join(p.dir, "disabled")}
 	r := run(t, nil, []string{setpriv, "--bounding-set", "-net_admin", "--"}, follower, args...)
-	if r.code != reyes.ExitFailure || !strings.Contains(r.stderr, "CAP_NET_ADMIN") || !strings.Contains(r.stderr, "root") || strings.Count(r.stderr, "\n") != 1 {
+	if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "CAP_NET_ADMIN") || !strings.Contains(r.stderr, "root") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("want exit 1 and one line naming root and CAP_NET_ADMIN: %v", r)
 	}
 	if _, err := os.Stat(filepath.Join(p.dir, "cli-state")); err == nil {

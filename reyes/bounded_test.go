@@ -76,7 +76,7 @@ func TestEC2HungEndpointRetriesAndLogs(t *testing.T) {
 		},
 		MaxAttempts: 3, MaxBackoff: 10 * time.Millisecond,
 		Logger:        slog.New(slog.DiscardHandler),
-		ClientOptions: ec2ClientOptions(log, 300*time.Millisecond),
+		ClientOptions: EC2ClientOptions(log, 300*time.Millisecond),
 	}
 	start := time.Now()
 	_, err := src.Fetch(context.Background())

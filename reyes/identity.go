@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/route"
+
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
 )
@@ -725,7 +727,7 @@ func checkPrimary(host render.Host, opts IdentityOptions) error {
 
 // defaultRouteAddrs are the addresses of the IPv4 default route's interface.
 func defaultRouteAddrs() ([]netip.Addr, error) {
-	name, err := DefaultRouteInterface(procNetRoute)
+	name, err := route.DefaultInterface(route.ProcNetRoute)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/cli"
+
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/render"
@@ -309,7 +311,7 @@ func TestMetricsConfigFailure(t *testing.T) {
 	} {
 		args := append(append([]string(nil), base...), tc.args...)
 		var out, errb strings.Builder
-		if err := reyes.RunFollower(context.Background(), args, tc.env, &out, &errb); err == nil {
+		if err := cli.RunFollower(context.Background(), args, tc.env, &out, &errb); err == nil {
 			t.Fatalf("RunFollower %v: no error", args)
 		}
 		m := readMetrics(t, p.follower.MetricsFile)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/cli"
+
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/render"
@@ -210,12 +212,12 @@ func TestFollowerBaselineFlags(t *testing.T) {
 	key := filepath.Join(dir, "k.asc")
 	os.WriteFile(key, pub, 0o644)
 	var out, errb bytes.Buffer
-	err = reyes.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
+	err = cli.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
 		"--state-dir", dir, "--baseline", "--baseline-interface", "eth0", "--baseline-outbound", "sometimes"}, nil, &out, &errb)
 	if !errors.Is(err, reyes.ErrConfig) || !strings.Contains(err.Error(), "baseline_outbound") {
 		t.Fatalf("RunFollower: %v", err)
 	}
-	err = reyes.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
+	err = cli.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
 		"--state-dir", dir, "--baseline", "--baseline-interface", "eth0", "--baseline-tcp-ports", "22,0"}, nil, &out, &errb)
 	if !errors.Is(err, reyes.ErrConfig) || !strings.Contains(err.Error(), "baseline_tcp_ports") {
 		t.Fatalf("RunFollower: %v", err)

@@ -123,6 +123,13 @@ func checkDir(path string) error {
 	return nil
 }
 
+// Path is the file the store reads and writes.
+func (s *FileStore) Path() string { return s.path }
+
+// CheckDir reports whether the directory that holds the store's file
+// exists, so that a misconfigured store is refused before any work is done.
+func (s *FileStore) CheckDir() error { return checkDir(s.path) }
+
 // fileETag derives an entity tag from what stat says.
 func fileETag(fi fs.FileInfo) string {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

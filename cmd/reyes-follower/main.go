@@ -1,4 +1,4 @@
-// Command reyes-follower is a thin wrapper over reyes.RunFollower; run it with --help
+// Command reyes-follower is a thin main over package internal/cli (RunFollower); run it with --help
 // for every flag. Configuration comes from a YAML file (--config), then
 // REYES_* environment variables, then flags.
 //
@@ -11,7 +11,7 @@ package main
 import (
 	"os"
 
-	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/internal/cli"
 )
 
-func main() { os.Exit(reyes.Main("reyes-follower", reyes.RunFollower)) }
+func main() { os.Exit(cli.Main("reyes-follower", cli.RunFollower)) }

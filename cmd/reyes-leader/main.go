@@ -1,4 +1,4 @@
-// Command reyes-leader is a thin wrapper over reyes.RunLeader; run it with --help
+// Command reyes-leader is a thin main over package internal/cli (RunLeader); run it with --help
 // for every flag. Configuration comes from a YAML file (--config), then
 // REYES_* environment variables, then flags.
 //
@@ -11,7 +11,7 @@ package main
 import (
 	"os"
 
-	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/internal/cli"
 )
 
-func main() { os.Exit(reyes.Main("reyes-leader", reyes.RunLeader)) }
+func main() { os.Exit(cli.Main("reyes-leader", cli.RunLeader)) }

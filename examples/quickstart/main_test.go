@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reyes-fw/reyes/internal/cli"
+
 	"github.com/reyes-fw/reyes/internal/ctl"
 	"github.com/reyes-fw/reyes/reyes"
 )
@@ -201,9 +203,9 @@ func TestQuickstartCommandsWork(t *testing.T) {
 				case "reyesctl":
 					err = ctl.Run(context.Background(), c[1:], &stdout, &stderr)
 				case "reyes-leader":
-					err = reyes.RunLeader(context.Background(), c[1:], nil, &stdout, &stderr)
+					err = cli.RunLeader(context.Background(), c[1:], nil, &stdout, &stderr)
 				case "reyes-follower":
-					err = reyes.RunFollower(context.Background(), c[1:], nil, &stdout, &stderr)
+					err = cli.RunFollower(context.Background(), c[1:], nil, &stdout, &stderr)
 				}
 				if err != nil {
 					t.Fatalf("%s: %v\n%s", strings.Join(c, " "), err, stderr.String())

@@ -119,7 +119,7 @@ func newFixture(t *testing.T) *fixture {
 func runCLI(t *testing.T, now time.Time, args ...string) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	c := &cli{stdout: &stdout, stderr: &stderr, now: func() time.Time { return now }}
+	c := &invocation{stdout: &stdout, stderr: &stderr, now: func() time.Time { return now }}
 	err := c.run(t.Context(), args)
 	return stdout.String(), stderr.String(), err
 }
@@ -209,7 +209,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 					t.Fatalf("%s %s: %v", cmd.name, h, err)
 				}
 				fl := newFlagSet(cmd.name)
-				cmd.flags(&cli{}, fl)
+				cmd.flags(&invocation{}, fl)
 				n := 0
 				fl.VisitAll(func(f *flag.Flag) {
 					n++

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/internal/cli"
 )
 
 // followerRules runs reyes-follower's dry run with the plan flags and
@@ -20,7 +20,7 @@ func followerRules(t *testing.T, f *fixture, plan []string) map[string][]string 
 	args := append([]string{"--store", f.good, "--trusted-key", f.public, "--scope", "quickstart",
 		"--state-dir", filepath.Join(t.TempDir(), "state"), "--no-imds", "--dry-run"}, plan...)
 	var out bytes.Buffer
-	if err := reyes.RunFollower(t.Context(), args, nil, &out, io.Discard); err != nil {
+	if err := cli.RunFollower(t.Context(), args, nil, &out, io.Discard); err != nil {
 		t.Fatalf("reyes-follower %s: %v", strings.Join(args, " "), err)
 	}
 	text := out.String()

@@ -33,7 +33,7 @@ permissions protect it; it belongs on the leader only) and the armored public
 key to --public (for the followers' --trusted-key, and for "gpg --import"),
 and prints the fingerprint. Existing files are never overwritten unless
 --force is given.`,
-		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			var f keygenFlags
 			fl.StringVar(&f.secret, "secret", "", "write the armored secret key to `FILE` (required)")
 			fl.StringVar(&f.public, "public", "", "write the armored public key to `FILE` (required)")
@@ -45,7 +45,7 @@ and prints the fingerprint. Existing files are never overwritten unless
 	}
 }
 
-func (c *cli) keygen(_ context.Context, f keygenFlags) error {
+func (c *invocation) keygen(_ context.Context, f keygenFlags) error {
 	usage := func(format string, a ...any) error {
 		return &UsageError{Cmd: "keygen", Err: fmt.Errorf(format, a...)}
 	}

@@ -1,4 +1,4 @@
-package reyes
+package cli
 
 import (
 	"context"
@@ -14,9 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/reyes-fw/reyes/internal/route"
+
+	"github.com/reyes-fw/reyes/reyes"
+
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/v2"
 
@@ -67,36 +68,36 @@ type commonConfig struct {
 
 func (c *commonConfig) validate() error {
 	if c.Store == "" {
-		return fmt.Errorf("%w: store: required (s3://bucket/key or a file path)", ErrConfig)
+		return fmt.Errorf("%w: store: required (s3://bucket/key or a file path)", reyes.ErrConfig)
 	}
 	if !ruleset.ValidScope(c.Scope) {
 		// The leader would publish "" as "default" while a follower
 		// refuses every ruleset: both must name the estate alike.
-		return fmt.Errorf("%w: scope: %q is not a scope name (1-64 of A-Z a-z 0-9 . _ : / -, starting with a letter or digit)", ErrConfig, c.Scope)
+		return fmt.Errorf("%w: scope: %q is not a scope name (1-64 of A-Z a-z 0-9 . _ : / -, starting with a letter or digit)", reyes.ErrConfig, c.Scope)
 	}
 	if c.MaxSize <= 0 {
-		return fmt.Errorf("%w: max_size: %d is not a positive size", ErrConfig, c.MaxSize)
+		return fmt.Errorf("%w: max_size: %d is not a positive size", reyes.ErrConfig, c.MaxSize)
 	}
 	if c.Interval < 0 {
-		return fmt.Errorf("%w: interval: %s is negative", ErrConfig, c.Interval)
+		return fmt.Errorf("%w: interval: %s is negative", reyes.ErrConfig, c.Interval)
 	}
 	if c.Interval > 0 && c.Interval < MinInterval {
-		return fmt.Errorf("%w: interval: %s is shorter than %s (it would hammer the EC2 API or the store)", ErrConfig, c.Interval, MinInterval)
+		return fmt.Errorf("%w: interval: %s is shorter than %s (it would hammer the EC2 API or the store)", reyes.ErrConfig, c.Interval, MinInterval)
 	}
 	if c.Timeout <= 0 {
-		return fmt.Errorf("%w: timeout: %s is not positive (every run must be bounded)", ErrConfig, c.Timeout)
+		return fmt.Errorf("%w: timeout: %s is not positive (every run must be bounded)", reyes.ErrConfig, c.Timeout)
 	}
 	if c.MaxValidity <= 0 {
-		return fmt.Errorf("%w: max_validity: %s is not positive", ErrConfig, c.MaxValidity)
+		return fmt.Errorf("%w: max_validity: %s is not positive", reyes.ErrConfig, c.MaxValidity)
 	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
-		return fmt.Errorf("%w: log_format: %q is not text or json", ErrConfig, c.LogFormat)
+		return fmt.Errorf("%w: log_format: %q is not text or json", reyes.ErrConfig, c.LogFormat)
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return fmt.Errorf("%w: log_level: %q is not debug, info, warn or error", ErrConfig, c.LogLevel)
+		return fmt.Errorf("%w: log_level: %q is not debug, info, warn or error", reyes.ErrConfig, c.LogLevel)
 	}
 	return nil
 }
@@ -118,8 +119,8 @@ func (c *commonConfig) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func (c *commonConfig) storeOptions(log *slog.Logger) StoreOptions {
-	return StoreOptions{MaxSize: c.MaxSize, PathStyle: c.S3PathStyle, Endpoint: c.S3Endpoint, Region: c.S3Region, Logger: log}
+func (c *commonConfig) storeOptions(log *slog.Logger) reyes.StoreOptions {
+	return reyes.StoreOptions{MaxSize: c.MaxSize, PathStyle: c.S3PathStyle, Endpoint: c.S3Endpoint, Region: c.S3Region, Logger: log}
 }
 
 // LeaderConfig is the leader's configuration, as RunLeader reads it.
@@ -164,7 +165,7 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
+		return fmt.Errorf("%w: unexpected argument %q", reyes.ErrUsage, rest[0])
 	}
 	var c LeaderConfig
 	if err := unmarshalConfig(k, &c); err != nil {
@@ -188,23 +189,23 @@ func (c *LeaderConfig) validate() error {
 	}
 	switch {
 	case c.Source == "":
-		return fmt.Errorf("%w: source: required (ec2 or an inventory directory)", ErrConfig)
+		return fmt.Errorf("%w: source: required (ec2 or an inventory directory)", reyes.ErrConfig)
 	case c.SigningKey == "":
-		return fmt.Errorf("%w: signing_key: required", ErrConfig)
+		return fmt.Errorf("%w: signing_key: required", reyes.ErrConfig)
 	case c.Source == "ec2" && len(c.Region) == 0:
-		return fmt.Errorf("%w: region: at least one is required with source ec2", ErrConfig)
+		return fmt.Errorf("%w: region: at least one is required with source ec2", reyes.ErrConfig)
 	case c.Source != "ec2" && (len(c.Region) > 0 || len(c.VPC) > 0):
-		return fmt.Errorf("%w: region and vpc apply to source ec2 only", ErrConfig)
+		return fmt.Errorf("%w: region and vpc apply to source ec2 only", reyes.ErrConfig)
 	case c.TTL <= 0:
-		return fmt.Errorf("%w: ttl: %s is not positive", ErrConfig, c.TTL)
+		return fmt.Errorf("%w: ttl: %s is not positive", reyes.ErrConfig, c.TTL)
 	case c.TTL > c.MaxValidity:
-		return fmt.Errorf("%w: ttl: %s is longer than max_validity %s: followers refuse such rulesets (raise max_validity on the followers and the leader together)", ErrConfig, c.TTL, c.MaxValidity)
+		return fmt.Errorf("%w: ttl: %s is longer than max_validity %s: followers refuse such rulesets (raise max_validity on the followers and the leader together)", reyes.ErrConfig, c.TTL, c.MaxValidity)
 	case c.TTL < MinTTL:
-		return fmt.Errorf("%w: ttl: %s is shorter than %s: followers would refuse the ruleset as expired before the next one arrives", ErrConfig, c.TTL, MinTTL)
+		return fmt.Errorf("%w: ttl: %s is shorter than %s: followers would refuse the ruleset as expired before the next one arrives", reyes.ErrConfig, c.TTL, MinTTL)
 	case c.Refresh >= c.TTL:
-		return fmt.Errorf("%w: refresh: %s is not shorter than the ttl %s", ErrConfig, c.Refresh, c.TTL)
+		return fmt.Errorf("%w: refresh: %s is not shorter than the ttl %s", reyes.ErrConfig, c.Refresh, c.TTL)
 	case c.Refresh > 0 && c.Interval > 0 && c.Refresh <= c.Interval:
-		return fmt.Errorf("%w: refresh: %s is not longer than the interval %s: the ruleset could expire between two runs", ErrConfig, c.Refresh, c.Interval)
+		return fmt.Errorf("%w: refresh: %s is not longer than the interval %s: the ruleset could expire between two runs", reyes.ErrConfig, c.Refresh, c.Interval)
 	}
 	if c.Interval > 0 {
 		// The republish window (refresh, by default half the ttl) must
@@ -215,49 +216,49 @@ func (c *LeaderConfig) validate() error {
 		}
 		if need := c.Interval + c.Interval/10 + refreshMargin; refresh < need {
 			return fmt.Errorf("%w: ttl: %s is too short for the interval %s: the ruleset is republished when %s (%s) is left, which must exceed the interval with its jitter plus %s (%s): the ruleset could expire between two runs",
-				ErrConfig, c.TTL, c.Interval, what, refresh, refreshMargin, need)
+				reyes.ErrConfig, c.TTL, c.Interval, what, refresh, refreshMargin, need)
 		}
 	}
 	for _, v := range c.VPC {
 		if !ruleset.ValidVPCID(v) {
-			return fmt.Errorf("%w: vpc: %q is not a VPC ID", ErrConfig, v)
+			return fmt.Errorf("%w: vpc: %q is not a VPC ID", reyes.ErrConfig, v)
 		}
 	}
 	for _, r := range c.Region {
 		if !ruleset.ValidRegion(r) {
-			return fmt.Errorf("%w: region: %q is not a region", ErrConfig, r)
+			return fmt.Errorf("%w: region: %q is not a region", reyes.ErrConfig, r)
 		}
 	}
 	return nil
 }
 
-func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*Leader, error) {
+func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*reyes.Leader, error) {
 	signer, err := sign.LoadSigner(c.SigningKey)
 	if err != nil {
 		return nil, fmt.Errorf("signing_key: %w", err)
 	}
-	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
+	store, err := reyes.OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
-		return nil, fmt.Errorf("%w: store: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: store: %w", reyes.ErrConfig, err)
 	}
-	if fs, ok := store.(*FileStore); ok {
+	if fs, ok := store.(*reyes.FileStore); ok {
 		// Say so now, not after the inventory was fetched, and name the
 		// directory, not a temporary file in it.
-		if err := checkDir(fs.path); err != nil {
-			return nil, fmt.Errorf("%w: store: %s: %w", ErrConfig, fs.path, err)
+		if err := fs.CheckDir(); err != nil {
+			return nil, fmt.Errorf("%w: store: %s: %w", reyes.ErrConfig, fs.Path(), err)
 		}
 	}
 	var src sgsource.Source
 	if c.Source == "ec2" {
-		src = &sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log, ClientOptions: ec2ClientOptions(log, DefaultEC2RequestTimeout)}
+		src = &sgsource.EC2{Regions: c.Region, VPCIDs: c.VPC, Logger: log, ClientOptions: reyes.EC2ClientOptions(log, reyes.DefaultEC2RequestTimeout)}
 	} else {
 		fi, err := os.Stat(c.Source)
 		if err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("%w: source: %q is neither ec2 nor an inventory directory", ErrConfig, c.Source)
+			return nil, fmt.Errorf("%w: source: %q is neither ec2 nor an inventory directory", reyes.ErrConfig, c.Source)
 		}
 		src = sgsource.Dir{Path: c.Source}
 	}
-	return &Leader{
+	return &reyes.Leader{
 		Source: src, Store: store, Signer: signer, Logger: log,
 		Build:   ruleset.BuildOptions{Scope: c.Scope, TTL: c.TTL, Exclude: c.ExcludeGroup},
 		Refresh: c.Refresh, MaxValidity: c.MaxValidity, Timeout: c.Timeout,
@@ -286,16 +287,6 @@ type planConfig struct {
 	BaselineOutboundTCP []string `koanf:"baseline_outbound_tcp"`
 	BaselineOutboundUDP []string `koanf:"baseline_outbound_udp"`
 	BaselineKeepForward bool     `koanf:"baseline_keep_forward"`
-}
-
-// ec2ClientOptions bound each attempt of an EC2 call by timeout (a hung
-// endpoint used to hold the leader for 900 s) and log every retry.
-func ec2ClientOptions(log *slog.Logger, timeout time.Duration) []func(*ec2.Options) {
-	return []func(*ec2.Options){func(o *ec2.Options) {
-		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(timeout)
-		retryer := o.Retryer // sgsource's, set before these options
-		o.APIOptions = append(o.APIOptions, logRetries(log, o.Region, func() aws.Retryer { return retryer }))
-	}}
 }
 
 // FollowerConfig is the follower's configuration, as RunFollower reads it.
@@ -344,9 +335,9 @@ var followerOptions = append(append([]option{}, planOptions...), []option{
 	{"dry_run", kBool, false, "print the plan and its difference from the kernel; change nothing"},
 	{"metrics_file", kString, "", "write Prometheus metrics here (for node_exporter's textfile collector)"},
 	{"backend", kString, "auto", "iptables backend: auto, nft or legacy"},
-	{"max_skew", kDuration, DefaultMaxSkew, "how far in the future generated_at and the signature may be (the leader's clock running ahead)"},
+	{"max_skew", kDuration, reyes.DefaultMaxSkew, "how far in the future generated_at and the signature may be (the leader's clock running ahead)"},
 	{"flush_conntrack", kBool, false, "delete conntrack entries of sources whose access was removed"},
-	{"drift_check", kDuration, DefaultDriftCheck, "while the ruleset is unchanged, check this often that the kernel still holds the applied rules, and reload them if not (negative: never)"},
+	{"drift_check", kDuration, reyes.DefaultDriftCheck, "while the ruleset is unchanged, check this often that the kernel still holds the applied rules, and reload them if not (negative: never)"},
 	{"timeout", kDuration, DefaultFollowerTimeout, "bound on each run (fetch, verify, identify, apply): a hung store or metadata service ends the run with an error naming the call"},
 }...)
 
@@ -374,7 +365,7 @@ func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.
 		return err
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, rest[0])
+		return fmt.Errorf("%w: unexpected argument %q", reyes.ErrUsage, rest[0])
 	}
 	var c FollowerConfig
 	if err := unmarshalConfig(k, &c); err != nil {
@@ -414,7 +405,7 @@ func reportEarly(name string, args, environ []string, stderr io.Writer, err erro
 	}
 	c := commonConfig{LogFormat: "json", LogLevel: "info"}
 	attrs := []any{"err", err.Error(), "exit", ExitCode(err)}
-	if errors.Is(err, ErrUsage) {
+	if errors.Is(err, reyes.ErrUsage) {
 		attrs = append(attrs, "help", name+" --help")
 	}
 	c.logger(stderr).Error(name+" failed", attrs...)
@@ -450,33 +441,33 @@ func jsonRequested(args, environ []string) bool {
 // they imply. local says the plan is for this very host (the follower):
 // the baseline interface must then exist here, and defaults to the one of
 // the default route; otherwise (reyesctl explain) it defaults to eth0.
-func (c *planConfig) plan(local bool) (render.Options, IdentityOptions, error) {
+func (c *planConfig) plan(local bool) (render.Options, reyes.IdentityOptions, error) {
 	var ropts render.Options
-	var id IdentityOptions
+	var id reyes.IdentityOptions
 	var err error
 	if ropts.Mode, err = render.ParseMode(c.Mode); err != nil {
-		return ropts, id, fmt.Errorf("%w: mode: %q is not vpc or ipsec", ErrConfig, c.Mode)
+		return ropts, id, fmt.Errorf("%w: mode: %q is not vpc or ipsec", reyes.ErrConfig, c.Mode)
 	}
 	if ropts.Table, err = render.ParseTableMode(c.Table); err != nil {
-		return ropts, id, fmt.Errorf("%w: table: %q is not shared or exclusive", ErrConfig, c.Table)
+		return ropts, id, fmt.Errorf("%w: table: %q is not shared or exclusive", reyes.ErrConfig, c.Table)
 	}
 	if ropts.ForeignCIDRs, err = parsePrefixes("foreign_cidr", c.ForeignCIDR); err != nil {
 		return ropts, id, err
 	}
 	if ropts.Mode == render.ModeVPC && len(ropts.ForeignCIDRs) == 0 {
-		return ropts, id, fmt.Errorf("%w: foreign_cidr: empty in vpc mode, which would filter nothing", ErrConfig)
+		return ropts, id, fmt.Errorf("%w: foreign_cidr: empty in vpc mode, which would filter nothing", reyes.ErrConfig)
 	}
 	ropts.LogAccept, ropts.LogDrop = c.LogAccept, c.LogDrop
 	for _, s := range c.FailSafe {
 		fsafe, err := parseFailSafe(s)
 		if err != nil {
-			return ropts, id, fmt.Errorf("%w: fail_safe: %w", ErrConfig, err)
+			return ropts, id, fmt.Errorf("%w: fail_safe: %w", reyes.ErrConfig, err)
 		}
 		ropts.FailSafe = append(ropts.FailSafe, fsafe)
 	}
 	for i, f := range ropts.FailSafe {
 		if f.Protocol == ruleset.ProtoAll && (!f.Source.IsValid() || f.Source.Bits() == 0) {
-			return ropts, id, fmt.Errorf("%w: fail_safe: %q allows every packet from everywhere, which would filter nothing", ErrConfig, c.FailSafe[i])
+			return ropts, id, fmt.Errorf("%w: fail_safe: %q allows every packet from everywhere, which would filter nothing", reyes.ErrConfig, c.FailSafe[i])
 		}
 	}
 	if c.Baseline {
@@ -488,14 +479,14 @@ func (c *planConfig) plan(local bool) (render.Options, IdentityOptions, error) {
 	}
 	for _, g := range c.Groups {
 		if !ruleset.ValidGroupID(g) {
-			return ropts, id, fmt.Errorf("%w: groups: %q is not a security group ID", ErrConfig, g)
+			return ropts, id, fmt.Errorf("%w: groups: %q is not a security group ID", reyes.ErrConfig, g)
 		}
 	}
 	id.Groups = c.Groups
 	for _, a := range c.Addrs {
 		addr, err := netip.ParseAddr(a)
 		if err != nil {
-			return ropts, id, fmt.Errorf("%w: addrs: %q is not an address", ErrConfig, a)
+			return ropts, id, fmt.Errorf("%w: addrs: %q is not an address", reyes.ErrConfig, a)
 		}
 		id.Addrs = append(id.Addrs, addr)
 	}
@@ -506,7 +497,7 @@ func (c *planConfig) plan(local bool) (render.Options, IdentityOptions, error) {
 		for _, f := range ropts.ForeignCIDRs {
 			for _, v := range id.VPCCIDRs {
 				if v.Bits() <= f.Bits() && v.Contains(f.Addr()) {
-					return ropts, id, fmt.Errorf("%w: vpc_cidr: %s covers the foreign range %s, which would then be filtered nowhere", ErrConfig, v, f)
+					return ropts, id, fmt.Errorf("%w: vpc_cidr: %s covers the foreign range %s, which would then be filtered nowhere", reyes.ErrConfig, v, f)
 				}
 			}
 		}
@@ -534,34 +525,34 @@ func DefinePlanFlags(fs *flag.FlagSet) *PlanFlags {
 // checked as reyes-follower checks them (an error wraps ErrConfig and
 // names the key). The plan is not for this host: a baseline without
 // --baseline-interface guards eth0.
-func (p *PlanFlags) Options() (render.Options, IdentityOptions, error) {
+func (p *PlanFlags) Options() (render.Options, reyes.IdentityOptions, error) {
 	k := koanf.New(".")
 	defs := map[string]any{}
 	for _, o := range planOptions {
 		defs[o.key] = o.def
 	}
 	if err := k.Load(confmap.Provider(defs, "."), nil); err != nil {
-		return render.Options{}, IdentityOptions{}, fmt.Errorf("%w: defaults: %w", ErrConfig, err)
+		return render.Options{}, reyes.IdentityOptions{}, fmt.Errorf("%w: defaults: %w", reyes.ErrConfig, err)
 	}
 	if err := k.Load(confmap.Provider(p.set, "\x00"), nil); err != nil {
-		return render.Options{}, IdentityOptions{}, fmt.Errorf("%w: flags: %w", ErrConfig, err)
+		return render.Options{}, reyes.IdentityOptions{}, fmt.Errorf("%w: flags: %w", reyes.ErrConfig, err)
 	}
 	var c planConfig
 	if err := unmarshalConfig(k, &c); err != nil {
-		return render.Options{}, IdentityOptions{}, err
+		return render.Options{}, reyes.IdentityOptions{}, err
 	}
 	return c.plan(false)
 }
 
-func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout io.Writer) (*Follower, error) {
+func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout io.Writer) (*reyes.Follower, error) {
 	if err := c.commonConfig.validate(); err != nil {
 		return nil, err
 	}
 	if len(c.TrustedKey) == 0 {
-		return nil, fmt.Errorf("%w: trusted_key: at least one is required", ErrConfig)
+		return nil, fmt.Errorf("%w: trusted_key: at least one is required", reyes.ErrConfig)
 	}
 	if c.StateDir == "" {
-		return nil, fmt.Errorf("%w: state_dir: required", ErrConfig)
+		return nil, fmt.Errorf("%w: state_dir: required", reyes.ErrConfig)
 	}
 	ropts, id, err := c.plan(true)
 	if err != nil {
@@ -569,19 +560,19 @@ func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout 
 	}
 	backend, err := apply.ParseBackend(c.Backend)
 	if err != nil {
-		return nil, fmt.Errorf("%w: backend: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: backend: %w", reyes.ErrConfig, err)
 	}
 	id.DisableIMDS = c.NoIMDS
 	if c.MaxSkew <= 0 {
-		return nil, fmt.Errorf("%w: max_skew: %s is not positive", ErrConfig, c.MaxSkew)
+		return nil, fmt.Errorf("%w: max_skew: %s is not positive", reyes.ErrConfig, c.MaxSkew)
 	}
 	trusted, err := sign.LoadKeyring(c.TrustedKey...)
 	if err != nil {
 		return nil, fmt.Errorf("trusted_key: %w", err)
 	}
-	store, err := OpenStore(ctx, c.Store, c.storeOptions(log))
+	store, err := reyes.OpenStore(ctx, c.Store, c.storeOptions(log))
 	if err != nil {
-		return nil, fmt.Errorf("%w: store: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: store: %w", reyes.ErrConfig, err)
 	}
 	if !c.DryRun {
 		if err := checkPrivilege(procSelfStatus); err != nil {
@@ -593,9 +584,9 @@ func (c *FollowerConfig) follower(ctx context.Context, log *slog.Logger, stdout 
 			return nil, fmt.Errorf("state_dir: %w", err)
 		}
 	}
-	f := &Follower{
+	f := &reyes.Follower{
 		Store: store, Trusted: trusted, MaxSize: c.MaxSize, StateDir: c.StateDir,
-		Freshness: FreshnessPolicy{Scope: c.Scope, MaxSkew: c.MaxSkew, MaxValidity: c.MaxValidity},
+		Freshness: reyes.FreshnessPolicy{Scope: c.Scope, MaxSkew: c.MaxSkew, MaxValidity: c.MaxValidity},
 		Identity:  id, Render: ropts,
 		Apply: apply.Options{Backend: backend, DisableFile: c.DisableFile, FailSafe: ropts.FailSafe,
 			FlushConntrack: c.FlushConntrack},
@@ -610,10 +601,10 @@ func parsePrefixes(key string, ss []string) ([]netip.Prefix, error) {
 	for _, s := range ss {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %q is not a CIDR", ErrConfig, key, s)
+			return nil, fmt.Errorf("%w: %s: %q is not a CIDR", reyes.ErrConfig, key, s)
 		}
 		if p.Masked() != p {
-			return nil, fmt.Errorf("%w: %s: %s has host bits set (did you mean %s?)", ErrConfig, key, p, p.Masked())
+			return nil, fmt.Errorf("%w: %s: %s has host bits set (did you mean %s?)", reyes.ErrConfig, key, p, p.Masked())
 		}
 		out = append(out, p)
 	}
@@ -668,7 +659,7 @@ func (c *planConfig) baseline(local bool) (*render.Baseline, error) {
 	case "restrict":
 		b.Outbound = render.OutboundRestrict
 	default:
-		return nil, fmt.Errorf("%w: baseline_outbound: %q is not accept or restrict", ErrConfig, c.BaselineOutbound)
+		return nil, fmt.Errorf("%w: baseline_outbound: %q is not accept or restrict", reyes.ErrConfig, c.BaselineOutbound)
 	}
 	if !local {
 		if b.Interface == "" {
@@ -678,13 +669,13 @@ func (c *planConfig) baseline(local bool) (*render.Baseline, error) {
 	}
 	if b.Interface != "" {
 		if _, err := net.InterfaceByName(b.Interface); err != nil {
-			return nil, fmt.Errorf("%w: baseline_interface: %q: %w (a missing interface would leave the baseline guarding nothing)", ErrConfig, b.Interface, err)
+			return nil, fmt.Errorf("%w: baseline_interface: %q: %w (a missing interface would leave the baseline guarding nothing)", reyes.ErrConfig, b.Interface, err)
 		}
 	}
 	if b.Interface == "" {
-		iface, err := DefaultRouteInterface(procNetRoute)
+		iface, err := route.DefaultInterface(route.ProcNetRoute)
 		if err != nil {
-			return nil, fmt.Errorf("%w: baseline_interface: not given, and %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: baseline_interface: not given, and %w", reyes.ErrConfig, err)
 		}
 		b.Interface = iface
 	}
@@ -696,7 +687,7 @@ func parsePorts(key string, ss []string) ([]uint16, error) {
 	for _, s := range ss {
 		p, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || p == 0 {
-			return nil, fmt.Errorf("%w: %s: %q is not a port 1-65535", ErrConfig, key, s)
+			return nil, fmt.Errorf("%w: %s: %q is not a port 1-65535", reyes.ErrConfig, key, s)
 		}
 		out = append(out, uint16(p))
 	}

@@ -1,4 +1,4 @@
-package reyes
+package cli
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reyes-fw/reyes/reyes"
 )
 
 func TestPrivilege(t *testing.T) {
@@ -55,11 +57,11 @@ func TestExitCode(t *testing.T) {
 		{nil, ExitOK},
 		{ErrHelp, ExitOK},
 		{context.Canceled, ExitOK},
-		{fmt.Errorf("%w: bad", ErrUsage), ExitUsage},
-		{fmt.Errorf("%w: ttl: 1s", ErrConfig), ExitUsage},
+		{fmt.Errorf("%w: bad", reyes.ErrUsage), ExitUsage},
+		{fmt.Errorf("%w: ttl: 1s", reyes.ErrConfig), ExitUsage},
 		{errors.New("refused"), ExitFailure},
 		// A run cut short by --timeout whose calls say "canceled".
-		{fmt.Errorf("%w after 2m0s: fetching: %w", ErrTimeout, context.Canceled), ExitFailure},
+		{fmt.Errorf("%w after 2m0s: fetching: %w", reyes.ErrTimeout, context.Canceled), ExitFailure},
 	} {
 		if got := ExitCode(tc.err); got != tc.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)

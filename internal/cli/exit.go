@@ -1,4 +1,4 @@
-package reyes
+package cli
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/reyes-fw/reyes/reyes"
 )
 
 // Exit statuses of the binaries (reyesctl's too).
@@ -23,13 +25,13 @@ const (
 // the rest.
 func ExitCode(err error) int {
 	switch {
-	case errors.Is(err, ErrTimeout):
+	case errors.Is(err, reyes.ErrTimeout):
 		// A run cut short by --timeout failed, whatever its calls say
 		// ("canceled").
 		return ExitFailure
 	case err == nil, errors.Is(err, ErrHelp), errors.Is(err, context.Canceled):
 		return ExitOK
-	case errors.Is(err, ErrUsage), errors.Is(err, ErrConfig):
+	case errors.Is(err, reyes.ErrUsage), errors.Is(err, reyes.ErrConfig):
 		return ExitUsage
 	}
 	return ExitFailure
@@ -50,7 +52,7 @@ func Exit(name string, err error, stderr io.Writer) int {
 	var rep reportedError
 	switch {
 	case code == ExitOK, errors.As(err, &rep):
-	case errors.Is(err, ErrUsage):
+	case errors.Is(err, reyes.ErrUsage):
 		fmt.Fprintln(stderr, name+":", err, "(see --help)")
 	default:
 		fmt.Fprintln(stderr, name+":", err)

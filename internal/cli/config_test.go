@@ -1,4 +1,4 @@
-package reyes
+package cli
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reyes-fw/reyes/reyes"
 
 	"github.com/reyes-fw/reyes/sign"
 )
@@ -125,8 +127,8 @@ max_size: 1000
 		}},
 	}
 	defaults := loadFollower(t, nil, nil)
-	if defaults.Scope != "default" || defaults.StateDir != "/var/lib/reyes" || defaults.MaxSkew != DefaultMaxSkew ||
-		!reflect.DeepEqual(defaults.ForeignCIDR, []string{"10.0.0.0/8"}) || defaults.MaxSize != DefaultMaxObjectSize ||
+	if defaults.Scope != "default" || defaults.StateDir != "/var/lib/reyes" || defaults.MaxSkew != reyes.DefaultMaxSkew ||
+		!reflect.DeepEqual(defaults.ForeignCIDR, []string{"10.0.0.0/8"}) || defaults.MaxSize != reyes.DefaultMaxObjectSize ||
 		defaults.DisableFile != "/etc/reyes/disabled" || defaults.Mode != "vpc" || defaults.Table != "shared" {
 		t.Fatalf("defaults: %+v", defaults)
 	}
@@ -204,87 +206,87 @@ func TestConfigErrors(t *testing.T) {
 		mention []string // the message names these
 	}
 	cases := []tc{
-		{name: "unknown YAML key", base: true, args: []string{"--config", yamlFile("colour: red\n")}, want: ErrConfig, mention: []string{`"colour"`}},
-		{name: "flag spelling as YAML key", base: true, args: []string{"--config", yamlFile("dry-run: true\n")}, want: ErrConfig, mention: []string{`"dry-run"`}},
-		{name: "config key inside the config", base: true, args: []string{"--config", yamlFile("config: /etc/x\n")}, want: ErrConfig, mention: []string{`"config"`}},
-		{name: "unknown REYES_ variable", base: true, env: []string{"REYES_COLOUR=red"}, want: ErrConfig, mention: []string{"REYES_COLOUR"}},
-		{name: "nested mapping", base: true, args: []string{"--config", yamlFile("store:\n  bucket: b\n")}, want: ErrConfig, mention: []string{`"store"`, "mapping"}},
-		{name: "nested mapping in a list", base: true, args: []string{"--config", yamlFile("groups:\n  - id: sg-11111111\n")}, want: ErrConfig, mention: []string{"groups"}},
-		{name: "YAML not a mapping", base: true, args: []string{"--config", yamlFile("- a\n- b\n")}, want: ErrConfig, mention: []string{"config"}},
-		{name: "YAML syntax", base: true, args: []string{"--config", yamlFile("scope: [a\n")}, want: ErrConfig, mention: []string{"config"}},
-		{name: "missing config file", base: true, args: []string{"--config", filepath.Join(dir, "absent.yaml")}, want: ErrConfig, mention: []string{"config", "absent.yaml"}},
-		{name: "oversized config file", base: true, args: []string{"--config", big}, want: ErrConfig, mention: []string{"config", "big.yaml", "larger"}},
-		{name: "bad duration flag", base: true, args: []string{"--interval", "5 minutes"}, want: ErrConfig, mention: []string{"interval", `"5 minutes"`}},
-		{name: "bad duration YAML", base: true, args: []string{"--config", yamlFile("max_skew: 5x\n")}, want: ErrConfig, mention: []string{"max_skew", `"5x"`}},
-		{name: "bad duration env", base: true, env: []string{"REYES_MAX_VALIDITY=300"}, want: ErrConfig, mention: []string{"max_validity", `"300"`}},
-		{name: "duration without unit in YAML", base: true, args: []string{"--config", yamlFile("interval: 300\n")}, want: ErrConfig, mention: []string{"interval", "unit"}},
-		{name: "two bad keys both named", base: true, args: []string{"--config", yamlFile("interval: 5x\nmax_size: big\n")}, want: ErrConfig, mention: []string{"interval", "max_size"}},
-		{name: "bad bool env", base: true, env: []string{"REYES_DRY_RUN=yes"}, want: ErrConfig, mention: []string{"dry_run", `"yes"`}},
-		{name: "bad bool YAML", base: true, args: []string{"--config", yamlFile("log_drop: yes\n")}, want: ErrConfig, mention: []string{"log_drop", `"yes"`}},
-		{name: "bad bool flag", base: true, args: []string{"--dry-run=yes"}, want: ErrUsage, mention: []string{"dry-run", `"yes"`}},
-		{name: "bad int", base: true, args: []string{"--max-size", "10MB"}, want: ErrConfig, mention: []string{"max_size", `"10MB"`}},
-		{name: "non-positive int", base: true, args: []string{"--max-size", "0"}, want: ErrConfig, mention: []string{"max_size"}},
-		{name: "bad CIDR", base: true, args: []string{"--foreign-cidr", "10.0.0.0/33"}, want: ErrConfig, mention: []string{"foreign_cidr", "10.0.0.0/33"}},
-		{name: "CIDR with host bits", base: true, args: []string{"--vpc-cidr", "10.20.1.10/16"}, want: ErrConfig, mention: []string{"vpc_cidr", "host bits", "10.20.0.0/16"}},
-		{name: "CIDR with host bits in env list", base: true, env: []string{"REYES_FOREIGN_CIDR=10.0.0.0/8,fd00::1/8"}, want: ErrConfig, mention: []string{"foreign_cidr", "host bits"}},
-		{name: "bad group ID", base: true, args: []string{"--groups", "sg-11111111,web"}, want: ErrConfig, mention: []string{"groups", `"web"`}},
-		{name: "bad address", base: true, args: []string{"--addrs", "10.0.0.300"}, want: ErrConfig, mention: []string{"addrs", "10.0.0.300"}},
-		{name: "bad fail-safe", base: true, args: []string{"--fail-safe", "10.1.0.0/16/sctp/22"}, want: ErrConfig, mention: []string{"fail_safe", "sctp"}},
-		{name: "empty foreign range in vpc mode (flag)", base: true, args: []string{"--foreign-cidr", ""}, want: ErrConfig, mention: []string{"foreign_cidr", "filter nothing"}},
-		{name: "empty foreign range in vpc mode (env)", base: true, env: []string{"REYES_FOREIGN_CIDR=,"}, want: ErrConfig, mention: []string{"foreign_cidr"}},
-		{name: "empty foreign range in vpc mode (YAML)", base: true, args: []string{"--config", yamlFile("foreign_cidr: []\n")}, want: ErrConfig, mention: []string{"foreign_cidr"}},
-		{name: "VPC CIDR covering the foreign range", base: true, args: []string{"--vpc-cidr", "0.0.0.0/0"}, want: ErrConfig, mention: []string{"vpc_cidr", "10.0.0.0/8"}},
-		{name: "fail-safe allowing everything", base: true, args: []string{"--fail-safe", "0.0.0.0/0"}, want: ErrConfig, mention: []string{"fail_safe", "every packet"}},
-		{name: "baseline interface that does not exist", base: true, args: []string{"--baseline", "--baseline-interface", "eht0"}, want: ErrConfig, mention: []string{"baseline_interface", "eht0"}},
-		{name: "refresh not longer than the interval", leader: true, base: true, args: []string{"--refresh", "2m", "--interval", "5m"}, want: ErrConfig, mention: []string{"refresh", "interval"}},
-		{name: "bad mode", base: true, args: []string{"--mode", "vpn"}, want: ErrConfig, mention: []string{"mode", `"vpn"`}},
-		{name: "bad table", base: true, args: []string{"--table", "mine"}, want: ErrConfig, mention: []string{"table", `"mine"`}},
-		{name: "bad backend", base: true, args: []string{"--backend", "bpf"}, want: ErrConfig, mention: []string{"backend"}},
-		{name: "bad log level", base: true, args: []string{"--log-level", "loud"}, want: ErrConfig, mention: []string{"log_level", `"loud"`}},
-		{name: "bad log format", base: true, env: []string{"REYES_LOG_FORMAT=xml"}, want: ErrConfig, mention: []string{"log_format", `"xml"`}},
-		{name: "empty scope", base: true, args: []string{"--scope", ""}, want: ErrConfig, mention: []string{"scope", `""`}},
-		{name: "bad scope", base: true, env: []string{"REYES_SCOPE=my estate"}, want: ErrConfig, mention: []string{"scope", `"my estate"`}},
-		{name: "leader empty scope", leader: true, base: true, args: []string{"--config", yamlFile("scope:\n")}, want: ErrConfig, mention: []string{"scope"}},
-		{name: "negative interval", base: true, args: []string{"--interval", "-1m"}, want: ErrConfig, mention: []string{"interval", "negative"}},
-		{name: "negative max skew", base: true, args: []string{"--max-skew", "-1s"}, want: ErrConfig, mention: []string{"max_skew"}},
-		{name: "missing store", args: []string{"--trusted-key", public}, want: ErrConfig, mention: []string{"store", "required"}},
-		{name: "missing trusted key", args: []string{"--store", store}, want: ErrConfig, mention: []string{"trusted_key"}},
+		{name: "unknown YAML key", base: true, args: []string{"--config", yamlFile("colour: red\n")}, want: reyes.ErrConfig, mention: []string{`"colour"`}},
+		{name: "flag spelling as YAML key", base: true, args: []string{"--config", yamlFile("dry-run: true\n")}, want: reyes.ErrConfig, mention: []string{`"dry-run"`}},
+		{name: "config key inside the config", base: true, args: []string{"--config", yamlFile("config: /etc/x\n")}, want: reyes.ErrConfig, mention: []string{`"config"`}},
+		{name: "unknown REYES_ variable", base: true, env: []string{"REYES_COLOUR=red"}, want: reyes.ErrConfig, mention: []string{"REYES_COLOUR"}},
+		{name: "nested mapping", base: true, args: []string{"--config", yamlFile("store:\n  bucket: b\n")}, want: reyes.ErrConfig, mention: []string{`"store"`, "mapping"}},
+		{name: "nested mapping in a list", base: true, args: []string{"--config", yamlFile("groups:\n  - id: sg-11111111\n")}, want: reyes.ErrConfig, mention: []string{"groups"}},
+		{name: "YAML not a mapping", base: true, args: []string{"--config", yamlFile("- a\n- b\n")}, want: reyes.ErrConfig, mention: []string{"config"}},
+		{name: "YAML syntax", base: true, args: []string{"--config", yamlFile("scope: [a\n")}, want: reyes.ErrConfig, mention: []string{"config"}},
+		{name: "missing config file", base: true, args: []string{"--config", filepath.Join(dir, "absent.yaml")}, want: reyes.ErrConfig, mention: []string{"config", "absent.yaml"}},
+		{name: "oversized config file", base: true, args: []string{"--config", big}, want: reyes.ErrConfig, mention: []string{"config", "big.yaml", "larger"}},
+		{name: "bad duration flag", base: true, args: []string{"--interval", "5 minutes"}, want: reyes.ErrConfig, mention: []string{"interval", `"5 minutes"`}},
+		{name: "bad duration YAML", base: true, args: []string{"--config", yamlFile("max_skew: 5x\n")}, want: reyes.ErrConfig, mention: []string{"max_skew", `"5x"`}},
+		{name: "bad duration env", base: true, env: []string{"REYES_MAX_VALIDITY=300"}, want: reyes.ErrConfig, mention: []string{"max_validity", `"300"`}},
+		{name: "duration without unit in YAML", base: true, args: []string{"--config", yamlFile("interval: 300\n")}, want: reyes.ErrConfig, mention: []string{"interval", "unit"}},
+		{name: "two bad keys both named", base: true, args: []string{"--config", yamlFile("interval: 5x\nmax_size: big\n")}, want: reyes.ErrConfig, mention: []string{"interval", "max_size"}},
+		{name: "bad bool env", base: true, env: []string{"REYES_DRY_RUN=yes"}, want: reyes.ErrConfig, mention: []string{"dry_run", `"yes"`}},
+		{name: "bad bool YAML", base: true, args: []string{"--config", yamlFile("log_drop: yes\n")}, want: reyes.ErrConfig, mention: []string{"log_drop", `"yes"`}},
+		{name: "bad bool flag", base: true, args: []string{"--dry-run=yes"}, want: reyes.ErrUsage, mention: []string{"dry-run", `"yes"`}},
+		{name: "bad int", base: true, args: []string{"--max-size", "10MB"}, want: reyes.ErrConfig, mention: []string{"max_size", `"10MB"`}},
+		{name: "non-positive int", base: true, args: []string{"--max-size", "0"}, want: reyes.ErrConfig, mention: []string{"max_size"}},
+		{name: "bad CIDR", base: true, args: []string{"--foreign-cidr", "10.0.0.0/33"}, want: reyes.ErrConfig, mention: []string{"foreign_cidr", "10.0.0.0/33"}},
+		{name: "CIDR with host bits", base: true, args: []string{"--vpc-cidr", "10.20.1.10/16"}, want: reyes.ErrConfig, mention: []string{"vpc_cidr", "host bits", "10.20.0.0/16"}},
+		{name: "CIDR with host bits in env list", base: true, env: []string{"REYES_FOREIGN_CIDR=10.0.0.0/8,fd00::1/8"}, want: reyes.ErrConfig, mention: []string{"foreign_cidr", "host bits"}},
+		{name: "bad group ID", base: true, args: []string{"--groups", "sg-11111111,web"}, want: reyes.ErrConfig, mention: []string{"groups", `"web"`}},
+		{name: "bad address", base: true, args: []string{"--addrs", "10.0.0.300"}, want: reyes.ErrConfig, mention: []string{"addrs", "10.0.0.300"}},
+		{name: "bad fail-safe", base: true, args: []string{"--fail-safe", "10.1.0.0/16/sctp/22"}, want: reyes.ErrConfig, mention: []string{"fail_safe", "sctp"}},
+		{name: "empty foreign range in vpc mode (flag)", base: true, args: []string{"--foreign-cidr", ""}, want: reyes.ErrConfig, mention: []string{"foreign_cidr", "filter nothing"}},
+		{name: "empty foreign range in vpc mode (env)", base: true, env: []string{"REYES_FOREIGN_CIDR=,"}, want: reyes.ErrConfig, mention: []string{"foreign_cidr"}},
+		{name: "empty foreign range in vpc mode (YAML)", base: true, args: []string{"--config", yamlFile("foreign_cidr: []\n")}, want: reyes.ErrConfig, mention: []string{"foreign_cidr"}},
+		{name: "VPC CIDR covering the foreign range", base: true, args: []string{"--vpc-cidr", "0.0.0.0/0"}, want: reyes.ErrConfig, mention: []string{"vpc_cidr", "10.0.0.0/8"}},
+		{name: "fail-safe allowing everything", base: true, args: []string{"--fail-safe", "0.0.0.0/0"}, want: reyes.ErrConfig, mention: []string{"fail_safe", "every packet"}},
+		{name: "baseline interface that does not exist", base: true, args: []string{"--baseline", "--baseline-interface", "eht0"}, want: reyes.ErrConfig, mention: []string{"baseline_interface", "eht0"}},
+		{name: "refresh not longer than the interval", leader: true, base: true, args: []string{"--refresh", "2m", "--interval", "5m"}, want: reyes.ErrConfig, mention: []string{"refresh", "interval"}},
+		{name: "bad mode", base: true, args: []string{"--mode", "vpn"}, want: reyes.ErrConfig, mention: []string{"mode", `"vpn"`}},
+		{name: "bad table", base: true, args: []string{"--table", "mine"}, want: reyes.ErrConfig, mention: []string{"table", `"mine"`}},
+		{name: "bad backend", base: true, args: []string{"--backend", "bpf"}, want: reyes.ErrConfig, mention: []string{"backend"}},
+		{name: "bad log level", base: true, args: []string{"--log-level", "loud"}, want: reyes.ErrConfig, mention: []string{"log_level", `"loud"`}},
+		{name: "bad log format", base: true, env: []string{"REYES_LOG_FORMAT=xml"}, want: reyes.ErrConfig, mention: []string{"log_format", `"xml"`}},
+		{name: "empty scope", base: true, args: []string{"--scope", ""}, want: reyes.ErrConfig, mention: []string{"scope", `""`}},
+		{name: "bad scope", base: true, env: []string{"REYES_SCOPE=my estate"}, want: reyes.ErrConfig, mention: []string{"scope", `"my estate"`}},
+		{name: "leader empty scope", leader: true, base: true, args: []string{"--config", yamlFile("scope:\n")}, want: reyes.ErrConfig, mention: []string{"scope"}},
+		{name: "negative interval", base: true, args: []string{"--interval", "-1m"}, want: reyes.ErrConfig, mention: []string{"interval", "negative"}},
+		{name: "negative max skew", base: true, args: []string{"--max-skew", "-1s"}, want: reyes.ErrConfig, mention: []string{"max_skew"}},
+		{name: "missing store", args: []string{"--trusted-key", public}, want: reyes.ErrConfig, mention: []string{"store", "required"}},
+		{name: "missing trusted key", args: []string{"--store", store}, want: reyes.ErrConfig, mention: []string{"trusted_key"}},
 		{name: "unreadable trusted key", args: []string{"--store", store, "--trusted-key", filepath.Join(dir, "absent.pub")}, mention: []string{"trusted_key", "absent.pub"}},
-		{name: "empty state dir", base: true, args: []string{"--state-dir", ""}, want: ErrConfig, mention: []string{"state_dir"}},
+		{name: "empty state dir", base: true, args: []string{"--state-dir", ""}, want: reyes.ErrConfig, mention: []string{"state_dir"}},
 		{name: "bad store URL", args: []string{"--store", "s3://bucket-only", "--trusted-key", public}, mention: []string{"store"}},
-		{name: "unexpected argument", base: true, args: []string{"extra"}, want: ErrUsage, mention: []string{`"extra"`}},
-		{name: "unknown flag", base: true, args: []string{"--colour", "red"}, want: ErrUsage, mention: []string{"colour"}},
+		{name: "unexpected argument", base: true, args: []string{"extra"}, want: reyes.ErrUsage, mention: []string{`"extra"`}},
+		{name: "unknown flag", base: true, args: []string{"--colour", "red"}, want: reyes.ErrUsage, mention: []string{"colour"}},
 
-		{name: "leader missing store", leader: true, args: []string{"--signing-key", secret, "--source", inv}, want: ErrConfig, mention: []string{"store"}},
-		{name: "leader missing signing key", leader: true, args: []string{"--store", store, "--source", inv}, want: ErrConfig, mention: []string{"signing_key"}},
-		{name: "leader missing source", leader: true, args: []string{"--store", store, "--signing-key", secret}, want: ErrConfig, mention: []string{"source"}},
-		{name: "leader region without ec2", leader: true, base: true, args: []string{"--region", "eu-west-1"}, want: ErrConfig, mention: []string{"region"}},
-		{name: "leader vpc without ec2", leader: true, base: true, args: []string{"--vpc", "vpc-0123456789abcdef0"}, want: ErrConfig, mention: []string{"vpc"}},
-		{name: "leader ec2 without region", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", "ec2"}, want: ErrConfig, mention: []string{"region"}},
-		{name: "leader bad region", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", "ec2", "--region", "Europe"}, want: ErrConfig, mention: []string{"region", `"Europe"`}},
-		{name: "leader bad vpc", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", "ec2", "--region", "eu-west-1", "--vpc", "vpc-x"}, want: ErrConfig, mention: []string{"vpc", `"vpc-x"`}},
-		{name: "leader negative ttl", leader: true, base: true, args: []string{"--ttl", "-1h"}, want: ErrConfig, mention: []string{"ttl"}},
-		{name: "leader zero ttl", leader: true, base: true, env: []string{"REYES_TTL=0s"}, want: ErrConfig, mention: []string{"ttl"}},
-		{name: "leader bad ttl", leader: true, base: true, env: []string{"REYES_TTL=1 hour"}, want: ErrConfig, mention: []string{"ttl", `"1 hour"`}},
+		{name: "leader missing store", leader: true, args: []string{"--signing-key", secret, "--source", inv}, want: reyes.ErrConfig, mention: []string{"store"}},
+		{name: "leader missing signing key", leader: true, args: []string{"--store", store, "--source", inv}, want: reyes.ErrConfig, mention: []string{"signing_key"}},
+		{name: "leader missing source", leader: true, args: []string{"--store", store, "--signing-key", secret}, want: reyes.ErrConfig, mention: []string{"source"}},
+		{name: "leader region without ec2", leader: true, base: true, args: []string{"--region", "eu-west-1"}, want: reyes.ErrConfig, mention: []string{"region"}},
+		{name: "leader vpc without ec2", leader: true, base: true, args: []string{"--vpc", "vpc-0123456789abcdef0"}, want: reyes.ErrConfig, mention: []string{"vpc"}},
+		{name: "leader ec2 without region", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", "ec2"}, want: reyes.ErrConfig, mention: []string{"region"}},
+		{name: "leader bad region", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", "ec2", "--region", "Europe"}, want: reyes.ErrConfig, mention: []string{"region", `"Europe"`}},
+		{name: "leader bad vpc", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", "ec2", "--region", "eu-west-1", "--vpc", "vpc-x"}, want: reyes.ErrConfig, mention: []string{"vpc", `"vpc-x"`}},
+		{name: "leader negative ttl", leader: true, base: true, args: []string{"--ttl", "-1h"}, want: reyes.ErrConfig, mention: []string{"ttl"}},
+		{name: "leader zero ttl", leader: true, base: true, env: []string{"REYES_TTL=0s"}, want: reyes.ErrConfig, mention: []string{"ttl"}},
+		{name: "leader bad ttl", leader: true, base: true, env: []string{"REYES_TTL=1 hour"}, want: reyes.ErrConfig, mention: []string{"ttl", `"1 hour"`}},
 		// Followers refuse a validity above their max_validity (24h by
 		// default): the leader used to publish it with a warning.
-		{name: "leader ttl above max_validity", leader: true, base: true, args: []string{"--ttl", "48h"}, want: ErrConfig, mention: []string{"ttl", "48h0m0s", "max_validity", "24h0m0s"}},
-		{name: "leader ttl above raised max_validity", leader: true, base: true, args: []string{"--ttl", "72h", "--max-validity", "48h"}, want: ErrConfig, mention: []string{"ttl", "max_validity", "48h0m0s"}},
+		{name: "leader ttl above max_validity", leader: true, base: true, args: []string{"--ttl", "48h"}, want: reyes.ErrConfig, mention: []string{"ttl", "48h0m0s", "max_validity", "24h0m0s"}},
+		{name: "leader ttl above raised max_validity", leader: true, base: true, args: []string{"--ttl", "72h", "--max-validity", "48h"}, want: reyes.ErrConfig, mention: []string{"ttl", "max_validity", "48h0m0s"}},
 		// A 1s ttl was published silently: expired before any follower saw it.
-		{name: "leader ttl 1s", leader: true, base: true, args: []string{"--ttl", "1s"}, want: ErrConfig, mention: []string{"ttl", "1s", "10m0s"}},
-		{name: "leader ttl too short for the interval", leader: true, base: true, args: []string{"--ttl", "20m", "--interval", "15m"}, want: ErrConfig, mention: []string{"ttl", "20m0s", "interval", "15m0s"}},
-		{name: "leader ttl too short for the interval with refresh", leader: true, base: true, args: []string{"--ttl", "2h", "--refresh", "11m", "--interval", "10m"}, want: ErrConfig, mention: []string{"refresh", "11m0s", "interval"}},
+		{name: "leader ttl 1s", leader: true, base: true, args: []string{"--ttl", "1s"}, want: reyes.ErrConfig, mention: []string{"ttl", "1s", "10m0s"}},
+		{name: "leader ttl too short for the interval", leader: true, base: true, args: []string{"--ttl", "20m", "--interval", "15m"}, want: reyes.ErrConfig, mention: []string{"ttl", "20m0s", "interval", "15m0s"}},
+		{name: "leader ttl too short for the interval with refresh", leader: true, base: true, args: []string{"--ttl", "2h", "--refresh", "11m", "--interval", "10m"}, want: reyes.ErrConfig, mention: []string{"refresh", "11m0s", "interval"}},
 		{name: "leader store in a missing directory", leader: true, args: []string{"--store", filepath.Join(dir, "missing", "ruleset.signed"), "--signing-key", secret, "--source", inv},
-			want: ErrConfig, mention: []string{"store", "directory " + filepath.Join(dir, "missing") + " does not exist"}},
+			want: reyes.ErrConfig, mention: []string{"store", "directory " + filepath.Join(dir, "missing") + " does not exist"}},
 		{name: "follower one-slash s3 store", args: []string{"--store", "s3:/bucket/key", "--trusted-key", public, "--state-dir", filepath.Join(dir, "state"), "--no-imds"},
-			want: ErrConfig, mention: []string{"s3:/bucket/key", "s3://bucket/key"}},
-		{name: "leader zero timeout", leader: true, base: true, args: []string{"--timeout", "0s"}, want: ErrConfig, mention: []string{"timeout"}},
-		{name: "follower negative timeout", base: true, args: []string{"--timeout", "-1s"}, want: ErrConfig, mention: []string{"timeout"}},
-		{name: "follower zero max_validity", base: true, args: []string{"--max-validity", "0s"}, want: ErrConfig, mention: []string{"max_validity"}},
-		{name: "leader source neither ec2 nor dir", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", filepath.Join(dir, "absent")}, want: ErrConfig, mention: []string{"source"}},
+			want: reyes.ErrConfig, mention: []string{"s3:/bucket/key", "s3://bucket/key"}},
+		{name: "leader zero timeout", leader: true, base: true, args: []string{"--timeout", "0s"}, want: reyes.ErrConfig, mention: []string{"timeout"}},
+		{name: "follower negative timeout", base: true, args: []string{"--timeout", "-1s"}, want: reyes.ErrConfig, mention: []string{"timeout"}},
+		{name: "follower zero max_validity", base: true, args: []string{"--max-validity", "0s"}, want: reyes.ErrConfig, mention: []string{"max_validity"}},
+		{name: "leader source neither ec2 nor dir", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", filepath.Join(dir, "absent")}, want: reyes.ErrConfig, mention: []string{"source"}},
 		{name: "leader public key as signing key", leader: true, args: []string{"--store", store, "--signing-key", public, "--source", inv}, mention: []string{"signing_key"}},
-		{name: "leader unknown YAML key", leader: true, base: true, args: []string{"--config", yamlFile("trusted_key: [a]\n")}, want: ErrConfig, mention: []string{`"trusted_key"`}},
-		{name: "leader unknown REYES_ variable", leader: true, base: true, env: []string{"REYES_DRY_RUN=true"}, want: ErrConfig, mention: []string{"REYES_DRY_RUN"}},
+		{name: "leader unknown YAML key", leader: true, base: true, args: []string{"--config", yamlFile("trusted_key: [a]\n")}, want: reyes.ErrConfig, mention: []string{`"trusted_key"`}},
+		{name: "leader unknown REYES_ variable", leader: true, base: true, env: []string{"REYES_DRY_RUN=true"}, want: reyes.ErrConfig, mention: []string{"REYES_DRY_RUN"}},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -307,7 +309,7 @@ func TestConfigErrors(t *testing.T) {
 			if c.want != nil && !errors.Is(err, c.want) {
 				t.Errorf("error %q is not %v", err, c.want)
 			}
-			if c.want == nil && (errors.Is(err, ErrUsage) || errors.Is(err, ErrHelp)) {
+			if c.want == nil && (errors.Is(err, reyes.ErrUsage) || errors.Is(err, ErrHelp)) {
 				t.Errorf("error %q is a usage error", err)
 			}
 			msg := err.Error()
@@ -376,7 +378,7 @@ func TestIntervalMinimum(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
 	err := RunLeader(context.Background(), []string{"--source", dir, "--store", filepath.Join(dir, "o"), "--signing-key", filepath.Join(dir, "k"), "--interval", "1ms"}, nil, &out, &errb)
-	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "interval") {
+	if !errors.Is(err, reyes.ErrConfig) || !strings.Contains(err.Error(), "interval") {
 		t.Fatalf("RunLeader --interval 1ms: %v", err)
 	}
 }
