@@ -4,8 +4,10 @@
 //
 // Exit status: 0 on success (or no change), 1 on any refusal or failure
 // (one line on stderr says why, a JSON record with --log-format json; the
-// kernel keeps the last good rules), 2 on a usage or configuration error
-// (nothing was tried).
+// kernel keeps the last good rules), a single run cut short by a signal
+// included, 2 on a usage or configuration error (nothing was tried). With
+// --interval, SIGINT or SIGTERM stops it with 0. reyesctl uses the same
+// scheme.
 package main
 
 import (

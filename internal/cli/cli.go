@@ -180,7 +180,17 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	return l.Run(ctx, c.Interval)
+	return stopped(ctx, c.Interval, l.Run(ctx, c.Interval))
+}
+
+// stopped is the error of an --interval process: nil when a signal (the
+// cancellation of ctx) stopped it, as it was asked to; a single run keeps
+// its error, cancellation included, since it did not finish its work.
+func stopped(ctx context.Context, interval time.Duration, err error) error {
+	if interval > 0 && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 func (c *LeaderConfig) validate() error {
@@ -378,7 +388,7 @@ func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.
 		return err
 	}
 	running = true
-	return permissionHint(f.Run(ctx, c.Interval), procSelfStatus)
+	return permissionHint(stopped(ctx, c.Interval, f.Run(ctx, c.Interval)), procSelfStatus)
 }
 
 // procSelfStatus says which capabilities the process has.

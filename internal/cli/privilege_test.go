@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
 )
@@ -56,7 +57,9 @@ func TestExitCode(t *testing.T) {
 	}{
 		{nil, ExitOK},
 		{ErrHelp, ExitOK},
-		{context.Canceled, ExitOK},
+		// A single run cut short by a signal did not do its work.
+		{context.Canceled, ExitFailure},
+		{&helpHinted{fmt.Errorf("%w: no command", reyes.ErrUsage)}, ExitUsage},
 		{fmt.Errorf("%w: bad", reyes.ErrUsage), ExitUsage},
 		{fmt.Errorf("%w: ttl: 1s", reyes.ErrConfig), ExitUsage},
 		{errors.New("refused"), ExitFailure},
@@ -66,5 +69,40 @@ func TestExitCode(t *testing.T) {
 		if got := ExitCode(tc.err); got != tc.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+}
+
+type helpHinted struct{ error }
+
+func (e *helpHinted) Unwrap() error    { return e.error }
+func (e *helpHinted) HelpHint() string { return "see x -h" }
+
+// TestExitHelpHint: a usage error that names its own help is printed
+// once, without a second "(see --help)".
+func TestExitHelpHint(t *testing.T) {
+	var b strings.Builder
+	if code := Exit("x", &helpHinted{fmt.Errorf("%w: bad (see x -h)", reyes.ErrUsage)}, &b); code != ExitUsage || strings.Count(b.String(), "see") != 1 {
+		t.Errorf("Exit = %d, %q", code, b.String())
+	}
+	b.Reset()
+	if code := Exit("x", fmt.Errorf("%w: bad", reyes.ErrUsage), &b); code != ExitUsage || b.String() != "x: usage: bad (see --help)\n" {
+		t.Errorf("Exit = %d, %q", code, b.String())
+	}
+}
+
+// TestStopped: an --interval process stopped by a signal exits 0; a single
+// run cut short does not.
+func TestStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := fmt.Errorf("fetching: %w", context.Canceled)
+	if got := stopped(ctx, time.Minute, err); got != nil {
+		t.Errorf("interval: %v", got)
+	}
+	if got := stopped(ctx, 0, err); ExitCode(got) != ExitFailure {
+		t.Errorf("one run: %v", got)
+	}
+	if got := stopped(t.Context(), time.Minute, err); got == nil {
+		t.Error("not canceled: error lost")
 	}
 }

@@ -11,16 +11,17 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/cli"
+	"github.com/reyes-fw/reyes/reyes"
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/internal/version"
 )
 
-// Exit codes that ExitCode returns: the same as reyes-leader's and
-// reyes-follower's.
+// Exit codes that ExitCode returns: package internal/cli's, the same as
+// reyes-leader's and reyes-follower's.
 const (
 	ExitOK      = cli.ExitOK      // success (also: help was asked for)
-	ExitFailure = cli.ExitFailure // refused or failed: bad signature, expired, unknown host, I/O error...
+	ExitFailure = cli.ExitFailure // refused, failed or interrupted: bad signature, expired, unknown host, I/O error...
 	ExitUsage   = cli.ExitUsage   // the command line is wrong
 )
 
@@ -34,29 +35,28 @@ type UsageError struct {
 
 // Error says what is wrong and where to find help, on one line.
 func (e *UsageError) Error() string {
-	help := "reyesctl -h"
-	if e.Cmd != "" {
-		help = "reyesctl " + e.Cmd + " -h"
-	}
-	return fmt.Sprintf("%v (see %s)", e.Err, help)
+	return fmt.Sprintf("%v (see %s)", e.Err, e.HelpHint())
 }
 
 // Unwrap returns the underlying error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
-// ExitCode maps an error returned by Run to a process exit status: ExitOK
-// for nil, ExitUsage for a *UsageError, ExitFailure for anything else.
-func ExitCode(err error) int {
-	var ue *UsageError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.As(err, &ue):
-		return ExitUsage
-	default:
-		return ExitFailure
+// Is reports a UsageError as reyes.ErrUsage, which the binaries' one
+// exit-code scheme (cli.ExitCode) maps to ExitUsage.
+func (e *UsageError) Is(target error) bool { return target == reyes.ErrUsage }
+
+// HelpHint says where help is; the message already ends with it.
+func (e *UsageError) HelpHint() string {
+	if e.Cmd != "" {
+		return "reyesctl " + e.Cmd + " -h"
 	}
+	return "reyesctl -h"
 }
+
+// ExitCode maps an error returned by Run to a process exit status, with the
+// binaries' one scheme (cli.ExitCode): ExitOK for nil, ExitUsage for a
+// *UsageError, ExitFailure for anything else.
+func ExitCode(err error) int { return cli.ExitCode(err) }
 
 // Run runs reyesctl with args (without the program name), writing its
 // output to stdout and warnings to stderr. It returns nil on success and
