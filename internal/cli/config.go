@@ -48,7 +48,6 @@ type option struct {
 }
 
 func (o option) flag() string { return strings.ReplaceAll(o.key, "_", "-") }
-func (o option) env() string  { return "REYES_" + strings.ToUpper(o.key) }
 
 // commonOptions are keys both binaries take.
 var commonOptions = []option{

@@ -252,21 +252,6 @@ func parseAddr(s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-func parsePrefixes(in []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range in {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, err
-		}
-		if p.Masked() != p {
-			return nil, fmt.Errorf("%s has host bits set (did you mean %s?)", s, p.Masked())
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 func (c *invocation) explain(ctx context.Context, f *explainFlags) error {
 	q, err := f.validate()
 	if err != nil {
