@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/atomicfile"
+
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/internal/version"
 	"github.com/reyes-fw/reyes/render"
@@ -453,7 +455,7 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	}
 	header(repairsMetric, "counter", "Drift checks that found the kernel changed, followed by a reload.")
 	fmt.Fprintf(&b, "%s %s\n", repairsMetric, num(c.repairs))
-	return replaceFile(path, []byte(b.String()), 0o644)
+	return atomicfile.Write(path, []byte(b.String()), 0o644)
 }
 
 func sortedKeysOf[K ~string, V any](m map[K]V) []string {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/atomicfile"
+
 	"github.com/reyes-fw/reyes/ruleset"
 )
 
@@ -159,7 +161,7 @@ func SaveState(dir string, s State) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, StateFile), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, StateFile), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}
 	return nil

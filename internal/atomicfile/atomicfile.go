@@ -1,0 +1,105 @@
+// Package atomicfile replaces files so that readers, and the file system
+// after a crash, see the old content or the new, never a part: the one
+// atomic-write helper of reyes (state, status and metrics files, the local
+// store, reyesctl's keys).
+//
+// It does not lock: concurrent writers of one path each replace it whole,
+// and the last rename wins.
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Write replaces path with data, with permissions perm: a temporary file
+// in the same directory, written, fsynced, renamed over path, then the
+// directory fsynced, so that a crash at any point leaves the old file or
+// the new one. On failure the temporary file is removed and path is as it
+// was. Errors name path (and a missing directory, see CheckDir).
+func Write(path string, data []byte, perm fs.FileMode) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		if derr := CheckDir(path); derr != nil {
+			return fmt.Errorf("writing %s: %w", path, derr)
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a directory, so that a rename or a new file in it
+// survives a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ErrNoDir is wrapped by CheckDir's error when the directory is missing
+// (that error also matches fs.ErrNotExist) or is not a directory.
+var ErrNoDir = errors.New("no such directory")
+
+// dirError is CheckDir's error: its message names the directory alone.
+type dirError struct {
+	msg     string
+	missing bool
+}
+
+func (e *dirError) Error() string { return e.msg }
+
+func (e *dirError) Is(target error) bool {
+	return target == ErrNoDir || e.missing && target == fs.ErrNotExist
+}
+
+// CheckDir fails, naming the directory, when the directory that path is to
+// be written in does not exist or is not a directory: a bare "open ...: no
+// such file or directory" on a temporary file does not say that /etc/reyes
+// is what is missing.
+func CheckDir(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &dirError{msg: "directory " + dir + " does not exist", missing: true}
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return &dirError{msg: dir + " is not a directory"}
+	}
+	return nil
+}
