@@ -10,8 +10,9 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -144,7 +145,7 @@ func (s *EC2) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	}
 
 	out := make([]inventory.Region, len(regions))
-	g, gctx := newTaskGroup(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	for i, name := range regions {
 		g.Go(func() error {
 			cfg, err := loadConfig(gctx, name)
@@ -299,7 +300,7 @@ func (s *EC2) logger() *slog.Logger {
 func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string) (inventory.Region, error) {
 	start := time.Now()
 	r := inventory.Region{Name: region}
-	g, gctx := newTaskGroup(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
 		r.VPCs, err = s.describeVpcs(gctx, c, region)
 		return err
@@ -431,15 +432,12 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 		return nil, nil
 	}
 	lists := make([]inventory.PrefixList, len(ids))
-	sem := make(chan struct{}, prefixListFetchers)
-	g, gctx := newTaskGroup(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(prefixListFetchers)
 	for i, id := range ids {
 		g.Go(func() error {
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-gctx.Done():
-				return gctx.Err()
+			if err := gctx.Err(); err != nil {
+				return err // an earlier list failed: start no more
 			}
 			pl := inventory.PrefixList{ID: id}
 			err := s.paginate(gctx, region, CallGetManagedPrefixListEntries, id, func(ctx context.Context, token *string) (*string, error) {
@@ -484,35 +482,4 @@ func uniqueNonEmpty(in []string) []string {
 		}
 	}
 	return out
-}
-
-// taskGroup runs functions concurrently; the first error cancels the
-// group's context and is the one Wait returns.
-type taskGroup struct {
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
-	once   sync.Once
-	err    error
-}
-
-func newTaskGroup(ctx context.Context) (*taskGroup, context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	return &taskGroup{cancel: cancel}, ctx
-}
-
-func (g *taskGroup) Go(f func() error) {
-	g.wg.Go(func() {
-		if err := f(); err != nil {
-			g.once.Do(func() {
-				g.err = err
-				g.cancel()
-			})
-		}
-	})
-}
-
-func (g *taskGroup) Wait() error {
-	g.wg.Wait()
-	g.cancel()
-	return g.err
 }
