@@ -128,16 +128,7 @@ func checkUserID(id string) error {
 // checkMAC accepts a MAC address as EC2 prints it: six lowercase hex pairs
 // separated by colons.
 func checkMAC(s string) error {
-	ok := len(s) == 17
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		if i%3 == 2 {
-			ok = c == ':'
-		} else {
-			ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-		}
-	}
-	if !ok {
+	if !inventory.ValidMAC(s) {
 		return fmt.Errorf("%q is not a valid MAC address", clip(s))
 	}
 	return nil
