@@ -274,7 +274,7 @@ func explicitHost(rs *ruleset.Ruleset, opts IdentityOptions) render.Host {
 	slices.Sort(vpcs)
 	vpcs = slices.Compact(vpcs)
 	return render.Host{
-		Interfaces: []render.HostInterface{{ID: ExplicitInterfaceID, Addrs: sortedAddrs(opts.Addrs), Groups: groups}},
+		Interfaces: []render.HostInterface{{ID: ExplicitInterfaceID, Addrs: ruleset.SortedAddrs(opts.Addrs), Groups: groups}},
 		VPCCIDRs:   vpcCIDRs(rs, vpcs),
 	}
 }
@@ -314,7 +314,7 @@ func lookupAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.
 	slices.SortFunc(found, func(a, b *ruleset.Interface) int { return strings.Compare(a.ID, b.ID) })
 	for _, n := range found {
 		host.Interfaces = append(host.Interfaces, render.HostInterface{
-			ID: n.ID, Addrs: sortedAddrs(n.Addrs), Groups: slices.Clone(n.Groups),
+			ID: n.ID, Addrs: ruleset.SortedAddrs(n.Addrs), Groups: slices.Clone(n.Groups),
 		})
 	}
 	return host, nil
@@ -334,15 +334,6 @@ func vpcCIDRs(rs *ruleset.Ruleset, ids []string) []netip.Prefix {
 		}
 	}
 	return ruleset.SortedPrefixes(out)
-}
-
-func sortedAddrs(in []netip.Addr) []netip.Addr {
-	if len(in) == 0 {
-		return nil
-	}
-	out := slices.Clone(in)
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
 }
 
 // unknownGroups returns the host's groups that the ruleset lacks, sorted.

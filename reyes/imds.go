@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/errtext"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
@@ -166,7 +168,7 @@ func (m *metadata) host(ctx context.Context) (render.Host, error) {
 	for _, mac := range macs {
 		mac = strings.TrimSuffix(mac, "/")
 		if !inventory.ValidMAC(mac) {
-			return render.Host{}, fmt.Errorf("%w: %q is not a MAC address", ErrIMDS, clipValue(mac))
+			return render.Host{}, fmt.Errorf("%w: %q is not a MAC address", ErrIMDS, errtext.Clip(mac))
 		}
 		n, c, err := m.iface(ctx, mac)
 		if err != nil {
@@ -212,7 +214,7 @@ func (m *metadata) iface(ctx context.Context, mac string) (render.HostInterface,
 		return n, nil, err
 	}
 	if !ruleset.ValidInterfaceID(id) {
-		return n, nil, fmt.Errorf("%w: %s: %q is not a network interface ID", ErrIMDS, p+"interface-id", clipValue(id))
+		return n, nil, fmt.Errorf("%w: %s: %q is not a network interface ID", ErrIMDS, p+"interface-id", errtext.Clip(id))
 	}
 	n.ID = id
 	vpc, err := m.one(ctx, p+"vpc-id")
@@ -220,7 +222,7 @@ func (m *metadata) iface(ctx context.Context, mac string) (render.HostInterface,
 		return n, nil, err
 	}
 	if !ruleset.ValidVPCID(vpc) {
-		return n, nil, fmt.Errorf("%w: %s: %q is not a VPC ID", ErrIMDS, p+"vpc-id", clipValue(vpc))
+		return n, nil, fmt.Errorf("%w: %s: %q is not a VPC ID", ErrIMDS, p+"vpc-id", errtext.Clip(vpc))
 	}
 	groups, err := m.list(ctx, p+"security-group-ids")
 	if err != nil {
@@ -228,7 +230,7 @@ func (m *metadata) iface(ctx context.Context, mac string) (render.HostInterface,
 	}
 	for _, g := range groups {
 		if !ruleset.ValidGroupID(g) {
-			return n, nil, fmt.Errorf("%w: %s: %q is not a security group ID", ErrIMDS, p+"security-group-ids", clipValue(g))
+			return n, nil, fmt.Errorf("%w: %s: %q is not a security group ID", ErrIMDS, p+"security-group-ids", errtext.Clip(g))
 		}
 	}
 	if len(groups) == 0 {
@@ -250,7 +252,7 @@ func (m *metadata) iface(ctx context.Context, mac string) (render.HostInterface,
 		for _, v := range vals {
 			a, err := netip.ParseAddr(v)
 			if err != nil || a.Is4() != f.is4 || a.Zone() != "" || a.Is4In6() {
-				return n, nil, fmt.Errorf("%w: %s: %q is not an %s address", ErrIMDS, p+f.path, clipValue(v), f.family)
+				return n, nil, fmt.Errorf("%w: %s: %q is not an %s address", ErrIMDS, p+f.path, errtext.Clip(v), f.family)
 			}
 			n.Addrs = append(n.Addrs, a)
 		}
@@ -260,7 +262,7 @@ func (m *metadata) iface(ctx context.Context, mac string) (render.HostInterface,
 		// the host's traffic: never build one from metadata.
 		return n, nil, fmt.Errorf("%w: interface %s has no addresses", ErrIMDS, id)
 	}
-	n.Addrs = sortedAddrs(n.Addrs)
+	n.Addrs = ruleset.SortedAddrs(n.Addrs)
 	var cidrs []netip.Prefix
 	for _, f := range []struct {
 		path string
@@ -273,7 +275,7 @@ func (m *metadata) iface(ctx context.Context, mac string) (render.HostInterface,
 		for _, v := range vals {
 			c, err := netip.ParsePrefix(v)
 			if err != nil || c.Addr().Is4() != f.is4 || c.Masked() != c {
-				return n, nil, fmt.Errorf("%w: %s: %q is not a CIDR block", ErrIMDS, p+f.path, clipValue(v))
+				return n, nil, fmt.Errorf("%w: %s: %q is not a CIDR block", ErrIMDS, p+f.path, errtext.Clip(v))
 			}
 			cidrs = append(cidrs, c)
 		}
@@ -340,14 +342,4 @@ func (m *metadata) optionalList(ctx context.Context, path string) ([]string, err
 		return nil, nil
 	}
 	return vals, err
-}
-
-// clipValue shortens a value from the network before it is quoted in an
-// error.
-func clipValue(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
 }

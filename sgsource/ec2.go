@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/errtext"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -252,7 +254,7 @@ func (checkResponseRoot) HandleDeserialize(ctx context.Context, in middleware.De
 		if got == "" {
 			got = "no XML element"
 		}
-		return out, md, fmt.Errorf("reading the response: want an XML %s document, got %s (HTTP %d, %d bytes)", want, clip(got), resp.StatusCode, resp.ContentLength)
+		return out, md, fmt.Errorf("reading the response: want an XML %s document, got %s (HTTP %d, %d bytes)", want, errtext.Clip(got), resp.StatusCode, resp.ContentLength)
 	}
 	return out, md, nil
 }
