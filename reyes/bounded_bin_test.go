@@ -9,38 +9,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/cli"
-
+	"github.com/reyes-fw/reyes/internal/hungsrv"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
 )
-
-// hungServer accepts connections on 127.0.0.1 and never answers. It
-// returns its URL; the handlers are released when the test ends.
-func hungServer(t *testing.T) string {
-	t.Helper()
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() { close(release) })
-		srv.CloseClientConnections()
-		srv.Close()
-	})
-	return srv.URL
-}
 
 // writeKeys writes a new signing key pair into dir.
 func writeKeys(t *testing.T, dir string) (secret, public string) {
@@ -71,7 +50,7 @@ func TestBinariesEndWithinTimeout(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hung := hungServer(t)
+	hung := hungsrv.URL(t)
 	aws := []string{"AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
 	follow := []string{"--trusted-key", public, "--state-dir", filepath.Join(dir, "state"), "--no-imds", "--addrs", "10.20.1.10",

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/cli"
-
 	"github.com/reyes-fw/reyes/sgsource"
 )
 

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reyes-fw/reyes/internal/atomicfile"
-
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/atomicfile"
 	"github.com/reyes-fw/reyes/internal/version"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reyes-fw/reyes/internal/cli"
-
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sign"

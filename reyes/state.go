@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
-
 	"github.com/reyes-fw/reyes/ruleset"
 )
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
-
 	"github.com/reyes-fw/reyes/render"
 )
 

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/reyes-fw/reyes/internal/errtext"
-
 	"github.com/reyes-fw/reyes/inventory"
 )
 

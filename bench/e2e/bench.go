@@ -15,9 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reyes-fw/reyes/internal/netns"
-
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/netns"
 	"github.com/reyes-fw/reyes/internal/synth"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/render"

@@ -13,9 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/reyes-fw/reyes/internal/netns"
-
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/netns"
 )
 
 // newNamespace creates "reyes-bench-<random>" with its loopback up; the

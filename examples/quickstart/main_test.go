@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/reyes-fw/reyes/internal/cli"
-
 	"github.com/reyes-fw/reyes/internal/ctl"
 	"github.com/reyes-fw/reyes/reyes"
 )

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/route"
-
 	"github.com/reyes-fw/reyes/reyes"
 
 	"github.com/knadh/koanf/providers/confmap"

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
-
 	"github.com/reyes-fw/reyes/sign"
 )
 

@@ -10,11 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reyes-fw/reyes/internal/cli"
-	"github.com/reyes-fw/reyes/reyes"
-
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/internal/version"
+	"github.com/reyes-fw/reyes/reyes"
 )
 
 // Exit codes that ExitCode returns: package internal/cli's, the same as

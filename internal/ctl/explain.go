@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/cli"
-
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"

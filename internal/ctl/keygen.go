@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
-
 	"github.com/reyes-fw/reyes/sign"
 )
 
