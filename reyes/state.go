@@ -103,20 +103,14 @@ type stateFile struct {
 // matches [ErrCorruptState].
 func LoadState(dir string) (State, error) {
 	p := filepath.Join(dir, StateFile)
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := readCapped(p, maxStateSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return State{}, nil
-	}
-	if err != nil {
+	case errors.Is(err, errFileTooLarge):
+		return State{}, fmt.Errorf("loading state %s: %w: %w", p, ErrCorruptState, err)
+	case err != nil:
 		return State{}, fmt.Errorf("loading state: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
-	if err != nil {
-		return State{}, fmt.Errorf("loading state %s: %w", p, err)
-	}
-	if len(data) > maxStateSize {
-		return State{}, fmt.Errorf("loading state %s: %w: larger than %d bytes", p, ErrCorruptState, maxStateSize)
 	}
 	s, err := decodeState(data)
 	if err != nil {
@@ -164,4 +158,26 @@ func SaveState(dir string, s State) error {
 		return fmt.Errorf("saving state: %w", err)
 	}
 	return nil
+}
+
+// errFileTooLarge is readCapped's error for a file over its cap.
+var errFileTooLarge = errors.New("file too large")
+
+// readCapped reads a small file of ours (state, status, metrics), at most
+// max bytes: a larger one is an error wrapping errFileTooLarge, a missing
+// one an error wrapping fs.ErrNotExist.
+func readCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%w: larger than %d bytes", errFileTooLarge, max)
+	}
+	return data, nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -168,20 +167,14 @@ type DriftRecord struct {
 // written it).
 func LoadStatus(dir string) (Status, error) {
 	p := filepath.Join(dir, StatusFile)
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := readCapped(p, maxStatusSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return Status{}, nil
-	}
-	if err != nil {
-		return Status{}, fmt.Errorf("loading status: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxStatusSize+1))
-	if err != nil {
+	case errors.Is(err, errFileTooLarge):
 		return Status{}, fmt.Errorf("loading status %s: %w", p, err)
-	}
-	if len(data) > maxStatusSize {
-		return Status{}, fmt.Errorf("loading status %s: larger than %d bytes", p, maxStatusSize)
+	case err != nil:
+		return Status{}, fmt.Errorf("loading status: %w", err)
 	}
 	var s Status
 	if err := json.Unmarshal(data, &s); err != nil {

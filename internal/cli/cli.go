@@ -159,15 +159,8 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if printVersion("reyes-leader", args, stdout) {
 		return nil
 	}
-	k, rest, err := loadConfig("reyes-leader", leaderOptions, args, environ, stdout, leaderUsage)
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", reyes.ErrUsage, rest[0])
-	}
 	var c LeaderConfig
-	if err := unmarshalConfig(k, &c); err != nil {
+	if err := readConfig(&c, "reyes-leader", leaderOptions, leaderUsage, args, environ, stdout); err != nil {
 		return err
 	}
 	log := c.logger(stderr)
@@ -180,6 +173,19 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 		return err
 	}
 	return stopped(ctx, c.Interval, l.Run(ctx, c.Interval))
+}
+
+// readConfig reads a command's configuration into c: the YAML file, the
+// REYES_* environment and the flags, with no argument left over.
+func readConfig(c any, name string, opts []option, usage string, args, environ []string, stdout io.Writer) error {
+	k, rest, err := loadConfig(name, opts, args, environ, stdout, usage)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", reyes.ErrUsage, rest[0])
+	}
+	return unmarshalConfig(k, c)
 }
 
 // stopped is the error of an --interval process: nil when a signal (the
@@ -369,15 +375,8 @@ func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.
 			recordFollowerConfigFailure(args, environ, err, stderr)
 		}
 	}()
-	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, stdout, followerUsage)
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", reyes.ErrUsage, rest[0])
-	}
 	var c FollowerConfig
-	if err := unmarshalConfig(k, &c); err != nil {
+	if err := readConfig(&c, "reyes-follower", followerOptions, followerUsage, args, environ, stdout); err != nil {
 		return err
 	}
 	log := c.logger(stderr)
