@@ -446,6 +446,9 @@ func (f *Follower) kernelDiff(ctx context.Context, fp *render.FamilyPlan) (strin
 	have := map[string]bool{}
 	var kernel []string
 	for _, l := range strings.Split(string(b), "\n") {
+		// Rules compare without their hash comments: a rule whose
+		// predecessor changed is still the same rule to a reader.
+		l = render.StripRuleHashes(l)
 		if strings.HasPrefix(l, "-A "+render.ChainPrefix) || l == "-A INPUT -j "+render.InputChain {
 			kernel = append(kernel, l)
 			have[l] = true
@@ -456,7 +459,7 @@ func (f *Follower) kernelDiff(ctx context.Context, fp *render.FamilyPlan) (strin
 	if fp.Table == render.TableShared {
 		plan = append(plan, "-A INPUT -j "+render.InputChain)
 	}
-	for _, l := range strings.Split(string(fp.IptablesRestore()), "\n") {
+	for _, l := range strings.Split(render.StripRuleHashes(string(fp.IptablesRestore())), "\n") {
 		if strings.HasPrefix(l, "-A ") {
 			plan = append(plan, l)
 		}

@@ -167,6 +167,21 @@ func prefixes(ss ...string) []netip.Prefix {
 	return out
 }
 
+// checkIdentified fails the test unless Identify found want by method,
+// with the unknown groups unknown.
+func checkIdentified(t *testing.T, host render.Host, src reyes.IdentitySource, err error, want render.Host, method reyes.IdentityMethod, unknown []string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Identify: %v", err)
+	}
+	if !reflect.DeepEqual(host, want) {
+		t.Errorf("host\n got %+v\nwant %+v", host, want)
+	}
+	if src.Method != method || !reflect.DeepEqual(src.UnknownGroups, unknown) {
+		t.Errorf("source %+v, want method %s, unknown groups %v", src, method, unknown)
+	}
+}
+
 // hostAddrs is an InterfaceAddrs func returning fixed addresses.
 func hostAddrs(ss ...string) func() ([]netip.Addr, error) {
 	return func() ([]netip.Addr, error) { return addrs(ss...), nil }
@@ -342,15 +357,7 @@ func TestIdentifyIMDS(t *testing.T) {
 				}
 				return
 			}
-			if err != nil {
-				t.Fatalf("Identify: %v", err)
-			}
-			if !reflect.DeepEqual(host, tt.want) {
-				t.Errorf("host\n got %+v\nwant %+v", host, tt.want)
-			}
-			if src.Method != tt.method || !reflect.DeepEqual(src.UnknownGroups, tt.unknown) {
-				t.Errorf("source %+v, want method %s, unknown groups %v", src, tt.method, tt.unknown)
-			}
+			checkIdentified(t, host, src, err, tt.want, tt.method, tt.unknown)
 			if tt.wantLog != "" && !strings.Contains(logs.String(), tt.wantLog) {
 				t.Errorf("logs do not say %q:\n%s", tt.wantLog, logs.String())
 			}
@@ -531,15 +538,7 @@ func TestIdentifyWithoutIMDS(t *testing.T) {
 				}
 				return
 			}
-			if err != nil {
-				t.Fatalf("Identify: %v", err)
-			}
-			if !reflect.DeepEqual(host, tt.want) {
-				t.Errorf("host\n got %+v\nwant %+v", host, tt.want)
-			}
-			if src.Method != tt.method || !reflect.DeepEqual(src.UnknownGroups, tt.unknown) {
-				t.Errorf("source %+v, want method %s, unknown groups %v", src, tt.method, tt.unknown)
-			}
+			checkIdentified(t, host, src, err, tt.want, tt.method, tt.unknown)
 		})
 	}
 }
