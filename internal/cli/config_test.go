@@ -30,29 +30,19 @@ func writeFile(t *testing.T, dir, name, content string) string {
 // without validation: what each layer made of the keys.
 func loadFollower(t *testing.T, args, environ []string) FollowerConfig {
 	t.Helper()
-	k, rest, err := loadConfig("reyes-follower", followerOptions, args, environ, io.Discard, followerUsage)
-	if err != nil {
-		t.Fatalf("loadConfig: %v", err)
-	}
-	if len(rest) > 0 {
-		t.Fatalf("loadConfig left arguments %q", rest)
-	}
 	var c FollowerConfig
-	if err := unmarshalConfig(k, &c); err != nil {
-		t.Fatalf("unmarshalConfig: %v", err)
+	if err := readConfig(&c, "reyes-follower", followerOptions, followerUsage, args, environ, io.Discard); err != nil {
+		t.Fatalf("reading the follower's configuration: %v", err)
 	}
 	return c
 }
 
+// loadLeader is loadFollower for the leader.
 func loadLeader(t *testing.T, args, environ []string) LeaderConfig {
 	t.Helper()
-	k, _, err := loadConfig("reyes-leader", leaderOptions, args, environ, io.Discard, leaderUsage)
-	if err != nil {
-		t.Fatalf("loadConfig: %v", err)
-	}
 	var c LeaderConfig
-	if err := unmarshalConfig(k, &c); err != nil {
-		t.Fatalf("unmarshalConfig: %v", err)
+	if err := readConfig(&c, "reyes-leader", leaderOptions, leaderUsage, args, environ, io.Discard); err != nil {
+		t.Fatalf("reading the leader's configuration: %v", err)
 	}
 	return c
 }
