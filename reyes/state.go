@@ -147,17 +147,23 @@ func SaveState(dir string, s State) error {
 	if s.IsZero() {
 		return fmt.Errorf("saving state: refusing to save an empty state")
 	}
-	data, err := json.MarshalIndent(stateFile{Format: StateFormat, State: s}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("saving state: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("saving state: %w", err)
-	}
-	if err := atomicfile.Write(filepath.Join(dir, StateFile), append(data, '\n'), 0o644); err != nil {
+	if err := saveJSON(dir, StateFile, stateFile{Format: StateFormat, State: s}); err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}
 	return nil
+}
+
+// saveJSON writes v, indented, as the file name in dir, atomically
+// (package internal/atomicfile), creating dir (0700) if missing.
+func saveJSON(dir, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, name), append(data, '\n'), 0o644)
 }
 
 // errFileTooLarge is readCapped's error for a file over its cap.

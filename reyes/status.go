@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/reyes-fw/reyes/internal/atomicfile"
 	"github.com/reyes-fw/reyes/render"
 )
 
@@ -190,14 +188,7 @@ func LoadStatus(dir string) (Status, error) {
 // dir is created (0700) if missing.
 func SaveStatus(dir string, s Status) error {
 	s.Format = StatusFormat
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("saving status: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("saving status: %w", err)
-	}
-	if err := atomicfile.Write(filepath.Join(dir, StatusFile), append(data, '\n'), 0o644); err != nil {
+	if err := saveJSON(dir, StatusFile, s); err != nil {
 		return fmt.Errorf("saving status: %w", err)
 	}
 	return nil
