@@ -56,6 +56,28 @@ func Write(path string, data []byte, perm fs.FileMode) (err error) {
 	return SyncDir(dir)
 }
 
+// WriteSync writes data to path (created with perm, or truncated) and
+// fsyncs it, without a rename: the first half of a two-phase write whose
+// rename comes later (apply prepares its state before it touches the
+// kernel and puts it in force after). Use Write for a plain replace.
+func WriteSync(path string, data []byte, perm fs.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
 // SyncDir fsyncs a directory, so that a rename or a new file in it
 // survives a crash.
 func SyncDir(dir string) error {

@@ -85,3 +85,18 @@ func TestWriteFailureKeepsOld(t *testing.T) {
 		t.Errorf("after a failed write: %q", got)
 	}
 }
+
+func TestWriteSync(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pending")
+	for _, data := range []string{"longer first", "short"} {
+		if err := atomicfile.WriteSync(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(p); err != nil || string(got) != data {
+			t.Fatalf("read back %q, %v; want %q", got, err, data)
+		}
+	}
+	if err := atomicfile.WriteSync(filepath.Join(p, "x"), nil, 0o600); err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("WriteSync under a file: %v", err)
+	}
+}
