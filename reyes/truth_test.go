@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/sealtest"
-
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 )

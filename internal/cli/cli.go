@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
-
 	"github.com/reyes-fw/reyes/ruleset"
 )
 

@@ -8,9 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/reyes-fw/reyes/reyes"
-
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sign"
 )
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
-
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"

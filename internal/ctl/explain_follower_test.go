@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reyes-fw/reyes/render"
-
 	"github.com/reyes-fw/reyes/internal/cli"
+	"github.com/reyes-fw/reyes/render"
 )
 
 // followerRules runs reyes-follower's dry run with the plan flags and
