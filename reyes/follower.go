@@ -357,19 +357,9 @@ func (f *Follower) maxSize() int64 {
 	return f.MaxSize
 }
 
-func (f *Follower) now() time.Time {
-	if f.Now != nil {
-		return f.Now()
-	}
-	return time.Now()
-}
+func (f *Follower) now() time.Time { return clock(f.Now) }
 
-func (f *Follower) logger() *slog.Logger {
-	if f.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return f.Logger
-}
+func (f *Follower) logger() *slog.Logger { return orDiscard(f.Logger) }
 
 func summarize(r apply.Result) string {
 	var parts []string
