@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -66,7 +67,7 @@ const (
 	StepCheck    Step = "checking the plan"
 	StepBackend  Step = "choosing the iptables backend"
 	StepRead     Step = "reading the kernel's state"
-	StepFill     Step = "filling temporary sets (ipset restore)"
+	StepFill     Step = "filling sets in their free slots (ipset restore)"
 	StepSwap     Step = "swapping sets in (ipset restore)"
 	StepRules    Step = "loading rules (iptables-restore)"
 	StepRollback Step = "rolling back sets"
@@ -133,8 +134,11 @@ type FamilyResult struct {
 	// JumpRepaired: the jump from INPUT was missing, duplicated or not
 	// first, and was put back.
 	JumpRepaired bool
-	// Sets created, swapped (members changed) and destroyed (no longer in
-	// the plan); chains deleted (no longer in the plan, shared mode).
+	// Sets created (new to the kernel), swapped (members changed: swapped
+	// in place, or loaded under their other slot and switched with the
+	// rules) and destroyed (no longer in the plan, or left by an earlier
+	// run), by the plan's names; chains deleted (no longer in the plan,
+	// shared mode).
 	SetsCreated, SetsSwapped, SetsDestroyed, ChainsDeleted []string
 	// ConntrackFlushed are the sources whose conntrack entries were deleted.
 	ConntrackFlushed []netip.Addr
@@ -191,17 +195,30 @@ func (o *Options) tools(ctx context.Context) (Backend, map[render.Family]tools, 
 	return b, t, nil
 }
 
-// Apply loads plan into the kernel, family by family: sets that changed are
-// filled under temporary names and swapped in, then the rules are loaded
-// with one iptables-restore (--noflush in shared mode, the whole table in
-// exclusive mode), then sets and chains nothing refers to any more are
-// destroyed. Unchanged parts are not touched; an unchanged plan makes no
-// restore call at all. If a step fails, the family's previous rules and
-// sets stay in force, temporary sets are destroyed, and the error (a
-// *StepError) names the step and the offending input line.
+// Apply loads plan into the kernel, both families as one unit, keeping
+// the invariant of the package doc: every packet meets the old policy or
+// the new one, at every instant and after a kill at any point.
 //
-// Apply must not run concurrently with itself or Remove on the same kernel;
-// callers serialise runs (the follower runs one at a time).
+// For each family it reads what differs (set headers, the plan hash on the
+// first rule of REYES-INPUT, the hooks), then, before touching the kernel,
+// writes the new state into a prepared file in Options.StateDir (a
+// read-only or full directory fails here, with ErrStateNotWritable, and
+// nothing was changed). Then, family by family: when only members changed
+// (and the swaps cannot mix, see the package doc) the changed sets are
+// filled under their second slot and swapped in place; otherwise every
+// changed set is filled under its free slot and one iptables-restore
+// switches rules and members together. If a family fails, its own change
+// is undone and so is the other family's, so that the recorded state (and
+// the caller's) keeps describing the kernel. Last, sets nothing refers to
+// any more are destroyed and the prepared states are committed.
+//
+// Unchanged parts are not touched; an unchanged plan makes no restore call
+// at all. A failure returns a *StepError naming the family, the step and
+// the offending input line.
+//
+// Apply must not run concurrently with itself or Remove on the same kernel:
+// callers hold Lock on the state directory (the follower and reyesctl
+// remove do).
 func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error) {
 	var res Result
 	if off, err := opts.disabled(); err != nil {
@@ -228,6 +245,7 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	if err != nil {
 		return res, &StepError{Step: StepRead, Err: err}
 	}
+	var fas []*familyApply
 	for _, fp := range fams {
 		if len(fp.Chains) == 0 {
 			continue
@@ -235,13 +253,100 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 		fp = sealed(fp)
 		a := &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
 			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets}
-		err := a.run(ctx)
-		res.Families = append(res.Families, a.res)
-		if err != nil {
+		if err := a.read(ctx); err != nil {
+			return res, a.fail(StepRead, err, nil)
+		}
+		fas = append(fas, a)
+	}
+	results := func() []FamilyResult {
+		out := make([]FamilyResult, len(fas))
+		for i, a := range fas {
+			out[i] = a.res
+		}
+		return out
+	}
+	// Nothing is changed in the kernel before every family's new state is
+	// on disk, prepared.
+	abort := func() {
+		for _, a := range fas {
+			a.prepared.abort()
+		}
+	}
+	for _, a := range fas {
+		if err := a.prepare(); err != nil {
+			abort()
+			res.Families = results()
 			return res, err
 		}
 	}
-	return res, nil
+	// The material to put a family back if a later one fails.
+	last := -1
+	for i, a := range fas {
+		if a.changes() {
+			last = i
+		}
+	}
+	for i, a := range fas {
+		a.alone = i == last && !slices.ContainsFunc(fas[:i], (*familyApply).changes)
+		if i < last && a.reloads() {
+			if err := a.saveOld(ctx); err != nil {
+				abort()
+				return res, a.fail(StepRead, err, nil)
+			}
+		}
+	}
+	for i, a := range fas {
+		if err := a.change(ctx); err != nil {
+			if rolledBack(err) != nil {
+				// The family could not be put back: its record must not
+				// be trusted (see preparedState.keep).
+				a.prepared.keep = true
+			}
+			for j := i - 1; j >= 0; j-- {
+				if rerr := fas[j].revert(ctx); rerr != nil {
+					fas[j].prepared.keep = true
+					err = errors.Join(err, fas[j].fail(StepRollback, rerr, nil))
+				}
+			}
+			abort()
+			res.Families = results()
+			return res, err
+		}
+	}
+	cleanup(ctx, opts.runner(), opts.logger(), fas)
+	var errs []error
+	for _, a := range fas {
+		if err := a.prepared.commit(); err != nil {
+			errs = append(errs, a.fail(StepState, err, nil))
+		}
+	}
+	res.Families = results()
+	return res, errors.Join(errs...)
+}
+
+// rolledBack returns the *StepError of a failed rollback in err, or nil.
+func rolledBack(err error) *StepError {
+	var found *StepError
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil || found != nil {
+			return
+		}
+		if se, ok := e.(*StepError); ok && se.Step == StepRollback {
+			found = se
+			return
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return found
 }
 
 // sealed returns fp with the plan comment on its first rule, which is how
@@ -288,7 +393,15 @@ func checkPlan(fp *render.FamilyPlan, failSafe []render.FailSafe) error {
 	if err := fp.Validate(); err != nil { // a zero Rule, port 0, protocol 0...
 		return fmt.Errorf("%w: %w", ErrPlan, err)
 	}
+	names := map[string]bool{}
 	for _, s := range fp.Sets {
+		names[s.Name] = true
+	}
+	for _, s := range fp.Sets {
+		if names[secondSlot(s)] {
+			// Each set needs its second name as its second slot.
+			return fmt.Errorf("%w: set %q is the second name of set %q", ErrPlan, secondSlot(s), s.Name)
+		}
 		if !strings.HasPrefix(s.Name, setPrefix(fp.Family)) || len(s.TempName()) > render.MaxSetName || strings.ContainsAny(s.Name, " \t\n") {
 			return fmt.Errorf("%w: set name %q", ErrPlan, s.Name)
 		}
@@ -358,13 +471,35 @@ func matchesFailSafe(r render.Rule, f render.FailSafe) bool {
 	return m.DPortFrom == int(f.Port) && m.DPortTo == int(f.Port)
 }
 
-// setChange is what happens to one set of the plan.
+// setChange is what happens to one set of the plan. Every set has two
+// slots in the kernel, its name and its second name (name + SlotSuffix):
+// the rules refer to one, the live slot; the other is where new members
+// are filled while the live one stays untouched.
 type setChange struct {
-	set     render.Set
-	tmp     string
-	exists  bool   // the set exists in the kernel
-	initval string // its initval before the swap
-	hash    string
+	set    render.Set
+	live   string // the slot the kernel's rules refer to; "" if neither
+	fill   string // the slot filled with the plan's members; "" if unchanged
+	target string // the slot the rules refer to after the apply
+	// initval is live's initval before an in-place swap: a swap moves
+	// another set under the name, which is how a rollback tells.
+	initval string
+}
+
+// SlotSuffix ends the name of a set's second slot: a changed set is
+// loaded under whichever of its name and its name + SlotSuffix the rules
+// do not use (see the package doc). It is as long as render.TempSuffix,
+// so render's limit on TempName bounds it too.
+const SlotSuffix = "-b"
+
+// secondSlot is the name of the set's second slot.
+func secondSlot(s render.Set) string { return s.Name + SlotSuffix }
+
+// other returns the set's slot that is not name.
+func other(s render.Set, name string) string {
+	if name == s.Name {
+		return secondSlot(s)
+	}
+	return s.Name
 }
 
 // familyApply is one run of Apply for one family.
@@ -380,18 +515,30 @@ type familyApply struct {
 	kernelSets map[string]setInfo
 	st         *state
 	members    map[string][]netip.Addr // read back lazily
+	sets       []*setChange
 	changed    []*setChange
-	stale      []string // reyes sets in the kernel not in the plan
-	staleTmp   []string // leftover temporary sets of changed sets
+	inPlace    bool     // changed sets are swapped in place; no rule load
 	oldChains  []string // reyes chains in the kernel not in the plan
-	jumpFix    []string // restore lines that repair the INPUT jump
-	rulesOK    bool
-	tmpsDone   bool   // the temporary sets were destroyed with the swap
-	planText   []byte // the plan's restore text, rendered once (see text)
+	jumpFix    []string // restore lines that repair the hooks
+	rulesOK    bool     // the kernel's rules are the plan's, on the live slots
+	planText   []byte   // the plan's restore text, rendered once (see text)
+	loadText   []byte   // planText with the sets' slots, as loaded
+
+	prepared *preparedState
+	oldSave  []byte // the rules before the change, for revert (see saveOld)
+	// oldExclusive: oldSave is a whole table, loaded back as such.
+	oldExclusive bool
+	oldJumps     []string // the jumps to reyes from built-in chains before the change
+	oldMembers   map[string][]netip.Addr
+	swapped      []*setChange // swaps done (in place)
+	filled       bool         // fill slots were created
+	loaded       bool         // rules were loaded
+	alone        bool         // the only family that changes: no revert after it
+	destroyed    bool         // the swapped-out fill slots were destroyed with the swap
 }
 
 // text is the plan's iptables-restore text, rendered on first use: read,
-// rules and saveState all need it, and at 20,000 rules it is megabytes.
+// rules and the state all need it, and at 20,000 rules it is megabytes.
 func (a *familyApply) text() []byte {
 	if a.planText == nil {
 		a.planText = a.fp.IptablesRestore()
@@ -399,13 +546,24 @@ func (a *familyApply) text() []byte {
 	return a.planText
 }
 
-// undo runs fn to take a failed step back and returns the step's error,
-// joined with the rollback's if that failed too.
-func (a *familyApply) undo(ctx context.Context, stepErr error, fn func(context.Context) error) error {
-	if err := fn(ctx); err != nil {
-		return errors.Join(stepErr, a.fail(StepRollback, err, nil))
+// kernelText is the plan's text with each set's name replaced by the slot
+// its rules use after the apply.
+func (a *familyApply) kernelText() []byte {
+	if a.loadText != nil {
+		return a.loadText
 	}
-	return stepErr
+	var pairs []string
+	for _, c := range a.sets {
+		if c.target != "" && c.target != c.set.Name {
+			pairs = append(pairs, " --match-set "+c.set.Name+" ", " --match-set "+c.target+" ")
+		}
+	}
+	if len(pairs) == 0 {
+		a.loadText = a.text()
+	} else {
+		a.loadText = []byte(strings.NewReplacer(pairs...).Replace(string(a.text())))
+	}
+	return a.loadText
 }
 
 func (a *familyApply) fail(step Step, err error, text []byte) error {
@@ -421,54 +579,104 @@ func (a *familyApply) fail(step Step, err error, text []byte) error {
 	return e
 }
 
-func (a *familyApply) run(ctx context.Context) error {
-	if err := a.read(ctx); err != nil {
-		return a.fail(StepRead, err, nil)
-	}
-	if len(a.changed) == 0 && a.rulesOK && len(a.jumpFix) == 0 && len(a.stale) == 0 && len(a.staleTmp) == 0 {
-		a.log.Debug("unchanged")
-		if a.st != nil && a.st.Backend == a.backend && a.st.Plan == a.fp.Hash() && a.st.Rules != nil && a.st.Members != nil {
-			return nil // the record already says so: nothing to render, hash or write
-		}
-		return a.saveState()
-	}
-	var oldMembers map[string][]netip.Addr
-	if a.opts.FlushConntrack {
-		var err error
-		if oldMembers, err = a.readMembers(ctx); err != nil {
-			return a.fail(StepRead, err, nil)
+// orphans are the family's kernel sets that no rule will refer to after
+// the apply and that are not being filled: leftovers of a changed set's
+// other slot, of a killed run, or of sets that left the plan.
+func (a *familyApply) orphans() []string {
+	keep := map[string]bool{}
+	for _, c := range a.sets {
+		keep[c.target] = true
+		if c.fill != "" {
+			keep[c.fill] = true
 		}
 	}
-	if err := a.fill(ctx); err != nil {
-		return err
+	var out []string
+	for name := range a.kernelSets {
+		if strings.HasPrefix(name, setPrefix(a.fp.Family)) && !keep[name] {
+			out = append(out, name)
+		}
 	}
-	if err := a.swap(ctx); err != nil {
-		return err
-	}
-	if err := a.rules(ctx); err != nil {
-		return a.undo(ctx, err, a.rollback)
-	}
-	a.cleanup(ctx)
-	if a.opts.FlushConntrack {
-		a.flushConntrack(ctx, oldMembers)
-	}
-	return a.saveState()
+	slices.Sort(out)
+	return out
 }
 
-func (a *familyApply) saveState() error {
-	st := &state{Backend: a.backend, Sets: map[string]string{}, Entries: map[string]int{}, Members: map[string]string{},
-		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp), Rules: chainHashes(a.text())}
+// changes reports whether the family changes anything in the kernel.
+func (a *familyApply) changes() bool {
+	return len(a.changed) > 0 || !a.rulesOK || len(a.jumpFix) > 0 || len(a.orphans()) > 0
+}
+
+// reloads reports whether the family loads rules.
+func (a *familyApply) reloads() bool { return !a.rulesOK || len(a.jumpFix) > 0 }
+
+// newState is what the state will say once the apply is done.
+func (a *familyApply) newState() *state {
+	st := &state{Backend: a.backend, Sets: a.slots(), Hashes: map[string]string{}, Entries: map[string]int{}, Members: map[string]string{},
+		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp)}
+	if a.rulesOK && !a.reloads() && a.st != nil && a.st.Plan == st.Plan && a.st.Rules != nil && maps.Equal(a.st.Sets, st.Sets) {
+		// The rules stay as recorded: no need to render 20,000 of them.
+		st.Rules, st.Text = a.st.Rules, a.st.Text
+	} else {
+		st.Rules = chainHashes(a.kernelText())
+		if a.keepsText() {
+			st.Text = textHash(a.kernelText())
+		}
+	}
 	for _, c := range a.fp.Chains {
 		st.Chains = append(st.Chains, c.Name)
 	}
-	for _, s := range a.fp.Sets {
-		st.Sets[s.Name] = s.Hash()
-		st.Entries[s.Name] = uniqueCount(s.Members)
-		st.Members[s.Name] = memberHash(s.Members)
+	for _, c := range a.sets {
+		if a.st != nil && c.fill == "" && a.st.Sets[c.set.Name] == c.target && a.st.Hashes[c.set.Name] != "" && a.st.Members[c.target] != "" {
+			// Unchanged, as recorded: keep the record (no sorting).
+			st.Hashes[c.set.Name] = a.st.Hashes[c.set.Name]
+			st.Entries[c.target] = a.st.Entries[c.target]
+			st.Members[c.target] = a.st.Members[c.target]
+			continue
+		}
+		st.Hashes[c.set.Name] = c.set.Hash()
+		st.Entries[c.target] = uniqueCount(c.set.Members)
+		st.Members[c.target] = memberHash(c.set.Members)
 	}
-	if err := writeState(a.opts.StateDir, a.fp.Family, st); err != nil {
+	return st
+}
+
+// keepsText reports whether the family records the text it loads, for a
+// later run to put back: IPv4, the family a failing IPv6 makes revert.
+func (a *familyApply) keepsText() bool {
+	return a.fp.Family == render.IPv4 && a.opts.StateDir != ""
+}
+
+// slots maps each set of the plan to the kernel set its rules use after
+// the apply.
+func (a *familyApply) slots() map[string]string {
+	m := make(map[string]string, len(a.sets))
+	for _, c := range a.sets {
+		m[c.set.Name] = c.target
+	}
+	return m
+}
+
+// prepare writes the family's new state next to the recorded one, before
+// the kernel is touched. A family that changes nothing and whose record
+// already says so writes nothing.
+func (a *familyApply) prepare() error {
+	if !a.changes() && a.st != nil && a.st.Backend == a.backend && a.st.Plan == a.fp.Hash() &&
+		a.st.Rules != nil && a.st.Members != nil && a.st.Hashes != nil && maps.Equal(a.st.Sets, a.slots()) {
+		a.log.Debug("unchanged")
+		a.prepared = &preparedState{done: true}
+		return nil
+	}
+	keep := pending(a.opts.StateDir, a.fp.Family)
+	st := a.newState()
+	var text []byte
+	if a.keepsText() && a.reloads() {
+		text = a.kernelText()
+	}
+	p, err := prepareState(a.opts.StateDir, a.fp.Family, st, text)
+	if err != nil {
 		return a.fail(StepState, err, nil)
 	}
+	p.keep = keep
+	a.prepared = p
 	return nil
 }
 
@@ -484,67 +692,61 @@ func (a *familyApply) readMembers(ctx context.Context) (map[string][]netip.Addr,
 }
 
 // read finds out what differs between the kernel and the plan, reading as
-// little as possible: set headers, the first rule of REYES-INPUT (which
-// carries the plan hash) and INPUT.
+// little as possible: set headers (with their references, which say which
+// slot is live), the first rule of REYES-INPUT (which carries the plan
+// hash) and the built-in chains of the hooks.
 func (a *familyApply) read(ctx context.Context) error {
 	fp := a.fp
 	a.st = readState(a.opts.StateDir, fp.Family)
 	if a.st != nil && a.st.Backend != a.backend {
 		a.st = nil
 	}
-	inPlan := map[string]bool{}
-	for _, s := range fp.Sets {
-		inPlan[s.Name] = true
-		inPlan[s.TempName()] = true
-		c := &setChange{set: s, tmp: s.TempName(), hash: s.Hash()}
-		if _, ok := a.kernelSets[c.tmp]; ok {
-			a.staleTmp = append(a.staleTmp, c.tmp)
-		}
-		k, ok := a.kernelSets[s.Name]
-		if ok {
-			if k.Type != "hash:ip" || k.Family != fp.Family.String() {
-				return fmt.Errorf("set %s exists as %s family %s, cannot swap in hash:ip family %s",
-					s.Name, k.Type, k.Family, fp.Family)
-			}
-			c.exists, c.initval = true, k.InitVal
-			same, err := false, error(nil)
-			if !a.opts.Force { // Force reloads every set, whatever the records say
-				same, err = a.sameMembers(ctx, s, k)
-			}
-			if err != nil {
-				return err
-			}
-			if same {
-				continue
-			}
-		}
-		a.changed = append(a.changed, c)
-	}
-	prefix := setPrefix(fp.Family)
-	for name := range a.kernelSets {
-		if strings.HasPrefix(name, prefix) && !inPlan[name] {
-			a.stale = append(a.stale, name)
-		}
-	}
-	slices.Sort(a.stale)
-	// Leftover temporaries of unchanged sets are stale too.
-	for _, tmp := range a.staleTmp {
-		if !slices.ContainsFunc(a.changed, func(c *setChange) bool { return c.tmp == tmp }) {
-			a.stale = append(a.stale, tmp)
-		}
-	}
-
 	rules, err := listRules(ctx, a.r, a.t.iptables, render.InputChain, 1)
 	if err != nil {
 		a.log.Debug("reading plan hash", "err", err)
 	}
 	haveInput := err == nil
 	a.rulesOK = err == nil && kernelPlanHash(rules) == fp.Hash() && !a.opts.Force
+	for _, s := range fp.Sets {
+		c := &setChange{set: s}
+		for _, n := range []string{s.Name, secondSlot(s)} {
+			k, ok := a.kernelSets[n]
+			if !ok || k.Refs == 0 {
+				continue
+			}
+			if c.live != "" {
+				return fmt.Errorf("sets %s and %s are both in use by rules: cannot tell which one reyes' rules use", c.live, n)
+			}
+			if k.Type != "hash:ip" || k.Family != fp.Family.String() {
+				return fmt.Errorf("set %s exists as %s family %s and is in use, cannot replace it with hash:ip family %s",
+					n, k.Type, k.Family, fp.Family)
+			}
+			c.live, c.initval = n, k.InitVal
+		}
+		if c.live == "" {
+			// No rule refers to the set: the kernel's rules are not the
+			// plan's, whatever the hash says.
+			a.rulesOK = false
+		}
+		same := false
+		if c.live != "" && !a.opts.Force { // Force reloads every set
+			if same, err = a.sameMembers(ctx, s, c.live); err != nil {
+				return err
+			}
+		}
+		if same {
+			c.target = c.live
+		} else {
+			a.changed = append(a.changed, c)
+		}
+		a.sets = append(a.sets, c)
+	}
+
 	planText := []byte(nil)
 	if fp.Table == render.TableExclusive {
 		planText = a.text()
 	}
-	for _, h := range hooks(fp) {
+	for _, h := range a.builtins() {
 		lines, err := listRules(ctx, a.r, a.t.iptables, h.Builtin, 0)
 		if err != nil {
 			return err
@@ -569,6 +771,34 @@ func (a *familyApply) read(ctx context.Context) error {
 		}
 		a.jumpFix = append(a.jumpFix, hookFix(lines, h)...)
 	}
+
+	// Swap in place only when the rules stay and the swaps cannot mix;
+	// else every changed set goes to its free slot and one restore
+	// switches rules and members together.
+	if a.rulesOK && len(a.jumpFix) == 0 && len(a.changed) > 0 {
+		if a.inPlace, err = a.swapSafe(ctx); err != nil {
+			return err
+		}
+	}
+	if len(a.changed) > 0 && !a.inPlace {
+		a.rulesOK = false
+	}
+	// Sets named like render's temporary sets (name + "-n") are left over
+	// from an apply before sets had two slots: orphans, destroyed below.
+	for _, c := range a.changed {
+		switch {
+		case a.inPlace:
+			c.fill, c.target = other(c.set, c.live), c.live
+		case c.live != "":
+			c.fill = other(c.set, c.live)
+			c.target = c.fill
+		default:
+			c.fill, c.target = c.set.Name, c.set.Name
+		}
+		if k, ok := a.kernelSets[c.fill]; ok && k.Refs > 0 {
+			return fmt.Errorf("set %s is in use by a rule that is not reyes'", c.fill)
+		}
+	}
 	if fp.Table == render.TableExclusive {
 		return nil
 	}
@@ -587,6 +817,95 @@ func (a *familyApply) read(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// builtins are the built-in chains whose jumps to reyes apply keeps: the
+// plan's hooks, plus (shared mode) every built-in chain a previous plan
+// hooked into, so that a hook that left the plan (the baseline's OUTPUT
+// and FORWARD) is taken out. Without a record, all three are read.
+func (a *familyApply) builtins() []render.Hook {
+	hs := slices.Clone(hooks(a.fp))
+	if a.fp.Table == render.TableExclusive {
+		return hs
+	}
+	var was []string
+	if a.st != nil {
+		for _, h := range a.st.Hooks {
+			was = append(was, h.Builtin)
+		}
+	} else {
+		was = []string{"INPUT", "FORWARD", "OUTPUT"}
+	}
+	for _, b := range was {
+		if !slices.ContainsFunc(hs, func(h render.Hook) bool { return h.Builtin == b }) {
+			hs = append(hs, render.Hook{Builtin: b}) // no chain: no jump wanted
+		}
+	}
+	return hs
+}
+
+// maxInPlace caps the number of sets swapped in place in one run; more
+// go through a rule load (the check reads each set's members).
+const maxInPlace = 64
+
+// swapSafe reports whether the changed sets can be swapped in place, one
+// after the other, with every packet meeting the old policy or the new
+// one at every instant (the argument is in the package doc): one set
+// always can; several can when every rule that matches a set allows, and
+// no address leaves one changed set while it joins another.
+func (a *familyApply) swapSafe(ctx context.Context) (bool, error) {
+	if len(a.changed) == 1 {
+		return true, nil
+	}
+	if len(a.changed) > maxInPlace {
+		return false, nil
+	}
+	for _, ch := range a.fp.Chains {
+		for _, r := range ch.Rules {
+			if r.Match.SrcSet != "" && !allows(r) {
+				return false, nil
+			}
+		}
+	}
+	removed := map[netip.Addr]string{}
+	added := map[netip.Addr][]string{}
+	for _, c := range a.changed {
+		out, err := a.r.Run(ctx, nil, "ipset", "save", c.live)
+		if err != nil {
+			return false, err
+		}
+		old := map[netip.Addr]bool{}
+		for _, m := range parseSave(out)[c.live] {
+			old[m] = true
+		}
+		now := map[netip.Addr]bool{}
+		for _, m := range c.set.Members {
+			now[m] = true
+			if !old[m] {
+				added[m] = append(added[m], c.set.Name)
+			}
+		}
+		for m := range old {
+			if !now[m] {
+				removed[m] = c.set.Name
+			}
+		}
+	}
+	for m, from := range removed {
+		for _, to := range added[m] {
+			if to != from {
+				a.log.Debug("an address moves between sets: switching with a rule load", "addr", m, "from", from, "to", to)
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// allows reports whether a rule lets what it matches through: a jump to
+// REYES-ALLOW, or a rule render marked as allowing.
+func allows(r render.Rule) bool {
+	return r.Allow || ((r.Action.Kind == render.Goto || r.Action.Kind == render.Jump) && r.Action.Chain == render.AllowChain)
 }
 
 // kernelChains returns reyes' chains in the kernel: from the state when
@@ -627,17 +946,24 @@ func jumpFix(input []string) []string {
 }
 
 // hookFix returns the restore lines that leave exactly one jump from the
-// built-in chain to reyes' chain, as its first rule; nil if that is so.
-// lines are "iptables -S <builtin>".
+// built-in chain to reyes, to h.Chain, as its first rule (none at all when
+// h.Chain is empty); nil if that is so. lines are "iptables -S <builtin>".
 func hookFix(lines []string, h render.Hook) []string {
 	var rules, jumps []string
 	for _, l := range lines {
 		if strings.HasPrefix(l, "-A "+h.Builtin+" ") {
 			rules = append(rules, l)
-			if isJumpTo(l, h.Chain) {
+			if refersToReyes(l) {
 				jumps = append(jumps, l)
 			}
 		}
+	}
+	if h.Chain == "" {
+		var fix []string
+		for _, j := range jumps {
+			fix = append(fix, "-D"+strings.TrimPrefix(j, "-A"))
+		}
+		return fix
 	}
 	want := "-A " + h.Builtin + " -j " + h.Chain
 	if len(jumps) == 1 && len(rules) > 0 && rules[0] == want {
@@ -650,38 +976,32 @@ func hookFix(lines []string, h render.Hook) []string {
 	return append(fix, "-I "+h.Builtin+" 1 -j "+h.Chain)
 }
 
-func isJumpTo(l, chain string) bool {
-	f := strings.Fields(l)
-	for i := 0; i+1 < len(f); i++ {
-		if (f[i] == "-j" || f[i] == "-g") && f[i+1] == chain {
-			return true
-		}
-	}
-	return false
-}
-
-// sameMembers decides whether a kernel set already holds the plan's
+// sameMembers decides whether the kernel set name already holds the plan's
 // members: from the recorded hash when there is state, else by reading
 // the members back.
-func (a *familyApply) sameMembers(ctx context.Context, s render.Set, k setInfo) (bool, error) {
-	want := uniqueCount(s.Members)
-	if k.Entries != want {
+func (a *familyApply) sameMembers(ctx context.Context, s render.Set, name string) (bool, error) {
+	if a.st != nil && a.st.Sets[s.Name] == name && a.st.Hashes[s.Name] != "" {
+		// The recorded members: equal hashes mean equal members, whose
+		// number was recorded too (no sorting of the plan's members).
+		if a.st.Hashes[s.Name] != s.Hash() {
+			return false, nil
+		}
+		n, ok := a.st.Entries[name]
+		return ok && a.kernelSets[name].Entries == n, nil
+	}
+	if a.kernelSets[name].Entries != uniqueCount(s.Members) {
 		return false, nil
 	}
 	if a.st != nil {
-		if h, ok := a.st.Sets[s.Name]; ok {
-			return h == s.Hash(), nil
+		if h, ok := a.st.Members[name]; ok {
+			return h == memberHash(s.Members), nil
 		}
 	}
 	m, err := a.readMembers(ctx)
 	if err != nil {
 		return false, err
 	}
-	got := slices.Clone(m[s.Name])
-	wantM := slices.Clone(s.Members)
-	slices.SortFunc(got, netip.Addr.Compare)
-	slices.SortFunc(wantM, netip.Addr.Compare)
-	return slices.Equal(got, slices.Compact(wantM)), nil
+	return memberHash(m[name]) == memberHash(s.Members), nil
 }
 
 func uniqueCount(as []netip.Addr) int {
@@ -707,55 +1027,126 @@ func sessions(n int) [][2]int {
 	return out
 }
 
-// fill creates and fills the temporary sets of every changed set, in ipset
-// restore sessions of ipsetSession sets. On failure every temporary set is
-// destroyed again.
+// change makes the family's kernel change: fill, then swap in place or
+// load the rules. On failure it undoes its own change and returns the
+// step's error.
+func (a *familyApply) change(ctx context.Context) error {
+	if !a.changes() {
+		return nil
+	}
+	if a.opts.FlushConntrack {
+		var err error
+		if a.oldMembers, err = a.readMembers(ctx); err != nil {
+			return a.fail(StepRead, err, nil)
+		}
+	}
+	if err := a.fill(ctx); err != nil {
+		return err
+	}
+	if a.inPlace {
+		return a.swap(ctx)
+	}
+	return a.rules(ctx)
+}
+
+// fill creates and fills the fill slot of every changed set, in ipset
+// restore sessions of ipsetSession sets. No rule refers to a fill slot, so
+// this changes no verdict. On failure every fill slot is destroyed again.
 func (a *familyApply) fill(ctx context.Context) error {
 	if len(a.changed) == 0 {
 		return nil
 	}
-	var stale bytes.Buffer
-	for _, tmp := range a.staleTmp {
-		if slices.ContainsFunc(a.changed, func(c *setChange) bool { return c.tmp == tmp }) {
-			fmt.Fprintf(&stale, "destroy %s\n", tmp)
-		}
-	}
-	for k, run := range sessions(len(a.changed)) {
+	a.filled = true
+	for _, run := range sessions(len(a.changed)) {
 		var b bytes.Buffer
-		if k == 0 {
-			b.Write(stale.Bytes())
-		}
 		for _, c := range a.changed[run[0]:run[1]] {
+			if _, ok := a.kernelSets[c.fill]; ok {
+				fmt.Fprintf(&b, "destroy %s\n", c.fill) // unreferenced: a leftover
+			}
+			tmp := c.set.TempName()
 			for _, l := range bytes.SplitAfter(c.set.RestoreText(), []byte("\n")) {
 				f := bytes.Fields(l)
-				if len(f) >= 2 && string(f[1]) == c.tmp &&
+				if len(f) >= 2 && string(f[1]) == tmp &&
 					(string(f[0]) == "create" || string(f[0]) == "flush" || string(f[0]) == "add") {
-					b.Write(l)
+					b.Write(f[0])
+					b.WriteByte(' ')
+					b.WriteString(c.fill)
+					b.Write(l[len(f[0])+1+len(tmp):])
 				}
 			}
 		}
 		text := b.Bytes()
 		if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
-			return a.undo(ctx, a.fail(StepFill, err, text), a.destroyTemps)
+			return a.undo(ctx, a.fail(StepFill, err, text))
 		}
 	}
-	a.log.Debug("filled temporary sets", "sets", len(a.changed))
+	a.log.Debug("filled sets", "sets", len(a.changed))
 	return nil
 }
 
-// destroyTemps destroys whichever temporary sets of changed sets exist.
-func (a *familyApply) destroyTemps(ctx context.Context) error {
-	sets, err := listSets(ctx, a.r)
-	if err != nil {
-		return err
+// undo takes the family's change back after its own step failed and
+// returns the step's error, joined with the undo's if that failed too.
+func (a *familyApply) undo(ctx context.Context, stepErr error) error {
+	if err := a.revert(ctx); err != nil {
+		return errors.Join(stepErr, a.fail(StepRollback, err, nil))
 	}
-	var b bytes.Buffer
-	for _, c := range a.changed {
-		if _, ok := sets[c.tmp]; ok {
-			fmt.Fprintf(&b, "destroy %s\n", c.tmp)
+	return stepErr
+}
+
+// revert puts the family back as it was before change: rules reloaded
+// from the saved text, in-place swaps swapped back, fill slots destroyed.
+func (a *familyApply) revert(ctx context.Context) error {
+	var errs []error
+	if a.loaded {
+		if a.oldSave == nil {
+			return errors.New("no saved rules to load back")
 		}
+		text, args := a.revertText()
+		if _, err := a.r.Run(ctx, text, a.t.restore, args...); err != nil {
+			// The new rules stay in force and refer to the fill slots:
+			// they must not be destroyed.
+			return fmt.Errorf("loading the previous rules back: %w", err)
+		}
+		a.loaded = false
+		a.res.RulesLoaded, a.res.JumpRepaired, a.res.ChainsDeleted = false, false, nil
 	}
-	return a.ipsetScript(ctx, b.Bytes())
+	if len(a.swapped) > 0 {
+		sets, err := listSets(ctx, a.r)
+		if err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		for _, c := range a.swapped {
+			// A set whose initval changed was swapped; swap it back.
+			if k, ok := sets[c.live]; ok && k.InitVal != c.initval {
+				if _, ok := sets[c.fill]; ok {
+					fmt.Fprintf(&b, "swap %s %s\n", c.fill, c.live)
+				}
+			}
+		}
+		if err := a.ipsetScript(ctx, b.Bytes()); err != nil {
+			return fmt.Errorf("swapping the previous members back: %w", err)
+		}
+		a.swapped = nil
+	}
+	if a.filled {
+		sets, err := listSets(ctx, a.r)
+		if err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		for _, c := range a.changed {
+			if k, ok := sets[c.fill]; ok && k.Refs == 0 {
+				fmt.Fprintf(&b, "destroy %s\n", c.fill)
+			}
+		}
+		if err := a.ipsetScript(ctx, b.Bytes()); err != nil {
+			errs = append(errs, fmt.Errorf("destroying filled sets: %w", err))
+		}
+		a.filled = false
+	}
+	a.res.SetsCreated, a.res.SetsSwapped = nil, nil
+	return errors.Join(errs...)
 }
 
 // ipsetScript runs a script of one-set-per-line commands (destroy, swap)
@@ -773,63 +1164,53 @@ func (a *familyApply) ipsetScript(ctx context.Context, text []byte) error {
 	return nil
 }
 
-// swap puts the filled sets in place: a swap for sets that exist (the
-// temporary set then holds the old members, for rollback), a rename for
-// new ones.
+// swap swaps each filled slot with its live one; the fill slot then holds
+// the old members, kept until cleanup for a revert. When nothing can need
+// a revert any more (the only family that changes, one session), the fill
+// slots are destroyed in the same call, after all swaps.
 func (a *familyApply) swap(ctx context.Context) error {
-	if len(a.changed) == 0 {
-		return nil
-	}
-	var b bytes.Buffer
-	for _, c := range a.changed {
-		if c.exists {
-			fmt.Fprintf(&b, "swap %s %s\n", c.tmp, c.set.Name)
-		} else {
-			fmt.Fprintf(&b, "rename %s %s\n", c.tmp, c.set.Name)
-		}
-	}
-	// When no rules load after the swap, nothing can need a rollback: the
-	// temporary sets (old members) go in the same call, after all swaps.
-	// A plan too large for one session swaps in several, and keeps the
-	// temporary sets until every swap went through, for the rollback.
-	if len(a.changed) > ipsetSession {
-		a.tmpsDone = false
-		lines := bytes.SplitAfter(b.Bytes(), []byte("\n"))
-		for _, run := range sessions(len(a.changed)) {
-			text := bytes.Join(lines[run[0]:run[1]], nil)
-			if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
-				return a.undo(ctx, a.fail(StepSwap, err, text), a.rollback)
-			}
-		}
-		a.recordSwapped()
-		return nil
-	}
-	a.tmpsDone = a.rulesOK && len(a.jumpFix) == 0
-	if a.tmpsDone {
+	if a.alone && len(a.changed) <= ipsetSession {
+		var b bytes.Buffer
 		for _, c := range a.changed {
-			if c.exists {
-				fmt.Fprintf(&b, "destroy %s\n", c.tmp)
+			fmt.Fprintf(&b, "swap %s %s\n", c.fill, c.live)
+		}
+		for _, c := range a.changed {
+			fmt.Fprintf(&b, "destroy %s\n", c.fill)
+		}
+		a.swapped = a.changed
+		text := b.Bytes()
+		if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
+			if failedLine(err.Error()) <= len(a.changed) {
+				return a.undo(ctx, a.fail(StepSwap, err, text))
 			}
-		}
-	}
-	text := b.Bytes()
-	if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
-		if a.tmpsDone && failedLine(err.Error()) > len(a.changed) {
-			// Every swap went through; only a destroy failed.
-			a.log.Warn("destroying temporary sets", "err", err)
-			a.tmpsDone = false
+			// Every swap went through; only a destroy failed: cleanup
+			// tries again.
+			a.log.Warn("destroying swapped-out sets", "err", err)
 		} else {
-			a.tmpsDone = false
-			return a.undo(ctx, a.fail(StepSwap, err, text), a.rollback)
+			a.destroyed = true
+		}
+		a.recordSets()
+		return nil
+	}
+	for _, run := range sessions(len(a.changed)) {
+		var b bytes.Buffer
+		for _, c := range a.changed[run[0]:run[1]] {
+			fmt.Fprintf(&b, "swap %s %s\n", c.fill, c.live)
+		}
+		// Swapped or perhaps swapped: revert compares initvals.
+		a.swapped = append(a.swapped, a.changed[run[0]:run[1]]...)
+		text := b.Bytes()
+		if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
+			return a.undo(ctx, a.fail(StepSwap, err, text))
 		}
 	}
-	a.recordSwapped()
+	a.recordSets()
 	return nil
 }
 
-func (a *familyApply) recordSwapped() {
+func (a *familyApply) recordSets() {
 	for _, c := range a.changed {
-		if c.exists {
+		if c.live != "" {
 			a.res.SetsSwapped = append(a.res.SetsSwapped, c.set.Name)
 		} else {
 			a.res.SetsCreated = append(a.res.SetsCreated, c.set.Name)
@@ -837,57 +1218,37 @@ func (a *familyApply) recordSwapped() {
 	}
 }
 
-// rollback undoes swap, whether it ran completely or in part: a set whose
-// initval changed was swapped and is swapped back; a new set is destroyed;
-// temporary sets are destroyed.
-func (a *familyApply) rollback(ctx context.Context) error {
-	if len(a.changed) == 0 {
-		return nil
-	}
-	sets, err := listSets(ctx, a.r)
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	for _, c := range a.changed {
-		k, ok := sets[c.set.Name]
-		_, tmpOK := sets[c.tmp]
-		switch {
-		case c.exists && ok && k.InitVal != c.initval && tmpOK:
-			fmt.Fprintf(&b, "swap %s %s\n", c.tmp, c.set.Name)
-		case !c.exists && ok:
-			fmt.Fprintf(&b, "destroy %s\n", c.set.Name)
-		}
-		if tmpOK {
-			fmt.Fprintf(&b, "destroy %s\n", c.tmp)
-		}
-	}
-	a.res.SetsCreated, a.res.SetsSwapped = nil, nil
-	return a.ipsetScript(ctx, b.Bytes())
-}
-
-// rules loads the chains: the plan's text, plus in shared mode the
-// deletion of chains that left the plan and the repair of the INPUT jump,
-// all in one transaction.
+// rules loads the chains, with each set's target slot: in shared mode also
+// the deletion of chains that left the plan and the repair of the hooks,
+// all in one transaction. It is the one step that switches the family
+// from the old policy to the new.
 func (a *familyApply) rules(ctx context.Context) error {
-	if a.rulesOK && len(a.jumpFix) == 0 {
+	if !a.reloads() {
+		a.recordSets()
 		return nil
 	}
 	var text []byte
 	args := []string{"--wait"}
 	if a.fp.Table == render.TableExclusive {
-		text = a.text()
+		text = a.kernelText()
 	} else {
 		args = append(args, "--noflush")
 		var b bytes.Buffer
 		if a.rulesOK {
 			b.WriteString("*filter\n")
 		} else {
-			planText := a.text()
+			planText := a.kernelText()
 			if err := checkSharedText(planText); err != nil {
-				return a.fail(StepCheck, err, nil)
+				return a.undo(ctx, a.fail(StepCheck, err, nil))
 			}
 			b.Write(bytes.TrimSuffix(planText, []byte("COMMIT\n")))
+		}
+		// Hooks go before chains are deleted: a hook may jump to one.
+		for _, l := range a.jumpFix {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+		if !a.rulesOK {
 			for _, c := range a.oldChains {
 				fmt.Fprintf(&b, ":%s - [0:0]\n", c)
 			}
@@ -895,54 +1256,164 @@ func (a *familyApply) rules(ctx context.Context) error {
 				fmt.Fprintf(&b, "-X %s\n", c)
 			}
 		}
-		for _, l := range a.jumpFix {
-			b.WriteString(l)
-			b.WriteByte('\n')
-		}
 		b.WriteString("COMMIT\n")
 		text = b.Bytes()
 	}
 	if _, err := a.r.Run(ctx, text, a.t.restore, args...); err != nil {
-		return a.fail(StepRules, err, text)
+		// iptables-restore commits all or nothing: the old rules stand.
+		return a.undo(ctx, a.fail(StepRules, err, text))
 	}
+	a.loaded = true
 	a.res.RulesLoaded = !a.rulesOK
 	a.res.JumpRepaired = len(a.jumpFix) > 0
 	if !a.rulesOK {
 		a.res.ChainsDeleted = a.oldChains
 	}
+	a.recordSets()
 	return nil
 }
 
-// cleanup destroys the temporary sets (holding the old members) and the
-// sets that left the plan. Failures are logged, not returned: the new
-// policy is in force.
-func (a *familyApply) cleanup(ctx context.Context) {
-	var names []string
-	for _, c := range a.changed {
-		if c.exists && !a.tmpsDone {
-			names = append(names, c.tmp)
+// saveOld keeps the rules as they are now, to put them back if a later
+// family fails after this one loaded its rules: the text the previous run
+// recorded it loaded (apply-ipv4.rules, checked against the recorded
+// hash), or, without a trusted record, the kernel's table read back with
+// iptables-save (slow at tens of thousands of rules on nft, so only after
+// a kill, on a first run or when switching to exclusive mode).
+func (a *familyApply) saveOld(ctx context.Context) error {
+	if a.st != nil && a.st.Text != "" && (a.fp.Table != render.TableExclusive || a.st.Table == render.TableExclusive.String()) {
+		if b, err := os.ReadFile(rulesPath(a.opts.StateDir, a.fp.Family)); err == nil && textHash(b) == a.st.Text {
+			a.oldSave = b
+			a.oldExclusive = a.st.Table == render.TableExclusive.String()
+			for _, h := range a.st.Hooks {
+				a.oldJumps = append(a.oldJumps, "-A "+h.Builtin+" -j "+h.Chain)
+			}
+			return nil
 		}
 	}
-	names = append(names, a.stale...)
-	if len(names) == 0 {
-		return
+	out, err := a.r.Run(ctx, nil, a.t.save, "-t", "filter")
+	if err != nil {
+		return err
 	}
+	a.oldSave = out
+	a.oldExclusive = a.fp.Table == render.TableExclusive // the whole table, whatever it held
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "-A ") && !strings.HasPrefix(l, "-A "+render.ChainPrefix) && refersToReyes(l) {
+			a.oldJumps = append(a.oldJumps, l)
+		}
+	}
+	return nil
+}
+
+// revertText is the restore input that puts back the rules kept by
+// saveOld: the whole table when that is what was kept; else reyes' chains
+// and hooks as they were, and no chain the plan added, with --noflush.
+func (a *familyApply) revertText() ([]byte, []string) {
+	var lines []string
+	for _, l := range strings.Split(string(a.oldSave), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if a.oldExclusive {
+		return []byte(strings.Join(lines, "\n") + "\n"), []string{"--wait"}
+	}
+	var decl, rules []string
+	old := map[string]bool{}
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, ":"+render.ChainPrefix):
+			name := strings.Fields(l[1:])[0]
+			old[name] = true
+			decl = append(decl, ":"+name+" - [0:0]")
+		case strings.HasPrefix(l, "-A "+render.ChainPrefix):
+			rules = append(rules, l)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("*filter\n")
+	for _, d := range decl {
+		b.WriteString(d + "\n")
+	}
+	var added []string
+	for _, c := range a.fp.Chains {
+		if !old[c.Name] {
+			added = append(added, c.Name)
+			b.WriteString(":" + c.Name + " - [0:0]\n")
+		}
+	}
+	if len(a.jumpFix) > 0 {
+		// Our hooks out, the old jumps back at the top, in order.
+		for _, h := range hooks(a.fp) {
+			b.WriteString("-D " + h.Builtin + " -j " + h.Chain + "\n")
+		}
+		for i := len(a.oldJumps) - 1; i >= 0; i-- {
+			f := strings.Fields(a.oldJumps[i])
+			b.WriteString("-I " + f[1] + " 1 " + strings.Join(f[2:], " ") + "\n")
+		}
+	}
+	for _, r := range rules {
+		b.WriteString(r + "\n")
+	}
+	for _, c := range added {
+		b.WriteString("-X " + c + "\n")
+	}
+	b.WriteString("COMMIT\n")
+	return []byte(b.String()), []string{"--wait", "--noflush"}
+}
+
+// garbage is the sets the family leaves that nothing refers to any more:
+// the other slot of each changed set (the old members) and the sets that
+// left the plan or that a killed run left behind.
+func (a *familyApply) garbage() []string {
+	names := a.orphans()
+	if a.inPlace && !a.destroyed {
+		for _, c := range a.swapped {
+			names = append(names, c.fill)
+		}
+	}
+	return names
+}
+
+// destroyed records that name is gone.
+func (a *familyApply) gone(name string) {
+	for _, c := range a.sets {
+		if name == c.set.Name || name == secondSlot(c.set) {
+			return // a slot of a set of the plan, not a set that left it
+		}
+	}
+	a.res.SetsDestroyed = append(a.res.SetsDestroyed, name)
+}
+
+// cleanup destroys the garbage of every family in one ipset call.
+// Failures are logged, not returned: the new policy is in force, and the
+// next run tries again.
+func cleanup(ctx context.Context, r Runner, log *slog.Logger, fas []*familyApply) {
 	var b bytes.Buffer
-	for _, n := range names {
-		fmt.Fprintf(&b, "destroy %s\n", n)
-	}
-	if err := a.ipsetScript(ctx, b.Bytes()); err == nil {
-		a.res.SetsDestroyed = a.stale
-		return
-	}
-	// One at a time, to destroy all that can be.
-	for _, n := range names {
-		if _, err := a.r.Run(ctx, nil, "ipset", "destroy", n); err != nil {
-			a.log.Warn("destroying unused set", "set", n, "err", err)
-			continue
+	n := 0
+	for _, a := range fas {
+		for _, name := range a.garbage() {
+			fmt.Fprintf(&b, "destroy %s\n", name)
+			n++
 		}
-		if slices.Contains(a.stale, n) {
-			a.res.SetsDestroyed = append(a.res.SetsDestroyed, n)
+	}
+	if n > 0 {
+		err := fas[0].ipsetScript(ctx, b.Bytes())
+		for _, a := range fas {
+			for _, name := range a.garbage() {
+				if err != nil {
+					// One at a time, to destroy all that can be.
+					if _, err := r.Run(ctx, nil, "ipset", "destroy", name); err != nil {
+						log.Warn("destroying unused set", "set", name, "err", err)
+						continue
+					}
+				}
+				a.gone(name)
+			}
+		}
+	}
+	for _, a := range fas {
+		if a.opts.FlushConntrack && a.oldMembers != nil {
+			a.flushConntrack(ctx, a.oldMembers)
 		}
 	}
 }
@@ -958,8 +1429,8 @@ func (a *familyApply) flushConntrack(ctx context.Context, old map[string][]netip
 	}
 	gone := map[netip.Addr]bool{}
 	for name, ms := range old {
-		if strings.HasSuffix(name, render.TempSuffix) {
-			continue
+		if a.kernelSets[name].Refs == 0 {
+			continue // not matched by any rule before: its members were not let in
 		}
 		for _, m := range ms {
 			if !now[m] {

@@ -56,7 +56,8 @@ func benchNS(b *testing.B, be Backend) (*netns.NS, Options) {
 	netns.RequireRoot(b)
 	netns.RequireTools(b, "ip", "ipset", "iptables-"+string(be)+"-restore")
 	ns := netns.New(b, "apply")
-	return ns, Options{Runner: ExecRunner{Netns: ns.Name}, Backend: be, StateDir: b.TempDir()}
+	lock := "XTABLES_LOCKFILE=" + b.TempDir() + "/xtables.lock"
+	return ns, Options{Runner: ExecRunner{Netns: ns.Name, Env: []string{lock}}, Backend: be, StateDir: b.TempDir()}
 }
 
 const (
@@ -123,6 +124,24 @@ func BenchmarkLoad(b *testing.B) {
 				}
 				if f := res.Families[0]; f.RulesLoaded || len(f.SetsSwapped) != 1 {
 					b.Fatalf("one-member change did %+v", f)
+				}
+			}
+		})
+		// The revert's fallback (no kept text: after a kill, a first run,
+		// a switch to exclusive): IPv4's table read back with iptables-save
+		// before it changes, when both families load rules.
+		b.Run(string(be)+"/read-back-fallback", func(b *testing.B) {
+			_, opts := benchNS(b, be)
+			if _, err := Apply(ctx, p, opts); err != nil {
+				b.Fatal(err)
+			}
+			_, tl, err := opts.tools(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := opts.Runner.Run(ctx, nil, tl[render.IPv4].save, "-t", "filter"); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -193,4 +194,18 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// slotRE finds a reyes set named by its second slot in a rule.
+var slotRE = regexp.MustCompile(`(--match-set reyes[46]-\S*?)` + regexp.QuoteMeta(SlotSuffix) + `(\s)`)
+
+// PlanSetNames rewrites a rule line as iptables-save prints it so that each
+// reyes set is named as in the plan: Apply loads a changed set under its
+// second slot (name + SlotSuffix, see the package doc), which the kernel's rules
+// then name. For comparing the kernel's rules with a plan's text.
+func PlanSetNames(line string) string {
+	if !strings.Contains(line, SlotSuffix) {
+		return line
+	}
+	return slotRE.ReplaceAllString(line, "$1$2")
 }

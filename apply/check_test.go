@@ -111,8 +111,9 @@ func TestCheckKernel(t *testing.T) {
 			// and a member replaced one for one. Check finds both; Apply
 			// with Force repairs them.
 			e.ipt(render.IPv4, "-F", render.FilterChain)
-			e.host.MustRun("ipset", "del", "reyes4-db", "10.99.1.20")
-			e.host.MustRun("ipset", "add", "reyes4-db", "10.66.6.6")
+			db := e.liveSet("reyes4-db") // the repair loaded it into its other slot
+			e.host.MustRun("ipset", "del", db, "10.99.1.20")
+			e.host.MustRun("ipset", "add", db, "10.66.6.6")
 			if d, err := Check(ctx, e.opts); err != nil || len(d) != 2 {
 				t.Fatalf("after flushing REYES-FILTER and replacing a member: %v %v", d, err)
 			}
@@ -125,5 +126,18 @@ func TestCheckKernel(t *testing.T) {
 				t.Fatalf("after the repair: %v %v", d, err)
 			}
 		})
+	}
+}
+
+func TestPlanSetNames(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"-A REYES-FILTER -p tcp -m set --match-set reyes4-sg-0a-b src -g REYES-ALLOW", "-A REYES-FILTER -p tcp -m set --match-set reyes4-sg-0a src -g REYES-ALLOW"},
+		{"-A REYES-FILTER -m set --match-set reyes6-sg-0a src -g REYES-ALLOW", "-A REYES-FILTER -m set --match-set reyes6-sg-0a src -g REYES-ALLOW"},
+		{"-A INPUT -m set --match-set other-b src -j ACCEPT", "-A INPUT -m set --match-set other-b src -j ACCEPT"},
+		{"-A REYES-X -m comment --comment \"sg-b -b \" -j RETURN", "-A REYES-X -m comment --comment \"sg-b -b \" -j RETURN"},
+	} {
+		if got := PlanSetNames(c.in); got != c.want {
+			t.Errorf("PlanSetNames(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

@@ -1,24 +1,99 @@
 // Package apply loads a render.Plan into the kernel: ipsets with
-// "ipset restore" (filled under temporary names, then swapped in) and
-// rules with one "iptables-restore --wait" per family. It is the only
-// package of reyes that touches the kernel.
+// "ipset restore" and rules with one "iptables-restore --wait" per
+// family. It is the only package of reyes that touches the kernel.
 //
-// What it guarantees:
-//   - Atomic per family: rules load in one iptables-restore transaction;
-//     sets are swapped, never flushed while live. If any step fails, the
-//     previous rules and sets are back in force, temporary sets are gone,
-//     and the *StepError names the step and the input line the tool
-//     rejected.
+// # The invariant
+//
+// For every packet, at every instant of an Apply and after a kill at any
+// point of it, the verdict is the one the old policy gives or the one the
+// new policy gives, per address family. Both families are one unit, one
+// Apply runs at a time, and nothing is applied that cannot be recorded.
+//
+// The argument. The verdict of a packet depends on the rules and on the
+// members of the sets the rules refer to; a set no rule refers to decides
+// nothing. Every set of a plan has two slots in the kernel: its name and
+// its second name (name + SlotSuffix, "-b", as long as render.TempSuffix
+// and so within ipset's limit on names). The kernel's reference count
+// ("ipset list -t", References) says which slot the rules use, the live
+// one; the other is free. The rules apply loads are the plan's text with
+// each set named by its slot; the plan hash (render.FamilyPlan.Hash) does
+// not depend on slots. Apply never changes the members of a live set; it
+// changes the kernel only by these steps:
+//
+//  1. Fill: a changed set is created and filled under its free slot. No
+//     rule refers to it: no verdict changes.
+//  2. Switch, one of two ways:
+//     a. Rule load: one iptables-restore loads the new rules, in which each
+//     changed set is named by the slot just filled, together with the
+//     hooks and the deletion of chains that left the plan.
+//     iptables-restore commits a table all or nothing (one nf_tables
+//     transaction, or one x_tables table replacement), so the family goes
+//     from old rules with old members to new rules with new members in
+//     one step.
+//     b. In-place swap, only when the kernel's rules are already the
+//     plan's (same plan hash, hooks in place): "ipset swap" exchanges a
+//     filled slot with the live one, atomically per set. With one changed
+//     set the family goes from old to new in one step. With several, the
+//     swaps are sequential and a packet may meet some sets new and some
+//     old. That stays within old-or-new when every rule that matches a set
+//     allows (render's set rules all go to REYES-ALLOW) and no address
+//     leaves one changed set while it joins another: the verdict then is
+//     "allowed" exactly when some allowing rule before the first set-free
+//     deciding rule matches; a rule matching in the mix matches in old or
+//     in new (its set is old or new), so a mixed "allow" is old's or new's;
+//     a mixed "deny" while old and new both allow would need the source in
+//     a set already swapped that lost it and in a set not yet swapped that
+//     gains it, which is the excluded move. Apply reads the members of the
+//     changed sets to check this (at most 64 sets; more always switch by
+//     rule load), and otherwise switches by rule load.
+//  3. Cleanup: the other slot of each changed set (now holding the old
+//     members, unreferenced) and the sets that left the plan are
+//     destroyed. The kernel refuses to destroy a set a rule refers to, and
+//     no rule refers to these: no verdict changes.
+//
+// A kill leaves the kernel after one of these steps: the old policy with
+// unreferenced filled sets (after 1), or the new policy with unreferenced
+// old sets (after 2), or part-way through a sequence of in-place swaps
+// that cannot mix (2b). The next run recognises the live slots by their
+// references, destroys what nothing refers to, and completes.
+//
+// Both families as one unit: Apply reads and plans both families, then
+// writes both new states as prepared files (apply-ipv4.json.new) in
+// Options.StateDir, which finds a read-only or full directory before the
+// kernel is touched (ErrStateNotWritable). Then it changes IPv4, then
+// IPv6. If IPv6 fails, IPv4 is put back: its in-place swaps are swapped
+// back, or its previous rules are loaded back in one restore (the text
+// the previous run recorded it loaded, apply-ipv4.rules, or without a
+// trusted record the table read with iptables-save before the change);
+// the filled sets go. Only when both are
+// through are unused sets destroyed and the states committed (rename). A
+// kill between a kernel change and the commit leaves the prepared file:
+// the next run then distrusts the record and reads the kernel (members
+// with "ipset save", chains with "iptables -S"), and keeps distrusting it
+// until a run completes. A kill between the two families can leave IPv4 on
+// the new policy and IPv6 on the old one until the next run: the invariant
+// is per family, and no record then claims either.
+//
+// One at a time: callers hold Lock on the state directory from before the
+// first kernel change until their state is recorded; the follower and
+// reyesctl remove do. Apply itself does not lock, so that a caller can
+// hold the lock across its own state.
+//
+// Other guarantees:
 //   - Minimal: a set whose members did not change is not touched; an
 //     unchanged plan makes no restore call. Whether the rules changed is
 //     read from the plan hash in the comment of REYES-INPUT's first rule
 //     (one "iptables -S REYES-INPUT 1"), so a flushed chain or a missing
-//     jump is detected and repaired on the next run.
+//     jump is detected and repaired on the next run. A one-member change
+//     is one set filled and swapped, no rule load.
 //   - Shared mode touches only REYES-* chains, reyes4-/reyes6- sets and
 //     the plan's hooks: one jump at the top of each built-in chain it
 //     names (FamilyPlan.Hooks; INPUT -> REYES-INPUT when empty), kept
-//     there idempotently. Other rules (an admin's, Docker's) survive
-//     Apply and Remove. Exclusive mode writes the whole filter table.
+//     there idempotently; a jump from a built-in chain the plan no longer
+//     hooks (the baseline's OUTPUT and FORWARD, turned off) is removed in
+//     the same restore that deletes its chain. Other rules (an admin's,
+//     Docker's) survive Apply and Remove. Exclusive mode writes the whole
+//     filter table.
 //   - Lockout safety: Options.FailSafe is checked against the plan before
 //     anything is loaded; a flag file (Options.DisableFile) stops Apply.
 //
@@ -32,5 +107,6 @@
 //
 // What it does not do: decide policy (package render does), parse or
 // compare every rule in the kernel, or manage tables other than filter.
-// Apply and Remove must not run concurrently on the same kernel.
+// The invariant assumes reyes' chains and sets change only through this
+// package: an admin who edits them by hand is drift (see Check).
 package apply

@@ -2,8 +2,11 @@ package apply_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"time"
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
@@ -39,4 +42,30 @@ func ExampleApply() {
 	// Output:
 	// backend nft: changed true, sets created [reyes4-sg-0123], rules loaded true
 	// backend nft: changed false, sets created [], rules loaded false
+}
+
+// Hold the state lock around an apply, as the follower does: a second run
+// on the same state directory waits at most the given time, then gets an
+// error naming the holder's pid.
+func ExampleLock() {
+	dir, err := os.MkdirTemp("", "reyes-state")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	lock, err := apply.Lock(ctx, dir, apply.DefaultLockWait)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// ... apply.Apply and record the state here ...
+	_, err = apply.Lock(ctx, dir, 10*time.Millisecond) // another run meanwhile
+	fmt.Println(errors.Is(err, apply.ErrLocked))
+	if err := lock.Unlock(); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// true
 }

@@ -26,6 +26,10 @@ type ExecRunner struct {
 	// Netns, if set, is the name of a network namespace (as ip netns
 	// knows it) that every command runs in, through "ip netns exec".
 	Netns string
+	// Env are extra environment variables ("KEY=value") for every
+	// command, e.g. XTABLES_LOCKFILE to give iptables-legacy a lock file
+	// of its own.
+	Env []string
 }
 
 // ExecError is a command that could not run or exited non-zero.
@@ -57,7 +61,7 @@ func (r ExecRunner) Run(ctx context.Context, stdin []byte, name string, args ...
 		cmdArgs = append([]string{"netns", "exec", r.Netns, name}, args...)
 	}
 	cmd := exec.CommandContext(ctx, cmdName, cmdArgs...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.Env = append(append(os.Environ(), r.Env...), "LC_ALL=C")
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -161,6 +162,8 @@ type env struct {
 	link    *netns.Link
 	backend Backend
 	opts    Options
+	// lockFile is the xtables lock of this env's tools.
+	lockFile string
 	// allowed and denied sources, per family
 	src map[string]netip.Addr
 }
@@ -187,7 +190,9 @@ func newEnv(t *testing.T, b Backend) *env {
 	host.ServeTCP(t, 8080)
 	host.ServeTCP(t, 8090)
 	host.ServeUDP(t, 8081)
-	e.opts = Options{Runner: ExecRunner{Netns: host.Name}, Backend: b, StateDir: t.TempDir()}
+	// A private xtables lock: never the machine's own /run/xtables.lock.
+	e.lockFile = filepath.Join(t.TempDir(), "xtables.lock")
+	e.opts = Options{Runner: ExecRunner{Netns: host.Name, Env: []string{"XTABLES_LOCKFILE=" + e.lockFile}}, Backend: b, StateDir: t.TempDir()}
 	return e
 }
 
@@ -297,4 +302,23 @@ func must[T any](t *testing.T) func(T, error) T {
 		}
 		return v
 	}
+}
+
+// runner is the env's real runner: in the host namespace, with the env's
+// private xtables lock.
+func (e *env) runner() ExecRunner {
+	return ExecRunner{Netns: e.host.Name, Env: []string{"XTABLES_LOCKFILE=" + e.lockFile}}
+}
+
+// liveSet returns the slot of set name that exists in the host namespace:
+// name, or name + SlotSuffix after a change that loaded it into its other slot.
+func (e *env) liveSet(name string) string {
+	e.t.Helper()
+	for _, n := range strings.Fields(e.host.MustRun("ipset", "list", "-n")) {
+		if n == name || n == name+SlotSuffix {
+			return n
+		}
+	}
+	e.t.Fatalf("set %s is in neither slot", name)
+	return ""
 }

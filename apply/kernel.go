@@ -16,6 +16,9 @@ type setInfo struct {
 	Family  string // inet, inet6
 	InitVal string // changes when a swap moves another set under the name
 	Entries int
+	// Refs is the kernel's count of references: rules that match the set.
+	// A set with none affects no packet.
+	Refs int
 }
 
 // listSets reads the headers of every ipset in the kernel: one cheap call
@@ -62,6 +65,8 @@ func parseSetHeaders(out []byte) map[string]setInfo {
 					cur.InitVal = f[i+1]
 				}
 			}
+		case "References":
+			cur.Refs, _ = strconv.Atoi(val)
 		case "Number of entries":
 			cur.Entries, _ = strconv.Atoi(val)
 		}

@@ -135,7 +135,7 @@ func TestKernelFaults(t *testing.T) {
 			line string
 		}{
 			{"invalid line", invalid.build(), StepRules, "--match-set reyes4-ghost"},
-			{"bad set member", badSet, StepFill, "add reyes4-web-n fd00:99::bad"},
+			{"bad set member", badSet, StepFill, "add reyes4-web-b fd00:99::bad"},
 			{"restore fails after swap", restoreAfterSwap, StepRules, "--match-set reyes4-ghost"},
 		} {
 			t.Run(string(b)+"/"+c.name, func(t *testing.T) {
@@ -171,11 +171,11 @@ func TestKernelFaults(t *testing.T) {
 
 			e := newEnv(t, b)
 			for n := 1; n < total; n++ {
-				e.opts.Runner = ExecRunner{Netns: e.host.Name}
+				e.opts.Runner = e.runner()
 				e.apply(prevSpec.build())
-				e.opts.Runner = &recorder{r: ExecRunner{Netns: e.host.Name}, dieAt: n}
+				e.opts.Runner = &recorder{r: e.runner(), dieAt: n}
 				Apply(context.Background(), nextSpec.build(), e.opts) // dies
-				e.opts.Runner = ExecRunner{Netns: e.host.Name}
+				e.opts.Runner = e.runner()
 				e.apply(nextSpec.build())
 				if got := e.snapshot(); got != want {
 					t.Errorf("killed after %d of %d calls, then re-run: got\n%s\nwant\n%s", n, total, got, want)
@@ -187,8 +187,8 @@ func TestKernelFaults(t *testing.T) {
 }
 
 // TestKernelXtablesLock: while another process holds the xtables lock,
-// Apply waits (--wait) and then succeeds. The lock file is shared by all
-// namespaces of the machine, so it is held for one second only.
+// Apply waits (--wait) and then succeeds. The env's tools use a lock file
+// of their own (XTABLES_LOCKFILE), never the machine's /run/xtables.lock.
 func TestKernelXtablesLock(t *testing.T) {
 	// Only iptables-legacy takes the lock.
 	e := newEnv(t, BackendLegacy)
@@ -196,7 +196,7 @@ func TestKernelXtablesLock(t *testing.T) {
 		t.Skip("kernel test: flock is not installed")
 	}
 	const hold = time.Second
-	cmd := exec.Command("flock", "/run/xtables.lock", "sleep", fmt.Sprint(hold.Seconds()))
+	cmd := exec.Command("flock", e.lockFile, "sleep", fmt.Sprint(hold.Seconds()))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,11 @@ func Lock(ctx context.Context, dir string, wait time.Duration) (*StateLock, erro
 		// A read-only state directory: flock works on a read-only file
 		// too, and the run then fails where it would write its state,
 		// saying so, before it touches the kernel.
-		f, err = os.Open(path)
+		var rerr error
+		if f, rerr = os.Open(path); rerr != nil {
+			return nil, fmt.Errorf("taking the state lock: %w: %w", ErrStateNotWritable, err)
+		}
+		err = nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("taking the state lock: %w", err)

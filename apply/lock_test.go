@@ -135,3 +135,44 @@ func TestLock(t *testing.T) {
 		}
 	})
 }
+
+// TestLockReadOnlyDir: a read-only state directory still locks when the
+// lock file exists (the run then fails where it writes its state); when
+// it does not, Lock says the directory is not writable.
+func TestLockReadOnlyDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	ctx := context.Background()
+	for _, exists := range []bool{true, false} {
+		dir := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+			t.Fatalf("mount: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", dir).Run() })
+		if exists {
+			l, err := Lock(ctx, dir, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Unlock()
+		}
+		if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+			t.Fatalf("remount: %v: %s", err, out)
+		}
+		l, err := Lock(ctx, dir, 0)
+		switch {
+		case exists && err != nil:
+			t.Errorf("Lock on a read-only dir with a lock file: %v", err)
+		case !exists && !errors.Is(err, ErrStateNotWritable):
+			t.Errorf("Lock on a read-only dir without a lock file: %v, want ErrStateNotWritable", err)
+		}
+		if l != nil {
+			// A second lock on the same read-only file still excludes.
+			if _, err := Lock(ctx, dir, 0); !errors.Is(err, ErrLocked) {
+				t.Errorf("second Lock on a read-only lock file: %v, want ErrLocked", err)
+			}
+			l.Unlock()
+		}
+	}
+}

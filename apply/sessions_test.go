@@ -32,8 +32,10 @@ func ipsetRestores(k *applytest.Kernel) int {
 }
 
 // TestSessions: a plan of more sets than one ipset session takes is filled
-// and swapped in several sessions, and a failure in the middle of them
-// leaves the previous sets and rules in force, with no temporary set left.
+// and cleaned up in several sessions, and a failure in the middle of them
+// leaves the previous sets and rules in force, with no filled set left.
+// So many changed sets go to their free slots and switch with one rule
+// load (more than maxInPlace are never swapped in place).
 func TestSessions(t *testing.T) {
 	ctx := context.Background()
 	k := applytest.New("nft")
@@ -43,30 +45,30 @@ func TestSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Every member changes: fill and swap both need three sessions.
+	// Every member changes: fill and destroy both need three sessions.
 	k.ResetCalls()
 	res, err := Apply(ctx, bigSpec(n, 2).build(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(res.Families[0].SetsSwapped); got != n {
-		t.Errorf("%d sets swapped, want %d", got, n)
+	if got := len(res.Families[0].SetsSwapped); got != n || !res.Families[0].RulesLoaded {
+		t.Errorf("%d sets changed (rules loaded %v), want %d and a rule load", got, res.Families[0].RulesLoaded, n)
 	}
-	// fill 3 + swap 3 + destroy of the temporary sets 3 (IPv6 has no sets).
-	if got := ipsetRestores(k); got < 9 {
-		t.Errorf("%d ipset restore sessions, want at least 9", got)
+	// fill 3 + destroy of the old slots 3 (IPv6 has no sets).
+	if got := ipsetRestores(k); got < 6 {
+		t.Errorf("%d ipset restore sessions, want at least 6", got)
 	}
-	if strings.Contains(k.Dump(), "-n ") {
-		t.Errorf("temporary sets left:\n%s", k.Dump())
+	if got := strings.Count(k.Dump(), "\ncreate reyes4-"); got != n {
+		t.Errorf("%d sets in the kernel, want %d", got, n)
 	}
 	after := k.Dump()
 
-	// Fail the second swap session: everything goes back.
-	swaps := 0
+	// Fail the second fill session: everything goes back.
+	fills := 0
 	k.Fail = func(c applytest.Call) error {
-		if c.Name == "ipset" && strings.HasPrefix(c.Stdin, "swap ") {
-			swaps++
-			if swaps == 2 {
+		if c.Name == "ipset" && strings.Contains(c.Stdin, "create ") {
+			fills++
+			if fills == 2 {
 				return errors.New("injected")
 			}
 		}
@@ -74,11 +76,11 @@ func TestSessions(t *testing.T) {
 	}
 	_, err = Apply(ctx, bigSpec(n, 3).build(), opts)
 	var se *StepError
-	if !errors.As(err, &se) || se.Step != StepSwap {
-		t.Fatalf("Apply: %v, want a swap StepError", err)
+	if !errors.As(err, &se) || se.Step != StepFill {
+		t.Fatalf("Apply: %v, want a fill StepError", err)
 	}
 	if got := k.Dump(); got != after {
-		t.Errorf("a failed swap session left a mix:\n%s", lineDiffForTest(after, got))
+		t.Errorf("a failed fill session left a mix:\n%s", lineDiffForTest(after, got))
 	}
 }
 

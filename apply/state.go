@@ -1,6 +1,8 @@
 package apply
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +18,14 @@ import (
 // stays the authority: a set that is missing or has another number of
 // members than recorded is reloaded whatever the state says.
 type state struct {
-	Backend Backend           `json:"backend"`
-	Chains  []string          `json:"chains"`
-	Sets    map[string]string `json:"sets"` // name -> Set.Hash()
+	Backend Backend  `json:"backend"`
+	Chains  []string `json:"chains"`
+	// Sets maps each set of the plan to the kernel set its rules use: the
+	// set's own name or its second slot (see the package doc).
+	Sets map[string]string `json:"sets"`
+	// Hashes holds render.Set.Hash of each set of the plan, by its name:
+	// the cheap test of an unchanged set (no sorting of members).
+	Hashes map[string]string `json:"hashes,omitempty"`
 	// Plan, Table, Hooks and Entries let Check tell drift from a few
 	// reads: the plan hash, the table mode and hooks, and each set's
 	// number of members.
@@ -29,7 +36,12 @@ type state struct {
 	// Rules holds a hash of each reyes chain's rules, as iptables-save
 	// prints them, for Check.
 	Rules map[string]string `json:"rules,omitempty"`
-	// Members holds a hash of each set's sorted, distinct members.
+	// Text is the hash of the rules text loaded (IPv4 only), kept in
+	// apply-ipv4.rules so that a run can put those rules back if IPv6
+	// fails after IPv4 changed; empty when not kept.
+	Text string `json:"text,omitempty"`
+	// Members holds a hash of each kernel set's sorted, distinct members;
+	// Entries their number. Both are keyed by kernel set name.
 	Members map[string]string `json:"members,omitempty"`
 }
 
@@ -37,13 +49,32 @@ func statePath(dir string, fam render.Family) string {
 	return filepath.Join(dir, fmt.Sprintf("apply-ipv%d.json", fam))
 }
 
-// readState returns the recorded state, or nil when there is none or it
-// cannot be read (apply then reads the kernel instead).
+// rulesPath is where the rules text a run loaded is kept (see state.Text).
+func rulesPath(dir string, fam render.Family) string {
+	return filepath.Join(dir, fmt.Sprintf("apply-ipv%d.rules", fam))
+}
+
+// textHash identifies a kept rules text.
+func textHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// pendingSuffix ends the name of a state prepared before a kernel change
+// and not yet committed. While it exists the recorded state may not
+// describe the kernel (a run was killed between its kernel change and its
+// commit), so apply reads the kernel instead.
+const pendingSuffix = ".new"
+
+// readState returns the recorded state, or nil when there is none, it
+// cannot be read, or a prepared state was never committed (apply then
+// reads the kernel instead).
 func readState(dir string, fam render.Family) *state {
-	if dir == "" {
+	if dir == "" || pending(dir, fam) {
 		return nil
 	}
-	b, err := os.ReadFile(statePath(dir, fam))
+	p := statePath(dir, fam)
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil
 	}
@@ -54,32 +85,124 @@ func readState(dir string, fam render.Family) *state {
 	return &st
 }
 
-// writeState records st atomically (write a temporary file, rename).
-func writeState(dir string, fam render.Family, st *state) error {
+// pending reports whether a prepared state was left uncommitted.
+func pending(dir string, fam render.Family) bool {
 	if dir == "" {
-		return nil
+		return false
+	}
+	_, err := os.Lstat(statePath(dir, fam) + pendingSuffix)
+	return err == nil
+}
+
+// ErrStateNotWritable is wrapped by the error Apply returns when the state
+// directory cannot take the new state (read-only, full): the kernel was
+// not changed.
+var ErrStateNotWritable = errors.New("state directory not writable; the kernel was not changed")
+
+// preparedState is a state written to disk, not yet in force: commit
+// renames it over the recorded state, abort removes it.
+type preparedState struct {
+	path string // the state file; the prepared one is path+pendingSuffix
+	// rules is the kept rules text file, when one was prepared too.
+	rules string
+	done  bool
+	// keep: the run began with a prepared state left by a killed run, so
+	// the recorded one may not describe the kernel; an abort must leave a
+	// prepared file so that the next run does not trust the record either.
+	keep bool
+}
+
+// prepareState writes st next to the state file (fsync'd), so that a
+// state directory that is read-only or full is found before the kernel is
+// touched. With no dir it does nothing.
+func prepareState(dir string, fam render.Family, st *state, text []byte) (*preparedState, error) {
+	if dir == "" {
+		return &preparedState{done: true}, nil
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
-		return fmt.Errorf("encoding state: %w", err)
+		return nil, fmt.Errorf("encoding state: %w", err)
 	}
-	p := statePath(dir, fam)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("writing state: %w", err)
+	ps := &preparedState{path: statePath(dir, fam)}
+	if text != nil {
+		ps.rules = rulesPath(dir, fam)
+		if err := writeSync(ps.rules+pendingSuffix, text); err != nil {
+			_ = os.Remove(ps.rules + pendingSuffix)
+			return nil, fmt.Errorf("%w: %w", ErrStateNotWritable, err)
+		}
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("writing state: %w", err)
+	tmp := ps.path + pendingSuffix
+	if err := writeSync(tmp, b); err != nil {
+		_ = os.Remove(tmp)
+		if ps.rules != "" {
+			_ = os.Remove(ps.rules + pendingSuffix)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrStateNotWritable, err)
+	}
+	return ps, nil
+}
+
+func writeSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// commit puts the prepared state in force: rename, then fsync of the
+// directory.
+func (p *preparedState) commit() error {
+	if p == nil || p.done {
+		return nil
+	}
+	p.done = true
+	// The text first: a kill between the two leaves a text the recorded
+	// hash does not match, which is not used.
+	if p.rules != "" {
+		if err := os.Rename(p.rules+pendingSuffix, p.rules); err != nil {
+			return fmt.Errorf("recording state: %w", err)
+		}
+	}
+	if err := os.Rename(p.path+pendingSuffix, p.path); err != nil {
+		return fmt.Errorf("recording state: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(p.path)); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
+}
+
+// abort drops the prepared state; the recorded one stays in force.
+func (p *preparedState) abort() {
+	if p == nil || p.done {
+		return
+	}
+	p.done = true
+	if p.rules != "" {
+		_ = os.Remove(p.rules + pendingSuffix)
+	}
+	if !p.keep {
+		_ = os.Remove(p.path + pendingSuffix)
+	}
 }
 
 func removeState(dir string, fam render.Family) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.Remove(statePath(dir, fam)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing state: %w", err)
+	for _, p := range []string{statePath(dir, fam) + pendingSuffix, statePath(dir, fam), rulesPath(dir, fam), rulesPath(dir, fam) + pendingSuffix} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing state: %w", err)
+		}
 	}
 	return nil
 }

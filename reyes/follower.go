@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,10 @@ type Follower struct {
 	// Apply are the apply options (runner, backend, flag file). Its
 	// FailSafe should be Render.FailSafe, so apply verifies them.
 	Apply apply.Options
+	// LockWait bounds how long a run waits for another run (on the same
+	// StateDir) to finish before it gives up with an *apply.LockedError;
+	// zero means apply.DefaultLockWait.
+	LockWait time.Duration
 	// DryRun prints the plan (and a diff against the kernel's reyes rules,
 	// when they can be read) to Out instead of applying it, and records
 	// nothing.
@@ -91,6 +96,9 @@ type FollowerResult struct {
 	NotModified bool
 	// Header of the ruleset that was verified (zero when NotModified).
 	Header ruleset.Header
+	// Signer is the fingerprint of the primary key that signed it ("" when
+	// NotModified).
+	Signer string
 	// Host is the host view the plan was rendered for.
 	Host render.Host
 	// Identity says how the host was found.
@@ -135,16 +143,32 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 			return res, nil
 		}
 	}
+	if !f.DryRun {
+		// One run at a time, from reading the state to recording it.
+		if err := os.MkdirAll(f.StateDir, 0o700); err != nil {
+			return res, fmt.Errorf("creating the state directory: %w", err)
+		}
+		wait := f.LockWait
+		if wait == 0 {
+			wait = apply.DefaultLockWait
+		}
+		lock, err := apply.Lock(ctx, f.StateDir, wait)
+		if err != nil {
+			return res, err
+		}
+		defer lock.Unlock()
+	}
 	last, err := LoadState(f.StateDir)
 	if err != nil {
 		return res, err
 	}
 	settings := f.settingsDigest()
+	applied := f.lastApplied(last)
 	etag := last.ETag
 	force := false
 	if f.DryRun {
 		etag = "" // always show the current plan
-	} else if what := f.changedSince(ctx, last, f.lastApplied(last), settings, now); what != "" {
+	} else if what := f.changedSince(ctx, last, applied, settings, now); what != "" {
 		// The store's "not modified" says nothing about this host's side:
 		// fetch, verify, render and apply again.
 		log.Info("changed since the last apply: verifying and applying the ruleset again", "what", what, "serial", last.Serial)
@@ -183,6 +207,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
+	res.Signer = ver.Signer
 	stage = StageDecode
 	rs, err := ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: f.maxSize()})
 	if err != nil {
@@ -191,7 +216,21 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	res.Header = rs.Header
 	digest := SumPayload(ver.Payload)
 	stage = StageFreshness
-	changed, err := f.Freshness.Check(rs.Header, digest, now, last)
+	bound := last
+	if applied != nil && applied.Signer != "" && last.Scope == f.Freshness.Scope && !slices.Contains(f.Trusted.Fingerprints(), applied.Signer) {
+		// The last ruleset was signed by a key no longer trusted (rotated
+		// out after a leak): its serial, which that key could push up to
+		// its not_after, does not bind; its generation time does.
+		if err := f.Freshness.checkHeader(rs.Header, now); err != nil {
+			return res, err
+		}
+		if !rs.GeneratedAt.After(last.GeneratedAt) {
+			return res, fmt.Errorf("%w: generated at %s, not after the last accepted ruleset's %s (signed by %s, no longer trusted)",
+				ErrRollback, stamp(rs.GeneratedAt), stamp(last.GeneratedAt), applied.Signer)
+		}
+		bound = State{}
+	}
+	changed, err := f.Freshness.Check(rs.Header, digest, now, bound)
 	if err != nil {
 		return res, err
 	}
@@ -215,8 +254,17 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	stage = StageApply
 	aopts := f.applyOptions()
 	aopts.Force = aopts.Force || force
+	// Nothing is applied that cannot be recorded: the new state is written
+	// (not yet in force) before the kernel is touched.
+	commit, abort, err := PrepareState(f.StateDir, NewState(rs.Header, digest, newTag, now))
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+	}
 	ar, err := apply.Apply(ctx, plan, aopts)
 	res.Applied = ar
+	if err != nil {
+		abort()
+	}
 	if errors.Is(err, apply.ErrDisabled) {
 		res.Paused = true
 		log.Warn("paused by flag file: nothing changed", "file", f.Apply.DisableFile)
@@ -226,7 +274,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		return res, err
 	}
 	stage = StageState
-	if err := SaveState(f.StateDir, NewState(rs.Header, digest, newTag, now)); err != nil {
+	if err := commit(); err != nil {
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
 	f.markChecked(now)
@@ -307,7 +355,13 @@ func (f *Follower) driftDue(now time.Time) bool {
 		return false
 	}
 	fi, err := os.Stat(filepath.Join(f.StateDir, driftFile))
-	return err != nil || now.Sub(fi.ModTime()) >= every
+	if err != nil {
+		return true
+	}
+	// A check stamped in the future (the clock ran ahead then, and was
+	// corrected since) is due now, not when the clock catches up.
+	since := now.Sub(fi.ModTime())
+	return since >= every || since < 0
 }
 
 // checkDrift runs apply.Check when a check is due. due is false when it
@@ -436,6 +490,7 @@ func (f *Follower) kernelDiff(ctx context.Context, fp *render.FamilyPlan) (strin
 	have := map[string]bool{}
 	var kernel []string
 	for _, l := range strings.Split(string(b), "\n") {
+		l = apply.PlanSetNames(l) // a set may live in its second slot
 		// Rules compare without their hash comments: a rule whose
 		// predecessor changed is still the same rule to a reader.
 		l = render.StripRuleHashes(l)

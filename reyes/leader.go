@@ -284,6 +284,12 @@ func (l *Leader) logger() *slog.Logger { return orDiscard(l.Logger) }
 // waiting.
 var ErrTimeout = errors.New("run timed out")
 
+// ErrInterrupted is wrapped by the error of a one-shot run (interval 0)
+// whose context was cancelled (SIGTERM) before it completed: the run did
+// not do its job, and says so with a non-zero exit. Stopping an --interval
+// loop is no failure.
+var ErrInterrupted = errors.New("interrupted before the run completed")
+
 // loop runs fn once, then, if interval > 0, again after every interval
 // with jitter until ctx ends. Each run of fn is bounded by timeout when it
 // is positive.
@@ -302,6 +308,9 @@ func loop(ctx context.Context, interval, timeout time.Duration, log *slog.Logger
 	}
 	err := run()
 	if interval <= 0 {
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
 		return err
 	}
 	for {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
@@ -72,6 +73,10 @@ func failureCause(err error) string {
 	}
 	if errors.Is(err, apply.ErrLocked) {
 		return "locked"
+	}
+	if errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		// --timeout cut the run short (the stage says where).
+		return "timeout"
 	}
 	var se *apply.StepError
 	if errors.As(err, &se) {
@@ -174,7 +179,7 @@ func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res Follower
 		Table: f.Render.Table.String(), Mode: f.Render.Mode.String(), Version: ver,
 		ApplySeconds: res.Duration.Seconds(),
 		Settings:     f.settingsDigest(), IdentityDigest: f.recordedIdentity(ctx, res.Host, res.Identity),
-		KernelRecord: kernelRecordDigest(f.StateDir),
+		KernelRecord: kernelRecordDigest(f.StateDir), Signer: res.Signer,
 	}
 	if st, err := LoadState(f.StateDir); err == nil && st.Serial == h.Serial {
 		l.Digest = st.Digest
@@ -261,11 +266,16 @@ func readMetricsFile(path string) (Status, counters) {
 	if path == "" {
 		return st, c
 	}
-	f, err := os.Open(path)
+	// O_NONBLOCK and a regular file only: a FIFO at the path would
+	// otherwise block the run in open(2) for ever.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return st, c
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return st, c
+	}
 	loaded := &LoadedRecord{}
 	var haveLoaded bool
 	sc := bufio.NewScanner(f)

@@ -300,7 +300,8 @@ func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 	if len(res.Drift) == 0 || !res.Applied.Changed() {
 		t.Fatalf("drift %v, changed %v", res.Drift, res.Applied.Changed())
 	}
-	if got := p.kernel.Dump(); got != good {
+	// A reload puts changed sets in their other slot (see package apply).
+	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
 		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
 	}
 	// Repaired: the next runs are unchanged again.
@@ -329,7 +330,8 @@ func TestFollowerRepairsDeepDrift(t *testing.T) {
 	if len(res.Drift) != 2 {
 		t.Errorf("drift %v, want the chain and the set", res.Drift)
 	}
-	if got := p.kernel.Dump(); got != good {
+	// A reload puts changed sets in their other slot (see package apply).
+	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
 		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
@@ -28,7 +29,8 @@ const settingsFormat = "reyes.settings/v1"
 // again.
 type settingsDoc struct {
 	Format string `json:"format"`
-	// Trust: the pinned keys and the size cap.
+	// Trust: the pinned keys (fingerprints and digests of their public
+	// parts) and the size cap.
 	Trusted []string `json:"trusted"`
 	MaxSize int64    `json:"max_size"`
 	// Freshness, with defaults resolved so that "0" and the default
@@ -87,7 +89,10 @@ func (f *Follower) settingsDigest() string {
 		d.Render.ForeignCIDRs = render.DefaultForeignCIDRs
 	}
 	if f.Trusted != nil {
-		d.Trusted = f.Trusted.Fingerprints()
+		// The keys' whole public part, not only their fingerprints: a
+		// revocation imported into the trusted key file changes the trust
+		// decision and not the fingerprint.
+		d.Trusted = append(f.Trusted.Fingerprints(), f.Trusted.KeyDigests()...)
 		slices.Sort(d.Trusted)
 	}
 	b, err := json.Marshal(d)
@@ -162,13 +167,24 @@ func hostDigest(h render.Host, vpcCIDRs []netip.Prefix) string {
 // record that changed or vanished since the last apply (reyesctl remove,
 // another tool, a restore from backup) means the kernel may not hold what
 // the follower applied.
+//
+// The digest also names the kernel the record is about: the boot and the
+// network namespace. apply's record outlives them (the state directory is
+// on disk), the rules do not: after a reboot, or in a network namespace
+// made anew, the same record describes an empty kernel, and the next run
+// must load the rules at once rather than say "unchanged" until a drift
+// check is due (or never, with drift checks off).
 func kernelRecordDigest(dir string) string {
-	paths, err := filepath.Glob(filepath.Join(dir, "apply-*.json"))
+	// apply-ipv4.json and, while a killed run's change is not committed,
+	// apply-ipv4.json.new: then apply distrusts its record, and so must
+	// "unchanged".
+	paths, err := filepath.Glob(filepath.Join(dir, "apply-*.json*"))
 	if err != nil {
 		return ""
 	}
 	slices.Sort(paths)
 	h := sha256.New()
+	fmt.Fprintf(h, "kernel %s\n", kernelInstance())
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -203,4 +219,24 @@ func comparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return a.Bits() - b.Bits()
+}
+
+// Where kernelInstance reads the boot and the network namespace.
+const (
+	procBootID = "/proc/sys/kernel/random/boot_id"
+	procNetNS  = "/proc/self/ns/net"
+)
+
+// kernelInstance names the running kernel's boot and this process's
+// network namespace (device and inode of its nsfs file), "" for what
+// cannot be read.
+func kernelInstance() string {
+	boot, _ := os.ReadFile(procBootID)
+	ns := ""
+	if fi, err := os.Stat(procNetNS); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ns = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+		}
+	}
+	return strings.TrimSpace(string(boot)) + " netns " + ns
 }

@@ -144,13 +144,41 @@ func decodeState(data []byte) (State, error) {
 // rename over the state file, fsync of dir. A crash leaves the old state or
 // the new one, never a mix. dir is created (0700) if missing.
 func SaveState(dir string, s State) error {
+	commit, _, err := PrepareState(dir, s)
+	if err != nil {
+		return err
+	}
+	return commit()
+}
+
+// PrepareState writes s to a temporary file in dir (created 0700 if
+// missing) and syncs it, without putting it in force: commit renames it
+// over the state file (and syncs dir), abort removes it. The follower
+// prepares before it touches the kernel, so that a state directory that is
+// read-only or full stops the run before anything is applied that could
+// not be recorded. Call exactly one of commit and abort.
+func PrepareState(dir string, s State) (commit func() error, abort func(), err error) {
 	if s.IsZero() {
-		return fmt.Errorf("saving state: refusing to save an empty state")
+		return nil, nil, fmt.Errorf("saving state: refusing to save an empty state")
 	}
-	if err := saveJSON(dir, StateFile, stateFile{Format: StateFormat, State: s}); err != nil {
-		return fmt.Errorf("saving state: %w", err)
+	data, err := json.MarshalIndent(stateFile{Format: StateFormat, State: s}, "", "  ")
+	if err != nil {
+		return nil, nil, fmt.Errorf("saving state: %w", err)
 	}
-	return nil
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("saving state: %w", err)
+	}
+	p, err := atomicfile.Prepare(filepath.Join(dir, StateFile), append(data, '\n'), 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("saving state: %w", err)
+	}
+	commit = func() error {
+		if err := p.Commit(); err != nil {
+			return fmt.Errorf("saving state: %w", err)
+		}
+		return nil
+	}
+	return commit, p.Abort, nil
 }
 
 // saveJSON writes v, indented, as the file name in dir, atomically

@@ -91,6 +91,10 @@ type LoadedRecord struct {
 	AppliedAt   time.Time `json:"applied_at"`
 	// Digest is the SHA-256 of the verified payload.
 	Digest Digest `json:"sha256"`
+	// Signer is the fingerprint of the primary key that signed it. When
+	// that key is no longer trusted (rotated out after a leak), its serial
+	// no longer binds the follower: only its generation time does.
+	Signer string `json:"signer,omitempty"`
 	// Identity is how the host was found, and what it was found to be.
 	Identity IdentityRecord `json:"identity"`
 	// Table and Mode are the render options' table and filter modes.

@@ -96,6 +96,11 @@ func (s *S3Store) Get(ctx context.Context, ifNoneMatch string) ([]byte, string, 
 	}
 	defer out.Body.Close()
 	etag := aws.ToString(out.ETag)
+	if ifNoneMatch != "" && etag == ifNoneMatch {
+		// A server (or proxy) that ignores If-None-Match: the same ETag
+		// is still the same object, and an idle poll stays idle.
+		return nil, "", fmt.Errorf("getting %s: %w", s, ErrNotModified)
+	}
 	size := aws.ToInt64(out.ContentLength)
 	if size > s.maxSize {
 		return nil, "", fmt.Errorf("getting %s: %w: %d bytes (cap %d)", s, ErrTooLarge, size, s.maxSize)

@@ -2,10 +2,11 @@ package sign
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -47,7 +48,7 @@ func LoadKeyring(paths ...string) (*Keyring, error) {
 	}
 	kr := &Keyring{}
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readKeyFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("loading keyring: %w", err)
 		}
@@ -93,6 +94,29 @@ func (k *Keyring) Fingerprints() []string {
 	return out
 }
 
+// KeyDigests returns, for each key in the keyring in the order read, the
+// hex SHA-256 of its public part as OpenPGP serializes it: the primary key,
+// subkeys, user IDs and every signature on them, revocations and expiry
+// changes included. Unlike a fingerprint it changes whenever what the key
+// may verify changes (a revocation certificate imported, a subkey added or
+// expired), so a caller that caches a verification can tell when to verify
+// again.
+func (k *Keyring) KeyDigests() []string {
+	if k == nil {
+		return nil
+	}
+	out := make([]string, 0, len(k.entities))
+	for _, e := range k.entities {
+		h := sha256.New()
+		if err := e.Serialize(h); err != nil {
+			// Cannot be compared: a digest that matches nothing recorded.
+			fmt.Fprintf(h, "unserializable %s: %v", fingerprint(e.PrimaryKey), err)
+		}
+		out = append(out, hex.EncodeToString(h.Sum(nil)))
+	}
+	return out
+}
+
 // Signer holds one secret key that signs. It is safe for concurrent use.
 type Signer struct {
 	entity *openpgp.Entity
@@ -133,7 +157,7 @@ func ParseSigner(data []byte) (*Signer, error) {
 
 // LoadSigner reads the secret key in the file at path with [ParseSigner].
 func LoadSigner(path string) (*Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading signing key: %w", err)
 	}

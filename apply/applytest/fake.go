@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -440,7 +441,7 @@ func (k *Kernel) restore(c Call, fam int, noflush bool) ([]byte, error) {
 	return nil, nil
 }
 
-// ipset handles list -t, list -n, save, restore, destroy.
+// ipset handles list -t, list -n, save [name], restore, destroy.
 func (k *Kernel) ipset(c Call) ([]byte, error) {
 	a := c.Args
 	switch {
@@ -457,6 +458,17 @@ func (k *Kernel) ipset(c Call) ([]byte, error) {
 		return []byte(strings.Join(k.setNames(), "\n") + "\n"), nil
 	case len(a) == 1 && a[0] == "save":
 		return []byte(k.saveSets()), nil
+	case len(a) == 2 && a[0] == "save":
+		if _, ok := k.sets[a[1]]; !ok {
+			return nil, &Error{Call: c, Stderr: "ipset v7.17: The set with the given name does not exist"}
+		}
+		var b strings.Builder
+		for _, l := range strings.SplitAfter(k.saveSets(), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[1] == a[1] {
+				b.WriteString(l)
+			}
+		}
+		return []byte(b.String()), nil
 	case len(a) == 1 && a[0] == "restore":
 		return k.ipsetRestore(c)
 	case len(a) == 2 && a[0] == "destroy":
@@ -650,6 +662,34 @@ func (k *Kernel) Dump() string {
 	b.WriteString("# ipset\n")
 	b.WriteString(k.saveSets())
 	return b.String()
+}
+
+// slotRE finds a set's second slot, its name + "-b" (apply.SlotSuffix).
+var slotRE = regexp.MustCompile(`(reyes[46]-[^ \n]*?)-b\b`)
+
+// Unslotted is a Dump with every set's second slot (name + "-b") written
+// under the set's own name: package apply loads changed sets under
+// whichever of the two slots is free, so two kernels that went through
+// different histories compare equal this way when they hold the same
+// policy. The sets are sorted again by their names; rules keep their
+// order.
+func Unslotted(dump string) string {
+	d := slotRE.ReplaceAllString(dump, "$1")
+	head, sets, ok := strings.Cut(d, "# ipset\n")
+	if !ok {
+		return d
+	}
+	// Each set is its create line and its add lines.
+	var blocks []string
+	for _, l := range strings.SplitAfter(sets, "\n") {
+		if strings.HasPrefix(l, "create ") || len(blocks) == 0 {
+			blocks = append(blocks, l)
+			continue
+		}
+		blocks[len(blocks)-1] += l
+	}
+	slices.Sort(blocks)
+	return head + "# ipset\n" + strings.Join(blocks, "")
 }
 
 // Script runs restore-style setup text against the fake, for test

@@ -20,7 +20,26 @@ import (
 // directory fsynced, so that a crash at any point leaves the old file or
 // the new one. On failure the temporary file is removed and path is as it
 // was. Errors name path (and a missing directory, see CheckDir).
-func Write(path string, data []byte, perm fs.FileMode) (err error) {
+func Write(path string, data []byte, perm fs.FileMode) error {
+	p, err := Prepare(path, data, perm)
+	if err != nil {
+		return err
+	}
+	return p.Commit()
+}
+
+// Pending is a file written and fsynced beside the one it will replace,
+// not yet in force: Commit puts it in place, Abort drops it. Call exactly
+// one of them. Not safe for concurrent use.
+type Pending struct {
+	tmp, path string
+	done      bool
+}
+
+// Prepare is the first half of Write: the temporary file, written with
+// perm and fsynced. A state directory that is read-only or full fails here,
+// before the caller does what the file is to record.
+func Prepare(path string, data []byte, perm fs.FileMode) (p *Pending, err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -28,9 +47,9 @@ func Write(path string, data []byte, perm fs.FileMode) (err error) {
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		if derr := CheckDir(path); derr != nil {
-			return fmt.Errorf("writing %s: %w", path, derr)
+			return nil, fmt.Errorf("writing %s: %w", path, derr)
 		}
-		return fmt.Errorf("writing %s: %w", path, err)
+		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
@@ -39,21 +58,39 @@ func Write(path string, data []byte, perm fs.FileMode) (err error) {
 		}
 	}()
 	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+		return nil, fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
 	if err = tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+		return nil, fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
 	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+		return nil, fmt.Errorf("syncing %s: %w", tmp.Name(), err)
 	}
 	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
+		return nil, fmt.Errorf("closing %s: %w", tmp.Name(), err)
 	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
+	return &Pending{tmp: tmp.Name(), path: path}, nil
+}
+
+// Commit renames the prepared file over its path and fsyncs the directory.
+func (p *Pending) Commit() error {
+	if p.done {
+		return errors.New("atomicfile: committed or aborted already")
 	}
-	return SyncDir(dir)
+	p.done = true
+	if err := os.Rename(p.tmp, p.path); err != nil {
+		os.Remove(p.tmp)
+		return fmt.Errorf("replacing %s: %w", p.path, err)
+	}
+	return SyncDir(filepath.Dir(p.path))
+}
+
+// Abort removes the prepared file; path stays as it was.
+func (p *Pending) Abort() {
+	if !p.done {
+		p.done = true
+		os.Remove(p.tmp)
+	}
 }
 
 // WriteSync writes data to path (created with perm, or truncated) and

@@ -100,3 +100,40 @@ func TestWriteSync(t *testing.T) {
 		t.Errorf("WriteSync under a file: %v", err)
 	}
 }
+
+// TestPrepare: a prepared file is not in force until Commit; Abort leaves
+// the old file and nothing beside it.
+func TestPrepare(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state")
+	if err := atomicfile.Write(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pend, err := atomicfile.Prepare(p, []byte("new"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "old" {
+		t.Fatalf("prepared but not committed: %q", got)
+	}
+	pend.Abort()
+	if got, _ := os.ReadFile(p); string(got) != "old" {
+		t.Fatalf("after Abort: %q", got)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("after Abort the directory holds %d files", len(ents))
+	}
+	pend, err = atomicfile.Prepare(p, []byte("new"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pend.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "new" {
+		t.Fatalf("after Commit: %q", got)
+	}
+	if err := pend.Commit(); err == nil {
+		t.Error("a second Commit succeeded")
+	}
+}

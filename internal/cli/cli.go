@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -111,16 +110,6 @@ func readConfig(c any, name string, opts []option, usage string, args, environ [
 	return unmarshalConfig(k, c)
 }
 
-// stopped is the error of an --interval process: nil when a signal (the
-// cancellation of ctx) stopped it, as it was asked to; a single run keeps
-// its error, cancellation included, since it did not finish its work.
-func stopped(ctx context.Context, interval time.Duration, err error) error {
-	if interval > 0 && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
-
 // report logs the final error of a run as a JSON record when the log is
 // JSON (and marks it reported, so that Exit does not print it again as
 // text); in text format Exit prints it as one line.
@@ -137,7 +126,9 @@ func (c *commonConfig) report(log *slog.Logger, name string, err error) error {
 // environment asks for JSON logs: every line on stderr stays JSON.
 func reportEarly(name string, args, environ []string, stderr io.Writer, err error) error {
 	var rep reportedError
-	if err == nil || errors.Is(err, ErrHelp) || errors.As(err, &rep) || !jsonRequested(args, environ) {
+	if err == nil || ExitCode(err) == ExitOK || errors.As(err, &rep) || !jsonRequested(args, environ) {
+		// ExitOK: --help, or SIGTERM ending an --interval loop: nothing
+		// failed, and no ERROR record may say so.
 		return err
 	}
 	c := commonConfig{LogFormat: "json", LogLevel: "info"}

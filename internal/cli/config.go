@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
@@ -242,7 +243,9 @@ func (k optKind) String() string {
 }
 
 func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO without a writer reads as empty instead of
+	// blocking in open(2) for ever, where no signal ends it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: config: %w", reyes.ErrConfig, err)
 	}

@@ -16,23 +16,23 @@ import (
 // reyesctl): one scheme.
 const (
 	ExitOK      = 0 // success, no change, paused, --help, or an --interval process stopped by SIGINT/SIGTERM
-	ExitFailure = 1 // a refusal or failure (a run cut short by a signal or --timeout too); the kernel keeps the last good rules
+	ExitFailure = 1 // a refusal or failure (a single run cut short by a signal or --timeout too); the kernel keeps the last good rules
 	ExitUsage   = 2 // a usage or configuration error: nothing was tried
 )
 
 // ExitCode maps the error of a command (RunLeader, RunFollower, reyesctl's
-// ctl.Run) to an exit status: ExitOK for nil and help, ExitUsage for usage
-// and configuration errors (reyes.ErrUsage, reyes.ErrConfig), ExitFailure
-// for the rest, cancellation included: a single run that a signal cut short
-// did not do its work. (An --interval process that a signal stops returns
-// nil: stopping is what it was asked to do.)
+// ctl.Run) to an exit status: ExitOK for nil, help and cancellation
+// (SIGINT, SIGTERM ending an --interval loop), ExitUsage for usage and
+// configuration errors (reyes.ErrUsage, reyes.ErrConfig), ExitFailure for
+// the rest: a single run that a signal cut short is reyes.ErrInterrupted,
+// one that --timeout ended reyes.ErrTimeout, and both failed.
 func ExitCode(err error) int {
 	switch {
-	case err == nil, errors.Is(err, ErrHelp):
-		return ExitOK
-	case errors.Is(err, reyes.ErrTimeout):
-		// A run cut short by --timeout failed, whatever its calls say.
+	case errors.Is(err, reyes.ErrTimeout), errors.Is(err, reyes.ErrInterrupted):
+		// A run cut short failed, whatever its calls say ("canceled").
 		return ExitFailure
+	case err == nil, errors.Is(err, ErrHelp), errors.Is(err, context.Canceled):
+		return ExitOK
 	case errors.Is(err, reyes.ErrUsage), errors.Is(err, reyes.ErrConfig):
 		return ExitUsage
 	}

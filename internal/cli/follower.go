@@ -73,7 +73,7 @@ func RunFollower(ctx context.Context, args, environ []string, stdout, stderr io.
 		return err
 	}
 	running = true
-	return permissionHint(stopped(ctx, c.Interval, f.Run(ctx, c.Interval)), procSelfStatus)
+	return permissionHint(f.Run(ctx, c.Interval), procSelfStatus)
 }
 
 // procSelfStatus says which capabilities the process has.

@@ -74,7 +74,7 @@ func RunLeader(ctx context.Context, args, environ []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	return stopped(ctx, c.Interval, l.Run(ctx, c.Interval))
+	return l.Run(ctx, c.Interval)
 }
 
 func (c *LeaderConfig) validate() error {

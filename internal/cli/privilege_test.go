@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/reyes-fw/reyes/reyes"
 )
@@ -57,8 +56,9 @@ func TestExitCode(t *testing.T) {
 	}{
 		{nil, ExitOK},
 		{ErrHelp, ExitOK},
+		{context.Canceled, ExitOK},
 		// A single run cut short by a signal did not do its work.
-		{context.Canceled, ExitFailure},
+		{fmt.Errorf("%w: fetching: %w", reyes.ErrInterrupted, context.Canceled), ExitFailure},
 		{&helpHinted{fmt.Errorf("%w: no command", reyes.ErrUsage)}, ExitUsage},
 		{fmt.Errorf("%w: bad", reyes.ErrUsage), ExitUsage},
 		{fmt.Errorf("%w: ttl: 1s", reyes.ErrConfig), ExitUsage},
@@ -87,22 +87,5 @@ func TestExitHelpHint(t *testing.T) {
 	b.Reset()
 	if code := Exit("x", fmt.Errorf("%w: bad", reyes.ErrUsage), &b); code != ExitUsage || b.String() != "x: usage: bad (see --help)\n" {
 		t.Errorf("Exit = %d, %q", code, b.String())
-	}
-}
-
-// TestStopped: an --interval process stopped by a signal exits 0; a single
-// run cut short does not.
-func TestStopped(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	err := fmt.Errorf("fetching: %w", context.Canceled)
-	if got := stopped(ctx, time.Minute, err); got != nil {
-		t.Errorf("interval: %v", got)
-	}
-	if got := stopped(ctx, 0, err); ExitCode(got) != ExitFailure {
-		t.Errorf("one run: %v", got)
-	}
-	if got := stopped(t.Context(), time.Minute, err); got == nil {
-		t.Error("not canceled: error lost")
 	}
 }

@@ -65,7 +65,12 @@ func ExitCode(err error) int { return cli.ExitCode(err) }
 // Run holds no global state and is safe to call concurrently.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := &invocation{stdout: stdout, stderr: stderr, now: time.Now}
-	return c.run(ctx, args)
+	err := c.run(ctx, args)
+	if err != nil && ctx.Err() != nil {
+		// A command is one run: cut short, it did not do its job.
+		return fmt.Errorf("%w: %w", reyes.ErrInterrupted, err)
+	}
+	return err
 }
 
 // invocation is one run of reyesctl: where output goes and the clock.

@@ -555,7 +555,7 @@ func TestOneExitCodeScheme(t *testing.T) {
 		{"usage", &UsageError{Cmd: "verify", Err: errors.New("--trusted-key is required")}, ExitUsage},
 		{"configuration", fmt.Errorf("%w: scope", reyes.ErrConfig), ExitUsage},
 		{"refused", fmt.Errorf("opening: %w", reyes.ErrExpired), ExitFailure},
-		{"interrupted", fmt.Errorf("reading: %w", context.Canceled), ExitFailure},
+		{"interrupted", fmt.Errorf("%w: reading: %w", reyes.ErrInterrupted, context.Canceled), ExitFailure},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, same := ExitCode(tc.err), cli.ExitCode(tc.err); got != tc.want || got != same {

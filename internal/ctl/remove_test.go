@@ -3,9 +3,13 @@ package ctl_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/internal/ctl"
 	"github.com/reyes-fw/reyes/internal/netns"
 )
@@ -39,5 +43,26 @@ func TestRemove(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "IPv4 sets removed: 1") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// TestRemoveWaitsForTheStateLock: while a follower holds the state lock,
+// remove waits --lock-wait, changes nothing and fails naming its pid.
+func TestRemoveWaitsForTheStateLock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := apply.Lock(ctx, dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	var out, errb bytes.Buffer
+	// No --netns and no root needed: it must stop before the kernel.
+	err = ctl.Run(ctx, []string{"remove", "--state-dir", dir, "--lock-wait", "100ms"}, &out, &errb)
+	if !errors.Is(err, apply.ErrLocked) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("remove while locked: %v, want ErrLocked naming pid %d", err, os.Getpid())
+	}
+	if out.Len() > 0 {
+		t.Errorf("remove printed %q", out.String())
 	}
 }
