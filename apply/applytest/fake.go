@@ -303,12 +303,12 @@ func (k *Kernel) checkRule(t *table, spec string) error {
 		case "-j", "-g":
 			if !builtinTargets[f[i+1]] {
 				if _, ok := t.chains[f[i+1]]; !ok {
-					return fmt.Errorf("Couldn't load target `%s':No such file or directory", f[i+1])
+					return toolError("Couldn't load target `%s':No such file or directory", f[i+1])
 				}
 			}
 		case "--match-set":
 			if _, ok := k.sets[f[i+1]]; !ok {
-				return fmt.Errorf("Set %s doesn't exist.", f[i+1])
+				return toolError("Set %s doesn't exist.", f[i+1])
 			}
 		case "--bogus":
 			return fmt.Errorf("unknown option %q", f[i])
@@ -563,7 +563,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 	get := func(name string) (*set, error) {
 		s, ok := k.sets[name]
 		if !ok {
-			return nil, fmt.Errorf("The set with the given name does not exist")
+			return nil, toolError("The set with the given name does not exist")
 		}
 		return s, nil
 	}
@@ -574,7 +574,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			if exist {
 				return nil
 			}
-			return fmt.Errorf("Set cannot be created: set with the same name already exists")
+			return toolError("Set cannot be created: set with the same name already exists")
 		}
 		fam := "inet"
 		if i := slices.Index(f, "family"); i >= 0 && i+1 < len(f) {
@@ -594,7 +594,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		if !s.members[f[2]] && !exist {
-			return fmt.Errorf("Element cannot be deleted from the set: it's not added")
+			return toolError("Element cannot be deleted from the set: it's not added")
 		}
 		delete(s.members, f[2])
 	case f[0] == "add" && len(f) >= 3:
@@ -603,10 +603,10 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		if strings.Contains(f[2], ".") != (s.family == "inet") || strings.ContainsAny(f[2], "xyz") {
-			return fmt.Errorf("Syntax error: cannot parse %s", f[2])
+			return toolError("Syntax error: cannot parse %s", f[2])
 		}
 		if s.members[f[2]] && !exist {
-			return fmt.Errorf("Element cannot be added to the set: it's already added")
+			return toolError("Element cannot be added to the set: it's already added")
 		}
 		s.members[f[2]] = true
 	case f[0] == "swap" && len(f) == 3:
@@ -619,7 +619,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		if a.typ != b.typ || a.family != b.family {
-			return fmt.Errorf("The sets cannot be swapped: their type does not match")
+			return toolError("The sets cannot be swapped: their type does not match")
 		}
 		k.sets[f[1]], k.sets[f[2]] = b, a
 	case f[0] == "rename" && len(f) == 3:
@@ -631,7 +631,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return fmt.Errorf("a set with the new name already exists")
 		}
 		if k.setRefs(f[1]) > 0 {
-			return fmt.Errorf("Set cannot be renamed: it is in use by a kernel component")
+			return toolError("Set cannot be renamed: it is in use by a kernel component")
 		}
 		delete(k.sets, f[1])
 		k.sets[f[2]] = s
@@ -640,7 +640,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		if k.setRefs(f[1]) > 0 {
-			return fmt.Errorf("Set cannot be destroyed: it is in use by a kernel component")
+			return toolError("Set cannot be destroyed: it is in use by a kernel component")
 		}
 		delete(k.sets, f[1])
 	default:
@@ -702,3 +702,13 @@ func (k *Kernel) Script(fam int, text string) error {
 	_, err := k.Run(context.Background(), []byte(text), name, "--noflush")
 	return err
 }
+
+// toolError is an error with the message the real tool (ipset, iptables)
+// prints, verbatim: capitalised and punctuated as the tool writes it, so
+// that the fake fails as the kernel tools do.
+func toolError(format string, a ...any) error { return toolMessage(fmt.Sprintf(format, a...)) }
+
+// toolMessage is toolError's error.
+type toolMessage string
+
+func (m toolMessage) Error() string { return string(m) }
