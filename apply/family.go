@@ -126,7 +126,7 @@ func (a *familyApply) newState() *state {
 		// The rules stay as recorded: no need to render 20,000 of them.
 		st.Rules, st.Text = a.st.Rules, a.st.Text
 	} else {
-		st.Rules = chainHashes(a.kernelText())
+		st.Rules = render.SavedChainHashes(a.kernelText())
 		if a.keepsText() {
 			st.Text = textHash(a.kernelText())
 		}

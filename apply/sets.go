@@ -82,8 +82,12 @@ func (a *familyApply) swapSafe(ctx context.Context) (bool, error) {
 		if err != nil {
 			return false, err
 		}
+		saved, err := parseSave(out, c.live)
+		if err != nil {
+			return false, err
+		}
 		old := map[netip.Addr]bool{}
-		for _, m := range parseSave(out)[c.live] {
+		for _, m := range saved[c.live] {
 			old[m] = true
 		}
 		now := map[netip.Addr]bool{}
