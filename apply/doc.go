@@ -112,7 +112,8 @@
 // record), sets.go (the two slots, fill and swap), rules.go (the rules and
 // the hooks), undo.go (putting a family back), conntrack.go, check.go
 // (drift), state.go (the record and its prepared form), lock.go,
-// kernel.go (what is read from the kernel), exec.go (the Runner).
+// kernel.go (what is read from the kernel), backend.go (nft or legacy),
+// remove.go (Remove), exec.go (the Runner).
 //
 // All kernel access goes through the Runner interface: ExecRunner runs
 // the real tools (optionally inside a network namespace); package
