@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
 	"regexp"
 	"slices"
 	"strconv"
@@ -340,14 +341,8 @@ func (k *Kernel) restore(c Call, fam int, noflush bool) ([]byte, error) {
 		return nil, &Error{Call: c, Stderr: fmt.Sprintf("%s v1.8.9: %s\nError occurred at line: %d", c.Name, msg, lineNo)}
 	}
 	inTable := false
-	sc := bufio.NewScanner(strings.NewReader(c.Stdin))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	for n, line := range scriptLines(c.Stdin) {
+		lineNo = n
 		if k.FailLine != nil && k.FailLine(c, line) {
 			return fail("fake failure")
 		}
@@ -540,15 +535,7 @@ func (k *Kernel) saveSets() string {
 }
 
 func (k *Kernel) ipsetRestore(c Call) ([]byte, error) {
-	lineNo := 0
-	sc := bufio.NewScanner(strings.NewReader(c.Stdin))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	for lineNo, line := range scriptLines(c.Stdin) {
 		if k.FailLine != nil && k.FailLine(c, line) {
 			return nil, &Error{Call: c, Stderr: fmt.Sprintf("ipset v7.17: Error in line %d: fake failure", lineNo)}
 		}
@@ -712,3 +699,21 @@ func toolError(format string, a ...any) error { return toolMessage(fmt.Sprintf(f
 type toolMessage string
 
 func (m toolMessage) Error() string { return string(m) }
+
+// scriptLines yields the lines of a restore script that say something (not
+// blank, not a comment), trimmed, with their line numbers from 1.
+func scriptLines(text string) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		sc := bufio.NewScanner(strings.NewReader(text))
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if !yield(n, line) {
+				return
+			}
+		}
+	}
+}
