@@ -110,6 +110,20 @@
 // The state directory belongs to root: whoever can write it can make
 // Apply trust a record (set hashes) that the kernel does not hold.
 //
+// Drift (Check) is read back from the rule-hash comment that render puts on
+// every rule of reyes' chains (render.SavedChainHashes), from the jumps in
+// the built-in chains, and from the set members: how a given iptables
+// release prints a rule does not matter, and a rule added, removed, moved
+// or replaced without its hash in a reyes chain is found.
+//
+// Source layout: apply.go (Options, Result, Apply), plancheck.go (what a
+// plan must satisfy), family.go (one family's apply: read, prepare,
+// record), sets.go (the two slots, fill and swap), rules.go (the rules and
+// the hooks), undo.go (putting a family back), conntrack.go, check.go
+// (drift), state.go (the record and its prepared form), lock.go,
+// kernel.go (what is read from the kernel), backend.go (nft or legacy),
+// remove.go (Remove), exec.go (the Runner).
+//
 // All kernel access goes through the Runner interface: ExecRunner runs
 // the real tools (optionally inside a network namespace); package
 // applytest has a stateful fake for unit tests.
