@@ -1,8 +1,6 @@
 package apply
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/reyes-fw/reyes/internal/protocols"
 	"github.com/reyes-fw/reyes/render"
 )
 
@@ -33,7 +30,9 @@ func (d Drift) String() string { return fmt.Sprintf("IPv%d: %s", d.Family, d.Wha
 
 // Check compares the kernel with what the last Apply recorded in
 // opts.StateDir, reading and changing nothing else: every reyes chain rule
-// for rule (one iptables-save per family, compared by hash), the hooks
+// for rule (one iptables-save per family; only the rule-hash comments that
+// render writes on every rule are read back, see render.SavedChainHashes,
+// so how an iptables release prints a rule does not matter), the hooks
 // from the built-in chains (first and only once, in shared mode), and every
 // set's members (one ipset save). An empty result means no drift.
 //
@@ -66,7 +65,10 @@ func Check(ctx context.Context, opts Options) ([]Drift, error) {
 	if err != nil {
 		return nil, &StepError{Step: StepRead, Err: err}
 	}
-	members := parseSave(saved)
+	members, err := parseSave(saved, "")
+	if err != nil {
+		return nil, &StepError{Step: StepRead, Err: err}
+	}
 	var drift []Drift
 	for i, st := range sts {
 		fam := fams[i]
@@ -77,7 +79,7 @@ func Check(ctx context.Context, opts Options) ([]Drift, error) {
 		if err != nil {
 			return nil, &StepError{Family: fam, Step: StepRead, Err: err}
 		}
-		kernel := chainHashes(normalizeProtocols(out))
+		kernel := render.SavedChainHashes(out)
 		for _, c := range sortedKeys(st.Rules) {
 			if kernel[c] != st.Rules[c] {
 				add("chain %s is not as loaded (flushed, edited or missing)", c)
@@ -117,32 +119,6 @@ func Check(ctx context.Context, opts Options) ([]Drift, error) {
 	return drift, nil
 }
 
-// chainHashes hashes the "-A" lines of each of reyes' chains in restore or
-// save text, in order.
-func chainHashes(text []byte) map[string]string {
-	lines := map[string][]string{}
-	for _, l := range strings.Split(string(text), "\n") {
-		rest, ok := strings.CutPrefix(l, "-A "+render.ChainPrefix)
-		if !ok {
-			if c, ok := strings.CutPrefix(l, ":"+render.ChainPrefix); ok {
-				name := render.ChainPrefix + strings.Fields(c)[0]
-				if _, seen := lines[name]; !seen {
-					lines[name] = nil
-				}
-			}
-			continue
-		}
-		name := render.ChainPrefix + strings.Fields(rest)[0]
-		lines[name] = append(lines[name], l)
-	}
-	out := make(map[string]string, len(lines))
-	for c, ls := range lines {
-		sum := sha256.Sum256([]byte(strings.Join(ls, "\n")))
-		out[c] = hex.EncodeToString(sum[:8])
-	}
-	return out
-}
-
 // memberHash hashes a set's sorted, distinct members.
 func memberHash(members []netip.Addr) string {
 	m := slices.Clone(members)
@@ -154,37 +130,6 @@ func memberHash(members []netip.Addr) string {
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
-}
-
-// parseSave reads the members of every set in ipset save output.
-func parseSave(out []byte) map[string][]netip.Addr {
-	m := map[string][]netip.Addr{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) >= 2 && f[0] == "create":
-			if _, ok := m[f[1]]; !ok {
-				m[f[1]] = nil
-			}
-		case len(f) >= 3 && f[0] == "add":
-			if a, err := netip.ParseAddr(f[2]); err == nil {
-				m[f[1]] = append(m[f[1]], a)
-			}
-		}
-	}
-	return m
-}
-
-// normalizeProtocols rewrites protocol names that render writes as
-// numbers back to numbers, so saved rules hash like rendered ones.
-func normalizeProtocols(save []byte) []byte {
-	lines := strings.Split(string(save), "\n")
-	for i, l := range lines {
-		lines[i] = protocols.Numeric(l)
-	}
-	return []byte(strings.Join(lines, "\n"))
 }
 
 func sortedKeys(m map[string]string) []string {

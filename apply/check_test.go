@@ -141,3 +141,60 @@ func TestPlanSetNames(t *testing.T) {
 		}
 	}
 }
+
+// otherRelease prints iptables-save output as another iptables release
+// might: protocol numbers instead of names, no "-m tcp"/"-m udp" after
+// "-p", comments unquoted, a default option spelled out, rules of a chain
+// with spaces doubled. Nothing about what the rules do changes.
+type otherRelease struct{ Runner }
+
+func (o otherRelease) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	out, err := o.Runner.Run(ctx, stdin, name, args...)
+	if err != nil || !strings.HasSuffix(name, "-save") {
+		return out, err
+	}
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "-A "+render.ChainPrefix) {
+			continue
+		}
+		l = strings.NewReplacer("-p tcp -m tcp ", "-p 6 ", "-p udp -m udp ", "-p 17 ", `--comment "reyes:`, "--comment reyes:").Replace(l)
+		if j := strings.Index(l, "reyes:"); j >= 0 && j+len("reyes:")+16 < len(l) && l[j+len("reyes:")+16] == '"' {
+			l = l[:j+len("reyes:")+16] + l[j+len("reyes:")+17:]
+		}
+		if strings.Contains(l, "-j LOG") && !strings.Contains(l, "--log-level") {
+			l += " --log-level 4"
+		}
+		lines[i] = strings.ReplaceAll(l, " -j ", "  -j ")
+	}
+	return []byte(strings.Join(lines, "\n")), nil
+}
+
+// TestCheckIgnoresHowRulesArePrinted: an iptables release that prints
+// rules differently is not drift (drift detection hashed whole save lines,
+// so such a release made every check find drift and reload); a rule
+// inserted still is.
+func TestCheckIgnoresHowRulesArePrinted(t *testing.T) {
+	ctx := context.Background()
+	for _, table := range []render.TableMode{render.TableShared, render.TableExclusive} {
+		t.Run(table.String(), func(t *testing.T) {
+			k := applytest.New("nft")
+			setupAdmin(t, k)
+			opts := fakeOpts(t, k)
+			spec := specA(table)
+			if _, err := Apply(ctx, spec.build(), opts); err != nil {
+				t.Fatal(err)
+			}
+			opts.Runner = otherRelease{k}
+			if drift, err := Check(ctx, opts); err != nil || len(drift) != 0 {
+				t.Fatalf("printed otherwise: drift %v, %v", drift, err)
+			}
+			if err := k.Script(4, "*filter\n-I REYES-FILTER 2 -j RETURN\nCOMMIT\n"); err != nil {
+				t.Fatal(err)
+			}
+			if drift, err := Check(ctx, opts); err != nil || len(drift) != 1 || !strings.Contains(drift[0].What, "REYES-FILTER") {
+				t.Fatalf("a rule inserted: drift %v, %v", drift, err)
+			}
+		})
+	}
+}

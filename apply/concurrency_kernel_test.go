@@ -115,7 +115,10 @@ func TestKernelConcurrentAppliers(t *testing.T) {
 // one for all sets, and that no other reyes set is left.
 func (e *env) checkOnePlan(t *testing.T, plans []*render.Plan, when string) {
 	t.Helper()
-	saved := parseSave([]byte(e.host.MustRun("ipset", "save")))
+	saved, err := parseSave([]byte(e.host.MustRun("ipset", "save")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for fi, fam := range []render.Family{render.IPv4, render.IPv6} {
 		first := e.ipt(fam, "-S", render.InputChain, "1")
 		// The set each rule uses, by the plan's name.

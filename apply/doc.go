@@ -63,8 +63,10 @@
 // kernel is touched (ErrStateNotWritable). Then it changes IPv4, then
 // IPv6. If IPv6 fails, IPv4 is put back: its in-place swaps are swapped
 // back, or its previous rules are loaded back in one restore (the text
-// the previous run recorded it loaded, apply-ipv4.rules, or without a
-// trusted record the table read with iptables-save before the change);
+// the previous run recorded it loaded, apply-ipv4.rules, when the kernel
+// still runs it: its plan hash, live slots and hooks; else, after a
+// reboot, a flush by another tool or a kill, the table read with
+// iptables-save before the change);
 // the filled sets go. Only when both are
 // through are unused sets destroyed and the states committed (rename). A
 // kill between a kernel change and the commit leaves the prepared file:
@@ -99,7 +101,28 @@
 //
 // The iptables backend (nft or legacy) follows "iptables --version" unless
 // Options.Backend says otherwise, and the matching *-restore tools are
-// used, always with --wait for the xtables lock.
+// used, always with --wait for the xtables lock. After a switch of backend
+// (the record names the other one), reyes' jumps and chains are taken out
+// of the previous backend once the new rules are in force in every family:
+// until then both filter, and a packet passes only if both policies let it,
+// which is the verdict of one of them.
+//
+// The state directory belongs to root: whoever can write it can make
+// Apply trust a record (set hashes) that the kernel does not hold.
+//
+// Drift (Check) is read back from the rule-hash comment that render puts on
+// every rule of reyes' chains (render.SavedChainHashes), from the jumps in
+// the built-in chains, and from the set members: how a given iptables
+// release prints a rule does not matter, and a rule added, removed, moved
+// or replaced without its hash in a reyes chain is found.
+//
+// Source layout: apply.go (Options, Result, Apply), plancheck.go (what a
+// plan must satisfy), family.go (one family's apply: read, prepare,
+// record), sets.go (the two slots, fill and swap), rules.go (the rules and
+// the hooks), undo.go (putting a family back), conntrack.go, check.go
+// (drift), state.go (the record and its prepared form), lock.go,
+// kernel.go (what is read from the kernel), backend.go (nft or legacy),
+// remove.go (Remove), exec.go (the Runner).
 //
 // All kernel access goes through the Runner interface: ExecRunner runs
 // the real tools (optionally inside a network namespace); package

@@ -294,16 +294,6 @@ func expectAll(probes []string, allowed map[string][]string) map[string]bool {
 	return m
 }
 
-func must[T any](t *testing.T) func(T, error) T {
-	return func(v T, err error) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-}
-
 // runner is the env's real runner: in the host namespace, with the env's
 // private xtables lock.
 func (e *env) runner() ExecRunner {

@@ -82,6 +82,12 @@ func saveMembers(ctx context.Context, r Runner, prefix string) (map[string][]net
 	if err != nil {
 		return nil, err
 	}
+	return parseSave(out, prefix)
+}
+
+// parseSave reads the members of every set whose name starts with prefix
+// ("" for all) from ipset save output: the one parser of that format.
+func parseSave(out []byte, prefix string) (map[string][]netip.Addr, error) {
 	m := map[string][]netip.Addr{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)

@@ -48,8 +48,8 @@ func layerPlan(t *testing.T, opts render.Options) *render.Plan {
 
 // TestKernelLayerSwitches turns each layer of the plan on and off (and
 // back), on both backends: every transition applies, the kernel then holds
-// exactly what a fresh apply of the target plan gives, and reyes' hooks
-// from built-in chains are exactly the plan's.
+// exactly what a fresh apply of the target plan gives, reyes' hooks from
+// built-in chains are exactly the plan's, and Check finds no drift.
 func TestKernelLayerSwitches(t *testing.T) {
 	t.Parallel()
 	failSafe := []render.FailSafe{{Source: netip.MustParsePrefix("10.99.0.0/16"), Protocol: 6, Port: 22}}
@@ -96,6 +96,12 @@ func TestKernelLayerSwitches(t *testing.T) {
 					// Applying it again changes nothing.
 					if res, err := Apply(ctx, to, e.opts); err != nil || res.Changed() {
 						t.Errorf("%s %s: re-apply: %+v %v", l.name, dir.name, res, err)
+					}
+					// The real save of this backend reads back as loaded:
+					// the baseline's LOG, limit, REJECT and tcp-flags rules
+					// included.
+					if drift, err := Check(ctx, e.opts); err != nil || len(drift) != 0 {
+						t.Errorf("%s %s: drift right after the apply: %v %v", l.name, dir.name, drift, err)
 					}
 				}
 			}

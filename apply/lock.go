@@ -49,6 +49,7 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 // held. A StateLock is not safe for concurrent use; Unlock it once.
 type StateLock struct {
 	f    *os.File
+	dir  *os.File
 	path string
 }
 
@@ -71,34 +72,50 @@ func Lock(ctx context.Context, dir string, wait time.Duration) (*StateLock, erro
 		return nil, errors.New("taking the state lock: no state directory")
 	}
 	path := filepath.Join(dir, "lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// O_NOFOLLOW: a lock file that is a symlink is refused, not followed;
+	// Lock writes and truncates the file, which must never be another one
+	// (a symlink to /etc/shadow in a state directory others can write).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
 		// A read-only state directory: flock works on a read-only file
 		// too, and the run then fails where it would write its state,
 		// saying so, before it touches the kernel.
 		var rerr error
-		if f, rerr = os.Open(path); rerr != nil {
+		if f, rerr = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0); rerr != nil {
 			return nil, fmt.Errorf("taking the state lock: %w: %w", ErrStateNotWritable, err)
 		}
 		err = nil
 	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("taking the state lock: %s is a symbolic link; refusing to follow it: %w", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("taking the state lock: %w", err)
 	}
+	// The directory itself is locked too: a lock file removed while it is
+	// held (an operator's rm, a tmpfiles cleaner) would otherwise let the
+	// next run create a new file and lock that one alongside. The file's
+	// lock stays, for the pid and for runs that lock only the file.
+	d, err := os.Open(dir)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("taking the state lock: %w", err)
+	}
+	closeBoth := func() { f.Close(); d.Close() }
 	start := time.Now()
 	var timer *time.Timer
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := flockBoth(d, f)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
+			closeBoth()
 			return nil, fmt.Errorf("taking the state lock %s: %w", path, err)
 		}
 		waited := time.Since(start)
 		if waited >= wait {
-			f.Close()
+			closeBoth()
 			return nil, &LockedError{Path: path, PID: readLockPID(path), Waited: waited}
 		}
 		d := min(lockPoll, wait-waited)
@@ -110,7 +127,7 @@ func Lock(ctx context.Context, dir string, wait time.Duration) (*StateLock, erro
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			closeBoth()
 			le := &LockedError{Path: path, PID: readLockPID(path), Waited: time.Since(start)}
 			return nil, fmt.Errorf("%w: %w", le, ctx.Err())
 		case <-timer.C:
@@ -122,7 +139,20 @@ func Lock(ctx context.Context, dir string, wait time.Duration) (*StateLock, erro
 	if _, err := f.WriteAt(pid, 0); err == nil {
 		_ = f.Truncate(int64(len(pid)))
 	}
-	return &StateLock{f: f, path: path}, nil
+	return &StateLock{f: f, dir: d, path: path}, nil
+}
+
+// flockBoth takes the directory's lock, then the file's, without
+// blocking; it holds neither when it fails.
+func flockBoth(d, f *os.File) error {
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = syscall.Flock(int(d.Fd()), syscall.LOCK_UN)
+		return err
+	}
+	return nil
 }
 
 // Unlock releases the lock. The lock file stays (removing it would let
@@ -131,12 +161,17 @@ func (l *StateLock) Unlock() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	f := l.f
-	l.f = nil
+	f, d := l.f, l.dir
+	l.f, l.dir = nil, nil
 	_ = f.Truncate(0)
 	err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if d != nil {
+		if derr := d.Close(); err == nil { // closing drops its flock
+			err = derr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("releasing the state lock %s: %w", l.path, err)

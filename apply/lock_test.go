@@ -176,3 +176,44 @@ func TestLockReadOnlyDir(t *testing.T) {
 		}
 	}
 }
+
+// TestLockSymlink: a lock file that is a symbolic link is refused, and the
+// file it points to is neither written nor truncated.
+func TestLockSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("root:x:0:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Lock(context.Background(), dir, 0)
+	if err == nil {
+		l.Unlock()
+		t.Error("Lock followed a symlinked lock file")
+	} else if !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Lock = %v, want an error saying the lock file is a symbolic link", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "root:x:0:0\n" {
+		t.Errorf("the symlink's target was changed: %q", b)
+	}
+}
+
+// TestLockFileDeletedWhileHeld: a lock file removed while a run holds it
+// (an operator's rm, a tmpfiles cleaner) must not let a second run in.
+func TestLockFileDeletedWhileHeld(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Lock(context.Background(), dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if err := os.Remove(filepath.Join(dir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	if l2, err := Lock(context.Background(), dir, 0); !errors.Is(err, ErrLocked) {
+		l2.Unlock()
+		t.Errorf("second Lock after the lock file was removed: %v, want ErrLocked", err)
+	}
+}

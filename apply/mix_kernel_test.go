@@ -68,6 +68,33 @@ func mixCases(table render.TableMode) []mixCase {
 			allowed: []string{"v4a/tcp8080", "v6a/tcp8080", "v4b/tcp8080", "v6b/tcp8080"},
 			final:   map[string][]string{"v4a": {"tcp8080"}, "v6a": {"tcp8080"}, "v4b": {"tcp8080", "tcp8090"}, "v6b": {"tcp8080", "tcp8090"}},
 		},
+		{
+			// Sets leave and join the plan while the rules change: .11
+			// keeps :8080 (through g, then k) and .12 keeps udp/8081
+			// (through h, then k); :8090 stays shut to both.
+			name: "sets replaced by another set",
+			a: planSpec{table: table, allows: []allow{{"g", 6, 8080}, {"h", 17, 8081}},
+				sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}, "h": {"10.99.1.12", "fd00:99:1::12"}}},
+			b: planSpec{table: table, allows: []allow{{"k", 6, 8080}, {"k", 17, 8081}},
+				sets: map[string][]string{"k": {"10.99.1.11", "10.99.1.12", "fd00:99:1::11", "fd00:99:1::12"}}},
+			denied:  []string{"v4a/tcp8090", "v4b/tcp8090", "v6a/tcp8090", "v6b/tcp8090"},
+			allowed: []string{"v4a/tcp8080", "v6a/tcp8080", "v4b/udp8081", "v6b/udp8081"},
+			final: map[string][]string{"v4a": {"tcp8080", "udp8081"}, "v6a": {"tcp8080", "udp8081"},
+				"v4b": {"tcp8080", "udp8081"}, "v6b": {"tcp8080", "udp8081"}},
+		},
+		{
+			// Members only, two sets, no address moving from one to the
+			// other: swapped in place one after the other. .11 keeps
+			// :8080 through g; .12 never gets :8090.
+			name: "two sets swapped in place",
+			a: planSpec{table: table, allows: []allow{{"g", 6, 8080}, {"h", 6, 8090}},
+				sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}, "h": {"10.99.1.11", "fd00:99:1::11"}}},
+			b: planSpec{table: table, allows: []allow{{"g", 6, 8080}, {"h", 6, 8090}},
+				sets: map[string][]string{"g": {"10.99.1.11", "10.99.1.12", "fd00:99:1::11", "fd00:99:1::12"}, "h": {}}},
+			denied:  []string{"v4b/tcp8090", "v6b/tcp8090"},
+			allowed: []string{"v4a/tcp8080", "v6a/tcp8080"},
+			final:   map[string][]string{"v4a": {"tcp8080"}, "v6a": {"tcp8080"}, "v4b": {"tcp8080"}, "v6b": {"tcp8080"}},
+		},
 	}
 }
 
@@ -225,10 +252,14 @@ func mixHelper() int {
 	atoi := func(k string) int { n, _ := strconv.Atoi(os.Getenv(k)); return n }
 	table := render.TableMode(atoi("MIX_TABLE"))
 	c := mixCases(table)[atoi("MIX_CASE")]
-	r := &stopRunner{r: ExecRunner{Netns: os.Getenv("MIX_NETNS"), Env: []string{"XTABLES_LOCKFILE=" + os.Getenv("MIX_LOCK")}},
-		stop: atoi("MIX_STOP"), half: os.Getenv("MIX_HALF") == "true"}
+	var inner Runner = ExecRunner{Netns: os.Getenv("MIX_NETNS"), Env: []string{"XTABLES_LOCKFILE=" + os.Getenv("MIX_LOCK")}}
+	failV6 := os.Getenv(mixFailV6Env) != ""
+	if failV6 {
+		inner = failV6Rules{inner} // IPv6 fails: IPv4 is put back
+	}
+	r := &stopRunner{r: inner, stop: atoi("MIX_STOP"), half: os.Getenv("MIX_HALF") == "true"}
 	opts := Options{Runner: r, Backend: Backend(os.Getenv("MIX_BACKEND")), StateDir: os.Getenv("MIX_STATE")}
-	if _, err := Apply(context.Background(), c.b.build(), opts); err != nil {
+	if _, err := Apply(context.Background(), c.b.build(), opts); err != nil && !failV6 {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}

@@ -36,46 +36,9 @@ func Remove(ctx context.Context, opts Options) (RemoveResult, error) {
 	res.Backend = b
 	r := opts.runner()
 	for _, fam := range []render.Family{render.IPv4, render.IPv6} {
-		t := tl[fam]
-		var input []string
-		for _, builtin := range []string{"INPUT", "FORWARD", "OUTPUT"} {
-			lines, err := listRules(ctx, r, t.iptables, builtin, 0)
-			if err != nil {
-				return res, &StepError{Family: fam, Step: StepRead, Err: err}
-			}
-			input = append(input, lines...)
-		}
-		chains, err := listReyesChains(ctx, r, t.iptables)
+		jumps, chains, err := removeRules(ctx, r, tl[fam], fam)
 		if err != nil {
-			return res, &StepError{Family: fam, Step: StepRead, Err: err}
-		}
-		var jumps []string
-		for _, l := range input {
-			if strings.HasPrefix(l, "-A ") && refersToReyes(l) {
-				jumps = append(jumps, l)
-			}
-		}
-		if len(jumps)+len(chains) > 0 {
-			var buf bytes.Buffer
-			buf.WriteString("*filter\n")
-			for _, j := range jumps {
-				buf.WriteString("-D" + strings.TrimPrefix(j, "-A") + "\n")
-			}
-			for _, c := range chains {
-				fmt.Fprintf(&buf, ":%s - [0:0]\n", c)
-			}
-			for _, c := range chains {
-				fmt.Fprintf(&buf, "-X %s\n", c)
-			}
-			buf.WriteString("COMMIT\n")
-			text := buf.Bytes()
-			if _, err := r.Run(ctx, text, t.restore, "--wait", "--noflush"); err != nil {
-				e := &StepError{Family: fam, Step: StepRules, Err: err}
-				if n := failedLine(err.Error()); n > 0 {
-					e.Line, e.Input = n, lineOf(text, n)
-				}
-				return res, e
-			}
+			return res, err
 		}
 		res.Jumps[fam], res.Chains[fam] = jumps, chains
 
@@ -109,6 +72,53 @@ func Remove(ctx context.Context, opts Options) (RemoveResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// removeRules takes reyes' jumps (from INPUT, FORWARD, OUTPUT) and chains
+// out of one family's filter table of the backend of t, in one
+// iptables-restore transaction, and returns what it removed.
+func removeRules(ctx context.Context, r Runner, t tools, fam render.Family) (jumps, chains []string, err error) {
+	var input []string
+	for _, builtin := range []string{"INPUT", "FORWARD", "OUTPUT"} {
+		lines, err := listRules(ctx, r, t.iptables, builtin, 0)
+		if err != nil {
+			return nil, nil, &StepError{Family: fam, Step: StepRead, Err: err}
+		}
+		input = append(input, lines...)
+	}
+	chains, err = listReyesChains(ctx, r, t.iptables)
+	if err != nil {
+		return nil, nil, &StepError{Family: fam, Step: StepRead, Err: err}
+	}
+	for _, l := range input {
+		if strings.HasPrefix(l, "-A ") && refersToReyes(l) {
+			jumps = append(jumps, l)
+		}
+	}
+	if len(jumps)+len(chains) == 0 {
+		return nil, nil, nil
+	}
+	var buf bytes.Buffer
+	buf.WriteString("*filter\n")
+	for _, j := range jumps {
+		buf.WriteString("-D" + strings.TrimPrefix(j, "-A") + "\n")
+	}
+	for _, c := range chains {
+		fmt.Fprintf(&buf, ":%s - [0:0]\n", c)
+	}
+	for _, c := range chains {
+		fmt.Fprintf(&buf, "-X %s\n", c)
+	}
+	buf.WriteString("COMMIT\n")
+	text := buf.Bytes()
+	if _, err := r.Run(ctx, text, t.restore, "--wait", "--noflush"); err != nil {
+		e := &StepError{Family: fam, Step: StepRules, Err: err}
+		if n := failedLine(err.Error()); n > 0 {
+			e.Line, e.Input = n, lineOf(text, n)
+		}
+		return nil, nil, e
+	}
+	return jumps, chains, nil
 }
 
 // refersToReyes reports whether a rule jumps or goes to a reyes chain.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/reyes-fw/reyes/internal/atomicfile"
+
 	"github.com/reyes-fw/reyes/render"
 )
 
@@ -85,6 +87,25 @@ func readState(dir string, fam render.Family) *state {
 	return &st
 }
 
+// recordedBackend returns the backend of the last committed state, whether
+// or not a prepared state makes it distrusted; "" if there is none.
+func recordedBackend(dir string, fam render.Family) Backend {
+	if dir == "" {
+		return ""
+	}
+	b, err := os.ReadFile(statePath(dir, fam))
+	if err != nil {
+		return ""
+	}
+	var st struct {
+		Backend Backend `json:"backend"`
+	}
+	if json.Unmarshal(b, &st) != nil {
+		return ""
+	}
+	return st.Backend
+}
+
 // pending reports whether a prepared state was left uncommitted.
 func pending(dir string, fam render.Family) bool {
 	if dir == "" {
@@ -126,13 +147,13 @@ func prepareState(dir string, fam render.Family, st *state, text []byte) (*prepa
 	ps := &preparedState{path: statePath(dir, fam)}
 	if text != nil {
 		ps.rules = rulesPath(dir, fam)
-		if err := writeSync(ps.rules+pendingSuffix, text); err != nil {
+		if err := atomicfile.WriteSync(ps.rules+pendingSuffix, text, 0o600); err != nil {
 			_ = os.Remove(ps.rules + pendingSuffix)
 			return nil, fmt.Errorf("%w: %w", ErrStateNotWritable, err)
 		}
 	}
 	tmp := ps.path + pendingSuffix
-	if err := writeSync(tmp, b); err != nil {
+	if err := atomicfile.WriteSync(tmp, b, 0o600); err != nil {
 		_ = os.Remove(tmp)
 		if ps.rules != "" {
 			_ = os.Remove(ps.rules + pendingSuffix)
@@ -140,21 +161,6 @@ func prepareState(dir string, fam render.Family, st *state, text []byte) (*prepa
 		return nil, fmt.Errorf("%w: %w", ErrStateNotWritable, err)
 	}
 	return ps, nil
-}
-
-func writeSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // commit puts the prepared state in force: rename, then fsync of the
@@ -174,10 +180,7 @@ func (p *preparedState) commit() error {
 	if err := os.Rename(p.path+pendingSuffix, p.path); err != nil {
 		return fmt.Errorf("recording state: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(p.path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	_ = atomicfile.SyncDir(filepath.Dir(p.path)) // the renames are done: a failed sync only weakens crash safety
 	return nil
 }
 

@@ -48,6 +48,27 @@ func ValidInstanceID(s string) bool { return ValidID(s, PrefixInstance) }
 // ValidAccountID reports whether s is a 12-digit AWS account ID.
 func ValidAccountID(s string) bool { return len(s) == 12 && allDigits(s) }
 
+// ValidMAC reports whether s is a MAC address as EC2 prints it (the
+// MacAddress of an interface, a key of the metadata service's
+// network/interfaces/macs/): six pairs of lowercase hex digits separated
+// by colons.
+func ValidMAC(s string) bool {
+	if len(s) != 17 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i%3 == 2 {
+			if c != ':' {
+				return false
+			}
+		} else if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // MaxRegionLen bounds the length of a region code.
 const MaxRegionLen = 32
 

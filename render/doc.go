@@ -24,6 +24,14 @@
 // filter, it never overrides the administrator's. In exclusive mode reyes owns
 // the whole filter table and allowed packets are accepted.
 //
+// Every rule in reyes' chains ends its matches with a rule-hash comment,
+// -m comment --comment "reyes:<16 hex digits>": a hash of what the rule
+// does chained with the rule before it (Calico's RuleHashes idea).
+// [FamilyPlan.ChainHashes] and [SavedChainHashes] turn a plan and an
+// iptables-save listing into the same per-chain digests, so that drift
+// detection compares only reyes' own hashes, never how an iptables release
+// prints a rule. [StripRuleHashes] removes them for people.
+//
 // Set and chain names are derived from AWS IDs only (validated by package
 // ruleset), never from names; anything else from AWS that reaches a comment is
 // sanitised. Render does not touch the kernel: package apply loads a Plan.

@@ -76,12 +76,12 @@ func ExampleRender() {
 	// :REYES-FILTER - [0:0]
 	// :REYES-ALLOW - [0:0]
 	// :REYES-DROP - [0:0]
-	// -A REYES-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "reyes plan=b3856ffe7e7870f7" -j RETURN
-	// -A REYES-INPUT -i lo -m comment --comment loopback -j RETURN
-	// -A REYES-INPUT -s 10.0.0.0/8 -m comment --comment "foreign range" -g REYES-FILTER
-	// -A REYES-FILTER -s 10.0.0.0/8 -p tcp -m tcp --dport 443 -m comment --comment "sg-0123456789abcdef0 (web): tcp/443 from 10.0.0.0/8" -g REYES-ALLOW
-	// -A REYES-FILTER -m comment --comment "no security group allows this" -g REYES-DROP
-	// -A REYES-ALLOW -j RETURN
-	// -A REYES-DROP -j DROP
+	// -A REYES-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "reyes plan=fa1799fca20dea13" -m comment --comment "reyes:1d620dcd5ac20daa" -j RETURN
+	// -A REYES-INPUT -i lo -m comment --comment loopback -m comment --comment "reyes:afc0a4bc579cb049" -j RETURN
+	// -A REYES-INPUT -s 10.0.0.0/8 -m comment --comment "foreign range" -m comment --comment "reyes:8441223f0776ce92" -g REYES-FILTER
+	// -A REYES-FILTER -s 10.0.0.0/8 -p tcp -m tcp --dport 443 -m comment --comment "sg-0123456789abcdef0 (web): tcp/443 from 10.0.0.0/8" -m comment --comment "reyes:2709b2c9a99a27ac" -g REYES-ALLOW
+	// -A REYES-FILTER -m comment --comment "no security group allows this" -m comment --comment "reyes:31312c4ef00ec828" -g REYES-DROP
+	// -A REYES-ALLOW -m comment --comment "reyes:67e34d432411b3c3" -j RETURN
+	// -A REYES-DROP -m comment --comment "reyes:a95751998aabd0bd" -j DROP
 	// COMMIT
 }

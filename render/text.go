@@ -164,10 +164,18 @@ func (fp *FamilyPlan) IptablesRestore() []byte {
 		}
 	}
 	for _, c := range fp.Chains {
+		prev := c.Name
 		for _, r := range c.Rules {
+			match, target := r.matchArgs(fp.Family), r.targetArgs(fp.Family)
+			prev = ruleHash(prev, match, target)
 			b.WriteString("-A ")
 			b.WriteString(c.Name)
-			for _, a := range r.Args(fp.Family) {
+			for _, a := range match {
+				b.WriteByte(' ')
+				b.WriteString(a)
+			}
+			b.WriteString(" -m comment --comment \"" + RuleHashPrefix + prev + "\"")
+			for _, a := range target {
 				b.WriteByte(' ')
 				b.WriteString(a)
 			}
@@ -227,6 +235,12 @@ func PlanComment(hash string) string { return "reyes plan=" + hash }
 // order iptables-save prints them, so that saved rules compare equal.
 // Values that may carry text are quoted for iptables-restore.
 func (r Rule) Args(fam Family) []string {
+	return append(r.matchArgs(fam), r.targetArgs(fam)...)
+}
+
+// matchArgs is the part of Args before the target: the matches, the
+// comment included.
+func (r Rule) matchArgs(fam Family) []string {
 	m := r.Match
 	var a []string
 	neg := func(b bool) {
@@ -283,6 +297,12 @@ func (r Rule) Args(fam Family) []string {
 	if r.Comment != "" {
 		a = append(a, "-m", "comment", "--comment", quote(r.Comment))
 	}
+	return a
+}
+
+// targetArgs is the part of Args from the target on ("-j ACCEPT").
+func (r Rule) targetArgs(fam Family) []string {
+	var a []string
 	switch r.Action.Kind {
 	case Accept:
 		a = append(a, "-j", "ACCEPT")

@@ -9,36 +9,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/cli"
+	"github.com/reyes-fw/reyes/internal/hungsrv"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
 )
-
-// hungServer accepts connections on 127.0.0.1 and never answers. It
-// returns its URL; the handlers are released when the test ends.
-func hungServer(t *testing.T) string {
-	t.Helper()
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() { close(release) })
-		srv.CloseClientConnections()
-		srv.Close()
-	})
-	return srv.URL
-}
 
 // writeKeys writes a new signing key pair into dir.
 func writeKeys(t *testing.T, dir string) (secret, public string) {
@@ -69,7 +50,7 @@ func TestBinariesEndWithinTimeout(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hung := hungServer(t)
+	hung := hungsrv.URL(t)
 	aws := []string{"AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
 	follow := []string{"--trusted-key", public, "--state-dir", filepath.Join(dir, "state"), "--no-imds", "--addrs", "10.20.1.10",
@@ -96,7 +77,7 @@ func TestBinariesEndWithinTimeout(t *testing.T) {
 			if d := time.Since(start); d > 10*time.Second {
 				t.Errorf("took %s with --timeout 2s", d)
 			}
-			if r.code != reyes.ExitFailure {
+			if r.code != cli.ExitFailure {
 				t.Fatalf("exit %d, want 1: %v", r.code, r)
 			}
 			last := r.stderr[strings.LastIndex(strings.TrimSuffix(r.stderr, "\n"), "\n")+1:]
@@ -164,7 +145,7 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 	args := []string{"--store", filepath.Join(p.dir, "ruleset.signed"), "--trusted-key", public, "--scope", "test",
 		"--state-dir", filepath.Join(p.dir, "cli-state"), "--no-imds", "--addrs", "10.20.1.10", "--disable-file", filepath.Join(p.dir, "disabled")}
 	r := run(t, nil, []string{setpriv, "--bounding-set", "-net_admin", "--"}, follower, args...)
-	if r.code != reyes.ExitFailure || !strings.Contains(r.stderr, "CAP_NET_ADMIN") || !strings.Contains(r.stderr, "root") || strings.Count(r.stderr, "\n") != 1 {
+	if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "CAP_NET_ADMIN") || !strings.Contains(r.stderr, "root") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("want exit 1 and one line naming root and CAP_NET_ADMIN: %v", r)
 	}
 	if _, err := os.Stat(filepath.Join(p.dir, "cli-state")); err == nil {

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/reyes-fw/reyes/internal/hungsrv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -17,31 +16,11 @@ import (
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
-// hungServer accepts connections on 127.0.0.1 and never answers. It
-// returns its URL; the handlers are released when the test ends.
-func hungServer(t *testing.T) string {
-	t.Helper()
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() { close(release) })
-		srv.CloseClientConnections()
-		srv.Close()
-	})
-	return srv.URL
-}
-
 // TestS3StoreHungServerRetriesAndLogs: each attempt ends at the store's
 // timeout, every retry is logged naming the call, and the error names it.
 func TestS3StoreHungServerRetriesAndLogs(t *testing.T) {
 	var logs bytes.Buffer
-	opts := testS3Options(hungServer(t))
+	opts := testS3Options(hungsrv.URL(t))
 	opts.Timeout = 300 * time.Millisecond
 	opts.MaxAttempts = 3
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -72,11 +51,11 @@ func TestEC2HungEndpointRetriesAndLogs(t *testing.T) {
 		Regions: []string{"eu-west-1"},
 		Config: &aws.Config{
 			Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-			BaseEndpoint: aws.String(hungServer(t)),
+			BaseEndpoint: aws.String(hungsrv.URL(t)),
 		},
 		MaxAttempts: 3, MaxBackoff: 10 * time.Millisecond,
 		Logger:        slog.New(slog.DiscardHandler),
-		ClientOptions: ec2ClientOptions(log, 300*time.Millisecond),
+		ClientOptions: EC2ClientOptions(log, 300*time.Millisecond),
 	}
 	start := time.Now()
 	_, err := src.Fetch(context.Background())

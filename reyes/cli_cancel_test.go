@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sgsource"
@@ -36,7 +37,7 @@ func TestJSONLogSignalIsNotAFailure(t *testing.T) {
 	}
 	store := filepath.Join(dir, "obj")
 	var out, errb bytes.Buffer
-	if err := reyes.RunLeader(context.Background(), []string{"--source", sampleInventory, "--store", store,
+	if err := cli.RunLeader(context.Background(), []string{"--source", sampleInventory, "--store", store,
 		"--signing-key", secret, "--scope", "s"}, nil, &out, &errb); err != nil {
 		t.Fatalf("publishing: %v\n%s", err, errb.String())
 	}
@@ -45,11 +46,11 @@ func TestJSONLogSignalIsNotAFailure(t *testing.T) {
 		run  func(ctx context.Context, stdout, stderr *bytes.Buffer) error
 	}{
 		{"leader", func(ctx context.Context, stdout, stderr *bytes.Buffer) error {
-			return reyes.RunLeader(ctx, []string{"--log-format", "json", "--source", sampleInventory, "--store", store,
+			return cli.RunLeader(ctx, []string{"--log-format", "json", "--source", sampleInventory, "--store", store,
 				"--signing-key", secret, "--scope", "s", "--interval", "11m"}, nil, stdout, stderr)
 		}},
 		{"follower", func(ctx context.Context, stdout, stderr *bytes.Buffer) error {
-			return reyes.RunFollower(ctx, []string{"--log-format", "json", "--store", store, "--trusted-key", public,
+			return cli.RunFollower(ctx, []string{"--log-format", "json", "--store", store, "--trusted-key", public,
 				"--state-dir", filepath.Join(dir, "st"), "--scope", "s", "--no-imds", "--groups", "sg-b238c182ba23a5210", "--vpc-cidr", "10.20.0.0/16", "--dry-run", "--interval", "1m"}, nil, stdout, stderr)
 		}},
 	} {
@@ -61,7 +62,7 @@ func TestJSONLogSignalIsNotAFailure(t *testing.T) {
 			time.AfterFunc(500*time.Millisecond, cancel)
 			var stdout, stderr bytes.Buffer
 			err := tc.run(ctx, &stdout, &stderr)
-			if code := reyes.ExitCode(err); code != reyes.ExitOK {
+			if code := cli.ExitCode(err); code != cli.ExitOK {
 				t.Errorf("exit %d (%v), want 0", code, err)
 			}
 			if strings.Contains(stderr.String(), `"level":"ERROR"`) {
@@ -89,14 +90,14 @@ func TestOneShotInterruptedFails(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	err := p.leader.Run(ctx, 0)
-	if code := reyes.ExitCode(err); code != reyes.ExitFailure || !errors.Is(err, reyes.ErrInterrupted) {
-		t.Errorf("interrupted one-shot leader: exit %d (%v), want %d", code, err, reyes.ExitFailure)
+	if code := cli.ExitCode(err); code != cli.ExitFailure || !errors.Is(err, reyes.ErrInterrupted) {
+		t.Errorf("interrupted one-shot leader: exit %d (%v), want %d", code, err, cli.ExitFailure)
 	}
 	// Stopping a loop between runs is no failure.
 	p.leader.Source = sgsource.Dir{Path: sampleInventory}
 	ctx, cancel = context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
-	if err := p.leader.Run(ctx, time.Hour); reyes.ExitCode(err) != reyes.ExitOK {
+	if err := p.leader.Run(ctx, time.Hour); cli.ExitCode(err) != cli.ExitOK {
 		t.Errorf("stopped loop: %v", err)
 	}
 }

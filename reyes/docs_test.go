@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
@@ -59,8 +59,8 @@ func TestTimeoutsInsideUnits(t *testing.T) {
 		unit    string
 		timeout time.Duration
 	}{
-		{"reyes-leader.service", reyes.DefaultLeaderTimeout},
-		{"reyes-follower.service", reyes.DefaultFollowerTimeout},
+		{"reyes-leader.service", cli.DefaultLeaderTimeout},
+		{"reyes-follower.service", cli.DefaultFollowerTimeout},
 	} {
 		b, err := os.ReadFile("../examples/systemd/" + tc.unit)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/internal/cli"
 )
 
 // within fails the test when fn has not returned after d.
@@ -41,16 +41,16 @@ func TestFIFOPathsDoNotHang(t *testing.T) {
 	t.Run("config file", func(t *testing.T) {
 		var out, errb bytes.Buffer
 		err := within(t, 5*time.Second, "--config FIFO", func() error {
-			return reyes.RunFollower(ctx, []string{"--config", fifo, "--dry-run"}, nil, &out, &errb)
+			return cli.RunFollower(ctx, []string{"--config", fifo, "--dry-run"}, nil, &out, &errb)
 		})
-		if err == nil || reyes.ExitCode(err) == reyes.ExitOK {
+		if err == nil || cli.ExitCode(err) == cli.ExitOK {
 			t.Fatalf("--config FIFO: %v", err)
 		}
 	})
 	t.Run("trusted key", func(t *testing.T) {
 		var out, errb bytes.Buffer
 		err := within(t, 5*time.Second, "--trusted-key FIFO", func() error {
-			return reyes.RunFollower(ctx, []string{"--store", filepath.Join(dir, "obj"), "--trusted-key", fifo,
+			return cli.RunFollower(ctx, []string{"--store", filepath.Join(dir, "obj"), "--trusted-key", fifo,
 				"--state-dir", filepath.Join(dir, "st"), "--scope", "s", "--no-imds", "--dry-run"}, nil, &out, &errb)
 		})
 		if err == nil {

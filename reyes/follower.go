@@ -411,19 +411,9 @@ func (f *Follower) maxSize() int64 {
 	return f.MaxSize
 }
 
-func (f *Follower) now() time.Time {
-	if f.Now != nil {
-		return f.Now()
-	}
-	return time.Now()
-}
+func (f *Follower) now() time.Time { return clock(f.Now) }
 
-func (f *Follower) logger() *slog.Logger {
-	if f.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return f.Logger
-}
+func (f *Follower) logger() *slog.Logger { return orDiscard(f.Logger) }
 
 func summarize(r apply.Result) string {
 	var parts []string
@@ -501,6 +491,9 @@ func (f *Follower) kernelDiff(ctx context.Context, fp *render.FamilyPlan) (strin
 	var kernel []string
 	for _, l := range strings.Split(string(b), "\n") {
 		l = apply.PlanSetNames(l) // a set may live in its second slot
+		// Rules compare without their hash comments: a rule whose
+		// predecessor changed is still the same rule to a reader.
+		l = render.StripRuleHashes(l)
 		if strings.HasPrefix(l, "-A "+render.ChainPrefix) || l == "-A INPUT -j "+render.InputChain {
 			kernel = append(kernel, l)
 			have[l] = true
@@ -511,7 +504,7 @@ func (f *Follower) kernelDiff(ctx context.Context, fp *render.FamilyPlan) (strin
 	if fp.Table == render.TableShared {
 		plan = append(plan, "-A INPUT -j "+render.InputChain)
 	}
-	for _, l := range strings.Split(string(fp.IptablesRestore()), "\n") {
+	for _, l := range strings.Split(render.StripRuleHashes(string(fp.IptablesRestore())), "\n") {
 		if strings.HasPrefix(l, "-A ") {
 			plan = append(plan, l)
 		}

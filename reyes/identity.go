@@ -1,13 +1,10 @@
 package reyes
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -47,8 +44,6 @@ const (
 	DefaultIMDSTokenTimeout = 400 * time.Millisecond
 	// DefaultIMDSTimeout bounds each metadata read once a token was issued.
 	DefaultIMDSTimeout = 2 * time.Second
-	// imdsTokenTTL is the lifetime asked for the session token, in seconds.
-	imdsTokenTTL = "60"
 	// imdsMaxBody caps one metadata answer.
 	imdsMaxBody = 64 << 10
 	// imdsMaxMACs caps the interfaces read from the metadata service.
@@ -279,7 +274,7 @@ func explicitHost(rs *ruleset.Ruleset, opts IdentityOptions) render.Host {
 	slices.Sort(vpcs)
 	vpcs = slices.Compact(vpcs)
 	return render.Host{
-		Interfaces: []render.HostInterface{{ID: ExplicitInterfaceID, Addrs: sortedAddrs(opts.Addrs), Groups: groups}},
+		Interfaces: []render.HostInterface{{ID: ExplicitInterfaceID, Addrs: ruleset.SortedAddrs(opts.Addrs), Groups: groups}},
 		VPCCIDRs:   vpcCIDRs(rs, vpcs),
 	}
 }
@@ -319,7 +314,7 @@ func lookupAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.
 	slices.SortFunc(found, func(a, b *ruleset.Interface) int { return strings.Compare(a.ID, b.ID) })
 	for _, n := range found {
 		host.Interfaces = append(host.Interfaces, render.HostInterface{
-			ID: n.ID, Addrs: sortedAddrs(n.Addrs), Groups: slices.Clone(n.Groups),
+			ID: n.ID, Addrs: ruleset.SortedAddrs(n.Addrs), Groups: slices.Clone(n.Groups),
 		})
 	}
 	return host, nil
@@ -339,15 +334,6 @@ func vpcCIDRs(rs *ruleset.Ruleset, ids []string) []netip.Prefix {
 		}
 	}
 	return ruleset.SortedPrefixes(out)
-}
-
-func sortedAddrs(in []netip.Addr) []netip.Addr {
-	if len(in) == 0 {
-		return nil
-	}
-	out := slices.Clone(in)
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
 }
 
 // unknownGroups returns the host's groups that the ruleset lacks, sorted.
@@ -374,374 +360,4 @@ func interfaceIDs(h render.Host) []string {
 		ids = append(ids, n.ID)
 	}
 	return ids
-}
-
-// localAddrs returns the host's unicast addresses, without loopback and
-// link-local ones.
-func localAddrs() ([]netip.Addr, error) {
-	ifaddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Addr
-	for _, ia := range ifaddrs {
-		ipn, ok := ia.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		a, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok {
-			continue
-		}
-		a = a.Unmap()
-		if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified() {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out, nil
-}
-
-// Internal outcomes of the token request that let Identify go on.
-var (
-	errIMDSAbsent  = errors.New("no instance metadata service answered")
-	errIMDSRefused = errors.New("the instance metadata service refused a token")
-)
-
-// imds reads the EC2 instance metadata service, IMDSv2 only.
-type imds struct {
-	base         string
-	client       *http.Client
-	tokenTimeout time.Duration
-	timeout      time.Duration
-	token        string
-	// own is set when client is ours, to close its connections.
-	own bool
-}
-
-func newIMDS(opts IdentityOptions) *imds {
-	m := &imds{
-		base:         strings.TrimSuffix(opts.IMDSEndpoint, "/"),
-		client:       opts.HTTPClient,
-		tokenTimeout: opts.IMDSTokenTimeout,
-		timeout:      opts.IMDSTimeout,
-	}
-	if m.base == "" {
-		m.base = DefaultIMDSEndpoint
-	}
-	if m.tokenTimeout <= 0 {
-		m.tokenTimeout = DefaultIMDSTokenTimeout
-	}
-	if m.timeout <= 0 {
-		m.timeout = DefaultIMDSTimeout
-	}
-	if m.client == nil {
-		m.own = true
-		m.client = &http.Client{
-			Transport: &http.Transport{
-				Proxy:        nil, // the metadata service is link-local: never through a proxy
-				DialContext:  (&net.Dialer{Timeout: m.timeout}).DialContext,
-				MaxIdleConns: 1,
-			},
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	return m
-}
-
-// host reads every interface of the instance.
-func (m *imds) host(ctx context.Context) (render.Host, error) {
-	if m.own {
-		defer m.client.CloseIdleConnections()
-	}
-	if err := m.getToken(ctx); err != nil {
-		return render.Host{}, err
-	}
-	macs, err := m.list(ctx, "network/interfaces/macs/")
-	if err != nil {
-		return render.Host{}, err
-	}
-	if len(macs) == 0 {
-		return render.Host{}, fmt.Errorf("%w: no network interfaces listed", ErrIMDS)
-	}
-	if len(macs) > imdsMaxMACs {
-		return render.Host{}, fmt.Errorf("%w: more than %d network interfaces listed", ErrIMDS, imdsMaxMACs)
-	}
-	var host render.Host
-	var cidrs []netip.Prefix
-	seen := map[string]bool{}
-	for _, mac := range macs {
-		mac = strings.TrimSuffix(mac, "/")
-		if !validMAC(mac) {
-			return render.Host{}, fmt.Errorf("%w: %q is not a MAC address", ErrIMDS, clipValue(mac))
-		}
-		n, c, err := m.iface(ctx, mac)
-		if err != nil {
-			return render.Host{}, err
-		}
-		if seen[n.ID] {
-			return render.Host{}, fmt.Errorf("%w: interface %s listed twice", ErrIMDS, n.ID)
-		}
-		seen[n.ID] = true
-		host.Interfaces = append(host.Interfaces, n)
-		cidrs = append(cidrs, c...)
-	}
-	slices.SortFunc(host.Interfaces, func(a, b render.HostInterface) int { return strings.Compare(a.ID, b.ID) })
-	host.VPCCIDRs = ruleset.SortedPrefixes(cidrs)
-	return host, nil
-}
-
-// iface reads one interface and its VPC's CIDR blocks.
-func (m *imds) iface(ctx context.Context, mac string) (render.HostInterface, []netip.Prefix, error) {
-	p := "network/interfaces/macs/" + mac + "/"
-	var n render.HostInterface
-	id, err := m.one(ctx, p+"interface-id")
-	if err != nil {
-		return n, nil, err
-	}
-	if !ruleset.ValidInterfaceID(id) {
-		return n, nil, fmt.Errorf("%w: %s: %q is not a network interface ID", ErrIMDS, p+"interface-id", clipValue(id))
-	}
-	n.ID = id
-	vpc, err := m.one(ctx, p+"vpc-id")
-	if err != nil {
-		return n, nil, err
-	}
-	if !ruleset.ValidVPCID(vpc) {
-		return n, nil, fmt.Errorf("%w: %s: %q is not a VPC ID", ErrIMDS, p+"vpc-id", clipValue(vpc))
-	}
-	groups, err := m.list(ctx, p+"security-group-ids")
-	if err != nil {
-		return n, nil, err
-	}
-	for _, g := range groups {
-		if !ruleset.ValidGroupID(g) {
-			return n, nil, fmt.Errorf("%w: %s: %q is not a security group ID", ErrIMDS, p+"security-group-ids", clipValue(g))
-		}
-	}
-	if len(groups) == 0 {
-		return n, nil, fmt.Errorf("%w: %s: interface %s is in no security group", ErrIMDS, p+"security-group-ids", id)
-	}
-	slices.Sort(groups)
-	n.Groups = slices.Compact(groups)
-	// Either list is absent (404) when the interface has no address of
-	// that family.
-	for _, f := range []struct {
-		path   string
-		is4    bool
-		family string
-	}{{"local-ipv4s", true, "IPv4"}, {"ipv6s", false, "IPv6"}} {
-		vals, err := m.optionalList(ctx, p+f.path)
-		if err != nil {
-			return n, nil, err
-		}
-		for _, v := range vals {
-			a, err := netip.ParseAddr(v)
-			if err != nil || a.Is4() != f.is4 || a.Zone() != "" || a.Is4In6() {
-				return n, nil, fmt.Errorf("%w: %s: %q is not an %s address", ErrIMDS, p+f.path, clipValue(v), f.family)
-			}
-			n.Addrs = append(n.Addrs, a)
-		}
-	}
-	if len(n.Addrs) == 0 {
-		// An interface without addresses would apply its groups to all
-		// the host's traffic: never build one from metadata.
-		return n, nil, fmt.Errorf("%w: interface %s has no addresses", ErrIMDS, id)
-	}
-	n.Addrs = sortedAddrs(n.Addrs)
-	var cidrs []netip.Prefix
-	for _, f := range []struct {
-		path string
-		is4  bool
-	}{{"vpc-ipv4-cidr-blocks", true}, {"vpc-ipv6-cidr-blocks", false}} {
-		vals, err := m.optionalList(ctx, p+f.path)
-		if err != nil {
-			return n, nil, err
-		}
-		for _, v := range vals {
-			c, err := netip.ParsePrefix(v)
-			if err != nil || c.Addr().Is4() != f.is4 || c.Masked() != c {
-				return n, nil, fmt.Errorf("%w: %s: %q is not a CIDR block", ErrIMDS, p+f.path, clipValue(v))
-			}
-			cidrs = append(cidrs, c)
-		}
-	}
-	return n, cidrs, nil
-}
-
-// getToken asks for a session token. No answer in time is errIMDSAbsent,
-// an HTTP error errIMDSRefused.
-func (m *imds) getToken(parent context.Context) error {
-	ctx, cancel := context.WithTimeout(parent, m.tokenTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, m.base+"/latest/api/token", nil)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrIMDS, err)
-	}
-	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", imdsTokenTTL)
-	resp, err := m.client.Do(req)
-	if err != nil {
-		if perr := parent.Err(); perr != nil {
-			return perr // the caller gave up, which says nothing about IMDS
-		}
-		return fmt.Errorf("%w: %w", errIMDSAbsent, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, imdsMaxBody))
-	if err != nil {
-		return fmt.Errorf("%w: reading the token: %w", errIMDSAbsent, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: PUT /latest/api/token: HTTP %d", errIMDSRefused, resp.StatusCode)
-	}
-	tok := strings.TrimSpace(string(body))
-	if tok == "" || strings.ContainsAny(tok, "\r\n") {
-		return fmt.Errorf("%w: PUT /latest/api/token: no usable token in the answer", errIMDSRefused)
-	}
-	m.token = tok
-	return nil
-}
-
-// errNotFound is a 404 from the metadata service.
-var errNotFound = errors.New("not found")
-
-// get reads one metadata path (under /latest/meta-data/) with the token.
-func (m *imds) get(ctx context.Context, path string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, m.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.base+"/latest/meta-data/"+path, nil)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrIMDS, err)
-	}
-	req.Header.Set("X-aws-ec2-metadata-token", m.token)
-	resp, err := m.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("%w: GET %s: %w", ErrIMDS, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, imdsMaxBody+1))
-	if err != nil {
-		return "", fmt.Errorf("%w: GET %s: %w", ErrIMDS, path, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return "", fmt.Errorf("%w: GET %s: %w", ErrIMDS, path, errNotFound)
-	case resp.StatusCode != http.StatusOK:
-		return "", fmt.Errorf("%w: GET %s: HTTP %d", ErrIMDS, path, resp.StatusCode)
-	case len(body) > imdsMaxBody:
-		return "", fmt.Errorf("%w: GET %s: answer longer than %d bytes", ErrIMDS, path, imdsMaxBody)
-	}
-	return string(body), nil
-}
-
-// one reads a path holding one value.
-func (m *imds) one(ctx context.Context, path string) (string, error) {
-	vals, err := m.list(ctx, path)
-	if err != nil {
-		return "", err
-	}
-	if len(vals) != 1 {
-		return "", fmt.Errorf("%w: GET %s: want one value, got %d", ErrIMDS, path, len(vals))
-	}
-	return vals[0], nil
-}
-
-// list reads a path holding one value per line.
-func (m *imds) list(ctx context.Context, path string) ([]string, error) {
-	body, err := m.get(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		if v := strings.TrimSpace(sc.Text()); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out, nil
-}
-
-// optionalList is list for a path that is absent (404) when empty.
-func (m *imds) optionalList(ctx context.Context, path string) ([]string, error) {
-	vals, err := m.list(ctx, path)
-	if errors.Is(err, errNotFound) {
-		return nil, nil
-	}
-	return vals, err
-}
-
-func validMAC(s string) bool {
-	if len(s) != 17 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if i%3 == 2 {
-			if c != ':' {
-				return false
-			}
-		} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// clipValue shortens a value from the network before it is quoted in an
-// error.
-func clipValue(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
-}
-
-// checkPrimary refuses an address lookup whose matched ENIs do not carry
-// an address of the default route's interface.
-func checkPrimary(host render.Host, opts IdentityOptions) error {
-	primary := opts.PrimaryAddrs
-	if primary == nil {
-		if opts.InterfaceAddrs != nil {
-			return nil // the caller gave the addresses: do not read this host's
-		}
-		primary = defaultRouteAddrs
-	}
-	addrs, err := primary()
-	if err != nil || len(addrs) == 0 {
-		return nil // nothing to check against
-	}
-	for _, n := range host.Interfaces {
-		for _, a := range n.Addrs {
-			if slices.Contains(addrs, a) {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("%w: the default route's interface has %v, none of which is an address of the ENIs %v that other addresses of this host matched (a tunnel or overlapping address?); configure the groups or addresses, or wait for the leader to list this host's ENI",
-		ErrUnknownHost, addrs, interfaceIDs(host))
-}
-
-// defaultRouteAddrs are the addresses of the IPv4 default route's interface.
-func defaultRouteAddrs() ([]netip.Addr, error) {
-	name, err := DefaultRouteInterface(procNetRoute)
-	if err != nil {
-		return nil, err
-	}
-	ifc, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, err
-	}
-	as, err := ifc.Addrs()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Addr
-	for _, a := range as {
-		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
-			out = append(out, p.Addr().Unmap())
-		}
-	}
-	return out, nil
 }

@@ -167,6 +167,21 @@ func prefixes(ss ...string) []netip.Prefix {
 	return out
 }
 
+// checkIdentified fails the test unless Identify found want by method,
+// with the unknown groups unknown.
+func checkIdentified(t *testing.T, host render.Host, src reyes.IdentitySource, err error, want render.Host, method reyes.IdentityMethod, unknown []string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Identify: %v", err)
+	}
+	if !reflect.DeepEqual(host, want) {
+		t.Errorf("host\n got %+v\nwant %+v", host, want)
+	}
+	if src.Method != method || !reflect.DeepEqual(src.UnknownGroups, unknown) {
+		t.Errorf("source %+v, want method %s, unknown groups %v", src, method, unknown)
+	}
+}
+
 // hostAddrs is an InterfaceAddrs func returning fixed addresses.
 func hostAddrs(ss ...string) func() ([]netip.Addr, error) {
 	return func() ([]netip.Addr, error) { return addrs(ss...), nil }
@@ -342,15 +357,7 @@ func TestIdentifyIMDS(t *testing.T) {
 				}
 				return
 			}
-			if err != nil {
-				t.Fatalf("Identify: %v", err)
-			}
-			if !reflect.DeepEqual(host, tt.want) {
-				t.Errorf("host\n got %+v\nwant %+v", host, tt.want)
-			}
-			if src.Method != tt.method || !reflect.DeepEqual(src.UnknownGroups, tt.unknown) {
-				t.Errorf("source %+v, want method %s, unknown groups %v", src, tt.method, tt.unknown)
-			}
+			checkIdentified(t, host, src, err, tt.want, tt.method, tt.unknown)
 			if tt.wantLog != "" && !strings.Contains(logs.String(), tt.wantLog) {
 				t.Errorf("logs do not say %q:\n%s", tt.wantLog, logs.String())
 			}
@@ -531,15 +538,7 @@ func TestIdentifyWithoutIMDS(t *testing.T) {
 				}
 				return
 			}
-			if err != nil {
-				t.Fatalf("Identify: %v", err)
-			}
-			if !reflect.DeepEqual(host, tt.want) {
-				t.Errorf("host\n got %+v\nwant %+v", host, tt.want)
-			}
-			if src.Method != tt.method || !reflect.DeepEqual(src.UnknownGroups, tt.unknown) {
-				t.Errorf("source %+v, want method %s, unknown groups %v", src, tt.method, tt.unknown)
-			}
+			checkIdentified(t, host, src, err, tt.want, tt.method, tt.unknown)
 		})
 	}
 }
@@ -578,4 +577,37 @@ func ExampleIdentify() {
 	}
 	fmt.Println(src.Method, host.Interfaces[0].Groups, host.VPCCIDRs)
 	// Output: explicit [sg-0b000000000000001] [10.20.0.0/16]
+}
+
+// TestIdentifyIMDSv2Only: whatever status refuses the token (the SDK's
+// client falls back to IMDSv1 on 403, 404 and 405 unless told not to),
+// Identify reads no metadata without a token and goes on to the addresses.
+func TestIdentifyIMDSv2Only(t *testing.T) {
+	t.Parallel()
+	eni := imdsInterface{mac: "02:00:00:14:1a:09", id: "eni-0c000000000000001", vpc: "vpc-0a000000000000001",
+		groups: []string{"sg-0b000000000000001"}, v4s: []string{"10.20.1.10"}}
+	for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden,
+		http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusInternalServerError, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			fake, url := newFakeIMDS(t, eni)
+			fake.tokenStatus = status
+			_, src, err := reyes.Identify(t.Context(), testRuleset(), reyes.IdentityOptions{
+				IMDSEndpoint:   url,
+				InterfaceAddrs: hostAddrs("10.20.9.9"),
+				Logger:         slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				t.Fatalf("Identify: %v", err)
+			}
+			if src.Method != reyes.IdentityAddresses || src.IMDSSkipped == nil || !strings.Contains(src.IMDSSkipped.Error(), fmt.Sprint(status)) {
+				t.Errorf("source %+v, want the addresses, IMDS skipped with HTTP %d", src, status)
+			}
+			fake.mu.Lock()
+			defer fake.mu.Unlock()
+			if len(fake.reads) != 0 || fake.tokens != 1 {
+				t.Errorf("%d token requests, metadata read without a token: %v", fake.tokens, fake.reads)
+			}
+		})
+	}
 }

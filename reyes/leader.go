@@ -282,19 +282,9 @@ func (l *Leader) refresh(h ruleset.Header) time.Duration {
 	return h.NotAfter.Sub(h.GeneratedAt) / 2
 }
 
-func (l *Leader) now() time.Time {
-	if l.Now != nil {
-		return l.Now()
-	}
-	return time.Now()
-}
+func (l *Leader) now() time.Time { return clock(l.Now) }
 
-func (l *Leader) logger() *slog.Logger {
-	if l.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l.Logger
-}
+func (l *Leader) logger() *slog.Logger { return orDiscard(l.Logger) }
 
 // ErrTimeout is wrapped by the error of a run that took longer than its
 // timeout (--timeout); the rest of the error names the call that was
@@ -344,4 +334,20 @@ func loop(ctx context.Context, interval, timeout time.Duration, log *slog.Logger
 		}
 		err = run()
 	}
+}
+
+// clock is now, or time.Now when nil.
+func clock(now func() time.Time) time.Time {
+	if now != nil {
+		return now()
+	}
+	return time.Now()
+}
+
+// orDiscard is log, or a logger that discards everything when nil.
+func orDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
 }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/atomicfile"
 	"github.com/reyes-fw/reyes/internal/version"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -258,61 +257,6 @@ func RecordConfigFailure(metricsFile, stateDir string, cfgErr error) error {
 	return errors.Join(errs...)
 }
 
-// recordFollowerConfigFailure records a follower run that stopped before
-// it could start (see RecordConfigFailure): its configuration, as far as it
-// can be read, names the metrics file and the state directory; when it
-// cannot be read at all, the command line or the environment may still name
-// the metrics file. Nothing is recorded for a nil error, help, or a dry run.
-func recordFollowerConfigFailure(args, environ []string, cfgErr error, stderr io.Writer) {
-	if cfgErr == nil || errors.Is(cfgErr, ErrHelp) {
-		return
-	}
-	var metricsFile, stateDir string
-	if k, _, err := loadConfig("reyes-follower", followerOptions, args, environ, io.Discard, ""); err == nil {
-		if k.Bool("dry_run") {
-			return
-		}
-		metricsFile, stateDir = k.String("metrics_file"), k.String("state_dir")
-	} else {
-		if slices.Contains(args, "--dry-run") || slices.Contains(args, "-dry-run") {
-			return
-		}
-		metricsFile = MetricsFileHint(args, environ)
-	}
-	if metricsFile == "" && stateDir == "" {
-		return
-	}
-	if err := RecordConfigFailure(metricsFile, stateDir, cfgErr); err != nil {
-		fmt.Fprintln(stderr, "reyes-follower: recording the configuration failure:", err)
-	}
-}
-
-// MetricsFileHint returns the metrics file that args (--metrics-file) or
-// environ (REYES_METRICS_FILE) name, for recording a configuration failure
-// when the configuration as a whole could not be read. Empty if neither
-// names one.
-func MetricsFileHint(args, environ []string) string {
-	for i, a := range args {
-		if a == "--" {
-			break
-		}
-		for _, p := range []string{"--metrics-file", "-metrics-file"} {
-			if v, ok := strings.CutPrefix(a, p+"="); ok {
-				return v
-			}
-			if a == p && i+1 < len(args) {
-				return args[i+1]
-			}
-		}
-	}
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "REYES_METRICS_FILE="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 // readMetricsFile reads back what an earlier run wrote to path: the
 // counters, and the gauges as a Status (for a host whose state directory
 // cannot be read). A missing or unreadable file reads as nothing.
@@ -520,7 +464,7 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	}
 	header(repairsMetric, "counter", "Drift checks that found the kernel changed, followed by a reload.")
 	fmt.Fprintf(&b, "%s %s\n", repairsMetric, num(c.repairs))
-	return replaceFile(path, []byte(b.String()), 0o644)
+	return atomicfile.Write(path, []byte(b.String()), 0o644)
 }
 
 func sortedKeysOf[K ~string, V any](m map[K]V) []string {

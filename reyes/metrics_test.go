@@ -13,6 +13,7 @@ import (
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sign"
@@ -309,7 +310,7 @@ func TestMetricsConfigFailure(t *testing.T) {
 	} {
 		args := append(append([]string(nil), base...), tc.args...)
 		var out, errb strings.Builder
-		if err := reyes.RunFollower(context.Background(), args, tc.env, &out, &errb); err == nil {
+		if err := cli.RunFollower(context.Background(), args, tc.env, &out, &errb); err == nil {
 			t.Fatalf("RunFollower %v: no error", args)
 		}
 		m := readMetrics(t, p.follower.MetricsFile)

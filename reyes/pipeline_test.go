@@ -13,6 +13,7 @@ import (
 
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -210,12 +211,12 @@ func TestFollowerBaselineFlags(t *testing.T) {
 	key := filepath.Join(dir, "k.asc")
 	os.WriteFile(key, pub, 0o644)
 	var out, errb bytes.Buffer
-	err = reyes.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
+	err = cli.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
 		"--state-dir", dir, "--baseline", "--baseline-interface", "eth0", "--baseline-outbound", "sometimes"}, nil, &out, &errb)
 	if !errors.Is(err, reyes.ErrConfig) || !strings.Contains(err.Error(), "baseline_outbound") {
 		t.Fatalf("RunFollower: %v", err)
 	}
-	err = reyes.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
+	err = cli.RunFollower(context.Background(), []string{"--store", filepath.Join(dir, "none"), "--trusted-key", key,
 		"--state-dir", dir, "--baseline", "--baseline-interface", "eth0", "--baseline-tcp-ports", "22,0"}, nil, &out, &errb)
 	if !errors.Is(err, reyes.ErrConfig) || !strings.Contains(err.Error(), "baseline_tcp_ports") {
 		t.Fatalf("RunFollower: %v", err)
@@ -304,11 +305,7 @@ func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
 	}
 	// Repaired: the next runs are unchanged again.
-	p.now = p.now.Add(time.Minute)
-	p.kernel.ResetCalls()
-	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
-		t.Fatalf("after the repair: %+v %v %v", res.NotModified, err, p.kernel.Calls())
-	}
+	p.unchangedNext(t, "after the repair")
 }
 
 // TestFollowerRepairsDeepDrift: a chain flushed below REYES-INPUT and a set
@@ -444,5 +441,16 @@ func TestAddressLookupNeedsTheDefaultRouteAddress(t *testing.T) {
 	host, _, err := reyes.Identify(context.Background(), rs, opts)
 	if err != nil || len(host.Interfaces) != 1 || host.Interfaces[0].ID != "eni-7be938ba11b8ec7b0" {
 		t.Fatalf("Identify: %+v %v", host, err)
+	}
+}
+
+// unchangedNext runs the follower a minute later and fails the test
+// unless the run found nothing to do and touched no kernel tool.
+func (p *pipeline) unchangedNext(t *testing.T, what string) {
+	t.Helper()
+	p.now = p.now.Add(time.Minute)
+	p.kernel.ResetCalls()
+	if res, err := p.follower.RunOnce(context.Background()); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
+		t.Fatalf("%s: NotModified=%v err=%v calls=%v", what, res.NotModified, err, p.kernel.Calls())
 	}
 }

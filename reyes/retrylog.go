@@ -8,6 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -52,4 +54,14 @@ func logRetries(log *slog.Logger, where string, retryer func() aws.Retryer) func
 				return out, md, err
 			}), "Retry", middleware.After)
 	}
+}
+
+// EC2ClientOptions bound each attempt of an EC2 call by timeout (a hung
+// endpoint used to hold the leader for 900 s) and log every retry.
+func EC2ClientOptions(log *slog.Logger, timeout time.Duration) []func(*ec2.Options) {
+	return []func(*ec2.Options){func(o *ec2.Options) {
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(timeout)
+		retryer := o.Retryer // sgsource's, set before these options
+		o.APIOptions = append(o.APIOptions, logRetries(log, o.Region, func() aws.Retryer { return retryer }))
+	}}
 }

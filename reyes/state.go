@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/atomicfile"
 	"github.com/reyes-fw/reyes/ruleset"
 )
 
@@ -102,20 +103,14 @@ type stateFile struct {
 // matches [ErrCorruptState].
 func LoadState(dir string) (State, error) {
 	p := filepath.Join(dir, StateFile)
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := readCapped(p, maxStateSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return State{}, nil
-	}
-	if err != nil {
+	case errors.Is(err, errFileTooLarge):
+		return State{}, fmt.Errorf("loading state %s: %w: %w", p, ErrCorruptState, err)
+	case err != nil:
 		return State{}, fmt.Errorf("loading state: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
-	if err != nil {
-		return State{}, fmt.Errorf("loading state %s: %w", p, err)
-	}
-	if len(data) > maxStateSize {
-		return State{}, fmt.Errorf("loading state %s: %w: larger than %d bytes", p, ErrCorruptState, maxStateSize)
 	}
 	s, err := decodeState(data)
 	if err != nil {
@@ -173,36 +168,50 @@ func PrepareState(dir string, s State) (commit func() error, abort func(), err e
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("saving state: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+StateFile+".tmp-*")
+	p, err := atomicfile.Prepare(filepath.Join(dir, StateFile), append(data, '\n'), 0o644)
 	if err != nil {
 		return nil, nil, fmt.Errorf("saving state: %w", err)
 	}
-	name := tmp.Name()
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
-		return nil, nil, fmt.Errorf("saving state: writing %s: %w", name, err)
-	}
 	commit = func() error {
-		if err := os.Rename(name, filepath.Join(dir, StateFile)); err != nil {
-			os.Remove(name)
+		if err := p.Commit(); err != nil {
 			return fmt.Errorf("saving state: %w", err)
-		}
-		if d, err := os.Open(dir); err == nil {
-			d.Sync()
-			d.Close()
 		}
 		return nil
 	}
-	abort = func() { os.Remove(name) }
-	return commit, abort, nil
+	return commit, p.Abort, nil
+}
+
+// saveJSON writes v, indented, as the file name in dir, atomically
+// (package internal/atomicfile), creating dir (0700) if missing.
+func saveJSON(dir, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, name), append(data, '\n'), 0o644)
+}
+
+// errFileTooLarge is readCapped's error for a file over its cap.
+var errFileTooLarge = errors.New("file too large")
+
+// readCapped reads a small file of ours (state, status, metrics), at most
+// max bytes: a larger one is an error wrapping errFileTooLarge, a missing
+// one an error wrapping fs.ErrNotExist.
+func readCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%w: larger than %d bytes", errFileTooLarge, max)
+	}
+	return data, nil
 }

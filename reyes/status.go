@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -171,20 +169,14 @@ type DriftRecord struct {
 // written it).
 func LoadStatus(dir string) (Status, error) {
 	p := filepath.Join(dir, StatusFile)
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := readCapped(p, maxStatusSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return Status{}, nil
-	}
-	if err != nil {
-		return Status{}, fmt.Errorf("loading status: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxStatusSize+1))
-	if err != nil {
+	case errors.Is(err, errFileTooLarge):
 		return Status{}, fmt.Errorf("loading status %s: %w", p, err)
-	}
-	if len(data) > maxStatusSize {
-		return Status{}, fmt.Errorf("loading status %s: larger than %d bytes", p, maxStatusSize)
+	case err != nil:
+		return Status{}, fmt.Errorf("loading status: %w", err)
 	}
 	var s Status
 	if err := json.Unmarshal(data, &s); err != nil {
@@ -196,19 +188,11 @@ func LoadStatus(dir string) (Status, error) {
 	return s, nil
 }
 
-// SaveStatus writes s to dir atomically (temporary file, rename; no fsync,
-// see replaceFile).
+// SaveStatus writes s to dir atomically (package internal/atomicfile).
 // dir is created (0700) if missing.
 func SaveStatus(dir string, s Status) error {
 	s.Format = StatusFormat
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("saving status: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("saving status: %w", err)
-	}
-	if err := replaceFile(filepath.Join(dir, StatusFile), append(data, '\n'), 0o644); err != nil {
+	if err := saveJSON(dir, StatusFile, s); err != nil {
 		return fmt.Errorf("saving status: %w", err)
 	}
 	return nil
@@ -222,43 +206,4 @@ func loadedFromState(s State) *LoadedRecord {
 	}
 	return &LoadedRecord{Scope: s.Scope, Serial: s.Serial, GeneratedAt: s.GeneratedAt, NotAfter: s.NotAfter,
 		AppliedAt: s.AcceptedAt, Digest: s.Digest}
-}
-
-// replaceFile writes data to path through a temporary file in the same
-// directory and a rename: readers see the old content or the new, never a
-// part. Unlike writeFileAtomic it does not fsync: the status and metrics
-// files are rewritten every run and say nothing the follower's safety
-// rests on (after a crash a lost or empty status file only makes the next
-// run verify and apply again), so a poll need not wait for the disk.
-func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		if derr := checkDir(path); derr != nil {
-			return fmt.Errorf("writing %s: %w", path, derr)
-		}
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }

@@ -8,8 +8,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"syscall"
+
+	"github.com/reyes-fw/reyes/internal/atomicfile"
 )
 
 // FileStore keeps the object in a local file, for tests, single hosts, or
@@ -84,7 +85,7 @@ func (s *FileStore) Put(ctx context.Context, body []byte) error {
 	if fi, err := os.Stat(s.path); err == nil && !fi.Mode().IsRegular() {
 		return fmt.Errorf("writing %s: %w: it is a %s", s.path, ErrNotRegular, fileKind(fi.Mode()))
 	}
-	return writeFileAtomic(s.path, body, 0o644)
+	return atomicfile.Write(s.path, body, 0o644)
 }
 
 // ErrNotRegular: a file store's path is not a regular file (a FIFO, a
@@ -106,22 +107,12 @@ func fileKind(m fs.FileMode) string {
 	return "special file (" + m.Type().String() + ")"
 }
 
-// checkDir fails, naming the directory, when the directory a file is to be
-// written in does not exist or is not a directory: the error of the
-// temporary file's creation would name the temporary file.
-func checkDir(path string) error {
-	dir := filepath.Dir(path)
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("directory %s does not exist", dir)
-	case err != nil:
-		return err
-	case !fi.IsDir():
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	return nil
-}
+// Path is the file the store reads and writes.
+func (s *FileStore) Path() string { return s.path }
+
+// CheckDir reports whether the directory that holds the store's file
+// exists, so that a misconfigured store is refused before any work is done.
+func (s *FileStore) CheckDir() error { return atomicfile.CheckDir(s.path) }
 
 // fileETag derives an entity tag from what stat says.
 func fileETag(fi fs.FileInfo) string {
@@ -129,51 +120,4 @@ func fileETag(fi fs.FileInfo) string {
 		return fmt.Sprintf(`"%x-%x-%x-%x"`, st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano())
 	}
 	return fmt.Sprintf(`"%x-%x"`, fi.Size(), fi.ModTime().UnixNano())
-}
-
-// writeFileAtomic writes data to path so that readers see the old content or
-// the new, never a part: a temporary file in the same directory, fsync,
-// rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		if derr := checkDir(path); derr != nil {
-			return fmt.Errorf("writing %s: %w", path, derr)
-		}
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory of %s: %w", path, err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory of %s: %w", path, err)
-	}
-	return nil
 }

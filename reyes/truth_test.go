@@ -10,32 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
-	"github.com/reyes-fw/reyes/sgsource"
-	"github.com/reyes-fw/reyes/sign"
 )
 
 // publishSerial seals a ruleset of the sample estate with the given serial
 // and puts it into the pipeline's store, as a leader holding the key could.
 func (p *pipeline) publishSerial(t *testing.T, serial uint64, at time.Time) ruleset.Header {
 	t.Helper()
-	inv, err := sgsource.Dir{Path: sampleInventory}.Fetch(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := ruleset.Build(inv, ruleset.BuildOptions{Scope: "test", GeneratedAt: at, Serial: serial})
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := ruleset.Encode(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := sign.Seal(payload, p.signer, at)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obj, rs := sealtest.Seal(t, sampleInventory, ruleset.BuildOptions{Scope: "test", GeneratedAt: at, Serial: serial}, p.signer, at)
 	if err := p.store.Put(context.Background(), obj); err != nil {
 		t.Fatal(err)
 	}

@@ -90,11 +90,7 @@ func TestUnchangedMeansUnchanged(t *testing.T) {
 			p := newPipeline(t)
 			p.publishAndApply(t)
 			// Unchanged: no kernel call.
-			p.now = p.now.Add(time.Minute)
-			p.kernel.ResetCalls()
-			if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
-				t.Fatalf("same settings: NotModified=%v err=%v calls=%v", res.NotModified, err, p.kernel.Calls())
-			}
+			p.unchangedNext(t, "same settings")
 			tt.change(p)
 			p.now = p.now.Add(time.Minute)
 			res, err := p.follower.RunOnce(ctx)
@@ -114,11 +110,7 @@ func TestUnchangedMeansUnchanged(t *testing.T) {
 				t.Errorf("the kernel lacks %q:\n%s", tt.kernel, p.kernel.Dump())
 			}
 			// Applied with the new settings: unchanged again.
-			p.now = p.now.Add(time.Minute)
-			p.kernel.ResetCalls()
-			if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
-				t.Fatalf("second run with the new settings: NotModified=%v err=%v calls=%v", res.NotModified, err, p.kernel.Calls())
-			}
+			p.unchangedNext(t, "second run with the new settings")
 		})
 	}
 }
@@ -284,11 +276,7 @@ func TestUnchangedKernelRecord(t *testing.T) {
 	if err != nil || res.NotModified || p.kernel.Dump() != good {
 		t.Fatalf("run after remove: NotModified=%v err=%v\n%s", res.NotModified, err, p.kernel.Dump())
 	}
-	p.now = p.now.Add(time.Minute)
-	p.kernel.ResetCalls()
-	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 {
-		t.Fatalf("next run: NotModified=%v err=%v calls %v", res.NotModified, err, p.kernel.Calls())
-	}
+	p.unchangedNext(t, "next run")
 	// Someone restores an old record over apply's: reloaded in full.
 	rec := filepath.Join(p.follower.StateDir, "apply-ipv4.json")
 	b, err := os.ReadFile(rec)

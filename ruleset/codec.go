@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/errtext"
+
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -187,7 +189,7 @@ func valueError(data []byte, err error) error {
 			field.WriteString("(" + l.ids[i].ID + ")")
 		}
 	}
-	return invalid(field.String(), "%q is not %s", clip(stringAt(data, se.JSONPointer)), what)
+	return invalid(field.String(), "%q is not %s", errtext.Clip(stringAt(data, se.JSONPointer)), what)
 }
 
 // stringAt returns the string at ptr in data, or "".
@@ -238,15 +240,6 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-// clip shortens a hostile value before it is quoted in an error.
-func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "..."
 }
 
 // checkEscapedNames rejects an object name written with an escape, such as

@@ -25,6 +25,15 @@ func SortedPrefixes(ps []netip.Prefix) []netip.Prefix {
 	return slices.Compact(out)
 }
 
+// SortedAddrs returns a sorted copy of as, each address once, in the
+// order of netip.Addr.Compare; nil for none.
+func SortedAddrs(as []netip.Addr) []netip.Addr {
+	if len(as) == 0 {
+		return nil
+	}
+	return sortedAddrs(slices.Clone(as))
+}
+
 // sortedAddrs sorts a in place and returns it with each address once.
 func sortedAddrs(a []netip.Addr) []netip.Addr {
 	slices.SortFunc(a, netip.Addr.Compare)

@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/reyes-fw/reyes/internal/errtext"
 	"github.com/reyes-fw/reyes/inventory"
 )
 
@@ -406,16 +407,16 @@ func (rs *Ruleset) validateFindings() error {
 	for i, fd := range rs.Findings {
 		f := at("", "findings", i)
 		if !validFindingKinds[fd.Kind] {
-			return invalid(f+".kind", "%q is not a kind of finding", clip(fd.Kind))
+			return invalid(f+".kind", "%q is not a kind of finding", errtext.Clip(fd.Kind))
 		}
 		if !isGroupID(fd.Group) {
-			return invalid(f+".group", "%q is not a security group ID", clip(fd.Group))
+			return invalid(f+".group", "%q is not a security group ID", errtext.Clip(fd.Group))
 		}
 		if fd.Ref != "" && !isGroupID(fd.Ref) {
-			return invalid(f+".ref", "%q is not a security group ID", clip(fd.Ref))
+			return invalid(f+".ref", "%q is not a security group ID", errtext.Clip(fd.Ref))
 		}
 		if fd.Account != "" && !isOwner(fd.Account) {
-			return invalid(f+".account", "%q is not an account ID", clip(fd.Account))
+			return invalid(f+".account", "%q is not an account ID", errtext.Clip(fd.Account))
 		}
 		if fd.Detail == "" || len(fd.Detail) > maxFindingBytes || !utf8.ValidString(fd.Detail) || strings.ContainsFunc(fd.Detail, unicode.IsControl) {
 			return invalid(f+".detail", "want 1 to %d bytes of UTF-8 text without control characters", maxFindingBytes)

@@ -14,6 +14,7 @@ import (
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/reyes-fw/reyes/internal/errtext"
 	"github.com/reyes-fw/reyes/inventory"
 )
 
@@ -77,10 +78,10 @@ func AssumeRole(cfg aws.Config, roleARN string, optFns ...func(*sts.Options)) (A
 func RoleAccount(roleARN string) (string, error) {
 	a, err := arn.Parse(roleARN)
 	if err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") || len(a.Resource) == len("role/") {
-		return "", fmt.Errorf("role ARN %q: want arn:<partition>:iam::<account>:role/<name>", clip(roleARN))
+		return "", fmt.Errorf("role ARN %q: want arn:<partition>:iam::<account>:role/<name>", errtext.Clip(roleARN))
 	}
 	if err := checkAccountID(a.AccountID); err != nil {
-		return "", fmt.Errorf("role ARN %q: %w", clip(roleARN), err)
+		return "", fmt.Errorf("role ARN %q: %w", errtext.Clip(roleARN), err)
 	}
 	return a.AccountID, nil
 }
@@ -89,7 +90,7 @@ func RoleAccount(roleARN string) (string, error) {
 // OrganizationAccounts assumes.
 func CheckRoleName(name string) error {
 	if name == "" || strings.ContainsAny(name, ":*\x00 ") || len(name) > 512 || strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") {
-		return fmt.Errorf("organization role name %q is not a role name (or path/name)", clip(name))
+		return fmt.Errorf("organization role name %q is not a role name (or path/name)", errtext.Clip(name))
 	}
 	return nil
 }
@@ -168,7 +169,7 @@ func checkAccounts(accts []Account) error {
 	seen := map[string]bool{}
 	for _, a := range accts {
 		if !inventory.ValidAccountID(a.ID) {
-			return fmt.Errorf("checking EC2 accounts: %q is not an account ID", clip(a.ID))
+			return fmt.Errorf("checking EC2 accounts: %q is not an account ID", errtext.Clip(a.ID))
 		}
 		if seen[a.ID] {
 			return fmt.Errorf("checking EC2 accounts: account %s is listed twice", a.ID)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/errtext"
+
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -91,7 +93,7 @@ func fieldOfPointer(p jsontext.Pointer) string {
 			}
 			b.WriteString(tok)
 		default: // quoted, so that a hostile key cannot forge a path
-			b.WriteString("[" + strconv.Quote(clip(tok)) + "]")
+			b.WriteString("[" + strconv.Quote(errtext.Clip(tok)) + "]")
 		}
 	}
 	return b.String()

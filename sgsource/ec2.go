@@ -10,8 +10,11 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/reyes-fw/reyes/internal/errtext"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -193,18 +196,12 @@ func (s *EC2) Fetch(ctx context.Context) (*inventory.Inventory, error) {
 	if limit <= 0 {
 		limit = DefaultMaxConcurrent
 	}
-	sem := make(chan struct{}, limit)
 	out := make([]inventory.Region, len(accounts)*len(regions))
-	g, gctx := newTaskGroup(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
 	for ai, acct := range accounts {
 		for ri, name := range regions {
 			g.Go(func() error {
-				select {
-				case sem <- struct{}{}:
-					defer func() { <-sem }()
-				case <-gctx.Done():
-					return gctx.Err()
-				}
 				cfg, err := loadConfig(gctx, name)
 				if err != nil {
 					return withAccount(acct.ID, fmt.Errorf("loading AWS configuration for %s: %w", name, err))
@@ -335,7 +332,7 @@ func (checkResponseRoot) HandleDeserialize(ctx context.Context, in middleware.De
 		if got == "" {
 			got = "no XML element"
 		}
-		return out, md, fmt.Errorf("reading the response: want an XML %s document, got %s (HTTP %d, %d bytes)", want, clip(got), resp.StatusCode, resp.ContentLength)
+		return out, md, fmt.Errorf("reading the response: want an XML %s document, got %s (HTTP %d, %d bytes)", want, errtext.Clip(got), resp.StatusCode, resp.ContentLength)
 	}
 	return out, md, nil
 }
@@ -383,7 +380,7 @@ func (s *EC2) logger() *slog.Logger {
 func (s *EC2) fetchRegion(ctx context.Context, c *ec2.Client, region string, acct Account) (inventory.Region, error) {
 	start := time.Now()
 	r := inventory.Region{Name: region}
-	g, gctx := newTaskGroup(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
 		if r.TransitGateways, err = s.describeTransitGateways(gctx, c, region); err != nil {
 			return err
@@ -627,15 +624,12 @@ func (s *EC2) prefixLists(ctx context.Context, c *ec2.Client, region string, ids
 		return nil, nil
 	}
 	lists := make([]inventory.PrefixList, len(ids))
-	sem := make(chan struct{}, prefixListFetchers)
-	g, gctx := newTaskGroup(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(prefixListFetchers)
 	for i, id := range ids {
 		g.Go(func() error {
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-gctx.Done():
-				return gctx.Err()
+			if err := gctx.Err(); err != nil {
+				return err // an earlier list failed: start no more
 			}
 			pl := inventory.PrefixList{ID: id}
 			err := s.paginate(gctx, region, CallGetManagedPrefixListEntries, id, func(ctx context.Context, token *string) (*string, error) {
@@ -680,35 +674,4 @@ func uniqueNonEmpty(in []string) []string {
 		}
 	}
 	return out
-}
-
-// taskGroup runs functions concurrently; the first error cancels the
-// group's context and is the one Wait returns.
-type taskGroup struct {
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
-	once   sync.Once
-	err    error
-}
-
-func newTaskGroup(ctx context.Context) (*taskGroup, context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	return &taskGroup{cancel: cancel}, ctx
-}
-
-func (g *taskGroup) Go(f func() error) {
-	g.wg.Go(func() {
-		if err := f(); err != nil {
-			g.once.Do(func() {
-				g.err = err
-				g.cancel()
-			})
-		}
-	})
-}
-
-func (g *taskGroup) Wait() error {
-	g.wg.Wait()
-	g.cancel()
-	return g.err
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/reyes-fw/reyes/internal/errtext"
 	"github.com/reyes-fw/reyes/inventory"
 )
 
@@ -40,7 +41,7 @@ func checkState(s string) error {
 		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-'
 	}
 	if !ok {
-		return fmt.Errorf("%q is not a state", clip(s))
+		return fmt.Errorf("%q is not a state", errtext.Clip(s))
 	}
 	return nil
 }
@@ -48,7 +49,7 @@ func checkState(s string) error {
 // checkEnable accepts AWS' "enable" and "disable".
 func checkEnable(s string) error {
 	if s != "enable" && s != "disable" {
-		return fmt.Errorf("%q is neither enable nor disable", clip(s))
+		return fmt.Errorf("%q is neither enable nor disable", errtext.Clip(s))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/reyes-fw/reyes/internal/errtext"
 	"github.com/reyes-fw/reyes/inventory"
 )
 
@@ -63,11 +64,11 @@ func (e *FieldError) Error() string {
 func quotedIfOdd(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] < ' ' || s[i] > '~' {
-			return strconv.Quote(clip(s))
+			return strconv.Quote(errtext.Clip(s))
 		}
 	}
 	if len(s) > 200 {
-		return strconv.Quote(clip(s))
+		return strconv.Quote(errtext.Clip(s))
 	}
 	return s
 }
@@ -85,7 +86,7 @@ func fieldError(file, field string, err error) *FieldError {
 // digits, as every EC2 resource ID is.
 func checkID(id, prefix string) error {
 	if !inventory.ValidID(id, prefix) {
-		return fmt.Errorf("%q is not a valid ID (want %s followed by 8 to 17 lowercase hex digits)", clip(id), prefix)
+		return fmt.Errorf("%q is not a valid ID (want %s followed by 8 to 17 lowercase hex digits)", errtext.Clip(id), prefix)
 	}
 	return nil
 }
@@ -99,7 +100,7 @@ func checkInstanceID(id string) error   { return checkID(id, inventory.PrefixIns
 // checkAccountID accepts a 12-digit AWS account ID.
 func checkAccountID(id string) error {
 	if !inventory.ValidAccountID(id) {
-		return fmt.Errorf("%q is not a valid account ID (want 12 digits)", clip(id))
+		return fmt.Errorf("%q is not a valid account ID (want 12 digits)", errtext.Clip(id))
 	}
 	return nil
 }
@@ -122,23 +123,14 @@ func checkUserID(id string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%q is not a valid user ID (want 12 digits or amazon-<service>)", clip(id))
+	return fmt.Errorf("%q is not a valid user ID (want 12 digits or amazon-<service>)", errtext.Clip(id))
 }
 
 // checkMAC accepts a MAC address as EC2 prints it: six lowercase hex pairs
 // separated by colons.
 func checkMAC(s string) error {
-	ok := len(s) == 17
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		if i%3 == 2 {
-			ok = c == ':'
-		} else {
-			ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-		}
-	}
-	if !ok {
-		return fmt.Errorf("%q is not a valid MAC address", clip(s))
+	if !inventory.ValidMAC(s) {
+		return fmt.Errorf("%q is not a valid MAC address", errtext.Clip(s))
 	}
 	return nil
 }
@@ -147,7 +139,7 @@ func checkMAC(s string) error {
 // inventory.ValidRegion).
 func checkRegion(name string) error {
 	if !inventory.ValidRegion(name) {
-		return fmt.Errorf("%q does not look like an AWS region (such as us-east-1)", clip(name))
+		return fmt.Errorf("%q does not look like an AWS region (such as us-east-1)", errtext.Clip(name))
 	}
 	return nil
 }
@@ -164,7 +156,7 @@ func checkProtocol(p string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%q is not a protocol (want tcp, udp, icmp, icmpv6, -1 or 0..255)", clip(p))
+	return fmt.Errorf("%q is not a protocol (want tcp, udp, icmp, icmpv6, -1 or 0..255)", errtext.Clip(p))
 }
 
 // checkPort accepts a FromPort or ToPort: -1 (all) to 65535. ICMP types and
@@ -201,17 +193,17 @@ func (f family) String() string {
 func parsePrefix(s string, f family) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block", clip(s))
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block", errtext.Clip(s))
 	}
 	a := p.Addr()
 	if a.Is4In6() {
-		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 block", clip(s))
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 block", errtext.Clip(s))
 	}
 	if f == ipv4 && !a.Is4() || f == ipv6 && !a.Is6() {
-		return netip.Prefix{}, fmt.Errorf("%q is not an %s CIDR block", clip(s), f)
+		return netip.Prefix{}, fmt.Errorf("%q is not an %s CIDR block", errtext.Clip(s), f)
 	}
 	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("%q has host bits set (the block is %s)", clip(s), p.Masked())
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set (the block is %s)", errtext.Clip(s), p.Masked())
 	}
 	return p, nil
 }
@@ -221,31 +213,22 @@ func parsePrefix(s string, f family) (netip.Prefix, error) {
 func parseAddr(s string, f family) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%q is not an IP address", clip(s))
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address", errtext.Clip(s))
 	}
 	if a.Zone() != "" {
-		return netip.Addr{}, fmt.Errorf("%q has a zone", clip(s))
+		return netip.Addr{}, fmt.Errorf("%q has a zone", errtext.Clip(s))
 	}
 	if a.Is4In6() {
-		return netip.Addr{}, fmt.Errorf("%q is an IPv4-mapped IPv6 address", clip(s))
+		return netip.Addr{}, fmt.Errorf("%q is an IPv4-mapped IPv6 address", errtext.Clip(s))
 	}
 	if f == ipv4 && !a.Is4() || f == ipv6 && !a.Is6() {
-		return netip.Addr{}, fmt.Errorf("%q is not an %s address", clip(s), f)
+		return netip.Addr{}, fmt.Errorf("%q is not an %s address", errtext.Clip(s), f)
 	}
 	return a, nil
 }
 
 // allDigits reports whether s holds only the digits 0-9 (or nothing).
 func allDigits(s string) bool { return strings.TrimLeft(s, "0123456789") == "" }
-
-// clip shortens a hostile value before it is quoted in an error.
-func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
-}
 
 // checkPeeringStatus accepts the status words of a VPC peering connection
 // as AWS writes them (lower case, hyphens).

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
 	"regexp"
 	"slices"
 	"strconv"
@@ -303,12 +304,12 @@ func (k *Kernel) checkRule(t *table, spec string) error {
 		case "-j", "-g":
 			if !builtinTargets[f[i+1]] {
 				if _, ok := t.chains[f[i+1]]; !ok {
-					return fmt.Errorf("Couldn't load target `%s':No such file or directory", f[i+1])
+					return toolError("Couldn't load target `%s':No such file or directory", f[i+1])
 				}
 			}
 		case "--match-set":
 			if _, ok := k.sets[f[i+1]]; !ok {
-				return fmt.Errorf("Set %s doesn't exist.", f[i+1])
+				return toolError("Set %s doesn't exist.", f[i+1])
 			}
 		case "--bogus":
 			return fmt.Errorf("unknown option %q", f[i])
@@ -340,14 +341,8 @@ func (k *Kernel) restore(c Call, fam int, noflush bool) ([]byte, error) {
 		return nil, &Error{Call: c, Stderr: fmt.Sprintf("%s v1.8.9: %s\nError occurred at line: %d", c.Name, msg, lineNo)}
 	}
 	inTable := false
-	sc := bufio.NewScanner(strings.NewReader(c.Stdin))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	for n, line := range scriptLines(c.Stdin) {
+		lineNo = n
 		if k.FailLine != nil && k.FailLine(c, line) {
 			return fail("fake failure")
 		}
@@ -540,15 +535,7 @@ func (k *Kernel) saveSets() string {
 }
 
 func (k *Kernel) ipsetRestore(c Call) ([]byte, error) {
-	lineNo := 0
-	sc := bufio.NewScanner(strings.NewReader(c.Stdin))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	for lineNo, line := range scriptLines(c.Stdin) {
 		if k.FailLine != nil && k.FailLine(c, line) {
 			return nil, &Error{Call: c, Stderr: fmt.Sprintf("ipset v7.17: Error in line %d: fake failure", lineNo)}
 		}
@@ -563,7 +550,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 	get := func(name string) (*set, error) {
 		s, ok := k.sets[name]
 		if !ok {
-			return nil, fmt.Errorf("The set with the given name does not exist")
+			return nil, toolError("The set with the given name does not exist")
 		}
 		return s, nil
 	}
@@ -574,7 +561,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			if exist {
 				return nil
 			}
-			return fmt.Errorf("Set cannot be created: set with the same name already exists")
+			return toolError("Set cannot be created: set with the same name already exists")
 		}
 		fam := "inet"
 		if i := slices.Index(f, "family"); i >= 0 && i+1 < len(f) {
@@ -594,7 +581,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		if !s.members[f[2]] && !exist {
-			return fmt.Errorf("Element cannot be deleted from the set: it's not added")
+			return toolError("Element cannot be deleted from the set: it's not added")
 		}
 		delete(s.members, f[2])
 	case f[0] == "add" && len(f) >= 3:
@@ -603,10 +590,10 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		if strings.Contains(f[2], ".") != (s.family == "inet") || strings.ContainsAny(f[2], "xyz") {
-			return fmt.Errorf("Syntax error: cannot parse %s", f[2])
+			return toolError("Syntax error: cannot parse %s", f[2])
 		}
 		if s.members[f[2]] && !exist {
-			return fmt.Errorf("Element cannot be added to the set: it's already added")
+			return toolError("Element cannot be added to the set: it's already added")
 		}
 		s.members[f[2]] = true
 	case f[0] == "swap" && len(f) == 3:
@@ -619,7 +606,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		if a.typ != b.typ || a.family != b.family {
-			return fmt.Errorf("The sets cannot be swapped: their type does not match")
+			return toolError("The sets cannot be swapped: their type does not match")
 		}
 		k.sets[f[1]], k.sets[f[2]] = b, a
 	case f[0] == "rename" && len(f) == 3:
@@ -631,7 +618,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return fmt.Errorf("a set with the new name already exists")
 		}
 		if k.setRefs(f[1]) > 0 {
-			return fmt.Errorf("Set cannot be renamed: it is in use by a kernel component")
+			return toolError("Set cannot be renamed: it is in use by a kernel component")
 		}
 		delete(k.sets, f[1])
 		k.sets[f[2]] = s
@@ -640,7 +627,7 @@ func (k *Kernel) ipsetCmd(f []string) error {
 			return err
 		}
 		if k.setRefs(f[1]) > 0 {
-			return fmt.Errorf("Set cannot be destroyed: it is in use by a kernel component")
+			return toolError("Set cannot be destroyed: it is in use by a kernel component")
 		}
 		delete(k.sets, f[1])
 	default:
@@ -701,4 +688,32 @@ func (k *Kernel) Script(fam int, text string) error {
 	}
 	_, err := k.Run(context.Background(), []byte(text), name, "--noflush")
 	return err
+}
+
+// toolError is an error with the message the real tool (ipset, iptables)
+// prints, verbatim: capitalised and punctuated as the tool writes it, so
+// that the fake fails as the kernel tools do.
+func toolError(format string, a ...any) error { return toolMessage(fmt.Sprintf(format, a...)) }
+
+// toolMessage is toolError's error.
+type toolMessage string
+
+func (m toolMessage) Error() string { return string(m) }
+
+// scriptLines yields the lines of a restore script that say something (not
+// blank, not a comment), trimmed, with their line numbers from 1.
+func scriptLines(text string) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		sc := bufio.NewScanner(strings.NewReader(text))
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if !yield(n, line) {
+				return
+			}
+		}
+	}
 }

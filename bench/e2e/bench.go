@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/netns"
 	"github.com/reyes-fw/reyes/internal/synth"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/render"
@@ -356,7 +357,7 @@ func busiest(rs *ruleset.Ruleset) *ruleset.Interface {
 
 // follower returns an in-process follower like the binary's, for a host
 // kind, whose kernel calls go through a counting runner into ns.
-func (b *bench) follower(id reyes.IdentityOptions, stateDir string, ns *namespace) (*reyes.Follower, *countingRunner) {
+func (b *bench) follower(id reyes.IdentityOptions, stateDir string, ns *netns.NS) (*reyes.Follower, *countingRunner) {
 	cr := &countingRunner{r: apply.ExecRunner{Netns: ns.Name}}
 	return &reyes.Follower{
 		Store: b.store, Trusted: b.keys, StateDir: stateDir,
@@ -401,7 +402,7 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Close()
+	defer ns.Delete()
 	stateDir := filepath.Join(b.dir, "state-"+kind)
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("making state directory: %w", err)
@@ -522,7 +523,7 @@ func (b *bench) floor(ctx context.Context, plan *render.Plan) ([]floorStep, erro
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Close()
+	defer ns.Delete()
 	var steps []floorStep
 	step := func(stdin []byte, tool string, args ...string) error {
 		st, err := runProc(ctx, stdin, "ip", append([]string{"netns", "exec", ns.Name, tool}, args...)...)
@@ -564,7 +565,7 @@ func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.Iden
 	if err != nil {
 		return err
 	}
-	defer ns.Close()
+	defer ns.Delete()
 	// A configuration file: 5,000 group IDs do not fit one argument.
 	var c strings.Builder
 	fmt.Fprintf(&c, "store: %s\nstate_dir: %s\nscope: %s\nno_imds: true\nbackend: %s\ndisable_file: %s\n",

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,43 +14,12 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/netns"
 )
 
-// namespace is a network namespace this program created; Close deletes it
-// with every set and rule in it.
-type namespace struct {
-	Name string
-}
-
-// newNamespace creates "reyes-bench-<random>" with its loopback up.
-func newNamespace(ctx context.Context) (*namespace, error) {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("naming a namespace: %w", err)
-	}
-	ns := &namespace{Name: "reyes-bench-" + hex.EncodeToString(b[:])}
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("creating namespace %s: %w: %s", ns.Name, err, bytes.TrimSpace(out))
-	}
-	if _, err := ns.exec(ctx, nil, "ip", "link", "set", "lo", "up"); err != nil {
-		ns.Close()
-		return nil, err
-	}
-	return ns, nil
-}
-
-// exec runs a command inside the namespace, like apply.ExecRunner does.
-func (ns *namespace) exec(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
-	return apply.ExecRunner{Netns: ns.Name}.Run(ctx, stdin, name, args...)
-}
-
-// Close deletes the namespace.
-func (ns *namespace) Close() error {
-	if out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput(); err != nil {
-		return fmt.Errorf("deleting namespace %s: %w: %s", ns.Name, err, bytes.TrimSpace(out))
-	}
-	return nil
-}
+// newNamespace creates "reyes-bench-<random>" with its loopback up; the
+// caller deletes it (Delete) with every set and rule in it.
+func newNamespace(ctx context.Context) (*netns.NS, error) { return netns.Create(ctx, "bench") }
 
 // countingRunner wraps a Runner and records every command: how many, how
 // long they took in all, and the span from the first start to the last end

@@ -21,20 +21,15 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/internal/ctl"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := ctl.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "reyesctl:", err)
-	}
-	os.Exit(ctl.ExitCode(err))
+	os.Exit(cli.Main("reyesctl", func(ctx context.Context, args, _ []string, stdout, stderr io.Writer) error {
+		return ctl.Run(ctx, args, stdout, stderr)
+	}))
 }

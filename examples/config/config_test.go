@@ -18,12 +18,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reyes-fw/reyes/internal/cli"
+
 	"github.com/knadh/koanf/parsers/yaml"
 
 	"github.com/reyes-fw/reyes/reyes"
 )
 
-// runFunc is reyes.RunLeader or reyes.RunFollower.
+// runFunc is cli.RunLeader or cli.RunFollower.
 type runFunc func(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error
 
 var binaries = []struct {
@@ -36,8 +38,8 @@ var binaries = []struct {
 	// signed or applied.
 	missingKeyFlag, missingKeyKey string
 }{
-	{"reyes-leader", "leader.yaml", reyes.RunLeader, "--signing-key", "signing_key"},
-	{"reyes-follower", "follower.yaml", reyes.RunFollower, "--trusted-key", "trusted_key"},
+	{"reyes-leader", "leader.yaml", cli.RunLeader, "--signing-key", "signing_key"},
+	{"reyes-follower", "follower.yaml", cli.RunFollower, "--trusted-key", "trusted_key"},
 }
 
 // helpFlag matches a flag line of the --help output: "  --signing-key".
@@ -49,7 +51,7 @@ func knownKeys(t *testing.T, run runFunc) []string {
 	t.Helper()
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"--help"}, nil, &out, &out)
-	if !errors.Is(err, reyes.ErrHelp) {
+	if !errors.Is(err, cli.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
 	var keys []string

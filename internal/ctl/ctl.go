@@ -11,16 +11,17 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/internal/version"
 	"github.com/reyes-fw/reyes/reyes"
 )
 
-// Exit codes that ExitCode returns: the same as reyes-leader's and
-// reyes-follower's.
+// Exit codes that ExitCode returns: package internal/cli's, the same as
+// reyes-leader's and reyes-follower's.
 const (
-	ExitOK      = reyes.ExitOK      // success (also: help was asked for)
-	ExitFailure = reyes.ExitFailure // refused or failed: bad signature, expired, unknown host, I/O error...
-	ExitUsage   = reyes.ExitUsage   // the command line is wrong
+	ExitOK      = cli.ExitOK      // success (also: help was asked for)
+	ExitFailure = cli.ExitFailure // refused, failed or interrupted: bad signature, expired, unknown host, I/O error...
+	ExitUsage   = cli.ExitUsage   // the command line is wrong
 )
 
 // UsageError is returned by Run when the command line is wrong: an unknown
@@ -33,29 +34,28 @@ type UsageError struct {
 
 // Error says what is wrong and where to find help, on one line.
 func (e *UsageError) Error() string {
-	help := "reyesctl -h"
-	if e.Cmd != "" {
-		help = "reyesctl " + e.Cmd + " -h"
-	}
-	return fmt.Sprintf("%v (see %s)", e.Err, help)
+	return fmt.Sprintf("%v (see %s)", e.Err, e.HelpHint())
 }
 
 // Unwrap returns the underlying error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
-// ExitCode maps an error returned by Run to a process exit status: ExitOK
-// for nil, ExitUsage for a *UsageError, ExitFailure for anything else.
-func ExitCode(err error) int {
-	var ue *UsageError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.As(err, &ue):
-		return ExitUsage
-	default:
-		return ExitFailure
+// Is reports a UsageError as reyes.ErrUsage, which the binaries' one
+// exit-code scheme (cli.ExitCode) maps to ExitUsage.
+func (e *UsageError) Is(target error) bool { return target == reyes.ErrUsage }
+
+// HelpHint says where help is; the message already ends with it.
+func (e *UsageError) HelpHint() string {
+	if e.Cmd != "" {
+		return "reyesctl " + e.Cmd + " -h"
 	}
+	return "reyesctl -h"
 }
+
+// ExitCode maps an error returned by Run to a process exit status, with the
+// binaries' one scheme (cli.ExitCode): ExitOK for nil, ExitUsage for a
+// *UsageError, ExitFailure for anything else.
+func ExitCode(err error) int { return cli.ExitCode(err) }
 
 // Run runs reyesctl with args (without the program name), writing its
 // output to stdout and warnings to stderr. It returns nil on success and
@@ -64,12 +64,17 @@ func ExitCode(err error) int {
 //
 // Run holds no global state and is safe to call concurrently.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := &cli{stdout: stdout, stderr: stderr, now: time.Now}
-	return c.run(ctx, args)
+	c := &invocation{stdout: stdout, stderr: stderr, now: time.Now}
+	err := c.run(ctx, args)
+	if err != nil && ctx.Err() != nil {
+		// A command is one run: cut short, it did not do its job.
+		return fmt.Errorf("%w: %w", reyes.ErrInterrupted, err)
+	}
+	return err
 }
 
-// cli is one invocation: where output goes and the clock.
-type cli struct {
+// invocation is one run of reyesctl: where output goes and the clock.
+type invocation struct {
 	stdout, stderr io.Writer
 	now            func() time.Time
 	// runner runs the kernel tools of read-only commands (status); nil
@@ -85,7 +90,7 @@ type command struct {
 	help     string // paragraphs after the usage line
 	// flags defines the command's flags on fl and returns the function
 	// that runs it on the positional arguments.
-	flags func(c *cli, fl *flag.FlagSet) func(ctx context.Context, args []string) error
+	flags func(c *invocation, fl *flag.FlagSet) func(ctx context.Context, args []string) error
 	// argNames names the positional arguments ("OBJECT DIR"); their
 	// number is exact.
 	argNames string
@@ -95,7 +100,7 @@ func commands() []command {
 	return []command{keygenCommand(), verifyCommand(), unpackCommand(), inspectCommand(), explainCommand(), statusCommand(), removeCommand()}
 }
 
-func (c *cli) run(ctx context.Context, args []string) error {
+func (c *invocation) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return &UsageError{Err: errors.New("no command given")}
 	}
@@ -198,7 +203,7 @@ AWS_ENDPOINT_URL select an S3-compatible server.
 Exit status: 0 success, 1 refused or failed, 2 usage error.
 `
 
-func (c *cli) printTopHelp() {
+func (c *invocation) printTopHelp() {
 	var b strings.Builder
 	b.WriteString(topHelp)
 	for _, cmd := range commands() {
@@ -208,7 +213,7 @@ func (c *cli) printTopHelp() {
 	io.WriteString(c.stdout, b.String())
 }
 
-func (c *cli) printHelp(cmd command) {
+func (c *invocation) printHelp(cmd command) {
 	fl := newFlagSet(cmd.name)
 	cmd.flags(c, fl)
 	var b strings.Builder

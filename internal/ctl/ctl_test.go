@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
@@ -119,7 +121,7 @@ func newFixture(t *testing.T) *fixture {
 func runCLI(t *testing.T, now time.Time, args ...string) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	c := &cli{stdout: &stdout, stderr: &stderr, now: func() time.Time { return now }}
+	c := &invocation{stdout: &stdout, stderr: &stderr, now: func() time.Time { return now }}
 	err := c.run(t.Context(), args)
 	return stdout.String(), stderr.String(), err
 }
@@ -209,7 +211,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 					t.Fatalf("%s %s: %v", cmd.name, h, err)
 				}
 				fl := newFlagSet(cmd.name)
-				cmd.flags(&cli{}, fl)
+				cmd.flags(&invocation{}, fl)
 				n := 0
 				fl.VisitAll(func(f *flag.Flag) {
 					n++
@@ -535,6 +537,29 @@ func TestParseInterspersed(t *testing.T) {
 			}
 			if got := strings.Join(pos, " ") + " force=" + map[bool]string{true: "true", false: "false"}[*force]; got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOneExitCodeScheme: reyesctl maps errors to exit statuses with the
+// same function as reyes-leader and reyes-follower (it had a scheme of its
+// own).
+func TestOneExitCodeScheme(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"success", nil, ExitOK},
+		{"usage", &UsageError{Cmd: "verify", Err: errors.New("--trusted-key is required")}, ExitUsage},
+		{"configuration", fmt.Errorf("%w: scope", reyes.ErrConfig), ExitUsage},
+		{"refused", fmt.Errorf("opening: %w", reyes.ErrExpired), ExitFailure},
+		{"interrupted", fmt.Errorf("%w: reading: %w", reyes.ErrInterrupted, context.Canceled), ExitFailure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, same := ExitCode(tc.err), cli.ExitCode(tc.err); got != tc.want || got != same {
+				t.Errorf("ExitCode = %d, cli.ExitCode = %d, want %d", got, same, tc.want)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/cli"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -30,7 +31,7 @@ type explainFlags struct {
 	// (--mode, --table, --foreign-cidr, --vpc-cidr, --groups, --addrs,
 	// --fail-safe, --log-accept, --log-drop, --baseline...), from its
 	// option table.
-	plan *reyes.PlanFlags
+	plan *cli.PlanFlags
 	set  map[string]bool // flags given on the command line
 }
 
@@ -64,7 +65,7 @@ The exit status is 0 whatever the verdict: the answer is the output. It is
 non-zero only when there is no answer (bad flags, an object that does not
 verify, a host the ruleset does not hold). An expired ruleset is still
 explained, with a warning. The host's own iptables rules are not modelled.`,
-		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			f := &explainFlags{}
 			f.define(fl)
 			return func(ctx context.Context, _ []string) error {
@@ -79,7 +80,7 @@ explained, with a warning. The host's own iptables rules are not modelled.`,
 // wrapped.
 func planFlagsUsage() string {
 	fl := flag.NewFlagSet("", flag.ContinueOnError)
-	reyes.DefinePlanFlags(fl)
+	cli.DefinePlanFlags(fl)
 	var b strings.Builder
 	line := "        "
 	fl.VisitAll(func(f *flag.Flag) {
@@ -115,7 +116,7 @@ func (f *explainFlags) define(fl *flag.FlagSet) {
 	fl.BoolVar(&f.established, "established", false, "the packet belongs to a connection conntrack already knows")
 	fl.StringVar(&f.iface, "in-interface", "", "the interface `IF` the packet came in on (default: the baseline's interface, else none)")
 	fl.StringVar(&f.vpc, "vpc", "", "look the host's addresses up in this VPC `ID` only (for overlapping VPCs)")
-	f.plan = reyes.DefinePlanFlags(fl)
+	f.plan = cli.DefinePlanFlags(fl)
 }
 
 // visit records which flags the command line set.
@@ -250,22 +251,7 @@ func parseAddr(s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-func parsePrefixes(in []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range in {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, err
-		}
-		if p.Masked() != p {
-			return nil, fmt.Errorf("%s has host bits set (did you mean %s?)", s, p.Masked())
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-func (c *cli) explain(ctx context.Context, f *explainFlags) error {
+func (c *invocation) explain(ctx context.Context, f *explainFlags) error {
 	q, err := f.validate()
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/reyes-fw/reyes/internal/atomicfile"
 	"github.com/reyes-fw/reyes/sign"
 )
 
@@ -33,7 +34,7 @@ permissions protect it; it belongs on the leader only) and the armored public
 key to --public (for the followers' --trusted-key, and for "gpg --import"),
 and prints the fingerprint. Existing files are never overwritten unless
 --force is given.`,
-		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			var f keygenFlags
 			fl.StringVar(&f.secret, "secret", "", "write the armored secret key to `FILE` (required)")
 			fl.StringVar(&f.public, "public", "", "write the armored public key to `FILE` (required)")
@@ -45,7 +46,7 @@ and prints the fingerprint. Existing files are never overwritten unless
 	}
 }
 
-func (c *cli) keygen(_ context.Context, f keygenFlags) error {
+func (c *invocation) keygen(_ context.Context, f keygenFlags) error {
 	usage := func(format string, a ...any) error {
 		return &UsageError{Cmd: "keygen", Err: fmt.Errorf(format, a...)}
 	}
@@ -113,23 +114,8 @@ func writeFile(path string, data []byte, perm fs.FileMode, force bool) error {
 		}
 		return nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".reyesctl-*")
-	if err != nil {
+	if err := atomicfile.Write(path, data, perm); err != nil {
 		return fmt.Errorf("writing key: %w", err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		err = writeClose(f, data)
-	} else {
-		f.Close()
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }
@@ -138,15 +124,12 @@ func writeFile(path string, data []byte, perm fs.FileMode, force bool) error {
 // written in does not exist or is not a directory (a bare "open ...: no
 // such file or directory" does not say that /etc/reyes is what is missing).
 func checkDir(path string) error {
-	dir := filepath.Dir(path)
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("writing %s: directory %s does not exist (create it first, e.g. install -d -m 0700 %s)", path, dir, dir)
-	case err != nil:
+	err := atomicfile.CheckDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("writing %s: %w (create it first, e.g. install -d -m 0700 %s)", path, err, filepath.Dir(path))
+	}
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
-	case !fi.IsDir():
-		return fmt.Errorf("writing %s: %s is not a directory", path, dir)
 	}
 	return nil
 }

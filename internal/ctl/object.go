@@ -137,7 +137,7 @@ future, validity not too long; the rollback check needs a follower's state
 and is not made). Prints the signer's fingerprint, the scope, serial,
 generated_at, not_after and whether the ruleset has expired. Exits non-zero,
 naming the reason, when a follower would refuse the object.`,
-		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			var o objectFlags
 			var scope string
 			o.define(fl, "trust the public key(s) in `FILE`, as gpg --export writes them (repeatable; required)")
@@ -153,7 +153,7 @@ naming the reason, when a follower would refuse the object.`,
 	}
 }
 
-func (c *cli) verify(ctx context.Context, o objectFlags, scope, url string) error {
+func (c *invocation) verify(ctx context.Context, o objectFlags, scope, url string) error {
 	now := c.now()
 	res, err := o.open(ctx, url, now, true)
 	if err != nil {
@@ -236,7 +236,7 @@ what it cannot mirror as AWS applies it (references into accounts that were
 not read, stale references, load balancers that preserve client addresses),
 counted by kind, with the accounts not read. With --trusted-key the signature is verified first and any failure is an
 error; without, nothing is verified and the output says UNVERIFIED.`,
-		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			var o objectFlags
 			o.define(fl, "verify against the public key(s) in `FILE` first (repeatable)")
 			return func(ctx context.Context, args []string) error {
@@ -249,7 +249,7 @@ error; without, nothing is verified and the output says UNVERIFIED.`,
 	}
 }
 
-func (c *cli) inspect(ctx context.Context, o objectFlags, url string) error {
+func (c *invocation) inspect(ctx context.Context, o objectFlags, url string) error {
 	now := c.now()
 	res, err := o.open(ctx, url, now, false)
 	if err != nil {
@@ -342,7 +342,7 @@ public key:
 
   gpg --import leader.pub
   gpg --verify DIR/payload.json.asc DIR/payload.json`,
-		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			var o objectFlags
 			o.define(fl, "")
 			return func(ctx context.Context, args []string) error {
@@ -355,7 +355,7 @@ public key:
 	}
 }
 
-func (c *cli) unpack(ctx context.Context, o objectFlags, url, dir string) error {
+func (c *invocation) unpack(ctx context.Context, o objectFlags, url, dir string) error {
 	body, err := o.fetch(ctx, url)
 	if err != nil {
 		return err

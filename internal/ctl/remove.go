@@ -33,7 +33,7 @@ chain, then every reyes4-/reyes6- set, and forgets apply's state in
 up to --lock-wait, then exits non-zero naming the other run's pid). Stop the follower
 (or touch its disable file) first, or its next run loads the rules again.
 Needs root.`,
-		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			var f removeFlags
 			fl.StringVar(&f.backend, "backend", "auto", "iptables backend `B`: auto, nft or legacy")
 			fl.StringVar(&f.stateDir, "state-dir", "/var/lib/reyes", "the follower's state `DIR`")
@@ -44,7 +44,7 @@ Needs root.`,
 	}
 }
 
-func (c *cli) remove(ctx context.Context, f removeFlags) error {
+func (c *invocation) remove(ctx context.Context, f removeFlags) error {
 	backend, err := apply.ParseBackend(f.backend)
 	if err != nil {
 		return &UsageError{Cmd: "remove", Err: err}

@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
-	"github.com/reyes-fw/reyes/sgsource"
-	"github.com/reyes-fw/reyes/sign"
 )
 
 // TestVerifyMaxSkew: --max-skew reaches the signature check as well as
@@ -18,22 +17,7 @@ func TestVerifyMaxSkew(t *testing.T) {
 	f := newFixture(t)
 	now := time.Now()
 	ahead := now.Add(8 * time.Minute)
-	inv, err := sgsource.ReadDir(t.Context(), inventoryDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := ruleset.Build(inv, ruleset.BuildOptions{GeneratedAt: ahead, Scope: "quickstart", Serial: uint64(ahead.UnixNano())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := ruleset.Encode(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := sign.Seal(payload, f.signer, ahead)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obj, _ := sealtest.Seal(t, inventoryDir, ruleset.BuildOptions{GeneratedAt: ahead, Scope: "quickstart", Serial: uint64(ahead.UnixNano())}, f.signer, ahead)
 	p := filepath.Join(t.TempDir(), "ahead.obj")
 	if err := os.WriteFile(p, obj, 0o644); err != nil {
 		t.Fatal(err)

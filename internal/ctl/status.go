@@ -40,7 +40,7 @@ comparison (iptables-save, ipset save), whether the kernel still holds
 the rules as they were applied. It changes nothing. Reading the kernel
 needs root; --no-kernel skips it. --json prints the same as one JSON
 object.`,
-		flags: func(c *cli, fl *flag.FlagSet) func(context.Context, []string) error {
+		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			var f statusFlags
 			fl.StringVar(&f.stateDir, "state-dir", "/var/lib/reyes", "the follower's state `DIR`")
 			fl.StringVar(&f.backend, "backend", "auto", "iptables backend `B`: auto (as last applied), nft or legacy")
@@ -83,7 +83,7 @@ type KernelStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
-func (c *cli) status(ctx context.Context, f statusFlags) error {
+func (c *invocation) status(ctx context.Context, f statusFlags) error {
 	backend, err := apply.ParseBackend(f.backend)
 	if err != nil {
 		return &UsageError{Cmd: "status", Err: err}
@@ -101,7 +101,7 @@ func (c *cli) status(ctx context.Context, f statusFlags) error {
 	return nil
 }
 
-func (c *cli) statusReport(ctx context.Context, f statusFlags, backend apply.Backend) (*StatusReport, error) {
+func (c *invocation) statusReport(ctx context.Context, f statusFlags, backend apply.Backend) (*StatusReport, error) {
 	r := &StatusReport{StateDir: f.stateDir, Reyesctl: version.Get()}
 	if fi, err := os.Stat(f.stateDir); err != nil {
 		return nil, fmt.Errorf("reading the follower's state: %w (no follower has run with this --state-dir)", err)

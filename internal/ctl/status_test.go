@@ -63,7 +63,7 @@ func (s *statusFixture) run(t *testing.T) {
 func (s *statusFixture) status(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	c := &cli{stdout: &stdout, stderr: &stderr, now: func() time.Time { return s.now }, runner: s.kernel}
+	c := &invocation{stdout: &stdout, stderr: &stderr, now: func() time.Time { return s.now }, runner: s.kernel}
 	err := c.run(t.Context(), append([]string{"status", "--state-dir", s.follower.StateDir}, args...))
 	return squeeze(stdout.String()), err
 }

@@ -39,22 +39,44 @@ func New(t testing.TB, prefix string) *NS {
 	t.Helper()
 	RequireRoot(t)
 	RequireTools(t, "ip")
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatalf("netns: random name: %v", err)
+	n, err := Create(context.Background(), prefix)
+	if err != nil {
+		t.Fatalf("netns: %v", err)
 	}
-	name := "reyes-" + prefix + "-" + hex.EncodeToString(b[:])
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("netns: ip netns add %s: %v: %s", name, err, out)
-	}
-	n := &NS{Name: name, t: t}
+	n.t = t
 	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("netns: ip netns del %s: %v: %s", name, err, out)
+		if err := n.Delete(); err != nil {
+			t.Errorf("netns: %v", err)
 		}
 	})
-	n.MustRun("ip", "link", "set", "lo", "up")
 	return n
+}
+
+// Create is New for programs (the benchmarks): it creates
+// "reyes-<prefix>-<random>" with its loopback up, and the caller deletes
+// it with Delete. MustRun is not for its namespaces.
+func Create(ctx context.Context, prefix string) (*NS, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("naming a namespace: %w", err)
+	}
+	n := &NS{Name: "reyes-" + prefix + "-" + hex.EncodeToString(b[:])}
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", n.Name).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("creating namespace %s: %w: %s", n.Name, err, bytes.TrimSpace(out))
+	}
+	if _, err := n.Exec(ctx, nil, "ip", "link", "set", "lo", "up"); err != nil {
+		n.Delete()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Delete deletes the namespace with every interface, set and rule in it.
+func (n *NS) Delete() error {
+	if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
+		return fmt.Errorf("deleting namespace %s: %w: %s", n.Name, err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // RequireRoot skips the test unless it runs as root.

@@ -12,7 +12,8 @@ import (
 	"io"
 	"reflect"
 	"strconv"
-	"strings"
+
+	"github.com/reyes-fw/reyes/internal/errtext"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -63,7 +64,7 @@ func explainSemantic(se *json.SemanticError) *Error {
 	}
 	got := Kind(se.JSONKind)
 	if len(se.JSONValue) > 0 {
-		got += " " + clip(string(se.JSONValue))
+		got += " " + errtext.Clip(string(se.JSONValue))
 	}
 	reason := "got " + got
 	if want := Want(se.GoType); want != "" {
@@ -137,13 +138,4 @@ func Want(t reflect.Type) string {
 		return "an object"
 	}
 	return ""
-}
-
-// clip shortens a hostile value before it is quoted in an error.
-func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return strings.ToValidUTF8(s[:max], "") + "..."
 }

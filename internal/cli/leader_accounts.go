@@ -1,8 +1,9 @@
-package reyes
+package cli
 
 import (
 	"fmt"
 
+	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
@@ -22,16 +23,16 @@ var accountOptions = []option{
 // validate checks the role ARNs and the role name without a call.
 func (a *accountConfig) validate(source string) error {
 	if source != "ec2" && (len(a.RoleARN) > 0 || a.OrganizationRole != "") {
-		return fmt.Errorf("%w: role_arn and organization_role apply to source ec2 only", ErrConfig)
+		return fmt.Errorf("%w: role_arn and organization_role apply to source ec2 only", reyes.ErrConfig)
 	}
 	for _, r := range a.RoleARN {
 		if _, err := sgsource.RoleAccount(r); err != nil {
-			return fmt.Errorf("%w: role_arn: %w", ErrConfig, err)
+			return fmt.Errorf("%w: role_arn: %w", reyes.ErrConfig, err)
 		}
 	}
 	if a.OrganizationRole != "" {
 		if err := sgsource.CheckRoleName(a.OrganizationRole); err != nil {
-			return fmt.Errorf("%w: organization_role: %w", ErrConfig, err)
+			return fmt.Errorf("%w: organization_role: %w", reyes.ErrConfig, err)
 		}
 	}
 	return nil

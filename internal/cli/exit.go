@@ -1,4 +1,4 @@
-package reyes
+package cli
 
 import (
 	"context"
@@ -8,32 +8,40 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/reyes-fw/reyes/reyes"
 )
 
-// Exit statuses of the binaries (reyesctl's too).
+// Exit statuses of all three binaries (reyes-leader, reyes-follower and
+// reyesctl): one scheme.
 const (
-	ExitOK      = 0 // success, no change, paused, or --help
-	ExitFailure = 1 // a refusal or failure; the kernel keeps the last good rules
+	ExitOK      = 0 // success, no change, paused, --help, or an --interval process stopped by SIGINT/SIGTERM
+	ExitFailure = 1 // a refusal or failure (a single run cut short by a signal or --timeout too); the kernel keeps the last good rules
 	ExitUsage   = 2 // a usage or configuration error: nothing was tried
 )
 
-// ExitCode maps the error of RunLeader or RunFollower to an exit status:
-// ExitUsage for usage and configuration errors (ErrUsage, ErrConfig),
-// ExitOK for nil, help and cancellation (SIGINT, SIGTERM), ExitFailure for
-// the rest.
+// ExitCode maps the error of a command (RunLeader, RunFollower, reyesctl's
+// ctl.Run) to an exit status: ExitOK for nil, help and cancellation
+// (SIGINT, SIGTERM ending an --interval loop), ExitUsage for usage and
+// configuration errors (reyes.ErrUsage, reyes.ErrConfig), ExitFailure for
+// the rest: a single run that a signal cut short is reyes.ErrInterrupted,
+// one that --timeout ended reyes.ErrTimeout, and both failed.
 func ExitCode(err error) int {
 	switch {
-	case errors.Is(err, ErrTimeout), errors.Is(err, ErrInterrupted):
-		// A run cut short by --timeout failed, whatever its calls say
-		// ("canceled").
+	case errors.Is(err, reyes.ErrTimeout), errors.Is(err, reyes.ErrInterrupted):
+		// A run cut short failed, whatever its calls say ("canceled").
 		return ExitFailure
 	case err == nil, errors.Is(err, ErrHelp), errors.Is(err, context.Canceled):
 		return ExitOK
-	case errors.Is(err, ErrUsage), errors.Is(err, ErrConfig):
+	case errors.Is(err, reyes.ErrUsage), errors.Is(err, reyes.ErrConfig):
 		return ExitUsage
 	}
 	return ExitFailure
 }
+
+// HelpHinter is a usage error that already says where help is (reyesctl's
+// names the subcommand): Exit adds no "(see --help)" to it.
+type HelpHinter interface{ HelpHint() string }
 
 // reportedError is an error the command has already written to its log
 // (with --log-format json the final error is a JSON record like every other
@@ -50,7 +58,7 @@ func Exit(name string, err error, stderr io.Writer) int {
 	var rep reportedError
 	switch {
 	case code == ExitOK, errors.As(err, &rep):
-	case errors.Is(err, ErrUsage):
+	case errors.Is(err, reyes.ErrUsage) && !errors.As(err, new(HelpHinter)):
 		fmt.Fprintln(stderr, name+":", err, "(see --help)")
 	default:
 		fmt.Fprintln(stderr, name+":", err)
@@ -58,7 +66,7 @@ func Exit(name string, err error, stderr io.Writer) int {
 	return code
 }
 
-// Main runs a command (RunLeader or RunFollower) as a binary does: with a
+// Main runs a command (RunLeader, RunFollower, or reyesctl's) as a binary does: with a
 // context that SIGINT and SIGTERM cancel, the process's arguments and
 // environment, and the exit status Exit maps its error to.
 func Main(name string, run func(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error) int {

@@ -1,4 +1,4 @@
-package reyes
+package cli
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reyes-fw/reyes/reyes"
 )
 
 func TestPrivilege(t *testing.T) {
@@ -55,14 +57,35 @@ func TestExitCode(t *testing.T) {
 		{nil, ExitOK},
 		{ErrHelp, ExitOK},
 		{context.Canceled, ExitOK},
-		{fmt.Errorf("%w: bad", ErrUsage), ExitUsage},
-		{fmt.Errorf("%w: ttl: 1s", ErrConfig), ExitUsage},
+		// A single run cut short by a signal did not do its work.
+		{fmt.Errorf("%w: fetching: %w", reyes.ErrInterrupted, context.Canceled), ExitFailure},
+		{&helpHinted{fmt.Errorf("%w: no command", reyes.ErrUsage)}, ExitUsage},
+		{fmt.Errorf("%w: bad", reyes.ErrUsage), ExitUsage},
+		{fmt.Errorf("%w: ttl: 1s", reyes.ErrConfig), ExitUsage},
 		{errors.New("refused"), ExitFailure},
 		// A run cut short by --timeout whose calls say "canceled".
-		{fmt.Errorf("%w after 2m0s: fetching: %w", ErrTimeout, context.Canceled), ExitFailure},
+		{fmt.Errorf("%w after 2m0s: fetching: %w", reyes.ErrTimeout, context.Canceled), ExitFailure},
 	} {
 		if got := ExitCode(tc.err); got != tc.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+}
+
+type helpHinted struct{ error }
+
+func (e *helpHinted) Unwrap() error    { return e.error }
+func (e *helpHinted) HelpHint() string { return "see x -h" }
+
+// TestExitHelpHint: a usage error that names its own help is printed
+// once, without a second "(see --help)".
+func TestExitHelpHint(t *testing.T) {
+	var b strings.Builder
+	if code := Exit("x", &helpHinted{fmt.Errorf("%w: bad (see x -h)", reyes.ErrUsage)}, &b); code != ExitUsage || strings.Count(b.String(), "see") != 1 {
+		t.Errorf("Exit = %d, %q", code, b.String())
+	}
+	b.Reset()
+	if code := Exit("x", fmt.Errorf("%w: bad", reyes.ErrUsage), &b); code != ExitUsage || b.String() != "x: usage: bad (see --help)\n" {
+		t.Errorf("Exit = %d, %q", code, b.String())
 	}
 }

@@ -1,4 +1,4 @@
-package reyes
+package cli
 
 import (
 	"fmt"

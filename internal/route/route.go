@@ -1,4 +1,7 @@
-package reyes
+// Package route reads the kernel's IPv4 routing table (/proc/net/route):
+// which interface carries the default route. It is shared by the follower's
+// identity check and the baseline's default interface.
+package route
 
 import (
 	"bufio"
@@ -9,18 +12,18 @@ import (
 	"strings"
 )
 
-// procNetRoute is the kernel's IPv4 routing table, per network namespace.
-const procNetRoute = "/proc/net/route"
+// ProcNetRoute is the kernel's IPv4 routing table, per network namespace.
+const ProcNetRoute = "/proc/net/route"
 
-// ErrNoDefaultRoute is returned by DefaultRouteInterface when the table has
+// ErrNoDefaultRoute is returned by DefaultInterface when the table has
 // no default route.
 var ErrNoDefaultRoute = errors.New("no default route")
 
-// DefaultRouteInterface returns the interface of the IPv4 default route
+// DefaultInterface returns the interface of the IPv4 default route
 // with the lowest metric, read from a file in the format of
 // /proc/net/route. The baseline guards that interface unless told
 // otherwise, instead of a hard-coded eth0.
-func DefaultRouteInterface(path string) (string, error) {
+func DefaultInterface(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("reading routes: %w", err)

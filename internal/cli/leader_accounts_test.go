@@ -1,4 +1,4 @@
-package reyes
+package cli
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/reyes-fw/reyes/internal/mototest"
+	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
@@ -40,7 +41,7 @@ func TestLeaderAccountFlags(t *testing.T) {
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("%q: %v", tt.args, err)
-		case tt.want != "" && (err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want)):
+		case tt.want != "" && (err == nil || !errors.Is(err, reyes.ErrConfig) || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("%q: error %v, want a configuration error about %s", tt.args, err, tt.want)
 		}
 	}

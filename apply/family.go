@@ -1,0 +1,410 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/reyes-fw/reyes/render"
+)
+
+// familyApply is one run of Apply for one family.
+type familyApply struct {
+	opts    *Options
+	r       Runner
+	log     *slog.Logger
+	fp      *render.FamilyPlan
+	t       tools
+	backend Backend
+	res     FamilyResult
+
+	kernelSets map[string]setInfo
+	st         *state
+	// wasBackend is the backend the record says the previous run loaded
+	// into, when it is not this run's: its reyes rules are taken out once
+	// this run's are in force (see dropOldBackend).
+	wasBackend Backend
+	members    map[string][]netip.Addr // read back lazily
+	sets       []*setChange
+	changed    []*setChange
+	inPlace    bool     // changed sets are swapped in place; no rule load
+	oldChains  []string // reyes chains in the kernel not in the plan
+	jumpFix    []string // restore lines that repair the hooks
+	rulesOK    bool     // the kernel's rules are the plan's, on the live slots
+	kernelPlan string   // the plan hash on REYES-INPUT's first rule; "" if none
+	// builtinLines are "iptables -S" of the built-in chains read (hooks).
+	builtinLines map[string][]string
+	planText     []byte // the plan's restore text, rendered once (see text)
+	loadText     []byte // planText with the sets' slots, as loaded
+
+	prepared *preparedState
+	oldSave  []byte // the rules before the change, for revert (see saveOld)
+	// oldExclusive: oldSave is a whole table, loaded back as such.
+	oldExclusive bool
+	oldJumps     []string // the jumps to reyes from built-in chains before the change
+	oldMembers   map[string][]netip.Addr
+	swapped      []*setChange // swaps done (in place)
+	filled       bool         // fill slots were created
+	loaded       bool         // rules were loaded
+	alone        bool         // the only family that changes: no revert after it
+	destroyed    bool         // the swapped-out fill slots were destroyed with the swap
+}
+
+// text is the plan's iptables-restore text, rendered on first use: read,
+// rules and the state all need it, and at 20,000 rules it is megabytes.
+func (a *familyApply) text() []byte {
+	if a.planText == nil {
+		a.planText = a.fp.IptablesRestore()
+	}
+	return a.planText
+}
+
+// kernelText is the plan's text with each set's name replaced by the slot
+// its rules use after the apply.
+func (a *familyApply) kernelText() []byte {
+	if a.loadText != nil {
+		return a.loadText
+	}
+	var pairs []string
+	for _, c := range a.sets {
+		if c.target != "" && c.target != c.set.Name {
+			pairs = append(pairs, " --match-set "+c.set.Name+" ", " --match-set "+c.target+" ")
+		}
+	}
+	if len(pairs) == 0 {
+		a.loadText = a.text()
+	} else {
+		a.loadText = []byte(strings.NewReplacer(pairs...).Replace(string(a.text())))
+	}
+	return a.loadText
+}
+
+func (a *familyApply) fail(step Step, err error, text []byte) error {
+	e := &StepError{Family: a.fp.Family, Step: step, Err: err}
+	if text != nil {
+		if n := failedLine(err.Error()); n > 0 {
+			e.Line, e.Input = n, lineOf(text, n)
+			if len(e.Input) > 300 {
+				e.Input = e.Input[:300] + "..."
+			}
+		}
+	}
+	return e
+}
+
+// orphans are the family's kernel sets that no rule will refer to after
+// the apply and that are not being filled: leftovers of a changed set's
+// other slot, of a killed run, or of sets that left the plan.
+func (a *familyApply) orphans() []string {
+	keep := map[string]bool{}
+	for _, c := range a.sets {
+		keep[c.target] = true
+		if c.fill != "" {
+			keep[c.fill] = true
+		}
+	}
+	var out []string
+	for name := range a.kernelSets {
+		if strings.HasPrefix(name, setPrefix(a.fp.Family)) && !keep[name] {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// changes reports whether the family changes anything in the kernel.
+func (a *familyApply) changes() bool {
+	return len(a.changed) > 0 || !a.rulesOK || len(a.jumpFix) > 0 || len(a.orphans()) > 0
+}
+
+// reloads reports whether the family loads rules.
+func (a *familyApply) reloads() bool { return !a.rulesOK || len(a.jumpFix) > 0 }
+
+// newState is what the state will say once the apply is done.
+func (a *familyApply) newState() *state {
+	st := &state{Backend: a.backend, Sets: a.slots(), Hashes: map[string]string{}, Entries: map[string]int{}, Members: map[string]string{},
+		Plan: a.fp.Hash(), Table: a.fp.Table.String(), Hooks: hooks(a.fp)}
+	if a.rulesOK && !a.reloads() && a.st != nil && a.st.Plan == st.Plan && a.st.Rules != nil && maps.Equal(a.st.Sets, st.Sets) {
+		// The rules stay as recorded: no need to render 20,000 of them.
+		st.Rules, st.Text = a.st.Rules, a.st.Text
+	} else {
+		st.Rules = render.SavedChainHashes(a.kernelText())
+		if a.keepsText() {
+			st.Text = textHash(a.kernelText())
+		}
+	}
+	for _, c := range a.fp.Chains {
+		st.Chains = append(st.Chains, c.Name)
+	}
+	for _, c := range a.sets {
+		if a.st != nil && c.fill == "" && a.st.Sets[c.set.Name] == c.target && a.st.Hashes[c.set.Name] != "" && a.st.Members[c.target] != "" {
+			// Unchanged, as recorded: keep the record (no sorting).
+			st.Hashes[c.set.Name] = a.st.Hashes[c.set.Name]
+			st.Entries[c.target] = a.st.Entries[c.target]
+			st.Members[c.target] = a.st.Members[c.target]
+			continue
+		}
+		st.Hashes[c.set.Name] = c.set.Hash()
+		st.Entries[c.target] = uniqueCount(c.set.Members)
+		st.Members[c.target] = memberHash(c.set.Members)
+	}
+	return st
+}
+
+// keepsText reports whether the family records the text it loads, for a
+// later run to put back: IPv4, the family a failing IPv6 makes revert.
+func (a *familyApply) keepsText() bool {
+	return a.fp.Family == render.IPv4 && a.opts.StateDir != ""
+}
+
+// slots maps each set of the plan to the kernel set its rules use after
+// the apply.
+func (a *familyApply) slots() map[string]string {
+	m := make(map[string]string, len(a.sets))
+	for _, c := range a.sets {
+		m[c.set.Name] = c.target
+	}
+	return m
+}
+
+// prepare writes the family's new state next to the recorded one, before
+// the kernel is touched. A family that changes nothing and whose record
+// already says so writes nothing.
+func (a *familyApply) prepare() error {
+	if !a.changes() && a.st != nil && a.st.Backend == a.backend && a.st.Plan == a.fp.Hash() &&
+		a.st.Rules != nil && a.st.Members != nil && a.st.Hashes != nil && maps.Equal(a.st.Sets, a.slots()) {
+		a.log.Debug("unchanged")
+		a.prepared = &preparedState{done: true}
+		return nil
+	}
+	keep := pending(a.opts.StateDir, a.fp.Family)
+	st := a.newState()
+	var text []byte
+	if a.keepsText() && a.reloads() {
+		text = a.kernelText()
+	}
+	p, err := prepareState(a.opts.StateDir, a.fp.Family, st, text)
+	if err != nil {
+		return a.fail(StepState, err, nil)
+	}
+	p.keep = keep
+	a.prepared = p
+	return nil
+}
+
+// read finds out what differs between the kernel and the plan, reading as
+// little as possible: set headers (with their references, which say which
+// slot is live), the first rule of REYES-INPUT (which carries the plan
+// hash) and the built-in chains of the hooks.
+func (a *familyApply) read(ctx context.Context) error {
+	fp := a.fp
+	a.st = readState(a.opts.StateDir, fp.Family)
+	// The backend of the last committed record, even one a killed run
+	// left distrusted: a kill between a switch's load and its removal of
+	// the old backend's rules must not leave those for ever.
+	if was := recordedBackend(a.opts.StateDir, fp.Family); was != a.backend && (was == BackendNFT || was == BackendLegacy) {
+		a.wasBackend = was
+	}
+	if a.st != nil && a.st.Backend != a.backend {
+		a.st = nil
+	}
+	rules, err := listRules(ctx, a.r, a.t.iptables, render.InputChain, 1)
+	if err != nil {
+		a.log.Debug("reading plan hash", "err", err)
+	}
+	haveInput := err == nil
+	if haveInput {
+		a.kernelPlan = kernelPlanHash(rules)
+	}
+	a.rulesOK = err == nil && a.kernelPlan == fp.Hash() && !a.opts.Force
+	finish := false
+	switch {
+	case a.wasBackend != "" && a.kernelPlan == fp.Hash():
+		// This backend already holds this plan's rules while the record
+		// still names the previous one: a run that switched backend to
+		// this plan was killed after its load and before it committed.
+		// Both backends filter (what both allow passes); taking the old
+		// one's rules out leaves this plan: the new policy.
+		finish = true
+	case a.wasBackend == "" && a.st != nil && a.kernelPlan != "" && a.kernelPlan == a.st.Plan && a.slotsConflict():
+		// Both slots of a set in use while this backend runs the
+		// recorded plan: the other backend still holds the rules of
+		// before a switch (made by a release that left them there).
+		// Taking them out leaves the recorded plan.
+		a.wasBackend, finish = otherBackend(a.backend), true
+	}
+	if finish {
+		if err := a.dropOldBackend(ctx); err != nil {
+			return err
+		}
+		a.wasBackend = ""
+		sets, err := listSets(ctx, a.r)
+		if err != nil {
+			return err
+		}
+		clear(a.kernelSets)
+		maps.Copy(a.kernelSets, sets)
+	}
+	for _, s := range fp.Sets {
+		c := &setChange{set: s}
+		for _, n := range []string{s.Name, secondSlot(s)} {
+			k, ok := a.kernelSets[n]
+			if !ok || k.Refs == 0 {
+				continue
+			}
+			if c.live != "" {
+				return fmt.Errorf("sets %s and %s are both in use by rules: cannot tell which one reyes' rules use", c.live, n)
+			}
+			if k.Type != "hash:ip" || k.Family != fp.Family.String() {
+				return fmt.Errorf("set %s exists as %s family %s and is in use, cannot replace it with hash:ip family %s",
+					n, k.Type, k.Family, fp.Family)
+			}
+			c.live, c.initval = n, k.InitVal
+		}
+		if c.live == "" {
+			// No rule refers to the set: the kernel's rules are not the
+			// plan's, whatever the hash says.
+			a.rulesOK = false
+		}
+		same := false
+		if c.live != "" && !a.opts.Force { // Force reloads every set
+			if same, err = a.sameMembers(ctx, s, c.live); err != nil {
+				return err
+			}
+		}
+		if same {
+			c.target = c.live
+		} else {
+			a.changed = append(a.changed, c)
+		}
+		a.sets = append(a.sets, c)
+	}
+
+	planText := []byte(nil)
+	if fp.Table == render.TableExclusive {
+		planText = a.text()
+	}
+	for _, h := range a.builtins() {
+		lines, err := listRules(ctx, a.r, a.t.iptables, h.Builtin, 0)
+		if err != nil {
+			return err
+		}
+		if a.builtinLines == nil {
+			a.builtinLines = map[string][]string{}
+		}
+		a.builtinLines[h.Builtin] = lines
+		if fp.Table == render.TableExclusive {
+			// The built-in chain must hold exactly what the plan writes.
+			var want, got []string
+			for _, l := range strings.Split(string(planText), "\n") {
+				if strings.HasPrefix(l, "-A "+h.Builtin+" ") {
+					want = append(want, l)
+				}
+			}
+			for _, l := range lines {
+				if strings.HasPrefix(l, "-A ") {
+					got = append(got, l)
+				}
+			}
+			if !slices.Equal(want, got) {
+				a.rulesOK = false
+			}
+			continue
+		}
+		a.jumpFix = append(a.jumpFix, hookFix(lines, h)...)
+	}
+
+	// Swap in place only when the rules stay and the swaps cannot mix;
+	// else every changed set goes to its free slot and one restore
+	// switches rules and members together.
+	if a.rulesOK && len(a.jumpFix) == 0 && len(a.changed) > 0 {
+		if a.inPlace, err = a.swapSafe(ctx); err != nil {
+			return err
+		}
+	}
+	if len(a.changed) > 0 && !a.inPlace {
+		a.rulesOK = false
+	}
+	// Sets named like render's temporary sets (name + "-n") are left over
+	// from an apply before sets had two slots: orphans, destroyed below.
+	for _, c := range a.changed {
+		switch {
+		case a.inPlace:
+			c.fill, c.target = other(c.set, c.live), c.live
+		case c.live != "":
+			c.fill = other(c.set, c.live)
+			c.target = c.fill
+		default:
+			c.fill, c.target = c.set.Name, c.set.Name
+		}
+		if k, ok := a.kernelSets[c.fill]; ok && k.Refs > 0 {
+			return fmt.Errorf("set %s is in use by a rule that is not reyes'", c.fill)
+		}
+	}
+	if fp.Table == render.TableExclusive {
+		return nil
+	}
+	if !a.rulesOK && (haveInput || a.st != nil) {
+		// Chains no longer in the plan are deleted in the same restore.
+		// Without REYES-INPUT and state this is a first run: chains left
+		// over without it are unreachable, and Remove takes them out.
+		old, err := a.kernelChains(ctx)
+		if err != nil {
+			return err
+		}
+		for _, c := range old {
+			if !slices.ContainsFunc(fp.Chains, func(pc render.Chain) bool { return pc.Name == c }) {
+				a.oldChains = append(a.oldChains, c)
+			}
+		}
+	}
+	return nil
+}
+
+// slotsConflict reports whether both slots of a set of the plan are in use.
+func (a *familyApply) slotsConflict() bool {
+	for _, s := range a.fp.Sets {
+		if a.kernelSets[s.Name].Refs > 0 && a.kernelSets[secondSlot(s)].Refs > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// otherBackend is the backend that is not b.
+func otherBackend(b Backend) Backend {
+	if b == BackendNFT {
+		return BackendLegacy
+	}
+	return BackendNFT
+}
+
+// dropOldBackend takes reyes' jumps and chains out of the family's table
+// in the backend the previous run used, after a switch of backend (nft to
+// legacy or back): both tables filter every packet, so the old rules would
+// keep their policy in force alongside the new one, and their references
+// on the old slots would leave both slots of a set in use. It runs only
+// once this run's rules are loaded in every family, so that there is no
+// instant without reyes' rules.
+func (a *familyApply) dropOldBackend(ctx context.Context) error {
+	if a.wasBackend == "" || a.wasBackend == a.backend {
+		return nil
+	}
+	tl, err := resolveTools(ctx, a.r, a.wasBackend)
+	if err != nil {
+		return fmt.Errorf("apply ipv%d: removing reyes' rules from the previous backend %s: %w", a.fp.Family, a.wasBackend, err)
+	}
+	jumps, chains, err := removeRules(ctx, a.r, tl[a.fp.Family], a.fp.Family)
+	if err != nil {
+		return fmt.Errorf("removing reyes' rules from the previous backend %s (reyesctl remove --backend %s takes them out): %w", a.wasBackend, a.wasBackend, err)
+	}
+	if len(jumps)+len(chains) > 0 {
+		a.log.Info("removed reyes' rules from the previous backend", "backend", a.wasBackend, "jumps", len(jumps), "chains", len(chains))
+	}
+	return nil
+}
