@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/ruleset"
 )
 
 // ErrNoState is returned by Check when apply has no record of a previous
@@ -66,6 +67,7 @@ func Check(ctx context.Context, opts Options) ([]Drift, error) {
 		return nil, &StepError{Step: StepRead, Err: err}
 	}
 	members, err := parseSave(saved, "")
+	nets := parseSaveNets(saved, "")
 	if err != nil {
 		return nil, &StepError{Step: StepRead, Err: err}
 	}
@@ -111,12 +113,38 @@ func Check(ctx context.Context, opts Options) ([]Drift, error) {
 			switch {
 			case !ok:
 				add("set %s is missing", n)
-			case memberHash(m) != st.Members[n]:
+			case entriesHash(m, nets[n]) != st.Members[n]:
 				add("set %s does not hold the members loaded (%d now, %d loaded)", n, len(m), st.Entries[n])
 			}
 		}
 	}
 	return drift, nil
+}
+
+// entriesHash hashes a set's members and prefixes: memberHash alone for a
+// set without prefixes, so records of hash:ip sets keep their hash.
+func entriesHash(members []netip.Addr, nets []netip.Prefix) string {
+	h := memberHash(members)
+	if len(nets) == 0 {
+		return h
+	}
+	n := slices.Clone(nets)
+	slices.SortFunc(n, ruleset.ComparePrefix)
+	n = slices.Compact(n)
+	sum := sha256.New()
+	for _, p := range n {
+		b, _ := p.MarshalBinary()
+		sum.Write(b)
+	}
+	return h + "+" + hex.EncodeToString(sum.Sum(nil)[:8])
+}
+
+// entryCount is how many entries the kernel holds for s: its distinct
+// members and its distinct prefixes.
+func entryCount(s render.Set) int {
+	n := slices.Clone(s.Nets)
+	slices.SortFunc(n, ruleset.ComparePrefix)
+	return uniqueCount(s.Members) + len(slices.Compact(n))
 }
 
 // memberHash hashes a set's sorted, distinct members.

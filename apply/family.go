@@ -150,8 +150,8 @@ func (a *familyApply) newState() *state {
 			continue
 		}
 		st.Hashes[c.set.Name] = c.set.Hash()
-		st.Entries[c.target] = uniqueCount(c.set.Members)
-		st.Members[c.target] = memberHash(c.set.Members)
+		st.Entries[c.target] = entryCount(c.set)
+		st.Members[c.target] = entriesHash(c.set.Members, c.set.Nets)
 	}
 	return st
 }
@@ -260,9 +260,9 @@ func (a *familyApply) read(ctx context.Context) error {
 			if c.live != "" {
 				return fmt.Errorf("sets %s and %s are both in use by rules: cannot tell which one reyes' rules use", c.live, n)
 			}
-			if k.Type != "hash:ip" || k.Family != fp.Family.String() {
-				return fmt.Errorf("set %s exists as %s family %s and is in use, cannot replace it with hash:ip family %s",
-					n, k.Type, k.Family, fp.Family)
+			if k.Type != s.Type() || k.Family != fp.Family.String() {
+				return fmt.Errorf("set %s exists as %s family %s and is in use, cannot replace it with %s family %s",
+					n, k.Type, k.Family, s.Type(), fp.Family)
 			}
 			c.live, c.initval = n, k.InitVal
 		}

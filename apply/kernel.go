@@ -104,12 +104,37 @@ func parseSave(out []byte, prefix string) (map[string][]netip.Addr, error) {
 		case "add":
 			a, err := netip.ParseAddr(f[2])
 			if err != nil {
-				continue // not a hash:ip member; the set will not compare equal
+				// A hash:net entry: a host as a full-length prefix is a
+				// member; shorter prefixes are parseSaveNets'.
+				p, perr := netip.ParsePrefix(f[2])
+				if perr != nil || !p.IsSingleIP() {
+					continue
+				}
+				a = p.Addr()
 			}
 			m[f[1]] = append(m[f[1]], a)
 		}
 	}
 	return m, sc.Err()
+}
+
+// parseSaveNets reads the prefixes (hash:net entries shorter than a host)
+// of every set whose name starts with prefix from ipset save output; the
+// host entries are parseSave's.
+func parseSaveNets(out []byte, prefix string) map[string][]netip.Prefix {
+	m := map[string][]netip.Prefix{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || f[0] != "add" || !strings.HasPrefix(f[1], prefix) {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f[2]); err == nil && !p.IsSingleIP() {
+			m[f[1]] = append(m[f[1]], p.Masked())
+		}
+	}
+	return m
 }
 
 // listRules runs "iptables -S chain [n]" and returns the rule lines.

@@ -68,6 +68,14 @@ func (a *familyApply) swapSafe(ctx context.Context) (bool, error) {
 	if len(a.changed) > maxInPlace {
 		return false, nil
 	}
+	for _, c := range a.changed {
+		if len(c.set.Nets) > 0 {
+			// The member analysis below is by address; a prefix leaving
+			// one set while it joins another is not seen, so such
+			// changes switch with the rules.
+			return false, nil
+		}
+	}
 	for _, ch := range a.fp.Chains {
 		for _, r := range ch.Rules {
 			if r.Match.SrcSet != "" && !allows(r) {
@@ -133,13 +141,16 @@ func (a *familyApply) sameMembers(ctx context.Context, s render.Set, name string
 		n, ok := a.st.Entries[name]
 		return ok && a.kernelSets[name].Entries == n, nil
 	}
-	if a.kernelSets[name].Entries != uniqueCount(s.Members) {
+	if a.kernelSets[name].Entries != entryCount(s) {
 		return false, nil
 	}
 	if a.st != nil {
 		if h, ok := a.st.Members[name]; ok {
-			return h == memberHash(s.Members), nil
+			return h == entriesHash(s.Members, s.Nets), nil
 		}
+	}
+	if len(s.Nets) > 0 {
+		return false, nil // no record of its prefixes: load it again
 	}
 	m, err := a.readMembers(ctx)
 	if err != nil {
