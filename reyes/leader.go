@@ -84,6 +84,10 @@ type Leader struct {
 	Now func() time.Time
 	// Logger receives one line per publish; nil discards.
 	Logger *slog.Logger
+	// MetricsFile, if set, is replaced after every run of RunOnce with
+	// Prometheus text (node_exporter's textfile collector); the counters
+	// in it are read back from the file the previous run wrote.
+	MetricsFile string
 
 	// prevReadFailures counts the runs whose read of the published object
 	// failed (other than "not found").
@@ -118,8 +122,16 @@ type LeaderResult struct {
 
 // RunOnce fetches, builds, seals and publishes once. Nothing is written
 // unless every step succeeded: a failed fetch never publishes a partial
-// inventory.
+// inventory. The metrics file, if any, is written after the run whatever
+// its result.
 func (l *Leader) RunOnce(ctx context.Context) (LeaderResult, error) {
+	failures := l.prevReadFailures
+	res, err := l.runOnce(ctx)
+	l.recordLeaderRun(l.now(), res, err, l.prevReadFailures > failures)
+	return res, err
+}
+
+func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 	if l.Source == nil || l.Store == nil || l.Signer == nil {
 		return LeaderResult{}, errors.New("leader: Source, Store and Signer are required")
 	}

@@ -34,6 +34,7 @@ type LeaderConfig struct {
 	ExcludeGroup []string      `koanf:"exclude_group"`
 	TTL          time.Duration `koanf:"ttl"`
 	Refresh      time.Duration `koanf:"refresh"`
+	MetricsFile  string        `koanf:"metrics_file"`
 
 	// The accounts read besides the leader's own.
 	accountConfig `koanf:",squash"`
@@ -47,6 +48,7 @@ var leaderOptions = append([]option{
 	{"exclude_group", kList, []string(nil), "security group name or ID whose rules are not mirrored (the group that lets VPN traffic in)"},
 	{"ttl", kDuration, ruleset.DefaultTTL, "validity of each published ruleset (not_after = generated_at + ttl)"},
 	{"refresh", kDuration, time.Duration(0), "publish an unchanged ruleset again only when less than this is left before its not_after (0: half the ttl; negative: on every run)"},
+	{"metrics_file", kString, "", "write Prometheus metrics here after every run (for node_exporter's textfile collector)"},
 	{"timeout", kDuration, DefaultLeaderTimeout, "bound on each run (fetch, sign, publish): a hung EC2 or S3 endpoint ends the run with an error naming the call"},
 }, accountOptions...)
 
@@ -161,6 +163,6 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*reyes.Lea
 	return &reyes.Leader{
 		Source: src, Store: store, Signer: signer, Logger: log,
 		Build:   ruleset.BuildOptions{Scope: c.Scope, TTL: c.TTL, Exclude: c.ExcludeGroup},
-		Refresh: c.Refresh, MaxValidity: c.MaxValidity, Timeout: c.Timeout,
+		Refresh: c.Refresh, MaxValidity: c.MaxValidity, Timeout: c.Timeout, MetricsFile: c.MetricsFile,
 	}, nil
 }

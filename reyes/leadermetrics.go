@@ -1,0 +1,180 @@
+package reyes
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/reyes-fw/reyes/internal/atomicfile"
+	"github.com/reyes-fw/reyes/ruleset"
+)
+
+// Results of a leader run, as reyes_leader_last_run_result and
+// reyes_leader_runs_total label them.
+const (
+	leaderPublished = "published"
+	leaderUnchanged = "unchanged"
+	leaderFailed    = "failed"
+)
+
+// leaderMetrics is what the leader's metrics file says. The gauges of the
+// published ruleset describe the last successful run; the counters and
+// the last success are read back from the previous file, since a one-shot
+// leader is a new process every run.
+type leaderMetrics struct {
+	lastRun, lastSuccess time.Time
+	result               string
+	serial               uint64
+	generated            time.Time
+	groups, interfaces   int
+	findings             map[string]int
+	unreadAccounts       int
+	runs                 map[string]float64
+	readFailures         float64
+}
+
+// recordLeaderRun writes the leader's metrics file after a run. readFailed
+// says whether this run failed to read the published object back.
+// Problems are logged: the run's own result stands.
+func (l *Leader) recordLeaderRun(now time.Time, res LeaderResult, runErr error, readFailed bool) {
+	if l.MetricsFile == "" {
+		return
+	}
+	m := readLeaderMetrics(l.MetricsFile)
+	m.lastRun = now
+	switch {
+	case runErr != nil:
+		m.result = leaderFailed
+	default:
+		m.result = leaderPublished
+		if res.Skipped {
+			m.result = leaderUnchanged
+		}
+		m.lastSuccess = now
+		m.serial, m.generated = res.Header.Serial, res.Header.GeneratedAt
+		m.groups, m.interfaces = res.Groups, res.Interfaces
+		m.findings = map[string]int(res.FindingCounts)
+		accounts := map[string]bool{}
+		for _, f := range res.Findings {
+			if f.Kind == ruleset.FindingUnreadAccount {
+				accounts[f.Account] = true
+			}
+		}
+		m.unreadAccounts = len(accounts)
+	}
+	m.runs[m.result]++
+	if readFailed {
+		m.readFailures++
+	}
+	if err := writeLeaderMetrics(l.MetricsFile, m); err != nil {
+		l.logger().Warn("writing metrics", "file", l.MetricsFile, "err", err)
+	}
+}
+
+// readLeaderMetrics reads back what an earlier run wrote to path. A
+// missing or unreadable file reads as nothing.
+func readLeaderMetrics(path string) leaderMetrics {
+	m := leaderMetrics{runs: map[string]float64{}, findings: map[string]int{}}
+	// O_NONBLOCK and a regular file only, as readMetricsFile.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return m
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, labels, value, ok := parseSample(sc.Text())
+		if !ok {
+			continue
+		}
+		if name == "reyes_leader_published_serial" {
+			if s, err := strconv.ParseUint(value, 10, 64); err == nil {
+				m.serial = s
+			}
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			continue
+		}
+		switch name {
+		case "reyes_leader_last_success_timestamp_seconds":
+			m.lastSuccess = fromSeconds(v)
+		case "reyes_leader_published_generated_timestamp_seconds":
+			m.generated = fromSeconds(v)
+		case "reyes_leader_groups":
+			m.groups = int(v)
+		case "reyes_leader_interfaces":
+			m.interfaces = int(v)
+		case "reyes_leader_unread_accounts":
+			m.unreadAccounts = int(v)
+		case "reyes_leader_findings":
+			if k := labels["kind"]; k != "" {
+				m.findings[k] = int(v)
+			}
+		case "reyes_leader_runs_total":
+			if r := labels["result"]; r != "" {
+				m.runs[r] = v
+			}
+		case "reyes_leader_previous_read_failures_total":
+			m.readFailures = v
+		}
+	}
+	return m
+}
+
+// writeLeaderMetrics replaces path atomically with m in the Prometheus
+// text format (node_exporter's textfile collector).
+func writeLeaderMetrics(path string, m leaderMetrics) error {
+	var b strings.Builder
+	header := func(name, typ, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	gauge := func(name, help, v string) {
+		header(name, "gauge", help)
+		fmt.Fprintf(&b, "%s %s\n", name, v)
+	}
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return "0"
+		}
+		return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', -1, 64)
+	}
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+	gauge("reyes_leader_last_run_timestamp_seconds", "When the leader last ran.", ts(m.lastRun))
+	gauge("reyes_leader_last_success_timestamp_seconds", "When a run last succeeded (published, or found the store unchanged).", ts(m.lastSuccess))
+	header("reyes_leader_last_run_result", "gauge", "1 for how the last run ended (published, unchanged, failed), 0 for the others.")
+	for _, r := range []string{leaderPublished, leaderUnchanged, leaderFailed} {
+		v := 0
+		if m.result == r {
+			v = 1
+		}
+		fmt.Fprintf(&b, "reyes_leader_last_run_result{result=%q} %d\n", r, v)
+	}
+	gauge("reyes_leader_published_serial", "Serial of the ruleset in the store as of the last successful run (exact integer; above 2^53 Prometheus rounds it).", strconv.FormatUint(m.serial, 10))
+	gauge("reyes_leader_published_generated_timestamp_seconds", "generated_at of that ruleset.", ts(m.generated))
+	gauge("reyes_leader_groups", "Security groups in the ruleset the last successful run built.", strconv.Itoa(m.groups))
+	gauge("reyes_leader_interfaces", "Network interfaces in the ruleset the last successful run built.", strconv.Itoa(m.interfaces))
+	header("reyes_leader_findings", "gauge", "Findings of the ruleset the last successful run built, by kind: what it could not mirror as AWS applies it.")
+	for _, k := range sortedKeysOf(m.findings) {
+		fmt.Fprintf(&b, "reyes_leader_findings{kind=%q} %d\n", k, m.findings[k])
+	}
+	gauge("reyes_leader_unread_accounts", "Distinct accounts that groups reference and the leader did not read (findings of kind unread-account).", strconv.Itoa(m.unreadAccounts))
+	header("reyes_leader_runs_total", "counter", "Runs by result.")
+	for _, r := range sortedKeysOf(m.runs) {
+		fmt.Fprintf(&b, "reyes_leader_runs_total{result=%q} %s\n", r, num(m.runs[r]))
+	}
+	header("reyes_leader_previous_read_failures_total", "counter", "Runs whose read of the published object back failed (other than not found): they publish without comparing.")
+	fmt.Fprintf(&b, "reyes_leader_previous_read_failures_total %s\n", num(m.readFailures))
+	return atomicfile.Write(path, []byte(b.String()), 0o644)
+}
