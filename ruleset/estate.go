@@ -406,13 +406,21 @@ func (r *resolver) resolve(rule *Rule, ref inventory.GroupRef) {
 func (r *resolver) allHonoured(vpcs []string, peerVPC string) bool {
 	for _, d := range r.dests {
 		for _, s := range vpcs {
-			if s == d || peerVPC != "" && s == peerVPC && r.e.sameRegion(s, d) || r.e.tgwOK(s, d) {
+			if s == d || r.peered(s, d, peerVPC) || r.e.tgwOK(s, d) {
 				continue
 			}
 			return false
 		}
 	}
 	return true
+}
+
+// peered reports whether a peering reference to members in VPC s holds
+// for an interface in VPC d: the peering connects the referenced VPC with
+// the rule group's own VPC, nothing else (an interface of an associated
+// VPC is not on the peering), and only within a region.
+func (r *resolver) peered(s, d, peerVPC string) bool {
+	return peerVPC != "" && s == peerVPC && d == r.from.g.VPCID && r.e.sameRegion(s, d)
 }
 
 // sameRegion reports whether two VPCs of the inventory are in one region.
@@ -449,17 +457,21 @@ func (r *resolver) honoured(s, d, peerVPC string) (bool, string) {
 	if s == d {
 		return true, ""
 	}
-	if peerVPC != "" && s == peerVPC {
+	if peerVPC != "" && s == peerVPC && d == r.from.g.VPCID {
 		// A peered group is referenced only within a region: AWS does not
-		// honour references over an inter-region peering.
-		if vs, vd := r.e.vpcs[s], r.e.vpcs[d]; vs != nil && vd != nil && vs.region != vd.region {
-			return false, fmt.Sprintf("the peering between %s and %s crosses regions, where AWS honours no group reference", s, d)
+		// honour references over an inter-region peering. A VPC record
+		// missing from the inventory fails closed.
+		if !r.e.sameRegion(s, d) {
+			return false, fmt.Sprintf("the peering between %s and %s crosses regions (or a VPC is not in the inventory), where AWS honours no group reference", s, d)
 		}
 		return true, ""
 	}
 	ok, why := r.e.tgwPath(s, d)
 	if ok {
 		return true, ""
+	}
+	if peerVPC != "" && s == peerVPC {
+		return false, fmt.Sprintf("the peering connects %s with %s, not with %s; and %s", peerVPC, r.from.g.VPCID, d, why)
 	}
 	if peerVPC != "" {
 		return false, fmt.Sprintf("the peering connects %s, not %s; and %s", peerVPC, s, why)
