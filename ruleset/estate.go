@@ -107,6 +107,12 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 				if old.region != reg.Name {
 					return nil, invalid("vpcs("+v.ID+")", "in %s and in %s: an ID names one object in one region", old.region, where)
 				}
+				if old.owned && owned {
+					// Two accounts' dumps each list the object as their own:
+					// impossible in AWS, and either view could rewrite the
+					// other account's rules.
+					return nil, invalid("vpcs("+v.ID+")", "owned by the account of %s and by the account of %s: an ID has one owner", old.from, where)
+				}
 				if old.owned || !owned {
 					continue
 				}
@@ -133,6 +139,12 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 				if old.region != reg.Name {
 					return nil, invalid("groups("+g.ID+")", "in %s and in %s: an ID names one object in one region", old.region, where)
 				}
+				if old.owned && owned {
+					// Two accounts' dumps each list the object as their own:
+					// impossible in AWS, and either view could rewrite the
+					// other account's rules.
+					return nil, invalid("groups("+g.ID+")", "owned by the account of %s and by the account of %s: an ID has one owner", old.from, where)
+				}
 				if old.owned || !owned {
 					continue
 				}
@@ -151,6 +163,12 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 				}
 				if old.region != reg.Name {
 					return nil, invalid("interfaces("+n.ID+")", "in %s and in %s: an ID names one object in one region", old.region, where)
+				}
+				if old.owned && owned {
+					// Two accounts' dumps each list the object as their own:
+					// impossible in AWS, and either view could rewrite the
+					// other account's rules.
+					return nil, invalid("interfaces("+n.ID+")", "owned by the account of %s and by the account of %s: an ID has one owner", old.from, where)
 				}
 				if old.owned || !owned {
 					continue

@@ -86,3 +86,21 @@ func TestBuildPeeringScope(t *testing.T) {
 		}
 	})
 }
+
+// TestBuildTwoOwners: two accounts' dumps that each list one group as
+// their own are refused, whatever the order (before, the first read won:
+// one account's dump could rewrite another account's rules).
+func TestBuildTwoOwners(t *testing.T) {
+	r := peeringRegion(inventory.GroupRef{GroupID: sgApp, UserID: own})
+	port := int32(22)
+	p := inventory.Region{Account: peer, Name: "us-east-1",
+		SecurityGroups: []inventory.SecurityGroup{{ID: sgDB, Name: "db", OwnerID: peer, VPCID: vDB,
+			Ingress: []inventory.Permission{{Protocol: "tcp", FromPort: &port, ToPort: &port, CIDRs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}}}},
+		AssociationsKnown: true, TransitGatewaysKnown: true}
+	for _, regions := range [][]inventory.Region{{r, p}, {p, r}} {
+		_, err := Build(&inventory.Inventory{Regions: regions}, BuildOptions{GeneratedAt: time.Unix(1e9, 0)})
+		if err == nil || !strings.Contains(err.Error(), "an ID has one owner") {
+			t.Errorf("regions of %s then %s: %v, want a refusal naming both owners", regions[0].Account, regions[1].Account, err)
+		}
+	}
+}
