@@ -126,7 +126,11 @@ func convertTransitGatewayAttachment(a types.TransitGatewayVpcAttachment, w, lis
 	); err != nil {
 		return out, err
 	}
-	out.SecurityGroupReferencing = true
+	// An attachment that does not say is taken as not referencing: AWS's
+	// API reference has the option "disabled by default" in the describe
+	// output (and "enable" by default only in the create request); a dump
+	// without it fails closed, and the reference is reported stale.
+	out.SecurityGroupReferencing = false
 	if a.Options != nil && a.Options.SecurityGroupReferencingSupport != "" {
 		v := string(a.Options.SecurityGroupReferencingSupport)
 		if err := checkEnable(v); err != nil {

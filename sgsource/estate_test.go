@@ -57,7 +57,7 @@ func TestReadDirOptionalFiles(t *testing.T) {
 	}
 	wantAtt := []inventory.TransitGatewayVPCAttachment{
 		{ID: "tgw-attach-0123456789abcdef0", TransitGatewayID: "tgw-0123456789abcdef0", VPCID: "vpc-0123456789abcdef0", VPCOwnerID: "123456789012", State: "available"},
-		{ID: "tgw-attach-0123456789abcdef1", TransitGatewayID: "tgw-0123456789abcdef0", VPCID: "vpc-0123456789abcdef1", State: "pendingAcceptance", SecurityGroupReferencing: true}, // AWS' default: enabled
+		{ID: "tgw-attach-0123456789abcdef1", TransitGatewayID: "tgw-0123456789abcdef0", VPCID: "vpc-0123456789abcdef1", State: "pendingAcceptance"}, // absent: taken as disabled (fails closed)
 	}
 	if !r.AssociationsKnown || !r.TransitGatewaysKnown {
 		t.Errorf("known: associations %v, transit gateways %v", r.AssociationsKnown, r.TransitGatewaysKnown)
