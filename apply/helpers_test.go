@@ -190,7 +190,7 @@ func newEnv(t *testing.T, b Backend) *env {
 	host.ServeTCP(t, 8080)
 	host.ServeTCP(t, 8090)
 	host.ServeUDP(t, 8081)
-	// A private xtables lock: never the machine's own /run/xtables.lock.
+	// A private xtables lock: never the machine's own, which all namespaces share.
 	e.lockFile = filepath.Join(t.TempDir(), "xtables.lock")
 	e.opts = Options{Runner: ExecRunner{Netns: host.Name, Env: []string{"XTABLES_LOCKFILE=" + e.lockFile}}, Backend: b, StateDir: t.TempDir()}
 	return e

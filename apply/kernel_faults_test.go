@@ -188,7 +188,7 @@ func TestKernelFaults(t *testing.T) {
 
 // TestKernelXtablesLock: while another process holds the xtables lock,
 // Apply waits (--wait) and then succeeds. The env's tools use a lock file
-// of their own (XTABLES_LOCKFILE), never the machine's /run/xtables.lock.
+// of their own (XTABLES_LOCKFILE), never the machine's own.
 func TestKernelXtablesLock(t *testing.T) {
 	// Only iptables-legacy takes the lock.
 	e := newEnv(t, BackendLegacy)

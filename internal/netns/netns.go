@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -71,8 +72,15 @@ func Create(ctx context.Context, prefix string) (*NS, error) {
 	return n, nil
 }
 
+// LockFile is the namespace's private xtables lock file, which every
+// command run through Command uses (XTABLES_LOCKFILE).
+func (n *NS) LockFile() string {
+	return filepath.Join(os.TempDir(), n.Name+".xtables.lock")
+}
+
 // Delete deletes the namespace with every interface, set and rule in it.
 func (n *NS) Delete() error {
+	defer os.Remove(n.LockFile())
 	if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
 		return fmt.Errorf("deleting namespace %s: %w: %s", n.Name, err, bytes.TrimSpace(out))
 	}
@@ -101,7 +109,10 @@ func RequireTools(t testing.TB, tools ...string) {
 // namespace (through ip netns exec) with LC_ALL=C.
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	// A private xtables lock per namespace: iptables-legacy in a test must
+	// never take (or wait for) the machine's own lock, which every
+	// namespace shares. A caller's later XTABLES_LOCKFILE wins.
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "XTABLES_LOCKFILE="+n.LockFile())
 	return cmd
 }
 
