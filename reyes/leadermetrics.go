@@ -1,13 +1,9 @@
 package reyes
 
 import (
-	"bufio"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
@@ -80,31 +76,16 @@ func (l *Leader) recordLeaderRun(now time.Time, res LeaderResult, runErr error, 
 // missing or unreadable file reads as nothing.
 func readLeaderMetrics(path string) leaderMetrics {
 	m := leaderMetrics{runs: map[string]float64{}, findings: map[string]int{}}
-	// O_NONBLOCK and a regular file only, as readMetricsFile.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return m
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return m
-	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, labels, value, ok := parseSample(sc.Text())
-		if !ok {
-			continue
-		}
+	eachSample(path, func(name string, labels map[string]string, value string) {
 		if name == "reyes_leader_published_serial" {
 			if s, err := strconv.ParseUint(value, 10, 64); err == nil {
 				m.serial = s
 			}
-			continue
+			return
 		}
 		v, err := strconv.ParseFloat(value, 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			continue
+			return
 		}
 		switch name {
 		case "reyes_leader_last_success_timestamp_seconds":
@@ -128,28 +109,15 @@ func readLeaderMetrics(path string) leaderMetrics {
 		case "reyes_leader_previous_read_failures_total":
 			m.readFailures = v
 		}
-	}
+	})
 	return m
 }
 
 // writeLeaderMetrics replaces path atomically with m in the Prometheus
 // text format (node_exporter's textfile collector).
 func writeLeaderMetrics(path string, m leaderMetrics) error {
-	var b strings.Builder
-	header := func(name, typ, help string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	gauge := func(name, help, v string) {
-		header(name, "gauge", help)
-		fmt.Fprintf(&b, "%s %s\n", name, v)
-	}
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return "0"
-		}
-		return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', -1, 64)
-	}
-	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	var b promText
+	header, gauge, ts, num := b.header, b.gauge, promTime, promNum
 
 	gauge("reyes_leader_last_run_timestamp_seconds", "When the leader last ran.", ts(m.lastRun))
 	gauge("reyes_leader_last_success_timestamp_seconds", "When a run last succeeded (published, or found the store unchanged).", ts(m.lastSuccess))

@@ -266,28 +266,12 @@ func readMetricsFile(path string) (Status, counters) {
 	if path == "" {
 		return st, c
 	}
-	// O_NONBLOCK and a regular file only: a FIFO at the path would
-	// otherwise block the run in open(2) for ever.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return st, c
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return st, c
-	}
 	loaded := &LoadedRecord{}
 	var haveLoaded bool
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, labels, value, ok := parseSample(sc.Text())
-		if !ok {
-			continue
-		}
+	eachSample(path, func(name string, labels map[string]string, value string) {
 		v, err := strconv.ParseFloat(value, 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			continue
+			return
 		}
 		switch name {
 		case failuresMetric:
@@ -326,11 +310,33 @@ func readMetricsFile(path string) (Status, counters) {
 		case "reyes_apply_duration_seconds":
 			loaded.ApplySeconds = v
 		}
-	}
+	})
 	if haveLoaded {
 		st.Loaded = loaded
 	}
 	return st, c
+}
+
+// eachSample calls fn with every sample of the metrics file at path, as
+// parseSample splits it. A missing or unreadable file has none. It opens
+// with O_NONBLOCK and reads a regular file only: a FIFO at the path would
+// otherwise block the run in open(2) for ever.
+func eachSample(path string, fn func(name string, labels map[string]string, value string)) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if name, labels, value, ok := parseSample(sc.Text()); ok {
+			fn(name, labels, value)
+		}
+	}
 }
 
 // parseSample splits one sample line of the text format as writeMetrics
@@ -376,6 +382,29 @@ func fromSeconds(v float64) time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
 }
 
+// promText builds a file in the Prometheus text format, as the follower's
+// and the leader's metrics files are written.
+type promText struct{ strings.Builder }
+
+func (b *promText) header(name, typ, help string) {
+	fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+func (b *promText) gauge(name, help, v string) {
+	b.header(name, "gauge", help)
+	fmt.Fprintf(b, "%s %s\n", name, v)
+}
+
+// promTime writes t in seconds, plain decimal; the zero time as 0.
+func promTime(t time.Time) string {
+	if t.IsZero() {
+		return "0"
+	}
+	return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', -1, 64)
+}
+
+func promNum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
 // writeMetrics replaces path atomically with the metrics of st and c, in
 // the Prometheus text format (node_exporter's textfile collector). Values
 // are written in plain decimal, the serial as an exact integer.
@@ -383,21 +412,8 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	if path == "" {
 		return nil
 	}
-	var b strings.Builder
-	header := func(name, typ, help string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	gauge := func(name, help, v string) {
-		header(name, "gauge", help)
-		fmt.Fprintf(&b, "%s %s\n", name, v)
-	}
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return "0"
-		}
-		return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', -1, 64)
-	}
-	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	var b promText
+	header, gauge, ts, num := b.header, b.gauge, promTime, promNum
 
 	bi := version.Get()
 	header("reyes_follower_build_info", "gauge", "The follower binary: module version and VCS revision.")
