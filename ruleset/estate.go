@@ -40,27 +40,60 @@ type estate struct {
 	memberCache map[string][2][]string
 }
 
-type mergedVPC struct {
+// view says which account's dump of a region an object was taken from.
+type view struct {
 	from   string // the view: account/region
-	v      *inventory.VPC
 	region string
 	owned  bool // from the owner's own view
 }
 
+func (v *view) origin() *view { return v }
+
+type mergedVPC struct {
+	view
+	v *inventory.VPC
+}
+
 type mergedGroup struct {
-	from   string // the view: account/region
-	g      *inventory.SecurityGroup
-	region string
+	view
+	g *inventory.SecurityGroup
 	// pls are the prefix lists of the view the group was taken from.
-	pls   map[string][]netip.Prefix
-	owned bool
+	pls map[string][]netip.Prefix
 }
 
 type mergedENI struct {
-	from   string // the view: account/region
-	n      *inventory.NetworkInterface
-	region string
-	owned  bool
+	view
+	n *inventory.NetworkInterface
+}
+
+// mergeView records obj (id, of kind, seen in view at) in m, keeping the
+// order of first sight: one ID is one object in one region with one
+// owner, and of two views of it the owner's wins.
+func mergeView[T any, P interface {
+	*T
+	origin() *view
+}](m map[string]P, order *[]string, kind, id string, at view, obj P) error {
+	if old, ok := m[id]; ok {
+		o := old.origin()
+		switch {
+		case o.from == at.from:
+			return invalid(kind+"("+id+")", "listed twice in %s", at.from)
+		case o.region != at.region:
+			return invalid(kind+"("+id+")", "in %s and in %s: an ID names one object in one region", o.region, at.from)
+		case o.owned && at.owned:
+			// Two accounts' dumps each list the object as their own:
+			// impossible in AWS, and either view could rewrite the other
+			// account's rules.
+			return invalid(kind+"("+id+")", "owned by the account of %s and by the account of %s: an ID has one owner", o.from, at.from)
+		case o.owned || !at.owned:
+			return nil
+		}
+	} else {
+		*order = append(*order, id)
+	}
+	*obj.origin() = at
+	m[id] = obj
+	return nil
 }
 
 // mergeEstate merges the regions of every account. Two views of one object
@@ -99,28 +132,10 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 			if unnamed {
 				e.read[v.OwnerID] = true
 			}
-			owned := reg.Account == "" || reg.Account == v.OwnerID
-			if old, ok := e.vpcs[v.ID]; ok {
-				if old.from == where {
-					return nil, invalid("vpcs("+v.ID+")", "listed twice in %s", where)
-				}
-				if old.region != reg.Name {
-					return nil, invalid("vpcs("+v.ID+")", "in %s and in %s: an ID names one object in one region", old.region, where)
-				}
-				if old.owned && owned {
-					// Two accounts' dumps each list the object as their own:
-					// impossible in AWS, and either view could rewrite the
-					// other account's rules.
-					return nil, invalid("vpcs("+v.ID+")", "owned by the account of %s and by the account of %s: an ID has one owner", old.from, where)
-				}
-				if old.owned || !owned {
-					continue
-				}
+			at := view{from: where, region: reg.Name, owned: reg.Account == "" || reg.Account == v.OwnerID}
+			if err := mergeView(e.vpcs, &e.vpcOrder, "vpcs", v.ID, at, &mergedVPC{v: v}); err != nil {
+				return nil, err
 			}
-			if _, seen := e.vpcs[v.ID]; !seen {
-				e.vpcOrder = append(e.vpcOrder, v.ID)
-			}
-			e.vpcs[v.ID] = &mergedVPC{v: v, region: reg.Name, owned: owned, from: where}
 		}
 		pls := make(map[string][]netip.Prefix, len(reg.PrefixLists))
 		for _, pl := range reg.PrefixLists {
@@ -131,53 +146,17 @@ func mergeEstate(inv *inventory.Inventory) (*estate, error) {
 			if unnamed {
 				e.read[g.OwnerID] = true
 			}
-			owned := reg.Account == "" || reg.Account == g.OwnerID
-			if old, ok := e.groups[g.ID]; ok {
-				if old.from == where {
-					return nil, invalid("groups("+g.ID+")", "listed twice in %s", where)
-				}
-				if old.region != reg.Name {
-					return nil, invalid("groups("+g.ID+")", "in %s and in %s: an ID names one object in one region", old.region, where)
-				}
-				if old.owned && owned {
-					// Two accounts' dumps each list the object as their own:
-					// impossible in AWS, and either view could rewrite the
-					// other account's rules.
-					return nil, invalid("groups("+g.ID+")", "owned by the account of %s and by the account of %s: an ID has one owner", old.from, where)
-				}
-				if old.owned || !owned {
-					continue
-				}
+			at := view{from: where, region: reg.Name, owned: reg.Account == "" || reg.Account == g.OwnerID}
+			if err := mergeView(e.groups, &e.groupOrder, "groups", g.ID, at, &mergedGroup{g: g, pls: pls}); err != nil {
+				return nil, err
 			}
-			if _, seen := e.groups[g.ID]; !seen {
-				e.groupOrder = append(e.groupOrder, g.ID)
-			}
-			e.groups[g.ID] = &mergedGroup{g: g, region: reg.Name, owned: owned, pls: pls, from: where}
 		}
 		for ni := range reg.NetworkInterfaces {
 			n := &reg.NetworkInterfaces[ni]
-			owned := reg.Account == "" || reg.Account == n.OwnerID
-			if old, ok := e.enis[n.ID]; ok {
-				if old.from == where {
-					return nil, invalid("interfaces("+n.ID+")", "listed twice in %s", where)
-				}
-				if old.region != reg.Name {
-					return nil, invalid("interfaces("+n.ID+")", "in %s and in %s: an ID names one object in one region", old.region, where)
-				}
-				if old.owned && owned {
-					// Two accounts' dumps each list the object as their own:
-					// impossible in AWS, and either view could rewrite the
-					// other account's rules.
-					return nil, invalid("interfaces("+n.ID+")", "owned by the account of %s and by the account of %s: an ID has one owner", old.from, where)
-				}
-				if old.owned || !owned {
-					continue
-				}
+			at := view{from: where, region: reg.Name, owned: reg.Account == "" || reg.Account == n.OwnerID}
+			if err := mergeView(e.enis, &e.eniOrder, "interfaces", n.ID, at, &mergedENI{n: n}); err != nil {
+				return nil, err
 			}
-			if _, seen := e.enis[n.ID]; !seen {
-				e.eniOrder = append(e.eniOrder, n.ID)
-			}
-			e.enis[n.ID] = &mergedENI{n: n, region: reg.Name, owned: owned, from: where}
 		}
 		if reg.AssociationsKnown {
 			assocSeen[reg.Name] = true
