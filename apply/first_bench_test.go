@@ -1,0 +1,149 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reyes-fw/reyes/render"
+)
+
+// smallPlan is a typical host's plan (issue 15): three groups, about 270
+// set members and 20 rules per family, both families, INPUT hooked.
+func smallPlan() *render.Plan {
+	s := planSpec{table: render.TableShared, sets: map[string][]string{}}
+	groups := []struct {
+		name   string
+		v4, v6 int
+	}{{"web", 150, 6}, {"app", 80, 4}, {"ops", 30, 2}}
+	for gi, g := range groups {
+		var ms []string
+		for i := 0; i < g.v4; i++ {
+			ms = append(ms, fmt.Sprintf("10.%d.%d.%d", 10+gi, i/250, 1+i%250))
+		}
+		for i := 0; i < g.v6; i++ {
+			ms = append(ms, fmt.Sprintf("fd00:%x::%x", 10+gi, 1+i))
+		}
+		s.sets[g.name] = ms
+		for p := 0; p < 5; p++ {
+			s.allows = append(s.allows, allow{g.name, 6, 8000 + 10*gi + p})
+		}
+	}
+	s.allows = append(s.allows, allow{"ops", 1, -1}, allow{"ops", 17, 161})
+	return s.build()
+}
+
+// timedRunner records each command and its wall time.
+type timedRunner struct {
+	r     Runner
+	mu    sync.Mutex
+	calls []string
+}
+
+func (t *timedRunner) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	start := time.Now()
+	out, err := t.r.Run(ctx, stdin, name, args...)
+	d := time.Since(start)
+	t.mu.Lock()
+	t.calls = append(t.calls, fmt.Sprintf("%s (%.1f ms)", strings.Join(append([]string{name}, args...), " "), float64(d.Microseconds())/1000))
+	t.mu.Unlock()
+	return out, err
+}
+
+func (t *timedRunner) take() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.calls
+	t.calls = nil
+	return c
+}
+
+// emptyDir removes everything in dir: the state of a first run is none.
+func emptyDir(tb testing.TB, dir string) {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range es {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFirstApplySmall times a first Apply of a typical host's plan
+// (smallPlan) into an empty namespace with an empty state directory, next
+// to its floor in the same run: ipset restore + iptables-restore per
+// family of exactly the plan's text (4 commands). It reports the number
+// of commands Apply ran (cmds/op); -v logs them with their wall times.
+//
+//	go test ./apply -run '^$' -bench FirstApplySmall -benchtime 20x -count 5
+func BenchmarkFirstApplySmall(b *testing.B) {
+	ctx := context.Background()
+	p := smallPlan()
+	for _, be := range []Backend{BackendNFT, BackendLegacy} {
+		b.Run(string(be)+"/floor", func(b *testing.B) {
+			_, opts := benchNS(b, be)
+			type cmd struct {
+				stdin []byte
+				name  string
+				args  []string
+			}
+			var cmds []cmd
+			for _, fp := range []*render.FamilyPlan{&p.V4, &p.V6} {
+				tool := "iptables-" + string(be) + "-restore"
+				if fp.Family == render.IPv6 {
+					tool = "ip6tables-" + string(be) + "-restore"
+				}
+				ipt := slices.Concat([]byte(strings.TrimSuffix(string(fp.IptablesRestore()), "COMMIT\n")), []byte("-I INPUT 1 -j REYES-INPUT\nCOMMIT\n"))
+				cmds = append(cmds, cmd{fp.IpsetRestore(), "ipset", []string{"restore"}}, cmd{ipt, tool, []string{"--wait", "--noflush"}})
+			}
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := Remove(ctx, opts); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				for _, c := range cmds {
+					if _, err := opts.Runner.Run(ctx, c.stdin, c.name, c.args...); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(len(cmds)), "cmds/op")
+		})
+		b.Run(string(be)+"/first", func(b *testing.B) {
+			_, opts := benchNS(b, be)
+			tr := &timedRunner{r: opts.Runner}
+			opts.Runner = tr
+			var last []string
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := Remove(ctx, opts); err != nil {
+					b.Fatal(err)
+				}
+				emptyDir(b, opts.StateDir)
+				tr.take()
+				b.StartTimer()
+				res, err := Apply(ctx, p, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				last = tr.take()
+				if len(res.Families) != 2 || !res.Families[0].RulesLoaded || !res.Families[1].RulesLoaded {
+					b.Fatalf("first apply did %+v", res)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(len(last)), "cmds/op")
+			b.Logf("%d commands:\n%s", len(last), strings.Join(last, "\n"))
+		})
+	}
+}
