@@ -232,29 +232,48 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			return res, &StepError{Family: fp.Family, Step: StepCheck, Err: err}
 		}
 	}
-	b, tl, err := opts.tools(ctx)
-	if err != nil {
-		return res, err
+	// Reading changes nothing in the kernel, so the reads run
+	// concurrently: the backend's tools next to the set headers, then the
+	// families' tables. Only the changes below are ordered.
+	var (
+		b          Backend
+		tl         map[render.Family]tools
+		kernelSets map[string]setInfo
+	)
+	rerrs := parallel(func() (err error) {
+		b, tl, err = opts.tools(ctx)
+		return err
+	}, func() (err error) {
+		// One listing of set headers serves both families: each family
+		// only touches sets of its own prefix.
+		kernelSets, err = listSets(ctx, opts.runner())
+		return err
+	})
+	if rerrs[0] != nil {
+		return res, rerrs[0]
+	}
+	if rerrs[1] != nil {
+		return res, &StepError{Step: StepRead, Err: rerrs[1]}
 	}
 	res.Backend = b
-	// One listing of set headers serves both families: each family only
-	// touches sets of its own prefix.
-	kernelSets, err := listSets(ctx, opts.runner())
-	if err != nil {
-		return res, &StepError{Step: StepRead, Err: err}
-	}
 	var fas []*familyApply
+	ss := &setSave{}
 	for _, fp := range fams {
 		if len(fp.Chains) == 0 {
 			continue
 		}
 		fp = sealed(fp)
-		a := &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
-			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets}
-		if err := a.read(ctx); err != nil {
-			return res, a.fail(StepRead, err, nil)
+		fas = append(fas, &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
+			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets, setSave: ss})
+	}
+	reads := make([]func() error, len(fas))
+	for i, a := range fas {
+		reads[i] = func() error { return a.read(ctx) }
+	}
+	for i, err := range parallel(reads...) {
+		if err != nil {
+			return res, fas[i].fail(StepRead, err, nil)
 		}
-		fas = append(fas, a)
 	}
 	results := func() []FamilyResult {
 		out := make([]FamilyResult, len(fas))

@@ -41,9 +41,11 @@ func other(s render.Set, name string) string {
 	return s.Name
 }
 
+// readMembers reads the members of the family's sets back from the
+// kernel, once per run (one "ipset save" for both families).
 func (a *familyApply) readMembers(ctx context.Context) (map[string][]netip.Addr, error) {
 	if a.members == nil {
-		m, err := saveMembers(ctx, a.r, setPrefix(a.fp.Family))
+		m, err := a.setSave.members(ctx, a.r, setPrefix(a.fp.Family))
 		if err != nil {
 			return nil, err
 		}
