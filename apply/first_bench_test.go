@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/render"
 )
 
@@ -148,5 +149,51 @@ func BenchmarkFirstApplySmall(b *testing.B) {
 			b.ReportMetric(float64(len(last)-1), "cmds/op")
 			b.Logf("%d commands:\n%s", len(last)-1, strings.Join(last, "\n"))
 		})
+	}
+}
+
+// TestFakeFirstApplyCommands: a first apply of a small plan into an empty
+// kernel, with an empty state directory, runs 7 commands: 4 reads (the
+// backend's tools, the set headers, each family's table once) and 3
+// changes (both families' sets in one ipset restore, then each family's
+// rules); an unchanged plan then runs reads only, and no restore.
+func TestFakeFirstApplyCommands(t *testing.T) {
+	ctx := context.Background()
+	k := applytest.New("nft")
+	opts := fakeOpts(t, k)
+	opts.Backend = BackendNFT // as the follower's -backend gives it; auto adds "iptables --version"
+	if _, err := Apply(ctx, smallPlan(), opts); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range k.Calls() {
+		got = append(got, c.String())
+	}
+	// The reads run concurrently, in any order; the changes in this one.
+	slices.Sort(got[:4])
+	want := []string{
+		"ip6tables-nft-save -t filter",
+		"ipset list -t",
+		"iptables-nft --version",
+		"iptables-nft-save -t filter",
+		"ipset restore",
+		"iptables-nft-restore --wait --noflush",
+		"ip6tables-nft-restore --wait --noflush",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("first apply ran\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	k.ResetCalls()
+	res, err := Apply(ctx, smallPlan(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed() || len(restoreCalls(k.Calls())) > 0 {
+		t.Errorf("unchanged plan: %+v, calls %v", res, k.Calls())
+	}
+	// With a record: the tools, the set headers, and per family the plan
+	// hash and the one hooked built-in chain.
+	if n := len(k.Calls()); n != 6 {
+		t.Errorf("unchanged plan ran %d commands, want 6: %v", n, k.Calls())
 	}
 }
