@@ -82,71 +82,78 @@ func emptyDir(tb testing.TB, dir string) {
 
 // BenchmarkFirstApplySmall times a first Apply of a typical host's plan
 // (smallPlan) into an empty namespace with an empty state directory, next
-// to its floor in the same run: ipset restore + iptables-restore per
-// family of exactly the plan's text (4 commands). It reports the number
-// of commands Apply ran (cmds/op); -v logs them with their wall times.
+// to its floor: ipset restore + iptables-restore per family of exactly the
+// plan's text (4 commands), run in the same namespace in the same
+// iteration, so that both meet the same load. It reports, over the
+// iterations, the median and the minimum of each (ms), the median of
+// Apply/floor per iteration (x-floor) and the number of commands Apply ran
+// (cmds); -v logs the commands of the last iteration with their times.
 //
-//	go test ./apply -run '^$' -bench FirstApplySmall -benchtime 20x -count 5
+//	go test ./apply -run '^$' -bench FirstApplySmall -benchtime 40x -count 3
 func BenchmarkFirstApplySmall(b *testing.B) {
 	ctx := context.Background()
 	p := smallPlan()
 	for _, be := range []Backend{BackendNFT, BackendLegacy} {
-		b.Run(string(be)+"/floor", func(b *testing.B) {
+		b.Run(string(be), func(b *testing.B) {
 			_, opts := benchNS(b, be)
 			type cmd struct {
 				stdin []byte
 				name  string
 				args  []string
 			}
-			var cmds []cmd
+			var floor []cmd
 			for _, fp := range []*render.FamilyPlan{&p.V4, &p.V6} {
 				tool := "iptables-" + string(be) + "-restore"
 				if fp.Family == render.IPv6 {
 					tool = "ip6tables-" + string(be) + "-restore"
 				}
 				ipt := slices.Concat([]byte(strings.TrimSuffix(string(fp.IptablesRestore()), "COMMIT\n")), []byte("-I INPUT 1 -j REYES-INPUT\nCOMMIT\n"))
-				cmds = append(cmds, cmd{fp.IpsetRestore(), "ipset", []string{"restore"}}, cmd{ipt, tool, []string{"--wait", "--noflush"}})
+				floor = append(floor, cmd{fp.IpsetRestore(), "ipset", []string{"restore"}}, cmd{ipt, tool, []string{"--wait", "--noflush"}})
 			}
-			for b.Loop() {
-				b.StopTimer()
-				if _, err := Remove(ctx, opts); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				for _, c := range cmds {
-					if _, err := opts.Runner.Run(ctx, c.stdin, c.name, c.args...); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			b.ReportMetric(float64(len(cmds)), "cmds/op")
-		})
-		b.Run(string(be)+"/first", func(b *testing.B) {
-			_, opts := benchNS(b, be)
 			tr := &timedRunner{r: opts.Runner}
-			opts.Runner = tr
-			var last []string
-			for b.Loop() {
-				b.StopTimer()
+			aopts := opts
+			aopts.Runner = tr
+			empty := func() {
 				if _, err := Remove(ctx, opts); err != nil {
 					b.Fatal(err)
 				}
 				emptyDir(b, opts.StateDir)
+			}
+			var floors, firsts, ratios []float64
+			var last []string
+			for b.Loop() {
+				empty()
+				start := time.Now()
+				for _, c := range floor {
+					if _, err := opts.Runner.Run(ctx, c.stdin, c.name, c.args...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				f := time.Since(start)
+				empty()
 				tr.take()
-				b.StartTimer()
 				tr.t0 = time.Now()
-				res, err := Apply(ctx, p, opts)
+				res, err := Apply(ctx, p, aopts)
+				a := time.Since(tr.t0)
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.StopTimer()
-				last = append(tr.take(), fmt.Sprintf("Apply returned at %.1f ms", float64(time.Since(tr.t0).Microseconds())/1000))
+				last = append(tr.take(), fmt.Sprintf("Apply returned at %.1f ms", float64(a.Microseconds())/1000))
 				if len(res.Families) != 2 || !res.Families[0].RulesLoaded || !res.Families[1].RulesLoaded {
 					b.Fatalf("first apply did %+v", res)
 				}
-				b.StartTimer()
+				floors = append(floors, f.Seconds()*1000)
+				firsts = append(firsts, a.Seconds()*1000)
+				ratios = append(ratios, a.Seconds()/f.Seconds())
 			}
-			b.ReportMetric(float64(len(last)-1), "cmds/op")
+			med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(med(floors), "floor-ms")
+			b.ReportMetric(med(firsts), "apply-ms")
+			b.ReportMetric(slices.Min(floors), "floor-min-ms")
+			b.ReportMetric(slices.Min(firsts), "apply-min-ms")
+			b.ReportMetric(med(ratios), "x-floor")
+			b.ReportMetric(float64(len(last)-1), "cmds")
 			b.Logf("%d commands:\n%s", len(last)-1, strings.Join(last, "\n"))
 		})
 	}
