@@ -63,20 +63,19 @@
 // kernel is touched (ErrStateNotWritable). Then it fills the free slots of
 // both families (step 1; one "ipset restore" for both when the plan is
 // small), then switches IPv4, then IPv6 (step 2). If IPv6 fails, IPv4 is
-// put back: its in-place swaps are swapped
-// back, or its previous rules are loaded back in one restore (the text
-// the previous run recorded it loaded, apply-ipv4.rules, when the kernel
-// still runs it: its plan hash, live slots and hooks; else, after a
-// reboot, a flush by another tool or a kill, the table read with
-// iptables-save before the change);
-// the filled sets of both families go. Only when both are
-// through are unused sets destroyed and the states committed (rename). A
-// kill between a kernel change and the commit leaves the prepared file:
-// the next run then distrusts the record and reads the kernel (members
-// with "ipset save", the table with "iptables-save"), and keeps
-// distrusting it until a run completes. A kill between the two families can leave IPv4 on
-// the new policy and IPv6 on the old one until the next run: the invariant
-// is per family, and no record then claims either.
+// put back: its in-place swaps are swapped back, or its previous rules
+// are loaded back in one restore (the text the previous run recorded it
+// loaded, apply-ipv4.rules, when the kernel still runs it: its plan hash,
+// live slots and hooks; else, after a reboot, a flush by another tool or
+// a kill, the table read with iptables-save before the change); the
+// filled sets of both families go. Only when both are through are unused
+// sets destroyed and the states committed (rename). A kill between a
+// kernel change and the commit leaves the prepared file: the next run
+// then distrusts the record and reads the kernel (members with "ipset
+// save", the table with "iptables-save"), and keeps distrusting it until
+// a run completes. A kill between the two families can leave IPv4 on the
+// new policy and IPv6 on the old one until the next run: the invariant is
+// per family, and no record then claims either.
 //
 // One at a time: callers hold Lock on the state directory from before the
 // first kernel change until their state is recorded; the follower and
