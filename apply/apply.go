@@ -201,11 +201,12 @@ func (o *Options) tools(ctx context.Context) (Backend, map[render.Family]tools, 
 // first rule of REYES-INPUT, the hooks), then, before touching the kernel,
 // writes the new state into a prepared file in Options.StateDir (a
 // read-only or full directory fails here, with ErrStateNotWritable, and
-// nothing was changed). Then, family by family: when only members changed
-// (and the swaps cannot mix, see the package doc) the changed sets are
-// filled under their second slot and swapped in place; otherwise every
-// changed set is filled under its free slot and one iptables-restore
-// switches rules and members together. If a family fails, its own change
+// nothing was changed). Then the changed sets of both families are filled
+// under their free slots, which no rule uses (one ipset restore for both
+// when the plan is small), and, family by family: when only members
+// changed (and the swaps cannot mix, see the package doc) the filled sets
+// are swapped in place; otherwise one iptables-restore switches rules and
+// members together. If a family fails, its own change
 // is undone and so is the other family's, so that the recorded state (and
 // the caller's) keeps describing the kernel. Last, sets nothing refers to
 // any more are destroyed and the prepared states are committed.
@@ -232,29 +233,48 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			return res, &StepError{Family: fp.Family, Step: StepCheck, Err: err}
 		}
 	}
-	b, tl, err := opts.tools(ctx)
-	if err != nil {
-		return res, err
+	// Reading changes nothing in the kernel, so the reads run
+	// concurrently: the backend's tools next to the set headers, then the
+	// families' tables. Only the changes below are ordered.
+	var (
+		b          Backend
+		tl         map[render.Family]tools
+		kernelSets map[string]setInfo
+	)
+	rerrs := parallel(func() (err error) {
+		b, tl, err = opts.tools(ctx)
+		return err
+	}, func() (err error) {
+		// One listing of set headers serves both families: each family
+		// only touches sets of its own prefix.
+		kernelSets, err = listSets(ctx, opts.runner())
+		return err
+	})
+	if rerrs[0] != nil {
+		return res, rerrs[0]
+	}
+	if rerrs[1] != nil {
+		return res, &StepError{Step: StepRead, Err: rerrs[1]}
 	}
 	res.Backend = b
-	// One listing of set headers serves both families: each family only
-	// touches sets of its own prefix.
-	kernelSets, err := listSets(ctx, opts.runner())
-	if err != nil {
-		return res, &StepError{Step: StepRead, Err: err}
-	}
 	var fas []*familyApply
+	ss := &setSave{}
 	for _, fp := range fams {
 		if len(fp.Chains) == 0 {
 			continue
 		}
 		fp = sealed(fp)
-		a := &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
-			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets}
-		if err := a.read(ctx); err != nil {
-			return res, a.fail(StepRead, err, nil)
+		fas = append(fas, &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
+			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets, setSave: ss})
+	}
+	reads := make([]func() error, len(fas))
+	for i, a := range fas {
+		reads[i] = func() error { return a.read(ctx) }
+	}
+	for i, err := range parallel(reads...) {
+		if err != nil {
+			return res, fas[i].fail(StepRead, err, nil)
 		}
-		fas = append(fas, a)
 	}
 	results := func() []FamilyResult {
 		out := make([]FamilyResult, len(fas))
@@ -270,8 +290,14 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			a.prepared.abort()
 		}
 	}
-	for _, a := range fas {
-		if err := a.prepare(); err != nil {
+	// The families' states are independent files: prepared (written and
+	// fsync'd) concurrently, all before the first kernel change.
+	prepares := make([]func() error, len(fas))
+	for i, a := range fas {
+		prepares[i] = a.prepare
+	}
+	for _, err := range parallel(prepares...) {
+		if err != nil {
 			abort()
 			res.Families = results()
 			return res, err
@@ -293,6 +319,26 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			}
 		}
 	}
+	if opts.FlushConntrack {
+		// The members before the change, read before anything is filled.
+		for _, a := range fas {
+			if !a.changes() {
+				continue
+			}
+			var err error
+			if a.oldMembers, err = a.readMembers(ctx); err != nil {
+				abort()
+				res.Families = results()
+				return res, a.fail(StepRead, err, nil)
+			}
+		}
+	}
+	// Step 1 for every family, then step 2 family by family (package doc).
+	if err := fillAll(ctx, opts.runner(), fas); err != nil {
+		abort()
+		res.Families = results()
+		return res, err
+	}
 	for i, a := range fas {
 		if err := a.change(ctx); err != nil {
 			if rolledBack(err) != nil {
@@ -300,7 +346,12 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 				// be trusted (see preparedState.keep).
 				a.prepared.keep = true
 			}
-			for j := i - 1; j >= 0; j-- {
+			// The families before are put back; those after only filled
+			// their free slots, which go.
+			for j := len(fas) - 1; j >= 0; j-- {
+				if j == i || j > i && !fas[j].filled {
+					continue
+				}
 				if rerr := fas[j].revert(ctx); rerr != nil {
 					fas[j].prepared.keep = true
 					err = errors.Join(err, fas[j].fail(StepRollback, rerr, nil))
@@ -322,10 +373,15 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	}
 	cleanup(ctx, opts.runner(), opts.logger(), fas)
 	var errs []error
+	renamed := false
 	for _, a := range fas {
+		renamed = renamed || (a.prepared != nil && !a.prepared.done)
 		if err := a.prepared.commit(); err != nil {
 			errs = append(errs, a.fail(StepState, err, nil))
 		}
+	}
+	if renamed {
+		syncStateDir(opts.StateDir)
 	}
 	res.Families = results()
 	return res, errors.Join(errs...)

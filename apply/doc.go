@@ -60,21 +60,22 @@
 // Both families as one unit: Apply reads and plans both families, then
 // writes both new states as prepared files (apply-ipv4.json.new) in
 // Options.StateDir, which finds a read-only or full directory before the
-// kernel is touched (ErrStateNotWritable). Then it changes IPv4, then
-// IPv6. If IPv6 fails, IPv4 is put back: its in-place swaps are swapped
-// back, or its previous rules are loaded back in one restore (the text
-// the previous run recorded it loaded, apply-ipv4.rules, when the kernel
-// still runs it: its plan hash, live slots and hooks; else, after a
-// reboot, a flush by another tool or a kill, the table read with
-// iptables-save before the change);
-// the filled sets go. Only when both are
-// through are unused sets destroyed and the states committed (rename). A
-// kill between a kernel change and the commit leaves the prepared file:
-// the next run then distrusts the record and reads the kernel (members
-// with "ipset save", chains with "iptables -S"), and keeps distrusting it
-// until a run completes. A kill between the two families can leave IPv4 on
-// the new policy and IPv6 on the old one until the next run: the invariant
-// is per family, and no record then claims either.
+// kernel is touched (ErrStateNotWritable). Then it fills the free slots of
+// both families (step 1; one "ipset restore" for both when the plan is
+// small), then switches IPv4, then IPv6 (step 2). If IPv6 fails, IPv4 is
+// put back: its in-place swaps are swapped back, or its previous rules
+// are loaded back in one restore (the text the previous run recorded it
+// loaded, apply-ipv4.rules, when the kernel still runs it: its plan hash,
+// live slots and hooks; else, after a reboot, a flush by another tool or
+// a kill, the table read with iptables-save before the change); the
+// filled sets of both families go. Only when both are through are unused
+// sets destroyed and the states committed (rename). A kill between a
+// kernel change and the commit leaves the prepared file: the next run
+// then distrusts the record and reads the kernel (members with "ipset
+// save", the table with "iptables-save"), and keeps distrusting it until
+// a run completes. A kill between the two families can leave IPv4 on the
+// new policy and IPv6 on the old one until the next run: the invariant is
+// per family, and no record then claims either.
 //
 // One at a time: callers hold Lock on the state directory from before the
 // first kernel change until their state is recorded; the follower and
@@ -85,8 +86,11 @@
 //   - Minimal: a set whose members did not change is not touched; an
 //     unchanged plan makes no restore call. Whether the rules changed is
 //     read from the plan hash in the comment of REYES-INPUT's first rule
-//     (one "iptables -S REYES-INPUT 1"), so a flushed chain or a missing
-//     jump is detected and repaired on the next run. A one-member change
+//     (one "iptables -S REYES-INPUT 1"; without a record, one
+//     "iptables-save" of the table, which a first run needs anyway), so a
+//     flushed chain or a missing jump is detected and repaired on the next
+//     run. Reads change nothing and run concurrently (the set headers, the
+//     two families); changes run in the order above. A one-member change
 //     is one set filled and swapped, no rule load.
 //   - Shared mode touches only REYES-* chains, reyes4-/reyes6- sets and
 //     the plan's hooks: one jump at the top of each built-in chain it

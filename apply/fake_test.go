@@ -97,10 +97,10 @@ func TestFakeApplySequence(t *testing.T) {
 				t.Fatal(err)
 			}
 			rc := restoreCalls(k.Calls())
-			// fill and swap per family, then one destroy of the swapped-out
-			// sets once both families are through.
-			if len(rc) != 5 {
-				t.Errorf("member change made %d restore calls, want 5: %v", len(rc), rc)
+			// One fill for both families, a swap per family, then one
+			// destroy of the swapped-out sets once both are through.
+			if len(rc) != 4 {
+				t.Errorf("member change made %d restore calls, want 4: %v", len(rc), rc)
 			}
 			for _, c := range k.Calls() {
 				if strings.Contains(c.Stdin, "reyes6-db") {
@@ -146,15 +146,25 @@ func TestFakeFaults(t *testing.T) {
 		// sameRules: the previous plan has the same rules, so that only
 		// members change and sets are swapped in place.
 		sameRules bool
+		// fam, if set, is the family the error must name.
+		fam render.Family
 	}{
-		{"invalid rule line", bad.build(), nil, StepRules, "--match-set reyes4-ghost src", false},
-		{"bad set member", badSet, nil, StepFill, "add reyes4-db-b fd00:99::bad", false},
+		{"invalid rule line", bad.build(), nil, StepRules, "--match-set reyes4-ghost src", false, 0},
+		{"bad set member", badSet, nil, StepFill, "add reyes4-db-b fd00:99::bad", false, 0},
 		{"ipset fails mid-way", specB(render.TableShared).build(),
-			func(_ applytest.Call, l string) bool { return l == "add reyes4-web-b 10.99.1.12" }, StepFill, "add reyes4-web-b 10.99.1.12", false},
+			func(_ applytest.Call, l string) bool { return l == "add reyes4-web-b 10.99.1.12" }, StepFill, "add reyes4-web-b 10.99.1.12", false, render.IPv4},
+		// Both families fill in one ipset restore: IPv4's slots, filled
+		// before the failing IPv6 line, go too.
+		{"ipv6 fill fails after ipv4's", specB(render.TableShared).build(),
+			func(_ applytest.Call, l string) bool { return l == "add reyes6-web-b fd00:99:1::12" }, StepFill, "add reyes6-web-b fd00:99:1::12", false, render.IPv6},
+		{"ipv6 swap fails after ipv4's", specB(render.TableShared).build(),
+			func(_ applytest.Call, l string) bool { return l == "swap reyes6-web-b reyes6-web" }, StepSwap, "swap reyes6-web-b reyes6-web", true, render.IPv6},
+		{"ipv6 restore fails after ipv4's", specB(render.TableShared).build(),
+			func(c applytest.Call, l string) bool { return c.Name == "ip6tables-nft-restore" }, StepRules, "", false, render.IPv6},
 		{"swap fails mid-way", specB(render.TableShared).build(),
-			func(_ applytest.Call, l string) bool { return l == "swap reyes4-web-b reyes4-web" }, StepSwap, "swap reyes4-web-b reyes4-web", true},
+			func(_ applytest.Call, l string) bool { return l == "swap reyes4-web-b reyes4-web" }, StepSwap, "swap reyes4-web-b reyes4-web", true, 0},
 		{"restore fails", specB(render.TableShared).build(),
-			func(c applytest.Call, l string) bool { return c.Name == "iptables-nft-restore" }, StepRules, "", false},
+			func(c applytest.Call, l string) bool { return c.Name == "iptables-nft-restore" }, StepRules, "", false, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -176,8 +186,8 @@ func TestFakeFaults(t *testing.T) {
 			if !errors.As(err, &se) {
 				t.Fatalf("Apply = %v, want a StepError", err)
 			}
-			if se.Step != c.step || !strings.Contains(se.Input, c.input) {
-				t.Errorf("error %v: step %q input %q, want %q %q", err, se.Step, se.Input, c.step, c.input)
+			if se.Step != c.step || !strings.Contains(se.Input, c.input) || c.fam != 0 && se.Family != c.fam {
+				t.Errorf("error %v: step %q input %q family %d, want %q %q %d", err, se.Step, se.Input, se.Family, c.step, c.input, c.fam)
 			}
 			if after := k.Dump(); after != before {
 				t.Errorf("kernel changed by a failed apply:\nbefore:\n%s\nafter:\n%s", before, after)

@@ -23,6 +23,7 @@ type familyApply struct {
 	res     FamilyResult
 
 	kernelSets map[string]setInfo
+	setSave    *setSave // one "ipset save" shared by the run's families
 	st         *state
 	// wasBackend is the backend the record says the previous run loaded
 	// into, when it is not this run's: its reyes rules are taken out once
@@ -36,10 +37,18 @@ type familyApply struct {
 	jumpFix    []string // restore lines that repair the hooks
 	rulesOK    bool     // the kernel's rules are the plan's, on the live slots
 	kernelPlan string   // the plan hash on REYES-INPUT's first rule; "" if none
-	// builtinLines are "iptables -S" of the built-in chains read (hooks).
+	// builtinLines are the rules ("-A" lines) of the built-in chains
+	// read (hooks).
 	builtinLines map[string][]string
-	planText     []byte // the plan's restore text, rendered once (see text)
-	loadText     []byte // planText with the sets' slots, as loaded
+	// haveInput: REYES-INPUT exists in the kernel.
+	haveInput bool
+	// saved is the family's filter table as "iptables-save" printed it
+	// during read, when there is no record to trust (nil otherwise);
+	// savedChains are its chains.
+	saved       []byte
+	savedChains []string
+	planText    []byte // the plan's restore text, rendered once (see text)
+	loadText    []byte // planText with the sets' slots, as loaded
 
 	prepared *preparedState
 	oldSave  []byte // the rules before the change, for revert (see saveOld)
@@ -213,15 +222,12 @@ func (a *familyApply) read(ctx context.Context) error {
 	if a.st != nil && a.st.Backend != a.backend {
 		a.st = nil
 	}
-	rules, err := listRules(ctx, a.r, a.t.iptables, render.InputChain, 1)
+	err := a.readTable(ctx)
 	if err != nil {
-		a.log.Debug("reading plan hash", "err", err)
+		return err
 	}
-	haveInput := err == nil
-	if haveInput {
-		a.kernelPlan = kernelPlanHash(rules)
-	}
-	a.rulesOK = err == nil && a.kernelPlan == fp.Hash() && !a.opts.Force
+	haveInput := a.haveInput
+	a.rulesOK = haveInput && a.kernelPlan == fp.Hash() && !a.opts.Force
 	finish := false
 	switch {
 	case a.wasBackend != "" && a.kernelPlan == fp.Hash():
@@ -247,8 +253,11 @@ func (a *familyApply) read(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		clear(a.kernelSets)
-		maps.Copy(a.kernelSets, sets)
+		// The family's own listing: the map read before is shared with
+		// the other family, which reads it concurrently. Dropping this
+		// family's rules from the old backend changes the references of
+		// this family's sets only (reyes4- or reyes6-).
+		a.kernelSets = sets
 	}
 	for _, s := range fp.Sets {
 		c := &setChange{set: s}
@@ -290,14 +299,7 @@ func (a *familyApply) read(ctx context.Context) error {
 		planText = a.text()
 	}
 	for _, h := range a.builtins() {
-		lines, err := listRules(ctx, a.r, a.t.iptables, h.Builtin, 0)
-		if err != nil {
-			return err
-		}
-		if a.builtinLines == nil {
-			a.builtinLines = map[string][]string{}
-		}
-		a.builtinLines[h.Builtin] = lines
+		lines := a.builtinLines[h.Builtin]
 		if fp.Table == render.TableExclusive {
 			// The built-in chain must hold exactly what the plan writes.
 			var want, got []string
@@ -362,6 +364,79 @@ func (a *familyApply) read(ctx context.Context) error {
 				a.oldChains = append(a.oldChains, c)
 			}
 		}
+	}
+	return nil
+}
+
+// readTable reads what the family needs of its filter table: whether
+// REYES-INPUT exists and the plan hash on its first rule, the rules of the
+// built-in chains of the hooks (builtins) and, without a record, reyes'
+// chains.
+//
+// With a record it trusts, that is "iptables -S REYES-INPUT 1" and one
+// "iptables -S <builtin>" per hook, run concurrently: cheap however large
+// the table. Without one (a first run, a run after a kill, no StateDir)
+// it is one "iptables-save -t filter", which says all of it and more:
+// reyes' chains, which such a run needs to delete those that left the
+// plan, and the table as it is before the change, which saveOld keeps to
+// put IPv4 back if IPv6 fails. Those were three more reads of the same
+// table before (the chains with "iptables -S", the table again with
+// iptables-save), so at any size the one save costs no more than they did.
+func (a *familyApply) readTable(ctx context.Context) error {
+	hs := a.builtins()
+	var names []string
+	for _, h := range hs {
+		names = append(names, h.Builtin)
+	}
+	a.builtinLines = map[string][]string{}
+	if a.st == nil {
+		out, err := a.r.Run(ctx, nil, a.t.save, "-t", "filter")
+		if err != nil {
+			return err
+		}
+		t := parseSavedTable(out, names)
+		a.saved = out
+		a.haveInput = t.haveInput
+		if t.firstIn != "" {
+			a.kernelPlan = kernelPlanHash([]string{t.firstIn})
+		}
+		for _, n := range names {
+			a.builtinLines[n] = t.rules[n]
+		}
+		for _, c := range t.chains {
+			if strings.HasPrefix(c, render.ChainPrefix) {
+				a.savedChains = append(a.savedChains, c)
+			}
+		}
+		return nil
+	}
+	var input []string
+	var inputErr error
+	lines := make([][]string, len(hs))
+	fns := []func() error{func() error {
+		input, inputErr = listRules(ctx, a.r, a.t.iptables, render.InputChain, 1)
+		return nil
+	}}
+	for i, h := range hs {
+		fns = append(fns, func() (err error) {
+			lines[i], err = listRules(ctx, a.r, a.t.iptables, h.Builtin, 0)
+			return err
+		})
+	}
+	for _, err := range parallel(fns...) {
+		if err != nil {
+			return err
+		}
+	}
+	if inputErr != nil {
+		// No REYES-INPUT (or no table): the rules are not the plan's.
+		a.log.Debug("reading plan hash", "err", inputErr)
+	} else {
+		a.haveInput = true
+		a.kernelPlan = kernelPlanHash(input)
+	}
+	for i, h := range hs {
+		a.builtinLines[h.Builtin] = lines[i]
 	}
 	return nil
 }

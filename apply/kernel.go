@@ -6,8 +6,12 @@ import (
 	"context"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/reyes-fw/reyes/render"
 )
 
 // setInfo is what "ipset list -t" says about one set.
@@ -75,14 +79,26 @@ func parseSetHeaders(out []byte) map[string]setInfo {
 	return sets
 }
 
-// saveMembers reads the members of every set whose name starts with prefix
-// ("ipset save" lists all sets; the caller needs only reyes').
-func saveMembers(ctx context.Context, r Runner, prefix string) (map[string][]netip.Addr, error) {
-	out, err := r.Run(ctx, nil, "ipset", "save")
-	if err != nil {
-		return nil, err
+// setSave is one "ipset save" of every set, shared by the families of one
+// Apply: it lists both families' sets, so a run that must read members
+// back in both (no record) reads them once. It is taken on first use,
+// before that family changes anything; the families' sets are disjoint
+// (reyes4-, reyes6-), so one family's change does not make the other's
+// members in it stale.
+type setSave struct {
+	once sync.Once
+	out  []byte
+	err  error
+}
+
+// members reads the members of every set whose name starts with prefix,
+// running "ipset save" on the first call.
+func (s *setSave) members(ctx context.Context, r Runner, prefix string) (map[string][]netip.Addr, error) {
+	s.once.Do(func() { s.out, s.err = r.Run(ctx, nil, "ipset", "save") })
+	if s.err != nil {
+		return nil, s.err
 	}
-	return parseSave(out, prefix)
+	return parseSave(s.out, prefix)
 }
 
 // parseSave reads the members of every set whose name starts with prefix
@@ -157,6 +173,61 @@ func listRules(ctx context.Context, r Runner, ipt, chain string, n int) ([]strin
 		}
 	}
 	return lines, nil
+}
+
+// savedTable is what one "iptables-save -t filter" says that apply needs:
+// the chains, the rules of some chains, whether REYES-INPUT exists and
+// its first rule. A save prints each rule as "iptables -S" does ("-A
+// CHAIN ..."); chains are ":CHAIN POLICY [counters]" lines.
+type savedTable struct {
+	chains    []string            // every chain, in the order printed
+	rules     map[string][]string // "-A" lines of the chains asked for
+	haveInput bool                // REYES-INPUT exists
+	firstIn   string              // REYES-INPUT's first rule, "" if none
+}
+
+// parseSavedTable reads iptables-save output of the filter table, keeping
+// the rules of the chains named in keep.
+func parseSavedTable(out []byte, keep []string) savedTable {
+	t := savedTable{rules: map[string][]string{}}
+	inFilter := false
+	for line := range bytes.Lines(out) {
+		l := string(bytes.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(l, "*"):
+			inFilter = l == "*filter"
+		case !inFilter:
+		case strings.HasPrefix(l, ":"):
+			if f := strings.Fields(l[1:]); len(f) > 0 {
+				t.chains = append(t.chains, f[0])
+				if f[0] == render.InputChain {
+					t.haveInput = true
+				}
+			}
+		case strings.HasPrefix(l, "-A "):
+			chain, _, _ := strings.Cut(l[len("-A "):], " ")
+			if chain == render.InputChain && t.firstIn == "" {
+				t.firstIn = l
+			}
+			if slices.Contains(keep, chain) {
+				t.rules[chain] = append(t.rules[chain], l)
+			}
+		}
+	}
+	return t
+}
+
+// parallel runs fns concurrently and returns their errors, in order.
+// Only reads run this way: they change nothing, so their order does not
+// matter to the invariant.
+func parallel(fns ...func() error) []error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(func() { errs[i] = fn() })
+	}
+	wg.Wait()
+	return errs
 }
 
 var planHashRE = regexp.MustCompile(`reyes plan=([0-9A-Za-z]+)`)

@@ -37,10 +37,15 @@ func (a *familyApply) builtins() []render.Hook {
 }
 
 // kernelChains returns reyes' chains in the kernel: from the state when
-// there is one (chains only apply creates), else from "iptables -S".
+// there is one (chains only apply creates), else from the table read
+// (readTable saved it whole when there is no state), else from
+// "iptables -S".
 func (a *familyApply) kernelChains(ctx context.Context) ([]string, error) {
 	if a.st != nil {
 		return a.st.Chains, nil
+	}
+	if a.saved != nil {
+		return a.savedChains, nil
 	}
 	return listReyesChains(ctx, a.r, a.t.iptables)
 }
@@ -176,10 +181,16 @@ func (a *familyApply) saveOld(ctx context.Context) error {
 			return nil
 		}
 	}
-	out, err := a.r.Run(ctx, nil, a.t.save, "-t", "filter")
-	if err != nil {
-		return err
+	out := a.saved
+	if out == nil {
+		var err error
+		if out, err = a.r.Run(ctx, nil, a.t.save, "-t", "filter"); err != nil {
+			return err
+		}
 	}
+	// The table read (here, or by readTable when there was no record)
+	// before this run changed the kernel: prepare writes only files, and
+	// the other family's reads change no table of this backend and family.
 	a.oldSave = out
 	a.oldExclusive = a.fp.Table == render.TableExclusive // the whole table, whatever it held
 	for _, l := range strings.Split(string(out), "\n") {

@@ -3,6 +3,7 @@ package apply
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -41,9 +42,11 @@ func other(s render.Set, name string) string {
 	return s.Name
 }
 
+// readMembers reads the members of the family's sets back from the
+// kernel, once per run (one "ipset save" for both families).
 func (a *familyApply) readMembers(ctx context.Context) (map[string][]netip.Addr, error) {
 	if a.members == nil {
-		m, err := saveMembers(ctx, a.r, setPrefix(a.fp.Family))
+		m, err := a.setSave.members(ctx, a.r, setPrefix(a.fp.Family))
 		if err != nil {
 			return nil, err
 		}
@@ -182,21 +185,12 @@ func sessions(n int) [][2]int {
 	return out
 }
 
-// change makes the family's kernel change: fill, then swap in place or
-// load the rules. On failure it undoes its own change and returns the
-// step's error.
+// change switches the family to the new policy, its sets already filled
+// (fillAll): swap in place or load the rules. On failure it undoes its own
+// change and returns the step's error.
 func (a *familyApply) change(ctx context.Context) error {
 	if !a.changes() {
 		return nil
-	}
-	if a.opts.FlushConntrack {
-		var err error
-		if a.oldMembers, err = a.readMembers(ctx); err != nil {
-			return a.fail(StepRead, err, nil)
-		}
-	}
-	if err := a.fill(ctx); err != nil {
-		return err
 	}
 	if a.inPlace {
 		return a.swap(ctx)
@@ -204,39 +198,84 @@ func (a *familyApply) change(ctx context.Context) error {
 	return a.rules(ctx)
 }
 
-// fill creates and fills the fill slot of every changed set, in ipset
-// restore sessions of ipsetSession sets. No rule refers to a fill slot, so
-// this changes no verdict. On failure every fill slot is destroyed again.
-func (a *familyApply) fill(ctx context.Context) error {
-	if len(a.changed) == 0 {
-		return nil
+// fillAll creates and fills the fill slot of every changed set of every
+// family, in ipset restore sessions of ipsetSession sets: for a small plan
+// one call for both families, where the floor takes one per family. This
+// is step 1 of the package doc for both families before either switches
+// (step 2): no rule refers to a fill slot, of either family, so no verdict
+// changes, and a family that fails later destroys the other's fill slots
+// with its own (Apply reverts every family that filled). A kill leaves
+// unreferenced slots that the next run destroys. On failure every fill
+// slot is destroyed again, and the error names the family of the line
+// ipset rejected.
+func fillAll(ctx context.Context, r Runner, fas []*familyApply) error {
+	type fill struct {
+		a *familyApply
+		c *setChange
 	}
-	a.filled = true
-	for _, run := range sessions(len(a.changed)) {
+	var fills []fill
+	for _, a := range fas {
+		for _, c := range a.changed {
+			fills = append(fills, fill{a, c})
+		}
+		if len(a.changed) > 0 {
+			a.filled = true
+		}
+	}
+	for _, run := range sessions(len(fills)) {
 		var b bytes.Buffer
-		for _, c := range a.changed[run[0]:run[1]] {
-			if _, ok := a.kernelSets[c.fill]; ok {
-				fmt.Fprintf(&b, "destroy %s\n", c.fill) // unreferenced: a leftover
-			}
-			tmp := c.set.TempName()
-			for _, l := range bytes.SplitAfter(c.set.RestoreText(), []byte("\n")) {
-				f := bytes.Fields(l)
-				if len(f) >= 2 && string(f[1]) == tmp &&
-					(string(f[0]) == "create" || string(f[0]) == "flush" || string(f[0]) == "add") {
-					b.Write(f[0])
-					b.WriteByte(' ')
-					b.WriteString(c.fill)
-					b.Write(l[len(f[0])+1+len(tmp):])
-				}
+		var lineFam []*familyApply // the family of each line of b
+		for _, f := range fills[run[0]:run[1]] {
+			for range f.a.writeFill(&b, f.c) {
+				lineFam = append(lineFam, f.a)
 			}
 		}
 		text := b.Bytes()
-		if _, err := a.r.Run(ctx, text, "ipset", "restore"); err != nil {
-			return a.undo(ctx, a.fail(StepFill, err, text))
+		if _, err := r.Run(ctx, text, "ipset", "restore"); err != nil {
+			failed := fills[run[0]].a
+			if n := failedLine(err.Error()); n > 0 && n <= len(lineFam) {
+				failed = lineFam[n-1]
+			}
+			errs := []error{failed.fail(StepFill, err, text)}
+			for _, a := range fas {
+				if rerr := a.revert(ctx); rerr != nil {
+					// Its record must not be trusted (see preparedState.keep).
+					a.prepared.keep = true
+					errs = append(errs, a.fail(StepRollback, rerr, nil))
+				}
+			}
+			return errors.Join(errs...)
 		}
 	}
-	a.log.Debug("filled sets", "sets", len(a.changed))
+	for _, a := range fas {
+		if len(a.changed) > 0 {
+			a.log.Debug("filled sets", "sets", len(a.changed))
+		}
+	}
 	return nil
+}
+
+// writeFill writes the ipset restore lines that create and fill c's fill
+// slot and returns how many it wrote.
+func (a *familyApply) writeFill(b *bytes.Buffer, c *setChange) int {
+	n := 0
+	if _, ok := a.kernelSets[c.fill]; ok {
+		fmt.Fprintf(b, "destroy %s\n", c.fill) // unreferenced: a leftover
+		n++
+	}
+	tmp := c.set.TempName()
+	for _, l := range bytes.SplitAfter(c.set.RestoreText(), []byte("\n")) {
+		f := bytes.Fields(l)
+		if len(f) >= 2 && string(f[1]) == tmp &&
+			(string(f[0]) == "create" || string(f[0]) == "flush" || string(f[0]) == "add") {
+			b.Write(f[0])
+			b.WriteByte(' ')
+			b.WriteString(c.fill)
+			b.Write(l[len(f[0])+1+len(tmp):])
+			n++
+		}
+	}
+	return n
 }
 
 // ipsetScript runs a script of one-set-per-line commands (destroy, swap)

@@ -145,15 +145,15 @@ func prepareState(dir string, fam render.Family, st *state, text []byte) (*prepa
 		return nil, fmt.Errorf("encoding state: %w", err)
 	}
 	ps := &preparedState{path: statePath(dir, fam)}
+	tmp := ps.path + pendingSuffix
+	// The kept text and the state are independent files: written and
+	// fsync'd concurrently, the two syncs cost about one.
+	writes := []func() error{func() error { return atomicfile.WriteSync(tmp, b, 0o600) }}
 	if text != nil {
 		ps.rules = rulesPath(dir, fam)
-		if err := atomicfile.WriteSync(ps.rules+pendingSuffix, text, 0o600); err != nil {
-			_ = os.Remove(ps.rules + pendingSuffix)
-			return nil, fmt.Errorf("%w: %w", ErrStateNotWritable, err)
-		}
+		writes = append(writes, func() error { return atomicfile.WriteSync(ps.rules+pendingSuffix, text, 0o600) })
 	}
-	tmp := ps.path + pendingSuffix
-	if err := atomicfile.WriteSync(tmp, b, 0o600); err != nil {
+	if err := errors.Join(parallel(writes...)...); err != nil {
 		_ = os.Remove(tmp)
 		if ps.rules != "" {
 			_ = os.Remove(ps.rules + pendingSuffix)
@@ -163,8 +163,8 @@ func prepareState(dir string, fam render.Family, st *state, text []byte) (*prepa
 	return ps, nil
 }
 
-// commit puts the prepared state in force: rename, then fsync of the
-// directory.
+// commit puts the prepared state in force: rename. The caller then syncs
+// the directory (syncStateDir), once for all the families it committed.
 func (p *preparedState) commit() error {
 	if p == nil || p.done {
 		return nil
@@ -180,8 +180,17 @@ func (p *preparedState) commit() error {
 	if err := os.Rename(p.path+pendingSuffix, p.path); err != nil {
 		return fmt.Errorf("recording state: %w", err)
 	}
-	_ = atomicfile.SyncDir(filepath.Dir(p.path)) // the renames are done: a failed sync only weakens crash safety
 	return nil
+}
+
+// syncStateDir fsyncs the state directory after commits, so that their
+// renames survive a crash; one sync covers every family's (they share the
+// directory). The renames are done: a failed sync only weakens crash
+// safety.
+func syncStateDir(dir string) {
+	if dir != "" {
+		_ = atomicfile.SyncDir(dir)
+	}
 }
 
 // abort drops the prepared state; the recorded one stays in force.
