@@ -21,23 +21,6 @@ import (
 	"github.com/reyes-fw/reyes/sign"
 )
 
-// writeKeys writes a new signing key pair into dir.
-func writeKeys(t *testing.T, dir string) (secret, public string) {
-	t.Helper()
-	sec, pub, err := sign.GenerateKey("bounded", "", time.Now().Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, public = filepath.Join(dir, "leader.key"), filepath.Join(dir, "leader.pub")
-	if err := os.WriteFile(secret, sec, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(public, pub, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return secret, public
-}
-
 // TestBinariesEndWithinTimeout runs the real binaries against endpoints on
 // 127.0.0.1 that accept and never answer: the leader against EC2 used to
 // hang 900 s, the follower against S3 4 min, against a FIFO for ever. Each
@@ -45,7 +28,7 @@ func writeKeys(t *testing.T, dir string) (secret, public string) {
 func TestBinariesEndWithinTimeout(t *testing.T) {
 	leader, follower := binaries(t)
 	dir := t.TempDir()
-	secret, public := writeKeys(t, dir)
+	_, secret, public := keys(t, dir, "leader")
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -131,7 +114,7 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 	}
 	_, follower := binaries(t)
 	dir := t.TempDir()
-	secret, public := writeKeys(t, dir)
+	_, secret, public := keys(t, dir, "leader")
 	signer, err := sign.LoadSigner(secret)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +149,7 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 func TestBinariesSkewAndSerial(t *testing.T) {
 	leader, follower := binaries(t)
 	dir := t.TempDir()
-	secret, public := writeKeys(t, dir)
+	_, secret, public := keys(t, dir, "leader")
 	signer, err := sign.LoadSigner(secret)
 	if err != nil {
 		t.Fatal(err)
