@@ -319,17 +319,9 @@ func writeGroup(b *strings.Builder, g inventory.SecurityGroup) {
 			b.WriteString(`</item>`)
 		}
 		b.WriteString(`</groups><ipRanges>`)
-		for _, c := range p.CIDRs {
-			if c.Addr().Is4() {
-				b.WriteString(`<item><cidrIp>` + c.String() + `</cidrIp></item>`)
-			}
-		}
+		writeItems(b, "cidrIp", p.CIDRs, is4)
 		b.WriteString(`</ipRanges><ipv6Ranges>`)
-		for _, c := range p.CIDRs {
-			if c.Addr().Is6() {
-				b.WriteString(`<item><cidrIpv6>` + c.String() + `</cidrIpv6></item>`)
-			}
-		}
+		writeItems(b, "cidrIpv6", p.CIDRs, is6)
 		b.WriteString(`</ipv6Ranges><prefixListIds>`)
 		for _, id := range p.PrefixListIDs {
 			b.WriteString(`<item><prefixListId>` + id + `</prefixListId></item>`)
@@ -339,6 +331,20 @@ func writeGroup(b *strings.Builder, g inventory.SecurityGroup) {
 	// Egress is described too, and must be ignored.
 	b.WriteString(`</ipPermissions><ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item></ipPermissionsEgress></item>`)
 }
+
+// writeItems writes <item><tag>v</tag></item> for each v of vs that keep
+// keeps.
+func writeItems[T interface{ String() string }](b *strings.Builder, tag string, vs []T, keep func(T) bool) {
+	for _, v := range vs {
+		if keep(v) {
+			b.WriteString(`<item><` + tag + `>` + v.String() + `</` + tag + `></item>`)
+		}
+	}
+}
+
+// is4 and is6 tell a prefix's family.
+func is4(p netip.Prefix) bool { return p.Addr().Is4() }
+func is6(p netip.Prefix) bool { return p.Addr().Is6() }
 
 func writeENI(b *strings.Builder, n inventory.NetworkInterface) {
 	b.WriteString(`<item><networkInterfaceId>` + n.ID + `</networkInterfaceId><vpcId>` + n.VPCID + `</vpcId><ownerId>` + n.OwnerID +
@@ -368,23 +374,11 @@ func writeENI(b *strings.Builder, n inventory.NetworkInterface) {
 		}
 	}
 	b.WriteString(`</privateIpAddressesSet><ipv6AddressesSet>`)
-	for _, a := range n.Addresses {
-		if a.Is6() {
-			b.WriteString(`<item><ipv6Address>` + a.String() + `</ipv6Address></item>`)
-		}
-	}
+	writeItems(b, "ipv6Address", n.Addresses, netip.Addr.Is6)
 	b.WriteString(`</ipv6AddressesSet><ipv4PrefixSet>`)
-	for _, p := range n.Prefixes {
-		if p.Addr().Is4() {
-			b.WriteString(`<item><ipv4Prefix>` + p.String() + `</ipv4Prefix></item>`)
-		}
-	}
+	writeItems(b, "ipv4Prefix", n.Prefixes, is4)
 	b.WriteString(`</ipv4PrefixSet><ipv6PrefixSet>`)
-	for _, p := range n.Prefixes {
-		if p.Addr().Is6() {
-			b.WriteString(`<item><ipv6Prefix>` + p.String() + `</ipv6Prefix></item>`)
-		}
-	}
+	writeItems(b, "ipv6Prefix", n.Prefixes, is6)
 	// A public IP is not a member.
 	b.WriteString(`</ipv6PrefixSet><association><publicIp>203.0.113.99</publicIp></association></item>`)
 }

@@ -16,21 +16,10 @@ const benchPayloadSize = 20 << 20
 func benchObject(b *testing.B) (obj, payload []byte, kr *Keyring) {
 	b.Helper()
 	now := time.Now()
-	sec, _, err := GenerateKey("Bench", "bench@example.org", now)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := ParseSigner(sec)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, _, _ := testKey(b, "Bench", "bench@example.org", now)
 	payload = make([]byte, benchPayloadSize)
 	rand.Read(payload)
-	obj, err = Seal(payload, s, now)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return obj, payload, s.Keyring()
+	return mustSeal(b, payload, s, now), payload, s.Keyring()
 }
 
 // BenchmarkOpen20MiB opens (reads, splits, verifies) a 20 MiB object.
@@ -63,8 +52,7 @@ func BenchmarkOpenBytes20MiB(b *testing.B) {
 // BenchmarkSeal20MiB signs a 20 MiB payload.
 func BenchmarkSeal20MiB(b *testing.B) {
 	_, payload, _ := benchObject(b)
-	sec, _, _ := GenerateKey("Bench", "bench@example.org", time.Now())
-	s, _ := ParseSigner(sec)
+	s, _, _ := testKey(b, "Bench", "bench@example.org", time.Now())
 	now := time.Now()
 	b.SetBytes(int64(len(payload)))
 	for b.Loop() {
