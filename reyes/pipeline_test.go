@@ -71,6 +71,29 @@ func appliedPipeline(t *testing.T) *pipeline {
 	return p
 }
 
+// driftedPipeline is an applied pipeline whose IPv4 rules an
+// iptables-restore script then changed behind reyes' back; good is the
+// kernel as reyes left it.
+func driftedPipeline(t *testing.T, script string) (p *pipeline, good string) {
+	t.Helper()
+	p = appliedPipeline(t)
+	good = p.kernel.Dump()
+	if err := p.kernel.Script(4, script); err != nil {
+		t.Fatal(err)
+	}
+	return p, good
+}
+
+// checkRepaired fails the test unless the kernel holds good again, but
+// for the slots of the sets (a reload puts changed sets in their other
+// slot: see package apply).
+func (p *pipeline) checkRepaired(t *testing.T, good string) {
+	t.Helper()
+	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
+		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
+	}
+}
+
 // publishAndApply runs the leader and then the follower once, failing the
 // test on either error.
 func (p *pipeline) publishAndApply(t *testing.T) {
@@ -276,11 +299,7 @@ func TestLeaderRefresh(t *testing.T) {
 
 func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 	ctx := context.Background()
-	p := appliedPipeline(t)
-	good := p.kernel.Dump()
-	if err := p.kernel.Script(4, "*filter\n-F REYES-INPUT\n-D INPUT -j REYES-INPUT\nCOMMIT\n"); err != nil {
-		t.Fatal(err)
-	}
+	p, good := driftedPipeline(t, "*filter\n-F REYES-INPUT\n-D INPUT -j REYES-INPUT\nCOMMIT\n")
 	// Within the check interval an unchanged object costs no kernel call.
 	p.now = p.now.Add(time.Minute)
 	p.kernel.ResetCalls()
@@ -297,10 +316,7 @@ func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 	if len(res.Drift) == 0 || !res.Applied.Changed() {
 		t.Fatalf("drift %v, changed %v", res.Drift, res.Applied.Changed())
 	}
-	// A reload puts changed sets in their other slot (see package apply).
-	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
-		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
-	}
+	p.checkRepaired(t, good)
 	// Repaired: the next runs are unchanged again.
 	p.unchangedNext(t, "after the repair")
 }
@@ -310,11 +326,7 @@ func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 // drift check finds them and the follower reloads everything.
 func TestFollowerRepairsDeepDrift(t *testing.T) {
 	ctx := context.Background()
-	p := appliedPipeline(t)
-	good := p.kernel.Dump()
-	if err := p.kernel.Script(4, "*filter\n-F REYES-FILTER\nCOMMIT\n"); err != nil {
-		t.Fatal(err)
-	}
+	p, good := driftedPipeline(t, "*filter\n-F REYES-FILTER\nCOMMIT\n")
 	if _, err := p.kernel.Run(ctx, []byte("del reyes4-sg-3afd97af72adefa56 10.20.1.50\nadd reyes4-sg-3afd97af72adefa56 10.66.6.6\n"), "ipset", "restore"); err != nil {
 		t.Fatal(err)
 	}
@@ -325,10 +337,7 @@ func TestFollowerRepairsDeepDrift(t *testing.T) {
 	if len(res.Drift) != 2 {
 		t.Errorf("drift %v, want the chain and the set", res.Drift)
 	}
-	// A reload puts changed sets in their other slot (see package apply).
-	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
-		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
-	}
+	p.checkRepaired(t, good)
 }
 
 // TestDriftCheckAfterClockWentBack: the last drift check is recorded as
