@@ -30,19 +30,22 @@ func writeFile(t *testing.T, dir, name, content string) string {
 // without validation: what each layer made of the keys.
 func loadFollower(t *testing.T, args, environ []string) FollowerConfig {
 	t.Helper()
-	var c FollowerConfig
-	if err := readConfig(&c, "reyes-follower", followerOptions, followerUsage, args, environ, io.Discard); err != nil {
-		t.Fatalf("reading the follower's configuration: %v", err)
-	}
-	return c
+	return decodeConfig[FollowerConfig](t, "reyes-follower", followerOptions, followerUsage, args, environ)
 }
 
 // loadLeader is loadFollower for the leader.
 func loadLeader(t *testing.T, args, environ []string) LeaderConfig {
 	t.Helper()
-	var c LeaderConfig
-	if err := readConfig(&c, "reyes-leader", leaderOptions, leaderUsage, args, environ, io.Discard); err != nil {
-		t.Fatalf("reading the leader's configuration: %v", err)
+	return decodeConfig[LeaderConfig](t, "reyes-leader", leaderOptions, leaderUsage, args, environ)
+}
+
+// decodeConfig runs the configuration loading and decoding of binary name
+// into a C, failing the test on an error.
+func decodeConfig[C any](t *testing.T, name string, opts []option, usage string, args, environ []string) C {
+	t.Helper()
+	var c C
+	if err := readConfig(&c, name, opts, usage, args, environ, io.Discard); err != nil {
+		t.Fatalf("reading the configuration of %s: %v", name, err)
 	}
 	return c
 }
