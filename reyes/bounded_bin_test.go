@@ -21,7 +21,6 @@ import (
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
-	"github.com/reyes-fw/reyes/sign"
 )
 
 // TestBinariesEndWithinTimeout runs the real binaries against endpoints on
@@ -117,11 +116,7 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 	}
 	_, follower := binaries(t)
 	dir := t.TempDir()
-	_, secret, public := keys(t, dir, "leader")
-	signer, err := sign.LoadSigner(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _, public := keys(t, dir, "leader")
 	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Signer: signer, Build: ruleset.BuildOptions{Scope: "test"},
 		Store: reyes.NewFileStore(filepath.Join(dir, "ruleset.signed"), reyes.StoreOptions{})}
 	if _, err := l.RunOnce(t.Context()); err != nil {
@@ -152,11 +147,7 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 func TestBinariesSkewAndSerial(t *testing.T) {
 	leader, follower := binaries(t)
 	dir := t.TempDir()
-	_, secret, public := keys(t, dir, "leader")
-	signer, err := sign.LoadSigner(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, secret, public := keys(t, dir, "leader")
 	storePath := filepath.Join(dir, "ruleset.signed")
 	p := &pipeline{signer: signer, store: reyes.NewFileStore(storePath, reyes.StoreOptions{})}
 	args := []string{"--store", storePath, "--trusted-key", public, "--scope", "test", "--state-dir", filepath.Join(dir, "state"),
