@@ -907,20 +907,20 @@ var decoders = []struct {
 }{
 	{FileSecurityGroups,
 		func(b []byte) (any, error) {
-			return decodeSecurityGroups(context.Background(), b, "f")
+			return decodeList(context.Background(), b, "f", securityGroupsCall)
 		},
 		func(v any) any {
 			return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: securityGroupsOut(v.([]inventory.SecurityGroup))}
 		}},
 	{FileNetworkInterfaces,
 		func(b []byte) (any, error) {
-			return decodeNetworkInterfaces(context.Background(), b, "f")
+			return decodeList(context.Background(), b, "f", networkInterfacesCall)
 		},
 		func(v any) any {
 			return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: networkInterfacesOut(v.([]inventory.NetworkInterface))}
 		}},
 	{FileVPCs,
-		func(b []byte) (any, error) { return decodeVPCs(context.Background(), b, "f") },
+		func(b []byte) (any, error) { return decodeList(context.Background(), b, "f", vpcsCall) },
 		func(v any) any { return &ec2.DescribeVpcsOutput{Vpcs: vpcsOut(v.([]inventory.VPC))} }},
 	{"prefix-list.json",
 		func(b []byte) (any, error) {
@@ -1014,10 +1014,10 @@ func TestDecodeStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	big := `{"SecurityGroups": [], "Junk": [` + strings.Repeat(`1,`, 10_000) + `1]}`
-	if _, err := decodeSecurityGroups(ctx, []byte(big), "f"); !errors.Is(err, context.Canceled) {
+	if _, err := decodeList(ctx, []byte(big), "f", securityGroupsCall); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	if _, err := decodeSecurityGroups(context.Background(), []byte(big), "f"); err != nil {
+	if _, err := decodeList(context.Background(), []byte(big), "f", securityGroupsCall); err != nil {
 		t.Fatalf("the same file, not cancelled: %v", err)
 	}
 }
