@@ -235,23 +235,14 @@ type dirReader struct {
 func (r *dirReader) region(base, name string) (inventory.Region, error) {
 	reg := inventory.Region{Name: name}
 	name = base + name
-	if err := r.file(path.Join(name, FileVPCs), nil, func(data []byte, file string) (err error) {
-		reg.VPCs, err = decodeList(r.ctx, data, file, vpcsCall)
-		return err
-	}); err != nil {
-		return inventory.Region{}, err
-	}
 	sgFile := path.Join(name, FileSecurityGroups)
-	if err := r.file(sgFile, nil, func(data []byte, file string) (err error) {
-		reg.SecurityGroups, err = decodeList(r.ctx, data, file, securityGroupsCall)
-		return err
-	}); err != nil {
+	if _, err := readList(r, path.Join(name, FileVPCs), false, vpcsCall, &reg.VPCs); err != nil {
 		return inventory.Region{}, err
 	}
-	if err := r.file(path.Join(name, FileNetworkInterfaces), nil, func(data []byte, file string) (err error) {
-		reg.NetworkInterfaces, err = decodeList(r.ctx, data, file, networkInterfacesCall)
-		return err
-	}); err != nil {
+	if _, err := readList(r, sgFile, false, securityGroupsCall, &reg.SecurityGroups); err != nil {
+		return inventory.Region{}, err
+	}
+	if _, err := readList(r, path.Join(name, FileNetworkInterfaces), false, networkInterfacesCall, &reg.NetworkInterfaces); err != nil {
 		return inventory.Region{}, err
 	}
 
@@ -270,27 +261,18 @@ func (r *dirReader) region(base, name string) (inventory.Region, error) {
 		}
 		reg.PrefixLists = append(reg.PrefixLists, pl)
 	}
-	if err := r.optional(path.Join(name, FileSecurityGroupVPCAssociations), func(data []byte, file string) (err error) {
-		reg.SecurityGroupVPCAssociations, err = decodeList(r.ctx, data, file, associationsCall)
-		reg.AssociationsKnown = err == nil
-		return err
-	}); err != nil {
+	var err error
+	reg.AssociationsKnown, err = readList(r, path.Join(name, FileSecurityGroupVPCAssociations), true, associationsCall, &reg.SecurityGroupVPCAssociations)
+	if err != nil {
 		return inventory.Region{}, err
 	}
 	tgw, att := path.Join(name, FileTransitGateways), path.Join(name, FileTransitGatewayAttachments)
-	var tgwSeen, attSeen bool
-	if err := r.optional(tgw, func(data []byte, file string) (err error) {
-		tgwSeen = true
-		reg.TransitGateways, err = decodeList(r.ctx, data, file, transitGatewaysCall)
-		return err
-	}); err != nil {
+	tgwSeen, err := readList(r, tgw, true, transitGatewaysCall, &reg.TransitGateways)
+	if err != nil {
 		return inventory.Region{}, err
 	}
-	if err := r.optional(att, func(data []byte, file string) (err error) {
-		attSeen = true
-		reg.TransitGatewayAttachments, err = decodeList(r.ctx, data, file, attachmentsCall)
-		return err
-	}); err != nil {
+	attSeen, err := readList(r, att, true, attachmentsCall, &reg.TransitGatewayAttachments)
+	if err != nil {
 		return inventory.Region{}, err
 	}
 	switch {
@@ -301,6 +283,23 @@ func (r *dirReader) region(base, name string) (inventory.Region, error) {
 	}
 	reg.TransitGatewaysKnown = tgwSeen && attSeen
 	return reg, nil
+}
+
+// readList reads the file rel of a region directory, the AWS CLI's output
+// of c's call, into *dst, and says whether the file was there: an optional
+// file may not be, any other must.
+func readList[O, S, T any](r *dirReader, rel string, optional bool, c listCall[O, S, T], dst *[]T) (seen bool, err error) {
+	decode := func(data []byte, file string) (err error) {
+		seen = true
+		*dst, err = decodeList(r.ctx, data, file, c)
+		return err
+	}
+	if optional {
+		err = r.optional(rel, decode)
+	} else {
+		err = r.file(rel, nil, decode)
+	}
+	return seen, err
 }
 
 // optional reads rel with decode if it exists.

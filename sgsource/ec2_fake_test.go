@@ -54,6 +54,20 @@ func ec2Error(status int, code, msg string) *fakeReply {
 <Response><Errors><Error><Code>` + code + `</Code><Message>` + msg + `</Message></Error></Errors><RequestID>fake</RequestID></Response>`}
 }
 
+// faultOn is a fault that replies r to the calls of action in region
+// whose number n (from 1) calls accepts.
+func faultOn(region, action string, calls func(n int) bool, r *fakeReply) func(region, action string, n int) *fakeReply {
+	return func(reg, act string, n int) *fakeReply {
+		if reg == region && act == action && calls(n) {
+			return r
+		}
+		return nil
+	}
+}
+
+// anyCall accepts every call.
+func anyCall(int) bool { return true }
+
 func newFakeEC2(t testing.TB, inv *inventory.Inventory) (*fakeEC2, *httptest.Server) {
 	f := &fakeEC2{inv: inv, calls: make(map[string]int), pages: make(map[string]map[string]bool)}
 	srv := httptest.NewServer(f)
