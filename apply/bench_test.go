@@ -95,25 +95,11 @@ func BenchmarkLoad(b *testing.B) {
 		})
 		b.Run(string(be)+"/full", func(b *testing.B) { benchFullApply(b, be, p) })
 		b.Run(string(be)+"/one-member", func(b *testing.B) {
-			_, opts := benchNS(b, be)
-			if _, err := Apply(ctx, p, opts); err != nil {
-				b.Fatal(err)
-			}
-			i := 0
-			for b.Loop() {
-				q := p2
-				if i%2 == 1 {
-					q = p
-				}
-				i++
-				res, err := Apply(ctx, q, opts)
-				if err != nil {
-					b.Fatal(err)
-				}
+			benchAlternate(b, be, p, p2, func(res Result) {
 				if f := res.Families[0]; f.RulesLoaded || len(f.SetsSwapped) != 1 {
 					b.Fatalf("one-member change did %+v", f)
 				}
-			}
+			})
 		})
 		// The revert's fallback (no kept text: after a kill, a first run,
 		// a switch to exclusive): IPv4's table read back with iptables-save
@@ -220,6 +206,32 @@ func benchFullApply(b *testing.B, be Backend, p *render.Plan) {
 		b.StartTimer()
 		if _, err := Apply(ctx, p, opts); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// benchAlternate applies p into a new namespace (not timed), then times
+// Apply alternating between q and p, calling check (when not nil) with
+// each result.
+func benchAlternate(b *testing.B, be Backend, p, q *render.Plan, check func(Result)) {
+	ctx := context.Background()
+	_, opts := benchNS(b, be)
+	if _, err := Apply(ctx, p, opts); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		next := q
+		if i%2 == 1 {
+			next = p
+		}
+		i++
+		res, err := Apply(ctx, next, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if check != nil {
+			check(res)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package apply
 
 import (
-	"context"
 	"net/netip"
 	"slices"
 	"testing"
@@ -46,23 +45,6 @@ func BenchmarkChangeOver(b *testing.B) {
 	for _, be := range []Backend{BackendNFT, BackendLegacy} {
 		p := bigPlan(benchRules, benchSets, benchMembers, false)
 		q := shifted(p)
-		ctx := context.Background()
-		b.Run(string(be), func(b *testing.B) {
-			_, opts := benchNS(b, be)
-			if _, err := Apply(ctx, p, opts); err != nil {
-				b.Fatal(err)
-			}
-			i := 0
-			for b.Loop() {
-				next := q
-				if i%2 == 1 {
-					next = p
-				}
-				i++
-				if _, err := Apply(ctx, next, opts); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run(string(be), func(b *testing.B) { benchAlternate(b, be, p, q, nil) })
 	}
 }

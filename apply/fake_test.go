@@ -30,6 +30,26 @@ func specB(table render.TableMode) planSpec {
 	}}
 }
 
+// specBNewChain is specB with a chain more: going there reloads the
+// rules.
+func specBNewChain(table render.TableMode) planSpec {
+	s := specB(table)
+	s.extra = []string{"REYES-NEW"}
+	return s
+}
+
+// fakeApplied is a fake kernel with specA (shared) applied, and the
+// options that applied it.
+func fakeApplied(t *testing.T) (*applytest.Kernel, Options) {
+	t.Helper()
+	k := applytest.New("nft")
+	opts := fakeOpts(t, k)
+	if _, err := Apply(context.Background(), specA(render.TableShared).build(), opts); err != nil {
+		t.Fatal(err)
+	}
+	return k, opts
+}
+
 func fakeOpts(t *testing.T, k *applytest.Kernel) Options {
 	return Options{Runner: k, StateDir: t.TempDir()}
 }

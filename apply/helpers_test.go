@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -166,6 +167,20 @@ type env struct {
 	lockFile string
 	// allowed and denied sources, per family
 	src map[string]netip.Addr
+}
+
+// eachBackendAndTable runs f in parallel subtests, one for each installed
+// backend and table mode, each with a namespace environment of its own.
+func eachBackendAndTable(t *testing.T, f func(t *testing.T, e *env, table render.TableMode)) {
+	t.Helper()
+	for _, b := range backends(t) {
+		for _, table := range []render.TableMode{render.TableShared, render.TableExclusive} {
+			t.Run(fmt.Sprintf("%s/%s", b, table), func(t *testing.T) {
+				t.Parallel()
+				f(t, newEnv(t, b), table)
+			})
+		}
+	}
 }
 
 func newEnv(t *testing.T, b Backend) *env {

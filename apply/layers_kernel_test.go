@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -143,29 +142,23 @@ func (f failRunner) Run(ctx context.Context, stdin []byte, name string, args ...
 // kernel is as before, packet for packet, and the next run completes.
 func TestKernelBothFamiliesOneUnit(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		for _, table := range []render.TableMode{render.TableShared, render.TableExclusive} {
-			t.Run(fmt.Sprintf("%s/%s", b, table), func(t *testing.T) {
-				t.Parallel()
-				e := newEnv(t, b)
-				ctx := context.Background()
-				from := planSpec{table: table, allows: []allow{{"web", 6, 8080}}, sets: map[string][]string{"web": {"10.99.1.11", "fd00:99:1::11"}}}
-				to := planSpec{table: table, allows: []allow{{"web", 6, 8090}}, sets: map[string][]string{"web": {"10.99.1.12", "fd00:99:1::12"}},
-					extra: []string{"REYES-NEW"}}
-				e.apply(from.build())
-				before := e.snapshot()
-				opts := e.opts
-				opts.Runner = failRunner{r: e.runner(), suffix: "ip6tables-" + string(b) + "-restore"}
-				if _, err := Apply(ctx, to.build(), opts); err == nil {
-					t.Fatal("Apply succeeded with a failing ip6tables-restore")
-				}
-				if got := e.snapshot(); got != before {
-					t.Errorf("IPv4 not put back:\n%s", lineDiffForTest(before, got))
-				}
-				e.traffic(expectAll([]string{"tcp8080", "tcp8090"}, map[string][]string{"v4a": {"tcp8080"}, "v6a": {"tcp8080"}}))
-				e.apply(to.build())
-				e.traffic(expectAll([]string{"tcp8080", "tcp8090"}, map[string][]string{"v4b": {"tcp8090"}, "v6b": {"tcp8090"}}))
-			})
+	eachBackendAndTable(t, func(t *testing.T, e *env, table render.TableMode) {
+		ctx := context.Background()
+		from := planSpec{table: table, allows: []allow{{"web", 6, 8080}}, sets: map[string][]string{"web": {"10.99.1.11", "fd00:99:1::11"}}}
+		to := planSpec{table: table, allows: []allow{{"web", 6, 8090}}, sets: map[string][]string{"web": {"10.99.1.12", "fd00:99:1::12"}},
+			extra: []string{"REYES-NEW"}}
+		e.apply(from.build())
+		before := e.snapshot()
+		opts := e.opts
+		opts.Runner = failRunner{r: e.runner(), suffix: "ip6tables-" + string(e.backend) + "-restore"}
+		if _, err := Apply(ctx, to.build(), opts); err == nil {
+			t.Fatal("Apply succeeded with a failing ip6tables-restore")
 		}
-	}
+		if got := e.snapshot(); got != before {
+			t.Errorf("IPv4 not put back:\n%s", lineDiffForTest(before, got))
+		}
+		e.traffic(expectAll([]string{"tcp8080", "tcp8090"}, map[string][]string{"v4a": {"tcp8080"}, "v6a": {"tcp8080"}}))
+		e.apply(to.build())
+		e.traffic(expectAll([]string{"tcp8080", "tcp8090"}, map[string][]string{"v4b": {"tcp8090"}, "v6b": {"tcp8090"}}))
+	})
 }

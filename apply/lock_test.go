@@ -16,17 +16,13 @@ import (
 func TestLock(t *testing.T) {
 	ctx := context.Background()
 	t.Run("exclusive within one process, bounded wait, names the holder", func(t *testing.T) {
-		dir := t.TempDir()
-		l1, err := Lock(ctx, dir, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir, l1 := lockedDir(t)
 		b, _ := os.ReadFile(filepath.Join(dir, "lock"))
 		if got := strings.TrimSpace(string(b)); got != strconv.Itoa(os.Getpid()) {
 			t.Fatalf("lock file holds %q, want our pid", got)
 		}
 		start := time.Now()
-		_, err = Lock(ctx, dir, 200*time.Millisecond)
+		_, err := Lock(ctx, dir, 200*time.Millisecond)
 		took := time.Since(start)
 		if !errors.Is(err, ErrLocked) {
 			t.Fatalf("second Lock: %v, want ErrLocked", err)
@@ -57,11 +53,7 @@ func TestLock(t *testing.T) {
 		}
 	})
 	t.Run("waits for the holder to finish", func(t *testing.T) {
-		dir := t.TempDir()
-		l1, err := Lock(ctx, dir, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir, l1 := lockedDir(t)
 		go func() {
 			time.Sleep(150 * time.Millisecond)
 			l1.Unlock()
@@ -73,16 +65,12 @@ func TestLock(t *testing.T) {
 		l2.Unlock()
 	})
 	t.Run("context ends the wait", func(t *testing.T) {
-		dir := t.TempDir()
-		l1, err := Lock(ctx, dir, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir, l1 := lockedDir(t)
 		defer l1.Unlock()
 		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		_, err = Lock(cctx, dir, time.Minute)
+		_, err := Lock(cctx, dir, time.Minute)
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrLocked) {
 			t.Fatalf("Lock with an ending context: %v", err)
 		}
@@ -216,4 +204,15 @@ func TestLockFileDeletedWhileHeld(t *testing.T) {
 		l2.Unlock()
 		t.Errorf("second Lock after the lock file was removed: %v, want ErrLocked", err)
 	}
+}
+
+// lockedDir is a new state directory whose lock the test holds.
+func lockedDir(t *testing.T) (string, *StateLock) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := Lock(context.Background(), dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, l
 }

@@ -117,26 +117,11 @@ func TestKernelKillMix(t *testing.T) {
 					e := newEnv(t, b)
 					ctx := context.Background()
 					e.apply(c.a.build())
-					same := func(when string) {
-						t.Helper()
-						want := map[string]bool{}
-						for _, p := range c.denied {
-							want[p] = false
-						}
-						for _, p := range c.allowed {
-							want[p] = true
-						}
-						before := t.Failed()
-						e.traffic(want)
-						if !before && t.Failed() {
-							t.Logf("^ %s", when)
-						}
-					}
 					stops := 0
 					for stop := 1; stop < 100; stop++ {
 						for _, half := range []bool{false, true} {
 							desc, done := e.runMixChild(t, ci, table, stop, half, func(desc string) {
-								same("stopped at " + desc)
+								e.checkSame(t, c, "stopped at "+desc)
 							})
 							if done {
 								if stops == 0 {
@@ -148,20 +133,45 @@ func TestKernelKillMix(t *testing.T) {
 								continue // no ipset restore to stop inside
 							}
 							stops++
-							same("killed at " + desc)
-							// The next run completes and gives b; then back to a.
-							if _, err := Apply(ctx, c.b.build(), e.opts); err != nil {
-								t.Fatalf("run after a kill at %s: %v", desc, err)
-							}
-							e.traffic(expectAll(allProbes, c.final))
-							if _, err := Apply(ctx, c.a.build(), e.opts); err != nil {
-								t.Fatalf("back to a after a kill at %s: %v", desc, err)
-							}
+							e.afterKill(t, ctx, c, desc)
 						}
 					}
 				})
 			}
 		}
+	}
+}
+
+// checkSame sends the probes whose fate both of c's policies agree on and
+// fails the test for each that meets another; when names the moment.
+func (e *env) checkSame(t *testing.T, c mixCase, when string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, p := range c.denied {
+		want[p] = false
+	}
+	for _, p := range c.allowed {
+		want[p] = true
+	}
+	before := t.Failed()
+	e.traffic(want)
+	if !before && t.Failed() {
+		t.Logf("^ %s", when)
+	}
+}
+
+// afterKill checks the packets after an apply of c's b was SIGKILLed at
+// desc; the next run then completes and gives b, and the one after puts a
+// back.
+func (e *env) afterKill(t *testing.T, ctx context.Context, c mixCase, desc string) {
+	t.Helper()
+	e.checkSame(t, c, "killed at "+desc)
+	if _, err := Apply(ctx, c.b.build(), e.opts); err != nil {
+		t.Fatalf("run after a kill at %s: %v", desc, err)
+	}
+	e.traffic(expectAll(allProbes, c.final))
+	if _, err := Apply(ctx, c.a.build(), e.opts); err != nil {
+		t.Fatalf("back to a after a kill at %s: %v", desc, err)
 	}
 }
 

@@ -60,18 +60,25 @@ func TestKernelRevertIgnoresStaleRecord(t *testing.T) {
 	}
 }
 
+// switchSpecs are the policies the backend switch tests move between:
+// tcp/8080 from .11, tcp/8090 from .12, and both ports from .11.
+func switchSpecs() (a, b, c planSpec) {
+	a = planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}},
+		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
+	b = planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8090}},
+		sets: map[string][]string{"g": {"10.99.1.12", "fd00:99:1::12"}}}
+	c = planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}, {"g", 6, 8090}},
+		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
+	return a, b, c
+}
+
 // TestKernelBackendSwitch: after the host's iptables moves from nft to
 // legacy (update-alternatives), the next apply leaves no reyes rules in
 // the old backend, the new policy is in force, and later runs work;
 // and back.
 func TestKernelBackendSwitch(t *testing.T) {
 	t.Parallel()
-	a := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}},
-		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
-	b := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8090}},
-		sets: map[string][]string{"g": {"10.99.1.12", "fd00:99:1::12"}}}
-	c := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}, {"g", 6, 8090}},
-		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
+	a, b, c := switchSpecs()
 	netnsTools(t, BackendNFT, BackendLegacy)
 	for _, sw := range [][2]Backend{{BackendNFT, BackendLegacy}, {BackendLegacy, BackendNFT}} {
 		t.Run(string(sw[0])+"-to-"+string(sw[1]), func(t *testing.T) {
@@ -120,36 +127,14 @@ func TestKernelKillDuringRollback(t *testing.T) {
 				e := newEnv(t, b)
 				ctx := context.Background()
 				e.apply(c.a.build())
-				same := func(when string) {
-					t.Helper()
-					want := map[string]bool{}
-					for _, p := range c.denied {
-						want[p] = false
-					}
-					for _, p := range c.allowed {
-						want[p] = true
-					}
-					before := t.Failed()
-					e.traffic(want)
-					if !before && t.Failed() {
-						t.Logf("^ %s", when)
-					}
-				}
 				for stop := 1; stop < 100; stop++ {
-					desc, done := e.runMixChild(t, ci, render.TableShared, stop, false, func(desc string) { same("stopped at " + desc) })
+					desc, done := e.runMixChild(t, ci, render.TableShared, stop, false, func(desc string) { e.checkSame(t, c, "stopped at "+desc) })
 					if done {
 						// Failed cleanly: IPv4 and IPv6 are A's again.
-						same("after the failed apply")
+						e.checkSame(t, c, "after the failed apply")
 						return
 					}
-					same("killed at " + desc)
-					if _, err := Apply(ctx, c.b.build(), e.opts); err != nil {
-						t.Fatalf("run after a kill at %s: %v", desc, err)
-					}
-					e.traffic(expectAll(allProbes, c.final))
-					if _, err := Apply(ctx, c.a.build(), e.opts); err != nil {
-						t.Fatalf("back to a after a kill at %s: %v", desc, err)
-					}
+					e.afterKill(t, ctx, c, desc)
 				}
 			})
 		}
@@ -302,21 +287,6 @@ func TestKernelKillDuringBackendSwitch(t *testing.T) {
 	nft, legacy := e.opts, e.opts
 	nft.Backend, legacy.Backend = BackendNFT, BackendLegacy
 	e.backend = BackendLegacy // the helper's backend
-	want := map[string]bool{}
-	for _, p := range c.denied {
-		want[p] = false
-	}
-	for _, p := range c.allowed {
-		want[p] = true
-	}
-	same := func(when string) {
-		t.Helper()
-		before := t.Failed()
-		e.traffic(want)
-		if !before && t.Failed() {
-			t.Logf("^ %s", when)
-		}
-	}
 	for stop := 1; stop < 100; stop++ {
 		for _, o := range []Options{legacy, nft} {
 			if _, err := Remove(ctx, o); err != nil {
@@ -326,9 +296,9 @@ func TestKernelKillDuringBackendSwitch(t *testing.T) {
 		if _, err := Apply(ctx, c.a.build(), nft); err != nil {
 			t.Fatal(err)
 		}
-		desc, done := e.runMixChild(t, 0, render.TableShared, stop, false, func(desc string) { same("stopped at " + desc) })
+		desc, done := e.runMixChild(t, 0, render.TableShared, stop, false, func(desc string) { e.checkSame(t, c, "stopped at "+desc) })
 		if !done {
-			same("killed at " + desc)
+			e.checkSame(t, c, "killed at "+desc)
 		}
 		if _, err := Apply(ctx, c.b.build(), legacy); err != nil {
 			t.Fatalf("run after a kill at %s: %v", desc, err)
@@ -352,12 +322,7 @@ func TestKernelKillDuringBackendSwitch(t *testing.T) {
 func TestKernelStuckBackendSwitchRecovers(t *testing.T) {
 	t.Parallel()
 	netnsTools(t, BackendNFT, BackendLegacy)
-	a := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}},
-		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
-	b := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8090}},
-		sets: map[string][]string{"g": {"10.99.1.12", "fd00:99:1::12"}}}
-	c := planSpec{table: render.TableShared, allows: []allow{{"g", 6, 8080}, {"g", 6, 8090}},
-		sets: map[string][]string{"g": {"10.99.1.11", "fd00:99:1::11"}}}
+	a, b, c := switchSpecs()
 	e := newEnv(t, BackendNFT)
 	e.apply(a.build())
 	saved := map[string]string{}

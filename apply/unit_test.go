@@ -19,8 +19,7 @@ import (
 // and the recorded state still describes the kernel (the next run
 // converges).
 func TestBothFamiliesOneUnit(t *testing.T) {
-	withExtra := specB(render.TableShared)
-	withExtra.extra = []string{"REYES-NEW"}
+	withExtra := specBNewChain(render.TableShared)
 	for _, c := range []struct {
 		name string
 		to   planSpec
@@ -155,19 +154,14 @@ func mustCmd(t *testing.T, name string, args ...string) {
 // distrusted: the next run still reads the kernel.
 func TestKilledRunIsNotTrustedAfterAbort(t *testing.T) {
 	ctx := context.Background()
-	k := applytest.New("nft")
-	opts := fakeOpts(t, k)
-	if _, err := Apply(ctx, specA(render.TableShared).build(), opts); err != nil {
-		t.Fatal(err)
-	}
+	k, opts := fakeApplied(t)
 	// A killed run left its prepared state.
 	marker := statePath(opts.StateDir, render.IPv4) + pendingSuffix
 	if err := os.WriteFile(marker, []byte("{}"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	k.FailLine = func(c applytest.Call, _ string) bool { return c.Name == "ip6tables-nft-restore" }
-	withExtra := specB(render.TableShared)
-	withExtra.extra = []string{"REYES-NEW"}
+	withExtra := specBNewChain(render.TableShared)
 	if _, err := Apply(ctx, withExtra.build(), opts); err == nil {
 		t.Fatal("Apply succeeded with a failing IPv6")
 	}
@@ -202,13 +196,8 @@ func TestPlanSecondNameTaken(t *testing.T) {
 // kernel and completes.
 func TestFailedRollbackIsNotTrusted(t *testing.T) {
 	ctx := context.Background()
-	k := applytest.New("nft")
-	opts := fakeOpts(t, k)
-	if _, err := Apply(ctx, specA(render.TableShared).build(), opts); err != nil {
-		t.Fatal(err)
-	}
-	withExtra := specB(render.TableShared)
-	withExtra.extra = []string{"REYES-NEW"}
+	k, opts := fakeApplied(t)
+	withExtra := specBNewChain(render.TableShared)
 	restores := 0
 	k.Fail = func(c applytest.Call) error {
 		if c.Name == "ip6tables-nft-restore" {
@@ -246,11 +235,7 @@ func TestFailedRollbackIsNotTrusted(t *testing.T) {
 // of before the two slots is destroyed by the next run.
 func TestOldTemporarySetsGo(t *testing.T) {
 	ctx := context.Background()
-	k := applytest.New("nft")
-	opts := fakeOpts(t, k)
-	if _, err := Apply(ctx, specA(render.TableShared).build(), opts); err != nil {
-		t.Fatal(err)
-	}
+	k, opts := fakeApplied(t)
 	if _, err := k.Run(ctx, []byte("create reyes4-web-n hash:ip family inet\nadd reyes4-web-n 10.99.1.99\n"), "ipset", "restore"); err != nil {
 		t.Fatal(err)
 	}

@@ -101,26 +101,21 @@ func (p goldenPacket) String() string {
 	case "icmp", "icmpv6":
 		s += fmt.Sprintf(" type %d code %d", p.ICMPType, p.ICMPCode)
 	}
-	if p.IPsec {
-		s += " ipsec"
-	}
-	if p.Established {
-		s += " established"
-	}
-	if p.InIface != "" {
-		s += " in " + p.InIface
-	}
-	if p.TCPFlags != "" {
-		s += " flags " + p.TCPFlags
-	}
-	if p.Invalid {
-		s += " invalid"
-	}
-	if p.Hook != "" {
-		s += " hook " + p.Hook
-	}
-	if p.OutIface != "" {
-		s += " out " + p.OutIface
+	for _, f := range []struct {
+		set  bool
+		text string
+	}{
+		{p.IPsec, " ipsec"},
+		{p.Established, " established"},
+		{p.InIface != "", " in " + p.InIface},
+		{p.TCPFlags != "", " flags " + p.TCPFlags},
+		{p.Invalid, " invalid"},
+		{p.Hook != "", " hook " + p.Hook},
+		{p.OutIface != "", " out " + p.OutIface},
+	} {
+		if f.set {
+			s += f.text
+		}
 	}
 	return s
 }

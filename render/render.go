@@ -128,42 +128,45 @@ func checkOptions(o Options) error {
 	return nil
 }
 
+// modeNames and tableModeNames name the values of Mode and TableMode, the
+// zero value (the default) first.
+var (
+	modeNames      = [2]string{"vpc", "ipsec"}
+	tableModeNames = [2]string{"shared", "exclusive"}
+)
+
 // String returns "vpc" or "ipsec".
-func (m Mode) String() string {
-	if m == ModeIPsec {
-		return "ipsec"
-	}
-	return "vpc"
-}
+func (m Mode) String() string { return optionName(modeNames, m) }
 
 // ParseMode parses "vpc" or "ipsec".
-func ParseMode(s string) (Mode, error) {
-	switch s {
-	case "vpc", "":
-		return ModeVPC, nil
-	case "ipsec":
-		return ModeIPsec, nil
-	}
-	return 0, fmt.Errorf("%w: mode %q is not vpc or ipsec", ErrOptions, s)
-}
+func ParseMode(s string) (Mode, error) { return parseOption[Mode]("mode", modeNames, s) }
 
 // String returns "shared" or "exclusive".
-func (t TableMode) String() string {
-	if t == TableExclusive {
-		return "exclusive"
-	}
-	return "shared"
-}
+func (t TableMode) String() string { return optionName(tableModeNames, t) }
 
 // ParseTableMode parses "shared" or "exclusive".
 func ParseTableMode(s string) (TableMode, error) {
-	switch s {
-	case "shared", "":
-		return TableShared, nil
-	case "exclusive":
-		return TableExclusive, nil
+	return parseOption[TableMode]("table mode", tableModeNames, s)
+}
+
+// optionName names v, an option of two values: any value but the second
+// is the first (the default).
+func optionName[T ~int](names [2]string, v T) string {
+	if v == 1 {
+		return names[1]
 	}
-	return 0, fmt.Errorf("%w: table mode %q is not shared or exclusive", ErrOptions, s)
+	return names[0]
+}
+
+// parseOption parses one of names (or "", the first) as the option what.
+func parseOption[T ~int](what string, names [2]string, s string) (T, error) {
+	switch s {
+	case names[0], "":
+		return 0, nil
+	case names[1]:
+		return 1, nil
+	}
+	return 0, fmt.Errorf("%w: %s %q is not %s or %s", ErrOptions, what, s, names[0], names[1])
 }
 
 type renderer struct {

@@ -147,40 +147,38 @@ func TestDecideRejectsMixedFamilies(t *testing.T) {
 	}
 }
 
-// TestProtocolZeroAllowsNothing: iptables reads "-p 0" as every protocol,
-// so a rule for IP protocol 0 (HOPOPT) must not be rendered as one.
-func TestProtocolZeroAllowsNothing(t *testing.T) {
-	rs := smallRuleset(t)
-	rs.Groups[0].Rules = []ruleset.Rule{{Protocol: 0, FromPort: -1, ToPort: -1, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
-	host := render.Host{Interfaces: []render.HostInterface{{Groups: []string{"sg-0000000a"}}}}
-	p, err := render.Render(rs, host, render.Options{})
-	if err != nil {
-		t.Fatal(err)
+// TestWildcardValuesAllowNothing: iptables reads "-p 0" as every
+// protocol, so a rule for IP protocol 0 (HOPOPT) must not be rendered as
+// one; the kernel reads "--icmp-type 255" as any ICMP type, so a rule for
+// type 255 must not be rendered as one either.
+func TestWildcardValuesAllowNothing(t *testing.T) {
+	tests := []struct {
+		name     string
+		rule     ruleset.Rule
+		rendered string // must not be in the IPv4 rules
+		packet   render.Packet
+	}{
+		{"protocol 0", ruleset.Rule{Protocol: 0, FromPort: -1, ToPort: -1, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+			"-p 0", render.Packet{Src: netip.MustParseAddr("10.1.1.1"), Dst: netip.MustParseAddr("10.2.2.2"), Protocol: 6, Port: 22}},
+		{"ICMP type 255", ruleset.Rule{Protocol: ruleset.ProtoICMP, FromPort: 255, ToPort: -1, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}},
+			"icmp-type 255", render.Packet{Src: netip.MustParseAddr("10.1.2.3"), Dst: netip.MustParseAddr("10.2.2.2"), Protocol: 1, ICMPType: 8}},
 	}
-	if strings.Contains(string(p.V4.IptablesRestore()), "-p 0") {
-		t.Fatalf("rendered -p 0:\n%s", p.V4.IptablesRestore())
-	}
-	v, err := render.Decide(p, render.Packet{Src: netip.MustParseAddr("10.1.1.1"), Dst: netip.MustParseAddr("10.2.2.2"), Protocol: 6, Port: 22})
-	if err != nil || v.Action != render.Dropped {
-		t.Fatalf("tcp after a protocol-0 rule: %v %v", v.Action, err)
-	}
-}
-
-// TestICMPType255AllowsNothing: the kernel reads "--icmp-type 255" as any
-// ICMP type, so a rule for type 255 must not be rendered as one.
-func TestICMPType255AllowsNothing(t *testing.T) {
-	rs := smallRuleset(t)
-	rs.Groups[0].Rules = []ruleset.Rule{{Protocol: ruleset.ProtoICMP, FromPort: 255, ToPort: -1, CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}}
-	host := render.Host{Interfaces: []render.HostInterface{{Groups: []string{"sg-0000000a"}}}}
-	p, err := render.Render(rs, host, render.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(p.V4.IptablesRestore()), "icmp-type 255") {
-		t.Fatalf("rendered type 255:\n%s", p.V4.IptablesRestore())
-	}
-	v, err := render.Decide(p, render.Packet{Src: netip.MustParseAddr("10.1.2.3"), Dst: netip.MustParseAddr("10.2.2.2"), Protocol: 1, ICMPType: 8})
-	if err != nil || v.Action != render.Dropped {
-		t.Fatalf("echo request after a type-255 rule: %v %v", v.Action, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := smallRuleset(t)
+			rs.Groups[0].Rules = []ruleset.Rule{tt.rule}
+			host := render.Host{Interfaces: []render.HostInterface{{Groups: []string{"sg-0000000a"}}}}
+			p, err := render.Render(rs, host, render.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(p.V4.IptablesRestore()), tt.rendered) {
+				t.Fatalf("rendered %s:\n%s", tt.rendered, p.V4.IptablesRestore())
+			}
+			v, err := render.Decide(p, tt.packet)
+			if err != nil || v.Action != render.Dropped {
+				t.Fatalf("%+v after a %s rule: %v %v", tt.packet, tt.name, v.Action, err)
+			}
+		})
 	}
 }

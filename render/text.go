@@ -71,6 +71,15 @@ func (s Set) createLine(b *bytes.Buffer, name string) {
 	b.WriteString(" -exist\n")
 }
 
+// addLine appends the ipset-restore line that adds member to set.
+func addLine(b *bytes.Buffer, set, member string) {
+	b.WriteString("add ")
+	b.WriteString(set)
+	b.WriteByte(' ')
+	b.WriteString(member)
+	b.WriteByte('\n')
+}
+
 // writeRestore appends the ipset-restore script that fills the set under
 // its temporary name, swaps it in and destroys the temporary set.
 func (s Set) writeRestore(b *bytes.Buffer) {
@@ -80,18 +89,10 @@ func (s Set) writeRestore(b *bytes.Buffer) {
 	b.WriteString(tmp)
 	b.WriteByte('\n')
 	for _, a := range s.Members {
-		b.WriteString("add ")
-		b.WriteString(tmp)
-		b.WriteByte(' ')
-		b.WriteString(a.String())
-		b.WriteByte('\n')
+		addLine(b, tmp, a.String())
 	}
 	for _, p := range s.Nets {
-		b.WriteString("add ")
-		b.WriteString(tmp)
-		b.WriteByte(' ')
-		b.WriteString(p.String())
-		b.WriteByte('\n')
+		addLine(b, tmp, p.String())
 	}
 	s.createLine(b, s.Name)
 	b.WriteString("swap ")

@@ -1,7 +1,10 @@
 package reyes_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -18,25 +21,7 @@ import (
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sgsource"
-	"github.com/reyes-fw/reyes/sign"
 )
-
-// writeKeys writes a new signing key pair into dir.
-func writeKeys(t *testing.T, dir string) (secret, public string) {
-	t.Helper()
-	sec, pub, err := sign.GenerateKey("bounded", "", time.Now().Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, public = filepath.Join(dir, "leader.key"), filepath.Join(dir, "leader.pub")
-	if err := os.WriteFile(secret, sec, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(public, pub, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return secret, public
-}
 
 // TestBinariesEndWithinTimeout runs the real binaries against endpoints on
 // 127.0.0.1 that accept and never answer: the leader against EC2 used to
@@ -45,7 +30,7 @@ func writeKeys(t *testing.T, dir string) (secret, public string) {
 func TestBinariesEndWithinTimeout(t *testing.T) {
 	leader, follower := binaries(t)
 	dir := t.TempDir()
-	secret, public := writeKeys(t, dir)
+	_, secret, public := keys(t, dir, "leader")
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -131,11 +116,7 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 	}
 	_, follower := binaries(t)
 	dir := t.TempDir()
-	secret, public := writeKeys(t, dir)
-	signer, err := sign.LoadSigner(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _, public := keys(t, dir, "leader")
 	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Signer: signer, Build: ruleset.BuildOptions{Scope: "test"},
 		Store: reyes.NewFileStore(filepath.Join(dir, "ruleset.signed"), reyes.StoreOptions{})}
 	if _, err := l.RunOnce(t.Context()); err != nil {
@@ -166,11 +147,7 @@ func TestFollowerNeedsNetAdmin(t *testing.T) {
 func TestBinariesSkewAndSerial(t *testing.T) {
 	leader, follower := binaries(t)
 	dir := t.TempDir()
-	secret, public := writeKeys(t, dir)
-	signer, err := sign.LoadSigner(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, secret, public := keys(t, dir, "leader")
 	storePath := filepath.Join(dir, "ruleset.signed")
 	p := &pipeline{signer: signer, store: reyes.NewFileStore(storePath, reyes.StoreOptions{})}
 	args := []string{"--store", storePath, "--trusted-key", public, "--scope", "test", "--state-dir", filepath.Join(dir, "state"),
@@ -193,5 +170,80 @@ func TestBinariesSkewAndSerial(t *testing.T) {
 	}
 	if r := run(t, nil, nil, follower, args...); r.code != 0 {
 		t.Fatalf("follower after the leader's next publish: %v", r)
+	}
+}
+
+// within fails the test when fn has not returned after d.
+func within(t *testing.T, d time.Duration, what string, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("%s: still waiting after %s", what, d)
+		return nil
+	}
+}
+
+// TestFIFOPathsDoNotHang: a FIFO (without a writer) given as the
+// configuration file, a trusted key or the metrics file ends the run at
+// once; each used to block in open(2) for ever, where SIGTERM does not
+// reach.
+func TestFIFOPathsDoNotHang(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	ctx := context.Background()
+	t.Run("config file", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		err := within(t, 5*time.Second, "--config FIFO", func() error {
+			return cli.RunFollower(ctx, []string{"--config", fifo, "--dry-run"}, nil, &out, &errb)
+		})
+		if err == nil || cli.ExitCode(err) == cli.ExitOK {
+			t.Fatalf("--config FIFO: %v", err)
+		}
+	})
+	t.Run("trusted key", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		err := within(t, 5*time.Second, "--trusted-key FIFO", func() error {
+			return cli.RunFollower(ctx, []string{"--store", filepath.Join(dir, "obj"), "--trusted-key", fifo,
+				"--state-dir", filepath.Join(dir, "st"), "--scope", "s", "--no-imds", "--dry-run"}, nil, &out, &errb)
+		})
+		if err == nil {
+			t.Fatal("--trusted-key FIFO accepted")
+		}
+	})
+	t.Run("metrics file", func(t *testing.T) {
+		p := newPipeline(t)
+		if _, err := p.leader.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p.follower.MetricsFile = fifo
+		err := within(t, 5*time.Second, "metrics file FIFO", func() error {
+			_, err := p.follower.RunOnce(ctx)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("run with the metrics file a FIFO: %v", err)
+		}
+	})
+}
+
+// TestMetricsFileMissingDirectoryNamed: a --metrics-file in a directory
+// that does not exist is logged naming the directory, not a temporary
+// file in it.
+func TestMetricsFileMissingDirectoryNamed(t *testing.T) {
+	p := newPipeline(t)
+	var logs bytes.Buffer
+	p.follower.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	missing := filepath.Join(p.dir, "textfile_collector")
+	p.follower.MetricsFile = filepath.Join(missing, "reyes.prom")
+	p.publishAndApply(t)
+	if !strings.Contains(logs.String(), "directory "+missing+" does not exist") || strings.Contains(logs.String(), ".tmp-") {
+		t.Errorf("the warning does not name the missing directory:\n%s", logs.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/reyes-fw/reyes/internal/mototest"
 	"github.com/reyes-fw/reyes/internal/netns"
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -222,14 +223,7 @@ func kernelState(t *testing.T, ns *netns.NS) string {
 // keys makes a leader key pair (valid from a day ago) and writes it.
 func keys(t *testing.T, dir, name string) (signer *sign.Signer, secretFile, publicFile string) {
 	t.Helper()
-	sec, pub, err := sign.GenerateKey(name, "", time.Now().Add(-24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err = sign.ParseSigner(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, sec, pub := sealtest.Key(t, name, time.Now().Add(-24*time.Hour))
 	secretFile, publicFile = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pub")
 	if err := os.WriteFile(secretFile, sec, 0o600); err != nil {
 		t.Fatal(err)
@@ -246,6 +240,38 @@ func writeInventory(t *testing.T, dir string, inv *inventory.Inventory) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// published is the estate as the leader binary published it to a file
+// store, for one-shot follower runs as the host 10.99.1.1.
+type published struct {
+	dir, store, public, stateDir string
+	leader, follower             string
+}
+
+// publishEstate publishes estateInventory(true) with the leader binary
+// into a fresh directory (skipping unless root with the kernel tools).
+func publishEstate(t *testing.T) *published {
+	t.Helper()
+	netns.RequireRoot(t)
+	netns.RequireTools(t, "ip", "iptables-save", "ip6tables-save", "iptables-restore", "ipset")
+	leader, follower := binaries(t)
+	dir := t.TempDir()
+	_, secret, public := keys(t, dir, "leader")
+	inv := writeInventory(t, filepath.Join(dir, "inventory"), estateInventory(true))
+	store := filepath.Join(dir, "ruleset.signed")
+	mustCode(t, "leader", run(t, nil, nil, leader, "--source", inv, "--store", store, "--signing-key", secret, "--scope", "e2e"), 0)
+	return &published{dir: dir, store: store, public: public, stateDir: filepath.Join(dir, "state"),
+		leader: leader, follower: follower}
+}
+
+// follow runs the follower binary once inside ns, without IMDS, with the
+// disable file in the published directory.
+func (p *published) follow(t *testing.T, ns *netns.NS, extra ...string) result {
+	t.Helper()
+	args := []string{"--store", p.store, "--trusted-key", p.public, "--state-dir", p.stateDir, "--scope", "e2e",
+		"--no-imds", "--addrs", "10.99.1.1", "--disable-file", filepath.Join(p.dir, "disabled")}
+	return run(t, nil, []string{"ip", "netns", "exec", ns.Name}, p.follower, append(args, extra...)...)
 }
 
 // mustCode fails the test unless r exited with code.
@@ -614,4 +640,53 @@ echo "$WEB $LB"
 		}
 	})
 	t.Logf("end to end through moto_server: %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestEndToEndBaselineOff: an operator turns --baseline on, then off
+// again (the object unchanged). The second change must load: before
+// issue 11 it failed for ever with "CHAIN_DEL failed (Device or resource
+// busy): chain REYES-OUTPUT", since the jumps from OUTPUT and FORWARD to
+// the baseline's chains stayed while the chains were deleted.
+func TestEndToEndBaselineOff(t *testing.T) {
+	t.Parallel()
+	p := publishEstate(t)
+	ns := netns.New(t, "base")
+	mustCode(t, "without the baseline", p.follow(t, ns), 0)
+	mustCode(t, "with the baseline", p.follow(t, ns, "--baseline", "--baseline-interface", "lo"), 0)
+	mustCode(t, "without the baseline again", p.follow(t, ns), 0)
+	k := ns.MustRun("iptables-save", "-t", "filter")
+	for _, s := range []string{"REYES-OUTPUT", "REYES-FORWARD", "REYES-BASE-IN"} {
+		if strings.Contains(k, s) {
+			t.Errorf("the baseline's %s is still loaded:\n%s", s, k)
+		}
+	}
+}
+
+// TestEndToEndKernelStartedAfresh: the state directory is on disk and
+// outlives the kernel's rules: after a reboot, or in a network namespace
+// made anew (a container restarted), apply's record still says what was
+// loaded into a kernel that now holds nothing. The first run there loads
+// the rules at once; it used to say "ruleset unchanged" and leave the host
+// unfiltered until the next drift check (up to 5 minutes after every
+// boot, and for ever with --drift-check -1).
+func TestEndToEndKernelStartedAfresh(t *testing.T) {
+	t.Parallel()
+	p := publishEstate(t)
+	for _, drift := range []string{"5m", "-1s"} {
+		first := netns.New(t, "boot")
+		mustCode(t, "first run", p.follow(t, first, "--drift-check", drift), 0)
+		if r := p.follow(t, first, "--drift-check", drift); !strings.Contains(r.stderr, "ruleset unchanged") {
+			t.Fatalf("second run in the same kernel was not 'unchanged':\n%v", r)
+		}
+		// The same host, booted again: the same state, an empty kernel.
+		again := netns.New(t, "boot")
+		r := p.follow(t, again, "--drift-check", drift)
+		mustCode(t, "first run after the reboot", r, 0)
+		if k := again.MustRun("iptables-save", "-t", "filter"); !strings.Contains(k, "-A INPUT -j REYES-INPUT") {
+			t.Errorf("drift check %s: after a reboot the first run left the kernel without reyes' rules:\n%s\n%v", drift, k, r)
+		}
+		if r := p.follow(t, again, "--drift-check", drift); !strings.Contains(r.stderr, "ruleset unchanged") {
+			t.Errorf("drift check %s: the run after that was not 'unchanged':\n%v", drift, r)
+		}
+	}
 }

@@ -21,15 +21,12 @@ import (
 // loaded and that the kernel still holds it; every binary has --version.
 func TestEndToEndTellsTheTruth(t *testing.T) {
 	t.Parallel()
-	netns.RequireRoot(t)
-	netns.RequireTools(t, "ip", "iptables-save", "ip6tables-save", "iptables-restore", "ipset")
-	leader, follower := binaries(t)
-	dir := t.TempDir()
-	reyesctl := filepath.Join(dir, "reyesctl")
+	p := publishEstate(t)
+	reyesctl := filepath.Join(p.dir, "reyesctl")
 	if out, err := exec.Command("go", "build", "-o", reyesctl, "../cmd/reyesctl").CombinedOutput(); err != nil {
 		t.Fatalf("building reyesctl: %v\n%s", err, out)
 	}
-	for name, bin := range map[string]string{"reyes-leader": leader, "reyes-follower": follower, "reyesctl": reyesctl} {
+	for name, bin := range map[string]string{"reyes-leader": p.leader, "reyes-follower": p.follower, "reyesctl": reyesctl} {
 		r := run(t, nil, nil, bin, "--version")
 		if r.code != 0 || !strings.HasPrefix(r.stdout, name+" ") || strings.Count(r.stdout, "\n") != 1 {
 			t.Errorf("%s --version: %v", name, r)
@@ -37,19 +34,12 @@ func TestEndToEndTellsTheTruth(t *testing.T) {
 	}
 
 	ns := netns.New(t, "truth")
-	_, secret, public := keys(t, dir, "leader")
-	inv := writeInventory(t, filepath.Join(dir, "inventory"), estateInventory(true))
-	store := filepath.Join(dir, "ruleset.signed")
-	stateDir := filepath.Join(dir, "state")
-	disable := filepath.Join(dir, "disabled")
-	metricsFile := filepath.Join(dir, "reyes.prom")
-	mustCode(t, "leader", run(t, nil, nil, leader, "--source", inv, "--store", store, "--signing-key", secret, "--scope", "e2e"), 0)
-	inNS := []string{"ip", "netns", "exec", ns.Name}
+	store, stateDir := p.store, p.stateDir
+	disable := filepath.Join(p.dir, "disabled")
+	metricsFile := filepath.Join(p.dir, "reyes.prom")
 	follow := func(extra ...string) result {
 		t.Helper()
-		args := []string{"--store", store, "--trusted-key", public, "--state-dir", stateDir, "--scope", "e2e",
-			"--no-imds", "--addrs", "10.99.1.1", "--disable-file", disable, "--metrics-file", metricsFile}
-		return run(t, nil, inNS, follower, append(args, extra...)...)
+		return p.follow(t, ns, append([]string{"--metrics-file", metricsFile}, extra...)...)
 	}
 
 	mustCode(t, "first run", follow(), 0)

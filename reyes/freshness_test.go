@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sign"
 )
@@ -166,14 +167,7 @@ func ExampleFreshnessPolicy_Check() {
 // passes must be recorded and recognised as unchanged.
 func FuzzVerifiedPayload(f *testing.F) {
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	sec, _, err := sign.GenerateKey("Fuzz", "fuzz@example.org", now)
-	if err != nil {
-		f.Fatal(err)
-	}
-	signer, err := sign.ParseSigner(sec)
-	if err != nil {
-		f.Fatal(err)
-	}
+	signer, _, _ := sealtest.Key(f, "Fuzz", now)
 	trusted := signer.Keyring()
 	rs := &ruleset.Ruleset{Header: header(3, now.Add(-time.Minute), time.Hour)}
 	good, err := ruleset.Encode(rs)
@@ -225,13 +219,8 @@ func FuzzVerifiedPayload(f *testing.F) {
 func TestRejectionsKeepState(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	sec, _, err := sign.GenerateKey("Leader", "leader@example.org", now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader, _ := sign.ParseSigner(sec)
-	otherSec, _, _ := sign.GenerateKey("Other", "other@example.org", now.Add(-time.Hour))
-	other, _ := sign.ParseSigner(otherSec)
+	leader, _, _ := sealtest.Key(t, "Leader", now.Add(-time.Hour))
+	other, _, _ := sealtest.Key(t, "Other", now.Add(-time.Hour))
 	trusted := leader.Keyring()
 
 	encode := func(h ruleset.Header) []byte {

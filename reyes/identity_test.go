@@ -409,6 +409,9 @@ func TestIdentifyNoIMDS(t *testing.T) {
 func TestIdentifyWithoutIMDS(t *testing.T) {
 	t.Parallel()
 	eu := []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16"), netip.MustParsePrefix("2001:db8:20::/56")}
+	// eni2 is the host's first interface, as every lookup finds it.
+	eni2 := render.HostInterface{ID: "eni-0c000000000000002", Addrs: addrs("10.20.1.11", "10.20.1.12", "2001:db8:20::11"),
+		Groups: []string{"sg-0b000000000000001", "sg-0b000000000000002"}}
 	tests := []struct {
 		name    string
 		opts    reyes.IdentityOptions
@@ -441,9 +444,8 @@ func TestIdentifyWithoutIMDS(t *testing.T) {
 			name: "configured addresses are looked up",
 			opts: reyes.IdentityOptions{Addrs: addrs("10.20.1.12")},
 			want: render.Host{
-				Interfaces: []render.HostInterface{{ID: "eni-0c000000000000002", Addrs: addrs("10.20.1.11", "10.20.1.12", "2001:db8:20::11"),
-					Groups: []string{"sg-0b000000000000001", "sg-0b000000000000002"}}},
-				VPCCIDRs: eu,
+				Interfaces: []render.HostInterface{eni2},
+				VPCCIDRs:   eu,
 			},
 			// an address lookup, as the quickstart says ("found by explicit" was wrong)
 			method: reyes.IdentityAddresses,
@@ -458,8 +460,7 @@ func TestIdentifyWithoutIMDS(t *testing.T) {
 			opts: reyes.IdentityOptions{DisableIMDS: true, InterfaceAddrs: hostAddrs("10.20.1.11", "10.20.1.50", "172.17.0.1")},
 			want: render.Host{
 				Interfaces: []render.HostInterface{
-					{ID: "eni-0c000000000000002", Addrs: addrs("10.20.1.11", "10.20.1.12", "2001:db8:20::11"),
-						Groups: []string{"sg-0b000000000000001", "sg-0b000000000000002"}},
+					eni2,
 					{ID: "eni-0c000000000000003", Addrs: addrs("10.20.1.50"), Groups: []string{"sg-0b000000000000002"}},
 				},
 				VPCCIDRs: eu,
@@ -470,9 +471,8 @@ func TestIdentifyWithoutIMDS(t *testing.T) {
 			name: "own IPv6 address",
 			opts: reyes.IdentityOptions{DisableIMDS: true, InterfaceAddrs: hostAddrs("2001:db8:20::11")},
 			want: render.Host{
-				Interfaces: []render.HostInterface{{ID: "eni-0c000000000000002", Addrs: addrs("10.20.1.11", "10.20.1.12", "2001:db8:20::11"),
-					Groups: []string{"sg-0b000000000000001", "sg-0b000000000000002"}}},
-				VPCCIDRs: eu,
+				Interfaces: []render.HostInterface{eni2},
+				VPCCIDRs:   eu,
 			},
 			method: reyes.IdentityAddresses,
 		},

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/internal/synth"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
-	"github.com/reyes-fw/reyes/sign"
 )
 
 type memSource struct{ inv *inventory.Inventory }
@@ -21,14 +21,7 @@ func (m memSource) Fetch(context.Context) (*inventory.Inventory, error) { return
 // the previous object in the store (read, verified and compared first).
 func BenchmarkLeaderRunOnceLarge(b *testing.B) {
 	now := time.Now()
-	sec, _, err := sign.GenerateKey("bench", "", now.Add(-time.Hour))
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, err := sign.ParseSigner(sec)
-	if err != nil {
-		b.Fatal(err)
-	}
+	signer, _, _ := sealtest.Key(b, "bench", now.Add(-time.Hour))
 	store := reyes.NewFileStore(filepath.Join(b.TempDir(), "obj"), reyes.StoreOptions{})
 	l := &reyes.Leader{Source: memSource{synth.Generate(synth.Large())}, Store: store, Signer: signer,
 		Build: ruleset.BuildOptions{Scope: "bench"}, Refresh: -1}

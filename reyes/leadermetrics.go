@@ -2,7 +2,6 @@ package reyes
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -83,8 +82,8 @@ func readLeaderMetrics(path string) leaderMetrics {
 			}
 			return
 		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		v, ok := sampleValue(value)
+		if !ok {
 			return
 		}
 		switch name {
@@ -121,27 +120,15 @@ func writeLeaderMetrics(path string, m leaderMetrics) error {
 
 	gauge("reyes_leader_last_run_timestamp_seconds", "When the leader last ran.", ts(m.lastRun))
 	gauge("reyes_leader_last_success_timestamp_seconds", "When a run last succeeded (published, or found the store unchanged).", ts(m.lastSuccess))
-	header("reyes_leader_last_run_result", "gauge", "1 for how the last run ended (published, unchanged, failed), 0 for the others.")
-	for _, r := range []string{leaderPublished, leaderUnchanged, leaderFailed} {
-		v := 0
-		if m.result == r {
-			v = 1
-		}
-		fmt.Fprintf(&b, "reyes_leader_last_run_result{result=%q} %d\n", r, v)
-	}
+	oneHot(&b, "reyes_leader_last_run_result", "result", "1 for how the last run ended (published, unchanged, failed), 0 for the others.",
+		[]string{leaderPublished, leaderUnchanged, leaderFailed}, m.result)
 	gauge("reyes_leader_published_serial", "Serial of the ruleset in the store as of the last successful run (exact integer; above 2^53 Prometheus rounds it).", strconv.FormatUint(m.serial, 10))
 	gauge("reyes_leader_published_generated_timestamp_seconds", "generated_at of that ruleset.", ts(m.generated))
 	gauge("reyes_leader_groups", "Security groups in the ruleset the last successful run built.", strconv.Itoa(m.groups))
 	gauge("reyes_leader_interfaces", "Network interfaces in the ruleset the last successful run built.", strconv.Itoa(m.interfaces))
-	header("reyes_leader_findings", "gauge", "Findings of the ruleset the last successful run built, by kind: what it could not mirror as AWS applies it.")
-	for _, k := range sortedKeysOf(m.findings) {
-		fmt.Fprintf(&b, "reyes_leader_findings{kind=%q} %d\n", k, m.findings[k])
-	}
+	byLabel(&b, "reyes_leader_findings", "gauge", "kind", "Findings of the ruleset the last successful run built, by kind: what it could not mirror as AWS applies it.", m.findings, strconv.Itoa)
 	gauge("reyes_leader_unread_accounts", "Distinct accounts that groups reference and the leader did not read (findings of kind unread-account).", strconv.Itoa(m.unreadAccounts))
-	header("reyes_leader_runs_total", "counter", "Runs by result.")
-	for _, r := range sortedKeysOf(m.runs) {
-		fmt.Fprintf(&b, "reyes_leader_runs_total{result=%q} %s\n", r, num(m.runs[r]))
-	}
+	byLabel(&b, "reyes_leader_runs_total", "counter", "result", "Runs by result.", m.runs, num)
 	header("reyes_leader_previous_read_failures_total", "counter", "Runs whose read of the published object back failed (other than not found): they publish without comparing.")
 	fmt.Fprintf(&b, "reyes_leader_previous_read_failures_total %s\n", num(m.readFailures))
 	return atomicfile.Write(path, []byte(b.String()), 0o644)

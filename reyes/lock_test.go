@@ -20,8 +20,7 @@ import (
 // naming the other run's pid.
 func TestFollowerWaitsForTheStateLock(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 	before := p.kernel.Dump()
 	other, err := apply.Lock(ctx, p.follower.StateDir, 0)
 	if err != nil {

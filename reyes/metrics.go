@@ -269,8 +269,8 @@ func readMetricsFile(path string) (Status, counters) {
 	loaded := &LoadedRecord{}
 	var haveLoaded bool
 	eachSample(path, func(name string, labels map[string]string, value string) {
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		v, ok := sampleValue(value)
+		if !ok {
 			return
 		}
 		switch name {
@@ -395,6 +395,36 @@ func (b *promText) gauge(name, help, v string) {
 	fmt.Fprintf(b, "%s %s\n", name, v)
 }
 
+// oneHot writes the gauge name with a sample for each of values (as the
+// label label): 1 for current, 0 for the others.
+func oneHot[T ~string](b *promText, name, label, help string, values []T, current T) {
+	b.header(name, "gauge", help)
+	for _, v := range values {
+		n := 0
+		if v == current {
+			n = 1
+		}
+		fmt.Fprintf(b, "%s{%s=%q} %d\n", name, label, v, n)
+	}
+}
+
+// byLabel writes the metric name of type typ with a sample for each key
+// of values (as the label label, in sorted order), its value as format
+// writes it.
+func byLabel[K ~string, V any](b *promText, name, typ, label, help string, values map[K]V, format func(V) string) {
+	b.header(name, typ, help)
+	for _, k := range sortedKeysOf(values) {
+		fmt.Fprintf(b, "%s{%s=%q} %s\n", name, label, k, format(values[K(k)]))
+	}
+}
+
+// sampleValue parses the value of a counter or a timestamp read back: a
+// finite number, not negative.
+func sampleValue(value string) (float64, bool) {
+	v, err := strconv.ParseFloat(value, 64)
+	return v, err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0
+}
+
 // promTime writes t in seconds, plain decimal; the zero time as 0.
 func promTime(t time.Time) string {
 	if t.IsZero() {
@@ -424,14 +454,8 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 		run = &RunRecord{}
 	}
 	gauge("reyes_follower_last_run_timestamp_seconds", "When the follower last ran.", ts(run.At))
-	header("reyes_follower_last_run_result", "gauge", "1 for how the last run ended (applied, unchanged, paused, failed), 0 for the others.")
-	for _, r := range []RunResult{ResultApplied, ResultUnchanged, ResultPaused, ResultFailed} {
-		v := 0
-		if run.Result == r {
-			v = 1
-		}
-		fmt.Fprintf(&b, "reyes_follower_last_run_result{result=%q} %d\n", r, v)
-	}
+	oneHot(&b, "reyes_follower_last_run_result", "result", "1 for how the last run ended (applied, unchanged, paused, failed), 0 for the others.",
+		[]RunResult{ResultApplied, ResultUnchanged, ResultPaused, ResultFailed}, run.Result)
 	gauge("reyes_follower_last_run_duration_seconds", "Duration of the last run.", num(run.Duration))
 	gauge("reyes_follower_last_success_timestamp_seconds", "When a run last succeeded (applied, or found everything unchanged).", ts(st.LastSuccess))
 	gauge("reyes_follower_last_failure_timestamp_seconds", "When a run last failed (the kernel kept the last good rules).", ts(st.LastFailure))
@@ -466,18 +490,9 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	gauge("reyes_follower_last_drift_check_timestamp_seconds", "When the kernel was last compared with (or loaded with) the applied rules.", ts(driftAt))
 	gauge("reyes_follower_drift_detected", "1 when the last drift check found the kernel changed (the rules were reloaded).", drifted)
 
-	header(runsMetric, "counter", "Runs by result.")
-	for _, r := range sortedKeysOf(c.runs) {
-		fmt.Fprintf(&b, "%s{result=%q} %s\n", runsMetric, r, num(c.runs[RunResult(r)]))
-	}
-	header(failuresMetric, "counter", "Failed runs by the stage that failed (config, lock, state, store, signature, decode, freshness, rollback, identity, render, apply); the kernel kept the last good rules.")
-	for _, r := range sortedKeysOf(c.failures) {
-		fmt.Fprintf(&b, "%s{reason=%q} %s\n", failuresMetric, r, num(c.failures[Stage(r)]))
-	}
-	header(causesMetric, "counter", "Failed runs by what failed (unknown_signer, bad_signature, expired, not_found, ...): finer than the stage.")
-	for _, r := range sortedKeysOf(c.causes) {
-		fmt.Fprintf(&b, "%s{cause=%q} %s\n", causesMetric, r, num(c.causes[r]))
-	}
+	byLabel(&b, runsMetric, "counter", "result", "Runs by result.", c.runs, num)
+	byLabel(&b, failuresMetric, "counter", "reason", "Failed runs by the stage that failed (config, lock, state, store, signature, decode, freshness, rollback, identity, render, apply); the kernel kept the last good rules.", c.failures, num)
+	byLabel(&b, causesMetric, "counter", "cause", "Failed runs by what failed (unknown_signer, bad_signature, expired, not_found, ...): finer than the stage.", c.causes, num)
 	header(repairsMetric, "counter", "Drift checks that found the kernel changed, followed by a reload.")
 	fmt.Fprintf(&b, "%s %s\n", repairsMetric, num(c.repairs))
 	return atomicfile.Write(path, []byte(b.String()), 0o644)

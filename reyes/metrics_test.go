@@ -14,6 +14,7 @@ import (
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/internal/cli"
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/sign"
@@ -216,8 +217,7 @@ func TestMetricsFailureStages(t *testing.T) {
 	}{
 		{"store", func(t *testing.T, p *pipeline) { os.Remove(filepath.Join(p.dir, "ruleset.signed")) }},
 		{"signature", func(t *testing.T, p *pipeline) {
-			sec, _, _ := sign.GenerateKey("intruder", "", p.now.Add(-time.Hour))
-			intruder, _ := sign.ParseSigner(sec)
+			intruder, _, _ := sealtest.Key(t, "intruder", p.now.Add(-time.Hour))
 			p.leader.Signer, p.leader.Refresh = intruder, -1
 			p.now = p.now.Add(time.Minute)
 			if _, err := p.leader.RunOnce(context.Background()); err != nil {
@@ -268,8 +268,7 @@ func TestMetricsFailureStages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.stage, func(t *testing.T) {
-			p := newPipeline(t)
-			p.publishAndApply(t)
+			p := appliedPipeline(t)
 			tt.setup(t, p)
 			if _, err := oneShot(t, p); err == nil {
 				t.Fatal("the run did not fail")
@@ -289,8 +288,7 @@ func TestMetricsFailureStages(t *testing.T) {
 // TestMetricsConfigFailure: a follower whose configuration is wrong counts
 // the failure under "config" and keeps what the metrics said.
 func TestMetricsConfigFailure(t *testing.T) {
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 	before := readMetrics(t, p.follower.MetricsFile)
 	key := filepath.Join(p.dir, "leader.pub")
 	pub, err := p.signer.PublicKey()

@@ -14,6 +14,7 @@ import (
 	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/internal/cli"
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -38,14 +39,7 @@ type pipeline struct {
 func newPipeline(t testing.TB) *pipeline {
 	t.Helper()
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	sec, pub, err := sign.GenerateKey("reyes test", "", now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := sign.ParseSigner(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _, pub := sealtest.Key(t, "reyes test", now.Add(-time.Hour))
 	trusted, err := sign.ParseKeyring(pub)
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +60,38 @@ func newPipeline(t testing.TB) *pipeline {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// appliedPipeline is a new pipeline whose leader has published and whose
+// follower has applied the ruleset once.
+func appliedPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	p := newPipeline(t)
+	p.publishAndApply(t)
+	return p
+}
+
+// driftedPipeline is an applied pipeline whose IPv4 rules an
+// iptables-restore script then changed behind reyes' back; good is the
+// kernel as reyes left it.
+func driftedPipeline(t *testing.T, script string) (p *pipeline, good string) {
+	t.Helper()
+	p = appliedPipeline(t)
+	good = p.kernel.Dump()
+	if err := p.kernel.Script(4, script); err != nil {
+		t.Fatal(err)
+	}
+	return p, good
+}
+
+// checkRepaired fails the test unless the kernel holds good again, but
+// for the slots of the sets (a reload puts changed sets in their other
+// slot: see package apply).
+func (p *pipeline) checkRepaired(t *testing.T, good string) {
+	t.Helper()
+	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
+		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
+	}
 }
 
 // publishAndApply runs the leader and then the follower once, failing the
@@ -110,8 +136,7 @@ func TestPipelinePublishApplyUnchanged(t *testing.T) {
 
 func TestPipelineRefusals(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 	good, _ := os.ReadFile(filepath.Join(p.follower.StateDir, "state.json"))
 	before := p.kernel.Dump()
 	older, _ := os.ReadFile(filepath.Join(p.dir, "ruleset.signed"))
@@ -129,8 +154,7 @@ func TestPipelineRefusals(t *testing.T) {
 		}
 	}
 	tampered := bytes.Replace(newer, []byte(`"scope":"test"`), []byte(`"scope":"tesT"`), 1)
-	otherSec, _, _ := sign.GenerateKey("intruder", "", p.now.Add(-time.Hour))
-	intruder, _ := sign.ParseSigner(otherSec)
+	intruder, _, _ := sealtest.Key(t, "intruder", p.now.Add(-time.Hour))
 	payload, _, _ := sign.Unpack(newer)
 	untrusted, _ := sign.Seal(payload, intruder, p.now)
 
@@ -265,10 +289,8 @@ func TestLeaderRefresh(t *testing.T) {
 		t.Fatalf("refresh: %+v %v", res, err)
 	}
 	// A leader with another key cannot vouch for the object: it publishes.
-	sec, _, _ := sign.GenerateKey("spare", "", p.now.Add(-time.Hour))
-	spareKey, _ := sign.ParseSigner(sec)
 	spare := *p.leader
-	spare.Signer = spareKey
+	spare.Signer, _, _ = sealtest.Key(t, "spare", p.now.Add(-time.Hour))
 	p.now = p.now.Add(time.Minute)
 	if res, err := spare.RunOnce(ctx); err != nil || res.Skipped {
 		t.Fatalf("leader with another key: %+v %v", res, err)
@@ -277,12 +299,7 @@ func TestLeaderRefresh(t *testing.T) {
 
 func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
-	good := p.kernel.Dump()
-	if err := p.kernel.Script(4, "*filter\n-F REYES-INPUT\n-D INPUT -j REYES-INPUT\nCOMMIT\n"); err != nil {
-		t.Fatal(err)
-	}
+	p, good := driftedPipeline(t, "*filter\n-F REYES-INPUT\n-D INPUT -j REYES-INPUT\nCOMMIT\n")
 	// Within the check interval an unchanged object costs no kernel call.
 	p.now = p.now.Add(time.Minute)
 	p.kernel.ResetCalls()
@@ -292,18 +309,14 @@ func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 	}
 	// Once it is due, the check finds the flushed chain and the run
 	// reloads the rules.
-	p.now = p.now.Add(reyes.DefaultDriftCheck)
-	res, err = p.follower.RunOnce(ctx)
+	res, err = p.followLater(ctx, reyes.DefaultDriftCheck)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Drift) == 0 || !res.Applied.Changed() {
 		t.Fatalf("drift %v, changed %v", res.Drift, res.Applied.Changed())
 	}
-	// A reload puts changed sets in their other slot (see package apply).
-	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
-		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
-	}
+	p.checkRepaired(t, good)
 	// Repaired: the next runs are unchanged again.
 	p.unchangedNext(t, "after the repair")
 }
@@ -313,26 +326,44 @@ func TestFollowerRepairsDriftOnUnchangedObject(t *testing.T) {
 // drift check finds them and the follower reloads everything.
 func TestFollowerRepairsDeepDrift(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
-	good := p.kernel.Dump()
-	if err := p.kernel.Script(4, "*filter\n-F REYES-FILTER\nCOMMIT\n"); err != nil {
-		t.Fatal(err)
-	}
+	p, good := driftedPipeline(t, "*filter\n-F REYES-FILTER\nCOMMIT\n")
 	if _, err := p.kernel.Run(ctx, []byte("del reyes4-sg-3afd97af72adefa56 10.20.1.50\nadd reyes4-sg-3afd97af72adefa56 10.66.6.6\n"), "ipset", "restore"); err != nil {
 		t.Fatal(err)
 	}
-	p.now = p.now.Add(reyes.DefaultDriftCheck + time.Second)
-	res, err := p.follower.RunOnce(ctx)
+	res, err := p.followLater(ctx, reyes.DefaultDriftCheck+time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Drift) != 2 {
 		t.Errorf("drift %v, want the chain and the set", res.Drift)
 	}
-	// A reload puts changed sets in their other slot (see package apply).
-	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
-		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
+	p.checkRepaired(t, good)
+}
+
+// TestDriftCheckAfterClockWentBack: the last drift check is recorded as
+// the modification time of drift-checked in the state directory. A clock
+// that ran ahead when it was written (a host booted with its RTC in the
+// future, then corrected by NTP) left that time in the future, and no
+// drift check was due again until the clock caught up with it (years,
+// with an RTC reset to a far date): a flushed chain was never repaired
+// and, with IMDS, a changed identity never noticed. A check stamped in the
+// future is due now.
+func TestDriftCheckAfterClockWentBack(t *testing.T) {
+	ctx := context.Background()
+	p := appliedPipeline(t)
+	ahead := p.now.Add(365 * 24 * time.Hour)
+	if err := os.Chtimes(filepath.Join(p.follower.StateDir, "drift-checked"), ahead, ahead); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.followLater(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.DriftChecked {
+		t.Errorf("the last check is stamped a year ahead of the clock: no drift check was due (NotModified=%v)", res.NotModified)
+	}
+	if res, err := p.followLater(ctx, time.Minute); err != nil || res.DriftChecked {
+		t.Errorf("the run after it: DriftChecked=%v err=%v, want no check due", res.DriftChecked, err)
 	}
 }
 
@@ -442,6 +473,12 @@ func TestAddressLookupNeedsTheDefaultRouteAddress(t *testing.T) {
 	if err != nil || len(host.Interfaces) != 1 || host.Interfaces[0].ID != "eni-7be938ba11b8ec7b0" {
 		t.Fatalf("Identify: %+v %v", host, err)
 	}
+}
+
+// followLater moves the clock on by d and runs the follower once.
+func (p *pipeline) followLater(ctx context.Context, d time.Duration) (reyes.FollowerResult, error) {
+	p.now = p.now.Add(d)
+	return p.follower.RunOnce(ctx)
 }
 
 // unchangedNext runs the follower a minute later and fails the test

@@ -1,14 +1,19 @@
 package reyes_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
-	"github.com/reyes-fw/reyes/sgsource"
 	"github.com/reyes-fw/reyes/sign"
 )
 
@@ -24,29 +29,13 @@ import (
 // is refused.
 func TestKeyRotationAfterCompromise(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 	older := p.now
 
 	// The attacker, with the stolen key, a minute later.
 	p.now = p.now.Add(time.Minute)
-	inv, err := sgsource.Dir{Path: sampleInventory}.Fetch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := ruleset.Build(inv, ruleset.BuildOptions{Scope: "test", GeneratedAt: p.now, TTL: reyes.DefaultMaxValidity,
-		Serial: reyes.MaxSerial(p.now.Add(reyes.DefaultMaxValidity))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := ruleset.Encode(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stolen, err := sign.Seal(payload, p.signer, p.now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stolen, rs := sealtest.Seal(t, sampleInventory, ruleset.BuildOptions{Scope: "test", GeneratedAt: p.now, TTL: reyes.DefaultMaxValidity,
+		Serial: reyes.MaxSerial(p.now.Add(reyes.DefaultMaxValidity))}, p.signer, p.now)
 	if err := p.store.Put(ctx, stolen); err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +44,7 @@ func TestKeyRotationAfterCompromise(t *testing.T) {
 	}
 
 	// Rotation: a new key on the leader and on every follower.
-	sec, pub, err := sign.GenerateKey("new leader", "", p.now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newSigner, err := sign.ParseSigner(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	newSigner, _, pub := sealtest.Key(t, "new leader", p.now.Add(-time.Hour))
 	newTrusted, err := sign.ParseKeyring(pub)
 	if err != nil {
 		t.Fatal(err)
@@ -71,20 +53,11 @@ func TestKeyRotationAfterCompromise(t *testing.T) {
 
 	// An honest object older than the attacker's, signed by the new key
 	// (say, a hot spare's): still refused.
-	rsOld, err := ruleset.Build(inv, ruleset.BuildOptions{Scope: "test", GeneratedAt: older})
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ = ruleset.Encode(rsOld)
-	obj, err := sign.Seal(payload, newSigner, older)
-	if err != nil {
-		t.Fatal(err)
-	}
+	obj, _ := sealtest.Seal(t, sampleInventory, ruleset.BuildOptions{Scope: "test", GeneratedAt: older}, newSigner, older)
 	if err := p.store.Put(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
-	p.now = p.now.Add(time.Minute)
-	if _, err := p.follower.RunOnce(ctx); !errors.Is(err, reyes.ErrRollback) {
+	if _, err := p.followLater(ctx, time.Minute); !errors.Is(err, reyes.ErrRollback) {
 		t.Fatalf("an object generated before the attacker's: %v, want %v", err, reyes.ErrRollback)
 	}
 
@@ -112,5 +85,48 @@ func TestKeyRotationAfterCompromise(t *testing.T) {
 	}
 	if _, err := p.follower.RunOnce(ctx); !errors.Is(err, reyes.ErrRollback) {
 		t.Fatalf("replay after recovery: %v, want %v", err, reyes.ErrRollback)
+	}
+}
+
+// TestUnchangedTrustedKeyRevoked: the operator imports the leader key's
+// revocation certificate into the followers' trusted key file (the key
+// leaked). Its fingerprint is the same, but the trust decision is not: the
+// next run, with the object unchanged in the store, verifies it again and
+// refuses it, instead of reporting "unchanged" for an object only a
+// revoked key vouches for.
+func TestUnchangedTrustedKeyRevoked(t *testing.T) {
+	ctx := context.Background()
+	p := newPipeline(t)
+	signer, sec, _ := sealtest.Key(t, "reyes leader", p.now.Add(-time.Hour))
+	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(sec))
+	if err != nil || len(el) != 1 {
+		t.Fatalf("reading the key back: %v", err)
+	}
+	p.leader.Signer, p.follower.Trusted = signer, signer.Keyring()
+	p.publishAndApply(t)
+
+	p.now = p.now.Add(time.Minute)
+	cfg := &packet.Config{Time: func() time.Time { return p.now }}
+	if err := el[0].RevokeKey(packet.KeyCompromised, "leaked", cfg); err != nil {
+		t.Fatal(err)
+	}
+	var pub bytes.Buffer
+	w, err := armor.Encode(&pub, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := el[0].Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	revoked, err := sign.ParseKeyring(pub.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.follower.Trusted = revoked
+
+	res, err := p.followLater(ctx, time.Minute)
+	if !errors.Is(err, sign.ErrKeyRevoked) {
+		t.Fatalf("run with the signing key revoked: NotModified=%v err=%v, want %v", res.NotModified, err, sign.ErrKeyRevoked)
 	}
 }

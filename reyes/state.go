@@ -102,21 +102,30 @@ type stateFile struct {
 // the zero State; a state file that cannot be read as one is an error that
 // matches [ErrCorruptState].
 func LoadState(dir string) (State, error) {
-	p := filepath.Join(dir, StateFile)
-	data, err := readCapped(p, maxStateSize)
+	return loadCapped(filepath.Join(dir, StateFile), maxStateSize, "state", ErrCorruptState, decodeState)
+}
+
+// loadCapped reads the file at path, at most max bytes, and decodes it: a
+// missing file is the zero T. Errors say "loading what"; one for a file
+// over max also matches tooLarge, when that is not nil.
+func loadCapped[T any](path string, max int64, what string, tooLarge error, decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	data, err := readCapped(path, max)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return State{}, nil
+		return zero, nil
+	case errors.Is(err, errFileTooLarge) && tooLarge != nil:
+		return zero, fmt.Errorf("loading %s %s: %w: %w", what, path, tooLarge, err)
 	case errors.Is(err, errFileTooLarge):
-		return State{}, fmt.Errorf("loading state %s: %w: %w", p, ErrCorruptState, err)
+		return zero, fmt.Errorf("loading %s %s: %w", what, path, err)
 	case err != nil:
-		return State{}, fmt.Errorf("loading state: %w", err)
+		return zero, fmt.Errorf("loading %s: %w", what, err)
 	}
-	s, err := decodeState(data)
+	v, err := decode(data)
 	if err != nil {
-		return State{}, fmt.Errorf("loading state %s: %w", p, err)
+		return zero, fmt.Errorf("loading %s %s: %w", what, path, err)
 	}
-	return s, nil
+	return v, nil
 }
 
 // decodeState strictly decodes a state file: known fields only, one JSON

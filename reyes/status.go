@@ -2,9 +2,7 @@ package reyes
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"path/filepath"
 	"time"
@@ -168,24 +166,16 @@ type DriftRecord struct {
 // Status. Fields it does not know are ignored (a newer follower may have
 // written it).
 func LoadStatus(dir string) (Status, error) {
-	p := filepath.Join(dir, StatusFile)
-	data, err := readCapped(p, maxStatusSize)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return Status{}, nil
-	case errors.Is(err, errFileTooLarge):
-		return Status{}, fmt.Errorf("loading status %s: %w", p, err)
-	case err != nil:
-		return Status{}, fmt.Errorf("loading status: %w", err)
-	}
-	var s Status
-	if err := json.Unmarshal(data, &s); err != nil {
-		return Status{}, fmt.Errorf("loading status %s: %w", p, err)
-	}
-	if s.Format != StatusFormat {
-		return Status{}, fmt.Errorf("loading status %s: format %q, want %q", p, s.Format, StatusFormat)
-	}
-	return s, nil
+	return loadCapped(filepath.Join(dir, StatusFile), maxStatusSize, "status", nil, func(data []byte) (Status, error) {
+		var s Status
+		if err := json.Unmarshal(data, &s); err != nil {
+			return Status{}, err
+		}
+		if s.Format != StatusFormat {
+			return Status{}, fmt.Errorf("format %q, want %q", s.Format, StatusFormat)
+		}
+		return s, nil
+	})
 }
 
 // SaveStatus writes s to dir atomically (package internal/atomicfile).

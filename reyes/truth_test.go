@@ -33,8 +33,7 @@ func (p *pipeline) publishSerial(t *testing.T, serial uint64, at time.Time) rule
 // that accepted one before recovers by generation time.
 func TestSerialCannotRunAhead(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 
 	p.now = p.now.Add(time.Minute)
 	poisoned := p.publishSerial(t, math.MaxUint64, p.now)

@@ -87,13 +87,11 @@ func TestUnchangedMeansUnchanged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			p := newPipeline(t)
-			p.publishAndApply(t)
+			p := appliedPipeline(t)
 			// Unchanged: no kernel call.
 			p.unchangedNext(t, "same settings")
 			tt.change(p)
-			p.now = p.now.Add(time.Minute)
-			res, err := p.follower.RunOnce(ctx)
+			res, err := p.followLater(ctx, time.Minute)
 			if tt.err != nil {
 				if !errors.Is(err, tt.err) {
 					t.Fatalf("after the change: %v, want %v", err, tt.err)
@@ -120,8 +118,7 @@ func TestUnchangedMeansUnchanged(t *testing.T) {
 // again, and the kernel was never touched.
 func TestUnchangedAfterFailedSettingsChange(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 	good := p.kernel.Dump()
 	p.kernel.ResetCalls()
 	p.follower.Freshness.Scope = "prod"
@@ -142,8 +139,7 @@ func TestUnchangedAfterFailedSettingsChange(t *testing.T) {
 // setting.
 func TestDryRunUnaffectedBySettings(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 	p.follower.Render.LogDrop = true
 	p.follower.DryRun = true
 	if _, err := p.follower.RunOnce(ctx); err != nil || !strings.Contains(p.out.String(), "reyes drop: ") {
@@ -186,16 +182,14 @@ func TestUnchangedIdentityFromIMDS(t *testing.T) {
 	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified || len(p.kernel.Calls()) != 0 || reads() != before {
 		t.Fatalf("poll within the drift interval: NotModified=%v err=%v kernel calls %d, metadata reads %d", res.NotModified, err, len(p.kernel.Calls()), reads()-before)
 	}
-	p.now = p.now.Add(reyes.DefaultDriftCheck)
-	res, err := p.follower.RunOnce(ctx)
+	res, err := p.followLater(ctx, reyes.DefaultDriftCheck)
 	if err != nil || res.NotModified {
 		t.Fatalf("poll with a drift check due: NotModified=%v err=%v", res.NotModified, err)
 	}
 	if !strings.Contains(p.kernel.Dump(), "tcp/5432 from sg-b238c182ba23a5210") {
 		t.Errorf("the new group's rules are not loaded:\n%s", p.kernel.Dump())
 	}
-	p.now = p.now.Add(reyes.DefaultDriftCheck)
-	if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified {
+	if res, err := p.followLater(ctx, reyes.DefaultDriftCheck); err != nil || !res.NotModified {
 		t.Fatalf("next drift check: NotModified=%v err=%v", res.NotModified, err)
 	}
 }
@@ -207,8 +201,7 @@ func TestUnchangedIdentityFromIMDS(t *testing.T) {
 // makes the next run apply again, never skip.
 func TestUnchangedRecordIsSafe(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 	b, err := os.ReadFile(filepath.Join(p.follower.StateDir, reyes.StateFile))
 	if err != nil {
 		t.Fatal(err)
@@ -244,12 +237,10 @@ func TestUnchangedRecordIsSafe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.breakIt(t)
-			p.now = p.now.Add(time.Minute)
-			if res, err := p.follower.RunOnce(ctx); err != nil || res.NotModified || res.Plan == nil {
+			if res, err := p.followLater(ctx, time.Minute); err != nil || res.NotModified || res.Plan == nil {
 				t.Fatalf("NotModified=%v err=%v, want a verified apply", res.NotModified, err)
 			}
-			p.now = p.now.Add(time.Minute)
-			if res, err := p.follower.RunOnce(ctx); err != nil || !res.NotModified {
+			if res, err := p.followLater(ctx, time.Minute); err != nil || !res.NotModified {
 				t.Fatalf("next run: NotModified=%v err=%v", res.NotModified, err)
 			}
 		})
@@ -262,8 +253,7 @@ func TestUnchangedRecordIsSafe(t *testing.T) {
 // check. A kernel record edited behind the follower's back does the same.
 func TestUnchangedKernelRecord(t *testing.T) {
 	ctx := context.Background()
-	p := newPipeline(t)
-	p.publishAndApply(t)
+	p := appliedPipeline(t)
 	good := p.kernel.Dump()
 	if _, err := apply.Remove(ctx, apply.Options{Runner: p.kernel, StateDir: p.follower.StateDir}); err != nil {
 		t.Fatal(err)
@@ -271,8 +261,7 @@ func TestUnchangedKernelRecord(t *testing.T) {
 	if strings.Contains(p.kernel.Dump(), "REYES-INPUT") {
 		t.Fatalf("remove left rules:\n%s", p.kernel.Dump())
 	}
-	p.now = p.now.Add(time.Minute)
-	res, err := p.follower.RunOnce(ctx)
+	res, err := p.followLater(ctx, time.Minute)
 	if err != nil || res.NotModified || p.kernel.Dump() != good {
 		t.Fatalf("run after remove: NotModified=%v err=%v\n%s", res.NotModified, err, p.kernel.Dump())
 	}
@@ -286,8 +275,7 @@ func TestUnchangedKernelRecord(t *testing.T) {
 	if err := os.WriteFile(rec, append(b, ' '), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.now = p.now.Add(time.Minute)
-	if res, err := p.follower.RunOnce(ctx); err != nil || res.NotModified {
+	if res, err := p.followLater(ctx, time.Minute); err != nil || res.NotModified {
 		t.Fatalf("run after the record changed: NotModified=%v err=%v", res.NotModified, err)
 	}
 }

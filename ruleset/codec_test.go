@@ -95,57 +95,44 @@ func TestRoundTrip(t *testing.T) {
 // their permissions and every source list, interfaces, their addresses and
 // groups. Build must not see the difference.
 func shuffled(inv *inventory.Inventory, rng *rand.Rand) *inventory.Inventory {
-	shuffle := func(n int, swap func(i, j int)) { rng.Shuffle(n, swap) }
-	out := &inventory.Inventory{Regions: slices.Clone(inv.Regions)}
-	shuffle(len(out.Regions), func(i, j int) { out.Regions[i], out.Regions[j] = out.Regions[j], out.Regions[i] })
+	out := &inventory.Inventory{Regions: shuffledClone(rng, inv.Regions)}
 	for r := range out.Regions {
 		reg := &out.Regions[r]
-		reg.VPCs = slices.Clone(reg.VPCs)
-		shuffle(len(reg.VPCs), func(i, j int) { reg.VPCs[i], reg.VPCs[j] = reg.VPCs[j], reg.VPCs[i] })
+		reg.VPCs = shuffledClone(rng, reg.VPCs)
 		for i := range reg.VPCs {
-			c := slices.Clone(reg.VPCs[i].CIDRs)
-			shuffle(len(c), func(i, j int) { c[i], c[j] = c[j], c[i] })
-			reg.VPCs[i].CIDRs = c
+			reg.VPCs[i].CIDRs = shuffledClone(rng, reg.VPCs[i].CIDRs)
 		}
-		reg.PrefixLists = slices.Clone(reg.PrefixLists)
-		shuffle(len(reg.PrefixLists), func(i, j int) { reg.PrefixLists[i], reg.PrefixLists[j] = reg.PrefixLists[j], reg.PrefixLists[i] })
+		reg.PrefixLists = shuffledClone(rng, reg.PrefixLists)
 		for i := range reg.PrefixLists {
-			e := slices.Clone(reg.PrefixLists[i].Entries)
-			shuffle(len(e), func(i, j int) { e[i], e[j] = e[j], e[i] })
-			reg.PrefixLists[i].Entries = e
+			reg.PrefixLists[i].Entries = shuffledClone(rng, reg.PrefixLists[i].Entries)
 		}
-		reg.SecurityGroups = slices.Clone(reg.SecurityGroups)
+		reg.SecurityGroups = shuffledClone(rng, reg.SecurityGroups)
 		gs := reg.SecurityGroups
-		shuffle(len(gs), func(i, j int) { gs[i], gs[j] = gs[j], gs[i] })
 		for i := range gs {
-			ps := slices.Clone(gs[i].Ingress)
-			shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+			ps := shuffledClone(rng, gs[i].Ingress)
 			for k := range ps {
 				p := &ps[k]
-				p.CIDRs = slices.Clone(p.CIDRs)
-				shuffle(len(p.CIDRs), func(i, j int) { p.CIDRs[i], p.CIDRs[j] = p.CIDRs[j], p.CIDRs[i] })
-				p.Groups = slices.Clone(p.Groups)
-				shuffle(len(p.Groups), func(i, j int) { p.Groups[i], p.Groups[j] = p.Groups[j], p.Groups[i] })
-				p.PrefixListIDs = slices.Clone(p.PrefixListIDs)
-				shuffle(len(p.PrefixListIDs), func(i, j int) {
-					p.PrefixListIDs[i], p.PrefixListIDs[j] = p.PrefixListIDs[j], p.PrefixListIDs[i]
-				})
+				p.CIDRs = shuffledClone(rng, p.CIDRs)
+				p.Groups = shuffledClone(rng, p.Groups)
+				p.PrefixListIDs = shuffledClone(rng, p.PrefixListIDs)
 			}
 			gs[i].Ingress = ps
 		}
-		reg.NetworkInterfaces = slices.Clone(reg.NetworkInterfaces)
+		reg.NetworkInterfaces = shuffledClone(rng, reg.NetworkInterfaces)
 		ns := reg.NetworkInterfaces
-		shuffle(len(ns), func(i, j int) { ns[i], ns[j] = ns[j], ns[i] })
 		for i := range ns {
-			a := slices.Clone(ns[i].Addresses)
-			shuffle(len(a), func(i, j int) { a[i], a[j] = a[j], a[i] })
-			ns[i].Addresses = a
-			g := slices.Clone(ns[i].Groups)
-			shuffle(len(g), func(i, j int) { g[i], g[j] = g[j], g[i] })
-			ns[i].Groups = g
+			ns[i].Addresses = shuffledClone(rng, ns[i].Addresses)
+			ns[i].Groups = shuffledClone(rng, ns[i].Groups)
 		}
 	}
 	return out
+}
+
+// shuffledClone returns a copy of s in an order rng picks.
+func shuffledClone[T any](rng *rand.Rand, s []T) []T {
+	c := slices.Clone(s)
+	rng.Shuffle(len(c), func(i, j int) { c[i], c[j] = c[j], c[i] })
+	return c
 }
 
 func TestEncodeDeterministic(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/reyes-fw/reyes/inventory"
 )
@@ -236,23 +235,14 @@ type dirReader struct {
 func (r *dirReader) region(base, name string) (inventory.Region, error) {
 	reg := inventory.Region{Name: name}
 	name = base + name
-	if err := r.file(path.Join(name, FileVPCs), nil, func(data []byte, file string) (err error) {
-		reg.VPCs, err = decodeVPCs(r.ctx, data, file)
-		return err
-	}); err != nil {
-		return inventory.Region{}, err
-	}
 	sgFile := path.Join(name, FileSecurityGroups)
-	if err := r.file(sgFile, nil, func(data []byte, file string) (err error) {
-		reg.SecurityGroups, err = decodeSecurityGroups(r.ctx, data, file)
-		return err
-	}); err != nil {
+	if _, err := readList(r, path.Join(name, FileVPCs), false, vpcsCall, &reg.VPCs); err != nil {
 		return inventory.Region{}, err
 	}
-	if err := r.file(path.Join(name, FileNetworkInterfaces), nil, func(data []byte, file string) (err error) {
-		reg.NetworkInterfaces, err = decodeNetworkInterfaces(r.ctx, data, file)
-		return err
-	}); err != nil {
+	if _, err := readList(r, sgFile, false, securityGroupsCall, &reg.SecurityGroups); err != nil {
+		return inventory.Region{}, err
+	}
+	if _, err := readList(r, path.Join(name, FileNetworkInterfaces), false, networkInterfacesCall, &reg.NetworkInterfaces); err != nil {
 		return inventory.Region{}, err
 	}
 
@@ -271,27 +261,18 @@ func (r *dirReader) region(base, name string) (inventory.Region, error) {
 		}
 		reg.PrefixLists = append(reg.PrefixLists, pl)
 	}
-	if err := r.optional(path.Join(name, FileSecurityGroupVPCAssociations), func(data []byte, file string) (err error) {
-		reg.SecurityGroupVPCAssociations, err = decodeSecurityGroupVPCAssociations(r.ctx, data, file)
-		reg.AssociationsKnown = err == nil
-		return err
-	}); err != nil {
+	var err error
+	reg.AssociationsKnown, err = readList(r, path.Join(name, FileSecurityGroupVPCAssociations), true, associationsCall, &reg.SecurityGroupVPCAssociations)
+	if err != nil {
 		return inventory.Region{}, err
 	}
 	tgw, att := path.Join(name, FileTransitGateways), path.Join(name, FileTransitGatewayAttachments)
-	var tgwSeen, attSeen bool
-	if err := r.optional(tgw, func(data []byte, file string) (err error) {
-		tgwSeen = true
-		reg.TransitGateways, err = decodeTransitGateways(r.ctx, data, file)
-		return err
-	}); err != nil {
+	tgwSeen, err := readList(r, tgw, true, transitGatewaysCall, &reg.TransitGateways)
+	if err != nil {
 		return inventory.Region{}, err
 	}
-	if err := r.optional(att, func(data []byte, file string) (err error) {
-		attSeen = true
-		reg.TransitGatewayAttachments, err = decodeTransitGatewayAttachments(r.ctx, data, file)
-		return err
-	}); err != nil {
+	attSeen, err := readList(r, att, true, attachmentsCall, &reg.TransitGatewayAttachments)
+	if err != nil {
 		return inventory.Region{}, err
 	}
 	switch {
@@ -304,6 +285,23 @@ func (r *dirReader) region(base, name string) (inventory.Region, error) {
 	return reg, nil
 }
 
+// readList reads the file rel of a region directory, the AWS CLI's output
+// of c's call, into *dst, and says whether the file was there: an optional
+// file may not be, any other must.
+func readList[O, S, T any](r *dirReader, rel string, optional bool, c listCall[O, S, T], dst *[]T) (seen bool, err error) {
+	decode := func(data []byte, file string) (err error) {
+		seen = true
+		*dst, err = decodeList(r.ctx, data, file, c)
+		return err
+	}
+	if optional {
+		err = r.optional(rel, decode)
+	} else {
+		err = r.file(rel, nil, decode)
+	}
+	return seen, err
+}
+
 // optional reads rel with decode if it exists.
 func (r *dirReader) optional(rel string, decode func([]byte, string) error) error {
 	if _, err := fs.Stat(r.fsys, rel); errors.Is(err, fs.ErrNotExist) {
@@ -312,47 +310,18 @@ func (r *dirReader) optional(rel string, decode func([]byte, string) error) erro
 	return r.file(rel, nil, decode)
 }
 
-// The decode functions read one file of a region directory into the SDK's
-// output type of its call and convert that with the EC2 source's
-// conversion. Elements are named by their index in errors, as the JSON
-// pointer does.
-
-// decodeVPCs decodes the output of describe-vpcs.
-func decodeVPCs(ctx context.Context, data []byte, file string) ([]inventory.VPC, error) {
-	return decodeList(ctx, data, file, "Vpcs", "VpcId",
-		func(o *ec2.DescribeVpcsOutput) ([]types.Vpc, *string) { return o.Vpcs, o.NextToken },
-		convertVpc, vpcID)
-}
-
-// decodeSecurityGroups decodes the output of describe-security-groups.
-func decodeSecurityGroups(ctx context.Context, data []byte, file string) ([]inventory.SecurityGroup, error) {
-	return decodeList(ctx, data, file, "SecurityGroups", "GroupId",
-		func(o *ec2.DescribeSecurityGroupsOutput) ([]types.SecurityGroup, *string) {
-			return o.SecurityGroups, o.NextToken
-		},
-		convertSecurityGroup, groupID)
-}
-
-// decodeNetworkInterfaces decodes the output of
-// describe-network-interfaces.
-func decodeNetworkInterfaces(ctx context.Context, data []byte, file string) ([]inventory.NetworkInterface, error) {
-	return decodeList(ctx, data, file, "NetworkInterfaces", "NetworkInterfaceId",
-		func(o *ec2.DescribeNetworkInterfacesOutput) ([]types.NetworkInterface, *string) {
-			return o.NetworkInterfaces, o.NextToken
-		},
-		convertNetworkInterface, eniID)
-}
-
-// decodeList decodes a document of type O whose list top (of S, each with
-// an ID in idField) is read by items, and converts the list with conv.
-func decodeList[O, S, T any](ctx context.Context, data []byte, file, top, idField string, items func(*O) ([]S, *string), conv func(S, where, where) (T, error), id func(T) string) ([]T, error) {
+// decodeList reads one file of a region directory, the AWS CLI's output
+// of c's call, into the SDK's output type of the call, and converts its
+// list with the EC2 source's conversion. Elements are named by their index
+// in errors, as the JSON pointer does.
+func decodeList[O, S, T any](ctx context.Context, data []byte, file string, c listCall[O, S, T]) ([]T, error) {
 	var out O
-	if err := decodeDocument(ctx, data, file, top, &out, func() *string { _, next := items(&out); return next }); err != nil {
+	if err := decodeDocument(ctx, data, file, c.list, &out, func() *string { _, next := c.items(&out); return next }); err != nil {
 		return nil, err
 	}
-	in, _ := items(&out)
+	in, _ := c.items(&out)
 	var list []T
-	if err := convertList(fileList(top), idField, in, &list, map[string]int{}, conv, id); err != nil {
+	if err := convertList(fileList(c.list), c.idField, in, &list, map[string]int{}, c.conv, c.id); err != nil {
 		return nil, inFile(file, err)
 	}
 	return list, nil
@@ -374,10 +343,6 @@ func decodePrefixListEntries(ctx context.Context, data []byte, file string) ([]n
 
 // fileList is the top-level list of a file.
 func fileList(name string) where { return where{}.key(name) }
-
-func vpcID(v inventory.VPC) string              { return v.ID }
-func groupID(g inventory.SecurityGroup) string  { return g.ID }
-func eniID(n inventory.NetworkInterface) string { return n.ID }
 
 // prefixListRef is where a prefix list is first referred to.
 type prefixListRef struct {

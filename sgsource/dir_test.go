@@ -117,6 +117,50 @@ const (
 // deleted in a test's files deletes the file.
 const deleted = "\x00deleted"
 
+// edit replaces the first old in file with new.
+type edit struct{ file, old, new string }
+
+// readEdited applies edits, then set (whole files, or deleted), to files,
+// and reads them as an inventory directory. It fails the test unless the
+// read fails with an error containing want, and returns that error.
+func readEdited(t *testing.T, files map[string]string, edits []edit, set map[string]string, want string) error {
+	t.Helper()
+	for _, e := range edits {
+		if !strings.Contains(files[e.file], e.old) {
+			t.Fatalf("test bug: %s does not contain %q", e.file, e.old)
+		}
+		files[e.file] = strings.Replace(files[e.file], e.old, e.new, 1)
+	}
+	for name, content := range set {
+		if content == deleted {
+			delete(files, name)
+		} else {
+			files[name] = content
+		}
+	}
+	inv, err := ReadDir(context.Background(), writeFiles(t, files))
+	if err == nil {
+		t.Fatalf("ReadDir accepted it: %+v", inv)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error\n  %v\ndoes not contain\n  %s", err, want)
+	}
+	return err
+}
+
+// checkFieldError fails the test unless err is a *FieldError naming a
+// file, and its field (when it names one) and JSON pointer the same place.
+func checkFieldError(t *testing.T, err error) {
+	t.Helper()
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.File == "" {
+		t.Fatalf("error %v is not a *FieldError naming a file", err)
+	}
+	if fe.Field != "" && (fe.Pointer == "" || fieldOfPointer(jsontext.Pointer(fe.Pointer)) != fe.Field) {
+		t.Errorf("field %q and pointer %q do not name the same place", fe.Field, fe.Pointer)
+	}
+}
+
 func baseFiles() map[string]string {
 	return map[string]string{
 		sgFile:  baseSecurityGroups,
@@ -204,7 +248,6 @@ func TestReadDirBase(t *testing.T) {
 }
 
 func TestReadDirRejects(t *testing.T) {
-	type edit struct{ file, old, new string }
 	tests := []struct {
 		name  string
 		edits []edit
@@ -649,44 +692,14 @@ func TestReadDirRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := baseFiles()
-			for _, e := range tt.edits {
-				if !strings.Contains(files[e.file], e.old) {
-					t.Fatalf("test bug: %s does not contain %q", e.file, e.old)
-				}
-				files[e.file] = strings.Replace(files[e.file], e.old, e.new, 1)
-			}
-			for name, content := range tt.files {
-				if content == deleted {
-					delete(files, name)
-				} else {
-					files[name] = content
-				}
-			}
-			dir := writeFiles(t, files)
-			inv, err := ReadDir(context.Background(), dir)
-			if err == nil {
-				t.Fatalf("ReadDir accepted it: %+v", inv)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error\n  %v\ndoes not contain\n  %s", err, tt.want)
-			}
+			err := readEdited(t, baseFiles(), tt.edits, tt.files, tt.want)
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("error %v does not wrap ErrInvalid", err)
 			}
 			// Every rejection names the file; one about a value in it
 			// also the field and the JSON pointer, which name the same
 			// place.
-			var fe *FieldError
-			if !errors.As(err, &fe) {
-				t.Fatalf("error %v is not a *FieldError", err)
-			}
-			if fe.File == "" {
-				t.Errorf("error %v names no file", err)
-			}
-			if fe.Field != "" && (fe.Pointer == "" || fieldOfPointer(jsontext.Pointer(fe.Pointer)) != fe.Field) {
-				t.Errorf("field %q and pointer %q do not name the same place", fe.Field, fe.Pointer)
-			}
+			checkFieldError(t, err)
 		})
 	}
 }
@@ -894,20 +907,20 @@ var decoders = []struct {
 }{
 	{FileSecurityGroups,
 		func(b []byte) (any, error) {
-			return decodeSecurityGroups(context.Background(), b, "f")
+			return decodeList(context.Background(), b, "f", securityGroupsCall)
 		},
 		func(v any) any {
 			return &ec2.DescribeSecurityGroupsOutput{SecurityGroups: securityGroupsOut(v.([]inventory.SecurityGroup))}
 		}},
 	{FileNetworkInterfaces,
 		func(b []byte) (any, error) {
-			return decodeNetworkInterfaces(context.Background(), b, "f")
+			return decodeList(context.Background(), b, "f", networkInterfacesCall)
 		},
 		func(v any) any {
 			return &ec2.DescribeNetworkInterfacesOutput{NetworkInterfaces: networkInterfacesOut(v.([]inventory.NetworkInterface))}
 		}},
 	{FileVPCs,
-		func(b []byte) (any, error) { return decodeVPCs(context.Background(), b, "f") },
+		func(b []byte) (any, error) { return decodeList(context.Background(), b, "f", vpcsCall) },
 		func(v any) any { return &ec2.DescribeVpcsOutput{Vpcs: vpcsOut(v.([]inventory.VPC))} }},
 	{"prefix-list.json",
 		func(b []byte) (any, error) {
@@ -1001,10 +1014,10 @@ func TestDecodeStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	big := `{"SecurityGroups": [], "Junk": [` + strings.Repeat(`1,`, 10_000) + `1]}`
-	if _, err := decodeSecurityGroups(ctx, []byte(big), "f"); !errors.Is(err, context.Canceled) {
+	if _, err := decodeList(ctx, []byte(big), "f", securityGroupsCall); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	if _, err := decodeSecurityGroups(context.Background(), []byte(big), "f"); err != nil {
+	if _, err := decodeList(context.Background(), []byte(big), "f", securityGroupsCall); err != nil {
 		t.Fatalf("the same file, not cancelled: %v", err)
 	}
 }

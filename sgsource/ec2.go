@@ -474,36 +474,21 @@ func (s *EC2) paginate(ctx context.Context, region, call, what string, page func
 }
 
 func (s *EC2) describeVpcs(ctx context.Context, c *ec2.Client, region string) ([]inventory.VPC, error) {
-	return describe(ctx, s, region, CallDescribeVpcs, "Vpcs", "VpcId", convertVpc, vpcID,
-		func(ctx context.Context, in pageInput) ([]types.Vpc, *string, error) {
-			out, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
-			if err != nil {
-				return nil, nil, err
-			}
-			return out.Vpcs, out.NextToken, nil
-		})
+	return describe(ctx, s, region, CallDescribeVpcs, vpcsCall, s.filters(), func(ctx context.Context, in pageInput) (*ec2.DescribeVpcsOutput, error) {
+		return c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
+	})
 }
 
 func (s *EC2) describeSecurityGroups(ctx context.Context, c *ec2.Client, region string) ([]inventory.SecurityGroup, error) {
-	return describe(ctx, s, region, CallDescribeSecurityGroups, "SecurityGroups", "GroupId", convertSecurityGroup, groupID,
-		func(ctx context.Context, in pageInput) ([]types.SecurityGroup, *string, error) {
-			out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
-			if err != nil {
-				return nil, nil, err
-			}
-			return out.SecurityGroups, out.NextToken, nil
-		})
+	return describe(ctx, s, region, CallDescribeSecurityGroups, securityGroupsCall, s.filters(), func(ctx context.Context, in pageInput) (*ec2.DescribeSecurityGroupsOutput, error) {
+		return c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
+	})
 }
 
 func (s *EC2) describeNetworkInterfaces(ctx context.Context, c *ec2.Client, region string) ([]inventory.NetworkInterface, error) {
-	return describe(ctx, s, region, CallDescribeNetworkInterfaces, "NetworkInterfaces", "NetworkInterfaceId", convertNetworkInterface, eniID,
-		func(ctx context.Context, in pageInput) ([]types.NetworkInterface, *string, error) {
-			out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
-			if err != nil {
-				return nil, nil, err
-			}
-			return out.NetworkInterfaces, out.NextToken, nil
-		})
+	return describe(ctx, s, region, CallDescribeNetworkInterfaces, networkInterfacesCall, s.filters(), func(ctx context.Context, in pageInput) (*ec2.DescribeNetworkInterfacesOutput, error) {
+		return c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: in.filters, MaxResults: in.maxResults, NextToken: in.token})
+	})
 }
 
 // describeAssociations reads DescribeSecurityGroupVpcAssociations. An
@@ -516,15 +501,9 @@ func (s *EC2) describeAssociations(ctx context.Context, c *ec2.Client, region st
 	if s.NoAssociations {
 		return nil, false, nil
 	}
-	list, err = describeWith(ctx, s, region, CallDescribeSecurityGroupVpcAssociations, "SecurityGroupVpcAssociations", "GroupId and VpcId",
-		convertSecurityGroupVPCAssociation, func(a inventory.SecurityGroupVPCAssociation) string { return a.GroupID + " " + a.VPCID }, nil,
-		func(ctx context.Context, in pageInput) ([]types.SecurityGroupVpcAssociation, *string, error) {
-			out, err := c.DescribeSecurityGroupVpcAssociations(ctx, &ec2.DescribeSecurityGroupVpcAssociationsInput{MaxResults: in.maxResults, NextToken: in.token})
-			if err != nil {
-				return nil, nil, err
-			}
-			return out.SecurityGroupVpcAssociations, out.NextToken, nil
-		})
+	list, err = describe(ctx, s, region, CallDescribeSecurityGroupVpcAssociations, associationsCall, nil, func(ctx context.Context, in pageInput) (*ec2.DescribeSecurityGroupVpcAssociationsOutput, error) {
+		return c.DescribeSecurityGroupVpcAssociations(ctx, &ec2.DescribeSecurityGroupVpcAssociationsInput{MaxResults: in.maxResults, NextToken: in.token})
+	})
 	if err != nil && unsupported(err) {
 		s.logger().LogAttrs(ctx, slog.LevelWarn, "the EC2 endpoint does not describe security group VPC associations: references to members in associated VPCs will be stale",
 			slog.String("region", region), slog.String("error", err.Error()))
@@ -565,27 +544,15 @@ func unsupported(err error) bool {
 }
 
 func (s *EC2) describeTransitGateways(ctx context.Context, c *ec2.Client, region string) ([]inventory.TransitGateway, error) {
-	return describeWith(ctx, s, region, CallDescribeTransitGateways, "TransitGateways", "TransitGatewayId", convertTransitGateway,
-		func(g inventory.TransitGateway) string { return g.ID }, nil,
-		func(ctx context.Context, in pageInput) ([]types.TransitGateway, *string, error) {
-			out, err := c.DescribeTransitGateways(ctx, &ec2.DescribeTransitGatewaysInput{MaxResults: in.maxResults, NextToken: in.token})
-			if err != nil {
-				return nil, nil, err
-			}
-			return out.TransitGateways, out.NextToken, nil
-		})
+	return describe(ctx, s, region, CallDescribeTransitGateways, transitGatewaysCall, nil, func(ctx context.Context, in pageInput) (*ec2.DescribeTransitGatewaysOutput, error) {
+		return c.DescribeTransitGateways(ctx, &ec2.DescribeTransitGatewaysInput{MaxResults: in.maxResults, NextToken: in.token})
+	})
 }
 
 func (s *EC2) describeTransitGatewayAttachments(ctx context.Context, c *ec2.Client, region string) ([]inventory.TransitGatewayVPCAttachment, error) {
-	return describeWith(ctx, s, region, CallDescribeTransitGatewayVpcAttachments, "TransitGatewayVpcAttachments", "TransitGatewayAttachmentId", convertTransitGatewayAttachment,
-		func(a inventory.TransitGatewayVPCAttachment) string { return a.ID }, nil,
-		func(ctx context.Context, in pageInput) ([]types.TransitGatewayVpcAttachment, *string, error) {
-			out, err := c.DescribeTransitGatewayVpcAttachments(ctx, &ec2.DescribeTransitGatewayVpcAttachmentsInput{MaxResults: in.maxResults, NextToken: in.token})
-			if err != nil {
-				return nil, nil, err
-			}
-			return out.TransitGatewayVpcAttachments, out.NextToken, nil
-		})
+	return describe(ctx, s, region, CallDescribeTransitGatewayVpcAttachments, attachmentsCall, nil, func(ctx context.Context, in pageInput) (*ec2.DescribeTransitGatewayVpcAttachmentsOutput, error) {
+		return c.DescribeTransitGatewayVpcAttachments(ctx, &ec2.DescribeTransitGatewayVpcAttachmentsInput{MaxResults: in.maxResults, NextToken: in.token})
+	})
 }
 
 // pageInput is what every Describe call of a Fetch sends.
@@ -595,24 +562,21 @@ type pageInput struct {
 	token      *string
 }
 
-// describe follows one paginated Describe call to the end and converts the
-// list (named list, its elements' IDs in idField) of every page.
-func describe[S, T any](ctx context.Context, s *EC2, region, call, list, idField string, conv func(S, where, where) (T, error), id func(T) string, page func(context.Context, pageInput) ([]S, *string, error)) ([]T, error) {
-	return describeWith(ctx, s, region, call, list, idField, conv, id, s.filters(), page)
-}
-
-// describeWith is describe with the filters given: the transit gateway and
-// association calls take no vpc-id filter (a gateway has no VPC; the
-// associations of a group matter from every VPC).
-func describeWith[S, T any](ctx context.Context, s *EC2, region, call, list, idField string, conv func(S, where, where) (T, error), id func(T) string, filters []types.Filter, page func(context.Context, pageInput) ([]S, *string, error)) ([]T, error) {
+// describe follows one paginated Describe call of c to the end, each page
+// asked for with filters (nil for the transit gateway and association
+// calls, which take no vpc-id filter: a gateway has no VPC; the
+// associations of a group matter from every VPC), and converts the list
+// of every page.
+func describe[O, S, T any](ctx context.Context, s *EC2, region, call string, c listCall[O, S, T], filters []types.Filter, page func(context.Context, pageInput) (*O, error)) ([]T, error) {
 	var out []T
 	seen := map[string]int{}
 	err := s.paginate(ctx, region, call, "", func(ctx context.Context, token *string) (*string, error) {
-		items, next, err := page(ctx, pageInput{filters: filters, maxResults: s.maxResults(1000), token: token})
+		o, err := page(ctx, pageInput{filters: filters, maxResults: s.maxResults(1000), token: token})
 		if err != nil {
 			return nil, err
 		}
-		return next, apiError(convertList(apiList(list), idField, items, &out, seen, conv, id))
+		items, next := c.items(o)
+		return next, apiError(convertList(apiList(c.list), c.idField, items, &out, seen, c.conv, c.id))
 	})
 	return out, err
 }

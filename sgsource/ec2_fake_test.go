@@ -54,6 +54,20 @@ func ec2Error(status int, code, msg string) *fakeReply {
 <Response><Errors><Error><Code>` + code + `</Code><Message>` + msg + `</Message></Error></Errors><RequestID>fake</RequestID></Response>`}
 }
 
+// faultOn is a fault that replies r to the calls of action in region
+// whose number n (from 1) calls accepts.
+func faultOn(region, action string, calls func(n int) bool, r *fakeReply) func(region, action string, n int) *fakeReply {
+	return func(reg, act string, n int) *fakeReply {
+		if reg == region && act == action && calls(n) {
+			return r
+		}
+		return nil
+	}
+}
+
+// anyCall accepts every call.
+func anyCall(int) bool { return true }
+
 func newFakeEC2(t testing.TB, inv *inventory.Inventory) (*fakeEC2, *httptest.Server) {
 	f := &fakeEC2{inv: inv, calls: make(map[string]int), pages: make(map[string]map[string]bool)}
 	srv := httptest.NewServer(f)
@@ -319,17 +333,9 @@ func writeGroup(b *strings.Builder, g inventory.SecurityGroup) {
 			b.WriteString(`</item>`)
 		}
 		b.WriteString(`</groups><ipRanges>`)
-		for _, c := range p.CIDRs {
-			if c.Addr().Is4() {
-				b.WriteString(`<item><cidrIp>` + c.String() + `</cidrIp></item>`)
-			}
-		}
+		writeItems(b, "cidrIp", p.CIDRs, is4)
 		b.WriteString(`</ipRanges><ipv6Ranges>`)
-		for _, c := range p.CIDRs {
-			if c.Addr().Is6() {
-				b.WriteString(`<item><cidrIpv6>` + c.String() + `</cidrIpv6></item>`)
-			}
-		}
+		writeItems(b, "cidrIpv6", p.CIDRs, is6)
 		b.WriteString(`</ipv6Ranges><prefixListIds>`)
 		for _, id := range p.PrefixListIDs {
 			b.WriteString(`<item><prefixListId>` + id + `</prefixListId></item>`)
@@ -339,6 +345,20 @@ func writeGroup(b *strings.Builder, g inventory.SecurityGroup) {
 	// Egress is described too, and must be ignored.
 	b.WriteString(`</ipPermissions><ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item></ipPermissionsEgress></item>`)
 }
+
+// writeItems writes <item><tag>v</tag></item> for each v of vs that keep
+// keeps.
+func writeItems[T interface{ String() string }](b *strings.Builder, tag string, vs []T, keep func(T) bool) {
+	for _, v := range vs {
+		if keep(v) {
+			b.WriteString(`<item><` + tag + `>` + v.String() + `</` + tag + `></item>`)
+		}
+	}
+}
+
+// is4 and is6 tell a prefix's family.
+func is4(p netip.Prefix) bool { return p.Addr().Is4() }
+func is6(p netip.Prefix) bool { return p.Addr().Is6() }
 
 func writeENI(b *strings.Builder, n inventory.NetworkInterface) {
 	b.WriteString(`<item><networkInterfaceId>` + n.ID + `</networkInterfaceId><vpcId>` + n.VPCID + `</vpcId><ownerId>` + n.OwnerID +
@@ -368,23 +388,11 @@ func writeENI(b *strings.Builder, n inventory.NetworkInterface) {
 		}
 	}
 	b.WriteString(`</privateIpAddressesSet><ipv6AddressesSet>`)
-	for _, a := range n.Addresses {
-		if a.Is6() {
-			b.WriteString(`<item><ipv6Address>` + a.String() + `</ipv6Address></item>`)
-		}
-	}
+	writeItems(b, "ipv6Address", n.Addresses, netip.Addr.Is6)
 	b.WriteString(`</ipv6AddressesSet><ipv4PrefixSet>`)
-	for _, p := range n.Prefixes {
-		if p.Addr().Is4() {
-			b.WriteString(`<item><ipv4Prefix>` + p.String() + `</ipv4Prefix></item>`)
-		}
-	}
+	writeItems(b, "ipv4Prefix", n.Prefixes, is4)
 	b.WriteString(`</ipv4PrefixSet><ipv6PrefixSet>`)
-	for _, p := range n.Prefixes {
-		if p.Addr().Is6() {
-			b.WriteString(`<item><ipv6Prefix>` + p.String() + `</ipv6Prefix></item>`)
-		}
-	}
+	writeItems(b, "ipv6Prefix", n.Prefixes, is6)
 	// A public IP is not a member.
 	b.WriteString(`</ipv6PrefixSet><association><publicIp>203.0.113.99</publicIp></association></item>`)
 }

@@ -175,13 +175,8 @@ func TestEC2Faults(t *testing.T) {
 		standard bool
 	}{
 		{
-			name: "throttled mid-pagination then success",
-			fault: func(region, action string, n int) *fakeReply {
-				if region == "eu-west-1" && action == CallDescribeSecurityGroups && n == 2 {
-					return ec2Error(http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.")
-				}
-				return nil
-			},
+			name:       "throttled mid-pagination then success",
+			fault:      faultOn("eu-west-1", CallDescribeSecurityGroups, func(n int) bool { return n == 2 }, ec2Error(http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.")),
 			wantRegion: "eu-west-1", wantCall: CallDescribeSecurityGroups, wantCalls: 1 + pages(20, 5),
 		},
 		{
@@ -196,70 +191,40 @@ func TestEC2Faults(t *testing.T) {
 			wantRegion: "us-west-2", wantCall: CallDescribeNetworkInterfaces, wantCalls: 1 + pages(30, 5),
 		},
 		{
-			name: "500 mid-pagination",
-			fault: func(region, action string, n int) *fakeReply {
-				if region == "us-west-2" && action == CallDescribeNetworkInterfaces && n >= 3 {
-					return ec2Error(http.StatusInternalServerError, "InternalError", "An internal error has occurred.")
-				}
-				return nil
-			},
+			name:       "500 mid-pagination",
+			fault:      faultOn("us-west-2", CallDescribeNetworkInterfaces, func(n int) bool { return n >= 3 }, ec2Error(http.StatusInternalServerError, "InternalError", "An internal error has occurred.")),
 			wantErr:    "us-west-2: DescribeNetworkInterfaces: ",
 			wantRegion: "us-west-2", wantCall: CallDescribeNetworkInterfaces, wantCalls: 2 + 4, // 2 pages, then 4 attempts
 		},
 		{
-			name: "malformed XML",
-			fault: func(region, action string, n int) *fakeReply {
-				if region == "eu-west-1" && action == CallDescribeVpcs {
-					return &fakeReply{status: http.StatusOK, body: `<DescribeVpcsResponse><vpcSet><item><vpcId>vpc-0123`}
-				}
-				return nil
-			},
+			name:       "malformed XML",
+			fault:      faultOn("eu-west-1", CallDescribeVpcs, anyCall, &fakeReply{status: http.StatusOK, body: `<DescribeVpcsResponse><vpcSet><item><vpcId>vpc-0123`}),
 			wantErr:    "eu-west-1: DescribeVpcs: ",
 			wantRegion: "eu-west-1", wantCall: CallDescribeVpcs,
 		},
 		{
-			name: "not XML at all",
-			fault: func(region, action string, n int) *fakeReply {
-				if region == "us-west-2" && action == CallDescribeSecurityGroups && n == 2 {
-					return &fakeReply{status: http.StatusOK, body: `{"SecurityGroups": []}`}
-				}
-				return nil
-			},
+			name:       "not XML at all",
+			fault:      faultOn("us-west-2", CallDescribeSecurityGroups, func(n int) bool { return n == 2 }, &fakeReply{status: http.StatusOK, body: `{"SecurityGroups": []}`}),
 			wantErr:    "us-west-2: DescribeSecurityGroups: ",
 			wantRegion: "us-west-2", wantCall: CallDescribeSecurityGroups,
 		},
 		{
-			name: "access denied is not retried",
-			fault: func(region, action string, n int) *fakeReply {
-				if region == "eu-west-1" && action == CallGetManagedPrefixListEntries {
-					return ec2Error(http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation.")
-				}
-				return nil
-			},
+			name:       "access denied is not retried",
+			fault:      faultOn("eu-west-1", CallGetManagedPrefixListEntries, anyCall, ec2Error(http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation.")),
 			wantErr:    "eu-west-1: GetManagedPrefixListEntries: pl-",
 			wantRegion: "eu-west-1", wantCall: CallGetManagedPrefixListEntries,
 		},
 		{
 			name: "a bad CIDR fails the whole fetch",
-			fault: func(region, action string, n int) *fakeReply {
-				if region == "us-west-2" && action == CallDescribeVpcs {
-					return &fakeReply{status: http.StatusOK, body: `<DescribeVpcsResponse><vpcSet><item><vpcId>vpc-0123456789abcdef0</vpcId><ownerId>123456789012</ownerId>` +
-						`<cidrBlockAssociationSet><item><cidrBlock>10.1.2.3/16</cidrBlock><cidrBlockState><state>associated</state></cidrBlockState></item></cidrBlockAssociationSet>` +
-						`</item></vpcSet></DescribeVpcsResponse>`}
-				}
-				return nil
-			},
+			fault: faultOn("us-west-2", CallDescribeVpcs, anyCall, &fakeReply{status: http.StatusOK, body: `<DescribeVpcsResponse><vpcSet><item><vpcId>vpc-0123456789abcdef0</vpcId><ownerId>123456789012</ownerId>` +
+				`<cidrBlockAssociationSet><item><cidrBlock>10.1.2.3/16</cidrBlock><cidrBlockState><state>associated</state></cidrBlockState></item></cidrBlockAssociationSet>` +
+				`</item></vpcSet></DescribeVpcsResponse>`}),
 			wantErr:    "us-west-2: DescribeVpcs: Vpcs[vpc-0123456789abcdef0].CidrBlockAssociationSet[0].CidrBlock: \"10.1.2.3/16\" has host bits set",
 			wantRegion: "us-west-2", wantCall: CallDescribeVpcs, wantCalls: 1,
 		},
 		{
-			name: "a repeated NextToken is an error, not the end",
-			fault: func(region, action string, n int) *fakeReply {
-				if region == "eu-west-1" && action == CallDescribeNetworkInterfaces {
-					return &fakeReply{status: http.StatusOK, body: `<DescribeNetworkInterfacesResponse><networkInterfaceSet/><nextToken>again</nextToken></DescribeNetworkInterfacesResponse>`}
-				}
-				return nil
-			},
+			name:       "a repeated NextToken is an error, not the end",
+			fault:      faultOn("eu-west-1", CallDescribeNetworkInterfaces, anyCall, &fakeReply{status: http.StatusOK, body: `<DescribeNetworkInterfacesResponse><networkInterfaceSet/><nextToken>again</nextToken></DescribeNetworkInterfacesResponse>`}),
 			wantErr:    `eu-west-1: DescribeNetworkInterfaces: paginating: NextToken "again" returned twice`,
 			wantRegion: "eu-west-1", wantCall: CallDescribeNetworkInterfaces, wantCalls: 2,
 		},

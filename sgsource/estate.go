@@ -1,10 +1,8 @@
 package sgsource
 
 import (
-	"context"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/reyes-fw/reyes/internal/errtext"
@@ -139,33 +137,4 @@ func convertTransitGatewayAttachment(a types.TransitGatewayVpcAttachment, w, lis
 		out.SecurityGroupReferencing = v == "enable"
 	}
 	return out, nil
-}
-
-// decodeSecurityGroupVPCAssociations decodes the output of
-// describe-security-group-vpc-associations.
-func decodeSecurityGroupVPCAssociations(ctx context.Context, data []byte, file string) ([]inventory.SecurityGroupVPCAssociation, error) {
-	return decodeList(ctx, data, file, "SecurityGroupVpcAssociations", "GroupId and VpcId",
-		func(o *ec2.DescribeSecurityGroupVpcAssociationsOutput) ([]types.SecurityGroupVpcAssociation, *string) {
-			return o.SecurityGroupVpcAssociations, o.NextToken
-		},
-		convertSecurityGroupVPCAssociation, func(a inventory.SecurityGroupVPCAssociation) string { return a.GroupID + " " + a.VPCID })
-}
-
-// decodeTransitGateways decodes the output of describe-transit-gateways.
-func decodeTransitGateways(ctx context.Context, data []byte, file string) ([]inventory.TransitGateway, error) {
-	return decodeList(ctx, data, file, "TransitGateways", "TransitGatewayId",
-		func(o *ec2.DescribeTransitGatewaysOutput) ([]types.TransitGateway, *string) {
-			return o.TransitGateways, o.NextToken
-		},
-		convertTransitGateway, func(g inventory.TransitGateway) string { return g.ID })
-}
-
-// decodeTransitGatewayAttachments decodes the output of
-// describe-transit-gateway-vpc-attachments.
-func decodeTransitGatewayAttachments(ctx context.Context, data []byte, file string) ([]inventory.TransitGatewayVPCAttachment, error) {
-	return decodeList(ctx, data, file, "TransitGatewayVpcAttachments", "TransitGatewayAttachmentId",
-		func(o *ec2.DescribeTransitGatewayVpcAttachmentsOutput) ([]types.TransitGatewayVpcAttachment, *string) {
-			return o.TransitGatewayVpcAttachments, o.NextToken
-		},
-		convertTransitGatewayAttachment, func(a inventory.TransitGatewayVPCAttachment) string { return a.ID })
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/reyes-fw/reyes/inventory"
 )
 
@@ -143,7 +141,6 @@ func TestReadDirAccounts(t *testing.T) {
 // TestReadDirRejectsEstateFiles: each field of the optional files is
 // checked, and the error names the file, the field and its JSON pointer.
 func TestReadDirRejectsEstateFiles(t *testing.T) {
-	type edit struct{ file, old, new string }
 	tests := []struct {
 		name  string
 		edits []edit
@@ -195,37 +192,11 @@ func TestReadDirRejectsEstateFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			files := estateFiles()
-			for _, e := range tt.edits {
-				if !strings.Contains(files[e.file], e.old) {
-					t.Fatalf("test bug: %s does not contain %q", e.file, e.old)
-				}
-				files[e.file] = strings.Replace(files[e.file], e.old, e.new, 1)
-			}
-			for name, content := range tt.files {
-				if content == deleted {
-					delete(files, name)
-				} else {
-					files[name] = content
-				}
-			}
-			inv, err := ReadDir(context.Background(), writeFiles(t, files))
-			if err == nil {
-				t.Fatalf("ReadDir accepted it: %+v", inv)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error\n  %v\ndoes not contain\n  %s", err, tt.want)
-			}
+			err := readEdited(t, estateFiles(), tt.edits, tt.files, tt.want)
 			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrMissingFile) {
 				t.Errorf("error %v wraps neither ErrInvalid nor ErrMissingFile", err)
 			}
-			var fe *FieldError
-			if !errors.As(err, &fe) || fe.File == "" {
-				t.Fatalf("error %v is not a *FieldError naming a file", err)
-			}
-			if fe.Field != "" && (fe.Pointer == "" || fieldOfPointer(jsontext.Pointer(fe.Pointer)) != fe.Field) {
-				t.Errorf("field %q and pointer %q do not name the same place", fe.Field, fe.Pointer)
-			}
+			checkFieldError(t, err)
 		})
 	}
 }

@@ -16,45 +16,37 @@ const benchPayloadSize = 20 << 20
 func benchObject(b *testing.B) (obj, payload []byte, kr *Keyring) {
 	b.Helper()
 	now := time.Now()
-	sec, _, err := GenerateKey("Bench", "bench@example.org", now)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := ParseSigner(sec)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, _, _ := testKey(b, "Bench", "bench@example.org", now)
 	payload = make([]byte, benchPayloadSize)
 	rand.Read(payload)
-	obj, err = Seal(payload, s, now)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return obj, payload, s.Keyring()
+	return mustSeal(b, payload, s, now), payload, s.Keyring()
 }
 
 // BenchmarkOpen20MiB opens (reads, splits, verifies) a 20 MiB object.
 func BenchmarkOpen20MiB(b *testing.B) {
-	obj, _, kr := benchObject(b)
-	now := time.Now()
-	b.SetBytes(int64(len(obj)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Open(bytes.NewReader(obj), kr, now); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchOpen(b, func(obj []byte, kr *Keyring, now time.Time) error {
+		_, err := Open(bytes.NewReader(obj), kr, now)
+		return err
+	})
 }
 
 // BenchmarkOpenBytes20MiB opens the same object already in memory, as a
 // follower does with what a store returned: no copy of the payload.
 func BenchmarkOpenBytes20MiB(b *testing.B) {
+	benchOpen(b, func(obj []byte, kr *Keyring, now time.Time) error {
+		_, err := OpenBytes(obj, kr, now)
+		return err
+	})
+}
+
+// benchOpen times open of the 20 MiB object of benchObject.
+func benchOpen(b *testing.B, open func(obj []byte, kr *Keyring, now time.Time) error) {
 	obj, _, kr := benchObject(b)
 	now := time.Now()
 	b.SetBytes(int64(len(obj)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := OpenBytes(obj, kr, now); err != nil {
+		if err := open(obj, kr, now); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -63,8 +55,7 @@ func BenchmarkOpenBytes20MiB(b *testing.B) {
 // BenchmarkSeal20MiB signs a 20 MiB payload.
 func BenchmarkSeal20MiB(b *testing.B) {
 	_, payload, _ := benchObject(b)
-	sec, _, _ := GenerateKey("Bench", "bench@example.org", time.Now())
-	s, _ := ParseSigner(sec)
+	s, _, _ := testKey(b, "Bench", "bench@example.org", time.Now())
 	now := time.Now()
 	b.SetBytes(int64(len(payload)))
 	for b.Loop() {

@@ -11,14 +11,7 @@ import (
 // payload it returns (nothing added, nothing dropped).
 func FuzzOpen(f *testing.F) {
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	sec, _, err := GenerateKey("Fuzz", "fuzz@example.org", now)
-	if err != nil {
-		f.Fatal(err)
-	}
-	s, err := ParseSigner(sec)
-	if err != nil {
-		f.Fatal(err)
-	}
+	s, _, _ := testKey(f, "Fuzz", "fuzz@example.org", now)
 	kr := s.Keyring()
 	for _, p := range []string{"", "{}", `{"format":"reyes.ruleset/v1"}`, "\x00\xff\n"} {
 		obj, err := Seal([]byte(p), s, now)

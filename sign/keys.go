@@ -84,14 +84,7 @@ func (k *Keyring) Merge(others ...*Keyring) *Keyring {
 // Fingerprints returns the upper-case hex fingerprints of the primary keys
 // in the keyring, in the order they were read.
 func (k *Keyring) Fingerprints() []string {
-	if k == nil {
-		return nil
-	}
-	out := make([]string, 0, len(k.entities))
-	for _, e := range k.entities {
-		out = append(out, fingerprint(e.PrimaryKey))
-	}
-	return out
+	return k.eachKey(func(e *openpgp.Entity) string { return fingerprint(e.PrimaryKey) })
 }
 
 // KeyDigests returns, for each key in the keyring in the order read, the
@@ -102,17 +95,25 @@ func (k *Keyring) Fingerprints() []string {
 // expired), so a caller that caches a verification can tell when to verify
 // again.
 func (k *Keyring) KeyDigests() []string {
-	if k == nil {
-		return nil
-	}
-	out := make([]string, 0, len(k.entities))
-	for _, e := range k.entities {
+	return k.eachKey(func(e *openpgp.Entity) string {
 		h := sha256.New()
 		if err := e.Serialize(h); err != nil {
 			// Cannot be compared: a digest that matches nothing recorded.
 			fmt.Fprintf(h, "unserializable %s: %v", fingerprint(e.PrimaryKey), err)
 		}
-		out = append(out, hex.EncodeToString(h.Sum(nil)))
+		return hex.EncodeToString(h.Sum(nil))
+	})
+}
+
+// eachKey returns f of each key in the keyring, in the order read; nil for
+// a nil keyring.
+func (k *Keyring) eachKey(f func(*openpgp.Entity) string) []string {
+	if k == nil {
+		return nil
+	}
+	out := make([]string, 0, len(k.entities))
+	for _, e := range k.entities {
+		out = append(out, f(e))
 	}
 	return out
 }

@@ -121,11 +121,27 @@ func Open(r io.Reader, trusted *Keyring, now time.Time, opts ...Option) ([]byte,
 // verifies that a key in trusted signed exactly its payload bytes and was
 // valid at now. Every failure matches one of the package's sentinel errors.
 func OpenVerified(r io.Reader, trusted *Keyring, now time.Time, opts ...Option) (*Verified, error) {
+	return openObject(func(max int64) ([]byte, []byte, error) { return readObject(r, max) }, trusted, now, opts)
+}
+
+// OpenBytes is [Open] for an object already in memory (what a store's Get
+// returns). The payload it returns aliases object instead of copying it.
+func OpenBytes(object []byte, trusted *Keyring, now time.Time, opts ...Option) ([]byte, error) {
+	v, err := openObject(func(max int64) ([]byte, []byte, error) { return splitObject(object, max) }, trusted, now, opts)
+	if err != nil {
+		return nil, err
+	}
+	return v.Payload, nil
+}
+
+// openObject splits an object with split, given the size cap of opts, and
+// verifies it: what OpenVerified and OpenBytes share.
+func openObject(split func(max int64) (sig, payload []byte, err error), trusted *Keyring, now time.Time, opts []Option) (*Verified, error) {
 	o := options{maxSize: DefaultMaxSize, maxSkew: DefaultMaxSkew}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	sig, payload, err := readObject(r, o.maxSize)
+	sig, payload, err := split(o.maxSize)
 	if err != nil {
 		return nil, fmt.Errorf("opening signed object: %w", err)
 	}
@@ -134,24 +150,6 @@ func OpenVerified(r io.Reader, trusted *Keyring, now time.Time, opts ...Option) 
 		return nil, fmt.Errorf("opening signed object: %w", err)
 	}
 	return v, nil
-}
-
-// OpenBytes is [Open] for an object already in memory (what a store's Get
-// returns). The payload it returns aliases object instead of copying it.
-func OpenBytes(object []byte, trusted *Keyring, now time.Time, opts ...Option) ([]byte, error) {
-	o := options{maxSize: DefaultMaxSize, maxSkew: DefaultMaxSkew}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	sig, payload, err := splitObject(object, o.maxSize)
-	if err != nil {
-		return nil, fmt.Errorf("opening signed object: %w", err)
-	}
-	v, err := verify(sig, payload, trusted, now, o.maxSkew)
-	if err != nil {
-		return nil, fmt.Errorf("opening signed object: %w", err)
-	}
-	return v.Payload, nil
 }
 
 // splitObject splits an in-memory object with the same rules as readObject.

@@ -64,14 +64,7 @@ func TestGnuPGKeysRoundTrip(t *testing.T) {
 						t.Fatalf("ParseKeyring: %v", err)
 					}
 					now := time.Now()
-					obj, err := Seal(testPayload, signer, now)
-					if err != nil {
-						t.Fatalf("Seal: %v", err)
-					}
-					v, err := OpenVerified(bytes.NewReader(obj), kr, now)
-					if err != nil {
-						t.Fatalf("Open: %v", err)
-					}
+					obj, v := sealOpen(t, signer, kr, now)
 					if !bytes.Equal(v.Payload, testPayload) || v.Signer != fpr || v.Key != fpr {
 						t.Errorf("Open = %q by %s/%s, want %q by %s", v.Payload, v.Signer, v.Key, testPayload, fpr)
 					}
@@ -144,14 +137,7 @@ func TestSigningSubkey(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseSigner: %v", err)
 			}
-			obj, err := Seal(testPayload, signer, now)
-			if err != nil {
-				t.Fatalf("Seal: %v", err)
-			}
-			v, err := OpenVerified(bytes.NewReader(obj), kr, now)
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
+			obj, v := sealOpen(t, signer, kr, now)
 			if v.Signer != primary || v.Key != sub {
 				t.Errorf("signed by %s/%s, want %s/%s", v.Signer, v.Key, primary, sub)
 			}
@@ -285,13 +271,7 @@ func newRejectFixture(t *testing.T) *rejectFixture {
 	if f.obj, err = Seal(testPayload, f.signer, f.now); err != nil {
 		t.Fatal(err)
 	}
-	otherSec, _, err := GenerateKey("Other", "other@example.org", f.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.other, err = ParseSigner(otherSec); err != nil {
-		t.Fatal(err)
-	}
+	f.other, _, _ = testKey(t, "Other", "other@example.org", f.now)
 	return f
 }
 
@@ -440,11 +420,7 @@ func TestSealRejects(t *testing.T) {
 }
 
 func TestObjectFormat(t *testing.T) {
-	sec, _, err := GenerateKey("Fmt", "fmt@example.org", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := ParseSigner(sec)
+	s, _, _ := testKey(t, "Fmt", "fmt@example.org", time.Now())
 	for _, payload := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte{0, 0xff, '\n'}, 1000)} {
 		obj := mustSeal(t, payload, s, time.Now())
 		head, rest, _ := bytes.Cut(obj, []byte("\n"))
@@ -466,6 +442,31 @@ func TestObjectFormat(t *testing.T) {
 			t.Fatalf("Open = %q, %v", got, err)
 		}
 	}
+}
+
+// testKey generates a key for name and email at now: its signer and the
+// armored secret and public keys.
+func testKey(t testing.TB, name, email string, now time.Time) (s *Signer, secret, public []byte) {
+	t.Helper()
+	secret, public, err := GenerateKey(name, email, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = ParseSigner(secret); err != nil {
+		t.Fatal(err)
+	}
+	return s, secret, public
+}
+
+// sealOpen seals testPayload with s at now and opens the object with kr.
+func sealOpen(t *testing.T, s *Signer, kr *Keyring, now time.Time) (obj []byte, v *Verified) {
+	t.Helper()
+	obj = mustSeal(t, testPayload, s, now)
+	v, err := OpenVerified(bytes.NewReader(obj), kr, now)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return obj, v
 }
 
 func mustSeal(t testing.TB, payload []byte, s *Signer, now time.Time) []byte {

@@ -30,19 +30,22 @@ func writeFile(t *testing.T, dir, name, content string) string {
 // without validation: what each layer made of the keys.
 func loadFollower(t *testing.T, args, environ []string) FollowerConfig {
 	t.Helper()
-	var c FollowerConfig
-	if err := readConfig(&c, "reyes-follower", followerOptions, followerUsage, args, environ, io.Discard); err != nil {
-		t.Fatalf("reading the follower's configuration: %v", err)
-	}
-	return c
+	return decodeConfig[FollowerConfig](t, "reyes-follower", followerOptions, followerUsage, args, environ)
 }
 
 // loadLeader is loadFollower for the leader.
 func loadLeader(t *testing.T, args, environ []string) LeaderConfig {
 	t.Helper()
-	var c LeaderConfig
-	if err := readConfig(&c, "reyes-leader", leaderOptions, leaderUsage, args, environ, io.Discard); err != nil {
-		t.Fatalf("reading the leader's configuration: %v", err)
+	return decodeConfig[LeaderConfig](t, "reyes-leader", leaderOptions, leaderUsage, args, environ)
+}
+
+// decodeConfig runs the configuration loading and decoding of binary name
+// into a C, failing the test on an error.
+func decodeConfig[C any](t *testing.T, name string, opts []option, usage string, args, environ []string) C {
+	t.Helper()
+	var c C
+	if err := readConfig(&c, name, opts, usage, args, environ, io.Discard); err != nil {
+		t.Fatalf("reading the configuration of %s: %v", name, err)
 	}
 	return c
 }
@@ -64,6 +67,15 @@ foreign_cidr:
 groups: sg-11111111, sg-22222222
 max_size: 1000
 `)
+	// fromFile is what the file sets.
+	fromFile := func(c *FollowerConfig) {
+		c.Config = file
+		c.Scope, c.DryRun, c.LogDrop = "from-file", true, true
+		c.Interval, c.MaxSkew = 90*time.Second, 0
+		c.ForeignCIDR = []string{"10.1.0.0/16", "10.2.0.0/16"}
+		c.Groups = []string{"sg-11111111", "sg-22222222"}
+		c.MaxSize = 1000
+	}
 	layers := []struct {
 		name string
 		args []string
@@ -71,14 +83,7 @@ max_size: 1000
 		want func(*FollowerConfig)
 	}{
 		{"defaults", nil, nil, func(c *FollowerConfig) {}},
-		{"file", []string{"--config", file}, nil, func(c *FollowerConfig) {
-			c.Config = file
-			c.Scope, c.DryRun, c.LogDrop = "from-file", true, true
-			c.Interval, c.MaxSkew = 90*time.Second, 0
-			c.ForeignCIDR = []string{"10.1.0.0/16", "10.2.0.0/16"}
-			c.Groups = []string{"sg-11111111", "sg-22222222"}
-			c.MaxSize = 1000
-		}},
+		{"file", []string{"--config", file}, nil, fromFile},
 		{"environment over file", []string{"--config", file}, []string{
 			"REYES_SCOPE=from-env", "REYES_DRY_RUN=false", "REYES_LOG_DROP=1", "REYES_INTERVAL=2m",
 			"REYES_FOREIGN_CIDR=10.3.0.0/16, 10.4.0.0/16", "REYES_GROUPS=sg-33333333", "REYES_MAX_SIZE=2000",
@@ -92,12 +97,8 @@ max_size: 1000
 			c.MaxSize = 2000
 		}},
 		{"file named by REYES_CONFIG", nil, []string{"REYES_CONFIG=" + file, "REYES_SCOPE=from-env"}, func(c *FollowerConfig) {
-			c.Config = file
-			c.Scope, c.DryRun, c.LogDrop = "from-env", true, true
-			c.Interval, c.MaxSkew = 90*time.Second, 0
-			c.ForeignCIDR = []string{"10.1.0.0/16", "10.2.0.0/16"}
-			c.Groups = []string{"sg-11111111", "sg-22222222"}
-			c.MaxSize = 1000
+			fromFile(c)
+			c.Scope = "from-env"
 		}},
 		{"flags over environment", []string{
 			"--config", file, "--scope", "from-flag", "--dry-run", "--log-drop=false", "--interval", "3m",

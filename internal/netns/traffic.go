@@ -14,21 +14,30 @@ import (
 	"time"
 )
 
+// listen opens a socket of network on port, on every address of the
+// namespace, with open (net.Listen, net.ListenPacket), and closes it when
+// the test ends.
+func listen[C io.Closer](t testing.TB, n *NS, network string, port uint16, open func(network, address string) (C, error)) C {
+	t.Helper()
+	var c C
+	err := n.Do(func() error {
+		var err error
+		c, err = open(network, ":"+strconv.Itoa(int(port)))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("netns: listening on %s port %d in %s: %v", network, port, n.Name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // ServeTCP listens on port on every address of the namespace (IPv4 and
 // IPv6) and answers each connection with "ok\n". It stops when the test
 // ends.
 func (n *NS) ServeTCP(t testing.TB, port uint16) {
 	t.Helper()
-	var ln net.Listener
-	err := n.Do(func() error {
-		var err error
-		ln, err = net.Listen("tcp", ":"+strconv.Itoa(int(port)))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("netns: listening on tcp port %d in %s: %v", port, n.Name, err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := listen(t, n, "tcp", port, net.Listen)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -45,16 +54,7 @@ func (n *NS) ServeTCP(t testing.TB, port uint16) {
 // every datagram back to its sender. It stops when the test ends.
 func (n *NS) ServeUDP(t testing.TB, port uint16) {
 	t.Helper()
-	var pc net.PacketConn
-	err := n.Do(func() error {
-		var err error
-		pc, err = net.ListenPacket("udp", ":"+strconv.Itoa(int(port)))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("netns: listening on udp port %d in %s: %v", port, n.Name, err)
-	}
-	t.Cleanup(func() { pc.Close() })
+	pc := listen(t, n, "udp", port, net.ListenPacket)
 	go func() {
 		buf := make([]byte, 2048)
 		for {

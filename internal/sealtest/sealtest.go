@@ -34,3 +34,19 @@ func Seal(t testing.TB, dir string, opts ruleset.BuildOptions, s *sign.Signer, a
 	}
 	return obj, rs
 }
+
+// Key makes a leader key named name, created at created, as reyes-keygen
+// does: its signer and the armored secret and public keys. Any failure
+// fails the test.
+func Key(t testing.TB, name string, created time.Time) (signer *sign.Signer, secret, public []byte) {
+	t.Helper()
+	secret, public, err := sign.GenerateKey(name, "", created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err = sign.ParseSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, secret, public
+}
