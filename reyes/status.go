@@ -77,6 +77,12 @@ type RunRecord struct {
 	Stage    Stage     `json:"stage,omitempty"` // failed runs only
 	Error    string    `json:"error,omitempty"`
 	Duration float64   `json:"duration_seconds"`
+	// StoreBytes is what the run read from the store (root or whole
+	// object, and parts); PartsFetched and PartsCached count the parts of
+	// a split ruleset read from the store and from the local cache.
+	StoreBytes   int64 `json:"store_bytes"`
+	PartsFetched int   `json:"parts_fetched,omitempty"`
+	PartsCached  int   `json:"parts_cached,omitempty"`
 	// Version is the follower binary's version (internal/version).
 	Version string `json:"version,omitempty"`
 }
@@ -89,6 +95,15 @@ type LoadedRecord struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	NotAfter    time.Time `json:"not_after"`
 	AppliedAt   time.Time `json:"applied_at"`
+	// AcceptedAt is when a later root that left this host's plan as it
+	// was (FollowerResult.PlanUnchanged) was accepted; zero until then.
+	// Scope, Serial, GeneratedAt, NotAfter, Digest and Signer are that
+	// root's.
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
+	// Parts names the parts of the split ruleset the plan was made from,
+	// sorted (none for a whole ruleset). A root that lists all of them
+	// makes the same plan for the same host and settings.
+	Parts []string `json:"parts,omitempty"`
 	// Digest is the SHA-256 of the verified payload.
 	Digest Digest `json:"sha256"`
 	// Signer is the fingerprint of the primary key that signed it. When
