@@ -362,6 +362,9 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 	if len(b) > MaxRootBytes {
 		return nil, fmt.Errorf("decoding root: %d bytes: %w (limit %d)", len(b), ErrTooLarge, MaxRootBytes)
 	}
+	if i := bytes.IndexByte(b, '\r'); i >= 0 {
+		return nil, fmt.Errorf("decoding root: %w: line %d holds a CR (want LF line ends only)", ErrMalformed, bytes.Count(b[:i], []byte("\n"))+1)
+	}
 	line1, rest, ok := bytes.Cut(b, []byte("\n"))
 	if !ok || string(line1) != "# "+RootFormat {
 		got := "none"
@@ -395,6 +398,11 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 			return nil, fmt.Errorf("decoding root: %w: line 2: /bins/%s: %d is not a power of two in [1, %d]", ErrMalformed, k, n, MaxBins)
 		}
 		r.Bins[k] = n
+	}
+	// One header, one encoding: what was signed reads the same to a
+	// person as to this decoder (no spaces, no other field order).
+	if canon, err := json.Marshal(h, jsonOptions); err != nil || !bytes.Equal(canon, hj) {
+		return nil, fmt.Errorf("decoding root: %w: line 2: not the canonical encoding of the header (want %s)", ErrMalformed, errtext.Clip(string(canon)))
 	}
 	// Parts: sum of bins + vpcs + findings at most.
 	maxParts := h.Bins.A + h.Bins.G + h.Bins.I + 2
