@@ -15,10 +15,14 @@ import (
 )
 
 // Parts returns the directory "<path>.parts" of the parts the root names.
-func (s *FileStore) Parts() Objects { return &fileObjects{dir: s.path + partsSuffix, maxSize: s.maxSize} }
+func (s *FileStore) Parts() Objects {
+	return &fileObjects{dir: s.path + partsSuffix, maxSize: s.maxSize}
+}
 
 // Roots returns the directory "<path>.roots" of the published roots.
-func (s *FileStore) Roots() Objects { return &fileObjects{dir: s.path + rootsSuffix, maxSize: s.maxSize} }
+func (s *FileStore) Roots() Objects {
+	return &fileObjects{dir: s.path + rootsSuffix, maxSize: s.maxSize}
+}
 
 // fileObjects is a directory of files. It is created by the first Put
 // (its parent, the root's directory, must exist). Only regular files are
