@@ -1,0 +1,151 @@
+package ruleset
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+)
+
+// DefaultTargetBinBytes is the SplitOptions.TargetBinBytes of the zero
+// value: 16 KiB.
+const DefaultTargetBinBytes = 16 << 10
+
+// SplitOptions configure Split.
+type SplitOptions struct {
+	// Previous are the bins of the last root (Root.Bins), or nil. A
+	// kind keeps its previous number of bins while the ideal number is
+	// within a factor of 4 of it, so that the bins do not flap as the
+	// estate grows and shrinks (every part of a kind changes with its
+	// number of bins).
+	Previous map[string]int
+	// TargetBinBytes scales the number of bins: a kind whose lines hold
+	// B bytes gets the next power of two at or above
+	// ceil(sqrt(B / TargetBinBytes)) bins, clamped to [1, MaxBins]. 0
+	// means DefaultTargetBinBytes.
+	TargetBinBytes int64
+}
+
+// Split splits a valid ruleset into a root and its parts (by name). The
+// root's Parts name every part; EncodeRoot(root) is the payload to sign.
+// Parts are content-addressed: the same lines always give the same part,
+// so that a leader puts only the parts the previous root does not list.
+func Split(rs *Ruleset, opts SplitOptions) (*Root, map[string][]byte, error) {
+	if err := rs.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("splitting ruleset: %w", err)
+	}
+	target := opts.TargetBinBytes
+	if target <= 0 {
+		target = DefaultTargetBinBytes
+	}
+	marshal := func(v any) ([]byte, error) { return json.Marshal(v, jsonOptions) }
+
+	// Lines of each kind, in any order.
+	kinds := map[string][]partLine{}
+	size := map[string]int64{}
+	add := func(kind, key string, v any) error {
+		b, err := marshal(v)
+		if err != nil {
+			return fmt.Errorf("splitting ruleset: %s %s: %w", kind, key, err)
+		}
+		kinds[kind] = append(kinds[kind], partLine{key, b})
+		size[kind] += int64(len(key) + len(b) + 2)
+		return nil
+	}
+	for i := range rs.VPCs {
+		if err := add(KindVPCs, rs.VPCs[i].ID, &rs.VPCs[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	for i := range rs.Findings {
+		if err := add(KindFindings, findingKey(i), &rs.Findings[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	members := make(map[string][]partMember, len(rs.Groups))
+	byAddr := map[netip.Addr][]string{}
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		if err := add(KindInterfaces, n.ID, n); err != nil {
+			return nil, nil, err
+		}
+		m := partMember{ID: n.ID, Region: n.Region, VPC: n.VPC, Addrs: n.Addrs, Prefixes: n.Prefixes}
+		for _, g := range n.Groups {
+			members[g] = append(members[g], m) // rs.Interfaces is sorted by ID
+		}
+		for _, a := range n.Addrs {
+			byAddr[a] = append(byAddr[a], n.ID) // sorted too
+		}
+	}
+	for i := range rs.Groups {
+		g := &rs.Groups[i]
+		if err := add(KindGroups, g.ID, &partGroup{Group: *g, Members: nonNil(members[g.ID])}); err != nil {
+			return nil, nil, err
+		}
+	}
+	for a, ids := range byAddr {
+		if err := add(KindAddrs, a.String(), ids); err != nil {
+			return nil, nil, err
+		}
+	}
+
+	root := &Root{Header: rs.Header, Bins: map[string]int{}}
+	parts := map[string][]byte{}
+	emit := func(kind string, bin, bins int, lines []partLine) {
+		slices.SortFunc(lines, func(a, b partLine) int { return strings.Compare(a.key, b.key) })
+		body := encodePart(kind, bin, bins, lines)
+		sum := sha256.Sum256(body)
+		ref := PartRef{Kind: kind, Bin: bin, Bins: bins, Size: int64(len(body)), SHA256: sum}
+		ref.Name = partName(kind, bin, ref.Size, sum)
+		root.Parts = append(root.Parts, ref)
+		parts[ref.Name] = body
+	}
+	for _, kind := range binnedKinds {
+		n := binsFor(size[kind], target, opts.Previous[kind])
+		root.Bins[kind] = n
+		byBin := make([][]partLine, n)
+		for _, l := range kinds[kind] {
+			b := BinOf(l.key, n)
+			byBin[b] = append(byBin[b], l)
+		}
+		for b := range byBin {
+			emit(kind, b, n, byBin[b])
+		}
+	}
+	emit(KindVPCs, 0, 1, kinds[KindVPCs])
+	if len(rs.Findings) > 0 {
+		emit(KindFindings, 0, 1, kinds[KindFindings])
+	}
+	slices.SortFunc(root.Parts, func(a, b PartRef) int { return strings.Compare(a.Name, b.Name) })
+	lim := DefaultLimits
+	for _, p := range root.Parts {
+		if p.Size > lim.MaxPartBytes {
+			return nil, nil, fmt.Errorf("splitting ruleset: part %s: %w: %d bytes (limit %d)", p.Name, ErrTooLarge, p.Size, lim.MaxPartBytes)
+		}
+	}
+	if err := root.check(lim); err != nil {
+		return nil, nil, fmt.Errorf("splitting ruleset: %w", err)
+	}
+	return root, parts, nil
+}
+
+// binsFor is the number of bins for a kind of size bytes: the next power
+// of two at or above ceil(sqrt(size/target)), in [1, MaxBins]; prev (if a
+// valid number of bins) while the ideal is within a factor of 4 of it.
+func binsFor(size, target int64, prev int) int {
+	ideal := int(math.Ceil(math.Sqrt(float64(size) / float64(target))))
+	ideal = max(ideal, 1)
+	if ideal > MaxBins {
+		ideal = MaxBins
+	}
+	ideal = 1 << bits.Len(uint(ideal-1)) // next power of two
+	if validBins(prev) && ideal <= prev*4 && ideal*4 >= prev {
+		return prev
+	}
+	return ideal
+}
