@@ -1,0 +1,321 @@
+package reyes_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reyes-fw/reyes/internal/synth"
+	"github.com/reyes-fw/reyes/inventory"
+	"github.com/reyes-fw/reyes/reyes"
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sgsource"
+	"github.com/reyes-fw/reyes/sign"
+)
+
+// countingObjects counts the puts and the bytes put into an Objects, and
+// can fail its calls on demand.
+type countingObjects struct {
+	reyes.Objects
+	mu       sync.Mutex
+	puts     []string
+	bytes    int64
+	failList error
+}
+
+func (c *countingObjects) Put(ctx context.Context, name string, body []byte) error {
+	c.mu.Lock()
+	c.puts = append(c.puts, name)
+	c.bytes += int64(len(body))
+	c.mu.Unlock()
+	return c.Objects.Put(ctx, name, body)
+}
+
+func (c *countingObjects) List(ctx context.Context) ([]reyes.ObjectInfo, error) {
+	c.mu.Lock()
+	err := c.failList
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return c.Objects.List(ctx)
+}
+
+// reset returns what was put since the last reset.
+func (c *countingObjects) reset() (puts []string, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	puts, bytes = c.puts, c.bytes
+	c.puts, c.bytes = nil, 0
+	slices.Sort(puts)
+	return puts, bytes
+}
+
+// countingStore is a FileStore whose puts are counted.
+type countingStore struct {
+	*reyes.FileStore
+	parts, roots       *countingObjects
+	rootPuts, rootByte int64
+}
+
+func newCountingStore(path string) *countingStore {
+	fs := reyes.NewFileStore(path, reyes.StoreOptions{})
+	return &countingStore{FileStore: fs, parts: &countingObjects{Objects: fs.Parts()}, roots: &countingObjects{Objects: fs.Roots()}}
+}
+
+func (c *countingStore) Put(ctx context.Context, body []byte) error {
+	c.rootPuts++
+	c.rootByte += int64(len(body))
+	return c.FileStore.Put(ctx, body)
+}
+func (c *countingStore) Parts() reyes.Objects { return c.parts }
+func (c *countingStore) Roots() reyes.Objects { return c.roots }
+
+// putCounts is what one run put.
+type putCounts struct {
+	parts, roots []string
+	rootPuts     int64
+	bytes        int64
+}
+
+func (c *countingStore) reset() putCounts {
+	var p putCounts
+	var pb, rb int64
+	p.parts, pb = c.parts.reset()
+	p.roots, rb = c.roots.reset()
+	p.rootPuts, p.bytes = c.rootPuts, pb+rb+c.rootByte
+	c.rootPuts, c.rootByte = 0, 0
+	return p
+}
+
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func testSigner(t testing.TB, now time.Time) *sign.Signer {
+	t.Helper()
+	sec, _, err := sign.GenerateKey("reyes test", "", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := sign.ParseSigner(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer
+}
+
+// storedRoot reads the root in the store (no signature check: the test
+// checks the layout), failing the test unless it is one.
+func storedRoot(t *testing.T, st reyes.Store) (*ruleset.Root, []byte) {
+	t.Helper()
+	obj, _, err := st.Get(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _, err := sign.Unpack(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ruleset.IsRoot(payload) {
+		t.Fatalf("the store holds no root: %.60q", payload)
+	}
+	root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, obj
+}
+
+// checkParts fails the test unless every part root names is in the store
+// with its size and digest.
+func checkParts(t *testing.T, ps reyes.PartStore, root *ruleset.Root) {
+	t.Helper()
+	for _, p := range root.Parts {
+		body, err := ps.Parts().Get(context.Background(), p.Name, 0)
+		if err != nil {
+			t.Errorf("part %s of root %d: %v", p.Name, root.Serial, err)
+			continue
+		}
+		if err := ruleset.VerifyPart(p, body); err != nil {
+			t.Errorf("part %s: %v", p.Name, err)
+		}
+		if sum := sha256.Sum256(body); !strings.HasSuffix(p.Name, hex.EncodeToString(sum[:])) {
+			t.Errorf("part %s: its name does not end in its SHA-256 %x", p.Name, sum)
+		}
+	}
+}
+
+func names(refs []ruleset.PartRef) []string {
+	var n []string
+	for _, r := range refs {
+		n = append(n, r.Name)
+	}
+	return n
+}
+
+// TestLeaderPartsLayout: the default layout puts every part, the root's
+// history copy, then the root; an unchanged estate is not republished; a
+// republish of the same estate is a new root and no part put.
+func TestLeaderPartsLayout(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+
+	res, err := l.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, obj := storedRoot(t, st)
+	checkParts(t, st, root)
+	put := st.reset()
+	sum := sha256.Sum256(obj)
+	wantHist := fmt.Sprintf("%d-%s", root.Serial, hex.EncodeToString(sum[:])[:16])
+	var partBytes int64
+	for _, p := range root.Parts {
+		partBytes += p.Size
+	}
+	switch {
+	case res.Layout != reyes.LayoutParts || res.Skipped:
+		t.Errorf("layout %q, skipped %v", res.Layout, res.Skipped)
+	case res.Header.Serial != root.Serial || res.Bytes != len(obj):
+		t.Errorf("result serial %d, %d bytes; the store holds %d, %d bytes", res.Header.Serial, res.Bytes, root.Serial, len(obj))
+	case res.Parts != len(root.Parts) || res.PartsPut != len(root.Parts):
+		t.Errorf("result: %d parts, %d put; the root names %d", res.Parts, res.PartsPut, len(root.Parts))
+	case !slices.Equal(put.parts, names(root.Parts)):
+		t.Errorf("parts put %q, want the root's %q", put.parts, names(root.Parts))
+	case !slices.Equal(put.roots, []string{wantHist}) || put.rootPuts != 1:
+		t.Errorf("history copies put %q (want %q), roots put %d", put.roots, wantHist, put.rootPuts)
+	case put.bytes != partBytes+2*int64(len(obj)) || res.BytesPut != put.bytes:
+		t.Errorf("bytes put %d, result says %d, want %d", put.bytes, res.BytesPut, partBytes+2*int64(len(obj)))
+	}
+	hist, err := st.FileStore.Roots().Get(ctx, wantHist, 0)
+	if err != nil || string(hist) != string(obj) {
+		t.Errorf("history copy: %v (equal: %v)", err, string(hist) == string(obj))
+	}
+
+	t.Run("unchanged", func(t *testing.T) {
+		clock.Add(time.Minute)
+		res, err := l.RunOnce(ctx)
+		if err != nil || !res.Skipped || res.PartsPut != 0 || res.BytesPut != 0 {
+			t.Fatalf("RunOnce: %+v, %v", res, err)
+		}
+		if put := st.reset(); len(put.parts)+len(put.roots) != 0 || put.rootPuts != 0 {
+			t.Errorf("an unchanged run put %+v", put)
+		}
+	})
+	t.Run("republish of the same estate", func(t *testing.T) {
+		clock.Add(time.Minute)
+		l.Refresh = -1
+		defer func() { l.Refresh = 0 }()
+		res, err := l.RunOnce(ctx)
+		if err != nil || res.Skipped || res.PartsPut != 0 {
+			t.Fatalf("RunOnce: skipped %v, %d parts put, %v", res.Skipped, res.PartsPut, err)
+		}
+		again, obj2 := storedRoot(t, st)
+		put := st.reset()
+		if again.Serial <= root.Serial || !slices.Equal(names(again.Parts), names(root.Parts)) {
+			t.Errorf("serial %d after %d, same parts %v", again.Serial, root.Serial, slices.Equal(names(again.Parts), names(root.Parts)))
+		}
+		if len(put.parts) != 0 || len(put.roots) != 1 || put.rootPuts != 1 || put.bytes != 2*int64(len(obj2)) {
+			t.Errorf("a republish put %+v, want the root and its history copy only", put)
+		}
+	})
+}
+
+// varied returns a copy of inv whose first interface with more than one
+// address has lost its last address: one member changed.
+func varied(t *testing.T, inv *inventory.Inventory) (*inventory.Inventory, inventory.NetworkInterface) {
+	t.Helper()
+	out := &inventory.Inventory{Regions: slices.Clone(inv.Regions)}
+	for ri := range out.Regions {
+		r := &out.Regions[ri]
+		r.NetworkInterfaces = slices.Clone(r.NetworkInterfaces)
+		for i := range r.NetworkInterfaces {
+			n := &r.NetworkInterfaces[i]
+			if len(n.Addresses) > 1 {
+				n.Addresses = slices.Clone(n.Addresses[:len(n.Addresses)-1])
+				return out, *n
+			}
+		}
+	}
+	t.Fatal("no interface with two addresses")
+	return nil, inventory.NetworkInterface{}
+}
+
+// TestLeaderPutsInProportion: a change of one member puts only the bins
+// it changed (the interface's, its addresses' and its groups'), the root
+// and its history copy: requests and bytes in proportion to the change,
+// not to the estate.
+func TestLeaderPutsInProportion(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	inv := synth.Generate(synth.Medium())
+	l := &reyes.Leader{Source: memSource{inv}, Store: st, Signer: testSigner(t, clock.Now()),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	first, err := l.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := storedRoot(t, st)
+	full := st.reset()
+
+	changed, eni := varied(t, inv)
+	l.Source = memSource{changed}
+	clock.Add(5 * time.Minute)
+	res, err := l.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, obj := storedRoot(t, st)
+	checkParts(t, st, after)
+	put := st.reset()
+
+	if !maps.Equal(before.Bins, after.Bins) {
+		t.Fatalf("bins changed from %v to %v", before.Bins, after.Bins)
+	}
+	var want []string
+	var wantBytes int64
+	for _, p := range after.Parts {
+		if !before.Has(p.Name) {
+			want = append(want, p.Name)
+			wantBytes += p.Size
+		}
+	}
+	// At most: the interface's bin, the bin of the address it lost, and
+	// the bins of its groups (their member lists changed).
+	if max := 2 + len(eni.Groups); len(want) == 0 || len(want) > max {
+		t.Errorf("%d parts differ, want 1 to %d", len(want), max)
+	}
+	if !slices.Equal(put.parts, want) || res.PartsPut != len(want) {
+		t.Errorf("parts put %q (result %d), want the changed ones %q", put.parts, res.PartsPut, want)
+	}
+	if put.rootPuts != 1 || len(put.roots) != 1 {
+		t.Errorf("%d roots and %d history copies put, want 1 and 1", put.rootPuts, len(put.roots))
+	}
+	if wantBytes += 2 * int64(len(obj)); put.bytes != wantBytes || res.BytesPut != wantBytes {
+		t.Errorf("bytes put %d (result %d), want %d", put.bytes, res.BytesPut, wantBytes)
+	}
+	t.Logf("first publish: %d puts, %d bytes; one member changed: %d puts, %d bytes (%.2f%%)",
+		len(full.parts)+len(full.roots)+int(full.rootPuts), first.BytesPut,
+		len(put.parts)+len(put.roots)+int(put.rootPuts), put.bytes, 100*float64(put.bytes)/float64(first.BytesPut))
+}
