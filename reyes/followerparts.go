@@ -19,18 +19,12 @@ import (
 // verified against the root, as one read from the store.
 const PartsDir = "parts"
 
-// PartStore is a store that holds the parts of a split ruleset next to
-// its root: FileStore and S3Store are.
-type PartStore interface {
-	Parts() Objects
-}
-
 // parts returns where the parts of the store's root are.
 func (f *Follower) parts() (Objects, error) {
 	if f.Parts != nil {
 		return f.Parts, nil
 	}
-	if ps, ok := f.Store.(PartStore); ok {
+	if ps, ok := f.Store.(interface{ Parts() Objects }); ok {
 		return ps.Parts(), nil
 	}
 	return nil, fmt.Errorf("the store %s holds a split ruleset (a root and its parts), but cannot read parts; set Follower.Parts", f.Store)
