@@ -273,7 +273,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		// same inputs make the same plan: accept the root, touch nothing.
 		stage = StageState
 		if err := SaveState(f.StateDir, NewState(header, digest, newTag, now)); err != nil {
-			return res, fmt.Errorf("recording the accepted ruleset: %w", err)
+			return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
 		}
 		res.PlanUnchanged = true
 		res.Parts = applied.Parts
