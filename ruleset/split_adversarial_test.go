@@ -141,7 +141,7 @@ func TestPartsAdversarial(t *testing.T) {
 		{"part of another publish", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
 			// The store answers the name of this root's part with the
 			// bytes of the other publish's part of that bin.
-			p := maps(parts)
+			p := copyParts(parts)
 			for _, o := range otherRoot.Parts {
 				if strings.HasPrefix(changedName, o.Name[:6]) && !root.Has(o.Name) {
 					p[changedName] = otherParts[o.Name]
@@ -150,7 +150,7 @@ func TestPartsAdversarial(t *testing.T) {
 			return root, p
 		}, ruleset.ErrPartMismatch, []string{changedName, "SHA-256"}},
 		{"missing part", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
-			p := maps(parts)
+			p := copyParts(parts)
 			delete(p, gref.Name)
 			return root, p
 		}, ruleset.ErrPartMissing, []string{gref.Name}},
@@ -159,19 +159,19 @@ func TestPartsAdversarial(t *testing.T) {
 			return r, parts
 		}, ruleset.ErrPartMissing, nil},
 		{"flipped byte", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
-			p := maps(parts)
+			p := copyParts(parts)
 			b := bytes.Clone(p[iref.Name])
 			b[len(b)/2] ^= 1
 			p[iref.Name] = b
 			return root, p
 		}, ruleset.ErrPartMismatch, []string{iref.Name, "SHA-256"}},
 		{"truncated", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
-			p := maps(parts)
+			p := copyParts(parts)
 			p[iref.Name] = p[iref.Name][:iref.Size-1]
 			return root, p
 		}, ruleset.ErrPartMismatch, []string{iref.Name, "bytes"}},
 		{"longer", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
-			p := maps(parts)
+			p := copyParts(parts)
 			p[iref.Name] = append(bytes.Clone(p[iref.Name]), '\n')
 			return root, p
 		}, ruleset.ErrPartMismatch, []string{iref.Name}},
@@ -289,14 +289,14 @@ func TestLoadViewAdversarial(t *testing.T) {
 	for _, ref := range v.Parts {
 		t.Run(ref.Name, func(t *testing.T) {
 			// Missing.
-			p := maps(parts)
+			p := copyParts(parts)
 			delete(p, ref.Name)
 			if _, err := ruleset.LoadView(ctx, root, req, newStore(p).fetch); !errors.Is(err, ruleset.ErrPartMissing) || !strings.Contains(err.Error(), ref.Name) {
 				t.Errorf("missing: %v", err)
 			}
 			// Corrupt: a flipped bit in the header line, which a parser
 			// would notice first; the digest must be what refuses it.
-			p = maps(parts)
+			p = copyParts(parts)
 			b := bytes.Clone(p[ref.Name])
 			b[0] ^= 0x20
 			p[ref.Name] = b
@@ -328,7 +328,7 @@ func TestLoadViewAdversarial(t *testing.T) {
 	}
 }
 
-func maps(m map[string][]byte) map[string][]byte {
+func copyParts(m map[string][]byte) map[string][]byte {
 	out := make(map[string][]byte, len(m))
 	for k, v := range m {
 		out[k] = v
