@@ -320,12 +320,12 @@ func findingKey(i int) string {
 // and the IDs of the interfaces that have it.
 func (p *part) decodeAddr(i int) (netip.Addr, []string, error) {
 	key, val, lineNo := p.line(i)
-	if err := p.checkBin(key, lineNo); err != nil {
-		return netip.Addr{}, nil, err
-	}
 	a, err := netip.ParseAddr(key)
 	if err != nil || a.String() != key {
 		return netip.Addr{}, nil, p.errorf(lineNo, key, "%w: the key is not an IP address in canonical form", ErrMalformed)
+	}
+	if err := p.checkBin(key, lineNo); err != nil {
+		return netip.Addr{}, nil, err
 	}
 	if err := checkAddr("key", a); err != nil {
 		return netip.Addr{}, nil, p.valueError(lineNo, key, err)
@@ -339,10 +339,10 @@ func (p *part) decodeAddr(i int) (netip.Addr, []string, error) {
 	}
 	for j, id := range ids {
 		if !isENIID(id) {
-			return netip.Addr{}, nil, p.valueError(lineNo, key, invalid(at("", "", j), "%q is not a network interface ID", errtext.Clip(id)))
+			return netip.Addr{}, nil, p.valueError(lineNo, key, invalid(at("", "interfaces", j), "%q is not a network interface ID", errtext.Clip(id)))
 		}
 		if j > 0 && ids[j-1] >= id {
-			return netip.Addr{}, nil, p.valueError(lineNo, key, invalid(at("", "", j), "%s is out of order or listed twice", id))
+			return netip.Addr{}, nil, p.valueError(lineNo, key, invalid(at("", "interfaces", j), "%s is out of order or listed twice", id))
 		}
 	}
 	if err := p.canonical(lineNo, key, val, ids); err != nil {

@@ -416,9 +416,6 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 			return nil, fmt.Errorf("decoding root: %w: line %d: no final newline", ErrMalformed, lineNo)
 		}
 		rest = tail
-		if len(r.Parts) == maxParts {
-			return nil, fmt.Errorf("decoding root: %w: line %d: more than %d parts for the bins", ErrMalformed, lineNo, maxParts)
-		}
 		if len(line) < 64+2+1 || string(line[64:66]) != "  " || !isLowerHex(string(line[:64]), 64) {
 			return nil, fmt.Errorf("decoding root: %w: line %d: %q is not \"<64 lower-case hex>  <name>\"", ErrMalformed, lineNo, errtext.Clip(string(line)))
 		}
@@ -442,6 +439,12 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 		}
 		if n := len(r.Parts); n > 0 && r.Parts[n-1].Name >= name {
 			return nil, fmt.Errorf("decoding root: %w: line %d: %s: out of order or listed twice (want names sorted, each once)", ErrMalformed, lineNo, name)
+		}
+		if n := len(r.Parts); n > 0 && r.Parts[n-1].Kind == ref.Kind && r.Parts[n-1].Bin == ref.Bin {
+			return nil, fmt.Errorf("decoding root: %w: line %d: %s: a second part for %s bin %d", ErrMalformed, lineNo, name, ref.Kind, ref.Bin)
+		}
+		if len(r.Parts) == maxParts {
+			return nil, fmt.Errorf("decoding root: %w: line %d: more than %d parts for the bins", ErrMalformed, lineNo, maxParts)
 		}
 		total += ref.Size
 		if total > lim.MaxTotalPartBytes {

@@ -118,3 +118,14 @@ func benchLoadView(b *testing.B, rs *ruleset.Ruleset) {
 	b.ReportMetric(100*float64(len(payload))/float64(most+int64(len(payload))), "root-%-of-busiest-first-run")
 	b.ReportMetric(100*float64(len(payload))/float64(median+int64(len(payload))), "root-%-of-median-first-run")
 }
+
+func BenchmarkJoin(b *testing.B) {
+	root, _, parts := mustSplit(b, largeRuleset(), ruleset.SplitOptions{})
+	fetch := func(_ context.Context, ref ruleset.PartRef) ([]byte, error) { return parts[ref.Name], nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ruleset.Join(context.Background(), root, fetch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
