@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -104,13 +105,33 @@ func sameParts(a, b *ruleset.Root) bool {
 }
 
 // putParts puts the parts of root that prev does not name, at most
-// maxConcurrentPuts at once; the first failure cancels the others. It
-// returns how many parts and bytes it put.
+// maxConcurrentPuts at once; the first failure cancels the others. A part
+// prev names is put all the same when the store's listing does not have it
+// (deleted by hand, by a lifecycle rule, or by a collection that raced a
+// publish): the next publish repairs the store. It returns how many parts
+// and bytes it put.
 func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset.Root, bodies map[string][]byte) (n int, bytes int64, err error) {
+	var have map[string]bool
+	if prev != nil {
+		list, err := ps.Parts().List(ctx)
+		if err != nil {
+			// The previous root's parts are there unless something
+			// other than reyes removed them.
+			l.logger().Warn("could not list the parts; taking those the previous root names to exist", "store", ps.Parts().String(), "err", err)
+		} else {
+			have = make(map[string]bool, len(list))
+			for _, o := range list {
+				have[o.Name] = true
+			}
+		}
+	}
 	var todo []string
 	for _, p := range root.Parts {
 		if prev != nil && prev.Has(p.Name) {
-			continue
+			if have == nil || have[p.Name] {
+				continue
+			}
+			l.logger().Warn("a part the previous root names is missing from the store; putting it again", "part", objectPath(ps.Parts(), p.Name))
 		}
 		if _, ok := bodies[p.Name]; !ok {
 			return 0, 0, fmt.Errorf("splitting the ruleset: no bytes for part %s", p.Name)
@@ -230,7 +251,7 @@ func (l *Leader) collectGarbage(ctx context.Context, ps PartStore, current *rule
 			if now.After(h.Modified.Add(l.maxValidity() + skew)) {
 				expired = append(expired, h.Name)
 			} else if blocked == nil {
-				blocked = fmt.Errorf("garbage collection: %s%s is not a root (%w): no part is deleted until it is older than max_validity %s", roots, h.Name, hr.undecodable, l.maxValidity())
+				blocked = fmt.Errorf("garbage collection: %s is not a root (%w): no part is deleted until it is older than max_validity %s", objectPath(roots, h.Name), hr.undecodable, l.maxValidity())
 			}
 			continue
 		}
@@ -317,4 +338,14 @@ func (l *Leader) gc(ctx context.Context, current *ruleset.Root, now time.Time, r
 	if g.partsDeleted > 0 || g.rootsDeleted > 0 {
 		l.logger().Info("garbage collected", "store", l.Store.String(), "parts_deleted", g.partsDeleted, "roots_deleted", g.rootsDeleted)
 	}
+}
+
+// objectPath names an object of dir for messages: s3://b/k.parts/name or
+// /path.parts/name.
+func objectPath(dir Objects, name string) string {
+	s := dir.String()
+	if strings.HasSuffix(s, "/") {
+		return s + name
+	}
+	return s + "/" + name
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -427,4 +428,47 @@ func TestParseLayout(t *testing.T) {
 			t.Errorf("ParseLayout(%q) = %q, %v", tc.in, got, err)
 		}
 	}
+}
+
+// TestLeaderRepairsMissingParts: a part the previous root names but the
+// store no longer has (deleted by hand, by a lifecycle rule) is put again
+// by the next publish, instead of being skipped for ever.
+func TestLeaderRepairsMissingParts(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now, Refresh: -1}
+	if _, err := l.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := storedRoot(t, st)
+	lost := root.Parts[len(root.Parts)/2].Name
+	if err := st.FileStore.Parts().Delete(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	st.reset()
+	clock.Add(time.Minute)
+	res, err := l.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put := st.reset(); !slices.Equal(put.parts, []string{lost}) || res.PartsPut != 1 {
+		t.Errorf("parts put %q (result %d), want the lost one %s alone", put.parts, res.PartsPut, lost)
+	}
+	again, _ := storedRoot(t, st)
+	checkParts(t, st, again)
+
+	t.Run("the listing fails", func(t *testing.T) {
+		st.parts.failList = errors.New("listing refused")
+		defer func() { st.parts.failList = nil }()
+		clock.Add(time.Minute)
+		res, err := l.RunOnce(ctx)
+		if err != nil || res.PartsPut != 0 {
+			t.Fatalf("RunOnce: %v, %d parts put; want the previous root's parts taken to exist", err, res.PartsPut)
+		}
+		if res.GCError == nil {
+			t.Error("collection did not fail although the listing did")
+		}
+	})
 }
