@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -48,7 +49,8 @@ func ParseLayout(s string) (Layout, error) {
 // never deleted before its root lands.
 const DefaultGCGrace = 15 * time.Minute
 
-// maxConcurrentPuts bounds the part puts in flight during one publish.
+// maxConcurrentPuts bounds the part puts (and the deletes of garbage
+// collection) in flight during one publish.
 const maxConcurrentPuts = 8
 
 // historyName is the name of a root's copy in "<key>.roots/": its serial,
@@ -270,14 +272,25 @@ func (l *Leader) collectGarbage(ctx context.Context, ps PartStore, current *rule
 			return res, fmt.Errorf("garbage collection: %w", err)
 		}
 		grace := l.gcGrace()
+		var deleted atomic.Int64
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(maxConcurrentPuts)
 		for _, p := range parts {
 			if live[p.Name] || now.Sub(p.Modified) <= grace {
 				continue
 			}
-			if err := ps.Parts().Delete(ctx, p.Name); err != nil {
-				return res, fmt.Errorf("garbage collection: %w", err)
-			}
-			res.partsDeleted++
+			g.Go(func() error {
+				if err := ps.Parts().Delete(gctx, p.Name); err != nil {
+					return err
+				}
+				deleted.Add(1)
+				return nil
+			})
+		}
+		err = g.Wait()
+		res.partsDeleted = int(deleted.Load())
+		if err != nil {
+			return res, fmt.Errorf("garbage collection: %w", err)
 		}
 	}
 	slices.Sort(expired)
