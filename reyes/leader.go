@@ -80,10 +80,10 @@ type Leader struct {
 	// content, signed by this leader's key, the leader publishes again
 	// only once less than Refresh is left before its not_after. Zero means
 	// half the TTL; a negative value publishes every time. Every new
-	// serial makes every follower download and decode the whole object,
-	// so this divides the fleet's downloads (by 6 with the defaults: a
-	// 1 h TTL and a 5 min interval) while a real change is still published
-	// at the next run.
+	// serial makes every follower download the new root (in the whole
+	// layout: download and decode the whole object), so this divides the
+	// fleet's downloads (by 6 with the defaults: a 1 h TTL and a 5 min
+	// interval) while a real change is still published at the next run.
 	Refresh time.Duration
 	// MaxValidity is the followers' max_validity: a TTL above it is
 	// refused before anything is published, as every follower would
@@ -238,7 +238,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 			bins = prevRoot.Bins
 		}
 		if root, bodies, err = ruleset.Split(rs, ruleset.SplitOptions{Previous: bins}); err != nil {
-			return LeaderResult{}, fmt.Errorf("splitting the ruleset: %w", err)
+			return LeaderResult{}, err
 		}
 		same = prevRoot != nil && sameParts(root, prevRoot)
 	} else {

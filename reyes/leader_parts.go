@@ -9,6 +9,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -47,7 +49,8 @@ func ParseLayout(s string) (Layout, error) {
 // never deleted before its root lands.
 const DefaultGCGrace = 15 * time.Minute
 
-// maxConcurrentPuts bounds the part puts in flight during one publish.
+// maxConcurrentPuts bounds the part puts (and the deletes of garbage
+// collection) in flight during one publish.
 const maxConcurrentPuts = 8
 
 // historyName is the name of a root's copy in "<key>.roots/": its serial,
@@ -104,13 +107,33 @@ func sameParts(a, b *ruleset.Root) bool {
 }
 
 // putParts puts the parts of root that prev does not name, at most
-// maxConcurrentPuts at once; the first failure cancels the others. It
-// returns how many parts and bytes it put.
+// maxConcurrentPuts at once; the first failure cancels the others. A part
+// prev names is put all the same when the store's listing does not have it
+// (deleted by hand, by a lifecycle rule, or by a collection that raced a
+// publish): the next publish repairs the store. It returns how many parts
+// and bytes it put.
 func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset.Root, bodies map[string][]byte) (n int, bytes int64, err error) {
+	var have map[string]bool
+	if prev != nil {
+		list, err := ps.Parts().List(ctx)
+		if err != nil {
+			// The previous root's parts are there unless something
+			// other than reyes removed them.
+			l.logger().Warn("could not list the parts; taking those the previous root names to exist", "store", ps.Parts().String(), "err", err)
+		} else {
+			have = make(map[string]bool, len(list))
+			for _, o := range list {
+				have[o.Name] = true
+			}
+		}
+	}
 	var todo []string
 	for _, p := range root.Parts {
 		if prev != nil && prev.Has(p.Name) {
-			continue
+			if have == nil || have[p.Name] {
+				continue
+			}
+			l.logger().Warn("a part the previous root names is missing from the store; putting it again", "part", objectPath(ps.Parts(), p.Name))
 		}
 		if _, ok := bodies[p.Name]; !ok {
 			return 0, 0, fmt.Errorf("splitting the ruleset: no bytes for part %s", p.Name)
@@ -230,7 +253,7 @@ func (l *Leader) collectGarbage(ctx context.Context, ps PartStore, current *rule
 			if now.After(h.Modified.Add(l.maxValidity() + skew)) {
 				expired = append(expired, h.Name)
 			} else if blocked == nil {
-				blocked = fmt.Errorf("garbage collection: %s%s is not a root (%w): no part is deleted until it is older than max_validity %s", roots, h.Name, hr.undecodable, l.maxValidity())
+				blocked = fmt.Errorf("garbage collection: %s is not a root (%w): no part is deleted until it is older than max_validity %s", objectPath(roots, h.Name), hr.undecodable, l.maxValidity())
 			}
 			continue
 		}
@@ -249,14 +272,25 @@ func (l *Leader) collectGarbage(ctx context.Context, ps PartStore, current *rule
 			return res, fmt.Errorf("garbage collection: %w", err)
 		}
 		grace := l.gcGrace()
+		var deleted atomic.Int64
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(maxConcurrentPuts)
 		for _, p := range parts {
 			if live[p.Name] || now.Sub(p.Modified) <= grace {
 				continue
 			}
-			if err := ps.Parts().Delete(ctx, p.Name); err != nil {
-				return res, fmt.Errorf("garbage collection: %w", err)
-			}
-			res.partsDeleted++
+			g.Go(func() error {
+				if err := ps.Parts().Delete(gctx, p.Name); err != nil {
+					return err
+				}
+				deleted.Add(1)
+				return nil
+			})
+		}
+		err = g.Wait()
+		res.partsDeleted = int(deleted.Load())
+		if err != nil {
+			return res, fmt.Errorf("garbage collection: %w", err)
 		}
 	}
 	slices.Sort(expired)
@@ -317,4 +351,14 @@ func (l *Leader) gc(ctx context.Context, current *ruleset.Root, now time.Time, r
 	if g.partsDeleted > 0 || g.rootsDeleted > 0 {
 		l.logger().Info("garbage collected", "store", l.Store.String(), "parts_deleted", g.partsDeleted, "roots_deleted", g.rootsDeleted)
 	}
+}
+
+// objectPath names an object of dir for messages: s3://b/k.parts/name or
+// /path.parts/name.
+func objectPath(dir Objects, name string) string {
+	s := dir.String()
+	if strings.HasSuffix(s, "/") {
+		return s + name
+	}
+	return s + "/" + name
 }

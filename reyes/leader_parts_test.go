@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -318,4 +319,156 @@ func TestLeaderPutsInProportion(t *testing.T) {
 	t.Logf("first publish: %d puts, %d bytes; one member changed: %d puts, %d bytes (%.2f%%)",
 		len(full.parts)+len(full.roots)+int(full.rootPuts), first.BytesPut,
 		len(put.parts)+len(put.roots)+int(put.rootPuts), put.bytes, 100*float64(put.bytes)/float64(first.BytesPut))
+}
+
+// plainStore is a Store that holds no parts.
+type plainStore struct{ reyes.Store }
+
+// TestLeaderLayouts: the whole layout puts one object; switching between
+// layouts publishes at once (the content cannot be compared), and the
+// parts layout refuses a store that holds no parts before fetching.
+func TestLeaderLayouts(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
+	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: fs, Signer: testSigner(t, clock.Now()),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	payload := func() []byte {
+		t.Helper()
+		obj, _, err := fs.Get(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := sign.Unpack(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var serial uint64
+	for i, step := range []struct {
+		layout    reyes.Layout
+		wantRoot  bool
+		wantSkip  bool
+		wantParts bool // parts put
+	}{
+		{reyes.LayoutWhole, false, false, false},
+		{reyes.LayoutWhole, false, true, false},
+		{"", true, false, true},
+		{reyes.LayoutParts, true, true, false},
+		{reyes.LayoutWhole, false, false, false},
+		{reyes.LayoutParts, true, false, true}, // the previous object names no parts
+	} {
+		t.Run(fmt.Sprintf("%d %q", i, step.layout), func(t *testing.T) {
+			clock.Add(time.Minute)
+			l.Layout = step.layout
+			res, err := l.RunOnce(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Skipped != step.wantSkip || (res.PartsPut > 0) != step.wantParts {
+				t.Errorf("skipped %v, %d parts put", res.Skipped, res.PartsPut)
+			}
+			if got := ruleset.IsRoot(payload()); got != step.wantRoot {
+				t.Errorf("the store holds a root: %v, want %v", got, step.wantRoot)
+			}
+			if !step.wantRoot {
+				if _, err := ruleset.Decode(payload()); err != nil {
+					t.Errorf("the whole layout's object: %v", err)
+				}
+			}
+			if !res.Skipped {
+				if res.Header.Serial <= serial {
+					t.Errorf("serial %d after %d", res.Header.Serial, serial)
+				}
+				serial = res.Header.Serial
+			}
+		})
+	}
+
+	t.Run("a store without parts", func(t *testing.T) {
+		fetched := false
+		pl := &reyes.Leader{Source: countingSource{sgsource.Dir{Path: sampleInventory}, &fetched}, Store: plainStore{fs}, Signer: l.Signer,
+			Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+		_, err := pl.RunOnce(ctx)
+		if err == nil || !strings.Contains(err.Error(), "cannot hold parts") || !strings.Contains(err.Error(), "whole") || fetched {
+			t.Fatalf("RunOnce: %v (fetched: %v)", err, fetched)
+		}
+		pl.Layout = reyes.LayoutWhole
+		clock.Add(time.Minute)
+		pl.Refresh = -1
+		if _, err := pl.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pl.Layout = "both"
+		if _, err := pl.RunOnce(ctx); err == nil || !strings.Contains(err.Error(), `"both"`) {
+			t.Fatalf("an unknown layout: %v", err)
+		}
+	})
+}
+
+type countingSource struct {
+	src     sgsource.Source
+	fetched *bool
+}
+
+func (c countingSource) Fetch(ctx context.Context) (*inventory.Inventory, error) {
+	*c.fetched = true
+	return c.src.Fetch(ctx)
+}
+
+func TestParseLayout(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want reyes.Layout
+		ok   bool
+	}{{"parts", reyes.LayoutParts, true}, {"whole", reyes.LayoutWhole, true}, {"", "", false}, {"Parts", "", false}, {"single", "", false}} {
+		got, err := reyes.ParseLayout(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("ParseLayout(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
+
+// TestLeaderRepairsMissingParts: a part the previous root names but the
+// store no longer has (deleted by hand, by a lifecycle rule) is put again
+// by the next publish, instead of being skipped for ever.
+func TestLeaderRepairsMissingParts(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now, Refresh: -1}
+	if _, err := l.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := storedRoot(t, st)
+	lost := root.Parts[len(root.Parts)/2].Name
+	if err := st.FileStore.Parts().Delete(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	st.reset()
+	clock.Add(time.Minute)
+	res, err := l.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put := st.reset(); !slices.Equal(put.parts, []string{lost}) || res.PartsPut != 1 {
+		t.Errorf("parts put %q (result %d), want the lost one %s alone", put.parts, res.PartsPut, lost)
+	}
+	again, _ := storedRoot(t, st)
+	checkParts(t, st, again)
+
+	t.Run("the listing fails", func(t *testing.T) {
+		st.parts.failList = errors.New("listing refused")
+		defer func() { st.parts.failList = nil }()
+		clock.Add(time.Minute)
+		res, err := l.RunOnce(ctx)
+		if err != nil || res.PartsPut != 0 {
+			t.Fatalf("RunOnce: %v, %d parts put; want the previous root's parts taken to exist", err, res.PartsPut)
+		}
+		if res.GCError == nil {
+			t.Error("collection did not fail although the listing did")
+		}
+	})
 }
