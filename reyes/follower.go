@@ -324,6 +324,22 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		log.Info("dry run: plan printed, nothing changed", "serial", header.Serial, "identity", src.Method)
 		return res, nil
 	}
+	if !force && etag != "" && samePlan(applied, plan) {
+		// A new ruleset whose plan for this host is the one the kernel
+		// holds (apply's record unchanged since, the settings and the
+		// host's identity too: changedSince said so, etag is still the
+		// last one): accept it, and leave the kernel alone, as an
+		// unchanged object does. Drift checks go on on their schedule.
+		stage = StageState
+		if err := SaveState(f.StateDir, NewState(header, digest, newTag, now)); err != nil {
+			return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+		}
+		res.PlanUnchanged = true
+		f.keepParts(res.Parts, fetched)
+		log.Info("new ruleset, same plan for this host: nothing applied",
+			"serial", header.Serial, "parts", len(res.Parts), "bytes", res.StoreBytes, "fetched", res.PartsFetched)
+		return res, nil
+	}
 	stage = StageApply
 	aopts := f.applyOptions()
 	aopts.Force = aopts.Force || force

@@ -2,6 +2,8 @@ package reyes
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +12,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
 )
 
@@ -43,6 +46,25 @@ func planPartsListed(applied *LoadedRecord, root *ruleset.Root) bool {
 		}
 	}
 	return true
+}
+
+// samePlan reports whether plan is the plan of the last apply: the same
+// sets with the same members and the same rules, both families.
+func samePlan(applied *LoadedRecord, plan *render.Plan) bool {
+	return applied != nil && applied.PlanDigest != "" && applied.PlanDigest == planDigest(plan)
+}
+
+// planDigest hashes everything apply loads for plan: both families' ipset
+// and iptables-restore text (FamilyPlan.Hash covers the rules only).
+func planDigest(plan *render.Plan) string {
+	h := sha256.New()
+	for _, fp := range plan.Families() {
+		for _, b := range [][]byte{fp.IpsetRestore(), fp.IptablesRestore()} {
+			fmt.Fprintf(h, "%d\n", len(b))
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func partNames(refs []ruleset.PartRef) []string {

@@ -147,6 +147,7 @@ func (f *Follower) record(ctx context.Context, now time.Time, res FollowerResult
 			st.Loaded.Scope, st.Loaded.Serial = h.Scope, h.Serial
 			st.Loaded.GeneratedAt, st.Loaded.NotAfter = h.GeneratedAt.UTC(), h.NotAfter.UTC()
 			st.Loaded.AcceptedAt, st.Loaded.Signer = now.UTC(), res.Signer
+			st.Loaded.Parts = res.Parts
 			if last, err := LoadState(f.StateDir); err == nil && last.Serial == h.Serial {
 				st.Loaded.Digest = last.Digest
 			}
@@ -200,6 +201,7 @@ func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res Follower
 	}
 	if res.Plan != nil {
 		l.PlanIPv4, l.PlanIPv6 = res.Plan.V4.Hash(), res.Plan.V6.Hash()
+		l.PlanDigest = planDigest(res.Plan)
 		l.Rules, l.Members = planCounts(res.Plan)
 	}
 	return l

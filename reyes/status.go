@@ -119,6 +119,11 @@ type LoadedRecord struct {
 	// as the first rule of REYES-INPUT carries them in its comment.
 	PlanIPv4 string `json:"plan_ipv4"`
 	PlanIPv6 string `json:"plan_ipv6"`
+	// PlanDigest is the SHA-256 of everything the plan loads (sets,
+	// members and rules, both families): a later ruleset that gives the
+	// same digest, with nothing else changed, is accepted without a
+	// kernel call.
+	PlanDigest string `json:"plan_digest,omitempty"`
 	// Rules and Members count the iptables rules in reyes' chains and the
 	// members of reyes' sets, both families.
 	Rules   int `json:"rules"`
