@@ -244,7 +244,7 @@ func TestLeaderPartsLayout(t *testing.T) {
 
 // varied returns a copy of inv whose first interface with more than one
 // address has lost its last address: one member changed.
-func varied(t *testing.T, inv *inventory.Inventory) (*inventory.Inventory, inventory.NetworkInterface) {
+func varied(t testing.TB, inv *inventory.Inventory) (*inventory.Inventory, inventory.NetworkInterface) {
 	t.Helper()
 	out := &inventory.Inventory{Regions: slices.Clone(inv.Regions)}
 	for ri := range out.Regions {
