@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-json-experiment/json"
+
 	"github.com/reyes-fw/reyes/internal/errtext"
 )
 
@@ -80,6 +82,9 @@ func openPart(ref PartRef, body []byte) (*part, error) {
 	if !bytes.HasPrefix(body, []byte(head)) {
 		first, _, _ := bytes.Cut(body, []byte("\n"))
 		return nil, p.errorf(1, "", "%w: header %q, want %q", ErrMalformed, errtext.Clip(string(first)), head[:len(head)-1])
+	}
+	if i := bytes.IndexByte(body, '\r'); i >= 0 {
+		return nil, p.errorf(bytes.Count(body[:i], []byte("\n"))+1, "", "%w: a CR (want LF line ends and compact JSON)", ErrMalformed)
 	}
 	if len(body) > 1<<31-1 {
 		return nil, p.errorf(0, "", "%w: %d bytes", ErrTooLarge, len(body))
@@ -232,6 +237,13 @@ func (p *part) decodeGroup(i int, h Header, lim Limits) (Group, []Interface, err
 	if err := validateOne(h, rs, true, lim); err != nil {
 		return Group{}, nil, p.valueError(lineNo, key, err)
 	}
+	pg.Group = rs.Groups[0]
+	for j, n := range ifs {
+		pg.Members[j] = partMember{ID: n.ID, Region: n.Region, VPC: n.VPC, Addrs: n.Addrs, Prefixes: n.Prefixes}
+	}
+	if err := p.canonical(lineNo, key, val, &pg); err != nil {
+		return Group{}, nil, err
+	}
 	return rs.Groups[0], ifs, nil
 }
 
@@ -252,6 +264,9 @@ func (p *part) decodeInterface(i int, h Header, lim Limits) (Interface, error) {
 	if err := validateOne(h, rs, false, lim); err != nil {
 		return Interface{}, p.valueError(lineNo, key, err)
 	}
+	if err := p.canonical(lineNo, key, val, &rs.Interfaces[0]); err != nil {
+		return Interface{}, err
+	}
 	return rs.Interfaces[0], nil
 }
 
@@ -268,6 +283,9 @@ func (p *part) decodeVPC(i int, h Header, lim Limits) (VPC, error) {
 	rs := Ruleset{VPCs: []VPC{v}}
 	if err := validateOne(h, rs, false, lim); err != nil {
 		return VPC{}, p.valueError(lineNo, key, err)
+	}
+	if err := p.canonical(lineNo, key, val, &rs.VPCs[0]); err != nil {
+		return VPC{}, err
 	}
 	return rs.VPCs[0], nil
 }
@@ -286,6 +304,9 @@ func (p *part) decodeFinding(i int, h Header, lim Limits) (Finding, error) {
 	if err := validateOne(h, Ruleset{Findings: []Finding{f}}, false, lim); err != nil {
 		return Finding{}, p.valueError(lineNo, key, err)
 	}
+	if err := p.canonical(lineNo, key, val, &f); err != nil {
+		return Finding{}, err
+	}
 	return f, nil
 }
 
@@ -299,12 +320,12 @@ func findingKey(i int) string {
 // and the IDs of the interfaces that have it.
 func (p *part) decodeAddr(i int) (netip.Addr, []string, error) {
 	key, val, lineNo := p.line(i)
-	if err := p.checkBin(key, lineNo); err != nil {
-		return netip.Addr{}, nil, err
-	}
 	a, err := netip.ParseAddr(key)
 	if err != nil || a.String() != key {
 		return netip.Addr{}, nil, p.errorf(lineNo, key, "%w: the key is not an IP address in canonical form", ErrMalformed)
+	}
+	if err := p.checkBin(key, lineNo); err != nil {
+		return netip.Addr{}, nil, err
 	}
 	if err := checkAddr("key", a); err != nil {
 		return netip.Addr{}, nil, p.valueError(lineNo, key, err)
@@ -318,13 +339,31 @@ func (p *part) decodeAddr(i int) (netip.Addr, []string, error) {
 	}
 	for j, id := range ids {
 		if !isENIID(id) {
-			return netip.Addr{}, nil, p.valueError(lineNo, key, invalid(at("", "", j), "%q is not a network interface ID", errtext.Clip(id)))
+			return netip.Addr{}, nil, p.valueError(lineNo, key, invalid(at("", "interfaces", j), "%q is not a network interface ID", errtext.Clip(id)))
 		}
 		if j > 0 && ids[j-1] >= id {
-			return netip.Addr{}, nil, p.valueError(lineNo, key, invalid(at("", "", j), "%s is out of order or listed twice", id))
+			return netip.Addr{}, nil, p.valueError(lineNo, key, invalid(at("", "interfaces", j), "%s is out of order or listed twice", id))
 		}
 	}
+	if err := p.canonical(lineNo, key, val, ids); err != nil {
+		return netip.Addr{}, nil, err
+	}
 	return a, ids, nil
+}
+
+// canonical checks that val, which decoded to v, is v's canonical
+// encoding (what Split writes): one content has one encoding, so the
+// digest of a part stands for its content and a person reads what a
+// follower decodes.
+func (p *part) canonical(lineNo int, key string, val []byte, v any) error {
+	b, err := json.Marshal(v, jsonOptions)
+	if err != nil {
+		return p.errorf(lineNo, key, "%w: %w", ErrMalformed, err)
+	}
+	if !bytes.Equal(b, val) {
+		return p.errorf(lineNo, key, "%w: the value is not in canonical form (compact JSON, fields in order, lists sorted, no null for an empty list)", ErrMalformed)
+	}
+	return nil
 }
 
 // encodePart writes a part: the header line, then "<key>\t<value>\n" for

@@ -362,6 +362,9 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 	if len(b) > MaxRootBytes {
 		return nil, fmt.Errorf("decoding root: %d bytes: %w (limit %d)", len(b), ErrTooLarge, MaxRootBytes)
 	}
+	if i := bytes.IndexByte(b, '\r'); i >= 0 {
+		return nil, fmt.Errorf("decoding root: %w: line %d holds a CR (want LF line ends only)", ErrMalformed, bytes.Count(b[:i], []byte("\n"))+1)
+	}
 	line1, rest, ok := bytes.Cut(b, []byte("\n"))
 	if !ok || string(line1) != "# "+RootFormat {
 		got := "none"
@@ -396,6 +399,11 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 		}
 		r.Bins[k] = n
 	}
+	// One header, one encoding: what was signed reads the same to a
+	// person as to this decoder (no spaces, no other field order).
+	if canon, err := json.Marshal(h, jsonOptions); err != nil || !bytes.Equal(canon, hj) {
+		return nil, fmt.Errorf("decoding root: %w: line 2: not the canonical encoding of the header (want %s)", ErrMalformed, errtext.Clip(string(canon)))
+	}
 	// Parts: sum of bins + vpcs + findings at most.
 	maxParts := h.Bins.A + h.Bins.G + h.Bins.I + 2
 	r.Parts = make([]PartRef, 0, min(maxParts, bytes.Count(rest, []byte("\n"))))
@@ -408,9 +416,6 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 			return nil, fmt.Errorf("decoding root: %w: line %d: no final newline", ErrMalformed, lineNo)
 		}
 		rest = tail
-		if len(r.Parts) == maxParts {
-			return nil, fmt.Errorf("decoding root: %w: line %d: more than %d parts for the bins", ErrMalformed, lineNo, maxParts)
-		}
 		if len(line) < 64+2+1 || string(line[64:66]) != "  " || !isLowerHex(string(line[:64]), 64) {
 			return nil, fmt.Errorf("decoding root: %w: line %d: %q is not \"<64 lower-case hex>  <name>\"", ErrMalformed, lineNo, errtext.Clip(string(line)))
 		}
@@ -434,6 +439,12 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 		}
 		if n := len(r.Parts); n > 0 && r.Parts[n-1].Name >= name {
 			return nil, fmt.Errorf("decoding root: %w: line %d: %s: out of order or listed twice (want names sorted, each once)", ErrMalformed, lineNo, name)
+		}
+		if n := len(r.Parts); n > 0 && r.Parts[n-1].Kind == ref.Kind && r.Parts[n-1].Bin == ref.Bin {
+			return nil, fmt.Errorf("decoding root: %w: line %d: %s: a second part for %s bin %d", ErrMalformed, lineNo, name, ref.Kind, ref.Bin)
+		}
+		if len(r.Parts) == maxParts {
+			return nil, fmt.Errorf("decoding root: %w: line %d: more than %d parts for the bins", ErrMalformed, lineNo, maxParts)
 		}
 		total += ref.Size
 		if total > lim.MaxTotalPartBytes {

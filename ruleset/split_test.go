@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"maps"
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -153,5 +155,104 @@ func TestJoinMissingPart(t *testing.T) {
 	if !errors.Is(err, ruleset.ErrPartMissing) {
 		t.Fatalf("Join = %v, want ErrPartMissing", err)
 	}
-	_ = os.Stderr
+}
+
+// TestSplitContentAddressed: the same ruleset splits to the same parts;
+// after one interface changes, only the parts holding its lines (its
+// interface bin, the bins of its old and new addresses, the bins of its
+// groups) get new names, so a leader puts only those.
+func TestSplitContentAddressed(t *testing.T) {
+	rs := estates(t)["synth-medium"]
+	opts := ruleset.SplitOptions{TargetBinBytes: 1024}
+	root, payload, parts := mustSplit(t, rs, opts)
+	_, payload2, parts2 := mustSplit(t, rs, opts)
+	if !bytes.Equal(payload, payload2) || len(parts) != len(parts2) {
+		t.Fatal("two splits of one ruleset differ")
+	}
+	for name, b := range parts {
+		if !bytes.Equal(parts2[name], b) {
+			t.Fatalf("part %s differs between two splits", name)
+		}
+		if r, ok := partRef(root, name); !ok || r.Size != int64(len(b)) {
+			t.Fatalf("part %s: not in the root, or of another size", name)
+		}
+	}
+	changed := cloneRuleset(rs)
+	changed.Serial++
+	n := &changed.Interfaces[len(changed.Interfaces)/3]
+	old := n.Addrs[0]
+	n.Addrs = slices.Clone(n.Addrs)
+	n.Addrs[0] = netip.MustParseAddr("10.250.0.1")
+	n.Addrs = ruleset.SortedAddrs(n.Addrs)
+	root2, _, parts2 := mustSplit(t, changed, ruleset.SplitOptions{Previous: root.Bins, TargetBinBytes: 1024})
+	if !maps.Equal(root2.Bins, root.Bins) {
+		t.Fatalf("bins changed: %v -> %v", root.Bins, root2.Bins)
+	}
+	want := map[string]bool{}
+	for _, k := range [][2]string{{ruleset.KindInterfaces, n.ID}, {ruleset.KindAddrs, old.String()}, {ruleset.KindAddrs, "10.250.0.1"}} {
+		p, _ := root.Part(k[0], k[1])
+		want[p.Name] = true
+	}
+	for _, g := range n.Groups {
+		p, _ := root.Part(ruleset.KindGroups, g)
+		want[p.Name] = true
+	}
+	var gone []string
+	for _, p := range root.Parts {
+		if !root2.Has(p.Name) {
+			gone = append(gone, p.Name)
+			if !want[p.Name] {
+				t.Errorf("part %s changed, though it holds nothing of %s", p.Name, n.ID)
+			}
+		}
+	}
+	if len(gone) != len(want) {
+		t.Fatalf("%d parts changed, want %d", len(gone), len(want))
+	}
+	for _, p := range root2.Parts {
+		if !root.Has(p.Name) && parts2[p.Name] == nil {
+			t.Fatalf("no bytes for new part %s", p.Name)
+		}
+	}
+}
+
+func partRef(root *ruleset.Root, name string) (ruleset.PartRef, bool) {
+	for _, p := range root.Parts {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return ruleset.PartRef{}, false
+}
+
+// TestSplitEmptyAndInvalid: an estate without interfaces or groups splits
+// into one empty part of each kind (a header line only) and joins back;
+// an invalid ruleset is refused.
+func TestSplitEmptyAndInvalid(t *testing.T) {
+	rs := &ruleset.Ruleset{Header: ruleset.Header{Format: ruleset.Format, Type: ruleset.Type, Scope: "prod", Serial: 1,
+		GeneratedAt: splitTime, NotAfter: splitTime.Add(time.Hour)}, VPCs: []ruleset.VPC{}, Groups: []ruleset.Group{}, Interfaces: []ruleset.Interface{}}
+	root, payload, parts := mustSplit(t, rs, ruleset.SplitOptions{})
+	if len(root.Parts) != 4 {
+		t.Fatalf("%d parts, want 4:\n%s", len(root.Parts), payload)
+	}
+	for _, p := range root.Parts {
+		want := fmt.Sprintf("reyes.part/v1 %s 0/1\n", p.Kind)
+		if string(parts[p.Name]) != want {
+			t.Fatalf("part %s is %q, want %q", p.Name, parts[p.Name], want)
+		}
+	}
+	joined, err := ruleset.Join(context.Background(), root, newStore(parts).fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := ruleset.Encode(rs)
+	b, _ := ruleset.Encode(joined)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("Join of an empty estate:\n%s\nwant\n%s", b, a)
+	}
+	bad := *rs
+	bad.Scope = ""
+	if _, _, err := ruleset.Split(&bad, ruleset.SplitOptions{}); !errors.Is(err, ruleset.ErrInvalid) {
+		t.Fatalf("Split of an invalid ruleset: %v", err)
+	}
 }

@@ -492,6 +492,8 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 		addrIDs  [][]string
 		findings []Finding
 	}
+	groupPart := map[string]string{} // group ID -> the name of its part
+	addrPart := map[netip.Addr]string{}
 	out := make([]decoded, len(root.Parts))
 	var g errgroup.Group
 	g.SetLimit(maxFetches)
@@ -541,16 +543,18 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	for _, d := range out {
+	for pi, d := range out {
 		rs.VPCs = append(rs.VPCs, d.vpcs...)
 		rs.Findings = append(rs.Findings, d.findings...)
 		rs.Groups = append(rs.Groups, d.groups...)
 		for i, gr := range d.groups {
 			members[gr.ID] = d.members[i]
+			groupPart[gr.ID] = root.Parts[pi].Name
 		}
 		rs.Interfaces = append(rs.Interfaces, d.ifs...)
 		for i, a := range d.addrs {
 			addrs[a] = d.addrIDs[i]
+			addrPart[a] = root.Parts[pi].Name
 		}
 	}
 	slices.SortFunc(rs.Groups, func(a, b Group) int { return strings.Compare(a.ID, b.ID) })
@@ -573,7 +577,7 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 			wantAddrs++
 			ids := addrs[a]
 			if _, ok := slices.BinarySearch(ids, n.ID); !ok {
-				return nil, fmt.Errorf("%w: interface %s has address %s, which the address index does not list for it", ErrMalformed, n.ID, a)
+				return nil, fmt.Errorf("%w: interface %s has address %s, which the address index (part %s) does not list for it", ErrMalformed, n.ID, a, partFor(root, KindAddrs, a.String()))
 			}
 		}
 	}
@@ -582,18 +586,42 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 		got += len(ids)
 	}
 	if got != wantAddrs {
+		for a, ids := range addrs {
+			for _, id := range ids {
+				if n := findInterface(rs, id); n == nil || !slices.Contains(n.Addrs, a) {
+					return nil, fmt.Errorf("%w: part %s: address %s: interface %s does not have it", ErrMalformed, addrPart[a], a, id)
+				}
+			}
+		}
 		return nil, fmt.Errorf("%w: the address index lists %d interface addresses, the interfaces have %d", ErrMalformed, got, wantAddrs)
 	}
 	for _, gr := range rs.Groups {
 		m, w := members[gr.ID], want[gr.ID]
 		if len(m) != len(w) {
-			return nil, fmt.Errorf("%w: group %s lists %d members, %d interfaces are in it", ErrMalformed, gr.ID, len(m), len(w))
+			return nil, fmt.Errorf("%w: part %s: group %s lists %d members, %d interfaces are in it", ErrMalformed, groupPart[gr.ID], gr.ID, len(m), len(w))
 		}
 		for i := range m {
 			if !sameMember(w[i], &m[i]) {
-				return nil, fmt.Errorf("%w: group %s: member %s differs from interface %s", ErrMalformed, gr.ID, m[i].ID, w[i].ID)
+				return nil, fmt.Errorf("%w: part %s: group %s: member %s differs from interface %s", ErrMalformed, groupPart[gr.ID], gr.ID, m[i].ID, w[i].ID)
 			}
 		}
 	}
 	return rs, nil
+}
+
+// findInterface returns the interface of rs (sorted) with that ID, or nil.
+func findInterface(rs *Ruleset, id string) *Interface {
+	i, ok := slices.BinarySearchFunc(rs.Interfaces, id, func(n Interface, id string) int { return strings.Compare(n.ID, id) })
+	if !ok {
+		return nil
+	}
+	return &rs.Interfaces[i]
+}
+
+// partFor is the name of the part of root holding key of kind, or "none".
+func partFor(root *Root, kind, key string) string {
+	if p, ok := root.Part(kind, key); ok {
+		return p.Name
+	}
+	return "none"
 }
