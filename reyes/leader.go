@@ -292,7 +292,9 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 	}
 	args = append(args, "findings", len(res.Findings), "duration", res.Duration.Round(time.Millisecond))
 	l.logger().Info("published ruleset", args...)
-	l.gc(ctx, root, now, &res)
+	if layout == LayoutParts {
+		l.gc(ctx, ps, root, now, &res)
+	}
 	return res, nil
 }
 

@@ -472,3 +472,33 @@ func TestLeaderRepairsMissingParts(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaderWholeLayoutTouchesNoParts: the whole layout needs no more
+// than before (no listing, no delete): parts an earlier parts layout left
+// stay until removed by hand.
+func TestLeaderWholeLayoutTouchesNoParts(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	if _, err := l.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := partNames(t, st.FileStore.Parts())
+	st.parts.failList = errors.New("no s3:ListBucket")
+	st.roots.failList = st.parts.failList
+	l.Layout = reyes.LayoutWhole
+	clock.Add(3 * time.Hour)
+	res, err := l.RunOnce(ctx)
+	if err != nil || res.GCError != nil || res.PartsDeleted != 0 {
+		t.Fatalf("RunOnce: %v; gc: %v, %d deleted", err, res.GCError, res.PartsDeleted)
+	}
+	if put := st.reset(); len(put.parts) != 0 || len(put.roots) != 0 || put.rootPuts != 1 {
+		t.Errorf("the whole layout put %+v", put)
+	}
+	st.parts.failList, st.roots.failList = nil, nil
+	if after := partNames(t, st.FileStore.Parts()); !slices.Equal(after, before) {
+		t.Errorf("parts changed from %q to %q", before, after)
+	}
+}
