@@ -486,6 +486,7 @@ func TestLeaderWholeLayoutTouchesNoParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := partNames(t, st.FileStore.Parts())
+	st.reset()
 	st.parts.failList = errors.New("no s3:ListBucket")
 	st.roots.failList = st.parts.failList
 	l.Layout = reyes.LayoutWhole
