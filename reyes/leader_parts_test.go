@@ -1,12 +1,14 @@
 package reyes_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -501,5 +503,55 @@ func TestLeaderWholeLayoutTouchesNoParts(t *testing.T) {
 	st.parts.failList, st.roots.failList = nil, nil
 	if after := partNames(t, st.FileStore.Parts()); !slices.Equal(after, before) {
 		t.Errorf("parts changed from %q to %q", before, after)
+	}
+}
+
+// TestLeaderPartsJoinToTheWholeRuleset: what the parts layout puts in the
+// store is the very ruleset the whole layout would publish: joining the
+// parts the root names gives its encoding byte for byte.
+func TestLeaderPartsJoinToTheWholeRuleset(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	signer := testSigner(t, now)
+	dir := t.TempDir()
+	for i, src := range []sgsource.Source{sgsource.Dir{Path: sampleInventory}, sgsource.Dir{Path: "../render/testdata/inventories/accounts"}, memSource{estate(7)}} {
+		parts := reyes.NewFileStore(filepath.Join(dir, "parts", fmt.Sprint(i)), reyes.StoreOptions{})
+		whole := reyes.NewFileStore(filepath.Join(dir, "whole", fmt.Sprint(i)), reyes.StoreOptions{})
+		for _, d := range []string{filepath.Dir(parts.Path()), filepath.Dir(whole.Path())} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, st := range []*reyes.FileStore{parts, whole} {
+			l := &reyes.Leader{Source: src, Store: st, Signer: signer, Build: ruleset.BuildOptions{Scope: "test"}, Now: func() time.Time { return now }}
+			if st == whole {
+				l.Layout = reyes.LayoutWhole
+			}
+			if _, err := l.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root, _ := storedRoot(t, parts)
+		rs, err := ruleset.Join(ctx, root, func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+			return parts.Parts().Get(ctx, ref.Name, ref.Size)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined, err := ruleset.Encode(rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, _, err := whole.Get(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := sign.Unpack(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(joined, want) {
+			t.Errorf("estate %d: the joined parts (%d bytes) differ from the whole layout's payload (%d bytes)", i, len(joined), len(want))
+		}
 	}
 }
