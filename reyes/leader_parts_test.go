@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -553,5 +554,54 @@ func TestLeaderPartsJoinToTheWholeRuleset(t *testing.T) {
 		if !bytes.Equal(joined, want) {
 			t.Errorf("estate %d: the joined parts (%d bytes) differ from the whole layout's payload (%d bytes)", i, len(joined), len(want))
 		}
+	}
+}
+
+// TestLeaderPartsSha256sum: in a file store, the directory of parts is
+// checked against the root with stock tools: gpg --verify on the root,
+// sha256sum -c on its payload, run in PATH.parts.
+func TestLeaderPartsSha256sum(t *testing.T) {
+	bin, err := exec.LookPath("sha256sum")
+	if err != nil {
+		t.Skip("sha256sum is not on PATH")
+	}
+	ctx := context.Background()
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
+	l := &reyes.Leader{Source: memSource{estate(3)}, Store: fs, Signer: testSigner(t, now), Build: ruleset.BuildOptions{Scope: "test"}, Now: func() time.Time { return now }}
+	if _, err := l.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	obj, _, err := fs.Get(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _, err := sign.Unpack(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootFile := filepath.Join(t.TempDir(), "root")
+	if err := os.WriteFile(rootFile, payload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", "--strict", rootFile)
+	cmd.Dir = fs.Parts().String()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+	root, _ := storedRoot(t, fs)
+	if n := strings.Count(string(out), ": OK\n"); n != len(root.Parts) {
+		t.Errorf("sha256sum checked %d parts, the root names %d:\n%s", n, len(root.Parts), out)
+	}
+	// A corrupted part is caught.
+	victim := filepath.Join(fs.Parts().String(), root.Parts[0].Name)
+	if err := os.WriteFile(victim, []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, "-c", "--strict", rootFile)
+	cmd.Dir = fs.Parts().String()
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), root.Parts[0].Name+": FAILED") {
+		t.Errorf("sha256sum -c on a tampered part: %v\n%s", err, out)
 	}
 }
