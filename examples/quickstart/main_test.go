@@ -50,7 +50,6 @@ func TestQuickstart(t *testing.T) {
 				"throwaway signing key ",
 				`published scope "quickstart" serial `,
 				"8 security groups, 5 interfaces",
-				"== 2. the signed object",
 				"reyes-signed/v1 sig=",
 				"-----BEGIN PGP SIGNATURE-----",
 				"== 2. the signed root",
