@@ -462,6 +462,25 @@ func TestLeaderRepairsMissingParts(t *testing.T) {
 	again, _ := storedRoot(t, st)
 	checkParts(t, st, again)
 
+	t.Run("an unchanged run repairs too", func(t *testing.T) {
+		l.Refresh = 0
+		defer func() { l.Refresh = -1 }()
+		cur, _ := storedRoot(t, st)
+		lost := cur.Parts[0].Name
+		if err := st.FileStore.Parts().Delete(ctx, lost); err != nil {
+			t.Fatal(err)
+		}
+		st.reset()
+		clock.Add(time.Minute)
+		res, err := l.RunOnce(ctx)
+		if err != nil || !res.Skipped || res.PartsPut != 1 {
+			t.Fatalf("RunOnce: skipped %v, %d parts put, %v; want an unchanged run that puts the lost part back", res.Skipped, res.PartsPut, err)
+		}
+		if put := st.reset(); !slices.Equal(put.parts, []string{lost}) || put.rootPuts != 0 || len(put.roots) != 0 {
+			t.Errorf("put %+v, want the lost part %s alone", put, lost)
+		}
+		checkParts(t, st, cur)
+	})
 	t.Run("the listing fails", func(t *testing.T) {
 		st.parts.failList = errors.New("listing refused")
 		defer func() { st.parts.failList = nil }()
