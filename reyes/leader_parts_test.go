@@ -624,3 +624,47 @@ func TestLeaderPartsSha256sum(t *testing.T) {
 		t.Errorf("sha256sum -c on a tampered part: %v\n%s", err, out)
 	}
 }
+
+// concurrentObjects records the most puts in flight at once.
+type concurrentObjects struct {
+	reyes.Objects
+	mu           sync.Mutex
+	inFlight, hi int
+}
+
+func (c *concurrentObjects) Put(ctx context.Context, name string, body []byte) error {
+	c.mu.Lock()
+	c.inFlight++
+	c.hi = max(c.hi, c.inFlight)
+	c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	defer func() { c.mu.Lock(); c.inFlight--; c.mu.Unlock() }()
+	return c.Objects.Put(ctx, name, body)
+}
+
+type concurrentStore struct {
+	*reyes.FileStore
+	parts *concurrentObjects
+}
+
+func (c concurrentStore) Parts() reyes.Objects { return c.parts }
+
+// TestLeaderPutsAtMostEightAtOnce: the parts are put concurrently, at most
+// 8 at a time.
+func TestLeaderPutsAtMostEightAtOnce(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
+	st := concurrentStore{FileStore: fs, parts: &concurrentObjects{Objects: fs.Parts()}}
+	l := &reyes.Leader{Source: memSource{synth.Generate(synth.Medium())}, Store: st, Signer: testSigner(t, now),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: func() time.Time { return now }}
+	res, err := l.RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PartsPut <= 8 {
+		t.Fatalf("only %d parts: the test needs more than 8", res.PartsPut)
+	}
+	if st.parts.hi > 8 || st.parts.hi < 2 {
+		t.Errorf("%d puts in flight at most, want 2 to 8", st.parts.hi)
+	}
+}
