@@ -255,6 +255,11 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 			Layout: layout, PreviousReadFailures: l.prevReadFailures, Findings: rs.Findings, FindingCounts: countFindings(rs.Findings)}
 		if root != nil {
 			res.Parts = len(root.Parts)
+			// The root in force names these very parts: put back any the
+			// store lost, so that followers can read what is published.
+			if res.PartsPut, res.BytesPut, err = l.putParts(ctx, ps, root, prevRoot, bodies); err != nil {
+				return LeaderResult{}, fmt.Errorf("repairing the parts of the published root in %s: %w", ps.Parts(), err)
+			}
 		}
 		l.logger().Info("ruleset unchanged and still fresh; not republished",
 			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
@@ -292,7 +297,9 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 	}
 	args = append(args, "findings", len(res.Findings), "duration", res.Duration.Round(time.Millisecond))
 	l.logger().Info("published ruleset", args...)
-	l.gc(ctx, root, now, &res)
+	if layout == LayoutParts {
+		l.gc(ctx, ps, root, now, &res)
+	}
 	return res, nil
 }
 

@@ -331,16 +331,11 @@ func readHistoryRoot(ctx context.Context, roots Objects, name string) (historyRo
 	return hr, nil
 }
 
-// gc runs garbage collection after a publish, when the store holds parts
-// (also in the whole layout, which then removes what an earlier parts
-// layout left). current is the root just published (nil in the whole
-// layout). A failure is logged and recorded in res, never returned: the
-// publish stands.
-func (l *Leader) gc(ctx context.Context, current *ruleset.Root, now time.Time, res *LeaderResult) {
-	ps, ok := l.Store.(PartStore)
-	if !ok {
-		return
-	}
+// gc runs garbage collection after a publish in the parts layout (the
+// whole layout touches nothing but its object, and needs no more
+// permissions than before). current is the root just published. A failure
+// is logged and recorded in res, never returned: the publish stands.
+func (l *Leader) gc(ctx context.Context, ps PartStore, current *ruleset.Root, now time.Time, res *LeaderResult) {
 	g, err := l.collectGarbage(ctx, ps, current, now)
 	res.PartsDeleted, res.RootsDeleted, res.GCError = g.partsDeleted, g.rootsDeleted, err
 	if err != nil {

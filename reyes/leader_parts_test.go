@@ -1,12 +1,15 @@
 package reyes_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -244,7 +247,7 @@ func TestLeaderPartsLayout(t *testing.T) {
 
 // varied returns a copy of inv whose first interface with more than one
 // address has lost its last address: one member changed.
-func varied(t *testing.T, inv *inventory.Inventory) (*inventory.Inventory, inventory.NetworkInterface) {
+func varied(t testing.TB, inv *inventory.Inventory) (*inventory.Inventory, inventory.NetworkInterface) {
 	t.Helper()
 	out := &inventory.Inventory{Regions: slices.Clone(inv.Regions)}
 	for ri := range out.Regions {
@@ -459,6 +462,25 @@ func TestLeaderRepairsMissingParts(t *testing.T) {
 	again, _ := storedRoot(t, st)
 	checkParts(t, st, again)
 
+	t.Run("an unchanged run repairs too", func(t *testing.T) {
+		l.Refresh = 0
+		defer func() { l.Refresh = -1 }()
+		cur, _ := storedRoot(t, st)
+		lost := cur.Parts[0].Name
+		if err := st.FileStore.Parts().Delete(ctx, lost); err != nil {
+			t.Fatal(err)
+		}
+		st.reset()
+		clock.Add(time.Minute)
+		res, err := l.RunOnce(ctx)
+		if err != nil || !res.Skipped || res.PartsPut != 1 {
+			t.Fatalf("RunOnce: skipped %v, %d parts put, %v; want an unchanged run that puts the lost part back", res.Skipped, res.PartsPut, err)
+		}
+		if put := st.reset(); !slices.Equal(put.parts, []string{lost}) || put.rootPuts != 0 || len(put.roots) != 0 {
+			t.Errorf("put %+v, want the lost part %s alone", put, lost)
+		}
+		checkParts(t, st, cur)
+	})
 	t.Run("the listing fails", func(t *testing.T) {
 		st.parts.failList = errors.New("listing refused")
 		defer func() { st.parts.failList = nil }()
@@ -471,4 +493,178 @@ func TestLeaderRepairsMissingParts(t *testing.T) {
 			t.Error("collection did not fail although the listing did")
 		}
 	})
+}
+
+// TestLeaderWholeLayoutTouchesNoParts: the whole layout needs no more
+// than before (no listing, no delete): parts an earlier parts layout left
+// stay until removed by hand.
+func TestLeaderWholeLayoutTouchesNoParts(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	if _, err := l.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := partNames(t, st.FileStore.Parts())
+	st.reset()
+	st.parts.failList = errors.New("no s3:ListBucket")
+	st.roots.failList = st.parts.failList
+	l.Layout = reyes.LayoutWhole
+	clock.Add(3 * time.Hour)
+	res, err := l.RunOnce(ctx)
+	if err != nil || res.GCError != nil || res.PartsDeleted != 0 {
+		t.Fatalf("RunOnce: %v; gc: %v, %d deleted", err, res.GCError, res.PartsDeleted)
+	}
+	if put := st.reset(); len(put.parts) != 0 || len(put.roots) != 0 || put.rootPuts != 1 {
+		t.Errorf("the whole layout put %+v", put)
+	}
+	st.parts.failList, st.roots.failList = nil, nil
+	if after := partNames(t, st.FileStore.Parts()); !slices.Equal(after, before) {
+		t.Errorf("parts changed from %q to %q", before, after)
+	}
+}
+
+// TestLeaderPartsJoinToTheWholeRuleset: what the parts layout puts in the
+// store is the very ruleset the whole layout would publish: joining the
+// parts the root names gives its encoding byte for byte.
+func TestLeaderPartsJoinToTheWholeRuleset(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	signer := testSigner(t, now)
+	dir := t.TempDir()
+	for i, src := range []sgsource.Source{sgsource.Dir{Path: sampleInventory}, sgsource.Dir{Path: "../render/testdata/inventories/accounts"}, memSource{estate(7)}} {
+		parts := reyes.NewFileStore(filepath.Join(dir, "parts", fmt.Sprint(i)), reyes.StoreOptions{})
+		whole := reyes.NewFileStore(filepath.Join(dir, "whole", fmt.Sprint(i)), reyes.StoreOptions{})
+		for _, d := range []string{filepath.Dir(parts.Path()), filepath.Dir(whole.Path())} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, st := range []*reyes.FileStore{parts, whole} {
+			l := &reyes.Leader{Source: src, Store: st, Signer: signer, Build: ruleset.BuildOptions{Scope: "test"}, Now: func() time.Time { return now }}
+			if st == whole {
+				l.Layout = reyes.LayoutWhole
+			}
+			if _, err := l.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root, _ := storedRoot(t, parts)
+		rs, err := ruleset.Join(ctx, root, func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+			return parts.Parts().Get(ctx, ref.Name, ref.Size)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined, err := ruleset.Encode(rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, _, err := whole.Get(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := sign.Unpack(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(joined, want) {
+			t.Errorf("estate %d: the joined parts (%d bytes) differ from the whole layout's payload (%d bytes)", i, len(joined), len(want))
+		}
+	}
+}
+
+// TestLeaderPartsSha256sum: in a file store, the directory of parts is
+// checked against the root with stock tools: gpg --verify on the root,
+// sha256sum -c on its payload, run in PATH.parts.
+func TestLeaderPartsSha256sum(t *testing.T) {
+	bin, err := exec.LookPath("sha256sum")
+	if err != nil {
+		t.Skip("sha256sum is not on PATH")
+	}
+	ctx := context.Background()
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
+	l := &reyes.Leader{Source: memSource{estate(3)}, Store: fs, Signer: testSigner(t, now), Build: ruleset.BuildOptions{Scope: "test"}, Now: func() time.Time { return now }}
+	if _, err := l.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	obj, _, err := fs.Get(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _, err := sign.Unpack(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootFile := filepath.Join(t.TempDir(), "root")
+	if err := os.WriteFile(rootFile, payload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", "--strict", rootFile)
+	cmd.Dir = fs.Parts().String()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+	root, _ := storedRoot(t, fs)
+	if n := strings.Count(string(out), ": OK\n"); n != len(root.Parts) {
+		t.Errorf("sha256sum checked %d parts, the root names %d:\n%s", n, len(root.Parts), out)
+	}
+	// A corrupted part is caught.
+	victim := filepath.Join(fs.Parts().String(), root.Parts[0].Name)
+	if err := os.WriteFile(victim, []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, "-c", "--strict", rootFile)
+	cmd.Dir = fs.Parts().String()
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), root.Parts[0].Name+": FAILED") {
+		t.Errorf("sha256sum -c on a tampered part: %v\n%s", err, out)
+	}
+}
+
+// concurrentObjects records the most puts in flight at once.
+type concurrentObjects struct {
+	reyes.Objects
+	mu           sync.Mutex
+	inFlight, hi int
+}
+
+func (c *concurrentObjects) Put(ctx context.Context, name string, body []byte) error {
+	c.mu.Lock()
+	c.inFlight++
+	c.hi = max(c.hi, c.inFlight)
+	c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	defer func() { c.mu.Lock(); c.inFlight--; c.mu.Unlock() }()
+	return c.Objects.Put(ctx, name, body)
+}
+
+type concurrentStore struct {
+	*reyes.FileStore
+	parts *concurrentObjects
+}
+
+func (c concurrentStore) Parts() reyes.Objects { return c.parts }
+
+// TestLeaderPutsAtMostEightAtOnce: the parts are put concurrently, at most
+// 8 at a time.
+func TestLeaderPutsAtMostEightAtOnce(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
+	st := concurrentStore{FileStore: fs, parts: &concurrentObjects{Objects: fs.Parts()}}
+	l := &reyes.Leader{Source: memSource{synth.Generate(synth.Medium())}, Store: st, Signer: testSigner(t, now),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: func() time.Time { return now }}
+	res, err := l.RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PartsPut <= 8 {
+		t.Fatalf("only %d parts: the test needs more than 8", res.PartsPut)
+	}
+	if st.parts.hi > 8 || st.parts.hi < 2 {
+		t.Errorf("%d puts in flight at most, want 2 to 8", st.parts.hi)
+	}
 }

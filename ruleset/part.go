@@ -58,16 +58,21 @@ type part struct {
 	starts []int32
 }
 
-// partError names the part, and line and key if given, of err.
+// errorf is an error about the part, naming it, and the line and key if
+// given (a key that is not plain printable ASCII is quoted).
 func (p *part) errorf(line int, key string, format string, args ...any) error {
 	where := "part " + p.ref.Name
 	if line > 0 {
 		where += ": line " + strconv.Itoa(line)
 	}
 	if key != "" {
-		where += " (" + errtext.Clip(key) + ")"
+		k := errtext.Clip(key)
+		if strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r > '~' || r == '"' || r == '(' || r == ')' }) {
+			k = strconv.Quote(k)
+		}
+		where += " (" + k + ")"
 	}
-	return fmt.Errorf(where+": "+format, args...)
+	return fmt.Errorf("%s: "+format, append([]any{where}, args...)...)
 }
 
 // openPart verifies body against ref (size and SHA-256) before anything
@@ -132,10 +137,9 @@ func (p *part) line(i int) (key string, val []byte, lineNo int) {
 // find returns the index of the line with key, by binary search over the
 // sorted keys.
 func (p *part) find(key string) (int, bool) {
-	return slices.BinarySearchFunc(p.starts, key, func(off int32, k string) int {
+	return slices.BinarySearchFunc(p.starts, []byte(key), func(off int32, k []byte) int {
 		l := p.data[off:]
-		tab := bytes.IndexByte(l, '\t')
-		return strings.Compare(string(l[:tab]), k)
+		return bytes.Compare(l[:bytes.IndexByte(l, '\t')], k)
 	})
 }
 

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -460,13 +462,50 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 
 // strictUnmarshal decodes one JSON value with the codec's rules: exact,
 // unique names without escapes, no unknown members, valid UTF-8, nothing
-// after the value. Errors are *strictjson.Error (a JSON pointer and why).
+// after the value. A string that is not the address, CIDR or time its
+// field takes is a *ValidationError naming the field, as in Decode; other
+// errors are *strictjson.Error (a JSON pointer and why).
 func strictUnmarshal(data []byte, v any) error {
 	if err := checkEscapedNames(data); err != nil {
 		return strictjson.Explain(err)
 	}
 	if err := json.Unmarshal(data, v, json.RejectUnknownMembers(true)); err != nil {
+		var se *json.SemanticError
+		if errors.As(err, &se) && se.JSONKind == '"' && se.GoType != nil {
+			what := ""
+			switch se.GoType {
+			case reflect.TypeFor[netip.Addr]():
+				what = "an IP address"
+			case reflect.TypeFor[netip.Prefix]():
+				what = "a CIDR"
+			case reflect.TypeFor[time.Time]():
+				what = "an RFC 3339 time"
+			}
+			if what != "" {
+				return invalid(pointerField(se.JSONPointer), "%q is not %s", errtext.Clip(stringAt(data, se.JSONPointer)), what)
+			}
+		}
 		return strictjson.Explain(err)
 	}
 	return nil
+}
+
+// pointerField writes a JSON pointer as Validate names fields:
+// "/members/3/addrs/0" is "members[3].addrs[0]".
+func pointerField(ptr jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range ptr.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	if b.Len() == 0 {
+		return "value"
+	}
+	return b.String()
 }

@@ -67,6 +67,7 @@ func TestDecodeRootRefuses(t *testing.T) {
 		{"serial as a string", header(`"serial":`, `"serial":"1"`+`,"y":`), ruleset.ErrMalformed, "/serial"},
 		{"header with spaces", header(`,"scope"`, `, "scope"`), ruleset.ErrMalformed, "canonical"},
 		{"header trailing data", header(`}}`, `}} {}`), ruleset.ErrMalformed, "line 2"},
+		{"not a time", header(`"generated_at":"`, `"generated_at":"x`), ruleset.ErrInvalid, "generated_at"},
 		{"wrong type", header(`"type":"security-groups"`, `"type":"other"`), ruleset.ErrInvalid, "type"},
 		{"bad scope", header(`"scope":"default"`, `"scope":"-"`), ruleset.ErrInvalid, "scope"},
 		{"not_after before generated_at", header(`"not_after":"2026-11-29T23`, `"not_after":"2026-11-29T21`), ruleset.ErrInvalid, "not_after"},

@@ -48,13 +48,16 @@ func Split(rs *Ruleset, opts SplitOptions) (*Root, map[string][]byte, error) {
 	// Lines of each kind, in any order.
 	kinds := map[string][]partLine{}
 	size := map[string]int64{}
+	addLine := func(kind, key string, b []byte) {
+		kinds[kind] = append(kinds[kind], partLine{key, b})
+		size[kind] += int64(len(key) + len(b) + 2)
+	}
 	add := func(kind, key string, v any) error {
 		b, err := marshal(v)
 		if err != nil {
 			return fmt.Errorf("splitting ruleset: %s %s: %w", kind, key, err)
 		}
-		kinds[kind] = append(kinds[kind], partLine{key, b})
-		size[kind] += int64(len(key) + len(b) + 2)
+		addLine(kind, key, b)
 		return nil
 	}
 	for i := range rs.VPCs {
@@ -67,14 +70,26 @@ func Split(rs *Ruleset, opts SplitOptions) (*Root, map[string][]byte, error) {
 			return nil, nil, err
 		}
 	}
-	members := make(map[string][]partMember, len(rs.Groups))
+	// A group's line holds its members' records: each interface's is
+	// marshalled once and spliced into the lines of its interface and of
+	// its groups (the encodings of Interface and partGroup are those of
+	// partMember and Group with one member more at the end; Join checks
+	// every line against the codec's own encoding).
+	members := make(map[string][][]byte, len(rs.Groups))
 	byAddr := map[netip.Addr][]string{}
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
-		if err := add(KindInterfaces, n.ID, n); err != nil {
-			return nil, nil, err
+		m, err := marshal(&partMember{ID: n.ID, Region: n.Region, VPC: n.VPC, Addrs: n.Addrs, Prefixes: n.Prefixes})
+		if err != nil {
+			return nil, nil, fmt.Errorf("splitting ruleset: interface %s: %w", n.ID, err)
 		}
-		m := partMember{ID: n.ID, Region: n.Region, VPC: n.VPC, Addrs: n.Addrs, Prefixes: n.Prefixes}
+		groups, err := marshal(nonNil(n.Groups))
+		if err != nil {
+			return nil, nil, fmt.Errorf("splitting ruleset: interface %s: %w", n.ID, err)
+		}
+		line := make([]byte, 0, len(m)+len(groups)+10)
+		line = append(append(append(line, m[:len(m)-1]...), `,"groups":`...), groups...)
+		addLine(KindInterfaces, n.ID, append(line, '}'))
 		for _, g := range n.Groups {
 			members[g] = append(members[g], m) // rs.Interfaces is sorted by ID
 		}
@@ -84,9 +99,23 @@ func Split(rs *Ruleset, opts SplitOptions) (*Root, map[string][]byte, error) {
 	}
 	for i := range rs.Groups {
 		g := &rs.Groups[i]
-		if err := add(KindGroups, g.ID, &partGroup{Group: *g, Members: nonNil(members[g.ID])}); err != nil {
-			return nil, nil, err
+		gj, err := marshal(g)
+		if err != nil {
+			return nil, nil, fmt.Errorf("splitting ruleset: group %s: %w", g.ID, err)
 		}
+		n := len(gj) + 16
+		for _, m := range members[g.ID] {
+			n += len(m) + 1
+		}
+		line := make([]byte, 0, n)
+		line = append(append(line, gj[:len(gj)-1]...), `,"members":[`...)
+		for j, m := range members[g.ID] {
+			if j > 0 {
+				line = append(line, ',')
+			}
+			line = append(line, m...)
+		}
+		addLine(KindGroups, g.ID, append(line, "]}"...))
 	}
 	for a, ids := range byAddr {
 		if err := add(KindAddrs, a.String(), ids); err != nil {

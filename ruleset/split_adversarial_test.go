@@ -223,6 +223,7 @@ func TestPartsAdversarial(t *testing.T) {
 		{"not canonical", replaceIn(iref, 0, `,"region"`, `, "region"`), ruleset.ErrMalformed, []string{"canonical"}},
 		{"id differs from key", replaceIn(iref, 0, `"id":"eni-`, `"id":"eni-0`), ruleset.ErrMalformed, []string{"differs from the key"}},
 		{"invalid value", replaceIn(gref, 0, `"region":"`, `"region":"!`), ruleset.ErrInvalid, []string{"line 2", keyOf(gref, 0), "region"}},
+		{"not an address", replaceIn(iref, 0, `"addrs":["`, `"addrs":["x`), ruleset.ErrInvalid, []string{"line 2", keyOf(iref, 0), "addrs[0]", "is not an IP address"}},
 		{"invalid address", replaceIn(aref, 0, `["eni-`, `["x-`), ruleset.ErrInvalid, []string{"line 2", "interfaces[0]", "network interface ID"}},
 		{"address not canonical", edit(aref, func(h string, ls []string) (string, []string) {
 			// the key of an address in another spelling

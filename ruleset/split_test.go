@@ -256,3 +256,37 @@ func TestSplitEmptyAndInvalid(t *testing.T) {
 		t.Fatalf("Split of an invalid ruleset: %v", err)
 	}
 }
+
+// TestSplitJoinLarge: the round trip at the size of the performance
+// targets (synth.Large, 50,000 interfaces) with the default bins.
+func TestSplitJoinLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 50,000 interfaces")
+	}
+	rs := largeRuleset()
+	want, err := ruleset.Encode(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, payload, parts := mustSplit(t, rs, ruleset.SplitOptions{})
+	dec, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined, err := ruleset.Join(context.Background(), dec, newStore(parts).fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ruleset.Encode(joined)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("Encode(Join(Split(rs))) differs from Encode(rs)")
+	}
+	var total int
+	for _, b := range parts {
+		total += len(b)
+	}
+	t.Logf("%d bytes encoded whole; root %d bytes, bins %v, %d parts, %d bytes in all", len(want), len(payload), root.Bins, len(parts), total)
+}

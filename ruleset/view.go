@@ -24,9 +24,17 @@ const maxFetches = 8
 // the groups it knows it is in, the IDs of its interfaces, and its
 // addresses.
 type ViewRequest struct {
-	Groups       []string
+	// Groups are security groups the host is in: those the operator
+	// configured, or those the instance metadata service lists.
+	Groups []string
+	// InterfaceIDs are the host's interfaces, as the instance metadata
+	// service names them.
 	InterfaceIDs []string
-	Addrs        []netip.Addr
+	// Addrs are addresses to find the host by: its own, or those the
+	// operator configured. Every interface that has one is in the view
+	// (more than one with overlapping VPCs). IPv4-mapped IPv6 addresses
+	// count as IPv4; an invalid or zoned address is an error.
+	Addrs []netip.Addr
 }
 
 // View is the part of a split ruleset that one host needs.

@@ -3,12 +3,16 @@ package ruleset_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -231,5 +235,62 @@ func checkFetched(t *testing.T, name string, v *ruleset.View, st *store) {
 	}
 	if size != v.Bytes {
 		t.Fatalf("%s: View.Bytes %d, parts hold %d", name, v.Bytes, size)
+	}
+}
+
+// TestFetchConcurrency: parts are fetched concurrently, at most 8 at
+// once, and the first failure cancels the fetches still running.
+func TestFetchConcurrency(t *testing.T) {
+	_, root, parts := fixture(t)
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	release := make(chan struct{})
+	var once sync.Once
+	fetch := func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		n := inFlight
+		mu.Unlock()
+		defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+		if n == 8 {
+			once.Do(func() { close(release) }) // all 8 slots taken at once
+		}
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+			return nil, errors.New("never 8 fetches at once")
+		}
+		return parts[ref.Name], nil
+	}
+	if _, err := ruleset.Join(context.Background(), root, fetch); err != nil {
+		t.Fatal(err)
+	}
+	if most != 8 {
+		t.Fatalf("at most %d fetches at once, want 8", most)
+	}
+
+	// A failure cancels the others: they see their context done.
+	boom := errors.New("boom")
+	var cancelled atomic.Int32
+	fetch = func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		if ref.Name == root.Parts[0].Name {
+			return nil, boom
+		}
+		select {
+		case <-ctx.Done():
+			cancelled.Add(1)
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Second):
+			return parts[ref.Name], nil
+		}
+	}
+	start := time.Now()
+	_, err := ruleset.Join(context.Background(), root, fetch)
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), root.Parts[0].Name) {
+		t.Fatalf("Join = %v, want boom naming %s", err, root.Parts[0].Name)
+	}
+	if time.Since(start) > 5*time.Second || cancelled.Load() == 0 {
+		t.Fatalf("the other fetches were not cancelled (%d cancelled, %s)", cancelled.Load(), time.Since(start))
 	}
 }
