@@ -380,3 +380,60 @@ func TestSha256sumChecksParts(t *testing.T) {
 		t.Fatalf("sha256sum -c with a corrupt part: %v\n%s", err, out)
 	}
 }
+
+// TestLoadViewInconsistentParts: a view refuses parts of one root that
+// disagree: a member of a referenced group whose interface record is
+// missing, an address whose interface does not have it.
+func TestLoadViewInconsistentParts(t *testing.T) {
+	rs, root, parts := fixture(t)
+	ctx := context.Background()
+	x := ruleset.NewIndex(rs)
+	var host, ref string
+	for _, g := range rs.Groups {
+		for _, r := range g.Rules {
+			for _, id := range r.Groups {
+				if id != g.ID && x.Group(id) != nil && len(x.Members(id)) > 0 {
+					host, ref = g.ID, id
+				}
+			}
+		}
+	}
+	if host == "" {
+		t.Fatal("fixture: no group refers to another with members")
+	}
+	var member *ruleset.Interface
+	for i := range rs.Interfaces {
+		if slices.Contains(rs.Interfaces[i].Groups, ref) {
+			member = &rs.Interfaces[i]
+			break
+		}
+	}
+	iref, _ := root.Part(ruleset.KindInterfaces, member.ID)
+	h, ls := lines(parts[iref.Name])
+	ls = slices.DeleteFunc(slices.Clone(ls), func(l string) bool { return strings.HasPrefix(l, member.ID+"\t") })
+	r, p, _ := replacePart(t, root, parts, iref, join(h, ls))
+	_, err := ruleset.LoadView(ctx, r, ruleset.ViewRequest{Groups: []string{host}, InterfaceIDs: []string{member.ID}}, newStore(p).fetch)
+	if !errors.Is(err, ruleset.ErrMalformed) || !strings.Contains(err.Error(), member.ID) {
+		t.Fatalf("a member without an interface record: %v", err)
+	}
+
+	// The address index gives an address to an interface without it.
+	a := member.Addrs[0]
+	aref, _ := root.Part(ruleset.KindAddrs, a.String())
+	other := rs.Interfaces[0].ID
+	if other == member.ID {
+		other = rs.Interfaces[1].ID
+	}
+	h, ls = lines(parts[aref.Name])
+	ls = slices.Clone(ls)
+	for i, l := range ls {
+		if strings.HasPrefix(l, a.String()+"\t") {
+			ls[i] = a.String() + "\t" + `["` + other + `"]`
+		}
+	}
+	r, p, _ = replacePart(t, root, parts, aref, join(h, ls))
+	_, err = ruleset.LoadView(ctx, r, ruleset.ViewRequest{Addrs: []netip.Addr{a}}, newStore(p).fetch)
+	if !errors.Is(err, ruleset.ErrMalformed) || !strings.Contains(err.Error(), other) {
+		t.Fatalf("an address on the wrong interface: %v", err)
+	}
+}

@@ -414,7 +414,11 @@ func (s *viewState) ruleset(vpcs []VPC, refd []string) (*Ruleset, error) {
 			continue
 		}
 		for _, m := range s.mem[gid] {
-			if f := s.full[m.ID]; f != nil {
+			f, looked := s.full[m.ID]
+			if looked && f == nil {
+				return nil, fmt.Errorf("%w: group %s lists member %s, which has no interface record (part %s)", ErrMalformed, gid, m.ID, partFor(s.l.root, KindInterfaces, m.ID))
+			}
+			if f != nil {
 				if !slices.Contains(f.Groups, gid) || !sameMember(f, &m) {
 					return nil, fmt.Errorf("%w: group %s lists member %s, which differs from its interface record", ErrMalformed, gid, m.ID)
 				}
