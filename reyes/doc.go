@@ -9,7 +9,10 @@
 //   - the pipelines ([Leader], [Follower]) and their results;
 //   - stores: where signed objects live ([Store]; an S3 object, any
 //     S3-compatible server included, or a local file), with size caps,
-//     conditional reads and atomic writes;
+//     conditional reads and atomic writes; a [PartStore] also holds, next to
+//     its root object, the immutable parts a root names and the history of
+//     published roots ([Objects]), which the Leader's garbage collection
+//     reads;
 //   - freshness and rollback ([FreshnessPolicy]): whether a verified
 //     ruleset header may replace the last accepted one;
 //   - state ([State], [LoadState], [SaveState]): the last accepted ruleset,

@@ -37,7 +37,7 @@ func TestIAMListsAreRight(t *testing.T) {
 		"ec2:" + sgsource.CallDescribeNetworkInterfaces, "ec2:" + sgsource.CallGetManagedPrefixListEntries,
 		"ec2:" + sgsource.CallDescribeSecurityGroupVpcAssociations, "ec2:" + sgsource.CallDescribeTransitGateways,
 		"ec2:" + sgsource.CallDescribeTransitGatewayVpcAttachments,
-		"s3:GetObject", "s3:PutObject",
+		"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", ".parts/", ".roots/",
 	} {
 		if !strings.Contains(leaderREADME, want) {
 			t.Errorf("README's leader IAM list lacks %s", want)

@@ -40,6 +40,9 @@ var ErrStale = errors.New("ruleset in the store has expired and was not replaced
 type Follower struct {
 	// Store holds the signed object.
 	Store Store
+	// Parts, if set, is where the parts of a split ruleset are; nil means
+	// the Store's own (a PartStore's Parts).
+	Parts Objects
 	// Trusted are the leaders' public keys.
 	Trusted *sign.Keyring
 	// MaxSize caps the signed object (and the payload); 0 means
@@ -114,6 +117,21 @@ type FollowerResult struct {
 	// error (no record to compare with, a failed read), if any.
 	DriftChecked bool
 	DriftErr     error
+	// PlanUnchanged: the store held a new root (split ruleset) that still
+	// lists every part this host's plan was made from, and nothing on the
+	// host's side changed: the root was accepted (rollback and freshness
+	// advance) without reading a part, rendering or touching the kernel.
+	PlanUnchanged bool
+	// Parts names the parts of a split ruleset that the plan was made
+	// from (empty for a whole ruleset).
+	Parts []string
+	// StoreBytes counts the bytes read from the store in this run (the
+	// root or whole object, and the parts not found in the local cache);
+	// PartsFetched and PartsCached count the parts read from the store
+	// and from the cache.
+	StoreBytes   int64
+	PartsFetched int
+	PartsCached  int
 	Duration     time.Duration
 }
 
@@ -202,6 +220,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, fmt.Errorf("fetching %s: %w", f.Store, err)
 	}
+	res.StoreBytes += int64(len(body))
 	stage = StageSignature
 	ver, err := sign.OpenVerified(bytes.NewReader(body), f.Trusted, now, sign.WithMaxSize(f.maxSize()), f.Freshness.SkewOption())
 	if err != nil {
@@ -209,11 +228,24 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	}
 	res.Signer = ver.Signer
 	stage = StageDecode
-	rs, err := ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: f.maxSize()})
-	if err != nil {
-		return res, err
+	var (
+		rs   *ruleset.Ruleset // a whole ruleset (reyes.ruleset/v1)
+		root *ruleset.Root    // or a root naming its parts (reyes.root/v1)
+	)
+	if ruleset.IsRoot(ver.Payload) {
+		root, err = ruleset.DecodeRoot(ver.Payload, ruleset.Limits{MaxBytes: f.maxSize()})
+		if err != nil {
+			return res, err
+		}
+		res.Header = root.Header
+	} else {
+		rs, err = ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: f.maxSize()})
+		if err != nil {
+			return res, err
+		}
+		res.Header = rs.Header
 	}
-	res.Header = rs.Header
+	header := res.Header
 	digest := SumPayload(ver.Payload)
 	stage = StageFreshness
 	bound := last
@@ -221,23 +253,64 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		// The last ruleset was signed by a key no longer trusted (rotated
 		// out after a leak): its serial, which that key could push up to
 		// its not_after, does not bind; its generation time does.
-		if err := f.Freshness.checkHeader(rs.Header, now); err != nil {
+		if err := f.Freshness.checkHeader(header, now); err != nil {
 			return res, err
 		}
-		if !rs.GeneratedAt.After(last.GeneratedAt) {
+		if !header.GeneratedAt.After(last.GeneratedAt) {
 			return res, fmt.Errorf("%w: generated at %s, not after the last accepted ruleset's %s (signed by %s, no longer trusted)",
-				ErrRollback, stamp(rs.GeneratedAt), stamp(last.GeneratedAt), applied.Signer)
+				ErrRollback, stamp(header.GeneratedAt), stamp(last.GeneratedAt), applied.Signer)
 		}
 		bound = State{}
 	}
-	changed, err := f.Freshness.Check(rs.Header, digest, now, bound)
+	changed, err := f.Freshness.Check(header, digest, now, bound)
 	if err != nil {
 		return res, err
 	}
-	stage = StageIdentity
-	host, src, err := Identify(ctx, rs, f.identity())
-	if err != nil {
-		return res, err
+	if root != nil && !f.DryRun && !force && etag != "" && planPartsListed(applied, root) {
+		// Fast path: every part the applied plan was made from is in the
+		// new root, and nothing on this host's side changed (changedSince
+		// said so: etag is still the last one). The same parts and the
+		// same inputs make the same plan: accept the root, touch nothing.
+		stage = StageState
+		if err := SaveState(f.StateDir, NewState(header, digest, newTag, now)); err != nil {
+			return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+		}
+		res.PlanUnchanged = true
+		res.Parts = applied.Parts
+		log.Info("ruleset changed elsewhere; this host's plan did not: nothing read or applied",
+			"serial", header.Serial, "parts", len(applied.Parts), "bytes", res.StoreBytes)
+		return res, nil
+	}
+	var (
+		host    render.Host
+		src     IdentitySource
+		fetched map[string][]byte // parts read from the store, to keep for the next run
+	)
+	if root != nil {
+		stage = StageIdentity
+		probe, err := probeHost(ctx, f.identity(), log)
+		if err != nil {
+			return res, fmt.Errorf("identifying the host: %w", err)
+		}
+		stage = StageStore
+		view, got, err := f.loadView(ctx, root, probe.request(f.identity()), &res)
+		if err != nil {
+			return res, err
+		}
+		fetched = got
+		rs = view.Ruleset
+		res.Parts = partNames(view.Parts)
+		stage = StageIdentity
+		host, src, err = identifyIn(ctx, rs, probe, f.identity(), log)
+		if err != nil {
+			return res, err
+		}
+	} else {
+		stage = StageIdentity
+		host, src, err = Identify(ctx, rs, f.identity())
+		if err != nil {
+			return res, err
+		}
 	}
 	res.Host, res.Identity = host, src
 	stage = StageRender
@@ -247,8 +320,24 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	}
 	res.Plan = plan
 	if f.DryRun {
-		f.printPlan(ctx, plan, rs, src)
-		log.Info("dry run: plan printed, nothing changed", "serial", rs.Serial, "identity", src.Method)
+		f.printPlan(ctx, plan, header, src)
+		log.Info("dry run: plan printed, nothing changed", "serial", header.Serial, "identity", src.Method)
+		return res, nil
+	}
+	if !force && etag != "" && samePlan(applied, plan) {
+		// A new ruleset whose plan for this host is the one the kernel
+		// holds (apply's record unchanged since, the settings and the
+		// host's identity too: changedSince said so, etag is still the
+		// last one): accept it, and leave the kernel alone, as an
+		// unchanged object does. Drift checks go on on their schedule.
+		stage = StageState
+		if err := SaveState(f.StateDir, NewState(header, digest, newTag, now)); err != nil {
+			return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+		}
+		res.PlanUnchanged = true
+		f.keepParts(res.Parts, fetched)
+		log.Info("new ruleset, same plan for this host: nothing applied",
+			"serial", header.Serial, "parts", len(res.Parts), "bytes", res.StoreBytes, "fetched", res.PartsFetched)
 		return res, nil
 	}
 	stage = StageApply
@@ -256,7 +345,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	aopts.Force = aopts.Force || force
 	// Nothing is applied that cannot be recorded: the new state is written
 	// (not yet in force) before the kernel is touched.
-	commit, abort, err := PrepareState(f.StateDir, NewState(rs.Header, digest, newTag, now))
+	commit, abort, err := PrepareState(f.StateDir, NewState(header, digest, newTag, now))
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
 	}
@@ -278,9 +367,11 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
 	f.markChecked(now)
+	f.keepParts(res.Parts, fetched)
 	log.Info("ruleset applied",
-		"serial", rs.Serial, "new", changed, "changed", ar.Changed(), "identity", src.Method,
-		"interfaces", len(host.Interfaces), "summary", summarize(ar), "duration", time.Since(start).Round(time.Millisecond))
+		"serial", header.Serial, "new", changed, "changed", ar.Changed(), "identity", src.Method,
+		"interfaces", len(host.Interfaces), "summary", summarize(ar), "bytes", res.StoreBytes, "parts", len(res.Parts),
+		"duration", time.Since(start).Round(time.Millisecond))
 	return res, nil
 }
 
@@ -308,7 +399,11 @@ func (f *Follower) lastApplied(last State) *LoadedRecord {
 		return nil
 	}
 	l := st.Loaded
-	if l.Digest != last.Digest || l.Serial != last.Serial || !l.AppliedAt.Equal(last.AcceptedAt) {
+	accepted := l.AppliedAt
+	if !l.AcceptedAt.IsZero() {
+		accepted = l.AcceptedAt
+	}
+	if l.Digest != last.Digest || l.Serial != last.Serial || !accepted.Equal(last.AcceptedAt) {
 		return nil
 	}
 	return l
@@ -443,13 +538,13 @@ func summarize(r apply.Result) string {
 
 // printPlan writes the dry-run output: the plan, then the difference from
 // the reyes rules in the kernel when they can be read.
-func (f *Follower) printPlan(ctx context.Context, plan *render.Plan, rs *ruleset.Ruleset, src IdentitySource) {
+func (f *Follower) printPlan(ctx context.Context, plan *render.Plan, h ruleset.Header, src IdentitySource) {
 	out := f.Out
 	if out == nil {
 		out = io.Discard
 	}
 	fmt.Fprintf(out, "# reyes dry run: scope %s serial %d generated %s not after %s; host found by %s\n",
-		rs.Scope, rs.Serial, rs.GeneratedAt.Format(time.RFC3339), rs.NotAfter.Format(time.RFC3339), src.Method)
+		h.Scope, h.Serial, h.GeneratedAt.Format(time.RFC3339), h.NotAfter.Format(time.RFC3339), src.Method)
 	for _, fp := range plan.Families() {
 		fmt.Fprintf(out, "\n# ---- IPv%d: ipset restore ----\n%s", fp.Family, fp.IpsetRestore())
 		fmt.Fprintf(out, "\n# ---- IPv%d: iptables-restore ----\n%s", fp.Family, fp.IptablesRestore())

@@ -157,9 +157,125 @@ func Identify(ctx context.Context, rs *ruleset.Ruleset, opts IdentityOptions) (r
 	if log == nil {
 		log = slog.Default()
 	}
-	host, src, err := identify(ctx, rs, opts, log)
+	p, err := probeHost(ctx, opts, log)
 	if err != nil {
-		return render.Host{}, src, fmt.Errorf("identifying the host: %w", err)
+		return render.Host{}, IdentitySource{Method: p.method, IMDSSkipped: p.skipped}, fmt.Errorf("identifying the host: %w", err)
+	}
+	return identifyIn(ctx, rs, p, opts, log)
+}
+
+// hostProbe is what the host knows of itself before any ruleset is read:
+// the method that will find it and that method's inputs. The follower
+// asks for the parts of a split ruleset from it (request), then finds the
+// host in what they hold (identifyIn), so the metadata service is asked
+// once per run.
+type hostProbe struct {
+	method IdentityMethod
+	// imds is the host as the metadata service describes it.
+	imds render.Host
+	// addrs are the addresses to look up (IdentityAddresses); own says
+	// they are the host's own, so the default route check applies.
+	addrs []netip.Addr
+	own   bool
+	// skipped says why the metadata service was passed over.
+	skipped error
+}
+
+// probeHost decides how the host is found, asking the metadata service
+// or listing the host's addresses as Identify's order says. It reads no
+// ruleset.
+func probeHost(ctx context.Context, opts IdentityOptions, log *slog.Logger) (hostProbe, error) {
+	if err := checkIdentityOptions(opts); err != nil {
+		return hostProbe{}, err
+	}
+	if len(opts.Groups) > 0 {
+		return hostProbe{method: IdentityExplicit}, nil
+	}
+	if len(opts.Addrs) > 0 {
+		return hostProbe{method: IdentityAddresses, addrs: opts.Addrs}, nil
+	}
+	var skipped error
+	if !opts.DisableIMDS {
+		host, err := newIMDS(opts).host(ctx)
+		switch {
+		case err == nil:
+			return hostProbe{method: IdentityIMDS, imds: host}, nil
+		case errors.Is(err, errIMDSAbsent):
+			log.LogAttrs(ctx, slog.LevelDebug, "no instance metadata service", slog.Any("error", err))
+			skipped = err
+		case errors.Is(err, errIMDSRefused):
+			log.LogAttrs(ctx, slog.LevelWarn, "the instance metadata service refused an IMDSv2 token; not trying IMDSv1",
+				slog.Any("error", err))
+			skipped = err
+		default:
+			return hostProbe{method: IdentityIMDS}, err
+		}
+	}
+	if !opts.DisableAddressLookup {
+		list := opts.InterfaceAddrs
+		if list == nil {
+			list = localAddrs
+		}
+		addrs, err := list()
+		if err != nil {
+			return hostProbe{skipped: skipped}, fmt.Errorf("listing the host's addresses: %w", err)
+		}
+		return hostProbe{method: IdentityAddresses, addrs: addrs, own: true, skipped: skipped}, nil
+	}
+	if skipped != nil {
+		return hostProbe{skipped: skipped}, fmt.Errorf("%w: %w, and the address lookup is disabled", ErrUnknownHost, skipped)
+	}
+	return hostProbe{}, fmt.Errorf("%w: no groups or addresses configured, and IMDS and the address lookup are disabled", ErrUnknownHost)
+}
+
+// request names what a ruleset must hold to find the host and render
+// its plan: the parts a follower reads of a split ruleset.
+func (p hostProbe) request(opts IdentityOptions) ruleset.ViewRequest {
+	var req ruleset.ViewRequest
+	switch p.method {
+	case IdentityExplicit:
+		req.Groups = slices.Clone(opts.Groups)
+	case IdentityIMDS:
+		for _, n := range p.imds.Interfaces {
+			req.InterfaceIDs = append(req.InterfaceIDs, n.ID)
+			req.Groups = append(req.Groups, n.Groups...)
+		}
+	case IdentityAddresses:
+		req.Addrs = slices.Clone(p.addrs)
+	}
+	return req
+}
+
+// identifyIn finds the probed host in rs and finishes Identify's work.
+func identifyIn(ctx context.Context, rs *ruleset.Ruleset, p hostProbe, opts IdentityOptions, log *slog.Logger) (render.Host, IdentitySource, error) {
+	src := IdentitySource{Method: p.method, IMDSSkipped: p.skipped}
+	var host render.Host
+	switch p.method {
+	case IdentityExplicit:
+		host = explicitHost(rs, opts)
+		if len(host.VPCCIDRs) == 0 && len(opts.VPCCIDRs) == 0 {
+			// Without VPC CIDRs the host's own VPC would be filtered as
+			// foreign: refuse rather than cut it off its neighbours.
+			return render.Host{}, src, fmt.Errorf("identifying the host: %w: none of the groups %v is in the ruleset, so the host's VPC is unknown; fix the group IDs or give the VPC CIDRs", ErrIdentityConfig, opts.Groups)
+		}
+	case IdentityIMDS:
+		host = p.imds
+	case IdentityAddresses:
+		h, err := lookupAddrs(rs, p.addrs, opts.VPCID)
+		switch {
+		case err != nil && p.own:
+			return render.Host{}, src, fmt.Errorf("identifying the host: looking up the host's addresses %v: %w", p.addrs, err)
+		case err != nil:
+			return render.Host{}, src, fmt.Errorf("identifying the host: looking up the configured addresses: %w", err)
+		}
+		if p.own {
+			if err := checkPrimary(h, opts); err != nil {
+				return render.Host{}, src, fmt.Errorf("identifying the host: %w", err)
+			}
+		}
+		host = h
+	default:
+		return render.Host{}, src, fmt.Errorf("identifying the host: %w: no method", ErrUnknownHost)
 	}
 	if len(opts.VPCCIDRs) > 0 {
 		host.VPCCIDRs = slices.Clone(opts.VPCCIDRs)
@@ -172,67 +288,6 @@ func Identify(ctx context.Context, rs *ruleset.Ruleset, opts IdentityOptions) (r
 	log.LogAttrs(ctx, slog.LevelInfo, "identified the host",
 		slog.String("method", string(src.Method)), slog.Any("interfaces", interfaceIDs(host)), slog.Any("vpc_cidrs", host.VPCCIDRs))
 	return host, src, nil
-}
-
-func identify(ctx context.Context, rs *ruleset.Ruleset, opts IdentityOptions, log *slog.Logger) (render.Host, IdentitySource, error) {
-	if err := checkIdentityOptions(opts); err != nil {
-		return render.Host{}, IdentitySource{}, err
-	}
-	if len(opts.Groups) > 0 {
-		host := explicitHost(rs, opts)
-		if len(host.VPCCIDRs) == 0 && len(opts.VPCCIDRs) == 0 {
-			// Without VPC CIDRs the host's own VPC would be filtered as
-			// foreign: refuse rather than cut it off its neighbours.
-			return render.Host{}, IdentitySource{}, fmt.Errorf("%w: none of the groups %v is in the ruleset, so the host's VPC is unknown; fix the group IDs or give the VPC CIDRs", ErrIdentityConfig, opts.Groups)
-		}
-		return host, IdentitySource{Method: IdentityExplicit}, nil
-	}
-	if len(opts.Addrs) > 0 {
-		host, err := lookupAddrs(rs, opts.Addrs, opts.VPCID)
-		if err != nil {
-			return render.Host{}, IdentitySource{}, fmt.Errorf("looking up the configured addresses: %w", err)
-		}
-		return host, IdentitySource{Method: IdentityAddresses}, nil
-	}
-	var skipped error
-	if !opts.DisableIMDS {
-		host, err := newIMDS(opts).host(ctx)
-		switch {
-		case err == nil:
-			return host, IdentitySource{Method: IdentityIMDS}, nil
-		case errors.Is(err, errIMDSAbsent):
-			log.LogAttrs(ctx, slog.LevelDebug, "no instance metadata service", slog.Any("error", err))
-			skipped = err
-		case errors.Is(err, errIMDSRefused):
-			log.LogAttrs(ctx, slog.LevelWarn, "the instance metadata service refused an IMDSv2 token; not trying IMDSv1",
-				slog.Any("error", err))
-			skipped = err
-		default:
-			return render.Host{}, IdentitySource{Method: IdentityIMDS}, err
-		}
-	}
-	if !opts.DisableAddressLookup {
-		list := opts.InterfaceAddrs
-		if list == nil {
-			list = localAddrs
-		}
-		addrs, err := list()
-		if err != nil {
-			return render.Host{}, IdentitySource{}, fmt.Errorf("listing the host's addresses: %w", err)
-		}
-		host, err := lookupAddrs(rs, addrs, opts.VPCID)
-		if err != nil {
-			return render.Host{}, IdentitySource{IMDSSkipped: skipped}, fmt.Errorf("looking up the host's addresses %v: %w", addrs, err)
-		}
-		if err := checkPrimary(host, opts); err != nil {
-			return render.Host{}, IdentitySource{IMDSSkipped: skipped}, err
-		}
-		return host, IdentitySource{Method: IdentityAddresses, IMDSSkipped: skipped}, nil
-	}
-	if skipped != nil {
-		return render.Host{}, IdentitySource{IMDSSkipped: skipped}, fmt.Errorf("%w: %w, and the address lookup is disabled", ErrUnknownHost, skipped)
-	}
-	return render.Host{}, IdentitySource{}, fmt.Errorf("%w: no groups or addresses configured, and IMDS and the address lookup are disabled", ErrUnknownHost)
 }
 
 func checkIdentityOptions(opts IdentityOptions) error {

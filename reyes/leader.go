@@ -49,15 +49,28 @@ func unmatched(rs *ruleset.Ruleset, exclude []string) []string {
 }
 
 // Leader publishes the estate's security groups: it fetches an inventory,
-// builds the canonical ruleset, seals it with the signing key and puts the
-// one signed object into the store. Several leaders may run as hot spares
-// against one store: each publishes a complete object and the last write
-// wins. A Leader is safe for use by one goroutine at a time.
+// builds the canonical ruleset, seals it with the signing key and puts it
+// into the store: in the parts layout (the default) as content-addressed
+// parts and a signed root naming them, in the whole layout as one signed
+// object. Several leaders may run as hot spares against one store: each
+// publishes a complete root (or object) and the last write wins. A Leader
+// is safe for use by one goroutine at a time.
 type Leader struct {
 	// Source gives the inventory (sgsource.EC2 or sgsource.Dir).
 	Source sgsource.Source
-	// Store receives the signed object.
+	// Store receives the signed object. The parts layout needs a
+	// [PartStore] ([FileStore] and [S3Store] are).
 	Store Store
+	// Layout is how the ruleset is published; "" means [LayoutParts].
+	Layout Layout
+	// GCGrace is how old a part that no unexpired root names must be
+	// before it is deleted; zero means [DefaultGCGrace]. It must exceed
+	// the longest publish of any leader sharing the store.
+	GCGrace time.Duration
+	// MaxSkew is the followers' max_skew: a root is expired for garbage
+	// collection only once its not_after plus MaxSkew has passed. Zero
+	// means [DefaultMaxSkew].
+	MaxSkew time.Duration
 	// Signer seals the payload.
 	Signer *sign.Signer
 	// Build says how the ruleset is built: scope, TTL, excluded groups.
@@ -67,10 +80,10 @@ type Leader struct {
 	// content, signed by this leader's key, the leader publishes again
 	// only once less than Refresh is left before its not_after. Zero means
 	// half the TTL; a negative value publishes every time. Every new
-	// serial makes every follower download and decode the whole object,
-	// so this divides the fleet's downloads (by 6 with the defaults: a
-	// 1 h TTL and a 5 min interval) while a real change is still published
-	// at the next run.
+	// serial makes every follower download the new root (in the whole
+	// layout: download and decode the whole object), so this divides the
+	// fleet's downloads (by 6 with the defaults: a 1 h TTL and a 5 min
+	// interval) while a real change is still published at the next run.
 	Refresh time.Duration
 	// MaxValidity is the followers' max_validity: a TTL above it is
 	// refused before anything is published, as every follower would
@@ -92,6 +105,9 @@ type Leader struct {
 	// prevReadFailures counts the runs whose read of the published object
 	// failed (other than "not found").
 	prevReadFailures int
+	// gcCache holds the roots of the history read by earlier garbage
+	// collections, by name (history copies never change).
+	gcCache map[string]historyRoot
 }
 
 // LeaderResult describes one publish.
@@ -99,9 +115,26 @@ type LeaderResult struct {
 	Header     ruleset.Header
 	Groups     int
 	Interfaces int
-	// Bytes is the size of the signed object.
+	// Bytes is the size of the signed object (the root in the parts
+	// layout).
 	Bytes    int
 	Duration time.Duration
+	// Layout is how the ruleset was published.
+	Layout Layout
+	// Parts is how many parts the root names (parts layout).
+	Parts int
+	// PartsPut is how many of them this run put: those the previous root
+	// did not name.
+	PartsPut int
+	// BytesPut is every byte this run put: parts, the root's history copy
+	// and the root (the object alone in the whole layout).
+	BytesPut int64
+	// PartsDeleted and RootsDeleted count what garbage collection deleted
+	// after the publish; GCError is why it failed (logged as a warning;
+	// the publish stands).
+	PartsDeleted int
+	RootsDeleted int
+	GCError      error
 	// Skipped: the store already held this content, fresh enough; nothing
 	// was written (Header is then the published ruleset's).
 	Skipped bool
@@ -135,6 +168,17 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 	if l.Source == nil || l.Store == nil || l.Signer == nil {
 		return LeaderResult{}, errors.New("leader: Source, Store and Signer are required")
 	}
+	layout := l.layout()
+	if layout != LayoutParts && layout != LayoutWhole {
+		return LeaderResult{}, fmt.Errorf("leader: layout %q: want %s or %s", layout, LayoutParts, LayoutWhole)
+	}
+	var ps PartStore
+	if layout == LayoutParts {
+		var err error
+		if ps, err = l.partStore(); err != nil {
+			return LeaderResult{}, err
+		}
+	}
 	now := l.now()
 	start := time.Now()
 	ttl := l.Build.TTL
@@ -152,7 +196,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 	// keeps serials increasing across hot-spare leaders whose clocks
 	// differ (a follower refuses a lower serial as a rollback), and its
 	// content may make this publish unnecessary.
-	prev, prevPayload, havePrev, prevErr := l.published(ctx, now)
+	prev, prevPayload, prevRoot, havePrev, prevErr := l.published(ctx, now)
 	if prevErr != nil {
 		l.prevReadFailures++
 		l.logger().Warn("could not read the published object back; publishing without comparing (every run will republish until this is fixed)",
@@ -184,34 +228,78 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 		return LeaderResult{}, fmt.Errorf("%w: %d security groups, %d interfaces: refusing to publish a ruleset that would make every follower drop all filtered traffic (wrong account, region or VPC filter?)",
 			ErrEmptyInventory, len(rs.Groups), len(rs.Interfaces))
 	}
-	payload, err := ruleset.Encode(rs)
-	if err != nil {
-		return LeaderResult{}, err
+	var payload []byte
+	var root *ruleset.Root
+	var bodies map[string][]byte
+	var same bool
+	if layout == LayoutParts {
+		var bins map[string]int
+		if prevRoot != nil {
+			bins = prevRoot.Bins
+		}
+		if root, bodies, err = ruleset.Split(rs, ruleset.SplitOptions{Previous: bins}); err != nil {
+			return LeaderResult{}, err
+		}
+		same = prevRoot != nil && sameParts(root, prevRoot)
+	} else {
+		if payload, err = ruleset.Encode(rs); err != nil {
+			return LeaderResult{}, err
+		}
+		same = prevRoot == nil && sameContent(payload, prevPayload)
 	}
-	if havePrev && l.Refresh >= 0 && prev.Scope == rs.Scope && sameContent(payload, prevPayload) &&
+	if havePrev && l.Refresh >= 0 && prev.Scope == rs.Scope && same &&
 		prev.NotAfter.Sub(prev.GeneratedAt) == rs.NotAfter.Sub(rs.GeneratedAt) &&
 		!serialAhead(prev.Serial, prev.NotAfter) &&
 		now.Before(prev.NotAfter.Add(-l.refresh(prev))) {
 		res := LeaderResult{Header: prev, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Skipped: true, Duration: time.Since(start),
-			PreviousReadFailures: l.prevReadFailures, Findings: rs.Findings, FindingCounts: countFindings(rs.Findings)}
+			Layout: layout, PreviousReadFailures: l.prevReadFailures, Findings: rs.Findings, FindingCounts: countFindings(rs.Findings)}
+		if root != nil {
+			res.Parts = len(root.Parts)
+			// The root in force names these very parts: put back any the
+			// store lost, so that followers can read what is published.
+			if res.PartsPut, res.BytesPut, err = l.putParts(ctx, ps, root, prevRoot, bodies); err != nil {
+				return LeaderResult{}, fmt.Errorf("repairing the parts of the published root in %s: %w", ps.Parts(), err)
+			}
+		}
 		l.logger().Info("ruleset unchanged and still fresh; not republished",
 			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
 			"republish_after", prev.NotAfter.Add(-l.refresh(prev)).Format(time.RFC3339))
 		return res, nil
 	}
-	obj, err := sign.Seal(payload, l.Signer, now)
-	if err != nil {
-		return LeaderResult{}, err
-	}
-	if err := l.Store.Put(ctx, obj); err != nil {
-		return LeaderResult{}, fmt.Errorf("publishing to %s: %w", l.Store, err)
-	}
-	res := LeaderResult{Header: rs.Header, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Bytes: len(obj), Duration: time.Since(start),
+	res := LeaderResult{Header: rs.Header, Groups: len(rs.Groups), Interfaces: len(rs.Interfaces), Layout: layout,
 		PreviousReadError: prevErr, PreviousReadFailures: l.prevReadFailures, Findings: rs.Findings, FindingCounts: countFindings(rs.Findings)}
-	l.logger().Info("published ruleset",
-		"store", l.Store.String(), "scope", rs.Scope, "serial", rs.Serial,
+	var obj []byte
+	if layout == LayoutParts {
+		skip := prevRoot
+		if !l.prevUsable(prevRoot, now) {
+			skip = nil
+		}
+		if obj, res.PartsPut, res.BytesPut, err = l.publishParts(ctx, ps, root, skip, bodies, now); err != nil {
+			return LeaderResult{}, err
+		}
+		res.Parts = len(root.Parts)
+	} else {
+		if obj, err = sign.Seal(payload, l.Signer, now); err != nil {
+			return LeaderResult{}, err
+		}
+		if err := l.Store.Put(ctx, obj); err != nil {
+			return LeaderResult{}, fmt.Errorf("publishing to %s: %w", l.Store, err)
+		}
+		res.BytesPut = int64(len(obj))
+	}
+	res.Bytes = len(obj)
+	res.Duration = time.Since(start)
+	args := []any{"store", l.Store.String(), "layout", string(layout), "scope", rs.Scope, "serial", rs.Serial,
 		"not_after", rs.NotAfter.Format(time.RFC3339), "groups", res.Groups,
-		"interfaces", res.Interfaces, "bytes", res.Bytes, "findings", len(res.Findings), "duration", res.Duration.Round(time.Millisecond))
+		"interfaces", res.Interfaces, "bytes", res.Bytes}
+	if layout == LayoutParts {
+		args = append(args, "parts", res.Parts, "parts_put", res.PartsPut, "bytes_put", res.BytesPut)
+	}
+	args = append(args, "findings", len(res.Findings), "duration", res.Duration.Round(time.Millisecond))
+	l.logger().Info("published ruleset", args...)
+	if layout == LayoutParts {
+		l.gc(ctx, ps, root, now, &res)
+	}
 	return res, nil
 }
 
@@ -228,29 +316,37 @@ func (l *Leader) Run(ctx context.Context, interval time.Duration) error {
 }
 
 // published returns the header and payload of the object in the store if
-// this leader's key signed it (a hot spare shares the key). Any doubt means
+// this leader's key signed it (a hot spare shares the key), and the root
+// when it is one (parts layout; nil for a whole ruleset). Any doubt means
 // none; err says why when it is more than "there is no object yet" (a read
 // error, another key, another format), for the caller to log.
-func (l *Leader) published(ctx context.Context, now time.Time) (h ruleset.Header, payload []byte, ok bool, err error) {
+func (l *Leader) published(ctx context.Context, now time.Time) (h ruleset.Header, payload []byte, root *ruleset.Root, ok bool, err error) {
 	body, _, err := l.Store.Get(ctx, "")
 	if errors.Is(err, ErrNotFound) {
-		return ruleset.Header{}, nil, false, nil
+		return ruleset.Header{}, nil, nil, false, nil
 	}
 	if err != nil {
-		return ruleset.Header{}, nil, false, fmt.Errorf("reading the published object: %w", err)
+		return ruleset.Header{}, nil, nil, false, fmt.Errorf("reading the published object: %w", err)
 	}
 	// The signature time may be ahead of this leader's clock (a hot
 	// spare's runs fast): up to the longest validity; an expired object is
 	// still a serial to beat.
 	payload, err = sign.OpenBytes(body, l.Signer.Keyring(), now, sign.WithMaxSize(int64(len(body))+1), sign.WithMaxSkew(l.maxValidity()))
 	if err != nil {
-		return ruleset.Header{}, nil, false, fmt.Errorf("verifying the published object with this leader's key: %w", err)
+		return ruleset.Header{}, nil, nil, false, fmt.Errorf("verifying the published object with this leader's key: %w", err)
+	}
+	if ruleset.IsRoot(payload) {
+		root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+		if err != nil {
+			return ruleset.Header{}, nil, nil, false, fmt.Errorf("decoding the published root: %w", err)
+		}
+		return root.Header, payload, root, true, nil
 	}
 	h, ok = headerOf(payload)
 	if !ok {
-		return ruleset.Header{}, nil, false, errors.New("the published object is not a ruleset of this format")
+		return ruleset.Header{}, nil, nil, false, errors.New("the published object is not a ruleset of this format")
 	}
-	return h, payload, true, nil
+	return h, payload, nil, true, nil
 }
 
 func (l *Leader) maxValidity() time.Duration {

@@ -31,6 +31,10 @@ type leaderMetrics struct {
 	unreadAccounts       int
 	runs                 map[string]float64
 	readFailures         float64
+	// The parts layout: parts the published root names (gauge), and what
+	// runs put and deleted (counters).
+	parts                                     int
+	partsPut, bytesPut, partsDeleted, gcFails float64
 }
 
 // recordLeaderRun writes the leader's metrics file after a run. readFailed
@@ -61,6 +65,13 @@ func (l *Leader) recordLeaderRun(now time.Time, res LeaderResult, runErr error, 
 			}
 		}
 		m.unreadAccounts = len(accounts)
+		m.parts = res.Parts
+		m.partsPut += float64(res.PartsPut)
+		m.bytesPut += float64(res.BytesPut)
+		m.partsDeleted += float64(res.PartsDeleted)
+		if res.GCError != nil {
+			m.gcFails++
+		}
 	}
 	m.runs[m.result]++
 	if readFailed {
@@ -107,6 +118,16 @@ func readLeaderMetrics(path string) leaderMetrics {
 			}
 		case "reyes_leader_previous_read_failures_total":
 			m.readFailures = v
+		case "reyes_leader_parts":
+			m.parts = int(v)
+		case "reyes_leader_parts_put_total":
+			m.partsPut = v
+		case "reyes_leader_bytes_put_total":
+			m.bytesPut = v
+		case "reyes_leader_parts_deleted_total":
+			m.partsDeleted = v
+		case "reyes_leader_gc_failures_total":
+			m.gcFails = v
 		}
 	})
 	return m
@@ -131,5 +152,14 @@ func writeLeaderMetrics(path string, m leaderMetrics) error {
 	byLabel(&b, "reyes_leader_runs_total", "counter", "result", "Runs by result.", m.runs, num)
 	header("reyes_leader_previous_read_failures_total", "counter", "Runs whose read of the published object back failed (other than not found): they publish without comparing.")
 	fmt.Fprintf(&b, "reyes_leader_previous_read_failures_total %s\n", num(m.readFailures))
+	gauge("reyes_leader_parts", "Parts the root published by the last successful run names (0 in the whole layout).", strconv.Itoa(m.parts))
+	header("reyes_leader_parts_put_total", "counter", "Parts put (those the previous root did not name).")
+	fmt.Fprintf(&b, "reyes_leader_parts_put_total %s\n", num(m.partsPut))
+	header("reyes_leader_bytes_put_total", "counter", "Bytes put into the store: parts, root history copies and roots (whole objects in the whole layout).")
+	fmt.Fprintf(&b, "reyes_leader_bytes_put_total %s\n", num(m.bytesPut))
+	header("reyes_leader_parts_deleted_total", "counter", "Parts deleted by garbage collection (no unexpired root names them).")
+	fmt.Fprintf(&b, "reyes_leader_parts_deleted_total %s\n", num(m.partsDeleted))
+	header("reyes_leader_gc_failures_total", "counter", "Publishes whose garbage collection failed (logged; the publish stands).")
+	fmt.Fprintf(&b, "reyes_leader_gc_failures_total %s\n", num(m.gcFails))
 	return atomicfile.Write(path, []byte(b.String()), 0o644)
 }

@@ -126,7 +126,8 @@ func (f *Follower) record(ctx context.Context, now time.Time, res FollowerResult
 	}
 
 	ver := version.Get().Short()
-	run := &RunRecord{At: now.UTC(), Duration: res.Duration.Seconds(), Version: ver}
+	run := &RunRecord{At: now.UTC(), Duration: res.Duration.Seconds(), Version: ver,
+		StoreBytes: res.StoreBytes, PartsFetched: res.PartsFetched, PartsCached: res.PartsCached}
 	switch {
 	case runErr != nil:
 		run.Result, run.Stage, run.Error = ResultFailed, stage, runErr.Error()
@@ -138,6 +139,19 @@ func (f *Follower) record(ctx context.Context, now time.Time, res FollowerResult
 	case res.NotModified:
 		run.Result = ResultUnchanged
 		st.LastSuccess = run.At
+	case res.PlanUnchanged:
+		run.Result = ResultUnchanged
+		st.LastSuccess = run.At
+		if st.Loaded != nil {
+			h := res.Header
+			st.Loaded.Scope, st.Loaded.Serial = h.Scope, h.Serial
+			st.Loaded.GeneratedAt, st.Loaded.NotAfter = h.GeneratedAt.UTC(), h.NotAfter.UTC()
+			st.Loaded.AcceptedAt, st.Loaded.Signer = now.UTC(), res.Signer
+			st.Loaded.Parts = res.Parts
+			if last, err := LoadState(f.StateDir); err == nil && last.Serial == h.Serial {
+				st.Loaded.Digest = last.Digest
+			}
+		}
 	default:
 		run.Result = ResultApplied
 		st.LastSuccess = run.At
@@ -180,12 +194,14 @@ func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res Follower
 		ApplySeconds: res.Duration.Seconds(),
 		Settings:     f.settingsDigest(), IdentityDigest: f.recordedIdentity(ctx, res.Host, res.Identity),
 		KernelRecord: kernelRecordDigest(f.StateDir), Signer: res.Signer,
+		Parts: res.Parts,
 	}
 	if st, err := LoadState(f.StateDir); err == nil && st.Serial == h.Serial {
 		l.Digest = st.Digest
 	}
 	if res.Plan != nil {
 		l.PlanIPv4, l.PlanIPv6 = res.Plan.V4.Hash(), res.Plan.V6.Hash()
+		l.PlanDigest = planDigest(res.Plan)
 		l.Rules, l.Members = planCounts(res.Plan)
 	}
 	return l
@@ -457,6 +473,9 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	oneHot(&b, "reyes_follower_last_run_result", "result", "1 for how the last run ended (applied, unchanged, paused, failed), 0 for the others.",
 		[]RunResult{ResultApplied, ResultUnchanged, ResultPaused, ResultFailed}, run.Result)
 	gauge("reyes_follower_last_run_duration_seconds", "Duration of the last run.", num(run.Duration))
+	gauge("reyes_follower_last_run_store_bytes", "Bytes the last run read from the store: the root (or whole object) and the parts not in the local cache.", strconv.FormatInt(run.StoreBytes, 10))
+	gauge("reyes_follower_last_run_parts_fetched", "Parts of a split ruleset the last run read from the store.", strconv.Itoa(run.PartsFetched))
+	gauge("reyes_follower_last_run_parts_cached", "Parts of a split ruleset the last run read from its local cache (verified against the root).", strconv.Itoa(run.PartsCached))
 	gauge("reyes_follower_last_success_timestamp_seconds", "When a run last succeeded (applied, or found everything unchanged).", ts(st.LastSuccess))
 	gauge("reyes_follower_last_failure_timestamp_seconds", "When a run last failed (the kernel kept the last good rules).", ts(st.LastFailure))
 	paused := "0"

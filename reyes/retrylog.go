@@ -21,6 +21,16 @@ const DefaultEC2RequestTimeout = 30 * time.Second
 // its attempts.
 type attemptsKey struct{}
 
+// whereKey holds, in the context of one SDK call, what the call is about
+// when it is more precise than the client's own (a part of an S3 store,
+// rather than its root object).
+type whereKey struct{}
+
+// withWhere names, for retry logs, what the calls made with ctx are about.
+func withWhere(ctx context.Context, where string) context.Context {
+	return context.WithValue(ctx, whereKey{}, where)
+}
+
 // logRetries returns the SDK stack option that logs a warning each time
 // an attempt of an operation failed and the retryer will try again, naming
 // the service, the operation, where (the region or the object) and the
@@ -48,8 +58,12 @@ func logRetries(log *slog.Logger, where string, retryer func() aws.Retryer) func
 				if r == nil || !r.IsErrorRetryable(err) || (r.MaxAttempts() > 0 && attempt >= r.MaxAttempts()) {
 					return out, md, err
 				}
+				w := where
+				if s, ok := ctx.Value(whereKey{}).(string); ok && s != "" {
+					w = s
+				}
 				log.WarnContext(ctx, "request failed; retrying",
-					"service", awsmiddleware.GetServiceID(ctx), "call", awsmiddleware.GetOperationName(ctx), "where", where,
+					"service", awsmiddleware.GetServiceID(ctx), "call", awsmiddleware.GetOperationName(ctx), "where", w,
 					"attempt", attempt, "max_attempts", r.MaxAttempts(), "err", err.Error())
 				return out, md, err
 			}), "Retry", middleware.After)

@@ -75,6 +75,12 @@ type RunRecord struct {
 	Stage    Stage     `json:"stage,omitempty"` // failed runs only
 	Error    string    `json:"error,omitempty"`
 	Duration float64   `json:"duration_seconds"`
+	// StoreBytes is what the run read from the store (root or whole
+	// object, and parts); PartsFetched and PartsCached count the parts of
+	// a split ruleset read from the store and from the local cache.
+	StoreBytes   int64 `json:"store_bytes"`
+	PartsFetched int   `json:"parts_fetched,omitempty"`
+	PartsCached  int   `json:"parts_cached,omitempty"`
 	// Version is the follower binary's version (internal/version).
 	Version string `json:"version,omitempty"`
 }
@@ -87,6 +93,15 @@ type LoadedRecord struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	NotAfter    time.Time `json:"not_after"`
 	AppliedAt   time.Time `json:"applied_at"`
+	// AcceptedAt is when a later root that left this host's plan as it
+	// was (FollowerResult.PlanUnchanged) was accepted; zero until then.
+	// Scope, Serial, GeneratedAt, NotAfter, Digest and Signer are that
+	// root's.
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
+	// Parts names the parts of the split ruleset the plan was made from,
+	// sorted (none for a whole ruleset). A root that lists all of them
+	// makes the same plan for the same host and settings.
+	Parts []string `json:"parts,omitempty"`
 	// Digest is the SHA-256 of the verified payload.
 	Digest Digest `json:"sha256"`
 	// Signer is the fingerprint of the primary key that signed it. When
@@ -102,6 +117,11 @@ type LoadedRecord struct {
 	// as the first rule of REYES-INPUT carries them in its comment.
 	PlanIPv4 string `json:"plan_ipv4"`
 	PlanIPv6 string `json:"plan_ipv6"`
+	// PlanDigest is the SHA-256 of everything the plan loads (sets,
+	// members and rules, both families): a later ruleset that gives the
+	// same digest, with nothing else changed, is accepted without a
+	// kernel call.
+	PlanDigest string `json:"plan_digest,omitempty"`
 	// Rules and Members count the iptables rules in reyes' chains and the
 	// members of reyes' sets, both families.
 	Rules   int `json:"rules"`

@@ -159,8 +159,9 @@ func TestLeaderTTL(t *testing.T) {
 	})
 }
 
-// failingGet is a store whose Get fails (a missing s3:GetObject, say).
-type failingGet struct{ reyes.Store }
+// failingGet is a store whose Get fails (a missing s3:GetObject, say); its
+// parts and roots are the file store's.
+type failingGet struct{ *reyes.FileStore }
 
 func (f failingGet) Get(context.Context, string) ([]byte, string, error) {
 	return nil, "", errors.New("AccessDenied: s3:GetObject")

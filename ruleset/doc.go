@@ -16,6 +16,32 @@
 // matching needs no key scanner of its own; [Encode] writes the same bytes
 // encoding/json wrote, so signatures and golden files do not change.
 //
-// This package does no I/O and reads no clock: callers pass times in.
+// # Split format
+//
+// So that a follower's cost follows its own plan rather than the size of
+// the estate, [Split] cuts a ruleset into content-addressed, immutable
+// parts named by a small root ([EncodeRoot], the payload a leader signs).
+// The root is text: "# reyes.root/v1", "# " and the header with the number
+// of bins of each binned kind as compact JSON, then one "<sha256>  <name>"
+// line per part, sorted by name, as sha256sum writes them, so that
+// `sha256sum -c root` in a directory of the parts checks them with stock
+// tools. A part is "reyes.part/v1 <kind> <bin>/<bins>" and one
+// "<key>\t<compact JSON>" line per key, keys ascending: groups ("g", each
+// with its members), interfaces ("i") and addresses ("a", the interfaces
+// that have each) are spread over a power of two of bins by the SHA-256 of
+// the key ([BinOf]); the VPCs and the findings are one part each. A part's
+// name holds its kind and bin, its size and its SHA-256, so a part that
+// changes gets a new name and a part listed by two roots is the same
+// bytes. [LoadView] reads only the parts one host needs (its addresses'
+// bins, then its interfaces', its groups' and the groups those refer to),
+// verifies each against the root (size and SHA-256, before parsing
+// anything), and decodes only the lines it needs; [Join] reads them all
+// and returns the whole ruleset. Every part read is checked against one
+// root, so parts of two publishes never mix. [DecodeRoot] and the part
+// reader are as strict as [Decode]: one canonical encoding, errors naming
+// the part, the line, the key and a JSON pointer.
+//
+// This package does no I/O of its own (LoadView and Join read parts through
+// the caller's FetchFunc) and reads no clock: callers pass times in.
 // Signing belongs to package sign, rendering to package render.
 package ruleset

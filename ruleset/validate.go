@@ -49,6 +49,10 @@ type Limits struct {
 	MaxCIDRsPerVPC     int
 	MaxTotalAddrs      int
 	MaxTotalRuleSource int
+	// MaxPartBytes bounds one part of a split ruleset (see Split), and
+	// MaxTotalPartBytes all the parts of one root.
+	MaxPartBytes      int64
+	MaxTotalPartBytes int64
 }
 
 // DefaultLimits are generous for the largest estates (AWS allows 1,000
@@ -65,6 +69,8 @@ var DefaultLimits = Limits{
 	MaxCIDRsPerVPC:     64,
 	MaxTotalAddrs:      4_000_000,
 	MaxTotalRuleSource: 2_000_000,
+	MaxPartBytes:       64 << 20,
+	MaxTotalPartBytes:  1 << 30,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -76,6 +82,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxBytes == 0 {
 		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxPartBytes == 0 {
+		l.MaxPartBytes = d.MaxPartBytes
+	}
+	if l.MaxTotalPartBytes == 0 {
+		l.MaxTotalPartBytes = d.MaxTotalPartBytes
 	}
 	set(&l.MaxVPCs, d.MaxVPCs)
 	set(&l.MaxGroups, d.MaxGroups)

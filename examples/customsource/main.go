@@ -101,7 +101,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "\n== leader ==\npublished scope %q serial %d: %d security groups, %d interfaces, %d bytes\n",
 		lr.Header.Scope, lr.Header.Serial, lr.Groups, lr.Interfaces, lr.Bytes)
 
-	// What a follower gets: fetch, verify, decode.
+	// What a follower gets: fetch and verify the signed root, then read
+	// the parts it names (each checked against the root's digests). A
+	// follower reads only the parts its host needs (ruleset.LoadView);
+	// this program shows the whole estate.
 	obj, _, err := store.Get(ctx, "")
 	if err != nil {
 		return err
@@ -110,7 +113,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rs, err := ruleset.Decode(payload)
+	root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+	if err != nil {
+		return err
+	}
+	rs, err := ruleset.Join(ctx, root, func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		return store.Parts().Get(ctx, ref.Name, ref.Size)
+	})
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,11 @@
 //
 //  1. a leader reads the AWS CLI JSON under inventory/ (embedded in the
 //     binary), builds the canonical ruleset, signs it with a throwaway key
-//     made on the spot and publishes the signed object to a file store in a
-//     temporary directory;
-//  2. the signed object is shown: a header line, the detached signature,
-//     the ruleset;
+//     made on the spot and publishes it to a file store in a temporary
+//     directory: content-addressed parts (ruleset.signed.parts/) and the
+//     signed root naming them (ruleset.signed);
+//  2. the signed root is shown: a header line, the detached signature, the
+//     root (the ruleset's header and one sha256sum line per part);
 //  3. a follower fetches that object, verifies it with the public key,
 //     checks its freshness, finds the host by its address (-host) and, in
 //     dry-run mode, prints the ipset and iptables-restore text it would
@@ -200,7 +201,8 @@ func run(ctx context.Context, args []string, out, stderr io.Writer, kernel apply
 	if err != nil {
 		return fmt.Errorf("reading the signed object: %w", err)
 	}
-	fmt.Fprintf(out, "\n== 2. the signed object: a header line, an OpenPGP detached signature, the ruleset JSON ==\n")
+	fmt.Fprintf(out, "\n== 2. the signed root: a header line, an OpenPGP detached signature, the root (one sha256sum line per part, the %d parts in %s) ==\n",
+		lr.Parts, store.Parts())
 	printObject(out, obj)
 
 	// Step 3: the follower.
@@ -287,10 +289,10 @@ func jumpsToFilter(c render.Chain) bool {
 	return false
 }
 
-// printObject shows the start of each part of a signed object: the header
-// line, the armored signature, and the first lines of the ruleset (indented
-// here for reading; the object holds it compact, and the signature covers
-// those exact bytes).
+// printObject shows the start of each section of a signed object: the
+// header line, the armored signature, and the first lines of the payload (a
+// whole ruleset's JSON is indented here for reading; the object holds it
+// compact, and the signature covers those exact bytes).
 func printObject(out io.Writer, obj []byte) {
 	payload, sig, err := sign.Unpack(obj)
 	if err != nil {

@@ -271,6 +271,11 @@ func TestConfigErrors(t *testing.T) {
 		{name: "follower one-slash s3 store", args: []string{"--store", "s3:/bucket/key", "--trusted-key", public, "--state-dir", filepath.Join(dir, "state"), "--no-imds"},
 			want: reyes.ErrConfig, mention: []string{"s3:/bucket/key", "s3://bucket/key"}},
 		{name: "leader zero timeout", leader: true, base: true, args: []string{"--timeout", "0s"}, want: reyes.ErrConfig, mention: []string{"timeout"}},
+		{name: "leader bad layout", leader: true, base: true, args: []string{"--layout", "single"}, want: reyes.ErrConfig, mention: []string{"layout", `"single"`, "parts", "whole"}},
+		{name: "leader layout in upper case", leader: true, base: true, env: []string{"REYES_LAYOUT=Parts"}, want: reyes.ErrConfig, mention: []string{"layout", `"Parts"`}},
+		// A hot spare's parts must outlive its publish (bounded by timeout).
+		{name: "leader gc_grace not longer than the timeout", leader: true, base: true, args: []string{"--gc-grace", "3m", "--timeout", "3m"}, want: reyes.ErrConfig, mention: []string{"gc_grace", "3m0s", "timeout"}},
+		{name: "leader zero max_skew", leader: true, base: true, args: []string{"--max-skew", "0s"}, want: reyes.ErrConfig, mention: []string{"max_skew"}},
 		{name: "follower negative timeout", base: true, args: []string{"--timeout", "-1s"}, want: reyes.ErrConfig, mention: []string{"timeout"}},
 		{name: "follower zero max_validity", base: true, args: []string{"--max-validity", "0s"}, want: reyes.ErrConfig, mention: []string{"max_validity"}},
 		{name: "leader source neither ec2 nor dir", leader: true, args: []string{"--store", store, "--signing-key", secret, "--source", filepath.Join(dir, "absent")}, want: reyes.ErrConfig, mention: []string{"source"}},

@@ -35,6 +35,9 @@ type LeaderConfig struct {
 	TTL          time.Duration `koanf:"ttl"`
 	Refresh      time.Duration `koanf:"refresh"`
 	MetricsFile  string        `koanf:"metrics_file"`
+	Layout       string        `koanf:"layout"`
+	GCGrace      time.Duration `koanf:"gc_grace"`
+	MaxSkew      time.Duration `koanf:"max_skew"`
 
 	// The accounts read besides the leader's own.
 	accountConfig `koanf:",squash"`
@@ -49,13 +52,18 @@ var leaderOptions = append([]option{
 	{"ttl", kDuration, ruleset.DefaultTTL, "validity of each published ruleset (not_after = generated_at + ttl)"},
 	{"refresh", kDuration, time.Duration(0), "publish an unchanged ruleset again only when less than this is left before its not_after (0: half the ttl; negative: on every run)"},
 	{"metrics_file", kString, "", "write Prometheus metrics here after every run (for node_exporter's textfile collector)"},
+	{"layout", kString, string(reyes.LayoutParts), "how the ruleset is published: parts (a signed root naming content-addressed parts; followers read only what their plan needs) or whole (one signed object, for followers older than the parts layout: upgrade followers first)"},
+	{"gc_grace", kDuration, reyes.DefaultGCGrace, "delete a part no unexpired root names only once it is older than this (longer than any leader's run, so a hot spare's fresh parts survive until its root lands)"},
+	{"max_skew", kDuration, reyes.DefaultMaxSkew, "the followers' max_skew: a published root counts as expired for garbage collection only after its not_after plus this"},
 	{"timeout", kDuration, DefaultLeaderTimeout, "bound on each run (fetch, sign, publish): a hung EC2 or S3 endpoint ends the run with an error naming the call"},
 }, accountOptions...)
 
 const leaderUsage = `reyes-leader --source ec2|DIR --store s3://bucket/key|PATH --signing-key FILE [flags]
 
 Lists security groups and their members, builds the canonical ruleset, signs it
-and publishes it as one object. Run it from cron or with --interval; several
+and publishes it: by default as a signed root naming content-addressed parts
+(next to the store's key: KEY.parts/, and KEY.roots/ for garbage collection),
+with --layout whole as one object. Run it from cron or with --interval; several
 leaders may publish to the same store (the last write wins).
 --version prints the version and exits.`
 
@@ -101,6 +109,12 @@ func (c *LeaderConfig) validate() error {
 		return fmt.Errorf("%w: ttl: %s is longer than max_validity %s: followers refuse such rulesets (raise max_validity on the followers and the leader together)", reyes.ErrConfig, c.TTL, c.MaxValidity)
 	case c.TTL < MinTTL:
 		return fmt.Errorf("%w: ttl: %s is shorter than %s: followers would refuse the ruleset as expired before the next one arrives", reyes.ErrConfig, c.TTL, MinTTL)
+	case c.Layout != string(reyes.LayoutParts) && c.Layout != string(reyes.LayoutWhole):
+		return fmt.Errorf("%w: layout: %q: want parts or whole", reyes.ErrConfig, c.Layout)
+	case c.GCGrace <= c.Timeout:
+		return fmt.Errorf("%w: gc_grace: %s is not longer than the timeout %s: a hot spare's parts could be deleted before its root lands", reyes.ErrConfig, c.GCGrace, c.Timeout)
+	case c.MaxSkew <= 0:
+		return fmt.Errorf("%w: max_skew: %s is not positive", reyes.ErrConfig, c.MaxSkew)
 	case c.Refresh >= c.TTL:
 		return fmt.Errorf("%w: refresh: %s is not shorter than the ttl %s", reyes.ErrConfig, c.Refresh, c.TTL)
 	case c.Refresh > 0 && c.Interval > 0 && c.Refresh <= c.Interval:
@@ -164,5 +178,6 @@ func (c *LeaderConfig) leader(ctx context.Context, log *slog.Logger) (*reyes.Lea
 		Source: src, Store: store, Signer: signer, Logger: log,
 		Build:   ruleset.BuildOptions{Scope: c.Scope, TTL: c.TTL, Exclude: c.ExcludeGroup},
 		Refresh: c.Refresh, MaxValidity: c.MaxValidity, Timeout: c.Timeout, MetricsFile: c.MetricsFile,
+		Layout: reyes.Layout(c.Layout), GCGrace: c.GCGrace, MaxSkew: c.MaxSkew,
 	}, nil
 }

@@ -124,7 +124,13 @@ func TestLeaderReadsRolesAgainstMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := ruleset.Decode(payload)
+	root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := ruleset.Join(ctx, root, func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		return reyes.NewFileStore(store, reyes.StoreOptions{}).Parts().Get(ctx, ref.Name, ref.Size)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,17 +65,17 @@ func (o *objectFlags) check(cmd string, needTrusted bool) error {
 }
 
 // fetch reads the object at url (a path or s3://bucket/key), at most
-// o.maxSize bytes.
-func (o *objectFlags) fetch(ctx context.Context, url string) ([]byte, error) {
+// o.maxSize bytes, and returns it with the store it came from.
+func (o *objectFlags) fetch(ctx context.Context, url string) ([]byte, reyes.Store, error) {
 	st, err := reyes.OpenStore(ctx, url, reyes.StoreOptions{MaxSize: o.maxSize, PathStyle: o.pathStyle})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	body, _, err := st.Get(ctx, "")
 	if err != nil {
-		return nil, err // the stores' errors name the object
+		return nil, nil, err // the stores' errors name the object
 	}
-	return body, nil
+	return body, st, nil
 }
 
 // opened is a fetched object and the ruleset in it.
@@ -84,6 +84,30 @@ type opened struct {
 	verified *sign.Verified
 	payload  []byte
 	rs       *ruleset.Ruleset
+	// root is the root of a split ruleset (nil for a whole one); rs is
+	// then every part joined, each checked against the root.
+	root *ruleset.Root
+}
+
+// partsOf returns where the parts of the store's root are.
+func partsOf(st reyes.Store) (reyes.Objects, error) {
+	ps, ok := st.(reyes.PartStore)
+	if !ok {
+		return nil, fmt.Errorf("%s holds a split ruleset, but its parts cannot be read from it", st)
+	}
+	return ps.Parts(), nil
+}
+
+// fetchParts returns a ruleset.FetchFunc reading parts from objs, each at
+// most its size in the root.
+func fetchParts(objs reyes.Objects) ruleset.FetchFunc {
+	return func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		b, err := objs.Get(ctx, ref.Name, ref.Size)
+		if errors.Is(err, reyes.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s in %s: %w", ruleset.ErrPartMissing, ref.Name, objs, err)
+		}
+		return b, err
+	}
 }
 
 // open fetches the object at url, verifies it against the trusted keys (or
@@ -97,7 +121,7 @@ func (o *objectFlags) open(ctx context.Context, url string, now time.Time, verif
 			return nil, fmt.Errorf("loading trusted keys: %w", err)
 		}
 	}
-	body, err := o.fetch(ctx, url)
+	body, st, err := o.fetch(ctx, url)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +139,23 @@ func (o *objectFlags) open(ctx context.Context, url string, now time.Time, verif
 		}
 		res.payload = payload
 	}
-	if res.rs, err = ruleset.Decode(res.payload); err != nil {
-		return nil, fmt.Errorf("decoding the ruleset in %s: %w", url, err)
+	if !ruleset.IsRoot(res.payload) {
+		if res.rs, err = ruleset.Decode(res.payload); err != nil {
+			return nil, fmt.Errorf("decoding the ruleset in %s: %w", url, err)
+		}
+		return &res, nil
+	}
+	if res.root, err = ruleset.DecodeRoot(res.payload, ruleset.Limits{}); err != nil {
+		return nil, fmt.Errorf("decoding the root in %s: %w", url, err)
+	}
+	objs, err := partsOf(st)
+	if err != nil {
+		return nil, err
+	}
+	// Every part, each checked against the root (size and SHA-256) before
+	// it is parsed, then checked against each other.
+	if res.rs, err = ruleset.Join(ctx, res.root, fetchParts(objs)); err != nil {
+		return nil, fmt.Errorf("reading the parts of %s: %w", url, err)
 	}
 	return &res, nil
 }
@@ -163,7 +202,7 @@ func (c *invocation) verify(ctx context.Context, o objectFlags, scope, url strin
 	w := tabwriter.NewWriter(c.stdout, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(w, "object:\t%s\n", url)
 	printSigner(w, res.verified)
-	printHeader(w, res.rs, now)
+	printHeader(w, res, now)
 	if scope == "" {
 		scope = h.Scope
 	}
@@ -194,9 +233,18 @@ func printSigner(w io.Writer, v *sign.Verified) {
 	fmt.Fprintf(w, "signed at:\t%s\n", v.SignedAt.UTC().Format(time.RFC3339))
 }
 
-func printHeader(w io.Writer, rs *ruleset.Ruleset, now time.Time) {
+func printHeader(w io.Writer, res *opened, now time.Time) {
+	rs := res.rs
 	h := rs.Header
-	fmt.Fprintf(w, "format:\t%s (%s)\n", h.Format, h.Type)
+	if res.root != nil {
+		var size int64
+		for _, p := range res.root.Parts {
+			size += p.Size
+		}
+		fmt.Fprintf(w, "format:\t%s (%s), %d parts, %d bytes, every part checked\n", ruleset.RootFormat, h.Type, len(res.root.Parts), size)
+	} else {
+		fmt.Fprintf(w, "format:\t%s (%s)\n", h.Format, h.Type)
+	}
 	fmt.Fprintf(w, "scope:\t%s\n", h.Scope)
 	fmt.Fprintf(w, "serial:\t%d\n", h.Serial)
 	fmt.Fprintf(w, "generated_at:\t%s (%s)\n", h.GeneratedAt.UTC().Format(time.RFC3339Nano), ago(now.Sub(h.GeneratedAt)))
@@ -258,7 +306,7 @@ func (c *invocation) inspect(ctx context.Context, o objectFlags, url string) err
 	w := tabwriter.NewWriter(c.stdout, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(w, "object:\t%s\n", url)
 	printSigner(w, res.verified)
-	printHeader(w, res.rs, now)
+	printHeader(w, res, now)
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -321,16 +369,20 @@ func orDash(s string) string {
 
 // ---- unpack ----
 
-// Names of the files unpack writes.
+// Names of the files unpack writes: for a whole ruleset the payload and
+// its signature; for a split ruleset the root and its signature, and
+// every part under its own name beside them.
 const (
-	PayloadFile   = "payload.json"
-	SignatureFile = "payload.json.asc"
+	PayloadFile       = "payload.json"
+	SignatureFile     = "payload.json.asc"
+	RootFile          = "root"
+	RootSignatureFile = "root.asc"
 )
 
 func unpackCommand() command {
 	return command{
 		name:     "unpack",
-		synopsis: "split a signed object into payload.json and payload.json.asc for gpg --verify",
+		synopsis: "split a signed object into its payload and signature (and parts) for gpg --verify and sha256sum -c",
 		usage:    "[--max-size N] [--s3-path-style] OBJECT DIR",
 		argNames: "OBJECT DIR",
 		help: `
@@ -341,7 +393,15 @@ an object with stock GnuPG instead of reyes, after importing the leader's
 public key:
 
   gpg --import leader.pub
-  gpg --verify DIR/payload.json.asc DIR/payload.json`,
+  gpg --verify DIR/payload.json.asc DIR/payload.json
+
+When OBJECT is the root of a split ruleset, unpack writes DIR/root (the
+root's payload: a header and one sha256sum line per part),
+DIR/root.asc, and every part the root names into DIR under its own name,
+so that stock tools check all of it:
+
+  gpg --verify DIR/root.asc DIR/root
+  cd DIR && sha256sum -c root`,
 		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
 			var o objectFlags
 			o.define(fl, "")
@@ -356,7 +416,7 @@ public key:
 }
 
 func (c *invocation) unpack(ctx context.Context, o objectFlags, url, dir string) error {
-	body, err := o.fetch(ctx, url)
+	body, st, err := o.fetch(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -367,6 +427,9 @@ func (c *invocation) unpack(ctx context.Context, o objectFlags, url, dir string)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("unpacking: %w", err)
 	}
+	if ruleset.IsRoot(payload) {
+		return c.unpackRoot(ctx, st, url, dir, payload, sig)
+	}
 	pp, sp := filepath.Join(dir, PayloadFile), filepath.Join(dir, SignatureFile)
 	if err := writeFile(pp, payload, 0o644, true); err != nil {
 		return err
@@ -375,5 +438,41 @@ func (c *invocation) unpack(ctx context.Context, o objectFlags, url, dir string)
 		return err
 	}
 	fmt.Fprintf(c.stdout, "wrote %s (%d bytes) and %s; nothing was verified\ncheck with: gpg --verify %s %s\n", pp, len(payload), sp, sp, pp)
+	return nil
+}
+
+// unpackRoot writes a split ruleset's root, its signature and its parts.
+// The root is parsed (strictly) only to know the parts' names and sizes;
+// nothing is verified, as for a whole object.
+func (c *invocation) unpackRoot(ctx context.Context, st reyes.Store, url, dir string, payload, sig []byte) error {
+	root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+	if err != nil {
+		return fmt.Errorf("decoding the root in %s: %w", url, err)
+	}
+	objs, err := partsOf(st)
+	if err != nil {
+		return err
+	}
+	rp, sp := filepath.Join(dir, RootFile), filepath.Join(dir, RootSignatureFile)
+	if err := writeFile(rp, payload, 0o644, true); err != nil {
+		return err
+	}
+	if err := writeFile(sp, sig, 0o644, true); err != nil {
+		return err
+	}
+	get := fetchParts(objs)
+	var total int64
+	for _, ref := range root.Parts {
+		b, err := get(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("unpacking %s: %w", url, err)
+		}
+		if err := writeFile(filepath.Join(dir, ref.Name), b, 0o644, true); err != nil {
+			return err
+		}
+		total += int64(len(b))
+	}
+	fmt.Fprintf(c.stdout, "wrote %s, %s and %d parts (%d bytes) into %s; nothing was verified\ncheck with: gpg --verify %s %s && (cd %s && sha256sum -c %s)\n",
+		rp, sp, len(root.Parts), total, dir, sp, rp, dir, RootFile)
 	return nil
 }

@@ -1,0 +1,194 @@
+package reyes
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/ruleset"
+)
+
+// PartsDir is the directory of the state directory that keeps the parts
+// the last applied plan was made from, so that the next change reads from
+// the store only the parts that changed. Every part read from it is
+// verified against the root, as one read from the store.
+const PartsDir = "parts"
+
+// parts returns where the parts of the store's root are.
+func (f *Follower) parts() (Objects, error) {
+	if f.Parts != nil {
+		return f.Parts, nil
+	}
+	if ps, ok := f.Store.(interface{ Parts() Objects }); ok {
+		return ps.Parts(), nil
+	}
+	return nil, fmt.Errorf("the store %s holds a split ruleset (a root and its parts), but cannot read parts; set Follower.Parts", f.Store)
+}
+
+// planPartsListed reports whether the last apply's plan was made from
+// parts and the new root still lists every one of them, for the same
+// scope: then the same request reads the same bytes.
+func planPartsListed(applied *LoadedRecord, root *ruleset.Root) bool {
+	if applied == nil || len(applied.Parts) == 0 || applied.Scope != root.Scope {
+		return false
+	}
+	for _, name := range applied.Parts {
+		if !root.Has(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// samePlan reports whether plan is the plan of the last apply: the same
+// sets with the same members and the same rules, both families.
+func samePlan(applied *LoadedRecord, plan *render.Plan) bool {
+	return applied != nil && applied.PlanDigest != "" && applied.PlanDigest == planDigest(plan)
+}
+
+// planDigest hashes everything apply loads for plan: both families' ipset
+// and iptables-restore text (FamilyPlan.Hash covers the rules only).
+func planDigest(plan *render.Plan) string {
+	h := sha256.New()
+	for _, fp := range plan.Families() {
+		for _, b := range [][]byte{fp.IpsetRestore(), fp.IptablesRestore()} {
+			fmt.Fprintf(h, "%d\n", len(b))
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func partNames(refs []ruleset.PartRef) []string {
+	names := make([]string, 0, len(refs))
+	for _, r := range refs {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
+// viewFetch reads the parts of one view: from the cache when a verified
+// copy is there, else from the store. It counts what it read.
+type viewFetch struct {
+	f     *Follower
+	store Objects
+	cache string // "" in a dry run: nothing cached is trusted or written
+
+	mu      sync.Mutex
+	fetched map[string][]byte // read from the store, to cache after the apply
+	bytes   int64
+	cached  int
+}
+
+func (v *viewFetch) fetch(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+	if v.cache != "" {
+		if b, err := readCapped(filepath.Join(v.cache, ref.Name), ref.Size); err == nil && ruleset.VerifyPart(ref, b) == nil {
+			v.mu.Lock()
+			v.cached++
+			v.mu.Unlock()
+			return b, nil
+		}
+	}
+	b, err := v.store.Get(ctx, ref.Name, ref.Size)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s in %s: %w", ruleset.ErrPartMissing, ref.Name, v.store, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetching part %s from %s: %w", ref.Name, v.store, err)
+	}
+	v.mu.Lock()
+	v.bytes += int64(len(b))
+	v.fetched[ref.Name] = b
+	v.mu.Unlock()
+	return b, nil
+}
+
+// loadView reads what the host needs of root: the parts req needs, each
+// verified against the root before it is parsed.
+func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset.ViewRequest, res *FollowerResult) (*ruleset.View, map[string][]byte, error) {
+	store, err := f.parts()
+	if err != nil {
+		return nil, nil, err
+	}
+	v := &viewFetch{f: f, store: store, fetched: map[string][]byte{}}
+	if !f.DryRun {
+		v.cache = filepath.Join(f.StateDir, PartsDir)
+	}
+	view, err := ruleset.LoadView(ctx, root, req, v.fetch)
+	res.StoreBytes += v.bytes
+	res.PartsFetched += len(v.fetched)
+	res.PartsCached += v.cached
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the parts of serial %d from %s: %w", root.Serial, store, err)
+	}
+	return view, v.fetched, nil
+}
+
+// keepParts makes the cache hold exactly the parts named: those fetched
+// are written, the others removed. The cache is an optimisation, verified
+// on every read: a failure is logged, and a torn write is a cache miss,
+// so the files are not fsynced (that would cost every first run).
+func (f *Follower) keepParts(names []string, fetched map[string][]byte) {
+	if f.DryRun {
+		return
+	}
+	log := f.logger()
+	dir := filepath.Join(f.StateDir, PartsDir)
+	if len(names) > 0 {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			log.Warn("keeping the parts for the next run", "err", err)
+			return
+		}
+	}
+	for _, name := range names {
+		b, ok := fetched[name]
+		if !ok {
+			continue // it came from the cache
+		}
+		if err := writeCacheFile(dir, name, b); err != nil {
+			log.Warn("keeping a part for the next run", "part", name, "err", err)
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("pruning the parts kept for the next run", "err", err)
+		}
+		return
+	}
+	for _, e := range ents {
+		if !slices.Contains(names, e.Name()) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				log.Warn("pruning the parts kept for the next run", "err", err)
+			}
+		}
+	}
+}
+
+// writeCacheFile writes a cached part under a temporary name and renames
+// it, so that a reader never sees a part half written.
+func writeCacheFile(dir, name string, b []byte) error {
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}

@@ -1,0 +1,359 @@
+package reyes
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sign"
+)
+
+// Layout is how a leader publishes the ruleset in the store.
+type Layout string
+
+const (
+	// LayoutParts (the default) publishes a small signed root naming
+	// content-addressed parts ("<key>.parts/"): followers read only the
+	// parts their plan needs, and the leader puts only the parts that
+	// changed. Followers older than this layout cannot read it.
+	LayoutParts Layout = "parts"
+	// LayoutWhole publishes the whole ruleset as one signed object, as
+	// reyes did before the parts layout: for fleets with followers not yet
+	// upgraded (upgrade the followers first, then switch).
+	LayoutWhole Layout = "whole"
+)
+
+// ParseLayout reads a layout's name: "parts" or "whole".
+func ParseLayout(s string) (Layout, error) {
+	switch Layout(s) {
+	case LayoutParts, LayoutWhole:
+		return Layout(s), nil
+	}
+	return "", fmt.Errorf("layout %q: want parts or whole", s)
+}
+
+// DefaultGCGrace is how old a part no root names must be before the
+// leader's garbage collection deletes it: longer than any leader's publish,
+// so that the fresh parts of a leader still publishing (a hot spare) are
+// never deleted before its root lands.
+const DefaultGCGrace = 15 * time.Minute
+
+// maxConcurrentPuts bounds the part puts (and the deletes of garbage
+// collection) in flight during one publish.
+const maxConcurrentPuts = 8
+
+// historyName is the name of a root's copy in "<key>.roots/": its serial,
+// then the first 16 hex digits of the signed object's SHA-256.
+func historyName(serial uint64, obj []byte) string {
+	sum := sha256.Sum256(obj)
+	return strconv.FormatUint(serial, 10) + "-" + hex.EncodeToString(sum[:8])
+}
+
+// partStore is the store as a PartStore, or an error saying why the parts
+// layout cannot be used with it.
+func (l *Leader) partStore() (PartStore, error) {
+	ps, ok := l.Store.(PartStore)
+	if !ok {
+		return nil, fmt.Errorf("leader: the store %s cannot hold parts (layout %s); use layout %s", l.Store, LayoutParts, LayoutWhole)
+	}
+	return ps, nil
+}
+
+func (l *Leader) layout() Layout {
+	if l.Layout == "" {
+		return LayoutParts
+	}
+	return l.Layout
+}
+
+func (l *Leader) gcGrace() time.Duration {
+	if l.GCGrace <= 0 {
+		return DefaultGCGrace
+	}
+	return l.GCGrace
+}
+
+func (l *Leader) maxSkew() time.Duration {
+	if l.MaxSkew <= 0 {
+		return DefaultMaxSkew
+	}
+	return l.MaxSkew
+}
+
+// sameParts reports whether two roots name the same parts in the same bins:
+// part names hold sizes and digests, so the same names are the same
+// content.
+func sameParts(a, b *ruleset.Root) bool {
+	if !maps.Equal(a.Bins, b.Bins) || len(a.Parts) != len(b.Parts) {
+		return false
+	}
+	for i := range a.Parts {
+		if a.Parts[i].Name != b.Parts[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+// putParts puts the parts of root that prev does not name, at most
+// maxConcurrentPuts at once; the first failure cancels the others. A part
+// prev names is put all the same when the store's listing does not have it
+// (deleted by hand, by a lifecycle rule, or by a collection that raced a
+// publish): the next publish repairs the store. It returns how many parts
+// and bytes it put.
+func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset.Root, bodies map[string][]byte) (n int, bytes int64, err error) {
+	var have map[string]bool
+	if prev != nil {
+		list, err := ps.Parts().List(ctx)
+		if err != nil {
+			// The previous root's parts are there unless something
+			// other than reyes removed them.
+			l.logger().Warn("could not list the parts; taking those the previous root names to exist", "store", ps.Parts().String(), "err", err)
+		} else {
+			have = make(map[string]bool, len(list))
+			for _, o := range list {
+				have[o.Name] = true
+			}
+		}
+	}
+	var todo []string
+	for _, p := range root.Parts {
+		if prev != nil && prev.Has(p.Name) {
+			if have == nil || have[p.Name] {
+				continue
+			}
+			l.logger().Warn("a part the previous root names is missing from the store; putting it again", "part", objectPath(ps.Parts(), p.Name))
+		}
+		if _, ok := bodies[p.Name]; !ok {
+			return 0, 0, fmt.Errorf("splitting the ruleset: no bytes for part %s", p.Name)
+		}
+		todo = append(todo, p.Name)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxConcurrentPuts)
+	parts := ps.Parts()
+	for _, name := range todo {
+		g.Go(func() error {
+			if err := parts.Put(gctx, name, bodies[name]); err != nil {
+				return fmt.Errorf("putting part %s: %w", name, err)
+			}
+			return nil
+		})
+		bytes += int64(len(bodies[name]))
+	}
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
+	}
+	return len(todo), bytes, nil
+}
+
+// publishParts seals and publishes rs in the parts layout: the parts prev
+// does not name, then the root's history copy, then the root. prev is the
+// previous root if its parts may be taken to exist (nil otherwise: every
+// part is put).
+func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *ruleset.Root, bodies map[string][]byte, now time.Time) (obj []byte, n int, bytes int64, err error) {
+	n, bytes, err = l.putParts(ctx, ps, root, prev, bodies)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps.Parts(), err)
+	}
+	payload, err := ruleset.EncodeRoot(root)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	obj, err = sign.Seal(payload, l.Signer, now)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	// The history copy first: garbage collection (of any leader) keeps
+	// the parts of every unexpired root it finds there, and the root
+	// must never be in force without it.
+	hist := historyName(root.Serial, obj)
+	if err := ps.Roots().Put(ctx, hist, obj); err != nil {
+		return nil, 0, 0, fmt.Errorf("publishing to %s: putting the root's history copy %s: %w", ps.Roots(), hist, err)
+	}
+	if err := ps.Put(ctx, obj); err != nil {
+		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps, err)
+	}
+	return obj, n, bytes + 2*int64(len(obj)), nil
+}
+
+// prevUsable reports whether the parts the previous root names may be
+// skipped: the garbage collection of another leader deletes them only once
+// that root has expired (not_after + max skew), so they are certain to
+// exist until then. With less than the grace (the bound on a publish) left,
+// they are put again, which renews them.
+func (l *Leader) prevUsable(prev *ruleset.Root, now time.Time) bool {
+	return prev != nil && now.Add(l.gcGrace()).Before(prev.NotAfter.Add(l.maxSkew()))
+}
+
+// gcResult says what one garbage collection did.
+type gcResult struct {
+	partsDeleted, rootsDeleted int
+}
+
+// historyRoot is what garbage collection needs of a root in the history:
+// when it expires and the parts it names. History copies never change, so
+// a Leader keeps them between runs.
+type historyRoot struct {
+	notAfter time.Time
+	parts    []string
+	// undecodable: the object is no root; it keeps no part alive but
+	// blocks every deletion until it is old enough to be expired whatever
+	// it says.
+	undecodable error
+}
+
+// collectGarbage deletes the parts no unexpired root names, once they are
+// older than the grace, then the expired roots of the history. current is
+// the root just published. Failures are returned for the caller to log and
+// count; what was deleted before a failure is counted.
+func (l *Leader) collectGarbage(ctx context.Context, ps PartStore, current *ruleset.Root, now time.Time) (gcResult, error) {
+	var res gcResult
+	roots := ps.Roots()
+	hist, err := roots.List(ctx)
+	if err != nil {
+		return res, fmt.Errorf("garbage collection: %w", err)
+	}
+	live := map[string]bool{}
+	if current != nil {
+		for _, p := range current.Parts {
+			live[p.Name] = true
+		}
+	}
+	skew := l.maxSkew()
+	cache := map[string]historyRoot{}
+	var expired []string
+	var blocked error
+	for _, h := range hist {
+		hr, ok := l.gcCache[h.Name]
+		if !ok {
+			hr, err = readHistoryRoot(ctx, roots, h.Name)
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted by another leader's collection
+			}
+			if err != nil {
+				return res, fmt.Errorf("garbage collection: %w", err)
+			}
+		}
+		cache[h.Name] = hr
+		if hr.undecodable != nil {
+			// Its expiry is unknown, but no root is valid longer than
+			// max_validity after it was signed, hence put.
+			if now.After(h.Modified.Add(l.maxValidity() + skew)) {
+				expired = append(expired, h.Name)
+			} else if blocked == nil {
+				blocked = fmt.Errorf("garbage collection: %s is not a root (%w): no part is deleted until it is older than max_validity %s", objectPath(roots, h.Name), hr.undecodable, l.maxValidity())
+			}
+			continue
+		}
+		if now.After(hr.notAfter.Add(skew)) {
+			expired = append(expired, h.Name)
+			continue
+		}
+		for _, p := range hr.parts {
+			live[p] = true
+		}
+	}
+	l.gcCache = cache
+	if blocked == nil {
+		parts, err := ps.Parts().List(ctx)
+		if err != nil {
+			return res, fmt.Errorf("garbage collection: %w", err)
+		}
+		grace := l.gcGrace()
+		var deleted atomic.Int64
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(maxConcurrentPuts)
+		for _, p := range parts {
+			if live[p.Name] || now.Sub(p.Modified) <= grace {
+				continue
+			}
+			g.Go(func() error {
+				if err := ps.Parts().Delete(gctx, p.Name); err != nil {
+					return err
+				}
+				deleted.Add(1)
+				return nil
+			})
+		}
+		err = g.Wait()
+		res.partsDeleted = int(deleted.Load())
+		if err != nil {
+			return res, fmt.Errorf("garbage collection: %w", err)
+		}
+	}
+	slices.Sort(expired)
+	for _, name := range expired {
+		if err := roots.Delete(ctx, name); err != nil {
+			return res, fmt.Errorf("garbage collection: %w", err)
+		}
+		delete(l.gcCache, name)
+		res.rootsDeleted++
+	}
+	return res, blocked
+}
+
+// readHistoryRoot reads a root's copy from the history. No signature is
+// checked: the copy is only read to keep parts, never to delete them
+// early (an expiry is trusted only to delete the copy and what no other
+// root names).
+func readHistoryRoot(ctx context.Context, roots Objects, name string) (historyRoot, error) {
+	obj, err := roots.Get(ctx, name, 0)
+	if err != nil {
+		return historyRoot{}, err
+	}
+	payload, _, err := sign.Unpack(obj)
+	if err != nil {
+		return historyRoot{undecodable: err}, nil
+	}
+	if !ruleset.IsRoot(payload) {
+		return historyRoot{undecodable: errors.New("not a " + ruleset.RootFormat + " payload")}, nil
+	}
+	r, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+	if err != nil {
+		return historyRoot{undecodable: err}, nil
+	}
+	hr := historyRoot{notAfter: r.NotAfter, parts: make([]string, len(r.Parts))}
+	for i, p := range r.Parts {
+		hr.parts[i] = p.Name
+	}
+	return hr, nil
+}
+
+// gc runs garbage collection after a publish in the parts layout (the
+// whole layout touches nothing but its object, and needs no more
+// permissions than before). current is the root just published. A failure
+// is logged and recorded in res, never returned: the publish stands.
+func (l *Leader) gc(ctx context.Context, ps PartStore, current *ruleset.Root, now time.Time, res *LeaderResult) {
+	g, err := l.collectGarbage(ctx, ps, current, now)
+	res.PartsDeleted, res.RootsDeleted, res.GCError = g.partsDeleted, g.rootsDeleted, err
+	if err != nil {
+		l.logger().Warn("garbage collection failed; the ruleset is published, unreferenced parts stay until a later run",
+			"store", l.Store.String(), "err", err, "parts_deleted", g.partsDeleted, "roots_deleted", g.rootsDeleted)
+		return
+	}
+	if g.partsDeleted > 0 || g.rootsDeleted > 0 {
+		l.logger().Info("garbage collected", "store", l.Store.String(), "parts_deleted", g.partsDeleted, "roots_deleted", g.rootsDeleted)
+	}
+}
+
+// objectPath names an object of dir for messages: s3://b/k.parts/name or
+// /path.parts/name.
+func objectPath(dir Objects, name string) string {
+	s := dir.String()
+	if strings.HasSuffix(s, "/") {
+		return s + name
+	}
+	return s + "/" + name
+}

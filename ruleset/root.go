@@ -1,0 +1,511 @@
+package ruleset
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/reyes-fw/reyes/internal/errtext"
+	"github.com/reyes-fw/reyes/internal/strictjson"
+)
+
+// RootFormat is the first line of a root payload, after "# ".
+const RootFormat = "reyes.root/v1"
+
+// PartFormat is the first word of a part's header line.
+const PartFormat = "reyes.part/v1"
+
+// The kinds of part. Addresses, groups and interfaces are split into bins
+// (a power of two of them, by BinOf of the key); VPCs and findings are one
+// part each.
+const (
+	KindAddrs      = "a"
+	KindGroups     = "g"
+	KindInterfaces = "i"
+	KindVPCs       = "vpcs"
+	KindFindings   = "findings"
+)
+
+// Bounds of the split format.
+const (
+	// MaxRootBytes bounds a root payload: 3 × 4,096 bins of ~150 bytes
+	// fit with room to spare.
+	MaxRootBytes = 4 << 20
+	// MaxBins bounds the bins of one kind.
+	MaxBins = 4096
+)
+
+// Errors of the split format, besides ErrUnknownFormat, ErrMalformed,
+// ErrTooLarge and *ValidationError.
+var (
+	// ErrPartMismatch: a part's bytes do not have the size or SHA-256 its
+	// root names (a part of another publish, a corrupt or truncated copy).
+	ErrPartMismatch = errors.New("part does not match its root")
+	// ErrPartMissing: the store has no part of that name. A FetchFunc
+	// wraps it (along with the store's own not-found error).
+	ErrPartMissing = errors.New("part missing")
+)
+
+// binnedKinds are the kinds split into bins, in the order of their names.
+var binnedKinds = [...]string{KindAddrs, KindGroups, KindInterfaces}
+
+// PartRef names one part of a root: what the root says about it.
+type PartRef struct {
+	// Name is the part's name in the store: the kind and bin, the size
+	// and the SHA-256 of its bytes (see the package documentation).
+	Name string
+	// Kind is one of the Kind* constants.
+	Kind string
+	// Bin is the part's bin, 0 <= Bin < Bins; 0 of 1 for VPCs and
+	// findings.
+	Bin, Bins int
+	// Size is the length of the part's bytes.
+	Size int64
+	// SHA256 is the digest of the part's bytes.
+	SHA256 [32]byte
+}
+
+// Root is a decoded root payload: the header of the ruleset it describes,
+// the number of bins of each binned kind, and its parts. A Root is a value:
+// methods do not modify it and it is safe for concurrent reads.
+type Root struct {
+	// Header is the ruleset's header; Header.Format is always Format.
+	Header
+	// Bins maps KindAddrs, KindGroups and KindInterfaces to their number
+	// of bins.
+	Bins map[string]int
+	// Parts are sorted by Name, each once.
+	Parts []PartRef
+}
+
+// IsRoot reports whether payload is a root payload rather than a whole
+// ruleset: whether its first line is "# reyes.root/v1".
+func IsRoot(payload []byte) bool {
+	return bytes.HasPrefix(payload, []byte("# "+RootFormat+"\n"))
+}
+
+// BinOf returns the bin of key among bins (a power of two): the first four
+// bytes of the key's SHA-256, big-endian, masked.
+func BinOf(key string, bins int) int {
+	h := sha256.Sum256([]byte(key))
+	return int(binary.BigEndian.Uint32(h[:4]) & uint32(bins-1))
+}
+
+// validBins reports whether n is a power of two in [1, MaxBins].
+func validBins(n int) bool { return n >= 1 && n <= MaxBins && bits.OnesCount(uint(n)) == 1 }
+
+// Has reports whether the root lists a part of that name.
+func (r *Root) Has(name string) bool {
+	_, ok := slices.BinarySearchFunc(r.Parts, name, func(p PartRef, n string) int { return strings.Compare(p.Name, n) })
+	return ok
+}
+
+// Part returns the part that holds key of kind: for a binned kind the
+// part of the key's bin, for KindVPCs and KindFindings the one part. It
+// returns false if the root has no such part (no findings, or an unknown
+// kind).
+func (r *Root) Part(kind, key string) (PartRef, bool) {
+	var prefix string
+	switch kind {
+	case KindAddrs, KindGroups, KindInterfaces:
+		n := r.Bins[kind]
+		if !validBins(n) {
+			return PartRef{}, false
+		}
+		prefix = binnedPrefix(kind, BinOf(key, n))
+	case KindVPCs, KindFindings:
+		prefix = kind + "-"
+	default:
+		return PartRef{}, false
+	}
+	i, _ := slices.BinarySearchFunc(r.Parts, prefix, func(p PartRef, n string) int { return strings.Compare(p.Name, n) })
+	if i < len(r.Parts) && strings.HasPrefix(r.Parts[i].Name, prefix) {
+		return r.Parts[i], true
+	}
+	return PartRef{}, false
+}
+
+// binnedPrefix is the start of the name of a binned part: "g0017-".
+func binnedPrefix(kind string, bin int) string {
+	s := strconv.Itoa(bin)
+	return kind + strings.Repeat("0", 4-len(s)) + s + "-"
+}
+
+// partName is the name of a part of kind and bin with these bytes.
+func partName(kind string, bin int, size int64, sum [32]byte) string {
+	var prefix string
+	if kind == KindVPCs || kind == KindFindings {
+		prefix = kind + "-"
+	} else {
+		prefix = binnedPrefix(kind, bin)
+	}
+	return prefix + strconv.FormatInt(size, 10) + "-" + hex.EncodeToString(sum[:])
+}
+
+// parseName parses a part name into a PartRef (Bins unset), checking its
+// grammar strictly.
+func parseName(name string, lim Limits) (PartRef, error) {
+	var ref PartRef
+	rest := name
+	switch {
+	case strings.HasPrefix(rest, KindVPCs+"-"):
+		ref.Kind, rest = KindVPCs, rest[len(KindVPCs)+1:]
+	case strings.HasPrefix(rest, KindFindings+"-"):
+		ref.Kind, rest = KindFindings, rest[len(KindFindings)+1:]
+	case len(rest) >= 6 && (rest[0] == 'a' || rest[0] == 'g' || rest[0] == 'i') && rest[5] == '-':
+		ref.Kind = rest[:1]
+		bin, ok := digits(rest[1:5])
+		if !ok {
+			return ref, fmt.Errorf("part name %q: bin %q is not 4 decimal digits", errtext.Clip(name), rest[1:5])
+		}
+		ref.Bin, rest = int(bin), rest[6:]
+	default:
+		return ref, fmt.Errorf("part name %q: not <kind><bin>-<size>-<sha256>, vpcs-<size>-<sha256> or findings-<size>-<sha256>", errtext.Clip(name))
+	}
+	sizeStr, sum, ok := strings.Cut(rest, "-")
+	if !ok {
+		return ref, fmt.Errorf("part name %q: no size", errtext.Clip(name))
+	}
+	size, ok := digits(sizeStr)
+	if !ok || sizeStr[0] == '0' || len(sizeStr) > 18 {
+		return ref, fmt.Errorf("part name %q: size %q is not a positive decimal number without leading zeros", errtext.Clip(name), errtext.Clip(sizeStr))
+	}
+	if size > lim.MaxPartBytes {
+		return ref, fmt.Errorf("part name %q: %w: size %d exceeds the limit of %d", errtext.Clip(name), ErrTooLarge, size, lim.MaxPartBytes)
+	}
+	ref.Size = size
+	if !isLowerHex(sum, 64) {
+		return ref, fmt.Errorf("part name %q: the digest is not 64 lower-case hex digits", errtext.Clip(name))
+	}
+	hex.Decode(ref.SHA256[:], []byte(sum))
+	ref.Name = name
+	return ref, nil
+}
+
+// digits parses s, 1 to 18 decimal digits.
+func digits(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// rootHeader is line 2 of a root payload, in this field order.
+type rootHeader struct {
+	Type        string    `json:"type"`
+	Scope       string    `json:"scope"`
+	Serial      uint64    `json:"serial"`
+	GeneratedAt time.Time `json:"generated_at"`
+	NotAfter    time.Time `json:"not_after"`
+	Bins        rootBins  `json:"bins"`
+}
+
+type rootBins struct {
+	A int `json:"a"`
+	G int `json:"g"`
+	I int `json:"i"`
+}
+
+func (b rootBins) of(kind string) int {
+	switch kind {
+	case KindAddrs:
+		return b.A
+	case KindGroups:
+		return b.G
+	case KindInterfaces:
+		return b.I
+	}
+	return 0
+}
+
+// jsonOptions are the options of every JSON value the split format
+// writes: those of Encode.
+var jsonOptions = json.JoinOptions(jsontext.EscapeForHTML(false), jsontext.EscapeForJS(true))
+
+// EncodeRoot returns the root payload of r: "# reyes.root/v1", "# " and the
+// header as compact JSON, then one "<sha256>  <name>" line per part, sorted
+// by name, as sha256sum writes them. It checks r as DecodeRoot does and
+// encodes nothing invalid.
+func EncodeRoot(r *Root) ([]byte, error) {
+	if err := r.check(Limits{}.withDefaults()); err != nil {
+		return nil, fmt.Errorf("encoding root: %w", err)
+	}
+	h := rootHeader{Type: r.Type, Scope: r.Scope, Serial: r.Serial, GeneratedAt: r.GeneratedAt, NotAfter: r.NotAfter,
+		Bins: rootBins{A: r.Bins[KindAddrs], G: r.Bins[KindGroups], I: r.Bins[KindInterfaces]}}
+	hj, err := json.Marshal(h, jsonOptions)
+	if err != nil {
+		return nil, fmt.Errorf("encoding root: %w", err)
+	}
+	var b bytes.Buffer
+	b.Grow(len(hj) + 32 + len(r.Parts)*(64+2+100))
+	b.WriteString("# " + RootFormat + "\n# ")
+	b.Write(hj)
+	b.WriteByte('\n')
+	for _, p := range r.Parts {
+		b.WriteString(hex.EncodeToString(p.SHA256[:]))
+		b.WriteString("  ")
+		b.WriteString(p.Name)
+		b.WriteByte('\n')
+	}
+	if b.Len() > MaxRootBytes {
+		return nil, fmt.Errorf("encoding root: %d bytes: %w (limit %d)", b.Len(), ErrTooLarge, MaxRootBytes)
+	}
+	return b.Bytes(), nil
+}
+
+// check verifies what DecodeRoot guarantees: a valid header, valid bins,
+// every part well named, sorted, once, consistent with its name, and
+// exactly the parts the bins call for.
+func (r *Root) check(lim Limits) error {
+	if err := r.Header.validate(); err != nil {
+		return err
+	}
+	if len(r.Bins) != len(binnedKinds) {
+		return fmt.Errorf("%w: bins: want exactly the kinds a, g and i", ErrMalformed)
+	}
+	for _, k := range binnedKinds {
+		if n, ok := r.Bins[k]; !ok || !validBins(n) {
+			return fmt.Errorf("%w: bins: %s: %d is not a power of two in [1, %d]", ErrMalformed, k, n, MaxBins)
+		}
+	}
+	var total int64
+	for i, p := range r.Parts {
+		ref, err := parseName(p.Name, lim)
+		if err != nil {
+			return fmt.Errorf("%w: parts[%d]: %w", ErrMalformed, i, err)
+		}
+		ref.Bins = 1
+		if n := r.Bins[ref.Kind]; n != 0 {
+			ref.Bins = n
+		}
+		if ref != p {
+			return fmt.Errorf("%w: parts[%d] (%s): kind, bin, size or digest differ from the name", ErrMalformed, i, p.Name)
+		}
+		if i > 0 && r.Parts[i-1].Name >= p.Name {
+			return fmt.Errorf("%w: parts[%d] (%s): out of order or listed twice", ErrMalformed, i, p.Name)
+		}
+		total += p.Size
+	}
+	return checkPartSet(r.Parts, r.Bins, total, lim, func(i int) string { return "parts[" + strconv.Itoa(i) + "]" })
+}
+
+// checkPartSet checks that parts (sorted, well named) are exactly the
+// parts of the bins: each bin of each binned kind once, vpcs once,
+// findings at most once. where names parts[i] in errors.
+func checkPartSet(parts []PartRef, bins map[string]int, total int64, lim Limits, where func(int) string) error {
+	if total > lim.MaxTotalPartBytes {
+		return fmt.Errorf("%w: the parts hold %d bytes in all, more than the limit of %d", ErrTooLarge, total, lim.MaxTotalPartBytes)
+	}
+	seen := map[string]int{}
+	for i, p := range parts {
+		if p.Bin >= p.Bins {
+			return fmt.Errorf("%w: %s (%s): bin %d of %d", ErrMalformed, where(i), p.Name, p.Bin, p.Bins)
+		}
+		if i > 0 && parts[i-1].Kind == p.Kind && parts[i-1].Bin == p.Bin {
+			return fmt.Errorf("%w: %s (%s): a second part for %s bin %d", ErrMalformed, where(i), p.Name, p.Kind, p.Bin)
+		}
+		seen[p.Kind]++
+	}
+	for _, k := range binnedKinds {
+		if seen[k] != bins[k] {
+			return fmt.Errorf("%w: %d parts of kind %s for %d bins", ErrMalformed, seen[k], k, bins[k])
+		}
+	}
+	if seen[KindVPCs] != 1 {
+		return fmt.Errorf("%w: no part of kind %s", ErrMalformed, KindVPCs)
+	}
+	return nil
+}
+
+// DecodeRoot parses and checks a root payload. It is strict: line 1 must be
+// "# reyes.root/v1" (else ErrUnknownFormat), line 2 "# " and the header as
+// strict JSON (unknown, duplicate or mis-cased keys are refused; the
+// header is validated as a ruleset's), then one line per part in
+// sha256sum format, sorted by name, each name once, the digest of the line
+// equal to the one in the name, and exactly one part per bin of each kind,
+// one "vpcs" part and at most one "findings" part. LF line ends only,
+// nothing after the last line. Errors name the line.
+func DecodeRoot(b []byte, lim Limits) (*Root, error) {
+	lim = lim.withDefaults()
+	if len(b) > MaxRootBytes {
+		return nil, fmt.Errorf("decoding root: %d bytes: %w (limit %d)", len(b), ErrTooLarge, MaxRootBytes)
+	}
+	if i := bytes.IndexByte(b, '\r'); i >= 0 {
+		return nil, fmt.Errorf("decoding root: %w: line %d holds a CR (want LF line ends only)", ErrMalformed, bytes.Count(b[:i], []byte("\n"))+1)
+	}
+	line1, rest, ok := bytes.Cut(b, []byte("\n"))
+	if !ok || string(line1) != "# "+RootFormat {
+		got := "none"
+		if len(line1) > 0 {
+			got = strconv.Quote(errtext.Clip(string(line1)))
+		}
+		return nil, fmt.Errorf("decoding root: %w: line 1 is %s, want %q", ErrUnknownFormat, got, "# "+RootFormat)
+	}
+	line2, rest, ok := bytes.Cut(rest, []byte("\n"))
+	if !ok {
+		return nil, fmt.Errorf("decoding root: %w: line 2: no header line", ErrMalformed)
+	}
+	hj, ok := bytes.CutPrefix(line2, []byte("# "))
+	if !ok {
+		return nil, fmt.Errorf("decoding root: %w: line 2: does not start with \"# \"", ErrMalformed)
+	}
+	var h rootHeader
+	if err := strictUnmarshal(hj, &h); err != nil {
+		return nil, fmt.Errorf("decoding root: %w: line 2: %w", ErrMalformed, err)
+	}
+	r := &Root{
+		Header: Header{Format: Format, Type: h.Type, Scope: h.Scope, Serial: h.Serial, GeneratedAt: h.GeneratedAt, NotAfter: h.NotAfter},
+		Bins:   map[string]int{},
+	}
+	if err := r.Header.validate(); err != nil {
+		return nil, fmt.Errorf("decoding root: line 2: %w", err)
+	}
+	for _, k := range binnedKinds {
+		n := h.Bins.of(k)
+		if !validBins(n) {
+			return nil, fmt.Errorf("decoding root: %w: line 2: /bins/%s: %d is not a power of two in [1, %d]", ErrMalformed, k, n, MaxBins)
+		}
+		r.Bins[k] = n
+	}
+	// One header, one encoding: what was signed reads the same to a
+	// person as to this decoder (no spaces, no other field order).
+	if canon, err := json.Marshal(h, jsonOptions); err != nil || !bytes.Equal(canon, hj) {
+		return nil, fmt.Errorf("decoding root: %w: line 2: not the canonical encoding of the header (want %s)", ErrMalformed, errtext.Clip(string(canon)))
+	}
+	// Parts: sum of bins + vpcs + findings at most.
+	maxParts := h.Bins.A + h.Bins.G + h.Bins.I + 2
+	r.Parts = make([]PartRef, 0, min(maxParts, bytes.Count(rest, []byte("\n"))))
+	var total int64
+	lineNo := 2
+	for len(rest) > 0 {
+		lineNo++
+		line, tail, ok := bytes.Cut(rest, []byte("\n"))
+		if !ok {
+			return nil, fmt.Errorf("decoding root: %w: line %d: no final newline", ErrMalformed, lineNo)
+		}
+		rest = tail
+		if len(line) < 64+2+1 || string(line[64:66]) != "  " || !isLowerHex(string(line[:64]), 64) {
+			return nil, fmt.Errorf("decoding root: %w: line %d: %q is not \"<64 lower-case hex>  <name>\"", ErrMalformed, lineNo, errtext.Clip(string(line)))
+		}
+		name := string(line[66:])
+		ref, err := parseName(name, lim)
+		if err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				return nil, fmt.Errorf("decoding root: line %d: %w", lineNo, err)
+			}
+			return nil, fmt.Errorf("decoding root: %w: line %d: %w", ErrMalformed, lineNo, err)
+		}
+		if hex.EncodeToString(ref.SHA256[:]) != string(line[:64]) {
+			return nil, fmt.Errorf("decoding root: %w: line %d: the digest differs from the one in the name %s", ErrMalformed, lineNo, name)
+		}
+		ref.Bins = 1
+		if n := r.Bins[ref.Kind]; n != 0 {
+			ref.Bins = n
+		}
+		if ref.Bin >= ref.Bins {
+			return nil, fmt.Errorf("decoding root: %w: line %d: %s: bin %d of %d", ErrMalformed, lineNo, name, ref.Bin, ref.Bins)
+		}
+		if n := len(r.Parts); n > 0 && r.Parts[n-1].Name >= name {
+			return nil, fmt.Errorf("decoding root: %w: line %d: %s: out of order or listed twice (want names sorted, each once)", ErrMalformed, lineNo, name)
+		}
+		if n := len(r.Parts); n > 0 && r.Parts[n-1].Kind == ref.Kind && r.Parts[n-1].Bin == ref.Bin {
+			return nil, fmt.Errorf("decoding root: %w: line %d: %s: a second part for %s bin %d", ErrMalformed, lineNo, name, ref.Kind, ref.Bin)
+		}
+		if len(r.Parts) == maxParts {
+			return nil, fmt.Errorf("decoding root: %w: line %d: more than %d parts for the bins", ErrMalformed, lineNo, maxParts)
+		}
+		total += ref.Size
+		if total > lim.MaxTotalPartBytes {
+			return nil, fmt.Errorf("decoding root: line %d: %w: the parts hold more than %d bytes in all", lineNo, ErrTooLarge, lim.MaxTotalPartBytes)
+		}
+		r.Parts = append(r.Parts, ref)
+	}
+	if err := checkPartSet(r.Parts, r.Bins, total, lim, func(i int) string { return "line " + strconv.Itoa(i+3) }); err != nil {
+		return nil, fmt.Errorf("decoding root: %w", err)
+	}
+	return r, nil
+}
+
+// strictUnmarshal decodes one JSON value with the codec's rules: exact,
+// unique names without escapes, no unknown members, valid UTF-8, nothing
+// after the value. A string that is not the address, CIDR or time its
+// field takes is a *ValidationError naming the field, as in Decode; other
+// errors are *strictjson.Error (a JSON pointer and why).
+func strictUnmarshal(data []byte, v any) error {
+	if err := checkEscapedNames(data); err != nil {
+		return strictjson.Explain(err)
+	}
+	if err := json.Unmarshal(data, v, json.RejectUnknownMembers(true)); err != nil {
+		var se *json.SemanticError
+		if errors.As(err, &se) && se.JSONKind == '"' && se.GoType != nil {
+			what := ""
+			switch se.GoType {
+			case reflect.TypeFor[netip.Addr]():
+				what = "an IP address"
+			case reflect.TypeFor[netip.Prefix]():
+				what = "a CIDR"
+			case reflect.TypeFor[time.Time]():
+				what = "an RFC 3339 time"
+			}
+			if what != "" {
+				return invalid(pointerField(se.JSONPointer), "%q is not %s", errtext.Clip(stringAt(data, se.JSONPointer)), what)
+			}
+		}
+		return strictjson.Explain(err)
+	}
+	return nil
+}
+
+// pointerField writes a JSON pointer as Validate names fields:
+// "/members/3/addrs/0" is "members[3].addrs[0]".
+func pointerField(ptr jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range ptr.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	if b.Len() == 0 {
+		return "value"
+	}
+	return b.String()
+}

@@ -1,0 +1,639 @@
+package ruleset
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// FetchFunc returns the bytes of a part as the store holds them. LoadView
+// and Join verify them against ref (size, then SHA-256) before reading
+// anything; a FetchFunc need not, but should read at most ref.Size+1
+// bytes. A part the store does not have is an error wrapping
+// ErrPartMissing. It is called concurrently.
+type FetchFunc func(ctx context.Context, ref PartRef) ([]byte, error)
+
+// maxFetches bounds the concurrent calls of a FetchFunc.
+const maxFetches = 8
+
+// ViewRequest says what a host needs to find itself and render its plan:
+// the groups it knows it is in, the IDs of its interfaces, and its
+// addresses.
+type ViewRequest struct {
+	// Groups are security groups the host is in: those the operator
+	// configured, or those the instance metadata service lists.
+	Groups []string
+	// InterfaceIDs are the host's interfaces, as the instance metadata
+	// service names them.
+	InterfaceIDs []string
+	// Addrs are addresses to find the host by: its own, or those the
+	// operator configured. Every interface that has one is in the view
+	// (more than one with overlapping VPCs). IPv4-mapped IPv6 addresses
+	// count as IPv4; an invalid or zoned address is an error.
+	Addrs []netip.Addr
+}
+
+// View is the part of a split ruleset that one host needs.
+type View struct {
+	// Ruleset is partial: the root's header (Format is Format), every
+	// VPC, the groups needed (those requested, those of the interfaces
+	// found, and those their rules refer to) and the interfaces needed
+	// (those found by ID or address, with all their groups, and the
+	// members of the groups referred to, whose Groups are only the
+	// groups of the view they are members of). A group or interface that
+	// is not in the estate is not in the view either, as in the full
+	// ruleset. Findings are left out. render.Render and Identify give
+	// the same result on it as on the full ruleset for the request's
+	// host.
+	Ruleset *Ruleset
+	// Parts are every part read, sorted by name. If a later root lists
+	// all of them, the same request gives the same view (but for the
+	// header).
+	Parts []PartRef
+	// Bytes is the sum of the sizes of Parts.
+	Bytes int64
+}
+
+// loader fetches, verifies and opens the parts of one root, each once.
+type loader struct {
+	root  *Root
+	fetch FetchFunc
+	lim   Limits
+	parts map[string]*part
+}
+
+func newLoader(root *Root, fetch FetchFunc) *loader {
+	return &loader{root: root, fetch: fetch, lim: Limits{}.withDefaults(), parts: map[string]*part{}}
+}
+
+// load fetches and opens the parts of refs that are not loaded yet, at
+// most maxFetches at once.
+func (l *loader) load(ctx context.Context, refs []PartRef) error {
+	var todo []PartRef
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if l.parts[r.Name] == nil && !seen[r.Name] {
+			seen[r.Name] = true
+			todo = append(todo, r)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	got := make([]*part, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxFetches)
+	for i, ref := range todo {
+		g.Go(func() error {
+			b, err := l.fetch(gctx, ref)
+			if err != nil {
+				return fmt.Errorf("fetching part %s: %w", ref.Name, err)
+			}
+			p, err := openPart(ref, b)
+			if err != nil {
+				return err
+			}
+			got[i] = p
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, ref := range todo {
+		l.parts[ref.Name] = got[i]
+	}
+	return nil
+}
+
+// refFor is the part of the root holding key of kind.
+func (l *loader) refFor(kind, key string) (PartRef, error) {
+	ref, ok := l.root.Part(kind, key)
+	if !ok {
+		return PartRef{}, fmt.Errorf("%w: the root has no part of kind %s", ErrMalformed, kind)
+	}
+	return ref, nil
+}
+
+// lookup returns the loaded part holding key of kind and the key's line
+// index in it, or -1 if the key is not there.
+func (l *loader) lookup(kind, key string) (*part, int, error) {
+	ref, err := l.refFor(kind, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	p := l.parts[ref.Name]
+	if p == nil {
+		return nil, 0, fmt.Errorf("internal error: part %s not loaded", ref.Name)
+	}
+	i, ok := p.find(key)
+	if !ok {
+		return p, -1, nil
+	}
+	return p, i, nil
+}
+
+// refsOf returns the parts holding keys of kind.
+func (l *loader) refsOf(kind string, keys []string) ([]PartRef, error) {
+	var out []PartRef
+	for _, k := range keys {
+		ref, err := l.refFor(kind, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ref)
+	}
+	return out, nil
+}
+
+// viewState is what LoadView found so far.
+type viewState struct {
+	l      *loader
+	h      Header
+	groups map[string]*Group      // decoded; nil value: not in the estate
+	mem    map[string][]Interface // members of decoded groups
+	full   map[string]*Interface  // interfaces found; nil value: not in the estate
+}
+
+func (s *viewState) group(id string) error {
+	if _, done := s.groups[id]; done {
+		return nil
+	}
+	p, i, err := s.l.lookup(KindGroups, id)
+	if err != nil {
+		return err
+	}
+	if i < 0 {
+		s.groups[id] = nil
+		return nil
+	}
+	g, members, err := p.decodeGroup(i, s.h, s.l.lim)
+	if err != nil {
+		return err
+	}
+	s.groups[id] = &g
+	s.mem[id] = members
+	return nil
+}
+
+func (s *viewState) iface(id string) error {
+	if _, done := s.full[id]; done {
+		return nil
+	}
+	p, i, err := s.l.lookup(KindInterfaces, id)
+	if err != nil {
+		return err
+	}
+	if i < 0 {
+		s.full[id] = nil
+		return nil
+	}
+	n, err := p.decodeInterface(i, s.h, s.l.lim)
+	if err != nil {
+		return err
+	}
+	s.full[id] = &n
+	return nil
+}
+
+// LoadView reads what one host needs of a split ruleset, in rounds, each
+// fetching its parts concurrently (at most 8 at once) and verifying each
+// (size and SHA-256 against the root, then the header line and the order
+// of the keys) before decoding only the lines needed:
+//
+//  1. the VPCs, the address bins of req.Addrs, the interface bins of
+//     req.InterfaceIDs and the group bins of req.Groups;
+//  2. the interface bins of the interfaces found by address;
+//  3. the group bins of the groups of every interface found;
+//  4. the group bins of every group that the rules of those groups (and
+//     of req.Groups) refer to.
+//
+// Parts of different roots are never mixed: every part is checked against
+// root. Errors name the part, the line and the key.
+func LoadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc) (*View, error) {
+	v, err := loadView(ctx, root, req, fetch)
+	if err != nil {
+		return nil, fmt.Errorf("loading the view of serial %d: %w", root.Serial, err)
+	}
+	return v, nil
+}
+
+func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc) (*View, error) {
+	if err := root.check(Limits{}.withDefaults()); err != nil {
+		return nil, err
+	}
+	for _, g := range req.Groups {
+		if !isGroupID(g) {
+			return nil, fmt.Errorf("request: %q is not a security group ID", g)
+		}
+	}
+	for _, id := range req.InterfaceIDs {
+		if !isENIID(id) {
+			return nil, fmt.Errorf("request: %q is not a network interface ID", id)
+		}
+	}
+	var addrKeys []string
+	for _, a := range req.Addrs {
+		a = a.Unmap()
+		if !a.IsValid() || a.Zone() != "" {
+			return nil, fmt.Errorf("request: %q is not a plain IP address", a)
+		}
+		addrKeys = append(addrKeys, a.String())
+	}
+	l := newLoader(root, fetch)
+	h := root.Header
+	h.Format = Format
+	s := &viewState{l: l, h: h, groups: map[string]*Group{}, mem: map[string][]Interface{}, full: map[string]*Interface{}}
+
+	// Round 1.
+	vref, err := l.refFor(KindVPCs, "")
+	if err != nil {
+		return nil, err
+	}
+	refs := []PartRef{vref}
+	for _, step := range []struct {
+		kind string
+		keys []string
+	}{{KindAddrs, addrKeys}, {KindInterfaces, req.InterfaceIDs}, {KindGroups, req.Groups}} {
+		r, err := l.refsOf(step.kind, step.keys)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, r...)
+	}
+	if err := l.load(ctx, refs); err != nil {
+		return nil, err
+	}
+	vp := l.parts[vref.Name]
+	vpcs := make([]VPC, 0, vp.lines())
+	for i := range vp.lines() {
+		v, err := vp.decodeVPC(i, h, l.lim)
+		if err != nil {
+			return nil, err
+		}
+		vpcs = append(vpcs, v)
+	}
+	for _, id := range req.InterfaceIDs {
+		if err := s.iface(id); err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range req.Groups {
+		if err := s.group(g); err != nil {
+			return nil, err
+		}
+	}
+	var byAddr []string
+	addrOf := map[string][]netip.Addr{} // interface ID -> the requested addresses the index gives it
+	for _, k := range addrKeys {
+		p, i, err := l.lookup(KindAddrs, k)
+		if err != nil {
+			return nil, err
+		}
+		if i < 0 {
+			continue
+		}
+		a, ids, err := p.decodeAddr(i)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			addrOf[id] = append(addrOf[id], a)
+		}
+		byAddr = append(byAddr, ids...)
+	}
+
+	// Round 2: the interfaces found by address.
+	slices.Sort(byAddr)
+	byAddr = slices.Compact(byAddr)
+	if refs, err = l.refsOf(KindInterfaces, byAddr); err != nil {
+		return nil, err
+	}
+	if err := l.load(ctx, refs); err != nil {
+		return nil, err
+	}
+	for _, id := range byAddr {
+		if err := s.iface(id); err != nil {
+			return nil, err
+		}
+		n := s.full[id]
+		for _, a := range addrOf[id] {
+			if n == nil || !slices.Contains(n.Addrs, a) {
+				return nil, fmt.Errorf("%w: the address index lists %s for %s, whose interface record does not have it", ErrMalformed, a, id)
+			}
+		}
+	}
+
+	// Round 3: the groups of every interface found.
+	hostGroups := slices.Clone(req.Groups)
+	for _, n := range s.full {
+		if n != nil {
+			hostGroups = append(hostGroups, n.Groups...)
+		}
+	}
+	slices.Sort(hostGroups)
+	hostGroups = slices.Compact(hostGroups)
+	if err := s.groupsRound(ctx, hostGroups); err != nil {
+		return nil, err
+	}
+
+	// Round 4: the groups the host's groups refer to.
+	var refd []string
+	for _, id := range hostGroups {
+		g := s.groups[id]
+		if g == nil {
+			continue
+		}
+		for _, r := range g.Rules {
+			refd = append(refd, r.Groups...)
+			for _, sr := range r.Scoped {
+				refd = append(refd, sr.Group)
+			}
+		}
+	}
+	slices.Sort(refd)
+	refd = slices.Compact(refd)
+	if err := s.groupsRound(ctx, refd); err != nil {
+		return nil, err
+	}
+
+	rs, err := s.ruleset(vpcs, refd)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{Ruleset: rs}
+	for _, p := range l.parts {
+		v.Parts = append(v.Parts, p.ref)
+		v.Bytes += p.ref.Size
+	}
+	slices.SortFunc(v.Parts, func(a, b PartRef) int { return strings.Compare(a.Name, b.Name) })
+	return v, nil
+}
+
+// groupsRound loads the bins of ids and decodes those groups.
+func (s *viewState) groupsRound(ctx context.Context, ids []string) error {
+	refs, err := s.l.refsOf(KindGroups, ids)
+	if err != nil {
+		return err
+	}
+	if err := s.l.load(ctx, refs); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.group(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ruleset assembles the partial ruleset: the groups decoded, the
+// interfaces found, and the members of the referenced groups refd.
+func (s *viewState) ruleset(vpcs []VPC, refd []string) (*Ruleset, error) {
+	rs := &Ruleset{Header: s.h, VPCs: vpcs, Groups: []Group{}, Interfaces: []Interface{}}
+	for _, g := range s.groups {
+		if g != nil {
+			rs.Groups = append(rs.Groups, *g)
+		}
+	}
+	slices.SortFunc(rs.Groups, func(a, b Group) int { return strings.Compare(a.ID, b.ID) })
+	ifs := map[string]*Interface{}
+	for id, n := range s.full {
+		if n != nil {
+			c := *n
+			c.Groups = slices.Clone(n.Groups)
+			ifs[id] = &c
+		}
+	}
+	for _, gid := range refd {
+		if s.groups[gid] == nil {
+			continue
+		}
+		for _, m := range s.mem[gid] {
+			f, looked := s.full[m.ID]
+			if looked && f == nil {
+				return nil, fmt.Errorf("%w: group %s lists member %s, which has no interface record (part %s)", ErrMalformed, gid, m.ID, partFor(s.l.root, KindInterfaces, m.ID))
+			}
+			if f != nil {
+				if !slices.Contains(f.Groups, gid) || !sameMember(f, &m) {
+					return nil, fmt.Errorf("%w: group %s lists member %s, which differs from its interface record", ErrMalformed, gid, m.ID)
+				}
+				continue
+			}
+			if n := ifs[m.ID]; n != nil {
+				if !sameMember(n, &m) {
+					return nil, fmt.Errorf("%w: interface %s is a member of %s and %s with different records", ErrMalformed, m.ID, n.Groups[0], gid)
+				}
+				n.Groups = append(n.Groups, gid)
+				continue
+			}
+			c := m
+			c.Groups = []string{gid}
+			ifs[m.ID] = &c
+		}
+	}
+	// A found interface in a referenced group must be among its members.
+	for _, gid := range refd {
+		if s.groups[gid] == nil {
+			continue
+		}
+		for id, n := range s.full {
+			if n != nil && slices.Contains(n.Groups, gid) {
+				if _, ok := slices.BinarySearchFunc(s.mem[gid], id, func(m Interface, id string) int { return strings.Compare(m.ID, id) }); !ok {
+					return nil, fmt.Errorf("%w: interface %s is in group %s, whose members do not list it", ErrMalformed, id, gid)
+				}
+			}
+		}
+	}
+	for _, n := range ifs {
+		slices.Sort(n.Groups)
+		rs.Interfaces = append(rs.Interfaces, *n)
+	}
+	slices.SortFunc(rs.Interfaces, func(a, b Interface) int { return strings.Compare(a.ID, b.ID) })
+	if err := rs.Validate(); err != nil {
+		return nil, fmt.Errorf("the view: %w", err)
+	}
+	return rs, nil
+}
+
+// sameMember reports whether a member record m of a group describes the
+// interface n.
+func sameMember(n, m *Interface) bool {
+	return n.ID == m.ID && n.Region == m.Region && n.VPC == m.VPC && slices.Equal(n.Addrs, m.Addrs) && slices.Equal(n.Prefixes, m.Prefixes)
+}
+
+// Join reads every part of root and returns the whole ruleset. It checks
+// each part (size and SHA-256, header, key order, each key in its bin,
+// each value as Validate would), that the parts agree with each other
+// (each group's members are exactly the interfaces in it, each address
+// line exactly the interfaces that have the address) and validates the
+// result. Encode(Join(Split(rs))) is Encode(rs), byte for byte.
+func Join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
+	rs, err := join(ctx, root, fetch)
+	if err != nil {
+		return nil, fmt.Errorf("joining the parts of serial %d: %w", root.Serial, err)
+	}
+	return rs, nil
+}
+
+func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
+	lim := Limits{}.withDefaults()
+	if err := root.check(lim); err != nil {
+		return nil, err
+	}
+	l := newLoader(root, fetch)
+	if err := l.load(ctx, root.Parts); err != nil {
+		return nil, err
+	}
+	h := root.Header
+	h.Format = Format
+	rs := &Ruleset{Header: h, VPCs: []VPC{}, Groups: []Group{}, Interfaces: []Interface{}}
+	members := map[string][]Interface{}
+	addrs := map[netip.Addr][]string{}
+	// Parts decode independently: one goroutine per part, bounded.
+	type decoded struct {
+		vpcs     []VPC
+		groups   []Group
+		members  [][]Interface
+		ifs      []Interface
+		addrs    []netip.Addr
+		addrIDs  [][]string
+		findings []Finding
+	}
+	groupPart := map[string]string{} // group ID -> the name of its part
+	addrPart := map[netip.Addr]string{}
+	out := make([]decoded, len(root.Parts))
+	var g errgroup.Group
+	g.SetLimit(maxFetches)
+	for pi, ref := range root.Parts {
+		p := l.parts[ref.Name]
+		d := &out[pi]
+		g.Go(func() error {
+			for i := range p.lines() {
+				switch ref.Kind {
+				case KindVPCs:
+					v, err := p.decodeVPC(i, h, lim)
+					if err != nil {
+						return err
+					}
+					d.vpcs = append(d.vpcs, v)
+				case KindFindings:
+					f, err := p.decodeFinding(i, h, lim)
+					if err != nil {
+						return err
+					}
+					d.findings = append(d.findings, f)
+				case KindGroups:
+					gr, m, err := p.decodeGroup(i, h, lim)
+					if err != nil {
+						return err
+					}
+					d.groups = append(d.groups, gr)
+					d.members = append(d.members, m)
+				case KindInterfaces:
+					n, err := p.decodeInterface(i, h, lim)
+					if err != nil {
+						return err
+					}
+					d.ifs = append(d.ifs, n)
+				case KindAddrs:
+					a, ids, err := p.decodeAddr(i)
+					if err != nil {
+						return err
+					}
+					d.addrs = append(d.addrs, a)
+					d.addrIDs = append(d.addrIDs, ids)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for pi, d := range out {
+		rs.VPCs = append(rs.VPCs, d.vpcs...)
+		rs.Findings = append(rs.Findings, d.findings...)
+		rs.Groups = append(rs.Groups, d.groups...)
+		for i, gr := range d.groups {
+			members[gr.ID] = d.members[i]
+			groupPart[gr.ID] = root.Parts[pi].Name
+		}
+		rs.Interfaces = append(rs.Interfaces, d.ifs...)
+		for i, a := range d.addrs {
+			addrs[a] = d.addrIDs[i]
+			addrPart[a] = root.Parts[pi].Name
+		}
+	}
+	slices.SortFunc(rs.Groups, func(a, b Group) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(rs.Interfaces, func(a, b Interface) int { return strings.Compare(a.ID, b.ID) })
+	if len(rs.Findings) == 0 {
+		rs.Findings = nil
+	}
+	if err := rs.Validate(); err != nil {
+		return nil, err
+	}
+	// Cross-part consistency.
+	want := map[string][]*Interface{}
+	wantAddrs := 0
+	for i := range rs.Interfaces {
+		n := &rs.Interfaces[i]
+		for _, gid := range n.Groups {
+			want[gid] = append(want[gid], n)
+		}
+		for _, a := range n.Addrs {
+			wantAddrs++
+			ids := addrs[a]
+			if _, ok := slices.BinarySearch(ids, n.ID); !ok {
+				return nil, fmt.Errorf("%w: interface %s has address %s, which the address index (part %s) does not list for it", ErrMalformed, n.ID, a, partFor(root, KindAddrs, a.String()))
+			}
+		}
+	}
+	got := 0
+	for _, ids := range addrs {
+		got += len(ids)
+	}
+	if got != wantAddrs {
+		for a, ids := range addrs {
+			for _, id := range ids {
+				if n := findInterface(rs, id); n == nil || !slices.Contains(n.Addrs, a) {
+					return nil, fmt.Errorf("%w: part %s: address %s: interface %s does not have it", ErrMalformed, addrPart[a], a, id)
+				}
+			}
+		}
+		return nil, fmt.Errorf("%w: the address index lists %d interface addresses, the interfaces have %d", ErrMalformed, got, wantAddrs)
+	}
+	for _, gr := range rs.Groups {
+		m, w := members[gr.ID], want[gr.ID]
+		if len(m) != len(w) {
+			return nil, fmt.Errorf("%w: part %s: group %s lists %d members, %d interfaces are in it", ErrMalformed, groupPart[gr.ID], gr.ID, len(m), len(w))
+		}
+		for i := range m {
+			if !sameMember(w[i], &m[i]) {
+				return nil, fmt.Errorf("%w: part %s: group %s: member %s differs from interface %s", ErrMalformed, groupPart[gr.ID], gr.ID, m[i].ID, w[i].ID)
+			}
+		}
+	}
+	return rs, nil
+}
+
+// findInterface returns the interface of rs (sorted) with that ID, or nil.
+func findInterface(rs *Ruleset, id string) *Interface {
+	i, ok := slices.BinarySearchFunc(rs.Interfaces, id, func(n Interface, id string) int { return strings.Compare(n.ID, id) })
+	if !ok {
+		return nil
+	}
+	return &rs.Interfaces[i]
+}
+
+// partFor is the name of the part of root holding key of kind, or "none".
+func partFor(root *Root, kind, key string) string {
+	if p, ok := root.Part(kind, key); ok {
+		return p.Name
+	}
+	return "none"
+}
