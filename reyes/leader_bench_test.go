@@ -49,14 +49,7 @@ func benchmarkLeaderRunOnceLarge(b *testing.B, layout reyes.Layout) {
 // "the leader puts only what changed".
 func BenchmarkLeaderOneChangeLarge(b *testing.B) {
 	now := time.Now()
-	sec, _, err := sign.GenerateKey("bench", "", now.Add(-time.Hour))
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, err := sign.ParseSigner(sec)
-	if err != nil {
-		b.Fatal(err)
-	}
+	signer, _, _ := sealtest.Key(b, "bench", now.Add(-time.Hour))
 	inv := synth.Generate(synth.Large())
 	other, _ := varied(b, inv)
 	store := reyes.NewFileStore(filepath.Join(b.TempDir(), "obj"), reyes.StoreOptions{})
