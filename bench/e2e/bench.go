@@ -88,6 +88,12 @@ type runResult struct {
 
 	// The whole layout (issue 8): one signed object.
 	PayloadBytes, ObjectBytes, GzipBytes int
+	// WholeErr says why the whole layout could not be encoded (too
+	// large), if it could not.
+	WholeErr string
+	// WholeOpen is a follower's sign.OpenVerified and ruleset.Decode of
+	// the whole object: its cost of every new serial in that layout.
+	WholeOpen phase
 	// The parts layout: the signed root and its parts.
 	RootBytes  int
 	Parts      int
@@ -147,6 +153,11 @@ type hostResult struct {
 	// run: the first run, an idle poll, a new serial of the same estate, a
 	// change elsewhere in the estate, a change in the host's plan.
 	Full, Unchanged, Republish, Elsewhere, OneMember followerRun
+	// Near is a change outside the host's plan in a part it reads (an
+	// address added to its bin of the address index).
+	Near     followerRun
+	HasNear  bool
+	NearWhat string
 	// HasElsewhere: a change was found whose parts this host does not
 	// read (none for a host that reads every group part).
 	HasElsewhere  bool
@@ -339,7 +350,14 @@ func (b *bench) leaderInProcess() error {
 	for _, p := range parts {
 		r.PartsBytes += int64(len(p))
 	}
+	b.rs = rs
 	whole, err := ruleset.Encode(rs)
+	if errors.Is(err, ruleset.ErrTooLarge) {
+		// Past the whole layout's cap (500,000 interfaces): it could
+		// not be published at all.
+		r.WholeErr = err.Error()
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -348,6 +366,19 @@ func (b *bench) leaderInProcess() error {
 		return err
 	}
 	r.PayloadBytes, r.ObjectBytes, r.GzipBytes = len(whole), len(wobj), gzipLen(wobj)
+	// What every follower paid for each new serial in the whole layout:
+	// verify and decode the whole object.
+	runtime.GC()
+	if r.WholeOpen.Wall, r.WholeOpen.CPU, err = measure(func() error {
+		ver, err := sign.OpenVerified(bytes.NewReader(wobj), b.keys, now, sign.WithMaxSize(reyes.DefaultMaxObjectSize))
+		if err != nil {
+			return err
+		}
+		_, err = ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: reyes.DefaultMaxObjectSize})
+		return err
+	}); err != nil {
+		return err
+	}
 	b.rs = rs
 	return nil
 }
@@ -595,7 +626,31 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 		return nil, err
 	}
 	inv := b.inv
-	if other, what, ok := elsewhere(b.inv, root, h.Full.Result.Parts); ok {
+	if other, what, ok := elsewhere(b.inv, root, h.Full.Result.Parts, true); ok {
+		// Outside the plan, but in the part of the address index that
+		// the host reads: it reads that part again and renders, and
+		// apply finds nothing to change.
+		h.HasNear, h.NearWhat = true, what
+		if err := b.publish(ctx, other, ""); err != nil {
+			return nil, err
+		}
+		if h.Near, err = once("change outside the plan, in a part the host reads", func(r *followerRun) error {
+			if r.Changed {
+				return fmt.Errorf("a change outside the plan changed the kernel: %+v", r.Result.Applied)
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		// Back to the original estate, which the host then reads again.
+		if err := b.publish(ctx, b.inv, ""); err != nil {
+			return nil, err
+		}
+		if _, err := once("original estate again", any); err != nil {
+			return nil, err
+		}
+	}
+	if other, what, ok := elsewhere(b.inv, root, h.Full.Result.Parts, false); ok {
 		h.HasElsewhere, h.ElsewhereWhat = true, what
 		if err := b.publish(ctx, other, "elsewhere"); err != nil {
 			return nil, err
@@ -641,9 +696,12 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 // elsewhere returns inv with one interface added, in a group whose part
 // the host (which read the parts named read) does not read, with an ID and
 // an address whose parts it does not read either: a change in the estate
-// that leaves every part of the host's plan as it was. It returns false
-// when there is none (a host that reads every group part).
-func elsewhere(inv *inventory.Inventory, root *ruleset.Root, read []string) (*inventory.Inventory, string, bool) {
+// that leaves every part of the host's plan as it was. With sameAddrBin,
+// the address is chosen instead in a part of the addresses that the host
+// reads (the index it finds itself in): a change outside its plan that
+// still changes one of its parts. It returns false when there is none (a
+// host that reads every group part).
+func elsewhere(inv *inventory.Inventory, root *ruleset.Root, read []string, sameAddrBin bool) (*inventory.Inventory, string, bool) {
 	reads := map[string]bool{}
 	for _, n := range read {
 		reads[n] = true
@@ -660,7 +718,7 @@ func elsewhere(inv *inventory.Inventory, root *ruleset.Root, read []string) (*in
 			for n := range 1 << 16 {
 				eni := fmt.Sprintf("eni-ffff%013x", n)
 				addr := netip.AddrFrom4([4]byte{10, 254, byte(n >> 8), byte(n)})
-				if !unread(ruleset.KindInterfaces, eni) || !unread(ruleset.KindAddrs, addr.String()) {
+				if !unread(ruleset.KindInterfaces, eni) || unread(ruleset.KindAddrs, addr.String()) == sameAddrBin {
 					continue
 				}
 				out := &inventory.Inventory{Regions: slices.Clone(inv.Regions)}

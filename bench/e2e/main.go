@@ -47,6 +47,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -76,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	binDir := fs.String("bin", "", "directory with reyes-leader and reyes-follower already built (default: go build them)")
 	noBin := fs.Bool("no-binaries", false, "skip the reyes-leader and reyes-follower binaries (no peak RSS)")
 	backend := fs.String("backend", "auto", "iptables backend: auto, nft or legacy")
+	hostList := fs.String("hosts", "", "comma-separated host kinds to measure (typical, busiest, all-groups; default: every kind the size has)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (leader and follower in process) here")
 	keep := fs.Bool("keep", false, "keep the work directories (keys, objects, state, follower configs) and log where they are (implies -v)")
 	verbose := fs.Bool("v", false, "log progress")
@@ -104,6 +106,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sz, ok := sizes[strings.TrimSpace(name)]
 		if !ok {
 			return fmt.Errorf("-sizes: unknown size %q (small, medium, large, xlarge)", name)
+		}
+		if *hostList != "" {
+			var kinds []string
+			for _, k := range strings.Split(*hostList, ",") {
+				k = strings.TrimSpace(k)
+				if !slices.Contains(allHosts, k) {
+					return fmt.Errorf("-hosts: unknown host kind %q (%s)", k, strings.Join(allHosts, ", "))
+				}
+				if slices.Contains(sz.Hosts, k) {
+					kinds = append(kinds, k)
+				}
+			}
+			sz.Hosts = kinds
 		}
 		cfg.Sizes = append(cfg.Sizes, sz)
 	}

@@ -71,8 +71,11 @@ func TestSmoke(t *testing.T) {
 					t.Errorf("%s: plan unchanged %v, %d calls, %d parts, %d bytes", what, x.Result.PlanUnchanged, x.Calls.N, x.Result.PartsFetched, x.Result.StoreBytes)
 				}
 			}
-			if !h.HasElsewhere {
-				t.Errorf("no change elsewhere found")
+			if !h.HasElsewhere || !h.HasNear {
+				t.Errorf("no change elsewhere found (%v), or none in a part the host reads (%v)", h.HasElsewhere, h.HasNear)
+			}
+			if n := h.Near; n.Result.PlanUnchanged || n.Changed || n.Result.PartsFetched != 1 {
+				t.Errorf("change in a part the host reads: plan unchanged %v, kernel changed %v, %d parts read", n.Result.PlanUnchanged, n.Changed, n.Result.PartsFetched)
 			}
 			if h.OneMember.Swapped != 1 || h.OneMember.Rules || h.OneMember.Result.PartsFetched == 0 || h.OneMember.Result.PartsCached == 0 {
 				t.Errorf("one-member run: %d sets swapped, rules loaded %v, parts %d fetched, %d cached", h.OneMember.Swapped, h.OneMember.Rules,

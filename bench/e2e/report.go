@@ -132,11 +132,20 @@ func (rep *report) markdown() string {
 		return fmt.Sprintf("%s / %s / %s / %s", num(c.ENIs), num(c.Groups), num(c.Rules), num(c.Addresses))
 	}, "")
 	cols("whole layout (issue 8): payload / signed object / gzipped", func(r *runResult) string {
+		if r.WholeErr != "" {
+			return "cannot be published: " + r.WholeErr
+		}
 		return fmt.Sprintf("%s / %s / %s", mb(r.PayloadBytes), mb(r.ObjectBytes), mb(r.GzipBytes))
 	}, "")
 	cols("parts layout: signed root / parts (bins a, g, i) / all parts", func(r *runResult) string {
 		return fmt.Sprintf("%s / %s (%d, %d, %d) / %s", mb(r.RootBytes), num(r.Parts),
 			r.Bins[ruleset.KindAddrs], r.Bins[ruleset.KindGroups], r.Bins[ruleset.KindInterfaces], mb(int(r.PartsBytes)))
+	}, "")
+	cols("whole layout: a follower's verify + decode of the object, each new serial: wall / CPU", func(r *runResult) string {
+		if r.WholeErr != "" {
+			return "–"
+		}
+		return fmt.Sprintf("%s / %s", ms(r.WholeOpen.Wall), ms(r.WholeOpen.CPU))
 	}, "")
 	cols("leader in process: build + split + seal root, wall", func(r *runResult) string { return ms(r.Leader.Wall) }, "")
 	cols("leader in process: build + split + seal root, CPU", func(r *runResult) string {
@@ -266,6 +275,9 @@ func (rep *report) markdown() string {
 			all := int64(r.RootBytes) + r.PartsBytes
 			return fmt.Sprintf("%s (%d of %s parts): %s / %s", mb(int(fr.StoreBytes)), fr.PartsFetched, num(r.Parts), pct(fr.StoreBytes, int64(r.ObjectBytes)), pct(fr.StoreBytes, all))
 		}, "")
+		row("first run: parts read by kind (a, g, i, other)", func(h *hostResult, r *runResult) string {
+			return byKind(h.Full.Result.Parts)
+		}, "")
 		row("idle poll (store unchanged): requests, bytes read, time, kernel calls", func(h *hostResult, _ *runResult) string {
 			u := h.Unchanged
 			return fmt.Sprintf("%s, %d B, %s, %d", u.Req, u.Result.StoreBytes, ms(u.Dur), u.Calls.N)
@@ -294,6 +306,14 @@ func (rep *report) markdown() string {
 			}
 			return verdict(elsewhereOK(lh), "≤ 1 %, 0 calls, ≤ 20 ms")
 		}())
+		row("change outside the plan in a part it reads (an address added to its part of the address index): bytes read (% of first run), parts from the store / from the cache, kernel calls (reads), time", func(h *hostResult, _ *runResult) string {
+			if !h.HasNear {
+				return "–"
+			}
+			x := h.Near
+			return fmt.Sprintf("%s (%s), %d / %d, %d, %s", mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes),
+				x.Result.PartsFetched, x.Result.PartsCached, x.Calls.N, ms(x.Dur))
+		}, "")
 		row("change in the plan (one member): time (% of first run), bytes read (% of first run), parts from the store / from the cache, sets swapped, kernel part", func(h *hostResult, _ *runResult) string {
 			x := h.OneMember
 			return fmt.Sprintf("%s (%.0f %%), %s (%s), %d / %d, %d, %s", ms(x.Dur), 100*ratio(x.Dur, h.Full.Dur), mb(int(x.Result.StoreBytes)),
@@ -343,10 +363,29 @@ func (rep *report) markdown() string {
 	}
 	for _, kind := range kinds {
 		if h := last.host(kind); h != nil {
-			p("At %s, %s host: change elsewhere: %s; one-member change: %s.\n", last.Size, kind, orNone(h.ElsewhereWhat), h.Move)
+			p("At %s, %s host: change elsewhere: %s; outside the plan in a part it reads: %s; one-member change: %s.\n",
+				last.Size, kind, orNone(h.ElsewhereWhat), orNone(h.NearWhat), h.Move)
 		}
 	}
 	return b.String()
+}
+
+// byKind counts part names by kind: "a 2, g 4, i 1, other 1".
+func byKind(names []string) string {
+	n := map[string]int{}
+	for _, name := range names {
+		switch {
+		case strings.HasPrefix(name, ruleset.KindAddrs) && !strings.HasPrefix(name, "findings"):
+			n["a"]++
+		case strings.HasPrefix(name, ruleset.KindGroups):
+			n["g"]++
+		case strings.HasPrefix(name, ruleset.KindInterfaces):
+			n["i"]++
+		default:
+			n["other"]++
+		}
+	}
+	return fmt.Sprintf("%d, %d, %d, %d", n["a"], n["g"], n["i"], n["other"])
 }
 
 func orNone(s string) string {
