@@ -294,29 +294,29 @@ func (rep *report) markdown() string {
 			return h.HasElsewhere && x.Calls.N == 0 && x.Dur <= targetElsewhereTime &&
 				float64(x.Result.StoreBytes) <= targetElsewhereBytes*float64(h.Full.Result.StoreBytes)
 		}
-		row("**change elsewhere** in the estate: bytes read (% of first run), parts read, kernel calls, time", func(h *hostResult, _ *runResult) string {
+		row("**change elsewhere** in the estate: bytes read (% of first run), parts read, kernel calls, time (CPU)", func(h *hostResult, _ *runResult) string {
 			if !h.HasElsewhere {
 				return "none possible: the host reads every group part"
 			}
 			x := h.Elsewhere
-			return fmt.Sprintf("%s (**%s**), %d, **%d**, **%s**", mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes), x.Result.PartsFetched, x.Calls.N, ms(x.Dur))
+			return fmt.Sprintf("%s (**%s**), %d, **%d**, **%s** (%s)", mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes), x.Result.PartsFetched, x.Calls.N, ms(x.Dur), ms(x.CPU))
 		}, func() string {
 			if lh == nil || !lh.HasElsewhere {
 				return ""
 			}
 			return verdict(elsewhereOK(lh), "≤ 1 %, 0 calls, ≤ 20 ms")
 		}())
-		row("change outside the plan in a part it reads (an address added to its part of the address index): bytes read (% of first run), parts from the store / from the cache, kernel calls (reads), time", func(h *hostResult, _ *runResult) string {
+		row("change outside the plan in a part it reads (an address added to its part of the address index): bytes read (% of first run), parts from the store / from the cache, kernel calls (reads), time (CPU)", func(h *hostResult, _ *runResult) string {
 			if !h.HasNear {
 				return "–"
 			}
 			x := h.Near
-			return fmt.Sprintf("%s (%s), %d / %d, %d, %s", mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes),
-				x.Result.PartsFetched, x.Result.PartsCached, x.Calls.N, ms(x.Dur))
+			return fmt.Sprintf("%s (%s), %d / %d, %d, %s (%s)", mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes),
+				x.Result.PartsFetched, x.Result.PartsCached, x.Calls.N, ms(x.Dur), ms(x.CPU))
 		}, "")
-		row("change in the plan (one member): time (% of first run), bytes read (% of first run), parts from the store / from the cache, sets swapped, kernel part", func(h *hostResult, _ *runResult) string {
+		row("change in the plan (one member): time (% of first run; CPU), bytes read (% of first run), parts from the store / from the cache, sets swapped, kernel part", func(h *hostResult, _ *runResult) string {
 			x := h.OneMember
-			return fmt.Sprintf("%s (%.0f %%), %s (%s), %d / %d, %d, %s", ms(x.Dur), 100*ratio(x.Dur, h.Full.Dur), mb(int(x.Result.StoreBytes)),
+			return fmt.Sprintf("%s (%.0f %%; %s), %s (%s), %d / %d, %d, %s", ms(x.Dur), 100*ratio(x.Dur, h.Full.Dur), ms(x.CPU), mb(int(x.Result.StoreBytes)),
 				pct(x.Result.StoreBytes, h.Full.Result.StoreBytes), x.Result.PartsFetched, x.Result.PartsCached, x.Swapped, ms(x.Calls.Span))
 		}, "")
 		if bins {
