@@ -5,11 +5,11 @@
 //
 //	go run ./bench/e2e -sizes small,medium,large -runs 2 -out BENCHMARKS.md
 //
-// and, by hand (500,000 interfaces: about 15 minutes and 3 GB of memory
+// and, by hand (500,000 interfaces: about 10 minutes and 2 GB of memory
 // on a 2-core machine; its figures go into a block of their own, next to
 // those of 50,000 measured in the same invocation):
 //
-//	go run ./bench/e2e -sizes large,xlarge -hosts typical,busiest -runs 1 -block xlarge -out BENCHMARKS.md
+//	go run ./bench/e2e -sizes large,xlarge -hosts typical,busiest -runs 1 -no-binaries -block xlarge -out BENCHMARKS.md
 //
 // For each size (the synth presets: 500, 5,000 and 50,000 interfaces with
 // groups, rules and addresses in proportion, and xlarge, 500,000) and each
