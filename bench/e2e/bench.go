@@ -38,13 +38,35 @@ var foreignCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.Mus
 type size struct {
 	Name   string
 	Config synth.Config
+	// Hosts are the host kinds measured at this size, in report order.
+	Hosts []string
 }
+
+// Host kinds: the interface whose plan is the median of the estate's, the
+// one whose plan is the largest, and one host in every group.
+const (
+	hostTypical = "typical"
+	hostBusiest = "busiest"
+	hostAll     = "all-groups"
+)
+
+var allHosts = []string{hostTypical, hostBusiest, hostAll}
 
 // sizes are the presets by name.
 var sizes = map[string]size{
-	"small":  {"small", synth.Small()},
-	"medium": {"medium", synth.Medium()},
-	"large":  {"large", synth.Large()},
+	"small":  {"small", synth.Small(), allHosts},
+	"medium": {"medium", synth.Medium(), allHosts},
+	"large":  {"large", synth.Large(), allHosts},
+	// xlarge is ten times large, by hand only (about 10 GB of memory at
+	// its peak and several minutes): its worst case (one host in all
+	// 50,000 groups) is left out, as ipset alone would take hours.
+	"xlarge": {"xlarge", xlarge(), []string{hostTypical, hostBusiest}},
+}
+
+// xlarge is 500,000 interfaces: 8 regions of 8 VPCs, 50,000 groups,
+// 1,000,000 addresses, 200,000 rules.
+func xlarge() synth.Config {
+	return synth.Config{Seed: 1, Regions: 8, VPCsPerRegion: 8, Groups: 50_000, ENIs: 500_000, AddrsPerENI: 2, RulesPerGroup: 4, IPv6: 0.5, PrefixLists: 8}
 }
 
 // config is what one invocation measures.
@@ -64,13 +86,47 @@ type runResult struct {
 	LoadAvg string // /proc/loadavg at the start of the run
 	Counts  synth.Counts
 
+	// The whole layout (issue 8): one signed object.
 	PayloadBytes, ObjectBytes, GzipBytes int
-	// Leader in process: ruleset.Build, Encode, sign.Seal.
-	Build, Encode, Seal phase
-	Leader              phase // the three together
-	LeaderBin           *procStats
+	// WholeErr says why the whole layout could not be encoded (too
+	// large), if it could not.
+	WholeErr string
+	// WholeOpen is a follower's sign.OpenVerified and ruleset.Decode of
+	// the whole object: its cost of every new serial in that layout.
+	WholeOpen phase
+	// The parts layout: the signed root and its parts.
+	RootBytes  int
+	Parts      int
+	PartsBytes int64
+	Bins       map[string]int
+	// Leader in process: ruleset.Build, Split, EncodeRoot and sign.Seal.
+	Build, Split, Seal phase
+	Leader             phase // the three together
+	// Publishes through reyes.Leader into the file store, by what they
+	// published: "first" (an empty store), "republish" (the same estate,
+	// a new serial), "elsewhere" and "one-member" (the changes of the
+	// first host that had them).
+	Publishes map[string]publish
+	LeaderBin *procStats
 
 	Hosts []hostResult
+}
+
+// publish is one Leader.RunOnce.
+type publish struct {
+	Res       reyes.LeaderResult
+	Req       reqCount
+	Wall, CPU time.Duration
+}
+
+// host returns the result of a host kind, nil if it was not measured.
+func (r *runResult) host(kind string) *hostResult {
+	for i := range r.Hosts {
+		if r.Hosts[i].Kind == kind {
+			return &r.Hosts[i]
+		}
+	}
+	return nil
 }
 
 // phase is the wall and CPU time of one step.
@@ -82,20 +138,33 @@ func (p *phase) add(q phase) { p.Wall += q.Wall; p.CPU += q.CPU }
 
 // hostResult is the follower side for one host of a run.
 type hostResult struct {
-	Kind string // "busiest" or "all-groups"
+	Kind string // hostTypical, hostBusiest or hostAll
 	Desc string
 	Plan planStats
 
 	Floor, FloorCPU time.Duration
 	// FloorSteps are the floor's commands: ipset, then iptables per family.
 	FloorSteps []floorStep
-	// Follower steps in process, without the kernel.
-	Get, Open, Decode, Identify, Render phase
-	// Follower.RunOnce in process, each into the namespace of the full run.
-	Full, Unchanged, Republish, OneMember followerRun
-	Move                                  string // what the one-member change moved
+	// Follower steps in process, without the kernel: read the root, open
+	// it, decode it, load the view (read and verify the parts), identify,
+	// render.
+	Get, Open, DecodeRoot, View, Identify, Render phase
+	// Follower.RunOnce in process, each into the namespace of the full
+	// run: the first run, an idle poll, a new serial of the same estate, a
+	// change elsewhere in the estate, a change in the host's plan.
+	Full, Unchanged, Republish, Elsewhere, OneMember followerRun
+	// Near is a change outside the host's plan in a part it reads (an
+	// address added to its bin of the address index).
+	Near     followerRun
+	HasNear  bool
+	NearWhat string
+	// HasElsewhere: a change was found whose parts this host does not
+	// read (none for a host that reads every group part).
+	HasElsewhere  bool
+	ElsewhereWhat string
+	Move          string // what the one-member change moved
 	// The follower binary inside a fresh namespace.
-	BinFull, BinUnchanged *procStats
+	BinFull, BinUnchanged, BinElsewhere *procStats
 }
 
 // floorStep is one command of the floor.
@@ -109,6 +178,7 @@ type followerRun struct {
 	Dur     time.Duration // RunOnce's own Duration (store read to applied)
 	CPU     time.Duration // this process and the commands it ran
 	Calls   kernelCalls
+	Req     reqCount // requests to the store
 	Result  reyes.FollowerResult
 	Changed bool
 	Swapped int // sets swapped, both families
@@ -154,9 +224,15 @@ type bench struct {
 	keys   *sign.Keyring
 	secret string // key file paths for the binaries
 	public string
-	store  *reyes.FileStore
-	path   string // the store's file
-	res    *runResult
+	fs     *reyes.FileStore
+	path   string         // the store's file (the root)
+	lstore *countingStore // the store as the leader sees it
+	fstore *countingStore // the store as the in-process follower sees it
+	leader *reyes.Leader
+	rs     *ruleset.Ruleset // the estate's ruleset, for choosing hosts and changes
+	// current is the inventory last published.
+	current *inventory.Inventory
+	res     *runResult
 }
 
 // runSize runs every measurement of one size once.
@@ -170,27 +246,39 @@ func runSize(ctx context.Context, cfg config, sz size, run int) (*runResult, err
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	res := &runResult{Size: sz.Name, Run: run, LoadAvg: loadAvg()}
+	res := &runResult{Size: sz.Name, Run: run, LoadAvg: loadAvg(), Publishes: map[string]publish{}}
 	b := &bench{cfg: cfg, dir: dir, res: res, path: filepath.Join(dir, "ruleset.signed")}
-	b.store = reyes.NewFileStore(b.path, reyes.StoreOptions{})
+	b.fs = reyes.NewFileStore(b.path, reyes.StoreOptions{})
+	b.lstore, b.fstore = newCountingStore(b.fs), newCountingStore(b.fs)
+	cfg.Log.Info("generating", "size", sz.Name, "run", run)
 	b.inv = synth.Generate(sz.Config)
 	res.Counts = synth.Count(b.inv)
 	if err := b.keygen(); err != nil {
 		return nil, err
 	}
+	b.leader = &reyes.Leader{
+		Source: &staticSource{b.inv}, Store: b.lstore, Signer: b.signer,
+		Build: ruleset.BuildOptions{Scope: scope},
+		// Every run publishes, even the same estate: a new serial is
+		// what followers see at every leader run of a changing estate.
+		Refresh: -1,
+		Logger:  slog.New(slog.DiscardHandler),
+	}
 	cfg.Log.Info("leader", "size", sz.Name, "run", run, "load", res.LoadAvg)
-	obj, err := b.leader(ctx)
-	if err != nil {
+	if err := b.leaderInProcess(); err != nil {
 		return nil, err
 	}
-	res.ObjectBytes = len(obj)
-	res.GzipBytes = gzipLen(obj)
+	for _, what := range []string{"first", "republish"} {
+		if err := b.publish(ctx, b.inv, what); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.BinDir != "" {
 		if res.LeaderBin, err = b.leaderBinary(ctx); err != nil {
 			return nil, err
 		}
 	}
-	for _, kind := range []string{"busiest", "all-groups"} {
+	for _, kind := range sz.Hosts {
 		cfg.Log.Info("follower", "size", sz.Name, "run", run, "host", kind)
 		h, err := b.host(ctx, kind)
 		if err != nil {
@@ -223,12 +311,15 @@ func (b *bench) keygen() error {
 	return nil
 }
 
-// leader builds, encodes and seals the inventory in process, measuring
-// each step, and publishes the object.
-func (b *bench) leader(ctx context.Context) ([]byte, error) {
+// leaderInProcess builds, splits and seals the inventory in process,
+// measuring each step, and measures the whole layout's object (issue 8)
+// for comparison. It publishes nothing.
+func (b *bench) leaderInProcess() error {
 	runtime.GC()
 	var rs *ruleset.Ruleset
-	var payload, obj []byte
+	var root *ruleset.Root
+	var parts map[string][]byte
+	var obj []byte
 	now := time.Now()
 	var err error
 	r := b.res
@@ -236,47 +327,108 @@ func (b *bench) leader(ctx context.Context) ([]byte, error) {
 		rs, err = ruleset.Build(b.inv, ruleset.BuildOptions{Scope: scope, GeneratedAt: now})
 		return err
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	if r.Encode.Wall, r.Encode.CPU, err = measure(func() (err error) {
-		payload, err = ruleset.Encode(rs)
+	if r.Split.Wall, r.Split.CPU, err = measure(func() (err error) {
+		root, parts, err = ruleset.Split(rs, ruleset.SplitOptions{})
 		return err
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	if r.Seal.Wall, r.Seal.CPU, err = measure(func() (err error) {
+	if r.Seal.Wall, r.Seal.CPU, err = measure(func() error {
+		payload, err := ruleset.EncodeRoot(root)
+		if err != nil {
+			return err
+		}
 		obj, err = sign.Seal(payload, b.signer, now)
 		return err
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	r.Leader = r.Build
-	r.Leader.add(r.Encode)
+	r.Leader.add(r.Split)
 	r.Leader.add(r.Seal)
-	r.PayloadBytes = len(payload)
-	return obj, b.store.Put(ctx, obj)
+	r.RootBytes, r.Parts, r.Bins = len(obj), len(root.Parts), root.Bins
+	for _, p := range parts {
+		r.PartsBytes += int64(len(p))
+	}
+	b.rs = rs
+	whole, err := ruleset.Encode(rs)
+	if errors.Is(err, ruleset.ErrTooLarge) {
+		// Past the whole layout's cap (500,000 interfaces): it could
+		// not be published at all.
+		r.WholeErr = err.Error()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	wobj, err := sign.Seal(whole, b.signer, now)
+	if err != nil {
+		return err
+	}
+	r.PayloadBytes, r.ObjectBytes, r.GzipBytes = len(whole), len(wobj), gzipLen(wobj)
+	// What every follower paid for each new serial in the whole layout:
+	// verify and decode the whole object.
+	runtime.GC()
+	if r.WholeOpen.Wall, r.WholeOpen.CPU, err = measure(func() error {
+		ver, err := sign.OpenVerified(bytes.NewReader(wobj), b.keys, now, sign.WithMaxSize(reyes.DefaultMaxObjectSize))
+		if err != nil {
+			return err
+		}
+		_, err = ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: reyes.DefaultMaxObjectSize})
+		return err
+	}); err != nil {
+		return err
+	}
+	b.rs = rs
+	return nil
 }
 
-// publish builds and seals inv with a new serial and puts it in the store.
-func (b *bench) publish(ctx context.Context, inv *inventory.Inventory) (*ruleset.Ruleset, error) {
-	rs, err := ruleset.Build(inv, ruleset.BuildOptions{Scope: scope, GeneratedAt: time.Now()})
+// publish runs the leader once on inv (a new serial even if nothing
+// changed). what, if not empty and not yet recorded, names the publish in
+// the run's results.
+func (b *bench) publish(ctx context.Context, inv *inventory.Inventory, what string) error {
+	b.leader.Source = &staticSource{inv}
+	runtime.GC()
+	b.lstore.c.take()
+	var lr reyes.LeaderResult
+	wall, cpu, err := measure(func() (err error) {
+		lr, err = b.leader.RunOnce(ctx)
+		return err
+	})
+	req := b.lstore.c.take()
+	if err != nil {
+		return fmt.Errorf("leader: %w", err)
+	}
+	if lr.Skipped || lr.GCError != nil {
+		return fmt.Errorf("leader: skipped %v, garbage collection: %v", lr.Skipped, lr.GCError)
+	}
+	if _, ok := b.res.Publishes[what]; what != "" && !ok {
+		b.res.Publishes[what] = publish{Res: lr, Req: req, Wall: wall, CPU: cpu}
+	}
+	b.current = inv
+	b.cfg.Log.Info("published", "what", what, "serial", lr.Header.Serial, "parts_put", lr.PartsPut, "bytes_put", lr.BytesPut, "requests", req.String())
+	return nil
+}
+
+// root reads the store's current root.
+func (b *bench) root(ctx context.Context) (*ruleset.Root, error) {
+	body, _, err := b.fs.Get(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	payload, err := ruleset.Encode(rs)
+	ver, err := sign.OpenVerified(bytes.NewReader(body), b.keys, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	obj, err := sign.Seal(payload, b.signer, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	return rs, b.store.Put(ctx, obj)
+	return ruleset.DecodeRoot(ver.Payload, ruleset.Limits{MaxBytes: reyes.DefaultMaxObjectSize})
 }
 
 // leaderBinary runs reyes-leader on the inventory written as a directory
 // of AWS CLI JSON: what a leader pays with an offline source (reading
-// the directory included).
+// the directory included), publishing in its default layout (parts) into
+// a store of its own.
 func (b *bench) leaderBinary(ctx context.Context) (*procStats, error) {
 	invDir := filepath.Join(b.dir, "inventory")
 	if err := sgsource.WriteDir(invDir, b.inv); err != nil {
@@ -295,27 +447,32 @@ func (b *bench) leaderBinary(ctx context.Context) (*procStats, error) {
 func (b *bench) identity(rs *ruleset.Ruleset, kind string) (reyes.IdentityOptions, string, error) {
 	id := reyes.IdentityOptions{DisableIMDS: true, Logger: slog.New(slog.DiscardHandler)}
 	switch kind {
-	case "all-groups":
+	case hostAll:
 		for _, g := range rs.Groups {
 			id.Groups = append(id.Groups, g.ID)
 		}
 		// Its own VPC is the first: the others' traffic is filtered.
 		id.VPCCIDRs = rs.VPCs[0].CIDRs
-		return id, fmt.Sprintf("one host in all %d groups (synthetic worst case)", len(id.Groups)), nil
-	case "busiest":
-		n := busiest(rs)
-		if n == nil {
+		return id, fmt.Sprintf("one host in all %s groups (synthetic worst case)", num(len(id.Groups))), nil
+	case hostBusiest, hostTypical:
+		ranked := rankPlans(rs)
+		if len(ranked) == 0 {
 			return id, "", errors.New("the ruleset has no interfaces")
 		}
+		n, what := ranked[len(ranked)-1], "largest plan"
+		if kind == hostTypical {
+			n, what = ranked[len(ranked)/2], "median plan"
+		}
 		id.Addrs = n.Addrs
-		return id, fmt.Sprintf("%s, %d groups, %d addresses", n.ID, len(n.Groups), len(n.Addrs)), nil
+		return id, fmt.Sprintf("%s, %d groups, %d addresses (%s)", n.ID, len(n.Groups), len(n.Addrs), what), nil
 	}
 	return id, "", fmt.Errorf("unknown host kind %q", kind)
 }
 
-// busiest returns the interface whose plan is the largest: the most set
-// members in the groups its rules refer to, then the most rules.
-func busiest(rs *ruleset.Ruleset) *ruleset.Interface {
+// rankPlans returns the interfaces ordered by the size of their plans:
+// the set members in the groups their rules refer to, then the rules,
+// then the ID.
+func rankPlans(rs *ruleset.Ruleset) []*ruleset.Interface {
 	x := ruleset.NewIndex(rs)
 	members := map[string]int{}
 	for _, g := range rs.Groups {
@@ -323,8 +480,8 @@ func busiest(rs *ruleset.Ruleset) *ruleset.Interface {
 	}
 	type score struct{ members, rules int }
 	cache := map[string]score{}
-	var best *ruleset.Interface
-	var bestScore score
+	scores := make(map[*ruleset.Interface]score, len(rs.Interfaces))
+	out := make([]*ruleset.Interface, 0, len(rs.Interfaces))
 	for i := range rs.Interfaces {
 		n := &rs.Interfaces[i]
 		key := strings.Join(n.Groups, ",")
@@ -348,11 +505,20 @@ func busiest(rs *ruleset.Ruleset) *ruleset.Interface {
 			}
 			cache[key] = sc
 		}
-		if best == nil || sc.members > bestScore.members || sc.members == bestScore.members && sc.rules > bestScore.rules {
-			best, bestScore = n, sc
-		}
+		scores[n] = sc
+		out = append(out, n)
 	}
-	return best
+	slices.SortFunc(out, func(a, b *ruleset.Interface) int {
+		sa, sb := scores[a], scores[b]
+		if sa.members != sb.members {
+			return sa.members - sb.members
+		}
+		if sa.rules != sb.rules {
+			return sa.rules - sb.rules
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
 }
 
 // follower returns an in-process follower like the binary's, for a host
@@ -360,7 +526,7 @@ func busiest(rs *ruleset.Ruleset) *ruleset.Interface {
 func (b *bench) follower(id reyes.IdentityOptions, stateDir string, ns *netns.NS) (*reyes.Follower, *countingRunner) {
 	cr := &countingRunner{r: apply.ExecRunner{Netns: ns.Name}}
 	return &reyes.Follower{
-		Store: b.store, Trusted: b.keys, StateDir: stateDir,
+		Store: b.fstore, Trusted: b.keys, StateDir: stateDir,
 		Freshness: reyes.FreshnessPolicy{Scope: scope},
 		Identity:  id,
 		Render:    render.Options{ForeignCIDRs: foreignCIDRs},
@@ -372,11 +538,13 @@ func (b *bench) follower(id reyes.IdentityOptions, stateDir string, ns *netns.NS
 // host measures the follower side for one host kind.
 func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 	h := &hostResult{Kind: kind}
-	// Every host starts from the original estate, freshly published.
-	rs, err := b.publish(ctx, b.inv)
-	if err != nil {
-		return nil, err
+	// Every host starts from the original estate.
+	if b.current != b.inv {
+		if err := b.publish(ctx, b.inv, ""); err != nil {
+			return nil, err
+		}
 	}
+	rs := b.rs
 	id, desc, err := b.identity(rs, kind)
 	if err != nil {
 		return nil, err
@@ -410,10 +578,12 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 	f, cr := b.follower(id, stateDir, ns)
 	once := func(what string, want func(*followerRun) error) (followerRun, error) {
 		runtime.GC()
+		b.fstore.c.take()
 		c0 := cpuTime() + childCPU()
 		fr, err := f.RunOnce(ctx)
-		r := followerRun{Dur: fr.Duration, CPU: cpuTime() + childCPU() - c0, Calls: cr.take(), Result: fr, Changed: fr.Applied.Changed()}
-		b.cfg.Log.Info("follower run", "host", kind, "what", what, "dur", r.Dur, "calls", strings.Join(r.Calls.Calls, "; "))
+		r := followerRun{Dur: fr.Duration, CPU: cpuTime() + childCPU() - c0, Calls: cr.take(), Req: b.fstore.c.take(), Result: fr, Changed: fr.Applied.Changed()}
+		b.cfg.Log.Info("follower run", "host", kind, "what", what, "dur", r.Dur, "bytes", fr.StoreBytes,
+			"fetched", fr.PartsFetched, "cached", fr.PartsCached, "requests", r.Req.String(), "calls", strings.Join(r.Calls.Calls, "; "))
 		for _, fam := range fr.Applied.Families {
 			r.Swapped += len(fam.SetsSwapped)
 			r.Rules = r.Rules || fam.RulesLoaded
@@ -426,7 +596,8 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 		}
 		return r, nil
 	}
-	if h.Full, err = once("full apply", func(r *followerRun) error {
+	any := func(*followerRun) error { return nil }
+	if h.Full, err = once("first run", func(r *followerRun) error {
 		if !r.Changed {
 			return errors.New("nothing was loaded into an empty namespace")
 		}
@@ -442,10 +613,10 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := b.publish(ctx, b.inv); err != nil {
+	if err := b.publish(ctx, b.inv, ""); err != nil {
 		return nil, err
 	}
-	if h.Republish, err = once("republished, same groups", func(r *followerRun) error {
+	if h.Republish, err = once("republished, same estate", func(r *followerRun) error {
 		if r.Changed {
 			return fmt.Errorf("a new serial of the same estate changed the kernel: %+v", r.Result.Applied)
 		}
@@ -453,12 +624,62 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	moved, move, err := moveOne(b.inv, rs, plan, id)
+	// A change elsewhere in the estate: a new interface in a group whose
+	// parts this host does not read.
+	root, err := b.root(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Each change below is made on top of the one before, so that the
+	// leader publishes once per change (a publish at 500,000 interfaces
+	// takes a minute on a busy 2-core machine).
+	inv, parts := b.inv, h.Full.Result.Parts
+	if other, what, ok := elsewhere(inv, root, parts, true); ok {
+		// Outside the plan, but in the part of the address index that
+		// the host reads: it reads that part again and renders, and
+		// apply finds nothing to change.
+		h.HasNear, h.NearWhat = true, what
+		if err := b.publish(ctx, other, ""); err != nil {
+			return nil, err
+		}
+		if h.Near, err = once("change outside the plan, in a part the host reads", func(r *followerRun) error {
+			if r.Changed {
+				return fmt.Errorf("a change outside the plan changed the kernel: %+v", r.Result.Applied)
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		inv, parts = other, h.Near.Result.Parts
+	}
+	// For the binary, which starts from the original estate: the same
+	// change elsewhere without the one above.
+	binOther, _, _ := elsewhere(b.inv, root, h.Full.Result.Parts, false)
+	if other, what, ok := elsewhere(inv, root, parts, false); ok {
+		h.HasElsewhere, h.ElsewhereWhat = true, what
+		if err := b.publish(ctx, other, "elsewhere"); err != nil {
+			return nil, err
+		}
+		after, err := b.root(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range parts {
+			if !after.Has(name) {
+				return nil, fmt.Errorf("change elsewhere (%s): the new root lacks part %s, which the host read", what, name)
+			}
+		}
+		if h.Elsewhere, err = once("change elsewhere", any); err != nil {
+			return nil, err
+		}
+		inv = other
+	}
+	moved, move, err := moveOne(inv, rs, plan, id)
 	if err != nil {
 		return nil, err
 	}
 	h.Move = move
-	if _, err := b.publish(ctx, moved); err != nil {
+	if err := b.publish(ctx, moved, "one-member"); err != nil {
 		return nil, err
 	}
 	if h.OneMember, err = once("one-member change", func(r *followerRun) error {
@@ -470,40 +691,93 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 		return nil, err
 	}
 	if b.cfg.BinDir != "" {
-		if err := b.followerBinary(ctx, h, id, kind); err != nil {
+		if binOther == nil {
+			binOther = b.inv
+		}
+		if err := b.followerBinary(ctx, h, id, kind, binOther); err != nil {
 			return nil, err
 		}
 	}
 	return h, nil
 }
 
+// elsewhere returns inv with one interface added, in a group whose part
+// the host (which read the parts named read) does not read, with an ID and
+// an address whose parts it does not read either: a change in the estate
+// that leaves every part of the host's plan as it was. With sameAddrBin,
+// the address is chosen instead in a part of the addresses that the host
+// reads (the index it finds itself in): a change outside its plan that
+// still changes one of its parts. It returns false when there is none (a
+// host that reads every group part).
+func elsewhere(inv *inventory.Inventory, root *ruleset.Root, read []string, sameAddrBin bool) (*inventory.Inventory, string, bool) {
+	// By bin ("g0017"), not by name: a part read since root was
+	// published may have changed (and its name with it).
+	bin := func(name string) string { b, _, _ := strings.Cut(name, "-"); return b }
+	reads := map[string]bool{}
+	for _, n := range read {
+		reads[bin(n)] = true
+	}
+	unread := func(kind, key string) bool {
+		ref, ok := root.Part(kind, key)
+		return ok && !reads[bin(ref.Name)]
+	}
+	for ri, r := range inv.Regions {
+		for _, g := range r.SecurityGroups {
+			if !unread(ruleset.KindGroups, g.ID) {
+				continue
+			}
+			for n := range 1 << 16 {
+				eni := fmt.Sprintf("eni-ffff%013x", n)
+				addr := netip.AddrFrom4([4]byte{10, 254, byte(n >> 8), byte(n)})
+				if !unread(ruleset.KindInterfaces, eni) || unread(ruleset.KindAddrs, addr.String()) == sameAddrBin {
+					continue
+				}
+				out := &inventory.Inventory{Regions: slices.Clone(inv.Regions)}
+				out.Regions[ri].NetworkInterfaces = append(slices.Clip(out.Regions[ri].NetworkInterfaces), inventory.NetworkInterface{
+					ID: eni, VPCID: g.VPCID, OwnerID: g.OwnerID, InterfaceType: "interface",
+					Addresses: []netip.Addr{addr}, Groups: []string{g.ID},
+				})
+				return out, fmt.Sprintf("interface %s (%s) added to %s", eni, addr, g.ID), true
+			}
+		}
+	}
+	return nil, "", false
+}
+
 // steps times the follower's steps that do not touch the kernel, on the
-// object in the store, and returns the plan.
+// root and parts in the store, and returns the plan.
 func (b *bench) steps(ctx context.Context, h *hostResult, id reyes.IdentityOptions) (*render.Plan, error) {
 	runtime.GC()
 	var body []byte
 	var ver *sign.Verified
-	var rs *ruleset.Ruleset
+	var root *ruleset.Root
+	var view *ruleset.View
 	var host render.Host
 	var plan *render.Plan
 	var err error
 	now := time.Now()
+	req := ruleset.ViewRequest{Groups: id.Groups, Addrs: id.Addrs}
+	parts := b.fs.Parts()
+	fetch := func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		return parts.Get(ctx, ref.Name, ref.Size)
+	}
 	for _, s := range []struct {
 		p  *phase
 		fn func() error
 	}{
-		{&h.Get, func() (err error) { body, _, err = b.store.Get(ctx, ""); return err }},
+		{&h.Get, func() (err error) { body, _, err = b.fs.Get(ctx, ""); return err }},
 		{&h.Open, func() (err error) {
 			ver, err = sign.OpenVerified(bytes.NewReader(body), b.keys, now, sign.WithMaxSize(reyes.DefaultMaxObjectSize))
 			return err
 		}},
-		{&h.Decode, func() (err error) {
-			rs, err = ruleset.DecodeLimits(ver.Payload, ruleset.Limits{MaxBytes: reyes.DefaultMaxObjectSize})
+		{&h.DecodeRoot, func() (err error) {
+			root, err = ruleset.DecodeRoot(ver.Payload, ruleset.Limits{MaxBytes: reyes.DefaultMaxObjectSize})
 			return err
 		}},
-		{&h.Identify, func() (err error) { host, _, err = reyes.Identify(ctx, rs, id); return err }},
+		{&h.View, func() (err error) { view, err = ruleset.LoadView(ctx, root, req, fetch); return err }},
+		{&h.Identify, func() (err error) { host, _, err = reyes.Identify(ctx, view.Ruleset, id); return err }},
 		{&h.Render, func() (err error) {
-			plan, err = render.Render(rs, host, render.Options{ForeignCIDRs: foreignCIDRs})
+			plan, err = render.Render(view.Ruleset, host, render.Options{ForeignCIDRs: foreignCIDRs})
 			return err
 		}},
 	} {
@@ -555,11 +829,14 @@ func (b *bench) floor(ctx context.Context, plan *render.Plan) ([]floorStep, erro
 	return steps, nil
 }
 
-// followerBinary runs reyes-follower inside a fresh namespace twice: into
-// the empty namespace, then again with the store unchanged.
-func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.IdentityOptions, kind string) error {
-	if _, err := b.publish(ctx, b.inv); err != nil {
-		return err
+// followerBinary runs reyes-follower inside a fresh namespace: into the
+// empty namespace, again with the store unchanged, and, if there is one
+// (other is not the original inventory), after a change elsewhere.
+func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.IdentityOptions, kind string, other *inventory.Inventory) error {
+	if b.current != b.inv {
+		if err := b.publish(ctx, b.inv, ""); err != nil {
+			return err
+		}
 	}
 	ns, err := newNamespace(ctx)
 	if err != nil {
@@ -592,16 +869,30 @@ func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.Iden
 		return fmt.Errorf("writing follower config: %w", err)
 	}
 	bin := filepath.Join(b.cfg.BinDir, "reyes-follower")
-	for i, dst := range []**procStats{&h.BinFull, &h.BinUnchanged} {
+	steps := []struct {
+		dst  **procStats
+		want string
+	}{{&h.BinFull, "ruleset applied"}, {&h.BinUnchanged, "ruleset unchanged"}}
+	if other != b.inv {
+		steps = append(steps, struct {
+			dst  **procStats
+			want string
+		}{&h.BinElsewhere, "ruleset changed elsewhere"})
+	}
+	for i, s := range steps {
+		if i == 2 {
+			if err := b.publish(ctx, other, ""); err != nil {
+				return err
+			}
+		}
 		st, err := runProc(ctx, nil, "ip", "netns", "exec", ns.Name, bin, "--config", conf)
 		if err != nil {
 			return err
 		}
-		want := []string{"ruleset applied", "ruleset unchanged"}[i]
-		if !strings.Contains(st.Stderr, want) {
-			return fmt.Errorf("reyes-follower run %d did not log %q:\n%s", i+1, want, st.Stderr)
+		if !strings.Contains(st.Stderr, s.want) {
+			return fmt.Errorf("reyes-follower run %d did not log %q:\n%s", i+1, s.want, st.Stderr)
 		}
-		*dst = &st
+		*s.dst = &st
 	}
 	return nil
 }

@@ -14,9 +14,11 @@ import (
 )
 
 // TestSmoke runs the smallest size once, without the binaries, and checks
-// what the benchmark relies on: an unchanged store makes no kernel call, a
-// one-member change swaps exactly one set, a new serial of the same estate
-// changes nothing.
+// what the benchmark relies on: the leader publishes parts and puts none
+// again for the same estate; a first run reads less than the estate; an
+// idle poll is one conditional GET and no kernel call; a new serial of the
+// same estate and a change elsewhere read the root alone and make no
+// kernel call; a one-member change swaps exactly one set.
 func TestSmoke(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root to create network namespaces")
@@ -32,13 +34,22 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config{Sizes: []size{sizes["small"]}, Runs: 1, Backend: be, Log: slog.New(slog.DiscardHandler)}
-	r, err := runSize(ctx, cfg, sizes["small"], 1)
+	// The small estate has so few group parts that its hosts read them
+	// all; medium is the smallest with changes elsewhere, and its worst
+	// case is left out to keep the test fast.
+	sz := sizes["medium"]
+	sz.Hosts = []string{hostTypical, hostBusiest}
+	cfg := config{Sizes: []size{sz}, Runs: 1, Backend: be, Log: slog.New(slog.DiscardHandler)}
+	r, err := runSize(ctx, cfg, sz, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Counts.ENIs != 500 || r.ObjectBytes == 0 || r.Leader.CPU <= 0 {
+	if r.Counts.ENIs != 5000 || r.ObjectBytes == 0 || r.RootBytes == 0 || r.Parts == 0 || r.Leader.CPU <= 0 {
 		t.Errorf("estate or leader not measured: %+v", r)
+	}
+	first, re := r.Publishes["first"], r.Publishes["republish"]
+	if first.Res.PartsPut != r.Parts || re.Res.PartsPut != 0 || re.Req.N["parts PUT"] != 0 {
+		t.Errorf("leader: first publish put %d of %d parts, republish %d (%s)", first.Res.PartsPut, r.Parts, re.Res.PartsPut, re.Req)
 	}
 	if len(r.Hosts) != 2 {
 		t.Fatalf("got %d hosts, want 2", len(r.Hosts))
@@ -48,40 +59,62 @@ func TestSmoke(t *testing.T) {
 			if h.Plan.Rules == 0 || h.Plan.Sets == 0 || h.Floor <= 0 || len(h.FloorSteps) == 0 {
 				t.Errorf("plan or floor not measured: %+v %v", h.Plan, h.FloorSteps)
 			}
-			if h.Full.Calls.N == 0 || !h.Full.Changed {
-				t.Errorf("full run: %d kernel calls, changed %v", h.Full.Calls.N, h.Full.Changed)
+			full := h.Full.Result
+			if h.Full.Calls.N == 0 || !h.Full.Changed || full.PartsFetched == 0 || full.StoreBytes >= int64(r.RootBytes)+r.PartsBytes {
+				t.Errorf("first run: %d kernel calls, changed %v, %d parts, %d bytes", h.Full.Calls.N, h.Full.Changed, full.PartsFetched, full.StoreBytes)
 			}
-			if !h.Unchanged.Result.NotModified || h.Unchanged.Calls.N != 0 {
-				t.Errorf("unchanged run: not modified %v, calls %q", h.Unchanged.Result.NotModified, h.Unchanged.Calls.Calls)
+			if u := h.Unchanged; !u.Result.NotModified || u.Calls.N != 0 || u.Req.Total() != 1 || u.Req.N["root GET (304)"] != 1 {
+				t.Errorf("unchanged run: not modified %v, calls %q, requests %s", u.Result.NotModified, u.Calls.Calls, u.Req)
 			}
-			if h.Republish.Changed {
-				t.Errorf("republished run changed the kernel: %+v", h.Republish.Result.Applied)
+			for what, x := range map[string]followerRun{"republished": h.Republish, "change elsewhere": h.Elsewhere} {
+				if !x.Result.PlanUnchanged || x.Calls.N != 0 || x.Result.PartsFetched != 0 || x.Result.StoreBytes == 0 {
+					t.Errorf("%s: plan unchanged %v, %d calls, %d parts, %d bytes", what, x.Result.PlanUnchanged, x.Calls.N, x.Result.PartsFetched, x.Result.StoreBytes)
+				}
 			}
-			if h.OneMember.Swapped != 1 || h.OneMember.Rules {
-				t.Errorf("one-member run: %d sets swapped, rules loaded %v", h.OneMember.Swapped, h.OneMember.Rules)
+			if !h.HasElsewhere || !h.HasNear {
+				t.Errorf("no change elsewhere found (%v), or none in a part the host reads (%v)", h.HasElsewhere, h.HasNear)
+			}
+			if n := h.Near; n.Result.PlanUnchanged || n.Changed || n.Result.PartsFetched != 1 {
+				t.Errorf("change in a part the host reads: plan unchanged %v, kernel changed %v, %d parts read", n.Result.PlanUnchanged, n.Changed, n.Result.PartsFetched)
+			}
+			if h.OneMember.Swapped != 1 || h.OneMember.Rules || h.OneMember.Result.PartsFetched == 0 || h.OneMember.Result.PartsCached == 0 {
+				t.Errorf("one-member run: %d sets swapped, rules loaded %v, parts %d fetched, %d cached", h.OneMember.Swapped, h.OneMember.Rules,
+					h.OneMember.Result.PartsFetched, h.OneMember.Result.PartsCached)
 			}
 		})
 	}
-	rep := &report{Machine: "test", Command: "go run ./bench/e2e -sizes small", Runs: 1, Backend: be,
+	rep := &report{Machine: "test", Command: "go run ./bench/e2e -sizes medium", Runs: 1, Backend: be,
 		Results: []*runResult{r}, All: [][]*runResult{{r}}}
 	md := rep.markdown()
-	for _, s := range []string{"| interfaces / groups / rules / addresses | 500 / 50 / 200 / 1,000 |", "**follower end to end**", "One-member change: "} {
+	for _, s := range []string{"| interfaces / groups / rules / addresses | 5,000 / 500 / 2,000 / 10,000 |", "**first run**", "**change elsewhere**", "one-member change: "} {
 		if !strings.Contains(md, s) {
 			t.Errorf("report lacks %q:\n%s", s, md)
 		}
 	}
+	t.Log("\n" + md)
 }
 
 func TestWriteSection(t *testing.T) {
 	gen := func(body string) string { return beginMarker + "\n\n" + body + "\n" + endMarker }
+	xb, xe := markers("xlarge")
+	xgen := func(body string) string { return xb + "\n\n" + body + "\n" + xe }
 	tests := []struct {
-		name, old, text, want string
+		name, old, block, text, want string
 	}{
-		{"new file", "", "T1", sectionHeading + "\n\n" + gen("T1") + "\n\n"},
-		{"added at the top", "## apply\n\nx\n", "T1", sectionHeading + "\n\n" + gen("T1") + "\n\n## apply\n\nx\n"},
+		{"new file", "", "", "T1", sectionHeading + "\n\n" + gen("T1") + "\n\n"},
+		{"added at the top", "## apply\n\nx\n", "", "T1", sectionHeading + "\n\n" + gen("T1") + "\n\n## apply\n\nx\n"},
 		{"replaced, notes and other sections kept",
-			sectionHeading + "\n\n" + gen("old") + "\n\nNotes.\n\n## apply\n",
+			sectionHeading + "\n\n" + gen("old") + "\n\nNotes.\n\n## apply\n", "",
 			"new", sectionHeading + "\n\n" + gen("new") + "\n\nNotes.\n\n## apply\n"},
+		{"named block added after the main one",
+			sectionHeading + "\n\n" + gen("old") + "\n\nNotes.\n", "xlarge",
+			"X", sectionHeading + "\n\n" + gen("old") + "\n\n" + xgen("X") + "\n\nNotes.\n"},
+		{"named block replaced, main one kept",
+			sectionHeading + "\n\n" + gen("old") + "\n\n" + xgen("X") + "\n\nNotes.\n", "xlarge",
+			"Y", sectionHeading + "\n\n" + gen("old") + "\n\n" + xgen("Y") + "\n\nNotes.\n"},
+		{"main block replaced, named one kept",
+			sectionHeading + "\n\n" + gen("old") + "\n\n" + xgen("X") + "\n\nNotes.\n", "",
+			"new", sectionHeading + "\n\n" + gen("new") + "\n\n" + xgen("X") + "\n\nNotes.\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,7 +124,7 @@ func TestWriteSection(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := writeSection(path, tt.text); err != nil {
+			if err := writeSection(path, tt.block, tt.text); err != nil {
 				t.Fatal(err)
 			}
 			got, err := os.ReadFile(path)
