@@ -70,11 +70,11 @@ func Split(rs *Ruleset, opts SplitOptions) (*Root, map[string][]byte, error) {
 			return nil, nil, err
 		}
 	}
-	// A group's line holds its members' records: each interface's is
+	// An "m" line holds a group's members' records: each interface's is
 	// marshalled once and spliced into the lines of its interface and of
-	// its groups (the encodings of Interface and partGroup are those of
-	// partMember and Group with one member more at the end; Join checks
-	// every line against the codec's own encoding).
+	// its groups' members (the encoding of Interface is that of
+	// partMember with one member more at the end; Join checks every line
+	// against the codec's own encoding).
 	members := make(map[string][][]byte, len(rs.Groups))
 	byAddr := map[netip.Addr][]string{}
 	for i := range rs.Interfaces {
@@ -99,23 +99,26 @@ func Split(rs *Ruleset, opts SplitOptions) (*Root, map[string][]byte, error) {
 	}
 	for i := range rs.Groups {
 		g := &rs.Groups[i]
-		gj, err := marshal(g)
-		if err != nil {
-			return nil, nil, fmt.Errorf("splitting ruleset: group %s: %w", g.ID, err)
+		if err := add(KindGroups, g.ID, g); err != nil {
+			return nil, nil, err
 		}
-		n := len(gj) + 16
-		for _, m := range members[g.ID] {
+		ms := members[g.ID]
+		if len(ms) == 0 {
+			continue
+		}
+		n := 2
+		for _, m := range ms {
 			n += len(m) + 1
 		}
 		line := make([]byte, 0, n)
-		line = append(append(line, gj[:len(gj)-1]...), `,"members":[`...)
-		for j, m := range members[g.ID] {
+		line = append(line, '[')
+		for j, m := range ms {
 			if j > 0 {
 				line = append(line, ',')
 			}
 			line = append(line, m...)
 		}
-		addLine(KindGroups, g.ID, append(line, "]}"...))
+		addLine(KindMembers, g.ID, append(line, ']'))
 	}
 	for a, ids := range byAddr {
 		if err := add(KindAddrs, a.String(), ids); err != nil {

@@ -232,7 +232,7 @@ func TestLoadViewAfterChange(t *testing.T) {
 			}
 			partsOf := []string{partOf(t, root, ruleset.KindInterfaces, n.ID)}
 			for _, g := range n.Groups {
-				partsOf = append(partsOf, partOf(t, root, ruleset.KindGroups, g))
+				partsOf = append(partsOf, partOf(t, root, ruleset.KindMembers, g))
 			}
 			extra := netip.MustParseAddr("10.255.255.1")
 			partsOf = append(partsOf, partOf(t, root, ruleset.KindAddrs, extra.String()))
