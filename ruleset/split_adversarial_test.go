@@ -494,6 +494,42 @@ func TestLoadViewInconsistentParts(t *testing.T) {
 		t.Fatalf("a member without an interface record: %v", err)
 	}
 
+	// The members' line of the referenced group disagrees with the
+	// interface record of one of its members, or leaves it out.
+	mref, _ := root.Part(ruleset.KindMembers, ref)
+	for _, c := range []struct {
+		name, says string
+		edit       func(v string) string
+	}{
+		{"another region", "differs from its interface record", func(v string) string {
+			i := strings.Index(v, `{"id":"`+member.ID+`","region":"`)
+			j := i + len(`{"id":"`+member.ID+`","region":"`)
+			k := j + strings.IndexByte(v[j:], '"')
+			return v[:j] + map[bool]string{true: "eu-north-1", false: "us-east-1"}[v[j:k] != "eu-north-1"] + v[k:]
+		}},
+		{"left out", "do not list it", func(v string) string {
+			i := strings.Index(v, `{"id":"`+member.ID+`"`)
+			k := i + strings.IndexByte(v[i:], '}') + 1
+			if v[k] == ',' {
+				return v[:i] + v[k+1:]
+			}
+			return strings.TrimSuffix(v[:i], ",") + v[k:]
+		}},
+	} {
+		h, ls := lines(parts[mref.Name])
+		ls = slices.Clone(ls)
+		for i, l := range ls {
+			if k, v, _ := strings.Cut(l, "\t"); k == ref {
+				ls[i] = k + "\t" + c.edit(v)
+			}
+		}
+		r, p, _ := replacePart(t, root, parts, mref, join(h, ls))
+		_, err := ruleset.LoadView(ctx, r, ruleset.ViewRequest{Groups: []string{host}, InterfaceIDs: []string{member.ID}}, newStore(p).fetch)
+		if !errors.Is(err, ruleset.ErrMalformed) || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), member.ID) {
+			t.Fatalf("members of %s: %s: %v", ref, c.name, err)
+		}
+	}
+
 	// The address index gives an address to an interface without it.
 	a := member.Addrs[0]
 	aref, _ := root.Part(ruleset.KindAddrs, a.String())
