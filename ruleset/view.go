@@ -516,7 +516,8 @@ func sameMember(n, m *Interface) bool {
 // Join reads every part of root and returns the whole ruleset. It checks
 // each part (size and SHA-256, header, key order, each key in its bin,
 // each value as Validate would), that the parts agree with each other
-// (each group's members are exactly the interfaces in it, each address
+// (each group's members line lists exactly the interfaces in it, every
+// members line is of a group of a "g" part, each address
 // line exactly the interfaces that have the address) and validates the
 // result. Encode(Join(Split(rs))) is Encode(rs), byte for byte.
 func Join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
