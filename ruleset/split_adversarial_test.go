@@ -56,7 +56,7 @@ func fixture(t *testing.T) (*ruleset.Ruleset, *ruleset.Root, map[string][]byte) 
 	t.Helper()
 	rs := estates(t)["synth-small-prefixes-stale"]
 	root, _, parts := mustSplit(t, rs, ruleset.SplitOptions{TargetBinBytes: 512})
-	for _, k := range []string{ruleset.KindAddrs, ruleset.KindGroups, ruleset.KindInterfaces} {
+	for _, k := range []string{ruleset.KindAddrs, ruleset.KindGroups, ruleset.KindInterfaces, ruleset.KindMembers} {
 		if root.Bins[k] < 4 {
 			t.Fatalf("fixture: %d bins of %s", root.Bins[k], k)
 		}

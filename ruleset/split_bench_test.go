@@ -71,6 +71,7 @@ func benchSplit(b *testing.B, rs *ruleset.Ruleset) {
 	b.ReportMetric(float64(root.Bins[ruleset.KindAddrs]), "a-bins")
 	b.ReportMetric(float64(root.Bins[ruleset.KindGroups]), "g-bins")
 	b.ReportMetric(float64(root.Bins[ruleset.KindInterfaces]), "i-bins")
+	b.ReportMetric(float64(root.Bins[ruleset.KindMembers]), "m-bins")
 }
 
 func BenchmarkLoadView(b *testing.B) { benchLoadView(b, largeRuleset) }
