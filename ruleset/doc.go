@@ -26,14 +26,19 @@
 // line per part, sorted by name, as sha256sum writes them, so that
 // `sha256sum -c root` in a directory of the parts checks them with stock
 // tools. A part is "reyes.part/v1 <kind> <bin>/<bins>" and one
-// "<key>\t<compact JSON>" line per key, keys ascending: groups ("g", each
-// with its members), interfaces ("i") and addresses ("a", the interfaces
+// "<key>\t<compact JSON>" line per key, keys ascending: groups ("g", the
+// group and its rules), group members ("m", the member interfaces of each
+// group that has any), interfaces ("i") and addresses ("a", the interfaces
 // that have each) are spread over a power of two of bins by the SHA-256 of
-// the key ([BinOf]); the VPCs and the findings are one part each. A part's
-// name holds its kind and bin, its size and its SHA-256, so a part that
-// changes gets a new name and a part listed by two roots is the same
-// bytes. [LoadView] reads only the parts one host needs (its addresses'
-// bins, then its interfaces', its groups' and the groups those refer to),
+// the key ([BinOf]); the VPCs and the findings are one part each. Members
+// are apart from rules because they churn (autoscaling) while rules rarely
+// change, and a host needs the rules of its own groups but the members of
+// the groups their rules refer to only. A part's name holds its kind and
+// bin, its size and its SHA-256, so a part that changes gets a new name
+// and a part listed by two roots is the same bytes. [LoadView] reads only
+// the parts one host needs (its addresses' bins, then its interfaces', its
+// groups' rules, the rules of the groups those refer to and the members of
+// these),
 // verifies each against the root (size and SHA-256, before parsing
 // anything), and decodes only the lines it needs; [Join] reads them all
 // and returns the whole ruleset. Every part read is checked against one

@@ -68,8 +68,8 @@ func ExampleSplit() {
 	// Output:
 	// # reyes.root/v1
 	// # {"type":"security-groups","scope":"quickstart","serial":17...
-	// bins map[a:2 g:4 i:2] parts 9
-	// view reads 5 of 9 parts
+	// bins map[a:2 g:4 i:2 m:4] parts 13
+	// view reads 7 of 13 parts
 	// group sg-41c9bbb04cf721a80 db
 	// group sg-b238c182ba23a5210 api
 	// interface eni-d878fc34d4aa25ed0 [10.20.1.60] [sg-41c9bbb04cf721a80]

@@ -15,20 +15,14 @@ import (
 	"github.com/reyes-fw/reyes/internal/errtext"
 )
 
-// partMember is a group's member in a "g" part: an Interface without its
-// groups.
+// partMember is a group's member in an "m" part: an Interface without
+// its groups.
 type partMember struct {
 	ID       string         `json:"id"`
 	Region   string         `json:"region"`
 	VPC      string         `json:"vpc"`
 	Addrs    []netip.Addr   `json:"addrs"`
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
-}
-
-// partGroup is the value of a "g" line: the group and its members.
-type partGroup struct {
-	Group
-	Members []partMember `json:"members"`
 }
 
 // partHeader is the first line of a part, without its newline.
@@ -215,40 +209,66 @@ func validateOne(h Header, rs Ruleset, members bool, lim Limits) error {
 	return nil
 }
 
-// decodeGroup decodes and validates line i of a "g" part: the group and
-// its members, as interfaces whose Groups are the group alone.
-func (p *part) decodeGroup(i int, h Header, lim Limits) (Group, []Interface, error) {
+// decodeGroup decodes and validates line i of a "g" part: the group
+// (its rules; its members are in an "m" part).
+func (p *part) decodeGroup(i int, h Header, lim Limits) (Group, error) {
 	key, val, lineNo := p.line(i)
 	if err := p.checkBin(key, lineNo); err != nil {
-		return Group{}, nil, err
+		return Group{}, err
 	}
-	var pg partGroup
-	if err := strictUnmarshal(val, &pg); err != nil {
-		return Group{}, nil, p.valueError(lineNo, key, err)
+	var g Group
+	if err := strictUnmarshal(val, &g); err != nil {
+		return Group{}, p.valueError(lineNo, key, err)
 	}
-	if pg.ID != key {
-		return Group{}, nil, p.errorf(lineNo, key, "%w: id %q differs from the key", ErrMalformed, errtext.Clip(pg.ID))
+	if g.ID != key {
+		return Group{}, p.errorf(lineNo, key, "%w: id %q differs from the key", ErrMalformed, errtext.Clip(g.ID))
 	}
-	if pg.Members == nil {
-		return Group{}, nil, p.errorf(lineNo, key, "%w: no members list", ErrMalformed)
+	// normalize and Validate work on the elements of this slice.
+	rs := Ruleset{Groups: []Group{g}}
+	if err := validateOne(h, rs, false, lim); err != nil {
+		return Group{}, p.valueError(lineNo, key, err)
 	}
-	ifs := make([]Interface, len(pg.Members))
-	for j, m := range pg.Members {
+	if err := p.canonical(lineNo, key, val, &rs.Groups[0]); err != nil {
+		return Group{}, err
+	}
+	return rs.Groups[0], nil
+}
+
+// decodeMembers decodes and validates line i of an "m" part: the group
+// (the key) and its members, sorted by ID, at least one, as interfaces
+// whose Groups are the group alone.
+func (p *part) decodeMembers(i int, h Header, lim Limits) (string, []Interface, error) {
+	key, val, lineNo := p.line(i)
+	if !isGroupID(key) {
+		return "", nil, p.errorf(lineNo, key, "%w: the key is not a security group ID", ErrMalformed)
+	}
+	if err := p.checkBin(key, lineNo); err != nil {
+		return "", nil, err
+	}
+	var ms []partMember
+	if err := strictUnmarshal(val, &ms); err != nil {
+		return "", nil, p.valueError(lineNo, key, err)
+	}
+	if len(ms) == 0 {
+		return "", nil, p.errorf(lineNo, key, "%w: no members (a group without members has no line)", ErrMalformed)
+	}
+	ifs := make([]Interface, len(ms))
+	for j, m := range ms {
 		ifs[j] = Interface{ID: m.ID, Region: m.Region, VPC: m.VPC, Addrs: m.Addrs, Prefixes: m.Prefixes, Groups: []string{key}}
 	}
-	// normalize and Validate work on the elements of these slices.
-	rs := Ruleset{Groups: []Group{pg.Group}, Interfaces: ifs}
+	// normalize and Validate work on the elements of this slice; Validate
+	// checks the IDs are sorted and unique.
+	rs := Ruleset{Interfaces: ifs}
 	if err := validateOne(h, rs, true, lim); err != nil {
-		return Group{}, nil, p.valueError(lineNo, key, err)
+		return "", nil, p.valueError(lineNo, key, err)
 	}
-	pg.Group = rs.Groups[0]
 	for j, n := range ifs {
-		pg.Members[j] = partMember{ID: n.ID, Region: n.Region, VPC: n.VPC, Addrs: n.Addrs, Prefixes: n.Prefixes}
+		ms[j] = partMember{ID: n.ID, Region: n.Region, VPC: n.VPC, Addrs: n.Addrs, Prefixes: n.Prefixes}
 	}
-	if err := p.canonical(lineNo, key, val, &pg); err != nil {
-		return Group{}, nil, err
+	if err := p.canonical(lineNo, key, val, ms); err != nil {
+		return "", nil, err
 	}
-	return rs.Groups[0], ifs, nil
+	return key, ifs, nil
 }
 
 // decodeInterface decodes and validates line i of an "i" part.

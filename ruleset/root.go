@@ -28,20 +28,24 @@ const RootFormat = "reyes.root/v1"
 // PartFormat is the first word of a part's header line.
 const PartFormat = "reyes.part/v1"
 
-// The kinds of part. Addresses, groups and interfaces are split into bins
-// (a power of two of them, by BinOf of the key); VPCs and findings are one
-// part each.
+// The kinds of part. Addresses, groups, interfaces and group members are
+// split into bins (a power of two of them, by BinOf of the key); VPCs and
+// findings are one part each. A group's rules ("g") and its members ("m")
+// are apart because members churn (autoscaling) and rules rarely change: a
+// host reads the rules of its own groups and of the groups they refer to,
+// but the members of the referenced groups only.
 const (
 	KindAddrs      = "a"
 	KindGroups     = "g"
 	KindInterfaces = "i"
+	KindMembers    = "m"
 	KindVPCs       = "vpcs"
 	KindFindings   = "findings"
 )
 
 // Bounds of the split format.
 const (
-	// MaxRootBytes bounds a root payload: 3 × 4,096 bins of ~150 bytes
+	// MaxRootBytes bounds a root payload: 4 × 4,096 bins of ~150 bytes
 	// fit with room to spare.
 	MaxRootBytes = 4 << 20
 	// MaxBins bounds the bins of one kind.
@@ -60,7 +64,7 @@ var (
 )
 
 // binnedKinds are the kinds split into bins, in the order of their names.
-var binnedKinds = [...]string{KindAddrs, KindGroups, KindInterfaces}
+var binnedKinds = [...]string{KindAddrs, KindGroups, KindInterfaces, KindMembers}
 
 // PartRef names one part of a root: what the root says about it.
 type PartRef struct {
@@ -84,8 +88,8 @@ type PartRef struct {
 type Root struct {
 	// Header is the ruleset's header; Header.Format is always Format.
 	Header
-	// Bins maps KindAddrs, KindGroups and KindInterfaces to their number
-	// of bins.
+	// Bins maps KindAddrs, KindGroups, KindInterfaces and KindMembers to
+	// their number of bins.
 	Bins map[string]int
 	// Parts are sorted by Name, each once.
 	Parts []PartRef
@@ -120,7 +124,7 @@ func (r *Root) Has(name string) bool {
 func (r *Root) Part(kind, key string) (PartRef, bool) {
 	var prefix string
 	switch kind {
-	case KindAddrs, KindGroups, KindInterfaces:
+	case KindAddrs, KindGroups, KindInterfaces, KindMembers:
 		n := r.Bins[kind]
 		if !validBins(n) {
 			return PartRef{}, false
@@ -165,7 +169,7 @@ func parseName(name string, lim Limits) (PartRef, error) {
 		ref.Kind, rest = KindVPCs, rest[len(KindVPCs)+1:]
 	case strings.HasPrefix(rest, KindFindings+"-"):
 		ref.Kind, rest = KindFindings, rest[len(KindFindings)+1:]
-	case len(rest) >= 6 && (rest[0] == 'a' || rest[0] == 'g' || rest[0] == 'i') && rest[5] == '-':
+	case len(rest) >= 6 && strings.IndexByte("agim", rest[0]) >= 0 && rest[5] == '-':
 		ref.Kind = rest[:1]
 		bin, ok := digits(rest[1:5])
 		if !ok {
@@ -238,6 +242,7 @@ type rootBins struct {
 	A int `json:"a"`
 	G int `json:"g"`
 	I int `json:"i"`
+	M int `json:"m"`
 }
 
 func (b rootBins) of(kind string) int {
@@ -248,6 +253,8 @@ func (b rootBins) of(kind string) int {
 		return b.G
 	case KindInterfaces:
 		return b.I
+	case KindMembers:
+		return b.M
 	}
 	return 0
 }
@@ -265,7 +272,7 @@ func EncodeRoot(r *Root) ([]byte, error) {
 		return nil, fmt.Errorf("encoding root: %w", err)
 	}
 	h := rootHeader{Type: r.Type, Scope: r.Scope, Serial: r.Serial, GeneratedAt: r.GeneratedAt, NotAfter: r.NotAfter,
-		Bins: rootBins{A: r.Bins[KindAddrs], G: r.Bins[KindGroups], I: r.Bins[KindInterfaces]}}
+		Bins: rootBins{A: r.Bins[KindAddrs], G: r.Bins[KindGroups], I: r.Bins[KindInterfaces], M: r.Bins[KindMembers]}}
 	hj, err := json.Marshal(h, jsonOptions)
 	if err != nil {
 		return nil, fmt.Errorf("encoding root: %w", err)
@@ -295,7 +302,7 @@ func (r *Root) check(lim Limits) error {
 		return err
 	}
 	if len(r.Bins) != len(binnedKinds) {
-		return fmt.Errorf("%w: bins: want exactly the kinds a, g and i", ErrMalformed)
+		return fmt.Errorf("%w: bins: want exactly the kinds a, g, i and m", ErrMalformed)
 	}
 	for _, k := range binnedKinds {
 		if n, ok := r.Bins[k]; !ok || !validBins(n) {
@@ -407,7 +414,7 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 		return nil, fmt.Errorf("decoding root: %w: line 2: not the canonical encoding of the header (want %s)", ErrMalformed, errtext.Clip(string(canon)))
 	}
 	// Parts: sum of bins + vpcs + findings at most.
-	maxParts := h.Bins.A + h.Bins.G + h.Bins.I + 2
+	maxParts := h.Bins.A + h.Bins.G + h.Bins.I + h.Bins.M + 2
 	r.Parts = make([]PartRef, 0, min(maxParts, bytes.Count(rest, []byte("\n"))))
 	var total int64
 	lineNo := 2

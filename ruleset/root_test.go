@@ -71,9 +71,12 @@ func TestDecodeRootRefuses(t *testing.T) {
 		{"wrong type", header(`"type":"security-groups"`, `"type":"other"`), ruleset.ErrInvalid, "type"},
 		{"bad scope", header(`"scope":"default"`, `"scope":"-"`), ruleset.ErrInvalid, "scope"},
 		{"not_after before generated_at", header(`"not_after":"2026-11-29T23`, `"not_after":"2026-11-29T21`), ruleset.ErrInvalid, "not_after"},
-		{"no bins", header(`,"bins":{"a":16,"g":32,"i":16}`, ``), ruleset.ErrMalformed, "bins"},
+		{"no bins", header(`,"bins":{"a":16,"g":8,"i":16,"m":32}`, ``), ruleset.ErrMalformed, "bins"},
+		{"no member bins", header(`,"m":32`, ``), ruleset.ErrMalformed, "/bins/m"},
+		{"member bins not a power of two", header(`"m":32`, `"m":6`), ruleset.ErrMalformed, "/bins/m"},
+		{"member bins fewer than the parts", header(`"m":32`, `"m":16`), ruleset.ErrMalformed, ""},
 		{"bins not a power of two", header(`"a":16`, `"a":12`), ruleset.ErrMalformed, "/bins/a"},
-		{"bins zero", header(`"g":32`, `"g":0`), ruleset.ErrMalformed, "/bins/g"},
+		{"bins zero", header(`"g":8`, `"g":0`), ruleset.ErrMalformed, "/bins/g"},
 		{"bins too many", header(`"i":16`, `"i":8192`), ruleset.ErrMalformed, "/bins/i"},
 		{"bins of an unknown kind", header(`"i":16`, `"i":16,"x":1`), ruleset.ErrMalformed, "/bins/x"},
 		{"bins fewer than the parts", header(`"i":16`, `"i":8`), ruleset.ErrMalformed, ""},
@@ -175,8 +178,12 @@ func TestRootPartAndHas(t *testing.T) {
 			t.Fatalf("Part(%s, %s) bin %d, BinOf %d", kind, key, p.Bin, ruleset.BinOf(key, root.Bins[kind]))
 		}
 	}
+	x := ruleset.NewIndex(rs)
 	for _, g := range rs.Groups {
 		check(ruleset.KindGroups, g.ID)
+		if len(x.Members(g.ID)) > 0 {
+			check(ruleset.KindMembers, g.ID)
+		}
 	}
 	for _, n := range rs.Interfaces {
 		check(ruleset.KindInterfaces, n.ID)

@@ -56,7 +56,7 @@ func fixture(t *testing.T) (*ruleset.Ruleset, *ruleset.Root, map[string][]byte) 
 	t.Helper()
 	rs := estates(t)["synth-small-prefixes-stale"]
 	root, _, parts := mustSplit(t, rs, ruleset.SplitOptions{TargetBinBytes: 512})
-	for _, k := range []string{ruleset.KindAddrs, ruleset.KindGroups, ruleset.KindInterfaces} {
+	for _, k := range []string{ruleset.KindAddrs, ruleset.KindGroups, ruleset.KindInterfaces, ruleset.KindMembers} {
 		if root.Bins[k] < 4 {
 			t.Fatalf("fixture: %d bins of %s", root.Bins[k], k)
 		}
@@ -222,6 +222,7 @@ func TestPartsAdversarial(t *testing.T) {
 		{"escaped field", replaceIn(iref, 0, `"region"`, `"\u0072egion"`), ruleset.ErrMalformed, []string{"escape"}},
 		{"not canonical", replaceIn(iref, 0, `,"region"`, `, "region"`), ruleset.ErrMalformed, []string{"canonical"}},
 		{"id differs from key", replaceIn(iref, 0, `"id":"eni-`, `"id":"eni-0`), ruleset.ErrMalformed, []string{"differs from the key"}},
+		{"group with members", replaceIn(gref, 0, `}`, `,"members":[]}`), ruleset.ErrMalformed, []string{"line 2", keyOf(gref, 0), "members"}},
 		{"invalid value", replaceIn(gref, 0, `"region":"`, `"region":"!`), ruleset.ErrInvalid, []string{"line 2", keyOf(gref, 0), "region"}},
 		{"not an address", replaceIn(iref, 0, `"addrs":["`, `"addrs":["x`), ruleset.ErrInvalid, []string{"line 2", keyOf(iref, 0), "addrs[0]", "is not an IP address"}},
 		{"invalid address", replaceIn(aref, 0, `["eni-`, `["x-`), ruleset.ErrInvalid, []string{"line 2", "interfaces[0]", "network interface ID"}},
@@ -232,28 +233,71 @@ func TestPartsAdversarial(t *testing.T) {
 			slices.Sort(ls)
 			return h, ls
 		}), ruleset.ErrMalformed, nil},
-		{"group members not its interfaces", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
+		{"group members not its interfaces", edit(mostMembers(root, parts), func(h string, ls []string) (string, []string) {
 			// drop the last member of the group with most members
-			var best ruleset.PartRef
-			line := -1
-			n := 0
+			_, line := mostMembersLine(ls)
+			i := strings.LastIndex(ls[line], `,{"id":"eni-`)
+			ls[line] = ls[line][:i] + "]"
+			return h, ls
+		}), ruleset.ErrMalformed, []string{"members"}},
+		{"members differ from the interface record", edit(mostMembers(root, parts), func(h string, ls []string) (string, []string) {
+			_, line := mostMembersLine(ls)
+			if !strings.Contains(ls[line], `"region":"us-east-1"`) {
+				panic("fixture: no member in us-east-1")
+			}
+			ls[line] = strings.Replace(ls[line], `"region":"us-east-1"`, `"region":"eu-north-1"`, 1)
+			return h, ls
+		}), ruleset.ErrMalformed, []string{"member", "differs"}},
+		{"members of a group that has no group line", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
+			// the group of the first members line loses its "g" line
+			mref := firstOf(root, ruleset.KindMembers)
+			gid := keyOf(mref, 0)
+			g, _ := root.Part(ruleset.KindGroups, gid)
+			h, ls := lines(parts[g.Name])
+			ls = slices.DeleteFunc(slices.Clone(ls), func(l string) bool { return strings.HasPrefix(l, gid+"\t") })
+			r, p, _ := replacePart(t, root, parts, g, join(h, ls))
+			return r, p
+		}, ruleset.ErrMalformed, []string{"members of group", "no group part"}},
+		{"members line in the wrong bin", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
+			mref := firstOf(root, ruleset.KindMembers)
+			var moved string
 			for _, o := range root.Parts {
-				if o.Kind != ruleset.KindGroups {
-					continue
-				}
-				_, ls := lines(parts[o.Name])
-				for i, l := range ls {
-					if c := strings.Count(l, `{"id":"eni-`); c > n {
-						best, line, n = o, i, c
-					}
+				if o.Kind == ruleset.KindMembers && o.Name != mref.Name && o.Size > 100 {
+					_, ls := lines(parts[o.Name])
+					moved = ls[0]
+					break
 				}
 			}
-			return edit(best, func(h string, ls []string) (string, []string) {
-				i := strings.LastIndex(ls[line], `,{"id":"eni-`)
-				ls[line] = ls[line][:i] + "]}"
+			return edit(mref, func(h string, ls []string) (string, []string) {
+				ls = append(ls, moved)
+				slices.Sort(ls)
 				return h, ls
 			})(t)
-		}, ruleset.ErrMalformed, []string{"members"}},
+		}, ruleset.ErrMalformed, []string{"belongs in bin"}},
+		{"members line with no members", edit(firstOf(root, ruleset.KindMembers), func(h string, ls []string) (string, []string) {
+			k, _, _ := strings.Cut(ls[0], "\t")
+			ls[0] = k + "\t[]"
+			return h, ls
+		}), ruleset.ErrMalformed, []string{"line 2", "no members"}},
+		{"members line keyed by no group ID", edit(firstOf(root, ruleset.KindMembers), func(h string, ls []string) (string, []string) {
+			_, v, _ := strings.Cut(ls[0], "\t")
+			ls[0] = "eni-00000001\t" + v
+			slices.Sort(ls)
+			return h, ls
+		}), ruleset.ErrMalformed, []string{"eni-00000001", "security group ID"}},
+		{"members line with a group's value", edit(firstOf(root, ruleset.KindMembers), func(h string, ls []string) (string, []string) {
+			k, _, _ := strings.Cut(ls[0], "\t")
+			ls[0] = k + "\t" + `{"id":"` + k + `"}`
+			return h, ls
+		}), ruleset.ErrMalformed, []string{"line 2", k0(firstOf(root, ruleset.KindMembers), keyOf)}},
+		{"members out of order", edit(mostMembers(root, parts), func(h string, ls []string) (string, []string) {
+			k, line := mostMembersLine(ls)
+			_, v, _ := strings.Cut(ls[line], "\t")
+			ms := strings.Split(strings.TrimSuffix(strings.TrimPrefix(v, "[{"), "}]"), `},{`)
+			ms[0], ms[1] = ms[1], ms[0]
+			ls[line] = k + "\t[{" + strings.Join(ms, `},{`) + "}]"
+			return h, ls
+		}), nil, []string{"members"}},
 		{"address index not the interfaces'", edit(aref, func(h string, ls []string) (string, []string) {
 			return h, ls[1:]
 		}), ruleset.ErrMalformed, []string{"address"}},
@@ -263,7 +307,7 @@ func TestPartsAdversarial(t *testing.T) {
 			r, p := c.mutate(t)
 			st := newStore(p)
 			_, err := ruleset.Join(ctx, r, st.fetch)
-			if !errors.Is(err, c.want) {
+			if err == nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("Join = %v, want %v", err, c.want)
 			}
 			for _, s := range c.says {
@@ -328,6 +372,39 @@ func TestLoadViewAdversarial(t *testing.T) {
 		}
 	}
 }
+
+// mostMembers is the "m" part holding the group with most members.
+func mostMembers(root *ruleset.Root, parts map[string][]byte) ruleset.PartRef {
+	var best ruleset.PartRef
+	n := 0
+	for _, o := range root.Parts {
+		if o.Kind != ruleset.KindMembers {
+			continue
+		}
+		_, ls := lines(parts[o.Name])
+		for _, l := range ls {
+			if c := strings.Count(l, `{"id":"eni-`); c > n {
+				best, n = o, c
+			}
+		}
+	}
+	return best
+}
+
+// mostMembersLine is the key and index of the line of ls with most
+// members.
+func mostMembersLine(ls []string) (string, int) {
+	line, n := -1, 0
+	for i, l := range ls {
+		if c := strings.Count(l, `{"id":"eni-`); c > n {
+			line, n = i, c
+		}
+	}
+	k, _, _ := strings.Cut(ls[line], "\t")
+	return k, line
+}
+
+func k0(ref ruleset.PartRef, keyOf func(ruleset.PartRef, int) string) string { return keyOf(ref, 0) }
 
 func copyParts(m map[string][]byte) map[string][]byte {
 	out := make(map[string][]byte, len(m))
@@ -415,6 +492,42 @@ func TestLoadViewInconsistentParts(t *testing.T) {
 	_, err := ruleset.LoadView(ctx, r, ruleset.ViewRequest{Groups: []string{host}, InterfaceIDs: []string{member.ID}}, newStore(p).fetch)
 	if !errors.Is(err, ruleset.ErrMalformed) || !strings.Contains(err.Error(), member.ID) {
 		t.Fatalf("a member without an interface record: %v", err)
+	}
+
+	// The members' line of the referenced group disagrees with the
+	// interface record of one of its members, or leaves it out.
+	mref, _ := root.Part(ruleset.KindMembers, ref)
+	for _, c := range []struct {
+		name, says string
+		edit       func(v string) string
+	}{
+		{"another region", "differs from its interface record", func(v string) string {
+			i := strings.Index(v, `{"id":"`+member.ID+`","region":"`)
+			j := i + len(`{"id":"`+member.ID+`","region":"`)
+			k := j + strings.IndexByte(v[j:], '"')
+			return v[:j] + map[bool]string{true: "eu-north-1", false: "us-east-1"}[v[j:k] != "eu-north-1"] + v[k:]
+		}},
+		{"left out", "do not list it", func(v string) string {
+			i := strings.Index(v, `{"id":"`+member.ID+`"`)
+			k := i + strings.IndexByte(v[i:], '}') + 1
+			if v[k] == ',' {
+				return v[:i] + v[k+1:]
+			}
+			return strings.TrimSuffix(v[:i], ",") + v[k:]
+		}},
+	} {
+		h, ls := lines(parts[mref.Name])
+		ls = slices.Clone(ls)
+		for i, l := range ls {
+			if k, v, _ := strings.Cut(l, "\t"); k == ref {
+				ls[i] = k + "\t" + c.edit(v)
+			}
+		}
+		r, p, _ := replacePart(t, root, parts, mref, join(h, ls))
+		_, err := ruleset.LoadView(ctx, r, ruleset.ViewRequest{Groups: []string{host}, InterfaceIDs: []string{member.ID}}, newStore(p).fetch)
+		if !errors.Is(err, ruleset.ErrMalformed) || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), member.ID) {
+			t.Fatalf("members of %s: %s: %v", ref, c.name, err)
+		}
 	}
 
 	// The address index gives an address to an interface without it.

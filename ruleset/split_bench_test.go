@@ -71,6 +71,7 @@ func benchSplit(b *testing.B, rs *ruleset.Ruleset) {
 	b.ReportMetric(float64(root.Bins[ruleset.KindAddrs]), "a-bins")
 	b.ReportMetric(float64(root.Bins[ruleset.KindGroups]), "g-bins")
 	b.ReportMetric(float64(root.Bins[ruleset.KindInterfaces]), "i-bins")
+	b.ReportMetric(float64(root.Bins[ruleset.KindMembers]), "m-bins")
 }
 
 func BenchmarkLoadView(b *testing.B) { benchLoadView(b, largeRuleset) }
@@ -146,7 +147,7 @@ func BenchmarkJoin(b *testing.B) {
 
 // fastPathShare is the share of the interfaces outside the plan of the
 // host of req whose creation or deletion (its interface line, its address
-// lines, its groups' lines) leaves every part of the host's view in
+// lines, its groups' members lines) leaves every part of the host's view in
 // place: the chance that one change elsewhere in the estate costs that
 // host only the root.
 func fastPathShare(b *testing.B, rs *ruleset.Ruleset, root *ruleset.Root, req ruleset.ViewRequest, fetch ruleset.FetchFunc) float64 {
@@ -175,7 +176,7 @@ func fastPathShare(b *testing.B, rs *ruleset.Ruleset, root *ruleset.Root, req ru
 			touched = append(touched, part(ruleset.KindAddrs, a.String()))
 		}
 		for _, g := range n.Groups {
-			touched = append(touched, part(ruleset.KindGroups, g))
+			touched = append(touched, part(ruleset.KindMembers, g))
 		}
 		if !slices.ContainsFunc(touched, func(p string) bool { return read[p] }) {
 			hit++

@@ -38,6 +38,8 @@ func FuzzDecodeRoot(f *testing.F) {
 		{`"a":`, `"a":3,"a":`},
 		{"\n", "\r\n"},
 		{`"g":`, `"G":`},
+		{`,"m":`, `,"m":0,"x":`},
+		{`,"m":`, `}`},
 		{"  ", " *"},
 		{`"bins":{`, `"bins":{"x":1,`},
 	} {
@@ -72,7 +74,7 @@ func FuzzDecodeRoot(f *testing.F) {
 // line it accepts re-encodes to the same bytes.
 func FuzzPart(f *testing.F) {
 	root, parts := splitSample(f)
-	kinds := []string{KindAddrs, KindGroups, KindInterfaces, KindVPCs, KindFindings}
+	kinds := []string{KindAddrs, KindGroups, KindInterfaces, KindVPCs, KindFindings, KindMembers}
 	kindIndex := func(k string) uint8 {
 		for i, x := range kinds {
 			if x == k {
@@ -86,6 +88,7 @@ func FuzzPart(f *testing.F) {
 		f.Add(b, kindIndex(p.Kind), uint16(p.Bin), uint16(p.Bins))
 		f.Add(bytes.Replace(b, []byte("\t"), []byte("\t "), 1), kindIndex(p.Kind), uint16(p.Bin), uint16(p.Bins))
 		f.Add(bytes.Replace(b, []byte(`"id":"`), []byte(`"id":"x`), 1), kindIndex(p.Kind), uint16(p.Bin), uint16(p.Bins))
+		f.Add(bytes.Replace(b, []byte("\t["), []byte("\t[]\n"), 1), kindIndex(p.Kind), uint16(p.Bin), uint16(p.Bins))
 	}
 	h := root.Header
 	h.Format = Format
@@ -107,7 +110,9 @@ func FuzzPart(f *testing.F) {
 			case KindAddrs:
 				_, _, err = p.decodeAddr(i)
 			case KindGroups:
-				_, _, err = p.decodeGroup(i, h, lim)
+				_, err = p.decodeGroup(i, h, lim)
+			case KindMembers:
+				_, _, err = p.decodeMembers(i, h, lim)
 			case KindInterfaces:
 				_, err = p.decodeInterface(i, h, lim)
 			case KindVPCs:

@@ -30,3 +30,13 @@ func TestBinsFor(t *testing.T) {
 		})
 	}
 }
+
+// TestSplitMemberBins: members get twice the bins of another kind of the
+// same size (R = 4 under the square root).
+func TestSplitMemberBins(t *testing.T) {
+	for kind, want := range map[string]int{KindAddrs: 32, KindGroups: 32, KindInterfaces: 32, KindMembers: 64} {
+		if got := binsFor(1000*DefaultTargetBinBytes*binReads(kind), DefaultTargetBinBytes, 0); got != want {
+			t.Errorf("%s: %d bins for 1000 × the target, want %d", kind, got, want)
+		}
+	}
+}

@@ -155,7 +155,7 @@ type viewState struct {
 	l      *loader
 	h      Header
 	groups map[string]*Group      // decoded; nil value: not in the estate
-	mem    map[string][]Interface // members of decoded groups
+	mem    map[string][]Interface // members of the referred groups in the estate
 	full   map[string]*Interface  // interfaces found; nil value: not in the estate
 }
 
@@ -171,12 +171,33 @@ func (s *viewState) group(id string) error {
 		s.groups[id] = nil
 		return nil
 	}
-	g, members, err := p.decodeGroup(i, s.h, s.l.lim)
+	g, err := p.decodeGroup(i, s.h, s.l.lim)
 	if err != nil {
 		return err
 	}
 	s.groups[id] = &g
-	s.mem[id] = members
+	return nil
+}
+
+// members decodes the members of group id (decoded and in the estate)
+// from its "m" bin: none if the bin has no line for it.
+func (s *viewState) members(id string) error {
+	if _, done := s.mem[id]; done {
+		return nil
+	}
+	p, i, err := s.l.lookup(KindMembers, id)
+	if err != nil {
+		return err
+	}
+	if i < 0 {
+		s.mem[id] = []Interface{}
+		return nil
+	}
+	_, ms, err := p.decodeMembers(i, s.h, s.l.lim)
+	if err != nil {
+		return err
+	}
+	s.mem[id] = ms
 	return nil
 }
 
@@ -210,7 +231,13 @@ func (s *viewState) iface(id string) error {
 //  2. the interface bins of the interfaces found by address;
 //  3. the group bins of the groups of every interface found;
 //  4. the group bins of every group that the rules of those groups (and
-//     of req.Groups) refer to.
+//     of req.Groups) refer to;
+//  5. the member bins of the referred groups that are in the estate.
+//
+// A host reads the rules of its own groups but not their members (unless
+// a rule refers to one of them): members churn with autoscaling, and a
+// change of a group's members that the host's plan does not hold leaves
+// the parts it read in place.
 //
 // Parts of different roots are never mixed: every part is checked against
 // root. Errors name the part, the line and the key.
@@ -361,6 +388,26 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 		return nil, err
 	}
 
+	// Round 5: the members of the referred groups that exist (a stale
+	// reference allows nothing and needs no members).
+	var live []string
+	for _, id := range refd {
+		if s.groups[id] != nil {
+			live = append(live, id)
+		}
+	}
+	if refs, err = l.refsOf(KindMembers, live); err != nil {
+		return nil, err
+	}
+	if err := l.load(ctx, refs); err != nil {
+		return nil, err
+	}
+	for _, id := range live {
+		if err := s.members(id); err != nil {
+			return nil, err
+		}
+	}
+
 	rs, err := s.ruleset(vpcs, refd)
 	if err != nil {
 		return nil, err
@@ -469,7 +516,8 @@ func sameMember(n, m *Interface) bool {
 // Join reads every part of root and returns the whole ruleset. It checks
 // each part (size and SHA-256, header, key order, each key in its bin,
 // each value as Validate would), that the parts agree with each other
-// (each group's members are exactly the interfaces in it, each address
+// (each group's members line lists exactly the interfaces in it, every
+// members line is of a group of a "g" part, each address
 // line exactly the interfaces that have the address) and validates the
 // result. Encode(Join(Split(rs))) is Encode(rs), byte for byte.
 func Join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
@@ -498,13 +546,14 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 	type decoded struct {
 		vpcs     []VPC
 		groups   []Group
+		memberOf []string
 		members  [][]Interface
 		ifs      []Interface
 		addrs    []netip.Addr
 		addrIDs  [][]string
 		findings []Finding
 	}
-	groupPart := map[string]string{} // group ID -> the name of its part
+	memberPart := map[string]string{} // group ID -> the name of its members' part
 	addrPart := map[netip.Addr]string{}
 	out := make([]decoded, len(root.Parts))
 	var g errgroup.Group
@@ -528,11 +577,17 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 					}
 					d.findings = append(d.findings, f)
 				case KindGroups:
-					gr, m, err := p.decodeGroup(i, h, lim)
+					gr, err := p.decodeGroup(i, h, lim)
 					if err != nil {
 						return err
 					}
 					d.groups = append(d.groups, gr)
+				case KindMembers:
+					gid, m, err := p.decodeMembers(i, h, lim)
+					if err != nil {
+						return err
+					}
+					d.memberOf = append(d.memberOf, gid)
 					d.members = append(d.members, m)
 				case KindInterfaces:
 					n, err := p.decodeInterface(i, h, lim)
@@ -559,9 +614,9 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 		rs.VPCs = append(rs.VPCs, d.vpcs...)
 		rs.Findings = append(rs.Findings, d.findings...)
 		rs.Groups = append(rs.Groups, d.groups...)
-		for i, gr := range d.groups {
-			members[gr.ID] = d.members[i]
-			groupPart[gr.ID] = root.Parts[pi].Name
+		for i, gid := range d.memberOf {
+			members[gid] = d.members[i]
+			memberPart[gid] = root.Parts[pi].Name
 		}
 		rs.Interfaces = append(rs.Interfaces, d.ifs...)
 		for i, a := range d.addrs {
@@ -607,18 +662,32 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 		}
 		return nil, fmt.Errorf("%w: the address index lists %d interface addresses, the interfaces have %d", ErrMalformed, got, wantAddrs)
 	}
+	for gid := range members {
+		if findGroup(rs, gid) == nil {
+			return nil, fmt.Errorf("%w: part %s: members of group %s, which no group part holds", ErrMalformed, memberPart[gid], gid)
+		}
+	}
 	for _, gr := range rs.Groups {
 		m, w := members[gr.ID], want[gr.ID]
 		if len(m) != len(w) {
-			return nil, fmt.Errorf("%w: part %s: group %s lists %d members, %d interfaces are in it", ErrMalformed, groupPart[gr.ID], gr.ID, len(m), len(w))
+			return nil, fmt.Errorf("%w: part %s: group %s lists %d members, %d interfaces are in it", ErrMalformed, partFor(root, KindMembers, gr.ID), gr.ID, len(m), len(w))
 		}
 		for i := range m {
 			if !sameMember(w[i], &m[i]) {
-				return nil, fmt.Errorf("%w: part %s: group %s: member %s differs from interface %s", ErrMalformed, groupPart[gr.ID], gr.ID, m[i].ID, w[i].ID)
+				return nil, fmt.Errorf("%w: part %s: group %s: member %s differs from interface %s", ErrMalformed, memberPart[gr.ID], gr.ID, m[i].ID, w[i].ID)
 			}
 		}
 	}
 	return rs, nil
+}
+
+// findGroup returns the group of rs (sorted) with that ID, or nil.
+func findGroup(rs *Ruleset, id string) *Group {
+	i, ok := slices.BinarySearchFunc(rs.Groups, id, func(g Group, id string) int { return strings.Compare(g.ID, id) })
+	if !ok {
+		return nil
+	}
+	return &rs.Groups[i]
 }
 
 // findInterface returns the interface of rs (sorted) with that ID, or nil.

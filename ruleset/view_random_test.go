@@ -3,6 +3,7 @@ package ruleset_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -232,7 +233,7 @@ func TestLoadViewAfterChange(t *testing.T) {
 			}
 			partsOf := []string{partOf(t, root, ruleset.KindInterfaces, n.ID)}
 			for _, g := range n.Groups {
-				partsOf = append(partsOf, partOf(t, root, ruleset.KindGroups, g))
+				partsOf = append(partsOf, partOf(t, root, ruleset.KindMembers, g))
 			}
 			extra := netip.MustParseAddr("10.255.255.1")
 			partsOf = append(partsOf, partOf(t, root, ruleset.KindAddrs, extra.String()))
@@ -325,4 +326,86 @@ func cloneRuleset(rs *ruleset.Ruleset) *ruleset.Ruleset {
 	c.Interfaces = slices.Clone(rs.Interfaces)
 	c.Groups = slices.Clone(rs.Groups)
 	return &c
+}
+
+// TestLoadViewMembersOfReferencedGroupsOnly: a view reads the member bins
+// of the referenced groups that are in the estate and no other, so a
+// change to the members of a host's own group that no rule of its plan
+// refers to leaves every part of its view in place (the fast path), and
+// does not change its plan.
+func TestLoadViewMembersOfReferencedGroupsOnly(t *testing.T) {
+	rs := buildSynth(func() synth.Config { c := synth.Small(); c.ENIs = 2000; return c }())
+	opts := ruleset.SplitOptions{TargetBinBytes: 256}
+	root, _, parts := mustSplit(t, rs, opts)
+	ctx := context.Background()
+	full := ruleset.NewIndex(rs)
+	ownOnly := 0
+	for i := 0; i < len(rs.Interfaces); i += 23 {
+		host := rs.Interfaces[i]
+		req := ruleset.ViewRequest{Addrs: host.Addrs}
+		v, err := ruleset.LoadView(ctx, root, req, newStore(parts).fetch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, refd := planGroups(v, req)
+		want := map[string]bool{}
+		for g := range refd {
+			if full.Group(g) != nil {
+				want[partOf(t, root, ruleset.KindMembers, g)] = true
+			}
+		}
+		got := map[string]bool{}
+		for _, p := range v.Parts {
+			if p.Kind == ruleset.KindMembers {
+				got[p.Name] = true
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("host %s: the view read the member parts %v, want those of the referenced groups %v", host.ID, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+		}
+		// A member of one of the host's own groups that no rule refers
+		// to, whose members' bin the view did not read, gets an address.
+		for _, g := range host.Groups {
+			if refd[g] || got[partOf(t, root, ruleset.KindMembers, g)] {
+				continue
+			}
+			changed := cloneRuleset(rs)
+			changed.Serial++
+			var member *ruleset.Interface
+			for k := range changed.Interfaces {
+				n := &changed.Interfaces[k]
+				if n.ID != host.ID && slices.Contains(n.Groups, g) &&
+					!slices.ContainsFunc(n.Groups, func(g string) bool { return refd[g] || got[partOf(t, root, ruleset.KindMembers, g)] }) &&
+					!slices.ContainsFunc(v.Parts, func(p ruleset.PartRef) bool { p2, _ := root.Part(ruleset.KindInterfaces, n.ID); return p == p2 }) {
+					member = n
+					break
+				}
+			}
+			if member == nil {
+				continue
+			}
+			extra := netip.MustParseAddr("10.255.255.3")
+			if p, _ := root.Part(ruleset.KindAddrs, extra.String()); slices.Contains(v.Parts, p) {
+				continue
+			}
+			member.Addrs = ruleset.SortedAddrs(append(slices.Clone(member.Addrs), extra))
+			root2, _, _ := mustSplit(t, changed, ruleset.SplitOptions{Previous: root.Bins, TargetBinBytes: 256})
+			for _, p := range v.Parts {
+				if !root2.Has(p.Name) {
+					t.Fatalf("host %s: after a change to %s, a member of its own group %s, the new root does not list %s", host.ID, member.ID, g, p.Name)
+				}
+			}
+			h1, _ := hostByAddrs(rs, req.Addrs, "")
+			h2, _ := hostByAddrs(changed, req.Addrs, "")
+			if restoreText(t, rs, h1) != restoreText(t, changed, h2) {
+				t.Fatalf("host %s: a change to the members of its own group %s changed its plan", host.ID, g)
+			}
+			ownOnly++
+			break
+		}
+	}
+	if ownOnly < 3 {
+		t.Fatalf("only %d changes to the members of a host's own group tried", ownOnly)
+	}
+	t.Logf("%d changes to the members of a host's own group", ownOnly)
 }
