@@ -266,7 +266,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
-	if root != nil && !f.DryRun && !force && etag != "" && planPartsListed(applied, root) {
+	if root != nil && !f.DryRun && !force && etag != "" && planPartsListed(applied, root) && f.identityUnchanged(ctx, applied) {
 		// Fast path: every part the applied plan was made from is in the
 		// new root, and nothing on this host's side changed (changedSince
 		// said so: etag is still the last one). The same parts and the

@@ -47,6 +47,21 @@ func planPartsListed(applied *LoadedRecord, root *ruleset.Root) bool {
 	return true
 }
 
+// identityUnchanged says whether the host is still what the last apply
+// found, for the fast path. changedSince already compared the host's own
+// addresses (every run) and the explicit settings; the metadata service's
+// view it compares only when a drift check is due. A new object used to
+// mean asking IMDS again (a whole ruleset is always identified anew), and
+// an interface attached since (in parts the plan never read) would
+// otherwise go unnoticed behind "the same parts": ask it now.
+func (f *Follower) identityUnchanged(ctx context.Context, applied *LoadedRecord) bool {
+	if applied.Identity.Method != IdentityIMDS {
+		return true
+	}
+	probe := f.identityProbe(ctx, IdentityIMDS, true)
+	return probe != "" && probe == applied.IdentityDigest
+}
+
 func partNames(refs []ruleset.PartRef) []string {
 	names := make([]string, 0, len(refs))
 	for _, r := range refs {

@@ -2,8 +2,13 @@ package reyes_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/reyes-fw/reyes/render"
+	"github.com/reyes-fw/reyes/ruleset"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -104,5 +109,78 @@ func TestRedteamStoreDirFIFODoesNotHang(t *testing.T) {
 				return err
 			})
 		})
+	}
+}
+
+// TestRedteamFastPathIMDSNewInterface: a host found by the metadata
+// service gets a second interface, in a group its plan did not involve,
+// and the leader publishes it. The new interface and its group live in
+// parts the host never read, so the new root still lists every part of
+// the last plan; but the host's identity (what IMDS says) changed, and a
+// whole ruleset's new object would have made the follower ask IMDS again.
+// The fast path must not take "the same parts" for "the same plan" with
+// an identity it did not look at.
+func TestRedteamFastPathIMDSNewInterface(t *testing.T) {
+	e := newSplitEstate(t)
+	p := e.p
+	h := e.host
+	var v4s []string
+	for _, a := range h.Addresses {
+		if a.Is4() {
+			v4s = append(v4s, a.String())
+		}
+	}
+	eni1 := imdsInterface{mac: "02:00:00:00:00:01", id: h.ID, vpc: h.VPCID, groups: h.Groups, v4s: v4s, cidrs4: []string{"10.0.0.0/8"}}
+	imds, url := newFakeIMDS(t, eni1)
+	p.follower.Identity = reyes.IdentityOptions{IMDSEndpoint: url, DisableAddressLookup: true}
+	e.publish(t, 1)
+	first := e.run(t)
+	if first.Identity.Method != reyes.IdentityIMDS {
+		t.Fatalf("identity by %s, want imds", first.Identity.Method)
+	}
+	// Find a group (and a new interface in it) whose parts the first
+	// plan did not read: then the new root lists every part of it.
+	read := func(kind, key string) bool {
+		ref, ok := e.root.Part(kind, key)
+		return !ok || slices.Contains(first.Parts, ref.Name)
+	}
+	var gid, eniID, addr string
+	for _, r := range e.inv.Regions {
+		for _, g := range r.SecurityGroups {
+			if gid == "" && !slices.Contains(h.Groups, g.ID) && g.VPCID == h.VPCID && !read(ruleset.KindGroups, g.ID) {
+				gid = g.ID
+			}
+		}
+	}
+	if gid == "" {
+		t.Skipf("every group's part was read by the first plan (%d parts of %d)", len(first.Parts), len(e.root.Parts))
+	}
+	n := 7
+	for ; read(ruleset.KindInterfaces, fmt.Sprintf("eni-ffff%013x", n)); n++ {
+	}
+	e.addInterface(gid, n)
+	eniID, addr = fmt.Sprintf("eni-ffff%013x", n), netip.AddrFrom4([4]byte{10, 254, byte(n >> 8), byte(n)}).String()
+	e.publish(t, 2)
+	if !allListed(e.root, first.Parts) {
+		t.Fatalf("the new root does not list every part of the first plan: the attack's setup failed")
+	}
+	// The instance now has the second interface.
+	eni2 := imdsInterface{mac: "02:00:00:00:00:02", id: eniID, vpc: h.VPCID, groups: []string{gid}, v4s: []string{addr}, cidrs4: []string{"10.0.0.0/8"}}
+	imds.mu.Lock()
+	imds.paths["network/interfaces/macs/"] = "02:00:00:00:00:01/\n02:00:00:00:00:02/"
+	pre := "network/interfaces/macs/02:00:00:00:00:02/"
+	imds.paths[pre+"interface-id"] = eni2.id
+	imds.paths[pre+"vpc-id"] = eni2.vpc
+	imds.paths[pre+"security-group-ids"] = gid
+	imds.paths[pre+"local-ipv4s"] = addr
+	imds.paths[pre+"vpc-ipv4-cidr-blocks"] = "10.0.0.0/8"
+	imds.mu.Unlock()
+	p.now = p.now.Add(time.Minute)
+	res := e.run(t)
+	if res.PlanUnchanged {
+		t.Fatalf("the host got interface %s in %s, and the follower kept its old plan (fast path, IMDS not asked)", eniID, gid)
+	}
+	if !slices.ContainsFunc(res.Host.Interfaces, func(n render.HostInterface) bool { return n.ID == eniID }) {
+		t.Fatalf("the plan's host lacks the new interface %s: %+v", eniID, res.Host.Interfaces)
 	}
 }
