@@ -143,6 +143,18 @@ func (f *Follower) keepParts(names []string, fetched map[string][]byte) {
 			return
 		}
 	}
+	// The cache must be the state directory's own directory: through a
+	// symbolic link the writes and the pruning below would land in (and
+	// empty) whatever directory it points at.
+	if fi, err := os.Lstat(dir); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("keeping the parts for the next run", "err", err)
+		}
+		return
+	} else if !fi.IsDir() {
+		log.Warn("keeping the parts for the next run: not a directory; nothing cached or pruned", "path", dir, "type", fileKind(fi.Mode()))
+		return
+	}
 	for _, name := range names {
 		b, ok := fetched[name]
 		if !ok {

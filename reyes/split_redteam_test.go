@@ -184,3 +184,33 @@ func TestRedteamFastPathIMDSNewInterface(t *testing.T) {
 		t.Fatalf("the plan's host lacks the new interface %s: %+v", eniID, res.Host.Interfaces)
 	}
 }
+
+// TestRedteamCacheSymlinkDoesNotDelete: the parts cache is pruned to the
+// parts of the last plan. If <state-dir>/parts is a symbolic link to some
+// other directory (tampering, a restore, a careless operator), the
+// follower must not write parts into it nor delete what it holds.
+func TestRedteamCacheSymlinkDoesNotDelete(t *testing.T) {
+	e := newSplitEstate(t)
+	p := e.p
+	e.publish(t, 1)
+	victim := t.TempDir()
+	precious := filepath.Join(victim, "precious.conf")
+	if err := os.WriteFile(precious, []byte("keep me\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(p.follower.StateDir, reyes.PartsDir)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.follower.RunOnce(context.Background())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := os.Stat(precious); err != nil {
+		t.Fatalf("the follower deleted a file of the directory its parts cache links to: %v", err)
+	}
+	ents, _ := os.ReadDir(victim)
+	if len(ents) != 1 {
+		t.Fatalf("the follower wrote %d files into the directory its parts cache links to", len(ents)-1)
+	}
+	_ = res
+}
