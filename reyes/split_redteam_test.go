@@ -214,3 +214,128 @@ func TestRedteamCacheSymlinkDoesNotDelete(t *testing.T) {
 	}
 	_ = res
 }
+
+// TestRedteamStoreTamperFailsClosed: someone who can write the store (but
+// not sign) tampers with a part that a new root names and that the host
+// needs: each attack fails the run, in bounded time, with the kernel and
+// the state as they were.
+func TestRedteamStoreTamperFailsClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, dir, victim, other, older string)
+	}{
+		{"old part under the new name", func(t *testing.T, dir, victim, other, older string) {
+			copyFile(t, filepath.Join(dir, older), filepath.Join(dir, victim))
+		}},
+		{"another part of the same kind under its name", func(t *testing.T, dir, victim, other, older string) {
+			copyFile(t, filepath.Join(dir, other), filepath.Join(dir, victim))
+		}},
+		{"truncated", func(t *testing.T, dir, victim, other, older string) {
+			if err := os.Truncate(filepath.Join(dir, victim), 10); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"same size, one byte changed", func(t *testing.T, dir, victim, other, older string) {
+			b, err := os.ReadFile(filepath.Join(dir, victim))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)-2] ^= 1
+			if err := os.WriteFile(filepath.Join(dir, victim), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"longer", func(t *testing.T, dir, victim, other, older string) {
+			f, err := os.OpenFile(filepath.Join(dir, victim), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("sg-00000000000000000\t{}\n")
+			f.Close()
+		}},
+		{"deleted", func(t *testing.T, dir, victim, other, older string) {
+			os.Remove(filepath.Join(dir, victim))
+		}},
+		{"a FIFO", func(t *testing.T, dir, victim, other, older string) {
+			mkfifo(t, filepath.Join(dir, victim))
+		}},
+		{"a symbolic link to the right bytes", func(t *testing.T, dir, victim, other, older string) {
+			keep := filepath.Join(t.TempDir(), "copy")
+			copyFile(t, filepath.Join(dir, victim), keep)
+			os.Remove(filepath.Join(dir, victim))
+			if err := os.Symlink(keep, filepath.Join(dir, victim)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a directory", func(t *testing.T, dir, victim, other, older string) {
+			os.Remove(filepath.Join(dir, victim))
+			if err := os.Mkdir(filepath.Join(dir, victim), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSplitEstate(t)
+			p := e.p
+			e.publish(t, 1)
+			first := e.run(t)
+			dump := p.kernel.Dump()
+			// A change in the host's plan: a new member of one of its
+			// own groups.
+			root1 := e.root
+			e.addInterface(e.host.Groups[0], 60001)
+			p.now = p.now.Add(time.Minute)
+			e.publish(t, 2)
+			var victim, other, older string
+			for _, ref := range e.root.Parts {
+				if ref.Kind == ruleset.KindGroups && !root1.Has(ref.Name) && victim == "" {
+					victim = ref.Name
+				}
+			}
+			if victim == "" {
+				t.Fatal("no changed group part")
+			}
+			for _, ref := range e.root.Parts {
+				if ref.Kind == ruleset.KindGroups && ref.Name != victim {
+					other = ref.Name
+				}
+			}
+			for _, n := range first.Parts {
+				if n[:5] == victim[:5] {
+					older = n
+				}
+			}
+			if older == "" {
+				t.Fatal("no older part of the victim's bin")
+			}
+			tc.tamper(t, p.store.Path()+".parts", victim, other, older)
+			p.kernel.ResetCalls()
+			err := within(t, 10*time.Second, "follower run", func() error {
+				_, err := p.follower.RunOnce(context.Background())
+				return err
+			})
+			if err == nil {
+				t.Fatalf("tampered part %s accepted", victim)
+			}
+			if p.kernel.Dump() != dump {
+				t.Fatal("the kernel changed")
+			}
+			if st, _ := reyes.LoadState(p.follower.StateDir); st.Serial != 1 {
+				t.Fatalf("state advanced to serial %d", st.Serial)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(to)
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
