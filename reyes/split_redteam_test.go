@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
+	"github.com/reyes-fw/reyes/sign"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -338,4 +339,137 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// unrelatedChange adds to the estate an interface whose group, interface
+// bin and address bin none of the parts of the plan read (names) involve,
+// and publishes it: the new root lists every part of that plan.
+func (e *splitEstate) unrelatedChange(t *testing.T, names []string, serial uint64) {
+	t.Helper()
+	read := func(kind, key string) bool {
+		ref, ok := e.root.Part(kind, key)
+		return !ok || slices.Contains(names, ref.Name)
+	}
+	gid := ""
+	for _, r := range e.inv.Regions {
+		for _, g := range r.SecurityGroups {
+			if gid == "" && !slices.Contains(e.host.Groups, g.ID) && !read(ruleset.KindGroups, g.ID) {
+				gid = g.ID
+			}
+		}
+	}
+	if gid == "" {
+		t.Skip("every group's part is read by the plan")
+	}
+	n := 100
+	for ; read(ruleset.KindInterfaces, fmt.Sprintf("eni-ffff%013x", n)) ||
+		read(ruleset.KindAddrs, netip.AddrFrom4([4]byte{10, 254, byte(n >> 8), byte(n)}).String()); n++ {
+	}
+	e.addInterface(gid, n)
+	e.p.now = e.p.now.Add(time.Minute)
+	e.publish(t, serial)
+	if !allListed(e.root, names) {
+		t.Fatal("the new root does not list every part of the plan")
+	}
+}
+
+// TestRedteamFastPathRechecksTheHostSide: a new root that lists every
+// part of the last plan is accepted without reading a part only while
+// nothing on the host's side changed. Each change below must send the run
+// down the full path (parts read, plan rendered), not the fast one.
+func TestRedteamFastPathRechecksTheHostSide(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, e *splitEstate)
+	}{
+		{"nothing (the fast path is taken)", nil},
+		{"a render setting", func(t *testing.T, e *splitEstate) { e.p.follower.Render.LogDrop = true }},
+		{"the trusted keys", func(t *testing.T, e *splitEstate) {
+			_, pub, err := sign.GenerateKey("another", "", e.p.now.Add(-time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := sign.ParseKeyring(pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.p.follower.Trusted = e.p.trusted.Merge(other)
+		}},
+		{"apply's record of the kernel", func(t *testing.T, e *splitEstate) {
+			rec := filepath.Join(e.p.follower.StateDir, "apply-ipv4.json")
+			b, err := os.ReadFile(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(rec, append(b, ' '), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"the host's own addresses", func(t *testing.T, e *splitEstate) {
+			addrs := append(slices.Clone(e.host.Addresses), netip.MustParseAddr("192.0.2.7"))
+			e.p.follower.Identity.InterfaceAddrs = func() ([]netip.Addr, error) { return addrs, nil }
+		}},
+		{"the scope's freshness settings", func(t *testing.T, e *splitEstate) { e.p.follower.Freshness.MaxSkew = 7 * time.Minute }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSplitEstate(t)
+			e.publish(t, 1)
+			first := e.run(t)
+			e.unrelatedChange(t, first.Parts, 2)
+			if tc.change != nil {
+				tc.change(t, e)
+			}
+			res := e.run(t)
+			if tc.change == nil {
+				if !res.PlanUnchanged {
+					t.Fatalf("unrelated change, nothing else: the fast path was not taken")
+				}
+				return
+			}
+			if res.PlanUnchanged || res.Plan == nil {
+				t.Fatalf("%s changed, and the run took the fast path", tc.name)
+			}
+		})
+	}
+}
+
+// TestRedteamAddressMovedBetweenPublishes: the host's address moves to
+// another interface (a secondary address reassigned) while the host still
+// holds it. The address bin the host read changed, so the fast path is
+// not taken, and the host is found as the whole ruleset would find it.
+func TestRedteamAddressMovedBetweenPublishes(t *testing.T) {
+	e := newSplitEstate(t)
+	e.publish(t, 1)
+	first := e.run(t)
+	moved := e.host.Addresses[0]
+	var to string
+	for ri := range e.inv.Regions {
+		r := &e.inv.Regions[ri]
+		for ni := range r.NetworkInterfaces {
+			n := &r.NetworkInterfaces[ni]
+			if n.ID == e.host.ID {
+				n.Addresses = slices.DeleteFunc(slices.Clone(n.Addresses), func(a netip.Addr) bool { return a == moved })
+			} else if to == "" && n.VPCID == e.host.VPCID && len(n.Groups) > 0 && !slices.Equal(n.Groups, e.host.Groups) {
+				n.Addresses = append(slices.Clone(n.Addresses), moved)
+				to = n.ID
+			}
+		}
+	}
+	if to == "" {
+		t.Skip("no other interface in the host's VPC")
+	}
+	e.p.now = e.p.now.Add(time.Minute)
+	e.publish(t, 2)
+	if allListed(e.root, first.Parts) {
+		t.Fatal("the new root lists every part of the first plan although the address index changed")
+	}
+	_, err := e.p.follower.RunOnce(context.Background())
+	res, _ := reyes.LoadStatus(e.p.follower.StateDir)
+	if err == nil && res.LastRun.Result == reyes.ResultUnchanged {
+		t.Fatal("the fast path was taken")
+	}
+	if err == nil && !slices.ContainsFunc(res.Loaded.Identity.Interfaces, func(n render.HostInterface) bool { return n.ID == to }) {
+		t.Fatalf("the host is %+v: not %s, which has its address now", res.Loaded.Identity.Interfaces, to)
+	}
+	t.Logf("run after the move: %v", err)
 }
