@@ -180,7 +180,7 @@ func (l *StateLock) Unlock() error {
 }
 
 func readLockPID(path string) int {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return 0
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
@@ -459,9 +460,14 @@ func (f *Follower) checkDrift(ctx context.Context, now time.Time) (drift []apply
 // markChecked records that the kernel holds the applied rules as of now.
 func (f *Follower) markChecked(now time.Time) {
 	p := filepath.Join(f.StateDir, driftFile)
-	if err := os.WriteFile(p, nil, 0o600); err == nil {
-		_ = os.Chtimes(p, now, now)
+	// O_NONBLOCK: opening a FIFO (an odd state directory) for writing
+	// fails at once instead of waiting for a reader for ever.
+	w, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return
 	}
+	w.Close()
+	_ = os.Chtimes(p, now, now)
 }
 
 func (f *Follower) identity() IdentityOptions {

@@ -473,3 +473,23 @@ func TestRedteamAddressMovedBetweenPublishes(t *testing.T) {
 	}
 	t.Logf("run after the move: %v", err)
 }
+
+// TestRedteamStateFileFIFODoesNotHang: an odd state directory, where a
+// file the follower reads or writes is a FIFO, ends the run in bounded
+// time (an error is fine; waiting in open(2) for ever is not).
+func TestRedteamStateFileFIFODoesNotHang(t *testing.T) {
+	for _, name := range []string{reyes.StateFile, reyes.StatusFile, "drift-checked", "apply-ipv4.json"} {
+		t.Run(name, func(t *testing.T) {
+			e := newSplitEstate(t)
+			e.publish(t, 1)
+			e.run(t)
+			mkfifo(t, filepath.Join(e.p.follower.StateDir, name))
+			e.p.now = e.p.now.Add(time.Hour)
+			e.p.follower.DriftCheck = time.Minute
+			_ = within(t, 10*time.Second, "follower run with a FIFO for "+name, func() error {
+				_, err := e.p.follower.RunOnce(context.Background())
+				return err
+			})
+		})
+	}
+}
