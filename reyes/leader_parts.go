@@ -110,10 +110,11 @@ func sameParts(a, b *ruleset.Root) bool {
 // maxConcurrentPuts at once; the first failure cancels the others. A part
 // prev names is put all the same when the store's listing does not have it
 // (deleted by hand, by a lifecycle rule, or by a collection that raced a
-// publish): the next publish repairs the store. It returns how many parts
+// publish) or lists it with another size than its name says (truncated):
+// the next publish repairs the store. It returns how many parts
 // and bytes it put.
 func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset.Root, bodies map[string][]byte) (n int, bytes int64, err error) {
-	var have map[string]bool
+	var have map[string]int64 // listed name -> listed size
 	if prev != nil {
 		list, err := ps.Parts().List(ctx)
 		if err != nil {
@@ -121,19 +122,24 @@ func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset
 			// other than reyes removed them.
 			l.logger().Warn("could not list the parts; taking those the previous root names to exist", "store", ps.Parts().String(), "err", err)
 		} else {
-			have = make(map[string]bool, len(list))
+			have = make(map[string]int64, len(list))
 			for _, o := range list {
-				have[o.Name] = true
+				have[o.Name] = o.Size
 			}
 		}
 	}
 	var todo []string
 	for _, p := range root.Parts {
 		if prev != nil && prev.Has(p.Name) {
-			if have == nil || have[p.Name] {
+			size, listed := have[p.Name]
+			if have == nil || listed && size == p.Size {
 				continue
 			}
-			l.logger().Warn("a part the previous root names is missing from the store; putting it again", "part", objectPath(ps.Parts(), p.Name))
+			// Missing, or not the size its name says (truncated by
+			// something other than reyes): every later root would name
+			// the broken part.
+			l.logger().Warn("a part the previous root names is missing from the store or has the wrong size; putting it again",
+				"part", objectPath(ps.Parts(), p.Name), "listed", listed, "size", size)
 		}
 		if _, ok := bodies[p.Name]; !ok {
 			return 0, 0, fmt.Errorf("splitting the ruleset: no bytes for part %s", p.Name)
