@@ -2,6 +2,12 @@ package reyes_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/reyes-fw/reyes/sign"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,4 +50,107 @@ func TestRedteamLeaderRepairsTruncatedParts(t *testing.T) {
 	}
 	again, _ := storedRoot(t, st)
 	checkParts(t, st, again)
+}
+
+// TestRedteamGCTwoLeadersRace: two leaders publish alternately and at
+// once into one file store, with roots valid for 2 s, a max skew of 1 s
+// and a grace of 400 ms (longer than a publish here), so that garbage
+// collection deletes parts all the time; meanwhile fresh followers read
+// whatever root the store holds and the parts their view needs. A root
+// that is still valid when its parts are read must have them all: a part
+// may be missing only once the root has expired (not_after + max skew).
+func TestRedteamGCTwoLeadersRace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for seconds")
+	}
+	ctx := context.Background()
+	start := time.Now()
+	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
+	signer := testSigner(t, start)
+	trusted := signer.Keyring()
+	const skew = time.Second
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var published, deleted atomic.Int64
+	for li := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				l := &reyes.Leader{Source: memSource{estate(int64(2*i + li + 1))}, Store: fs, Signer: signer,
+					Build: ruleset.BuildOptions{Scope: "test", TTL: 2 * time.Second}, Refresh: -1,
+					GCGrace: 400 * time.Millisecond, MaxSkew: skew, MaxValidity: time.Hour}
+				res, err := l.RunOnce(ctx)
+				if err != nil {
+					t.Errorf("leader %d: %v", li, err)
+					return
+				}
+				published.Add(1)
+				deleted.Add(int64(res.PartsDeleted))
+				time.Sleep(time.Duration(50+li*37) * time.Millisecond)
+			}
+		}()
+	}
+	reads, missing := 0, 0
+	for time.Since(start) < 6*time.Second && !t.Failed() {
+		obj, _, err := fs.Get(ctx, "")
+		if err != nil {
+			continue
+		}
+		payload, _, err := sign.Unpack(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sign.OpenBytes(obj, trusted, time.Now(), sign.WithMaxSkew(skew)); err != nil {
+			t.Fatal(err)
+		}
+		root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req ruleset.ViewRequest
+		for _, p := range root.Parts {
+			if p.Kind == ruleset.KindGroups && len(req.Groups) < 3 {
+				// Any group of the estate will do: ask for a few.
+				req.Groups = append(req.Groups, "sg-0000000000000000"+string(rune('0'+len(req.Groups))))
+			}
+		}
+		_, err = ruleset.LoadView(ctx, root, req, func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+			b, err := fs.Parts().Get(ctx, ref.Name, ref.Size)
+			if errors.Is(err, reyes.ErrNotFound) {
+				return nil, fmt.Errorf("%w: %w", ruleset.ErrPartMissing, err)
+			}
+			return b, err
+		})
+		reads++
+		if errors.Is(err, ruleset.ErrPartMissing) {
+			missing++
+			if time.Now().Before(root.NotAfter.Add(skew)) {
+				t.Fatalf("serial %d, valid until %s, lost a part at %s: %v", root.Serial, root.NotAfter.Add(skew).Format(time.StampMilli), time.Now().Format(time.StampMilli), err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		// The whole root too, as reyesctl verify reads it.
+		if _, err := ruleset.Join(ctx, root, func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+			b, err := fs.Parts().Get(ctx, ref.Name, ref.Size)
+			if errors.Is(err, reyes.ErrNotFound) {
+				return nil, fmt.Errorf("%w: %w", ruleset.ErrPartMissing, err)
+			}
+			return b, err
+		}); err != nil && (!errors.Is(err, ruleset.ErrPartMissing) || time.Now().Before(root.NotAfter.Add(skew))) {
+			t.Fatalf("serial %d, valid until %s: Join at %s: %v", root.Serial, root.NotAfter.Add(skew).Format(time.StampMilli), time.Now().Format(time.StampMilli), err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if deleted.Load() == 0 {
+		t.Errorf("%d publishes deleted no part: the test did not exercise collection", published.Load())
+	}
+	t.Logf("%d publishes, %d parts deleted, %d reads (%d of an expired root with a part gone)", published.Load(), deleted.Load(), reads, missing)
 }
