@@ -310,12 +310,22 @@ func (l *Leader) collectGarbage(ctx context.Context, ps PartStore, current *rule
 	return res, blocked
 }
 
+// maxHistoryObject bounds a root's copy in the history: a root payload and
+// its signed object's header and detached signature, with room to spare.
+const maxHistoryObject = ruleset.MaxRootBytes + 64<<10
+
 // readHistoryRoot reads a root's copy from the history. No signature is
 // checked: the copy is only read to keep parts, never to delete them
 // early (an expiry is trusted only to delete the copy and what no other
 // root names).
 func readHistoryRoot(ctx context.Context, roots Objects, name string) (historyRoot, error) {
-	obj, err := roots.Get(ctx, name, 0)
+	obj, err := roots.Get(ctx, name, maxHistoryObject)
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNotRegular) {
+		// No root: read no further (someone who can write the store
+		// must not make every collection read, or fail on, a huge
+		// object), and let it age out as any other object that is no root.
+		return historyRoot{undecodable: err}, nil
+	}
 	if err != nil {
 		return historyRoot{}, err
 	}

@@ -154,3 +154,46 @@ func TestRedteamGCTwoLeadersRace(t *testing.T) {
 	}
 	t.Logf("%d publishes, %d parts deleted, %d reads (%d of an expired root with a part gone)", published.Load(), deleted.Load(), reads, missing)
 }
+
+// TestRedteamGCOversizedHistory: someone who can write the store puts a
+// huge object into the roots' history. Garbage collection used to read it
+// whole (up to the store's cap), and one larger than the cap failed every
+// collection for ever, so parts piled up without bound. A history object
+// is at most a root's size plus its signature: anything larger is read no
+// further, and is treated as any object that is no root (it blocks
+// deletions until it is older than max_validity, then goes).
+func TestRedteamGCOversizedHistory(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	clock := &testClock{now: t0}
+	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
+	sc := newStoreClock(fs)
+	l := &reyes.Leader{Source: memSource{estate(1)}, Store: fs, Signer: testSigner(t, t0), Now: clock.Now,
+		Build: ruleset.BuildOptions{Scope: "test", TTL: time.Hour}, MaxValidity: 2 * time.Hour}
+	if _, err := l.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	junk := filepath.Join(fs.Roots().String(), "1-0000000000000000")
+	f, err := os.Create(junk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sparse: larger than the store's cap, no disk used.
+	if err := f.Truncate(reyes.DefaultMaxObjectSize + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	sc.stamp(t, clock.Now())
+	clock.Add(3 * time.Hour)
+	l.Source = memSource{estate(2)}
+	res, err := l.RunOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GCError != nil || res.PartsDeleted == 0 {
+		t.Fatalf("gc: %v, %d parts deleted; want the oversized history object aged out and collection done", res.GCError, res.PartsDeleted)
+	}
+	if _, err := os.Stat(junk); err == nil {
+		t.Error("the oversized history object is still there")
+	}
+}
