@@ -267,7 +267,8 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
-	if root != nil && !f.DryRun && !force && etag != "" && planPartsListed(applied, root) && f.identityUnchanged(ctx, applied) {
+	if root != nil && !f.DryRun && !force && etag != "" && planPartsListed(applied, root) && f.identityUnchanged(ctx, applied) &&
+		f.kernelStillHolds(ctx, now, &res, &force) {
 		// Fast path: every part the applied plan was made from is in the
 		// new root, and nothing on this host's side changed (changedSince
 		// said so: etag is still the last one). The same parts and the

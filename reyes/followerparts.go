@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/reyes-fw/reyes/ruleset"
 )
@@ -60,6 +61,24 @@ func (f *Follower) identityUnchanged(ctx context.Context, applied *LoadedRecord)
 	}
 	probe := f.identityProbe(ctx, IdentityIMDS, true)
 	return probe != "" && probe == applied.IdentityDigest
+}
+
+// kernelStillHolds runs the drift check on the fast path when one is due:
+// an estate that changes at every leader run gives a follower polling no
+// faster a new root at every poll, so the check that runs when the store
+// answers "not modified" would never run, and a flushed chain would stay
+// flushed. It reports whether the fast path may go on; on drift (or a
+// check that could not tell) it sets *force, for a full reload.
+func (f *Follower) kernelStillHolds(ctx context.Context, now time.Time, res *FollowerResult, force *bool) bool {
+	drift, due, err := f.checkDrift(ctx, now)
+	res.DriftChecked, res.DriftErr = due, err
+	if !due || (err == nil && len(drift) == 0) {
+		return true
+	}
+	res.Drift = drift
+	*force = true
+	f.logger().Warn("kernel drifted from the applied ruleset; reloading", "drift", fmt.Sprint(drift), "err", err)
+	return false
 }
 
 func partNames(refs []ruleset.PartRef) []string {

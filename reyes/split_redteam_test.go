@@ -3,6 +3,7 @@ package reyes_test
 import (
 	"context"
 	"fmt"
+	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sign"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -361,7 +363,7 @@ func (e *splitEstate) unrelatedChange(t *testing.T, names []string, serial uint6
 	if gid == "" {
 		t.Skip("every group's part is read by the plan")
 	}
-	n := 100
+	n := 100 + int(serial)*500 // a fresh interface for every publish
 	for ; read(ruleset.KindInterfaces, fmt.Sprintf("eni-ffff%013x", n)) ||
 		read(ruleset.KindAddrs, netip.AddrFrom4([4]byte{10, 254, byte(n >> 8), byte(n)}).String()); n++ {
 	}
@@ -491,5 +493,50 @@ func TestRedteamStateFileFIFODoesNotHang(t *testing.T) {
 				return err
 			})
 		})
+	}
+}
+
+// TestRedteamFastPathStarvesDriftCheck: the estate changes at every
+// leader run (autoscaling), and the follower polls no faster than the
+// leader publishes, so every poll finds a new root that lists every part
+// of its plan. The drift check used to run only when the store answered
+// "not modified", and a whole ruleset's new object meant a full apply; on
+// the fast path neither happens, so a chain flushed by hand stayed
+// flushed for ever. A drift check that is due must run on the fast path
+// too.
+func TestRedteamFastPathStarvesDriftCheck(t *testing.T) {
+	e := newSplitEstate(t)
+	p := e.p
+	e.publish(t, 1)
+	first := e.run(t)
+	good := p.kernel.Dump()
+	var chain string
+	for _, l := range strings.Split(good, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && strings.HasPrefix(f[1], "REYES-") && f[1] != "REYES-INPUT" {
+			chain = f[1]
+			break
+		}
+	}
+	if chain == "" {
+		t.Fatalf("no REYES chain with rules:\n%s", good)
+	}
+	if err := p.kernel.Script(4, "*filter\n-F "+chain+"\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	repaired := false
+	for i := range 4 {
+		e.unrelatedChange(t, first.Parts, uint64(2+i))
+		p.now = p.now.Add(reyes.DefaultDriftCheck + time.Second)
+		res := e.run(t)
+		if len(res.Drift) > 0 || res.DriftChecked {
+			repaired = len(res.Drift) > 0 && res.Applied.Changed()
+			break
+		}
+	}
+	if !repaired {
+		t.Fatalf("four polls, each past the drift interval and each with a new root: chain %s never checked or repaired", chain)
+	}
+	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
+		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
 	}
 }
