@@ -56,3 +56,37 @@ func TestRedteamLoadViewAddressIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestRedteamRootNamesStayInTheirDirectory: reyesctl unpack writes every
+// part of an unverified root under its name into DIR, and the stores put
+// names into paths and S3 keys. A root whose names try to leave the
+// directory, or carry odd characters, is refused by DecodeRoot.
+func TestRedteamRootNamesStayInTheirDirectory(t *testing.T) {
+	_, root, _ := fixture(t)
+	good, err := ruleset.EncodeRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := root.Parts[0]
+	hex := ref.Name[len(ref.Name)-64:]
+	for _, bad := range []string{
+		"../" + ref.Name,
+		ref.Name + "/../../etc/passwd",
+		strings.Replace(ref.Name, "-", "/", 1),
+		"/" + ref.Name,
+		ref.Name + " ",
+		ref.Name + "\x00",
+		strings.ToUpper(ref.Name[:1]) + ref.Name[1:],
+		"vpcs-1-" + hex + "/x",
+		"vpcs-01-" + hex,
+		".." + ref.Name[2:],
+	} {
+		b := strings.Replace(string(good), "  "+ref.Name+"\n", "  "+bad+"\n", 1)
+		if b == string(good) {
+			t.Fatal("no replacement")
+		}
+		if r, err := ruleset.DecodeRoot([]byte(b), ruleset.Limits{}); err == nil {
+			t.Errorf("name %q accepted: parts[0] = %q", bad, r.Parts[0].Name)
+		}
+	}
+}
