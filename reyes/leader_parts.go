@@ -151,7 +151,19 @@ func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset
 	parts := ps.Parts()
 	for _, name := range todo {
 		g.Go(func() error {
-			if err := parts.Put(gctx, name, bodies[name]); err != nil {
+			err := parts.Put(gctx, name, bodies[name])
+			if errors.Is(err, ErrNotRegular) {
+				// A FIFO or a symbolic link where this part goes (the
+				// listing left it out): not an object reyes wrote, and
+				// refused by Put, it would fail every publish from now
+				// on. Its name says what belongs there: remove it (not
+				// what a link points to) and put the part.
+				l.logger().Warn("replacing what is not a part where a part goes", "part", objectPath(parts, name), "err", err)
+				if err = parts.Delete(gctx, name); err == nil {
+					err = parts.Put(gctx, name, bodies[name])
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("putting part %s: %w", name, err)
 			}
 			return nil

@@ -197,3 +197,46 @@ func TestRedteamGCOversizedHistory(t *testing.T) {
 		t.Error("the oversized history object is still there")
 	}
 }
+
+// TestRedteamLeaderReplacesOddParts: someone who can write the file
+// store replaces a part of the published root by a FIFO or a symbolic
+// link. The listing leaves it out, so the next publish puts the part
+// again; the store used to refuse to write over it, so every later
+// publish failed and the fleet went stale. A part's name says what its
+// bytes are: the leader writes the part over whatever is there (a rename,
+// which follows no link).
+func TestRedteamLeaderReplacesOddParts(t *testing.T) {
+	for _, kind := range []string{"fifo", "symlink"} {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+			st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+			l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
+				Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now, Refresh: -1}
+			if _, err := l.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			root, _ := storedRoot(t, st)
+			odd := filepath.Join(st.FileStore.Parts().String(), root.Parts[0].Name)
+			target := filepath.Join(t.TempDir(), "elsewhere")
+			if err := os.WriteFile(target, []byte("keep\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(odd)
+			if kind == "fifo" {
+				mkfifo(t, odd)
+			} else if err := os.Symlink(target, odd); err != nil {
+				t.Fatal(err)
+			}
+			clock.Add(time.Minute)
+			if _, err := l.RunOnce(ctx); err != nil {
+				t.Fatalf("publish with a %s in place of a part: %v", kind, err)
+			}
+			again, _ := storedRoot(t, st)
+			checkParts(t, st, again)
+			if b, _ := os.ReadFile(target); string(b) != "keep\n" {
+				t.Errorf("the link's target was written: %q", b)
+			}
+		})
+	}
+}
