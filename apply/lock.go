@@ -180,7 +180,7 @@ func (l *StateLock) Unlock() error {
 }
 
 func readLockPID(path string) int {
-	b, err := readFile(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
