@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
 
@@ -76,7 +78,7 @@ func readState(dir string, fam render.Family) *state {
 		return nil
 	}
 	p := statePath(dir, fam)
-	b, err := os.ReadFile(p)
+	b, err := readFile(p)
 	if err != nil {
 		return nil
 	}
@@ -93,7 +95,7 @@ func recordedBackend(dir string, fam render.Family) Backend {
 	if dir == "" {
 		return ""
 	}
-	b, err := os.ReadFile(statePath(dir, fam))
+	b, err := readFile(statePath(dir, fam))
 	if err != nil {
 		return ""
 	}
@@ -217,4 +219,23 @@ func removeState(dir string, fam render.Family) error {
 		}
 	}
 	return nil
+}
+
+// readFile reads a file of the state directory. Only a regular file is
+// read: a FIFO there (an odd state directory) would otherwise wait for a
+// writer in open(2) for ever; with O_NONBLOCK it is refused at once.
+func readFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading %s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	return io.ReadAll(f)
 }

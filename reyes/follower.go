@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
@@ -266,7 +267,8 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
-	if root != nil && !f.DryRun && !force && etag != "" && planPartsListed(applied, root) {
+	if root != nil && !f.DryRun && !force && etag != "" && planPartsListed(applied, root) && f.identityUnchanged(ctx, applied) &&
+		f.kernelStillHolds(ctx, now, &res, &force) {
 		// Fast path: every part the applied plan was made from is in the
 		// new root, and nothing on this host's side changed (changedSince
 		// said so: etag is still the last one). The same parts and the
@@ -324,12 +326,14 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		log.Info("dry run: plan printed, nothing changed", "serial", header.Serial, "identity", src.Method)
 		return res, nil
 	}
-	if !force && etag != "" && samePlan(applied, plan) {
+	if !force && etag != "" && samePlan(applied, plan) && f.kernelStillHolds(ctx, now, &res, &force) {
 		// A new ruleset whose plan for this host is the one the kernel
 		// holds (apply's record unchanged since, the settings and the
 		// host's identity too: changedSince said so, etag is still the
 		// last one): accept it, and leave the kernel alone, as an
-		// unchanged object does. Drift checks go on on their schedule.
+		// unchanged object does. A due drift check runs here too (an
+		// estate whose every publish touches this host's parts would
+		// otherwise starve it); drift makes it a full reload.
 		stage = StageState
 		if err := SaveState(f.StateDir, NewState(header, digest, newTag, now)); err != nil {
 			return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
@@ -475,9 +479,14 @@ func (f *Follower) checkDrift(ctx context.Context, now time.Time) (drift []apply
 // markChecked records that the kernel holds the applied rules as of now.
 func (f *Follower) markChecked(now time.Time) {
 	p := filepath.Join(f.StateDir, driftFile)
-	if err := os.WriteFile(p, nil, 0o600); err == nil {
-		_ = os.Chtimes(p, now, now)
+	// O_NONBLOCK: opening a FIFO (an odd state directory) for writing
+	// fails at once instead of waiting for a reader for ever.
+	w, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return
 	}
+	w.Close()
+	_ = os.Chtimes(p, now, now)
 }
 
 func (f *Follower) identity() IdentityOptions {

@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -67,6 +70,39 @@ func planDigest(plan *render.Plan) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// identityUnchanged says whether the host is still what the last apply
+// found, for the fast path. changedSince already compared the host's own
+// addresses (every run) and the explicit settings; the metadata service's
+// view it compares only when a drift check is due. A new object used to
+// mean asking IMDS again (a whole ruleset is always identified anew), and
+// an interface attached since (in parts the plan never read) would
+// otherwise go unnoticed behind "the same parts": ask it now.
+func (f *Follower) identityUnchanged(ctx context.Context, applied *LoadedRecord) bool {
+	if applied.Identity.Method != IdentityIMDS {
+		return true
+	}
+	probe := f.identityProbe(ctx, IdentityIMDS, true)
+	return probe != "" && probe == applied.IdentityDigest
+}
+
+// kernelStillHolds runs the drift check on the fast path when one is due:
+// an estate that changes at every leader run gives a follower polling no
+// faster a new root at every poll, so the check that runs when the store
+// answers "not modified" would never run, and a flushed chain would stay
+// flushed. It reports whether the fast path may go on; on drift (or a
+// check that could not tell) it sets *force, for a full reload.
+func (f *Follower) kernelStillHolds(ctx context.Context, now time.Time, res *FollowerResult, force *bool) bool {
+	drift, due, err := f.checkDrift(ctx, now)
+	res.DriftChecked, res.DriftErr = due, err
+	if !due || (err == nil && len(drift) == 0) {
+		return true
+	}
+	res.Drift = drift
+	*force = true
+	f.logger().Warn("kernel drifted from the applied ruleset; reloading", "drift", fmt.Sprint(drift), "err", err)
+	return false
+}
+
 func partNames(refs []ruleset.PartRef) []string {
 	names := make([]string, 0, len(refs))
 	for _, r := range refs {
@@ -90,7 +126,7 @@ type viewFetch struct {
 
 func (v *viewFetch) fetch(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
 	if v.cache != "" {
-		if b, err := readCapped(filepath.Join(v.cache, ref.Name), ref.Size); err == nil && ruleset.VerifyPart(ref, b) == nil {
+		if b, err := readCacheFile(filepath.Join(v.cache, ref.Name), ref.Size); err == nil && ruleset.VerifyPart(ref, b) == nil {
 			v.mu.Lock()
 			v.cached++
 			v.mu.Unlock()
@@ -148,6 +184,18 @@ func (f *Follower) keepParts(names []string, fetched map[string][]byte) {
 			return
 		}
 	}
+	// The cache must be the state directory's own directory: through a
+	// symbolic link the writes and the pruning below would land in (and
+	// empty) whatever directory it points at.
+	if fi, err := os.Lstat(dir); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("keeping the parts for the next run", "err", err)
+		}
+		return
+	} else if !fi.IsDir() {
+		log.Warn("keeping the parts for the next run: not a directory; nothing cached or pruned", "path", dir, "type", fileKind(fi.Mode()))
+		return
+	}
 	for _, name := range names {
 		b, ok := fetched[name]
 		if !ok {
@@ -171,6 +219,36 @@ func (f *Follower) keepParts(names []string, fetched map[string][]byte) {
 			}
 		}
 	}
+}
+
+// readCacheFile reads a cached part of at most max bytes. Only a regular
+// file is read: a FIFO (whose open(2) would wait for a writer for ever), a
+// device or a symbolic link in the cache is not a part this follower
+// wrote, and is a miss.
+func readCacheFile(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: it is a %s", path, ErrNotRegular, fileKind(fi.Mode()))
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s: %w: %d bytes", path, errFileTooLarge, fi.Size())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, errFileTooLarge, max)
+	}
+	return b, nil
 }
 
 // writeCacheFile writes a cached part under a temporary name and renames

@@ -110,10 +110,11 @@ func sameParts(a, b *ruleset.Root) bool {
 // maxConcurrentPuts at once; the first failure cancels the others. A part
 // prev names is put all the same when the store's listing does not have it
 // (deleted by hand, by a lifecycle rule, or by a collection that raced a
-// publish): the next publish repairs the store. It returns how many parts
+// publish) or lists it with another size than its name says (truncated):
+// the next publish repairs the store. It returns how many parts
 // and bytes it put.
 func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset.Root, bodies map[string][]byte) (n int, bytes int64, err error) {
-	var have map[string]bool
+	var have map[string]int64 // listed name -> listed size
 	if prev != nil {
 		list, err := ps.Parts().List(ctx)
 		if err != nil {
@@ -121,19 +122,24 @@ func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset
 			// other than reyes removed them.
 			l.logger().Warn("could not list the parts; taking those the previous root names to exist", "store", ps.Parts().String(), "err", err)
 		} else {
-			have = make(map[string]bool, len(list))
+			have = make(map[string]int64, len(list))
 			for _, o := range list {
-				have[o.Name] = true
+				have[o.Name] = o.Size
 			}
 		}
 	}
 	var todo []string
 	for _, p := range root.Parts {
 		if prev != nil && prev.Has(p.Name) {
-			if have == nil || have[p.Name] {
+			size, listed := have[p.Name]
+			if have == nil || listed && size == p.Size {
 				continue
 			}
-			l.logger().Warn("a part the previous root names is missing from the store; putting it again", "part", objectPath(ps.Parts(), p.Name))
+			// Missing, or not the size its name says (truncated by
+			// something other than reyes): every later root would name
+			// the broken part.
+			l.logger().Warn("a part the previous root names is missing from the store or has the wrong size; putting it again",
+				"part", objectPath(ps.Parts(), p.Name), "listed", listed, "size", size)
 		}
 		if _, ok := bodies[p.Name]; !ok {
 			return 0, 0, fmt.Errorf("splitting the ruleset: no bytes for part %s", p.Name)
@@ -145,7 +151,19 @@ func (l *Leader) putParts(ctx context.Context, ps PartStore, root, prev *ruleset
 	parts := ps.Parts()
 	for _, name := range todo {
 		g.Go(func() error {
-			if err := parts.Put(gctx, name, bodies[name]); err != nil {
+			err := parts.Put(gctx, name, bodies[name])
+			if errors.Is(err, ErrNotRegular) {
+				// A FIFO or a symbolic link where this part goes (the
+				// listing left it out): not an object reyes wrote, and
+				// refused by Put, it would fail every publish from now
+				// on. Its name says what belongs there: remove it (not
+				// what a link points to) and put the part.
+				l.logger().Warn("replacing what is not a part where a part goes", "part", objectPath(parts, name), "err", err)
+				if err = parts.Delete(gctx, name); err == nil {
+					err = parts.Put(gctx, name, bodies[name])
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("putting part %s: %w", name, err)
 			}
 			return nil
@@ -304,12 +322,22 @@ func (l *Leader) collectGarbage(ctx context.Context, ps PartStore, current *rule
 	return res, blocked
 }
 
+// maxHistoryObject bounds a root's copy in the history: a root payload and
+// its signed object's header and detached signature, with room to spare.
+const maxHistoryObject = ruleset.MaxRootBytes + 64<<10
+
 // readHistoryRoot reads a root's copy from the history. No signature is
 // checked: the copy is only read to keep parts, never to delete them
 // early (an expiry is trusted only to delete the copy and what no other
 // root names).
 func readHistoryRoot(ctx context.Context, roots Objects, name string) (historyRoot, error) {
-	obj, err := roots.Get(ctx, name, 0)
+	obj, err := roots.Get(ctx, name, maxHistoryObject)
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrNotRegular) {
+		// No root: read no further (someone who can write the store
+		// must not make every collection read, or fail on, a huge
+		// object), and let it age out as any other object that is no root.
+		return historyRoot{undecodable: err}, nil
+	}
 	if err != nil {
 		return historyRoot{}, err
 	}

@@ -186,7 +186,7 @@ func kernelRecordDigest(dir string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "kernel %s\n", kernelInstance())
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := readCapped(p, 1<<30) // never a FIFO's endless wait
 		if err != nil {
 			return "unreadable"
 		}

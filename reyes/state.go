@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
@@ -210,11 +211,18 @@ var errFileTooLarge = errors.New("file too large")
 // max bytes: a larger one is an error wrapping errFileTooLarge, a missing
 // one an error wrapping fs.ErrNotExist.
 func readCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO in the state directory would wait for a writer
+	// in open(2) for ever; it is refused below, as any file not regular.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading %s: %w: it is a %s", path, ErrNotRegular, fileKind(fi.Mode()))
+	}
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
