@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/internal/synth"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/render"
@@ -344,4 +346,61 @@ func setGroups(p *render.Plan) map[string]bool {
 		}
 	}
 	return out
+}
+
+// TestSplitSamePlanRunsDueDriftCheck: every publish lands in a part this
+// host reads (an address added to its bin of the address index) without
+// changing its plan, so every run takes the same-plan path, which leaves
+// the kernel alone; a drift check that is due must still run there, and a
+// flushed chain be reloaded.
+func TestSplitSamePlanRunsDueDriftCheck(t *testing.T) {
+	e := newSplitEstate(t)
+	p := e.p
+	e.publish(t, 1)
+	first := e.run(t)
+	good := p.kernel.Dump()
+	var chain string
+	for _, l := range strings.Split(good, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && strings.HasPrefix(f[1], "REYES-") && f[1] != "REYES-INPUT" {
+			chain = f[1]
+			break
+		}
+	}
+	hostBin := func(a netip.Addr) bool {
+		ref, ok := e.root.Part(ruleset.KindAddrs, a.String())
+		return ok && slices.Contains(first.Parts, ref.Name)
+	}
+	gid := ""
+	for _, r := range e.inv.Regions {
+		for _, g := range r.SecurityGroups {
+			if gid == "" && !slices.Contains(e.host.Groups, g.ID) && !setGroups(first.Plan)[g.ID] {
+				gid = g.ID
+			}
+		}
+	}
+	// A publish that changes the host's address bin but not its plan.
+	publishShared := func(serial uint64) {
+		n := int(serial) * 300
+		for ; !hostBin(netip.AddrFrom4([4]byte{10, 254, byte(n >> 8), byte(n)})); n++ {
+		}
+		e.addInterface(gid, n)
+		p.now = p.now.Add(time.Minute)
+		e.publish(t, serial)
+	}
+	publishShared(2)
+	if res := e.run(t); !res.PlanUnchanged || res.PartsFetched == 0 || len(p.kernel.Calls()) != 0 {
+		t.Fatalf("same plan from changed parts: PlanUnchanged=%v fetched=%d calls=%v", res.PlanUnchanged, res.PartsFetched, p.kernel.Calls())
+	}
+	if err := p.kernel.Script(4, "*filter\n-F "+chain+"\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	publishShared(3)
+	p.now = p.now.Add(reyes.DefaultDriftCheck + time.Second)
+	res := e.run(t)
+	if len(res.Drift) == 0 || !res.Applied.Changed() || res.PlanUnchanged {
+		t.Fatalf("same plan, drift check due, chain %s flushed: drift=%v changed=%v PlanUnchanged=%v", chain, res.Drift, res.Applied.Changed(), res.PlanUnchanged)
+	}
+	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
+		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
+	}
 }
