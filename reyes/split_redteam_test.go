@@ -283,23 +283,29 @@ func TestRedteamStoreTamperFailsClosed(t *testing.T) {
 			e.publish(t, 1)
 			first := e.run(t)
 			dump := p.kernel.Dump()
-			// A change in the host's plan: a new member of one of its
-			// own groups.
+			// A change in the host's plan: a new member of a group its
+			// rules refer to (whose members' part it reads).
 			root1 := e.root
-			e.addInterface(e.host.Groups[0], 60001)
+			var ref string
+			for g := range setGroups(first.Plan) {
+				if ruleset.ValidGroupID(g) && (ref == "" || g < ref) {
+					ref = g
+				}
+			}
+			e.addInterface(ref, 60001)
 			p.now = p.now.Add(time.Minute)
 			e.publish(t, 2)
 			var victim, other, older string
 			for _, ref := range e.root.Parts {
-				if ref.Kind == ruleset.KindGroups && !root1.Has(ref.Name) && victim == "" {
+				if ref.Kind == ruleset.KindMembers && !root1.Has(ref.Name) && victim == "" {
 					victim = ref.Name
 				}
 			}
 			if victim == "" {
-				t.Fatal("no changed group part")
+				t.Fatal("no changed members part")
 			}
 			for _, ref := range e.root.Parts {
-				if ref.Kind == ruleset.KindGroups && ref.Name != victim {
+				if ref.Kind == ruleset.KindMembers && ref.Name != victim {
 					other = ref.Name
 				}
 			}

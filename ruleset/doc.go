@@ -34,7 +34,9 @@
 // are apart from rules because they churn (autoscaling) while rules rarely
 // change, and a host needs the rules of its own groups but the members of
 // the groups their rules refer to only. A part's name holds its kind and
-// bin, its size and its SHA-256, so a part that changes gets a new name
+// bin, its size and the first 128 bits of its SHA-256 (the root line
+// holds the whole digest, which is what readers verify), so a part that
+// changes gets a new name
 // and a part listed by two roots is the same bytes. [LoadView] reads only
 // the parts one host needs (its addresses' bins, then its interfaces', its
 // groups' rules, the rules of the groups those refer to and the members of

@@ -69,7 +69,8 @@ var binnedKinds = [...]string{KindAddrs, KindGroups, KindInterfaces, KindMembers
 // PartRef names one part of a root: what the root says about it.
 type PartRef struct {
 	// Name is the part's name in the store: the kind and bin, the size
-	// and the SHA-256 of its bytes (see the package documentation).
+	// and the first 128 bits of the SHA-256 of its bytes (the root line
+	// holds all of it; see the package documentation).
 	Name string
 	// Kind is one of the Kind* constants.
 	Kind string
@@ -156,13 +157,20 @@ func partName(kind string, bin int, size int64, sum [32]byte) string {
 	} else {
 		prefix = binnedPrefix(kind, bin)
 	}
-	return prefix + strconv.FormatInt(size, 10) + "-" + hex.EncodeToString(sum[:])
+	return prefix + strconv.FormatInt(size, 10) + "-" + hex.EncodeToString(sum[:nameDigestBytes])
 }
 
-// parseName parses a part name into a PartRef (Bins unset), checking its
-// grammar strictly.
-func parseName(name string, lim Limits) (PartRef, error) {
-	var ref PartRef
+// nameDigestBytes is how much of a part's SHA-256 its name holds: half,
+// 128 bits, enough to make the name unique to the content (a collision
+// would take ~2^64 work, and would only make a part fail its check, as
+// the root's line holds the whole digest, which is what is verified),
+// and 32 bytes less per line of the root, which every follower reads on
+// every change.
+const nameDigestBytes = 16
+
+// parseName parses a part name into a PartRef (Bins and SHA256 unset)
+// and the digest prefix it holds, checking its grammar strictly.
+func parseName(name string, lim Limits) (ref PartRef, prefix [nameDigestBytes]byte, err error) {
 	rest := name
 	switch {
 	case strings.HasPrefix(rest, KindVPCs+"-"):
@@ -173,30 +181,30 @@ func parseName(name string, lim Limits) (PartRef, error) {
 		ref.Kind = rest[:1]
 		bin, ok := digits(rest[1:5])
 		if !ok {
-			return ref, fmt.Errorf("part name %q: bin %q is not 4 decimal digits", errtext.Clip(name), rest[1:5])
+			return ref, prefix, fmt.Errorf("part name %q: bin %q is not 4 decimal digits", errtext.Clip(name), rest[1:5])
 		}
 		ref.Bin, rest = int(bin), rest[6:]
 	default:
-		return ref, fmt.Errorf("part name %q: not <kind><bin>-<size>-<sha256>, vpcs-<size>-<sha256> or findings-<size>-<sha256>", errtext.Clip(name))
+		return ref, prefix, fmt.Errorf("part name %q: not <kind><bin>-<size>-<sha256>, vpcs-<size>-<sha256> or findings-<size>-<sha256>", errtext.Clip(name))
 	}
 	sizeStr, sum, ok := strings.Cut(rest, "-")
 	if !ok {
-		return ref, fmt.Errorf("part name %q: no size", errtext.Clip(name))
+		return ref, prefix, fmt.Errorf("part name %q: no size", errtext.Clip(name))
 	}
 	size, ok := digits(sizeStr)
 	if !ok || sizeStr[0] == '0' || len(sizeStr) > 18 {
-		return ref, fmt.Errorf("part name %q: size %q is not a positive decimal number without leading zeros", errtext.Clip(name), errtext.Clip(sizeStr))
+		return ref, prefix, fmt.Errorf("part name %q: size %q is not a positive decimal number without leading zeros", errtext.Clip(name), errtext.Clip(sizeStr))
 	}
 	if size > lim.MaxPartBytes {
-		return ref, fmt.Errorf("part name %q: %w: size %d exceeds the limit of %d", errtext.Clip(name), ErrTooLarge, size, lim.MaxPartBytes)
+		return ref, prefix, fmt.Errorf("part name %q: %w: size %d exceeds the limit of %d", errtext.Clip(name), ErrTooLarge, size, lim.MaxPartBytes)
 	}
 	ref.Size = size
-	if !isLowerHex(sum, 64) {
-		return ref, fmt.Errorf("part name %q: the digest is not 64 lower-case hex digits", errtext.Clip(name))
+	if !isLowerHex(sum, 2*nameDigestBytes) {
+		return ref, prefix, fmt.Errorf("part name %q: the digest is not %d lower-case hex digits", errtext.Clip(name), 2*nameDigestBytes)
 	}
-	hex.Decode(ref.SHA256[:], []byte(sum))
+	hex.Decode(prefix[:], []byte(sum))
 	ref.Name = name
-	return ref, nil
+	return ref, prefix, nil
 }
 
 // digits parses s, 1 to 18 decimal digits.
@@ -311,10 +319,14 @@ func (r *Root) check(lim Limits) error {
 	}
 	var total int64
 	for i, p := range r.Parts {
-		ref, err := parseName(p.Name, lim)
+		ref, prefix, err := parseName(p.Name, lim)
 		if err != nil {
 			return fmt.Errorf("%w: parts[%d]: %w", ErrMalformed, i, err)
 		}
+		if [nameDigestBytes]byte(p.SHA256[:nameDigestBytes]) != prefix {
+			return fmt.Errorf("%w: parts[%d] (%s): the digest does not start with the one in the name", ErrMalformed, i, p.Name)
+		}
+		ref.SHA256 = p.SHA256
 		ref.Bins = 1
 		if n := r.Bins[ref.Kind]; n != 0 {
 			ref.Bins = n
@@ -429,15 +441,16 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 			return nil, fmt.Errorf("decoding root: %w: line %d: %q is not \"<64 lower-case hex>  <name>\"", ErrMalformed, lineNo, errtext.Clip(string(line)))
 		}
 		name := string(line[66:])
-		ref, err := parseName(name, lim)
+		ref, prefix, err := parseName(name, lim)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				return nil, fmt.Errorf("decoding root: line %d: %w", lineNo, err)
 			}
 			return nil, fmt.Errorf("decoding root: %w: line %d: %w", ErrMalformed, lineNo, err)
 		}
-		if hex.EncodeToString(ref.SHA256[:]) != string(line[:64]) {
-			return nil, fmt.Errorf("decoding root: %w: line %d: the digest differs from the one in the name %s", ErrMalformed, lineNo, name)
+		hex.Decode(ref.SHA256[:], line[:64])
+		if [nameDigestBytes]byte(ref.SHA256[:nameDigestBytes]) != prefix {
+			return nil, fmt.Errorf("decoding root: %w: line %d: the digest does not start with the one in the name %s", ErrMalformed, lineNo, name)
 		}
 		ref.Bins = 1
 		if n := r.Bins[ref.Kind]; n != 0 {

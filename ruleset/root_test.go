@@ -85,7 +85,7 @@ func TestDecodeRootRefuses(t *testing.T) {
 		{"duplicate name", with(func(ls []string) []string { return slices.Insert(ls, 4, ls[3]) }), ruleset.ErrMalformed, "line 5"},
 		{"a second part for a bin", with(func(ls []string) []string {
 			n := nameOf(ls[2])
-			return slices.Insert(ls, 3, fakeHex+"  "+n[:6]+"9-"+fakeHex)
+			return slices.Insert(ls, 3, fakeHex+"  "+n[:6]+"9-"+fakeHex[:32])
 		}), ruleset.ErrMalformed, "a second part"},
 		{"missing part", with(func(ls []string) []string { return slices.Delete(ls, 5, 6) }), ruleset.ErrMalformed, "parts of kind"},
 		{"no vpcs", with(func(ls []string) []string { return ls[:len(ls)-1] }), ruleset.ErrMalformed, "vpcs"},
@@ -94,10 +94,10 @@ func TestDecodeRootRefuses(t *testing.T) {
 		{"one space", with(func(ls []string) []string { ls[3] = ls[3][:64] + " " + ls[3][66:]; return ls }), ruleset.ErrMalformed, "line 4"},
 		{"binary mode marker", with(func(ls []string) []string { ls[3] = ls[3][:64] + " *" + ls[3][66:]; return ls }), ruleset.ErrMalformed, "line 4"},
 		{"unknown kind", with(func(ls []string) []string {
-			return append(ls, fakeHex+"  x0000-10-"+fakeHex)
+			return append(ls, fakeHex+"  x0000-10-"+fakeHex[:32])
 		}), ruleset.ErrMalformed, "line"},
 		{"bin beyond bins", with(func(ls []string) []string {
-			return slices.Insert(ls, 2+16, fakeHex+"  a0016-10-"+fakeHex)
+			return slices.Insert(ls, 2+16, fakeHex+"  a0016-10-"+fakeHex[:32])
 		}), ruleset.ErrMalformed, "bin 16 of 16"},
 		{"bin not 4 digits", with(func(ls []string) []string { ls[2] = hexOf(ls[2]) + "  a000-" + nameOf(ls[2])[6:]; return ls }), ruleset.ErrMalformed, "line 3"},
 		{"size with a leading zero", with(func(ls []string) []string {

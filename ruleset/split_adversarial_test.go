@@ -22,9 +22,9 @@ import (
 // digest.
 func forge(kind string, bin, bins int, body []byte) ruleset.PartRef {
 	sum := sha256.Sum256(body)
-	name := fmt.Sprintf("%s-%d-%x", kind, len(body), sum)
+	name := fmt.Sprintf("%s-%d-%x", kind, len(body), sum[:16])
 	if kind != ruleset.KindVPCs && kind != ruleset.KindFindings {
-		name = fmt.Sprintf("%s%04d-%d-%x", kind, bin, len(body), sum)
+		name = fmt.Sprintf("%s%04d-%d-%x", kind, bin, len(body), sum[:16])
 	}
 	return ruleset.PartRef{Name: name, Kind: kind, Bin: bin, Bins: bins, Size: int64(len(body)), SHA256: sum}
 }

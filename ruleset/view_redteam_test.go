@@ -68,7 +68,7 @@ func TestRedteamRootNamesStayInTheirDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := root.Parts[0]
-	hex := ref.Name[len(ref.Name)-64:]
+	hex := ref.Name[len(ref.Name)-32:]
 	for _, bad := range []string{
 		"../" + ref.Name,
 		ref.Name + "/../../etc/passwd",

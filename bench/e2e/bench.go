@@ -723,7 +723,9 @@ func elsewhere(inv *inventory.Inventory, root *ruleset.Root, read []string, same
 	}
 	for ri, r := range inv.Regions {
 		for _, g := range r.SecurityGroups {
-			if !unread(ruleset.KindGroups, g.ID) {
+			// A new member changes the group's members part (not its
+			// rules part).
+			if !unread(ruleset.KindMembers, g.ID) {
 				continue
 			}
 			for n := range 1 << 16 {

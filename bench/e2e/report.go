@@ -137,9 +137,9 @@ func (rep *report) markdown() string {
 		}
 		return fmt.Sprintf("%s / %s / %s", mb(r.PayloadBytes), mb(r.ObjectBytes), mb(r.GzipBytes))
 	}, "")
-	cols("parts layout: signed root / parts (bins a, g, i) / all parts", func(r *runResult) string {
-		return fmt.Sprintf("%s / %s (%d, %d, %d) / %s", mb(r.RootBytes), num(r.Parts),
-			r.Bins[ruleset.KindAddrs], r.Bins[ruleset.KindGroups], r.Bins[ruleset.KindInterfaces], mb(int(r.PartsBytes)))
+	cols("parts layout: signed root / parts (bins a, g, i, m) / all parts", func(r *runResult) string {
+		return fmt.Sprintf("%s / %s (%d, %d, %d, %d) / %s", mb(r.RootBytes), num(r.Parts),
+			r.Bins[ruleset.KindAddrs], r.Bins[ruleset.KindGroups], r.Bins[ruleset.KindInterfaces], r.Bins[ruleset.KindMembers], mb(int(r.PartsBytes)))
 	}, "")
 	cols("whole layout: a follower's verify + decode of the object, each new serial: wall / CPU", func(r *runResult) string {
 		if r.WholeErr != "" {
@@ -275,7 +275,7 @@ func (rep *report) markdown() string {
 			all := int64(r.RootBytes) + r.PartsBytes
 			return fmt.Sprintf("%s (%d of %s parts): %s / %s", mb(int(fr.StoreBytes)), fr.PartsFetched, num(r.Parts), pct(fr.StoreBytes, int64(r.ObjectBytes)), pct(fr.StoreBytes, all))
 		}, "")
-		row("first run: parts read by kind (a, g, i, other)", func(h *hostResult, r *runResult) string {
+		row("first run: parts read by kind (a, g, i, m, other)", func(h *hostResult, r *runResult) string {
 			return byKind(h.Full.Result.Parts)
 		}, "")
 		row("idle poll (store unchanged): requests, bytes read, time, kernel calls", func(h *hostResult, _ *runResult) string {
@@ -370,7 +370,7 @@ func (rep *report) markdown() string {
 	return b.String()
 }
 
-// byKind counts part names by kind: "a 2, g 4, i 1, other 1".
+// byKind counts part names by kind: "2, 4, 1, 3, 1" (a, g, i, m, other).
 func byKind(names []string) string {
 	n := map[string]int{}
 	for _, name := range names {
@@ -381,11 +381,13 @@ func byKind(names []string) string {
 			n["g"]++
 		case strings.HasPrefix(name, ruleset.KindInterfaces):
 			n["i"]++
+		case strings.HasPrefix(name, ruleset.KindMembers):
+			n["m"]++
 		default:
 			n["other"]++
 		}
 	}
-	return fmt.Sprintf("%d, %d, %d, %d", n["a"], n["g"], n["i"], n["other"])
+	return fmt.Sprintf("%d, %d, %d, %d, %d", n["a"], n["g"], n["i"], n["m"], n["other"])
 }
 
 func orNone(s string) string {
