@@ -160,64 +160,48 @@ type viewState struct {
 }
 
 func (s *viewState) group(id string) error {
-	if _, done := s.groups[id]; done {
-		return nil
-	}
-	p, i, err := s.l.lookup(KindGroups, id)
-	if err != nil {
-		return err
-	}
-	if i < 0 {
-		s.groups[id] = nil
-		return nil
-	}
-	g, err := p.decodeGroup(i, s.h, s.l.lim)
-	if err != nil {
-		return err
-	}
-	s.groups[id] = &g
-	return nil
+	return decodeOnce(s, s.groups, KindGroups, id, nil, func(p *part, i int) (*Group, error) {
+		g, err := p.decodeGroup(i, s.h, s.l.lim)
+		return &g, err
+	})
 }
 
 // members decodes the members of group id (decoded and in the estate)
 // from its "m" bin: none if the bin has no line for it.
 func (s *viewState) members(id string) error {
-	if _, done := s.mem[id]; done {
-		return nil
-	}
-	p, i, err := s.l.lookup(KindMembers, id)
-	if err != nil {
-		return err
-	}
-	if i < 0 {
-		s.mem[id] = []Interface{}
-		return nil
-	}
-	_, ms, err := p.decodeMembers(i, s.h, s.l.lim)
-	if err != nil {
-		return err
-	}
-	s.mem[id] = ms
-	return nil
+	return decodeOnce(s, s.mem, KindMembers, id, []Interface{}, func(p *part, i int) ([]Interface, error) {
+		_, ms, err := p.decodeMembers(i, s.h, s.l.lim)
+		return ms, err
+	})
 }
 
 func (s *viewState) iface(id string) error {
-	if _, done := s.full[id]; done {
+	return decodeOnce(s, s.full, KindInterfaces, id, nil, func(p *part, i int) (*Interface, error) {
+		n, err := p.decodeInterface(i, s.h, s.l.lim)
+		return &n, err
+	})
+}
+
+// decodeOnce fills m[id], unless it is there already, from the line of
+// id in its bin of kind: absent if the bin has no line for id, else what
+// decode makes of the line (nothing on an error).
+func decodeOnce[T any](s *viewState, m map[string]T, kind, id string, absent T, decode func(p *part, i int) (T, error)) error {
+	if _, done := m[id]; done {
 		return nil
 	}
-	p, i, err := s.l.lookup(KindInterfaces, id)
+	p, i, err := s.l.lookup(kind, id)
 	if err != nil {
 		return err
 	}
 	if i < 0 {
-		s.full[id] = nil
+		m[id] = absent
 		return nil
 	}
-	n, err := p.decodeInterface(i, s.h, s.l.lim)
+	v, err := decode(p, i)
 	if err != nil {
 		return err
 	}
-	s.full[id] = &n
+	m[id] = v
 	return nil
 }
 
@@ -337,16 +321,10 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 	// Round 2: the interfaces found by address.
 	slices.Sort(byAddr)
 	byAddr = slices.Compact(byAddr)
-	if refs, err = l.refsOf(KindInterfaces, byAddr); err != nil {
-		return nil, err
-	}
-	if err := l.load(ctx, refs); err != nil {
+	if err := s.round(ctx, KindInterfaces, byAddr, s.iface); err != nil {
 		return nil, err
 	}
 	for _, id := range byAddr {
-		if err := s.iface(id); err != nil {
-			return nil, err
-		}
 		n := s.full[id]
 		for _, a := range addrOf[id] {
 			if n == nil || !slices.Contains(n.Addrs, a) {
@@ -396,16 +374,8 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 			live = append(live, id)
 		}
 	}
-	if refs, err = l.refsOf(KindMembers, live); err != nil {
+	if err := s.round(ctx, KindMembers, live, s.members); err != nil {
 		return nil, err
-	}
-	if err := l.load(ctx, refs); err != nil {
-		return nil, err
-	}
-	for _, id := range live {
-		if err := s.members(id); err != nil {
-			return nil, err
-		}
 	}
 
 	rs, err := s.ruleset(vpcs, refd)
@@ -423,7 +393,13 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 
 // groupsRound loads the bins of ids and decodes those groups.
 func (s *viewState) groupsRound(ctx context.Context, ids []string) error {
-	refs, err := s.l.refsOf(KindGroups, ids)
+	return s.round(ctx, KindGroups, ids, s.group)
+}
+
+// round loads the parts of kind that hold ids, then decodes each id with
+// decode.
+func (s *viewState) round(ctx context.Context, kind string, ids []string, decode func(id string) error) error {
+	refs, err := s.l.refsOf(kind, ids)
 	if err != nil {
 		return err
 	}
@@ -431,7 +407,7 @@ func (s *viewState) groupsRound(ctx context.Context, ids []string) error {
 		return err
 	}
 	for _, id := range ids {
-		if err := s.group(id); err != nil {
+		if err := decode(id); err != nil {
 			return err
 		}
 	}
