@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/internal/synth"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/reyes"
@@ -114,14 +115,7 @@ func (c *testClock) Add(d time.Duration) {
 
 func testSigner(t testing.TB, now time.Time) *sign.Signer {
 	t.Helper()
-	sec, _, err := sign.GenerateKey("reyes test", "", now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := sign.ParseSigner(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _, _ := sealtest.Key(t, "reyes test", now.Add(-time.Hour))
 	return signer
 }
 
@@ -129,14 +123,7 @@ func testSigner(t testing.TB, now time.Time) *sign.Signer {
 // checks the layout), failing the test unless it is one.
 func storedRoot(t *testing.T, st reyes.Store) (*ruleset.Root, []byte) {
 	t.Helper()
-	obj, _, err := st.Get(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _, err := sign.Unpack(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload, obj := storedPayload(t, st)
 	if !ruleset.IsRoot(payload) {
 		t.Fatalf("the store holds no root: %.60q", payload)
 	}
@@ -145,6 +132,21 @@ func storedRoot(t *testing.T, st reyes.Store) (*ruleset.Root, []byte) {
 		t.Fatal(err)
 	}
 	return root, obj
+}
+
+// storedPayload returns the payload of the object in the store (no
+// signature check) and the object, failing the test on an error.
+func storedPayload(t *testing.T, st reyes.Store) (payload, obj []byte) {
+	t.Helper()
+	obj, _, err := st.Get(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _, err = sign.Unpack(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload, obj
 }
 
 // checkParts fails the test unless every part root names is in the store
@@ -336,18 +338,6 @@ func TestLeaderLayouts(t *testing.T) {
 	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
 	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: fs, Signer: testSigner(t, clock.Now()),
 		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
-	payload := func() []byte {
-		t.Helper()
-		obj, _, err := fs.Get(ctx, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _, err := sign.Unpack(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	var serial uint64
 	for i, step := range []struct {
 		layout    reyes.Layout
@@ -372,11 +362,12 @@ func TestLeaderLayouts(t *testing.T) {
 			if res.Skipped != step.wantSkip || (res.PartsPut > 0) != step.wantParts {
 				t.Errorf("skipped %v, %d parts put", res.Skipped, res.PartsPut)
 			}
-			if got := ruleset.IsRoot(payload()); got != step.wantRoot {
+			payload, _ := storedPayload(t, fs)
+			if got := ruleset.IsRoot(payload); got != step.wantRoot {
 				t.Errorf("the store holds a root: %v, want %v", got, step.wantRoot)
 			}
 			if !step.wantRoot {
-				if _, err := ruleset.Decode(payload()); err != nil {
+				if _, err := ruleset.Decode(payload); err != nil {
 					t.Errorf("the whole layout's object: %v", err)
 				}
 			}
@@ -562,14 +553,7 @@ func TestLeaderPartsJoinToTheWholeRuleset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		obj, _, err := whole.Get(ctx, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _, err := sign.Unpack(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, _ := storedPayload(t, whole)
 		if !bytes.Equal(joined, want) {
 			t.Errorf("estate %d: the joined parts (%d bytes) differ from the whole layout's payload (%d bytes)", i, len(joined), len(want))
 		}
@@ -591,14 +575,7 @@ func TestLeaderPartsSha256sum(t *testing.T) {
 	if _, err := l.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	obj, _, err := fs.Get(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _, err := sign.Unpack(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload, _ := storedPayload(t, fs)
 	rootFile := filepath.Join(t.TempDir(), "root")
 	if err := os.WriteFile(rootFile, payload, 0o644); err != nil {
 		t.Fatal(err)
