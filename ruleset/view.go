@@ -319,9 +319,7 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 	}
 
 	// Round 2: the interfaces found by address.
-	slices.Sort(byAddr)
-	byAddr = slices.Compact(byAddr)
-	if err := s.round(ctx, KindInterfaces, byAddr, s.iface); err != nil {
+	if byAddr, err = s.round(ctx, KindInterfaces, byAddr, s.iface); err != nil {
 		return nil, err
 	}
 	for _, id := range byAddr {
@@ -340,9 +338,7 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 			hostGroups = append(hostGroups, n.Groups...)
 		}
 	}
-	slices.Sort(hostGroups)
-	hostGroups = slices.Compact(hostGroups)
-	if err := s.groupsRound(ctx, hostGroups); err != nil {
+	if hostGroups, err = s.round(ctx, KindGroups, hostGroups, s.group); err != nil {
 		return nil, err
 	}
 
@@ -360,9 +356,7 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 			}
 		}
 	}
-	slices.Sort(refd)
-	refd = slices.Compact(refd)
-	if err := s.groupsRound(ctx, refd); err != nil {
+	if refd, err = s.round(ctx, KindGroups, refd, s.group); err != nil {
 		return nil, err
 	}
 
@@ -374,7 +368,7 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 			live = append(live, id)
 		}
 	}
-	if err := s.round(ctx, KindMembers, live, s.members); err != nil {
+	if _, err := s.round(ctx, KindMembers, live, s.members); err != nil {
 		return nil, err
 	}
 
@@ -391,27 +385,24 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 	return v, nil
 }
 
-// groupsRound loads the bins of ids and decodes those groups.
-func (s *viewState) groupsRound(ctx context.Context, ids []string) error {
-	return s.round(ctx, KindGroups, ids, s.group)
-}
-
-// round loads the parts of kind that hold ids, then decodes each id with
-// decode.
-func (s *viewState) round(ctx context.Context, kind string, ids []string, decode func(id string) error) error {
+// round sorts ids, drops repeats, loads the parts of kind that hold them,
+// then decodes each with decode. It returns the ids sorted, each once.
+func (s *viewState) round(ctx context.Context, kind string, ids []string, decode func(id string) error) ([]string, error) {
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	refs, err := s.l.refsOf(kind, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.l.load(ctx, refs); err != nil {
-		return err
+		return nil, err
 	}
 	for _, id := range ids {
 		if err := decode(id); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return ids, nil
 }
 
 // ruleset assembles the partial ruleset: the groups decoded, the
