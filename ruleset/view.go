@@ -281,12 +281,8 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 	}
 	vp := l.parts[vref.Name]
 	vpcs := make([]VPC, 0, vp.lines())
-	for i := range vp.lines() {
-		v, err := vp.decodeVPC(i, h, l.lim)
-		if err != nil {
-			return nil, err
-		}
-		vpcs = append(vpcs, v)
+	if err := decodeLines(vp, &vpcs, vp.decodeVPC, h, l.lim); err != nil {
+		return nil, err
 	}
 	for _, id := range req.InterfaceIDs {
 		if err := s.iface(id); err != nil {
@@ -383,6 +379,19 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 	}
 	slices.SortFunc(v.Parts, func(a, b PartRef) int { return strings.Compare(a.Name, b.Name) })
 	return v, nil
+}
+
+// decodeLines appends to *out what decode makes of every line of p, in
+// order, up to the first error.
+func decodeLines[T any](p *part, out *[]T, decode func(i int, h Header, lim Limits) (T, error), h Header, lim Limits) error {
+	for i := range p.lines() {
+		v, err := decode(i, h, lim)
+		if err != nil {
+			return err
+		}
+		*out = append(*out, v)
+	}
+	return nil
 }
 
 // round sorts ids, drops repeats, loads the parts of kind that hold them,
@@ -529,40 +538,26 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 		p := l.parts[ref.Name]
 		d := &out[pi]
 		g.Go(func() error {
-			for i := range p.lines() {
-				switch ref.Kind {
-				case KindVPCs:
-					v, err := p.decodeVPC(i, h, lim)
-					if err != nil {
-						return err
-					}
-					d.vpcs = append(d.vpcs, v)
-				case KindFindings:
-					f, err := p.decodeFinding(i, h, lim)
-					if err != nil {
-						return err
-					}
-					d.findings = append(d.findings, f)
-				case KindGroups:
-					gr, err := p.decodeGroup(i, h, lim)
-					if err != nil {
-						return err
-					}
-					d.groups = append(d.groups, gr)
-				case KindMembers:
+			switch ref.Kind {
+			case KindVPCs:
+				return decodeLines(p, &d.vpcs, p.decodeVPC, h, lim)
+			case KindFindings:
+				return decodeLines(p, &d.findings, p.decodeFinding, h, lim)
+			case KindGroups:
+				return decodeLines(p, &d.groups, p.decodeGroup, h, lim)
+			case KindInterfaces:
+				return decodeLines(p, &d.ifs, p.decodeInterface, h, lim)
+			case KindMembers:
+				for i := range p.lines() {
 					gid, m, err := p.decodeMembers(i, h, lim)
 					if err != nil {
 						return err
 					}
 					d.memberOf = append(d.memberOf, gid)
 					d.members = append(d.members, m)
-				case KindInterfaces:
-					n, err := p.decodeInterface(i, h, lim)
-					if err != nil {
-						return err
-					}
-					d.ifs = append(d.ifs, n)
-				case KindAddrs:
+				}
+			case KindAddrs:
+				for i := range p.lines() {
 					a, ids, err := p.decodeAddr(i)
 					if err != nil {
 						return err
