@@ -149,8 +149,7 @@ func TestLeaderGC(t *testing.T) {
 		if err != nil || res.GCError != nil {
 			t.Fatalf("RunOnce: %v, gc: %v", err, res.GCError)
 		}
-		rootC, objC := storedRoot(t, fs)
-		checkParts(t, fs, rootC)
+		rootC, objC := publishedRoot(t, fs)
 		want := append(names(rootC.Parts), fresh)
 		slices.Sort(want)
 		if got := partNames(t, fs.Parts()); !slices.Equal(got, want) {
@@ -199,8 +198,7 @@ func TestLeaderGCFailureDoesNotFailThePublish(t *testing.T) {
 	if res.GCError == nil || !errors.Is(res.GCError, st.roots.failList) {
 		t.Errorf("GCError = %v", res.GCError)
 	}
-	root, _ := storedRoot(t, st)
-	checkParts(t, st, root)
+	root, _ := publishedRoot(t, st)
 	m := readMetrics(t, l.MetricsFile)
 	for name, want := range map[string]float64{
 		"reyes_leader_gc_failures_total":   1,
@@ -288,8 +286,7 @@ func TestLeaderGCTwoLeaders(t *testing.T) {
 			published++
 		}
 		deleted += res.PartsDeleted
-		root, _ := storedRoot(t, fs)
-		checkParts(t, fs, root)
+		publishedRoot(t, fs)
 		// Every unexpired root of the history still has its parts.
 		for _, name := range partNames(t, fs.Roots()) {
 			obj, err := fs.Roots().Get(ctx, name, 0)

@@ -71,6 +71,16 @@ type countingStore struct {
 	rootPuts, rootByte int64
 }
 
+// countingLeader returns a leader of src (scope "test") into a counting
+// store in a fresh directory, on a test clock at 2026-11-21 12:00 UTC.
+func countingLeader(t *testing.T, src sgsource.Source) (*reyes.Leader, *countingStore, *testClock) {
+	t.Helper()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	l := &reyes.Leader{Source: src, Store: st, Signer: testSigner(t, clock.Now()), Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	return l, st, clock
+}
+
 func newCountingStore(path string) *countingStore {
 	fs := reyes.NewFileStore(path, reyes.StoreOptions{})
 	return &countingStore{FileStore: fs, parts: &countingObjects{Objects: fs.Parts()}, roots: &countingObjects{Objects: fs.Roots()}}
@@ -134,6 +144,15 @@ func storedRoot(t *testing.T, st reyes.Store) (*ruleset.Root, []byte) {
 	return root, obj
 }
 
+// publishedRoot is storedRoot, failing the test unless every part the
+// root names is in the store with its size and digest.
+func publishedRoot(t *testing.T, st reyes.PartStore) (*ruleset.Root, []byte) {
+	t.Helper()
+	root, obj := storedRoot(t, st)
+	checkParts(t, st, root)
+	return root, obj
+}
+
 // storedPayload returns the payload of the object in the store (no
 // signature check) and the object, failing the test on an error.
 func storedPayload(t *testing.T, st reyes.Store) (payload, obj []byte) {
@@ -181,20 +200,15 @@ func names(refs []ruleset.PartRef) []string {
 // republish of the same estate is a new root and no part put.
 func TestLeaderPartsLayout(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
-	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	l, st, clock := countingLeader(t, sgsource.Dir{Path: sampleInventory})
 
 	res, err := l.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, obj := storedRoot(t, st)
-	checkParts(t, st, root)
+	root, obj := publishedRoot(t, st)
 	put := st.reset()
-	sum := sha256.Sum256(obj)
-	wantHist := fmt.Sprintf("%d-%s", root.Serial, hex.EncodeToString(sum[:])[:16])
+	wantHist := historyName(root.Serial, obj)
 	var partBytes int64
 	for _, p := range root.Parts {
 		partBytes += p.Size
@@ -273,11 +287,8 @@ func varied(t testing.TB, inv *inventory.Inventory) (*inventory.Inventory, inven
 // not to the estate.
 func TestLeaderPutsInProportion(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
 	inv := synth.Generate(synth.Medium())
-	l := &reyes.Leader{Source: memSource{inv}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	l, st, clock := countingLeader(t, memSource{inv})
 	first, err := l.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -292,8 +303,7 @@ func TestLeaderPutsInProportion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, obj := storedRoot(t, st)
-	checkParts(t, st, after)
+	after, obj := publishedRoot(t, st)
 	put := st.reset()
 
 	if !maps.Equal(before.Bins, after.Bins) {
@@ -429,10 +439,8 @@ func TestParseLayout(t *testing.T) {
 // by the next publish, instead of being skipped for ever.
 func TestLeaderRepairsMissingParts(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
-	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now, Refresh: -1}
+	l, st, clock := countingLeader(t, sgsource.Dir{Path: sampleInventory})
+	l.Refresh = -1
 	if _, err := l.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -450,8 +458,7 @@ func TestLeaderRepairsMissingParts(t *testing.T) {
 	if put := st.reset(); !slices.Equal(put.parts, []string{lost}) || res.PartsPut != 1 {
 		t.Errorf("parts put %q (result %d), want the lost one %s alone", put.parts, res.PartsPut, lost)
 	}
-	again, _ := storedRoot(t, st)
-	checkParts(t, st, again)
+	publishedRoot(t, st)
 
 	t.Run("an unchanged run repairs too", func(t *testing.T) {
 		l.Refresh = 0
@@ -491,10 +498,7 @@ func TestLeaderRepairsMissingParts(t *testing.T) {
 // stay until removed by hand.
 func TestLeaderWholeLayoutTouchesNoParts(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
-	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	l, st, clock := countingLeader(t, sgsource.Dir{Path: sampleInventory})
 	if _, err := l.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
