@@ -13,6 +13,19 @@ import (
 	"time"
 )
 
+// relock takes the lock of dir, waiting at most wait, and releases it;
+// when says when, in the failure.
+func relock(t *testing.T, ctx context.Context, dir string, wait time.Duration, when string) {
+	t.Helper()
+	l, err := Lock(ctx, dir, wait)
+	if err != nil {
+		t.Fatalf("Lock %s: %v", when, err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLock(t *testing.T) {
 	ctx := context.Background()
 	t.Run("exclusive within one process, bounded wait, names the holder", func(t *testing.T) {
@@ -58,11 +71,7 @@ func TestLock(t *testing.T) {
 			time.Sleep(150 * time.Millisecond)
 			l1.Unlock()
 		}()
-		l2, err := Lock(ctx, dir, 5*time.Second)
-		if err != nil {
-			t.Fatalf("Lock while the holder finishes: %v", err)
-		}
-		l2.Unlock()
+		relock(t, ctx, dir, 5*time.Second, "while the holder finishes")
 	})
 	t.Run("context ends the wait", func(t *testing.T) {
 		dir, l1 := lockedDir(t)
@@ -108,11 +117,7 @@ func TestLock(t *testing.T) {
 		// A killed holder releases the lock: the kernel drops it.
 		cmd.Process.Kill()
 		cmd.Wait()
-		l, err := Lock(ctx, dir, 5*time.Second)
-		if err != nil {
-			t.Fatalf("Lock after the holder was killed: %v", err)
-		}
-		l.Unlock()
+		relock(t, ctx, dir, 5*time.Second, "after the holder was killed")
 	})
 	t.Run("no directory", func(t *testing.T) {
 		if _, err := Lock(ctx, "", 0); err == nil || errors.Is(err, ErrLocked) {

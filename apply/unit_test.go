@@ -149,6 +149,20 @@ func mustCmd(t *testing.T, name string, args ...string) {
 	}
 }
 
+// untrustedThenApplies checks a failed run left the IPv4 record untrusted
+// (trusted says what is wrong otherwise), then that p applies once k
+// injects no more faults.
+func untrustedThenApplies(t *testing.T, ctx context.Context, k *applytest.Kernel, opts Options, p *render.Plan, trusted string) {
+	t.Helper()
+	if readState(opts.StateDir, render.IPv4) != nil {
+		t.Error(trusted)
+	}
+	k.Fail, k.FailLine = nil, nil
+	if _, err := Apply(ctx, p, opts); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestKilledRunIsNotTrustedAfterAbort: a run that finds a prepared state
 // left by a killed run, and then fails itself, leaves the record
 // distrusted: the next run still reads the kernel.
@@ -168,13 +182,7 @@ func TestKilledRunIsNotTrustedAfterAbort(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("the failed run removed the mark of the killed one: %v", err)
 	}
-	if readState(opts.StateDir, render.IPv4) != nil {
-		t.Error("the record is trusted again")
-	}
-	k.FailLine = nil
-	if _, err := Apply(ctx, withExtra.build(), opts); err != nil {
-		t.Fatal(err)
-	}
+	untrustedThenApplies(t, ctx, k, opts, withExtra.build(), "the record is trusted again")
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("a completed run left the mark")
 	}
@@ -215,13 +223,7 @@ func TestFailedRollbackIsNotTrusted(t *testing.T) {
 	if rolledBack(err) == nil {
 		t.Fatalf("Apply: %v, want a failed rollback", err)
 	}
-	if readState(opts.StateDir, render.IPv4) != nil {
-		t.Error("the IPv4 record is trusted though the kernel holds the new rules")
-	}
-	k.Fail = nil
-	if _, err := Apply(ctx, withExtra.build(), opts); err != nil {
-		t.Fatal(err)
-	}
+	untrustedThenApplies(t, ctx, k, opts, withExtra.build(), "the IPv4 record is trusted though the kernel holds the new rules")
 	ref := applytest.New("nft")
 	if _, err := Apply(ctx, withExtra.build(), fakeOpts(t, ref)); err != nil {
 		t.Fatal(err)

@@ -16,20 +16,29 @@ import (
 	"github.com/reyes-fw/reyes/sgsource"
 )
 
-// TestS3StoreHungServerRetriesAndLogs: each attempt ends at the store's
-// timeout, every retry is logged naming the call, and the error names it.
-func TestS3StoreHungServerRetriesAndLogs(t *testing.T) {
-	var logs bytes.Buffer
+// hungS3Store returns a store of s3://reyes-test/obj on a server that
+// never answers, each attempt timing out at 300 ms, attempts of them,
+// logging into the buffer returned.
+func hungS3Store(t *testing.T, attempts int) (*S3Store, *bytes.Buffer) {
+	t.Helper()
+	logs := new(bytes.Buffer)
 	opts := testS3Options(hungsrv.URL(t))
 	opts.Timeout = 300 * time.Millisecond
-	opts.MaxAttempts = 3
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	opts.MaxAttempts = attempts
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	st, err := NewS3Store(context.Background(), "reyes-test", "obj", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, logs
+}
+
+// TestS3StoreHungServerRetriesAndLogs: each attempt ends at the store's
+// timeout, every retry is logged naming the call, and the error names it.
+func TestS3StoreHungServerRetriesAndLogs(t *testing.T) {
+	st, logs := hungS3Store(t, 3)
 	start := time.Now()
-	_, _, err = st.Get(context.Background(), "")
+	_, _, err := st.Get(context.Background(), "")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Get from a hung server took %s", d)
 	}

@@ -32,6 +32,16 @@ func newStoreClock(ps *reyes.FileStore) *storeClock {
 	return &storeClock{dirs: []string{ps.Parts().String(), ps.Roots().String()}, seen: map[string]time.Time{}}
 }
 
+// newGCRig returns what the garbage-collection tests start from: a test
+// clock at 2026-11-21 12:00 UTC, a file store in a fresh directory, the
+// store's clock and a signer valid then.
+func newGCRig(t *testing.T) (*testClock, *reyes.FileStore, *storeClock, *sign.Signer) {
+	t.Helper()
+	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
+	return &testClock{now: t0}, fs, newStoreClock(fs), testSigner(t, t0)
+}
+
 func (c *storeClock) stamp(t *testing.T, now time.Time) {
 	t.Helper()
 	for _, dir := range c.dirs {
@@ -68,18 +78,10 @@ func (c *storeClock) set(t *testing.T, path string, at time.Time) {
 	c.seen[path] = at
 }
 
+// partNames lists o's names, sorted.
 func partNames(t *testing.T, o reyes.Objects) []string {
 	t.Helper()
-	list, err := o.List(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n []string
-	for _, oi := range list {
-		n = append(n, oi.Name)
-	}
-	slices.Sort(n)
-	return n
+	return reyes.ListNames(t, o, nil)
 }
 
 func estate(seed int64) *inventory.Inventory {
@@ -93,11 +95,8 @@ func estate(seed int64) *inventory.Inventory {
 // history.
 func TestLeaderGC(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	clock := &testClock{now: t0}
-	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
-	sc := newStoreClock(fs)
-	l := &reyes.Leader{Source: memSource{estate(1)}, Store: fs, Signer: testSigner(t, t0), Now: clock.Now,
+	clock, fs, sc, signer := newGCRig(t)
+	l := &reyes.Leader{Source: memSource{estate(1)}, Store: fs, Signer: signer, Now: clock.Now,
 		Build: ruleset.BuildOptions{Scope: "test", TTL: time.Hour}}
 	run := func() reyes.LeaderResult {
 		t.Helper()
@@ -150,8 +149,7 @@ func TestLeaderGC(t *testing.T) {
 		if err != nil || res.GCError != nil {
 			t.Fatalf("RunOnce: %v, gc: %v", err, res.GCError)
 		}
-		rootC, objC := storedRoot(t, fs)
-		checkParts(t, fs, rootC)
+		rootC, objC := publishedRoot(t, fs)
 		want := append(names(rootC.Parts), fresh)
 		slices.Sort(want)
 		if got := partNames(t, fs.Parts()); !slices.Equal(got, want) {
@@ -200,8 +198,7 @@ func TestLeaderGCFailureDoesNotFailThePublish(t *testing.T) {
 	if res.GCError == nil || !errors.Is(res.GCError, st.roots.failList) {
 		t.Errorf("GCError = %v", res.GCError)
 	}
-	root, _ := storedRoot(t, st)
-	checkParts(t, st, root)
+	root, _ := publishedRoot(t, st)
 	m := readMetrics(t, l.MetricsFile)
 	for name, want := range map[string]float64{
 		"reyes_leader_gc_failures_total":   1,
@@ -224,11 +221,8 @@ func TestLeaderGCFailureDoesNotFailThePublish(t *testing.T) {
 // max_validity, then it goes like an expired root.
 func TestLeaderGCUndecodableHistory(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	clock := &testClock{now: t0}
-	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
-	sc := newStoreClock(fs)
-	l := &reyes.Leader{Source: memSource{estate(1)}, Store: fs, Signer: testSigner(t, t0), Now: clock.Now,
+	clock, fs, sc, signer := newGCRig(t)
+	l := &reyes.Leader{Source: memSource{estate(1)}, Store: fs, Signer: signer, Now: clock.Now,
 		Build: ruleset.BuildOptions{Scope: "test", TTL: time.Hour}, MaxValidity: 2 * time.Hour}
 	if _, err := l.RunOnce(ctx); err != nil {
 		t.Fatal(err)
@@ -263,11 +257,7 @@ func TestLeaderGCUndecodableHistory(t *testing.T) {
 // root or any unexpired root names.
 func TestLeaderGCTwoLeaders(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	clock := &testClock{now: t0}
-	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
-	sc := newStoreClock(fs)
-	signer := testSigner(t, t0)
+	clock, fs, sc, signer := newGCRig(t)
 	estates := []*inventory.Inventory{estate(1), estate(2), estate(3)}
 	v, _ := varied(t, estates[0])
 	estates = append(estates, v)
@@ -296,8 +286,7 @@ func TestLeaderGCTwoLeaders(t *testing.T) {
 			published++
 		}
 		deleted += res.PartsDeleted
-		root, _ := storedRoot(t, fs)
-		checkParts(t, fs, root)
+		publishedRoot(t, fs)
 		// Every unexpired root of the history still has its parts.
 		for _, name := range partNames(t, fs.Roots()) {
 			obj, err := fs.Roots().Get(ctx, name, 0)
@@ -359,11 +348,7 @@ func (h *hookStore) Get(ctx context.Context, ifNoneMatch string) ([]byte, string
 // of an expired root are not taken to exist.
 func TestLeaderGCHotSpareDuringPublish(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	clock := &testClock{now: t0}
-	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
-	sc := newStoreClock(fs)
-	signer := testSigner(t, t0)
+	clock, fs, sc, signer := newGCRig(t)
 	hs := &hookStore{FileStore: fs}
 	a := &reyes.Leader{Source: memSource{estate(1)}, Store: hs, Signer: signer, Now: clock.Now, Build: ruleset.BuildOptions{Scope: "test", TTL: time.Hour}}
 	b := &reyes.Leader{Source: memSource{estate(2)}, Store: fs, Signer: signer, Now: clock.Now, Build: ruleset.BuildOptions{Scope: "test", TTL: time.Hour}}

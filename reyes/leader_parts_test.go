@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/internal/synth"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/reyes"
@@ -70,6 +71,16 @@ type countingStore struct {
 	rootPuts, rootByte int64
 }
 
+// countingLeader returns a leader of src (scope "test") into a counting
+// store in a fresh directory, on a test clock at 2026-11-21 12:00 UTC.
+func countingLeader(t *testing.T, src sgsource.Source) (*reyes.Leader, *countingStore, *testClock) {
+	t.Helper()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	l := &reyes.Leader{Source: src, Store: st, Signer: testSigner(t, clock.Now()), Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	return l, st, clock
+}
+
 func newCountingStore(path string) *countingStore {
 	fs := reyes.NewFileStore(path, reyes.StoreOptions{})
 	return &countingStore{FileStore: fs, parts: &countingObjects{Objects: fs.Parts()}, roots: &countingObjects{Objects: fs.Roots()}}
@@ -114,14 +125,7 @@ func (c *testClock) Add(d time.Duration) {
 
 func testSigner(t testing.TB, now time.Time) *sign.Signer {
 	t.Helper()
-	sec, _, err := sign.GenerateKey("reyes test", "", now.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := sign.ParseSigner(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _, _ := sealtest.Key(t, "reyes test", now.Add(-time.Hour))
 	return signer
 }
 
@@ -129,14 +133,7 @@ func testSigner(t testing.TB, now time.Time) *sign.Signer {
 // checks the layout), failing the test unless it is one.
 func storedRoot(t *testing.T, st reyes.Store) (*ruleset.Root, []byte) {
 	t.Helper()
-	obj, _, err := st.Get(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _, err := sign.Unpack(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload, obj := storedPayload(t, st)
 	if !ruleset.IsRoot(payload) {
 		t.Fatalf("the store holds no root: %.60q", payload)
 	}
@@ -145,6 +142,30 @@ func storedRoot(t *testing.T, st reyes.Store) (*ruleset.Root, []byte) {
 		t.Fatal(err)
 	}
 	return root, obj
+}
+
+// publishedRoot is storedRoot, failing the test unless every part the
+// root names is in the store with its size and digest.
+func publishedRoot(t *testing.T, st reyes.PartStore) (*ruleset.Root, []byte) {
+	t.Helper()
+	root, obj := storedRoot(t, st)
+	checkParts(t, st, root)
+	return root, obj
+}
+
+// storedPayload returns the payload of the object in the store (no
+// signature check) and the object, failing the test on an error.
+func storedPayload(t *testing.T, st reyes.Store) (payload, obj []byte) {
+	t.Helper()
+	obj, _, err := st.Get(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _, err = sign.Unpack(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload, obj
 }
 
 // checkParts fails the test unless every part root names is in the store
@@ -179,20 +200,15 @@ func names(refs []ruleset.PartRef) []string {
 // republish of the same estate is a new root and no part put.
 func TestLeaderPartsLayout(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
-	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	l, st, clock := countingLeader(t, sgsource.Dir{Path: sampleInventory})
 
 	res, err := l.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, obj := storedRoot(t, st)
-	checkParts(t, st, root)
+	root, obj := publishedRoot(t, st)
 	put := st.reset()
-	sum := sha256.Sum256(obj)
-	wantHist := fmt.Sprintf("%d-%s", root.Serial, hex.EncodeToString(sum[:])[:16])
+	wantHist := historyName(root.Serial, obj)
 	var partBytes int64
 	for _, p := range root.Parts {
 		partBytes += p.Size
@@ -271,11 +287,8 @@ func varied(t testing.TB, inv *inventory.Inventory) (*inventory.Inventory, inven
 // not to the estate.
 func TestLeaderPutsInProportion(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
 	inv := synth.Generate(synth.Medium())
-	l := &reyes.Leader{Source: memSource{inv}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	l, st, clock := countingLeader(t, memSource{inv})
 	first, err := l.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -290,8 +303,7 @@ func TestLeaderPutsInProportion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, obj := storedRoot(t, st)
-	checkParts(t, st, after)
+	after, obj := publishedRoot(t, st)
 	put := st.reset()
 
 	if !maps.Equal(before.Bins, after.Bins) {
@@ -336,18 +348,6 @@ func TestLeaderLayouts(t *testing.T) {
 	fs := reyes.NewFileStore(filepath.Join(t.TempDir(), "ruleset.signed"), reyes.StoreOptions{})
 	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: fs, Signer: testSigner(t, clock.Now()),
 		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
-	payload := func() []byte {
-		t.Helper()
-		obj, _, err := fs.Get(ctx, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _, err := sign.Unpack(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	var serial uint64
 	for i, step := range []struct {
 		layout    reyes.Layout
@@ -372,11 +372,12 @@ func TestLeaderLayouts(t *testing.T) {
 			if res.Skipped != step.wantSkip || (res.PartsPut > 0) != step.wantParts {
 				t.Errorf("skipped %v, %d parts put", res.Skipped, res.PartsPut)
 			}
-			if got := ruleset.IsRoot(payload()); got != step.wantRoot {
+			payload, _ := storedPayload(t, fs)
+			if got := ruleset.IsRoot(payload); got != step.wantRoot {
 				t.Errorf("the store holds a root: %v, want %v", got, step.wantRoot)
 			}
 			if !step.wantRoot {
-				if _, err := ruleset.Decode(payload()); err != nil {
+				if _, err := ruleset.Decode(payload); err != nil {
 					t.Errorf("the whole layout's object: %v", err)
 				}
 			}
@@ -438,10 +439,8 @@ func TestParseLayout(t *testing.T) {
 // by the next publish, instead of being skipped for ever.
 func TestLeaderRepairsMissingParts(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
-	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now, Refresh: -1}
+	l, st, clock := countingLeader(t, sgsource.Dir{Path: sampleInventory})
+	l.Refresh = -1
 	if _, err := l.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -459,8 +458,7 @@ func TestLeaderRepairsMissingParts(t *testing.T) {
 	if put := st.reset(); !slices.Equal(put.parts, []string{lost}) || res.PartsPut != 1 {
 		t.Errorf("parts put %q (result %d), want the lost one %s alone", put.parts, res.PartsPut, lost)
 	}
-	again, _ := storedRoot(t, st)
-	checkParts(t, st, again)
+	publishedRoot(t, st)
 
 	t.Run("an unchanged run repairs too", func(t *testing.T) {
 		l.Refresh = 0
@@ -500,10 +498,7 @@ func TestLeaderRepairsMissingParts(t *testing.T) {
 // stay until removed by hand.
 func TestLeaderWholeLayoutTouchesNoParts(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
-	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now}
+	l, st, clock := countingLeader(t, sgsource.Dir{Path: sampleInventory})
 	if _, err := l.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -562,14 +557,7 @@ func TestLeaderPartsJoinToTheWholeRuleset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		obj, _, err := whole.Get(ctx, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _, err := sign.Unpack(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, _ := storedPayload(t, whole)
 		if !bytes.Equal(joined, want) {
 			t.Errorf("estate %d: the joined parts (%d bytes) differ from the whole layout's payload (%d bytes)", i, len(joined), len(want))
 		}
@@ -591,14 +579,7 @@ func TestLeaderPartsSha256sum(t *testing.T) {
 	if _, err := l.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	obj, _, err := fs.Get(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _, err := sign.Unpack(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload, _ := storedPayload(t, fs)
 	rootFile := filepath.Join(t.TempDir(), "root")
 	if err := os.WriteFile(rootFile, payload, 0o644); err != nil {
 		t.Fatal(err)

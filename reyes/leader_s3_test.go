@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/mototest"
+	"github.com/reyes-fw/reyes/internal/sealtest"
 	"github.com/reyes-fw/reyes/internal/synth"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/ruleset"
@@ -29,14 +30,7 @@ func TestLeaderPartsOnS3(t *testing.T) {
 	ctx := context.Background()
 	st := s3TestStore(t, "reyes-leader", "prod/ruleset.signed", testS3Options(endpoint))
 	start := time.Now()
-	sec, _, err := sign.GenerateKey("reyes test", "", start.Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := sign.ParseSigner(sec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, _, _ := sealtest.Key(t, "reyes test", start.Add(-time.Hour))
 	var offset time.Duration
 	l := &Leader{Source: synthSource{1}, Store: st, Signer: signer, Build: ruleset.BuildOptions{Scope: "test", TTL: time.Hour},
 		Now: func() time.Time { return time.Now().Add(offset) }}
@@ -56,19 +50,6 @@ func TestLeaderPartsOnS3(t *testing.T) {
 		}
 		return r
 	}
-	list := func(o Objects) []string {
-		t.Helper()
-		l, err := o.List(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n []string
-		for _, oi := range l {
-			n = append(n, oi.Name)
-		}
-		slices.Sort(n)
-		return n
-	}
 	res, err := l.RunOnce(ctx)
 	if err != nil || res.GCError != nil {
 		t.Fatalf("RunOnce: %v; gc: %v", err, res.GCError)
@@ -85,10 +66,10 @@ func TestLeaderPartsOnS3(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if got := list(st.Parts()); !slices.Equal(got, want) {
+	if got := ListNames(t, st.Parts(), nil); !slices.Equal(got, want) {
 		t.Errorf("parts in the bucket %q, want %q", got, want)
 	}
-	if n := len(list(st.Roots())); n != 1 {
+	if n := len(ListNames(t, st.Roots(), nil)); n != 1 {
 		t.Errorf("%d history copies", n)
 	}
 
@@ -105,10 +86,10 @@ func TestLeaderPartsOnS3(t *testing.T) {
 	for _, p := range second.Parts {
 		want = append(want, p.Name)
 	}
-	if got := list(st.Parts()); !slices.Equal(got, want) {
+	if got := ListNames(t, st.Parts(), nil); !slices.Equal(got, want) {
 		t.Errorf("parts in the bucket after collection %q, want %q", got, want)
 	}
-	if n := len(list(st.Roots())); n != 1 || res.RootsDeleted != 1 || res.PartsDeleted == 0 {
+	if n := len(ListNames(t, st.Roots(), nil)); n != 1 || res.RootsDeleted != 1 || res.PartsDeleted == 0 {
 		t.Errorf("%d history copies; deleted %d roots, %d parts", n, res.RootsDeleted, res.PartsDeleted)
 	}
 }

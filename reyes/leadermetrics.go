@@ -1,7 +1,6 @@
 package reyes
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -137,7 +136,7 @@ func readLeaderMetrics(path string) leaderMetrics {
 // text format (node_exporter's textfile collector).
 func writeLeaderMetrics(path string, m leaderMetrics) error {
 	var b promText
-	header, gauge, ts, num := b.header, b.gauge, promTime, promNum
+	gauge, counter, ts, num := b.gauge, b.counter, promTime, promNum
 
 	gauge("reyes_leader_last_run_timestamp_seconds", "When the leader last ran.", ts(m.lastRun))
 	gauge("reyes_leader_last_success_timestamp_seconds", "When a run last succeeded (published, or found the store unchanged).", ts(m.lastSuccess))
@@ -150,16 +149,11 @@ func writeLeaderMetrics(path string, m leaderMetrics) error {
 	byLabel(&b, "reyes_leader_findings", "gauge", "kind", "Findings of the ruleset the last successful run built, by kind: what it could not mirror as AWS applies it.", m.findings, strconv.Itoa)
 	gauge("reyes_leader_unread_accounts", "Distinct accounts that groups reference and the leader did not read (findings of kind unread-account).", strconv.Itoa(m.unreadAccounts))
 	byLabel(&b, "reyes_leader_runs_total", "counter", "result", "Runs by result.", m.runs, num)
-	header("reyes_leader_previous_read_failures_total", "counter", "Runs whose read of the published object back failed (other than not found): they publish without comparing.")
-	fmt.Fprintf(&b, "reyes_leader_previous_read_failures_total %s\n", num(m.readFailures))
+	counter("reyes_leader_previous_read_failures_total", "Runs whose read of the published object back failed (other than not found): they publish without comparing.", num(m.readFailures))
 	gauge("reyes_leader_parts", "Parts the root published by the last successful run names (0 in the whole layout).", strconv.Itoa(m.parts))
-	header("reyes_leader_parts_put_total", "counter", "Parts put (those the previous root did not name).")
-	fmt.Fprintf(&b, "reyes_leader_parts_put_total %s\n", num(m.partsPut))
-	header("reyes_leader_bytes_put_total", "counter", "Bytes put into the store: parts, root history copies and roots (whole objects in the whole layout).")
-	fmt.Fprintf(&b, "reyes_leader_bytes_put_total %s\n", num(m.bytesPut))
-	header("reyes_leader_parts_deleted_total", "counter", "Parts deleted by garbage collection (no unexpired root names them).")
-	fmt.Fprintf(&b, "reyes_leader_parts_deleted_total %s\n", num(m.partsDeleted))
-	header("reyes_leader_gc_failures_total", "counter", "Publishes whose garbage collection failed (logged; the publish stands).")
-	fmt.Fprintf(&b, "reyes_leader_gc_failures_total %s\n", num(m.gcFails))
+	counter("reyes_leader_parts_put_total", "Parts put (those the previous root did not name).", num(m.partsPut))
+	counter("reyes_leader_bytes_put_total", "Bytes put into the store: parts, root history copies and roots (whole objects in the whole layout).", num(m.bytesPut))
+	counter("reyes_leader_parts_deleted_total", "Parts deleted by garbage collection (no unexpired root names them).", num(m.partsDeleted))
+	counter("reyes_leader_gc_failures_total", "Publishes whose garbage collection failed (logged; the publish stands).", num(m.gcFails))
 	return atomicfile.Write(path, []byte(b.String()), 0o644)
 }

@@ -411,6 +411,11 @@ func (b *promText) gauge(name, help, v string) {
 	fmt.Fprintf(b, "%s %s\n", name, v)
 }
 
+func (b *promText) counter(name, help, v string) {
+	b.header(name, "counter", help)
+	fmt.Fprintf(b, "%s %s\n", name, v)
+}
+
 // oneHot writes the gauge name with a sample for each of values (as the
 // label label): 1 for current, 0 for the others.
 func oneHot[T ~string](b *promText, name, label, help string, values []T, current T) {
@@ -512,8 +517,7 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	byLabel(&b, runsMetric, "counter", "result", "Runs by result.", c.runs, num)
 	byLabel(&b, failuresMetric, "counter", "reason", "Failed runs by the stage that failed (config, lock, state, store, signature, decode, freshness, rollback, identity, render, apply); the kernel kept the last good rules.", c.failures, num)
 	byLabel(&b, causesMetric, "counter", "cause", "Failed runs by what failed (unknown_signer, bad_signature, expired, not_found, ...): finer than the stage.", c.causes, num)
-	header(repairsMetric, "counter", "Drift checks that found the kernel changed, followed by a reload.")
-	fmt.Fprintf(&b, "%s %s\n", repairsMetric, num(c.repairs))
+	b.counter(repairsMetric, "Drift checks that found the kernel changed, followed by a reload.", num(c.repairs))
 	return atomicfile.Write(path, []byte(b.String()), 0o644)
 }
 

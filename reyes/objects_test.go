@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/reyes-fw/reyes/internal/hungsrv"
 	"github.com/reyes-fw/reyes/internal/mototest"
 )
 
@@ -54,6 +52,26 @@ func TestValidObjectName(t *testing.T) {
 	}
 }
 
+// ListNames lists o and returns the names, sorted, failing t on an error;
+// each, unless nil, is called with every object listed. Exported for the
+// tests of package reyes_test.
+func ListNames(t testing.TB, o Objects, each func(ObjectInfo)) []string {
+	t.Helper()
+	list, err := o.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, oi := range list {
+		names = append(names, oi.Name)
+		if each != nil {
+			each(oi)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 // testObjects checks the behaviour every Objects shares.
 func testObjects(t *testing.T, o Objects) {
 	ctx := context.Background()
@@ -82,21 +100,14 @@ func testObjects(t *testing.T, o Objects) {
 				t.Errorf("Get(%q) = %q, %v, want %q", name, got, err, body)
 			}
 		}
-		list, err := o.List(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, oi := range list {
-			names = append(names, oi.Name)
+		names := ListNames(t, o, func(oi ObjectInfo) {
 			if oi.Size != int64(len(want[oi.Name])) {
 				t.Errorf("%s: size %d, want %d", oi.Name, oi.Size, len(want[oi.Name]))
 			}
 			if oi.Modified.Before(before) || oi.Modified.After(time.Now().Add(2*time.Second)) {
 				t.Errorf("%s: modified %s, not about now", oi.Name, oi.Modified)
 			}
-		}
-		slices.Sort(names)
+		})
 		if !slices.Equal(names, []string{"a0001-3-abc", "b", "empty"}) {
 			t.Errorf("List names = %q", names)
 		}
@@ -311,18 +322,11 @@ func TestS3Objects(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		list, err := o.List(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, oi := range list {
-			names = append(names, oi.Name)
+		names := ListNames(t, o, func(oi ObjectInfo) {
 			if oi.Size != 3 {
 				t.Errorf("%s: size %d", oi.Name, oi.Size)
 			}
-		}
-		slices.Sort(names)
+		})
 		if !slices.Equal(names, want) {
 			t.Errorf("List = %q, want %q", names, want)
 		}
@@ -333,15 +337,7 @@ func TestS3Objects(t *testing.T) {
 // per-attempt timeout times its attempts, is logged at each retry naming
 // the part, and fails naming the call and the part.
 func TestS3ObjectsHungServer(t *testing.T) {
-	var logs bytes.Buffer
-	opts := testS3Options(hungsrv.URL(t))
-	opts.Timeout = 300 * time.Millisecond
-	opts.MaxAttempts = 2
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	st, err := NewS3Store(context.Background(), "reyes-test", "obj", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, logs := hungS3Store(t, 2)
 	o := st.Parts()
 	ctx := context.Background()
 	for _, tc := range []struct {

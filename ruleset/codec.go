@@ -139,19 +139,8 @@ func (rs *Ruleset) normalize() {
 // the way Validate does, with the ID of the group, VPC or interface when
 // that is well formed. It returns nil for any other error.
 func valueError(data []byte, err error) error {
-	var se *json.SemanticError
-	if !errors.As(err, &se) || se.JSONKind != '"' || se.GoType == nil {
-		return nil
-	}
-	var what string
-	switch se.GoType {
-	case reflect.TypeFor[netip.Addr]():
-		what = "an IP address"
-	case reflect.TypeFor[netip.Prefix]():
-		what = "a CIDR"
-	case reflect.TypeFor[time.Time]():
-		what = "an RFC 3339 time"
-	default:
+	se, what := badString(err)
+	if what == "" {
 		return nil
 	}
 	// The IDs, read leniently: data is valid JSON of the right shape up to
@@ -190,6 +179,24 @@ func valueError(data []byte, err error) error {
 		}
 	}
 	return invalid(field.String(), "%q is not %s", errtext.Clip(stringAt(data, se.JSONPointer)), what)
+}
+
+// badString returns err's *json.SemanticError and what its string value
+// is not, when err is a string that is not the address, CIDR or time its
+// field takes; what is "" for any other error.
+func badString(err error) (se *json.SemanticError, what string) {
+	if !errors.As(err, &se) || se.JSONKind != '"' || se.GoType == nil {
+		return se, ""
+	}
+	switch se.GoType {
+	case reflect.TypeFor[netip.Addr]():
+		what = "an IP address"
+	case reflect.TypeFor[netip.Prefix]():
+		what = "a CIDR"
+	case reflect.TypeFor[time.Time]():
+		what = "an RFC 3339 time"
+	}
+	return se, what
 }
 
 // stringAt returns the string at ptr in data, or "".

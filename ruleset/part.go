@@ -165,14 +165,7 @@ func relField(ve *ValidationError, members bool) *ValidationError {
 	f := ve.Field
 	for _, top := range []string{"vpcs[0]", "groups[0]", "findings[0]"} {
 		if rest, ok := strings.CutPrefix(f, top); ok {
-			if i := strings.IndexByte(rest, ')'); strings.HasPrefix(rest, "(") && i > 0 {
-				rest = rest[i+1:]
-			}
-			f = strings.TrimPrefix(rest, ".")
-			if f == "" {
-				f = "value"
-			}
-			return &ValidationError{Field: f, Reason: ve.Reason}
+			return &ValidationError{Field: afterID(rest), Reason: ve.Reason}
 		}
 	}
 	if rest, ok := strings.CutPrefix(f, "interfaces"); ok {
@@ -180,16 +173,22 @@ func relField(ve *ValidationError, members bool) *ValidationError {
 			f = "members" + rest
 		} else {
 			_, rest, _ = strings.Cut(rest, "]")
-			if i := strings.IndexByte(rest, ')'); strings.HasPrefix(rest, "(") && i > 0 {
-				rest = rest[i+1:]
-			}
-			f = strings.TrimPrefix(rest, ".")
-			if f == "" {
-				f = "value"
-			}
+			f = afterID(rest)
 		}
 	}
 	return &ValidationError{Field: f, Reason: ve.Reason}
+}
+
+// afterID returns what follows a field path's top element, rest, without
+// the element's "(id)" and the dot: "value" when nothing follows.
+func afterID(rest string) string {
+	if i := strings.IndexByte(rest, ')'); strings.HasPrefix(rest, "(") && i > 0 {
+		rest = rest[i+1:]
+	}
+	if f := strings.TrimPrefix(rest, "."); f != "" {
+		return f
+	}
+	return "value"
 }
 
 // validateOne normalizes (as Decode does) and validates a ruleset of one
@@ -212,26 +211,39 @@ func validateOne(h Header, rs Ruleset, members bool, lim Limits) error {
 // decodeGroup decodes and validates line i of a "g" part: the group
 // (its rules; its members are in an "m" part).
 func (p *part) decodeGroup(i int, h Header, lim Limits) (Group, error) {
+	return decodeKeyed(p, i, h, lim, true, func(g *Group) string { return g.ID },
+		func(rs *Ruleset, g Group) *Group { rs.Groups = []Group{g}; return &rs.Groups[0] })
+}
+
+// decodeKeyed decodes and validates line i of a part whose values carry
+// their key as ID (id reads it): strict, the ID the key, valid alone as
+// the one element put reads into a Ruleset (normalize and Validate work on
+// that element, which put returns), canonical. binned parts also check
+// the key belongs in the bin.
+func decodeKeyed[T any](p *part, i int, h Header, lim Limits, binned bool, id func(*T) string, put func(*Ruleset, T) *T) (T, error) {
+	var zero T
 	key, val, lineNo := p.line(i)
-	if err := p.checkBin(key, lineNo); err != nil {
-		return Group{}, err
+	if binned {
+		if err := p.checkBin(key, lineNo); err != nil {
+			return zero, err
+		}
 	}
-	var g Group
-	if err := strictUnmarshal(val, &g); err != nil {
-		return Group{}, p.valueError(lineNo, key, err)
+	var v T
+	if err := strictUnmarshal(val, &v); err != nil {
+		return zero, p.valueError(lineNo, key, err)
 	}
-	if g.ID != key {
-		return Group{}, p.errorf(lineNo, key, "%w: id %q differs from the key", ErrMalformed, errtext.Clip(g.ID))
+	if got := id(&v); got != key {
+		return zero, p.errorf(lineNo, key, "%w: id %q differs from the key", ErrMalformed, errtext.Clip(got))
 	}
-	// normalize and Validate work on the elements of this slice.
-	rs := Ruleset{Groups: []Group{g}}
+	var rs Ruleset
+	elem := put(&rs, v)
 	if err := validateOne(h, rs, false, lim); err != nil {
-		return Group{}, p.valueError(lineNo, key, err)
+		return zero, p.valueError(lineNo, key, err)
 	}
-	if err := p.canonical(lineNo, key, val, &rs.Groups[0]); err != nil {
-		return Group{}, err
+	if err := p.canonical(lineNo, key, val, elem); err != nil {
+		return zero, err
 	}
-	return rs.Groups[0], nil
+	return *elem, nil
 }
 
 // decodeMembers decodes and validates line i of an "m" part: the group
@@ -273,45 +285,14 @@ func (p *part) decodeMembers(i int, h Header, lim Limits) (string, []Interface, 
 
 // decodeInterface decodes and validates line i of an "i" part.
 func (p *part) decodeInterface(i int, h Header, lim Limits) (Interface, error) {
-	key, val, lineNo := p.line(i)
-	if err := p.checkBin(key, lineNo); err != nil {
-		return Interface{}, err
-	}
-	var n Interface
-	if err := strictUnmarshal(val, &n); err != nil {
-		return Interface{}, p.valueError(lineNo, key, err)
-	}
-	if n.ID != key {
-		return Interface{}, p.errorf(lineNo, key, "%w: id %q differs from the key", ErrMalformed, errtext.Clip(n.ID))
-	}
-	rs := Ruleset{Interfaces: []Interface{n}}
-	if err := validateOne(h, rs, false, lim); err != nil {
-		return Interface{}, p.valueError(lineNo, key, err)
-	}
-	if err := p.canonical(lineNo, key, val, &rs.Interfaces[0]); err != nil {
-		return Interface{}, err
-	}
-	return rs.Interfaces[0], nil
+	return decodeKeyed(p, i, h, lim, true, func(n *Interface) string { return n.ID },
+		func(rs *Ruleset, n Interface) *Interface { rs.Interfaces = []Interface{n}; return &rs.Interfaces[0] })
 }
 
 // decodeVPC decodes and validates line i of the "vpcs" part.
 func (p *part) decodeVPC(i int, h Header, lim Limits) (VPC, error) {
-	key, val, lineNo := p.line(i)
-	var v VPC
-	if err := strictUnmarshal(val, &v); err != nil {
-		return VPC{}, p.valueError(lineNo, key, err)
-	}
-	if v.ID != key {
-		return VPC{}, p.errorf(lineNo, key, "%w: id %q differs from the key", ErrMalformed, errtext.Clip(v.ID))
-	}
-	rs := Ruleset{VPCs: []VPC{v}}
-	if err := validateOne(h, rs, false, lim); err != nil {
-		return VPC{}, p.valueError(lineNo, key, err)
-	}
-	if err := p.canonical(lineNo, key, val, &rs.VPCs[0]); err != nil {
-		return VPC{}, err
-	}
-	return rs.VPCs[0], nil
+	return decodeKeyed(p, i, h, lim, false, func(v *VPC) string { return v.ID },
+		func(rs *Ruleset, v VPC) *VPC { rs.VPCs = []VPC{v}; return &rs.VPCs[0] })
 }
 
 // decodeFinding decodes and validates line i of the "findings" part,

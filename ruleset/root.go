@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"net/netip"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -490,20 +488,8 @@ func strictUnmarshal(data []byte, v any) error {
 		return strictjson.Explain(err)
 	}
 	if err := json.Unmarshal(data, v, json.RejectUnknownMembers(true)); err != nil {
-		var se *json.SemanticError
-		if errors.As(err, &se) && se.JSONKind == '"' && se.GoType != nil {
-			what := ""
-			switch se.GoType {
-			case reflect.TypeFor[netip.Addr]():
-				what = "an IP address"
-			case reflect.TypeFor[netip.Prefix]():
-				what = "a CIDR"
-			case reflect.TypeFor[time.Time]():
-				what = "an RFC 3339 time"
-			}
-			if what != "" {
-				return invalid(pointerField(se.JSONPointer), "%q is not %s", errtext.Clip(stringAt(data, se.JSONPointer)), what)
-			}
+		if se, what := badString(err); what != "" {
+			return invalid(pointerField(se.JSONPointer), "%q is not %s", errtext.Clip(stringAt(data, se.JSONPointer)), what)
 		}
 		return strictjson.Explain(err)
 	}

@@ -130,6 +130,25 @@ func TestPartsAdversarial(t *testing.T) {
 		k, _, _ := strings.Cut(ls[line], "\t")
 		return k
 	}
+	// movedIn adds to ref's part, in key order, the first line of another
+	// bin of its kind.
+	movedIn := func(ref ruleset.PartRef) func(*testing.T) (*ruleset.Root, map[string][]byte) {
+		return func(t *testing.T) (*ruleset.Root, map[string][]byte) {
+			var moved string
+			for _, o := range root.Parts {
+				if o.Kind == ref.Kind && o.Name != ref.Name && o.Size > 100 {
+					_, ls := lines(parts[o.Name])
+					moved = ls[0]
+					break
+				}
+			}
+			return edit(ref, func(h string, ls []string) (string, []string) {
+				ls = append(ls, moved)
+				slices.Sort(ls)
+				return h, ls
+			})(t)
+		}
+	}
 	changedName := ""
 	for _, p := range root.Parts {
 		if !otherRoot.Has(p.Name) {
@@ -175,22 +194,7 @@ func TestPartsAdversarial(t *testing.T) {
 			p[iref.Name] = append(bytes.Clone(p[iref.Name]), '\n')
 			return root, p
 		}, ruleset.ErrPartMismatch, []string{iref.Name}},
-		{"key in the wrong bin", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
-			// a line of another bin of the same kind, moved here
-			var moved string
-			for _, o := range root.Parts {
-				if o.Kind == ruleset.KindInterfaces && o.Name != iref.Name && o.Size > 100 {
-					_, ls := lines(parts[o.Name])
-					moved = ls[0]
-					break
-				}
-			}
-			return edit(iref, func(h string, ls []string) (string, []string) {
-				ls = append(ls, moved)
-				slices.Sort(ls)
-				return h, ls
-			})(t)
-		}, ruleset.ErrMalformed, []string{"belongs in bin"}},
+		{"key in the wrong bin", movedIn(iref), ruleset.ErrMalformed, []string{"belongs in bin"}},
 		{"keys out of order", edit(gref, func(h string, ls []string) (string, []string) {
 			ls[0], ls[1] = ls[1], ls[0]
 			return h, ls
@@ -258,22 +262,7 @@ func TestPartsAdversarial(t *testing.T) {
 			r, p, _ := replacePart(t, root, parts, g, join(h, ls))
 			return r, p
 		}, ruleset.ErrMalformed, []string{"members of group", "no group part"}},
-		{"members line in the wrong bin", func(t *testing.T) (*ruleset.Root, map[string][]byte) {
-			mref := firstOf(root, ruleset.KindMembers)
-			var moved string
-			for _, o := range root.Parts {
-				if o.Kind == ruleset.KindMembers && o.Name != mref.Name && o.Size > 100 {
-					_, ls := lines(parts[o.Name])
-					moved = ls[0]
-					break
-				}
-			}
-			return edit(mref, func(h string, ls []string) (string, []string) {
-				ls = append(ls, moved)
-				slices.Sort(ls)
-				return h, ls
-			})(t)
-		}, ruleset.ErrMalformed, []string{"belongs in bin"}},
+		{"members line in the wrong bin", movedIn(firstOf(root, ruleset.KindMembers)), ruleset.ErrMalformed, []string{"belongs in bin"}},
 		{"members line with no members", edit(firstOf(root, ruleset.KindMembers), func(h string, ls []string) (string, []string) {
 			k, _, _ := strings.Cut(ls[0], "\t")
 			ls[0] = k + "\t[]"

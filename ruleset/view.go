@@ -160,64 +160,48 @@ type viewState struct {
 }
 
 func (s *viewState) group(id string) error {
-	if _, done := s.groups[id]; done {
-		return nil
-	}
-	p, i, err := s.l.lookup(KindGroups, id)
-	if err != nil {
-		return err
-	}
-	if i < 0 {
-		s.groups[id] = nil
-		return nil
-	}
-	g, err := p.decodeGroup(i, s.h, s.l.lim)
-	if err != nil {
-		return err
-	}
-	s.groups[id] = &g
-	return nil
+	return decodeOnce(s, s.groups, KindGroups, id, nil, func(p *part, i int) (*Group, error) {
+		g, err := p.decodeGroup(i, s.h, s.l.lim)
+		return &g, err
+	})
 }
 
 // members decodes the members of group id (decoded and in the estate)
 // from its "m" bin: none if the bin has no line for it.
 func (s *viewState) members(id string) error {
-	if _, done := s.mem[id]; done {
-		return nil
-	}
-	p, i, err := s.l.lookup(KindMembers, id)
-	if err != nil {
-		return err
-	}
-	if i < 0 {
-		s.mem[id] = []Interface{}
-		return nil
-	}
-	_, ms, err := p.decodeMembers(i, s.h, s.l.lim)
-	if err != nil {
-		return err
-	}
-	s.mem[id] = ms
-	return nil
+	return decodeOnce(s, s.mem, KindMembers, id, []Interface{}, func(p *part, i int) ([]Interface, error) {
+		_, ms, err := p.decodeMembers(i, s.h, s.l.lim)
+		return ms, err
+	})
 }
 
 func (s *viewState) iface(id string) error {
-	if _, done := s.full[id]; done {
+	return decodeOnce(s, s.full, KindInterfaces, id, nil, func(p *part, i int) (*Interface, error) {
+		n, err := p.decodeInterface(i, s.h, s.l.lim)
+		return &n, err
+	})
+}
+
+// decodeOnce fills m[id], unless it is there already, from the line of
+// id in its bin of kind: absent if the bin has no line for id, else what
+// decode makes of the line (nothing on an error).
+func decodeOnce[T any](s *viewState, m map[string]T, kind, id string, absent T, decode func(p *part, i int) (T, error)) error {
+	if _, done := m[id]; done {
 		return nil
 	}
-	p, i, err := s.l.lookup(KindInterfaces, id)
+	p, i, err := s.l.lookup(kind, id)
 	if err != nil {
 		return err
 	}
 	if i < 0 {
-		s.full[id] = nil
+		m[id] = absent
 		return nil
 	}
-	n, err := p.decodeInterface(i, s.h, s.l.lim)
+	v, err := decode(p, i)
 	if err != nil {
 		return err
 	}
-	s.full[id] = &n
+	m[id] = v
 	return nil
 }
 
@@ -297,12 +281,8 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 	}
 	vp := l.parts[vref.Name]
 	vpcs := make([]VPC, 0, vp.lines())
-	for i := range vp.lines() {
-		v, err := vp.decodeVPC(i, h, l.lim)
-		if err != nil {
-			return nil, err
-		}
-		vpcs = append(vpcs, v)
+	if err := decodeLines(vp, &vpcs, vp.decodeVPC, h, l.lim); err != nil {
+		return nil, err
 	}
 	for _, id := range req.InterfaceIDs {
 		if err := s.iface(id); err != nil {
@@ -335,18 +315,10 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 	}
 
 	// Round 2: the interfaces found by address.
-	slices.Sort(byAddr)
-	byAddr = slices.Compact(byAddr)
-	if refs, err = l.refsOf(KindInterfaces, byAddr); err != nil {
-		return nil, err
-	}
-	if err := l.load(ctx, refs); err != nil {
+	if byAddr, err = s.round(ctx, KindInterfaces, byAddr, s.iface); err != nil {
 		return nil, err
 	}
 	for _, id := range byAddr {
-		if err := s.iface(id); err != nil {
-			return nil, err
-		}
 		n := s.full[id]
 		for _, a := range addrOf[id] {
 			if n == nil || !slices.Contains(n.Addrs, a) {
@@ -362,9 +334,7 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 			hostGroups = append(hostGroups, n.Groups...)
 		}
 	}
-	slices.Sort(hostGroups)
-	hostGroups = slices.Compact(hostGroups)
-	if err := s.groupsRound(ctx, hostGroups); err != nil {
+	if hostGroups, err = s.round(ctx, KindGroups, hostGroups, s.group); err != nil {
 		return nil, err
 	}
 
@@ -382,9 +352,7 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 			}
 		}
 	}
-	slices.Sort(refd)
-	refd = slices.Compact(refd)
-	if err := s.groupsRound(ctx, refd); err != nil {
+	if refd, err = s.round(ctx, KindGroups, refd, s.group); err != nil {
 		return nil, err
 	}
 
@@ -396,16 +364,8 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 			live = append(live, id)
 		}
 	}
-	if refs, err = l.refsOf(KindMembers, live); err != nil {
+	if _, err := s.round(ctx, KindMembers, live, s.members); err != nil {
 		return nil, err
-	}
-	if err := l.load(ctx, refs); err != nil {
-		return nil, err
-	}
-	for _, id := range live {
-		if err := s.members(id); err != nil {
-			return nil, err
-		}
 	}
 
 	rs, err := s.ruleset(vpcs, refd)
@@ -421,21 +381,37 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 	return v, nil
 }
 
-// groupsRound loads the bins of ids and decodes those groups.
-func (s *viewState) groupsRound(ctx context.Context, ids []string) error {
-	refs, err := s.l.refsOf(KindGroups, ids)
-	if err != nil {
-		return err
-	}
-	if err := s.l.load(ctx, refs); err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.group(id); err != nil {
+// decodeLines appends to *out what decode makes of every line of p, in
+// order, up to the first error.
+func decodeLines[T any](p *part, out *[]T, decode func(i int, h Header, lim Limits) (T, error), h Header, lim Limits) error {
+	for i := range p.lines() {
+		v, err := decode(i, h, lim)
+		if err != nil {
 			return err
 		}
+		*out = append(*out, v)
 	}
 	return nil
+}
+
+// round sorts ids, drops repeats, loads the parts of kind that hold them,
+// then decodes each with decode. It returns the ids sorted, each once.
+func (s *viewState) round(ctx context.Context, kind string, ids []string, decode func(id string) error) ([]string, error) {
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	refs, err := s.l.refsOf(kind, ids)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.l.load(ctx, refs); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := decode(id); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // ruleset assembles the partial ruleset: the groups decoded, the
@@ -562,40 +538,26 @@ func join(ctx context.Context, root *Root, fetch FetchFunc) (*Ruleset, error) {
 		p := l.parts[ref.Name]
 		d := &out[pi]
 		g.Go(func() error {
-			for i := range p.lines() {
-				switch ref.Kind {
-				case KindVPCs:
-					v, err := p.decodeVPC(i, h, lim)
-					if err != nil {
-						return err
-					}
-					d.vpcs = append(d.vpcs, v)
-				case KindFindings:
-					f, err := p.decodeFinding(i, h, lim)
-					if err != nil {
-						return err
-					}
-					d.findings = append(d.findings, f)
-				case KindGroups:
-					gr, err := p.decodeGroup(i, h, lim)
-					if err != nil {
-						return err
-					}
-					d.groups = append(d.groups, gr)
-				case KindMembers:
+			switch ref.Kind {
+			case KindVPCs:
+				return decodeLines(p, &d.vpcs, p.decodeVPC, h, lim)
+			case KindFindings:
+				return decodeLines(p, &d.findings, p.decodeFinding, h, lim)
+			case KindGroups:
+				return decodeLines(p, &d.groups, p.decodeGroup, h, lim)
+			case KindInterfaces:
+				return decodeLines(p, &d.ifs, p.decodeInterface, h, lim)
+			case KindMembers:
+				for i := range p.lines() {
 					gid, m, err := p.decodeMembers(i, h, lim)
 					if err != nil {
 						return err
 					}
 					d.memberOf = append(d.memberOf, gid)
 					d.members = append(d.members, m)
-				case KindInterfaces:
-					n, err := p.decodeInterface(i, h, lim)
-					if err != nil {
-						return err
-					}
-					d.ifs = append(d.ifs, n)
-				case KindAddrs:
+				}
+			case KindAddrs:
+				for i := range p.lines() {
 					a, ids, err := p.decodeAddr(i)
 					if err != nil {
 						return err

@@ -48,13 +48,9 @@ func LoadKeyring(paths ...string) (*Keyring, error) {
 	}
 	kr := &Keyring{}
 	for _, p := range paths {
-		data, err := readKeyFile(p)
+		k, err := loadKeyFile(p, "keyring", ParseKeyring)
 		if err != nil {
-			return nil, fmt.Errorf("loading keyring: %w", err)
-		}
-		k, err := ParseKeyring(data)
-		if err != nil {
-			return nil, fmt.Errorf("loading keyring %s: %w", p, err)
+			return nil, err
 		}
 		kr.entities = append(kr.entities, k.entities...)
 		if err := uniqueKeys(kr.entities); err != nil {
@@ -158,15 +154,23 @@ func ParseSigner(data []byte) (*Signer, error) {
 
 // LoadSigner reads the secret key in the file at path with [ParseSigner].
 func LoadSigner(path string) (*Signer, error) {
+	return loadKeyFile(path, "signing key", ParseSigner)
+}
+
+// loadKeyFile reads the key file at path and parses it with parse; the
+// errors say "loading " and what, and name the file when parse fails
+// (readKeyFile's errors name it already).
+func loadKeyFile[T any](path, what string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
 	data, err := readKeyFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("loading signing key: %w", err)
+		return zero, fmt.Errorf("loading %s: %w", what, err)
 	}
-	s, err := ParseSigner(data)
+	v, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("loading signing key %s: %w", path, err)
+		return zero, fmt.Errorf("loading %s %s: %w", what, path, err)
 	}
-	return s, nil
+	return v, nil
 }
 
 // Fingerprint returns the upper-case hex fingerprint of the signer's primary

@@ -185,6 +185,17 @@ type followerRun struct {
 	Rules   bool
 }
 
+// keptKernel is the check of a run that must leave the kernel as it was:
+// what, the change published, is named in the error.
+func keptKernel(what string) func(*followerRun) error {
+	return func(r *followerRun) error {
+		if r.Changed {
+			return fmt.Errorf("%s changed the kernel: %+v", what, r.Result.Applied)
+		}
+		return nil
+	}
+}
+
 // planStats measures a plan.
 type planStats struct {
 	Rules, Rules6     int
@@ -616,12 +627,7 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 	if err := b.publish(ctx, b.inv, ""); err != nil {
 		return nil, err
 	}
-	if h.Republish, err = once("republished, same estate", func(r *followerRun) error {
-		if r.Changed {
-			return fmt.Errorf("a new serial of the same estate changed the kernel: %+v", r.Result.Applied)
-		}
-		return nil
-	}); err != nil {
+	if h.Republish, err = once("republished, same estate", keptKernel("a new serial of the same estate")); err != nil {
 		return nil, err
 	}
 	// A change elsewhere in the estate: a new interface in a group whose
@@ -642,12 +648,7 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 		if err := b.publish(ctx, other, ""); err != nil {
 			return nil, err
 		}
-		if h.Near, err = once("change outside the plan, in a part the host reads", func(r *followerRun) error {
-			if r.Changed {
-				return fmt.Errorf("a change outside the plan changed the kernel: %+v", r.Result.Applied)
-			}
-			return nil
-		}); err != nil {
+		if h.Near, err = once("change outside the plan, in a part the host reads", keptKernel("a change outside the plan")); err != nil {
 			return nil, err
 		}
 		inv, parts = other, h.Near.Result.Parts

@@ -124,6 +124,20 @@ func (p *csvParser) vpc(id, region string) (owner string, err error) {
 	return v.owner, nil
 }
 
+// regionVPC checks the region (rec[1]) and the VPC (rec[2]) of a group
+// or eni record: the region, and the VPC's owner.
+func (p *csvParser) regionVPC(rec []string) (*inventory.Region, string, error) {
+	reg, err := p.region(rec[1])
+	if err != nil {
+		return nil, "", err
+	}
+	owner, err := p.vpc(rec[2], rec[1])
+	if err != nil {
+		return nil, "", err
+	}
+	return reg, owner, nil
+}
+
 var fieldCount = map[string]int{"vpc": 5, "group": 5, "allow": 6, "eni": 6}
 
 func (p *csvParser) record(rec []string) error {
@@ -153,16 +167,13 @@ func (p *csvParser) record(rec []string) error {
 		p.vpcs[rec[2]] = vpcInfo{owner: rec[3], region: rec[1]}
 		reg.VPCs = append(reg.VPCs, inventory.VPC{ID: rec[2], OwnerID: rec[3], CIDRs: cidrs})
 	case "group":
-		if _, err := p.region(rec[1]); err != nil {
-			return err
-		}
-		owner, err := p.vpc(rec[2], rec[1])
+		_, owner, err := p.regionVPC(rec)
 		if err != nil {
 			return err
 		}
-		id := rec[3]
-		if !inventory.ValidGroupID(id) {
-			return fmt.Errorf("%q is not a security group ID", id)
+		id, err := parseGroupID(rec[3])
+		if err != nil {
+			return err
 		}
 		if p.groups[id] != nil {
 			return fmt.Errorf("group %s twice", id)
@@ -180,11 +191,7 @@ func (p *csvParser) record(rec []string) error {
 		}
 		g.Ingress = append(g.Ingress, perm)
 	case "eni":
-		reg, err := p.region(rec[1])
-		if err != nil {
-			return err
-		}
-		owner, err := p.vpc(rec[2], rec[1])
+		reg, owner, err := p.regionVPC(rec)
 		if err != nil {
 			return err
 		}

@@ -98,14 +98,8 @@ func TestLeaderReadsRolesAgainstMoto(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	sec, pub, err := sign.GenerateKey("leader", "", time.Now().Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, store := filepath.Join(dir, "leader.key"), filepath.Join(dir, "ruleset.signed")
-	if err := os.WriteFile(key, sec, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, pub := writeLeaderKey(t, dir)
+	store := filepath.Join(dir, "ruleset.signed")
 	var stdout, stderr bytes.Buffer
 	err = RunLeader(ctx, []string{"--source", "ec2", "--region", "eu-west-1", "--role-arn", role, "--store", store, "--signing-key", key, "--timeout", "2m"},
 		nil, &stdout, &stderr)

@@ -14,18 +14,28 @@ import (
 	"github.com/reyes-fw/reyes/sign"
 )
 
+// writeLeaderKey makes a leader key (valid from an hour ago), writes its
+// secret key to dir/leader.key and returns that path and the armored
+// public key.
+func writeLeaderKey(t *testing.T, dir string) (keyFile string, public []byte) {
+	t.Helper()
+	sec, pub, err := sign.GenerateKey("leader", "", time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile = filepath.Join(dir, "leader.key")
+	if err := os.WriteFile(keyFile, sec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyFile, pub
+}
+
 // TestLeaderMetricsFileFlag: --metrics-file reaches the leader, which
 // writes the file after a publish.
 func TestLeaderMetricsFileFlag(t *testing.T) {
 	dir := t.TempDir()
-	sec, _, err := sign.GenerateKey("leader", "", time.Now().Add(-time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, prom := filepath.Join(dir, "leader.key"), filepath.Join(dir, "leader.prom")
-	if err := os.WriteFile(key, sec, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, _ := writeLeaderKey(t, dir)
+	prom := filepath.Join(dir, "leader.prom")
 	var stdout, stderr bytes.Buffer
 	if err := RunLeader(context.Background(), []string{"--source", "../../examples/quickstart/inventory", "--store", filepath.Join(dir, "ruleset.signed"),
 		"--signing-key", key, "--metrics-file", prom}, nil, &stdout, &stderr); err != nil {

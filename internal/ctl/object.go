@@ -51,6 +51,22 @@ func (o *objectFlags) define(fl *flag.FlagSet, trustedUsage string) {
 	}
 }
 
+// objectCommand is the flags of a command that takes the object flags
+// alone (trustedUsage as for define; the key is optional): once they
+// check, run does the command.
+func objectCommand(cmd, trustedUsage string, run func(ctx context.Context, c *invocation, o objectFlags, args []string) error) func(*invocation, *flag.FlagSet) func(context.Context, []string) error {
+	return func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
+		var o objectFlags
+		o.define(fl, trustedUsage)
+		return func(ctx context.Context, args []string) error {
+			if err := o.check(cmd, false); err != nil {
+				return err
+			}
+			return run(ctx, c, o, args)
+		}
+	}
+}
+
 func (o *objectFlags) check(cmd string, needTrusted bool) error {
 	if o.maxSize <= 0 {
 		return &UsageError{Cmd: cmd, Err: fmt.Errorf("--max-size must be positive, got %d", o.maxSize)}
@@ -284,16 +300,10 @@ what it cannot mirror as AWS applies it (references into accounts that were
 not read, stale references, load balancers that preserve client addresses),
 counted by kind, with the accounts not read. With --trusted-key the signature is verified first and any failure is an
 error; without, nothing is verified and the output says UNVERIFIED.`,
-		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
-			var o objectFlags
-			o.define(fl, "verify against the public key(s) in `FILE` first (repeatable)")
-			return func(ctx context.Context, args []string) error {
-				if err := o.check("inspect", false); err != nil {
-					return err
-				}
+		flags: objectCommand("inspect", "verify against the public key(s) in `FILE` first (repeatable)",
+			func(ctx context.Context, c *invocation, o objectFlags, args []string) error {
 				return c.inspect(ctx, o, args[0])
-			}
-		},
+			}),
 	}
 }
 
@@ -402,16 +412,10 @@ so that stock tools check all of it:
 
   gpg --verify DIR/root.asc DIR/root
   cd DIR && sha256sum -c root`,
-		flags: func(c *invocation, fl *flag.FlagSet) func(context.Context, []string) error {
-			var o objectFlags
-			o.define(fl, "")
-			return func(ctx context.Context, args []string) error {
-				if err := o.check("unpack", false); err != nil {
-					return err
-				}
+		flags: objectCommand("unpack", "",
+			func(ctx context.Context, c *invocation, o objectFlags, args []string) error {
 				return c.unpack(ctx, o, args[0], args[1])
-			}
-		},
+			}),
 	}
 }
 

@@ -104,6 +104,20 @@ func TestSplitVerifyInspectExplain(t *testing.T) {
 	})
 }
 
+// corrupt flips a bit of the last byte but one of the file at path (in a
+// part, the end of its last line).
+func corrupt(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-2] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSplitRefusals: a part that does not match the root, or is missing,
 // fails verify naming it; so does a root whose signature is bad.
 func TestSplitRefusals(t *testing.T) {
@@ -111,16 +125,8 @@ func TestSplitRefusals(t *testing.T) {
 	t.Run("changed part", func(t *testing.T) {
 		f := newSplitFixture(t)
 		victim := f.parts.Parts[len(f.parts.Parts)/2]
-		p := filepath.Join(f.store.Path()+".parts", victim.Name)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[len(b)-2] ^= 1
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, _, err = runCLI(t, now, "verify", "--trusted-key", f.public, f.root)
+		corrupt(t, filepath.Join(f.store.Path()+".parts", victim.Name))
+		_, _, err := runCLI(t, now, "verify", "--trusted-key", f.public, f.root)
 		if !errors.Is(err, ruleset.ErrPartMismatch) || !strings.Contains(err.Error(), victim.Name) {
 			t.Fatalf("verify with a changed part: %v", err)
 		}
@@ -180,15 +186,7 @@ func TestSplitUnpackStockTools(t *testing.T) {
 		t.Fatalf("sha256sum -c root: %v\n%s", err, got)
 	}
 	// A changed part fails sha256sum.
-	p := filepath.Join(dir, f.parts.Parts[0].Name)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)-2] ^= 1
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	corrupt(t, filepath.Join(dir, f.parts.Parts[0].Name))
 	if got, err := sum(); err == nil || !strings.Contains(got, "FAILED") {
 		t.Fatalf("sha256sum -c accepted a changed part: %v\n%s", err, got)
 	}
