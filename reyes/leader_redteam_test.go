@@ -28,13 +28,7 @@ import (
 // listed size that differs is a part to put again.
 func TestRedteamLeaderRepairsTruncatedParts(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
-	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
-		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now, Refresh: -1}
-	if _, err := l.RunOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
+	clock, st, l := publishedSample(t)
 	root, _ := storedRoot(t, st)
 	broken := root.Parts[len(root.Parts)/2].Name
 	if err := os.Truncate(filepath.Join(st.FileStore.Parts().String(), broken), 3); err != nil {
@@ -209,13 +203,7 @@ func TestRedteamLeaderReplacesOddParts(t *testing.T) {
 	for _, kind := range []string{"fifo", "symlink"} {
 		t.Run(kind, func(t *testing.T) {
 			ctx := context.Background()
-			clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-			st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
-			l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
-				Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now, Refresh: -1}
-			if _, err := l.RunOnce(ctx); err != nil {
-				t.Fatal(err)
-			}
+			clock, st, l := publishedSample(t)
 			root, _ := storedRoot(t, st)
 			odd := filepath.Join(st.FileStore.Parts().String(), root.Parts[0].Name)
 			target := filepath.Join(t.TempDir(), "elsewhere")
@@ -239,4 +227,18 @@ func TestRedteamLeaderReplacesOddParts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// publishedSample is a leader of the sample inventory that has published
+// once into a counting file store, with its clock.
+func publishedSample(t *testing.T) (*testClock, *countingStore, *reyes.Leader) {
+	t.Helper()
+	clock := &testClock{now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	st := newCountingStore(filepath.Join(t.TempDir(), "ruleset.signed"))
+	l := &reyes.Leader{Source: sgsource.Dir{Path: sampleInventory}, Store: st, Signer: testSigner(t, clock.Now()),
+		Build: ruleset.BuildOptions{Scope: "test"}, Now: clock.Now, Refresh: -1}
+	if _, err := l.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return clock, st, l
 }

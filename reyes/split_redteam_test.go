@@ -516,16 +516,7 @@ func TestRedteamFastPathStarvesDriftCheck(t *testing.T) {
 	e.publish(t, 1)
 	first := e.run(t)
 	good := p.kernel.Dump()
-	var chain string
-	for _, l := range strings.Split(good, "\n") {
-		if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && strings.HasPrefix(f[1], "REYES-") && f[1] != "REYES-INPUT" {
-			chain = f[1]
-			break
-		}
-	}
-	if chain == "" {
-		t.Fatalf("no REYES chain with rules:\n%s", good)
-	}
+	chain := reyesChain(t, good)
 	if err := p.kernel.Script(4, "*filter\n-F "+chain+"\nCOMMIT\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -545,4 +536,17 @@ func TestRedteamFastPathStarvesDriftCheck(t *testing.T) {
 	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
 		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
 	}
+}
+
+// reyesChain returns the first of reyes' chains below REYES-INPUT that
+// holds a rule in dump (iptables-save text), for a test to flush.
+func reyesChain(t *testing.T, dump string) string {
+	t.Helper()
+	for _, l := range strings.Split(dump, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && strings.HasPrefix(f[1], "REYES-") && f[1] != "REYES-INPUT" {
+			return f[1]
+		}
+	}
+	t.Fatalf("no REYES chain with rules:\n%s", dump)
+	return ""
 }

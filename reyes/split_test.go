@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -362,13 +361,7 @@ func TestSplitSamePlanRunsDueDriftCheck(t *testing.T) {
 	e.publish(t, 1)
 	first := e.run(t)
 	good := p.kernel.Dump()
-	var chain string
-	for _, l := range strings.Split(good, "\n") {
-		if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && strings.HasPrefix(f[1], "REYES-") && f[1] != "REYES-INPUT" {
-			chain = f[1]
-			break
-		}
-	}
+	chain := reyesChain(t, good)
 	hostBin := func(a netip.Addr) bool {
 		ref, ok := e.root.Part(ruleset.KindAddrs, a.String())
 		return ok && slices.Contains(first.Parts, ref.Name)
