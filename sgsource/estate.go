@@ -103,7 +103,8 @@ func convertTransitGateway(g types.TransitGateway, w, list where) (inventory.Tra
 
 // convertTransitGatewayAttachment keeps one VPC attachment and whether it
 // supports security group referencing; an attachment without the option
-// has it enabled, AWS' default for VPC attachments.
+// has it disabled: AWS documents both defaults, and a firewall must not
+// guess towards allowing.
 func convertTransitGatewayAttachment(a types.TransitGatewayVpcAttachment, w, list where) (inventory.TransitGatewayVPCAttachment, error) {
 	var out inventory.TransitGatewayVPCAttachment
 	id, err := required(w, "TransitGatewayAttachmentId", a.TransitGatewayAttachmentId, checkTGWAttachmentID)
