@@ -330,27 +330,14 @@ func explicitHost(rs *ruleset.Ruleset, opts IdentityOptions) render.Host {
 	vpcs = slices.Compact(vpcs)
 	return render.Host{
 		Interfaces: []render.HostInterface{{ID: ExplicitInterfaceID, Addrs: ruleset.SortedAddrs(opts.Addrs), Groups: groups}},
-		VPCCIDRs:   vpcCIDRs(rs, vpcs),
+		VPCCIDRs:   rs.VPCCIDRs(vpcs),
 	}
 }
 
 // lookupAddrs finds the ruleset's interfaces that have one of addrs. They
 // must all be in one VPC (or in vpcID, if given).
 func lookupAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.Host, error) {
-	have := make(map[netip.Addr]bool, len(addrs))
-	for _, a := range addrs {
-		have[a.Unmap()] = true
-	}
-	var found []*ruleset.Interface
-	for i := range rs.Interfaces {
-		n := &rs.Interfaces[i]
-		if vpcID != "" && n.VPC != vpcID {
-			continue
-		}
-		if slices.ContainsFunc(n.Addrs, func(a netip.Addr) bool { return have[a] }) {
-			found = append(found, n)
-		}
-	}
+	found := rs.InterfacesWith(addrs, vpcID)
 	if len(found) == 0 {
 		if vpcID != "" {
 			return render.Host{}, fmt.Errorf("%w: no interface of %s in the ruleset has one of the addresses", ErrUnknownHost, vpcID)
@@ -365,7 +352,7 @@ func lookupAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.
 	if vpcs = slices.Compact(vpcs); len(vpcs) > 1 {
 		return render.Host{}, fmt.Errorf("%w: the addresses are on interfaces of %s", ErrAmbiguousHost, strings.Join(vpcs, ", "))
 	}
-	host := render.Host{VPCCIDRs: vpcCIDRs(rs, []string{found[0].VPC})}
+	host := render.Host{VPCCIDRs: rs.VPCCIDRs([]string{found[0].VPC})}
 	slices.SortFunc(found, func(a, b *ruleset.Interface) int { return strings.Compare(a.ID, b.ID) })
 	for _, n := range found {
 		host.Interfaces = append(host.Interfaces, render.HostInterface{
@@ -373,22 +360,6 @@ func lookupAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.
 		})
 	}
 	return host, nil
-}
-
-// vpcCIDRs returns the CIDR blocks of the given VPCs in the ruleset,
-// sorted, each once.
-func vpcCIDRs(rs *ruleset.Ruleset, ids []string) []netip.Prefix {
-	want := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		want[id] = true
-	}
-	var out []netip.Prefix
-	for _, v := range rs.VPCs {
-		if want[v.ID] {
-			out = append(out, v.CIDRs...)
-		}
-	}
-	return ruleset.SortedPrefixes(out)
 }
 
 // unknownGroups returns the host's groups that the ruleset lacks, sorted.

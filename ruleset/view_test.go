@@ -26,20 +26,7 @@ import (
 // hostByAddrs is reyes' lookupAddrs: every interface with one of addrs,
 // all in one VPC (or in vpcID), or no host.
 func hostByAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.Host, bool) {
-	have := map[netip.Addr]bool{}
-	for _, a := range addrs {
-		have[a.Unmap()] = true
-	}
-	var found []*ruleset.Interface
-	for i := range rs.Interfaces {
-		n := &rs.Interfaces[i]
-		if vpcID != "" && n.VPC != vpcID {
-			continue
-		}
-		if slices.ContainsFunc(n.Addrs, func(a netip.Addr) bool { return have[a] }) {
-			found = append(found, n)
-		}
-	}
+	found := rs.InterfacesWith(addrs, vpcID)
 	if len(found) == 0 {
 		return render.Host{}, false
 	}
@@ -48,7 +35,7 @@ func hostByAddrs(rs *ruleset.Ruleset, addrs []netip.Addr, vpcID string) (render.
 			return render.Host{}, false // ambiguous
 		}
 	}
-	h := render.Host{VPCCIDRs: vpcCIDRs(rs, []string{found[0].VPC})}
+	h := render.Host{VPCCIDRs: rs.VPCCIDRs([]string{found[0].VPC})}
 	for _, n := range found {
 		h.Interfaces = append(h.Interfaces, render.HostInterface{ID: n.ID, Addrs: slices.Clone(n.Addrs), Groups: slices.Clone(n.Groups)})
 	}
@@ -63,7 +50,7 @@ func hostByIDs(full, rs *ruleset.Ruleset, ids []string) render.Host {
 	for _, id := range ids {
 		n := ruleset.NewIndex(full).Interface(id)
 		h.Interfaces = append(h.Interfaces, render.HostInterface{ID: n.ID, Addrs: slices.Clone(n.Addrs), Groups: slices.Clone(n.Groups)})
-		h.VPCCIDRs = vpcCIDRs(rs, []string{n.VPC})
+		h.VPCCIDRs = rs.VPCCIDRs([]string{n.VPC})
 	}
 	return h
 }
@@ -80,17 +67,7 @@ func hostByGroups(rs *ruleset.Ruleset, groups []string) render.Host {
 			vpcs = append(vpcs, gr.VPC)
 		}
 	}
-	return render.Host{Interfaces: []render.HostInterface{{ID: "explicit", Groups: groups}}, VPCCIDRs: vpcCIDRs(rs, vpcs)}
-}
-
-func vpcCIDRs(rs *ruleset.Ruleset, ids []string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, v := range rs.VPCs {
-		if slices.Contains(ids, v.ID) {
-			out = append(out, v.CIDRs...)
-		}
-	}
-	return ruleset.SortedPrefixes(out)
+	return render.Host{Interfaces: []render.HostInterface{{ID: "explicit", Groups: groups}}, VPCCIDRs: rs.VPCCIDRs(vpcs)}
 }
 
 // restoreText is everything a plan would load into the kernel.
