@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -222,33 +221,10 @@ func (f *Follower) keepParts(names []string, fetched map[string][]byte) {
 }
 
 // readCacheFile reads a cached part of at most max bytes. Only a regular
-// file is read: a FIFO (whose open(2) would wait for a writer for ever), a
-// device or a symbolic link in the cache is not a part this follower
-// wrote, and is a miss.
+// file is read (readRegular): a FIFO, a device or a symbolic link in the
+// cache is not a part this follower wrote, and is a miss.
 func readCacheFile(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w: it is a %s", path, ErrNotRegular, fileKind(fi.Mode()))
-	}
-	if fi.Size() > max {
-		return nil, fmt.Errorf("%s: %w: %d bytes", path, errFileTooLarge, fi.Size())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, errFileTooLarge, max)
-	}
-	return b, nil
+	return readRegular(path, max, syscall.O_NOFOLLOW)
 }
 
 // writeCacheFile writes a cached part under a temporary name and renames

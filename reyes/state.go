@@ -210,10 +210,14 @@ var errFileTooLarge = errors.New("file too large")
 // readCapped reads a small file of ours (state, status, metrics), at most
 // max bytes: a larger one is an error wrapping errFileTooLarge, a missing
 // one an error wrapping fs.ErrNotExist.
-func readCapped(path string, max int64) ([]byte, error) {
+func readCapped(path string, max int64) ([]byte, error) { return readRegular(path, max, 0) }
+
+// readRegular is readCapped with more open(2) flags (O_NOFOLLOW, for a
+// file a symbolic link must not stand in for).
+func readRegular(path string, max int64, flags int) ([]byte, error) {
 	// O_NONBLOCK: a FIFO in the state directory would wait for a writer
 	// in open(2) for ever; it is refused below, as any file not regular.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|flags, 0)
 	if err != nil {
 		return nil, err
 	}
