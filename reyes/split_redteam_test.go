@@ -3,7 +3,6 @@ package reyes_test
 import (
 	"context"
 	"fmt"
-	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
 	"github.com/reyes-fw/reyes/sign"
@@ -515,11 +514,7 @@ func TestRedteamFastPathStarvesDriftCheck(t *testing.T) {
 	p := e.p
 	e.publish(t, 1)
 	first := e.run(t)
-	good := p.kernel.Dump()
-	chain := reyesChain(t, good)
-	if err := p.kernel.Script(4, "*filter\n-F "+chain+"\nCOMMIT\n"); err != nil {
-		t.Fatal(err)
-	}
+	chain, good := p.flushReyesChain(t)
 	repaired := false
 	for i := range 4 {
 		e.unrelatedChange(t, first.Parts, uint64(2+i))
@@ -533,20 +528,26 @@ func TestRedteamFastPathStarvesDriftCheck(t *testing.T) {
 	if !repaired {
 		t.Fatalf("four polls, each past the drift interval and each with a new root: chain %s never checked or repaired", chain)
 	}
-	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
-		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
-	}
+	p.checkRepaired(t, good)
 }
 
-// reyesChain returns the first of reyes' chains below REYES-INPUT that
-// holds a rule in dump (iptables-save text), for a test to flush.
-func reyesChain(t *testing.T, dump string) string {
+// flushReyesChain flushes the first of reyes' chains below REYES-INPUT
+// that holds a rule, as an admin's mistake would, and returns it and the
+// kernel as it was before.
+func (p *pipeline) flushReyesChain(t *testing.T) (chain, good string) {
 	t.Helper()
-	for _, l := range strings.Split(dump, "\n") {
+	good = p.kernel.Dump()
+	for _, l := range strings.Split(good, "\n") {
 		if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && strings.HasPrefix(f[1], "REYES-") && f[1] != "REYES-INPUT" {
-			return f[1]
+			chain = f[1]
+			break
 		}
 	}
-	t.Fatalf("no REYES chain with rules:\n%s", dump)
-	return ""
+	if chain == "" {
+		t.Fatalf("no REYES chain with rules:\n%s", good)
+	}
+	if err := p.kernel.Script(4, "*filter\n-F "+chain+"\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	return chain, good
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/internal/synth"
 	"github.com/reyes-fw/reyes/inventory"
 	"github.com/reyes-fw/reyes/render"
@@ -360,8 +359,6 @@ func TestSplitSamePlanRunsDueDriftCheck(t *testing.T) {
 	p := e.p
 	e.publish(t, 1)
 	first := e.run(t)
-	good := p.kernel.Dump()
-	chain := reyesChain(t, good)
 	hostBin := func(a netip.Addr) bool {
 		ref, ok := e.root.Part(ruleset.KindAddrs, a.String())
 		return ok && slices.Contains(first.Parts, ref.Name)
@@ -387,16 +384,12 @@ func TestSplitSamePlanRunsDueDriftCheck(t *testing.T) {
 	if res := e.run(t); !res.PlanUnchanged || res.PartsFetched == 0 || len(p.kernel.Calls()) != 0 {
 		t.Fatalf("same plan from changed parts: PlanUnchanged=%v fetched=%d calls=%v", res.PlanUnchanged, res.PartsFetched, p.kernel.Calls())
 	}
-	if err := p.kernel.Script(4, "*filter\n-F "+chain+"\nCOMMIT\n"); err != nil {
-		t.Fatal(err)
-	}
+	chain, good := p.flushReyesChain(t)
 	publishShared(3)
 	p.now = p.now.Add(reyes.DefaultDriftCheck + time.Second)
 	res := e.run(t)
 	if len(res.Drift) == 0 || !res.Applied.Changed() || res.PlanUnchanged {
 		t.Fatalf("same plan, drift check due, chain %s flushed: drift=%v changed=%v PlanUnchanged=%v", chain, res.Drift, res.Applied.Changed(), res.PlanUnchanged)
 	}
-	if got := p.kernel.Dump(); applytest.Unslotted(got) != applytest.Unslotted(good) {
-		t.Errorf("not repaired:\n%s\nwant:\n%s", got, good)
-	}
+	p.checkRepaired(t, good)
 }
