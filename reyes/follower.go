@@ -134,6 +134,9 @@ type FollowerResult struct {
 	PartsFetched int
 	PartsCached  int
 	Duration     time.Duration
+
+	// planDigest is planDigest(Plan), once computed.
+	planDigest string
 }
 
 // RunOnce runs the follower once.
@@ -274,11 +277,10 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		// said so: etag is still the last one). The same parts and the
 		// same inputs make the same plan: accept the root, touch nothing.
 		stage = StageState
-		if err := SaveState(f.StateDir, NewState(header, digest, newTag, now)); err != nil {
-			return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
-		}
-		res.PlanUnchanged = true
 		res.Parts = applied.Parts
+		if err := f.acceptSamePlan(&res, NewState(header, digest, newTag, now), nil); err != nil {
+			return res, err
+		}
 		log.Info("ruleset changed elsewhere; this host's plan did not: nothing read or applied",
 			"serial", header.Serial, "parts", len(applied.Parts), "bytes", res.StoreBytes)
 		return res, nil
@@ -326,7 +328,8 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		log.Info("dry run: plan printed, nothing changed", "serial", header.Serial, "identity", src.Method)
 		return res, nil
 	}
-	if !force && etag != "" && samePlan(applied, plan) && f.kernelStillHolds(ctx, now, &res, &force) {
+	res.planDigest = planDigest(plan)
+	if !force && etag != "" && applied != nil && applied.PlanDigest == res.planDigest && f.kernelStillHolds(ctx, now, &res, &force) {
 		// A new ruleset whose plan for this host is the one the kernel
 		// holds (apply's record unchanged since, the settings and the
 		// host's identity too: changedSince said so, etag is still the
@@ -335,11 +338,9 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		// estate whose every publish touches this host's parts would
 		// otherwise starve it); drift makes it a full reload.
 		stage = StageState
-		if err := SaveState(f.StateDir, NewState(header, digest, newTag, now)); err != nil {
-			return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+		if err := f.acceptSamePlan(&res, NewState(header, digest, newTag, now), fetched); err != nil {
+			return res, err
 		}
-		res.PlanUnchanged = true
-		f.keepParts(res.Parts, fetched)
 		log.Info("new ruleset, same plan for this host: nothing applied",
 			"serial", header.Serial, "parts", len(res.Parts), "bytes", res.StoreBytes, "fetched", res.PartsFetched)
 		return res, nil

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/reyes-fw/reyes/apply"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
 )
@@ -48,12 +49,6 @@ func planPartsListed(applied *LoadedRecord, root *ruleset.Root) bool {
 		}
 	}
 	return true
-}
-
-// samePlan reports whether plan is the plan of the last apply: the same
-// sets with the same members and the same rules, both families.
-func samePlan(applied *LoadedRecord, plan *render.Plan) bool {
-	return applied != nil && applied.PlanDigest != "" && applied.PlanDigest == planDigest(plan)
 }
 
 // planDigest hashes everything apply loads for plan: both families' ipset
@@ -102,6 +97,18 @@ func (f *Follower) kernelStillHolds(ctx context.Context, now time.Time, res *Fol
 	return false
 }
 
+// acceptSamePlan records st, a new ruleset whose plan for this host is
+// the one applied, as accepted without touching the kernel, and keeps the
+// parts of res for the next run (those in fetched came from the store).
+func (f *Follower) acceptSamePlan(res *FollowerResult, st State, fetched map[string][]byte) error {
+	if err := SaveState(f.StateDir, st); err != nil {
+		return fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+	}
+	res.PlanUnchanged = true
+	f.keepParts(res.Parts, fetched)
+	return nil
+}
+
 func partNames(refs []ruleset.PartRef) []string {
 	names := make([]string, 0, len(refs))
 	for _, r := range refs {
@@ -113,7 +120,6 @@ func partNames(refs []ruleset.PartRef) []string {
 // viewFetch reads the parts of one view: from the cache when a verified
 // copy is there, else from the store. It counts what it read.
 type viewFetch struct {
-	f     *Follower
 	store Objects
 	cache string // "" in a dry run: nothing cached is trusted or written
 
@@ -153,7 +159,7 @@ func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset
 	if err != nil {
 		return nil, nil, err
 	}
-	v := &viewFetch{f: f, store: store, fetched: map[string][]byte{}}
+	v := &viewFetch{store: store, fetched: map[string][]byte{}}
 	if !f.DryRun {
 		v.cache = filepath.Join(f.StateDir, PartsDir)
 	}

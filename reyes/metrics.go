@@ -201,7 +201,10 @@ func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res Follower
 	}
 	if res.Plan != nil {
 		l.PlanIPv4, l.PlanIPv6 = res.Plan.V4.Hash(), res.Plan.V6.Hash()
-		l.PlanDigest = planDigest(res.Plan)
+		l.PlanDigest = res.planDigest
+		if l.PlanDigest == "" {
+			l.PlanDigest = planDigest(res.Plan)
+		}
 		l.Rules, l.Members = planCounts(res.Plan)
 	}
 	return l
