@@ -200,6 +200,11 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	if err := ps.Roots().Put(ctx, hist, obj); err != nil {
 		return nil, 0, 0, fmt.Errorf("publishing to %s: putting the root's history copy %s: %w", ps.Roots(), hist, err)
 	}
+	// The collection after this publish need not read the copy back.
+	if l.gcCache == nil {
+		l.gcCache = map[string]historyRoot{}
+	}
+	l.gcCache[hist] = historyRootOf(root)
 	if err := ps.Put(ctx, obj); err != nil {
 		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps, err)
 	}
@@ -352,11 +357,16 @@ func readHistoryRoot(ctx context.Context, roots Objects, name string) (historyRo
 	if err != nil {
 		return historyRoot{undecodable: err}, nil
 	}
+	return historyRootOf(r), nil
+}
+
+// historyRootOf is what garbage collection keeps of root.
+func historyRootOf(r *ruleset.Root) historyRoot {
 	hr := historyRoot{notAfter: r.NotAfter, parts: make([]string, len(r.Parts))}
 	for i, p := range r.Parts {
 		hr.parts[i] = p.Name
 	}
-	return hr, nil
+	return hr
 }
 
 // gc runs garbage collection after a publish in the parts layout (the
