@@ -138,9 +138,9 @@ func (v *viewFetch) fetch(ctx context.Context, ref ruleset.PartRef) ([]byte, err
 			return b, nil
 		}
 	}
-	b, err := v.store.Get(ctx, ref.Name, ref.Size)
-	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s in %s: %w", ruleset.ErrPartMissing, ref.Name, v.store, err)
+	b, err := FetchParts(v.store)(ctx, ref)
+	if errors.Is(err, ruleset.ErrPartMissing) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching part %s from %s: %w", ref.Name, v.store, err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/reyes-fw/reyes/ruleset"
 )
 
 // Objects is a flat directory of objects next to a store's root object:
@@ -85,4 +87,18 @@ func checkObjectName(dir Objects, name string) error {
 		return fmt.Errorf("%w: %q in %s: want 1 to %d characters of a-z, 0-9, '.' and '-', not starting with '.'", ErrObjectName, name, dir, MaxObjectNameLen)
 	}
 	return nil
+}
+
+// FetchParts returns a ruleset.FetchFunc that reads a root's parts from
+// objs (a PartStore's Parts), each at most its size in the root; a part
+// objs does not have is an error wrapping both ruleset.ErrPartMissing and
+// ErrNotFound. LoadView and Join verify what it returns.
+func FetchParts(objs Objects) ruleset.FetchFunc {
+	return func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		b, err := objs.Get(ctx, ref.Name, ref.Size)
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s in %s: %w", ruleset.ErrPartMissing, ref.Name, objs, err)
+		}
+		return b, err
+	}
 }

@@ -114,18 +114,6 @@ func partsOf(st reyes.Store) (reyes.Objects, error) {
 	return ps.Parts(), nil
 }
 
-// fetchParts returns a ruleset.FetchFunc reading parts from objs, each at
-// most its size in the root.
-func fetchParts(objs reyes.Objects) ruleset.FetchFunc {
-	return func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
-		b, err := objs.Get(ctx, ref.Name, ref.Size)
-		if errors.Is(err, reyes.ErrNotFound) {
-			return nil, fmt.Errorf("%w: %s in %s: %w", ruleset.ErrPartMissing, ref.Name, objs, err)
-		}
-		return b, err
-	}
-}
-
 // open fetches the object at url, verifies it against the trusted keys (or
 // only unpacks it when there are none and verify is false) and decodes the
 // ruleset strictly.
@@ -170,7 +158,7 @@ func (o *objectFlags) open(ctx context.Context, url string, now time.Time, verif
 	}
 	// Every part, each checked against the root (size and SHA-256) before
 	// it is parsed, then checked against each other.
-	if res.rs, err = ruleset.Join(ctx, res.root, fetchParts(objs)); err != nil {
+	if res.rs, err = ruleset.Join(ctx, res.root, reyes.FetchParts(objs)); err != nil {
 		return nil, fmt.Errorf("reading the parts of %s: %w", url, err)
 	}
 	return &res, nil
@@ -464,7 +452,7 @@ func (c *invocation) unpackRoot(ctx context.Context, st reyes.Store, url, dir st
 	if err := writeFile(sp, sig, 0o644, true); err != nil {
 		return err
 	}
-	get := fetchParts(objs)
+	get := reyes.FetchParts(objs)
 	var total int64
 	for _, ref := range root.Parts {
 		b, err := get(ctx, ref)
