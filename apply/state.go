@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
+	"github.com/reyes-fw/reyes/internal/regfile"
 
 	"github.com/reyes-fw/reyes/render"
 )
@@ -223,19 +222,5 @@ func removeState(dir string, fam render.Family) error {
 
 // readFile reads a file of the state directory. Only a regular file is
 // read: a FIFO there (an odd state directory) would otherwise wait for a
-// writer in open(2) for ever; with O_NONBLOCK it is refused at once.
-func readFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading %s: not a regular file (%s)", path, fi.Mode().Type())
-	}
-	return io.ReadAll(f)
-}
+// writer in open(2) for ever; regfile refuses it at once.
+func readFile(path string) ([]byte, error) { return regfile.Read(path, 0, 0) }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/reyes-fw/reyes/apply"
+	"github.com/reyes-fw/reyes/internal/regfile"
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/ruleset"
 )
@@ -227,10 +228,10 @@ func (f *Follower) keepParts(names []string, fetched map[string][]byte) {
 }
 
 // readCacheFile reads a cached part of at most max bytes. Only a regular
-// file is read (readRegular): a FIFO, a device or a symbolic link in the
-// cache is not a part this follower wrote, and is a miss.
+// file is read: a FIFO, a device or a symbolic link in the cache is not a
+// part this follower wrote, and is a miss.
 func readCacheFile(path string, max int64) ([]byte, error) {
-	return readRegular(path, max, syscall.O_NOFOLLOW)
+	return regfile.Read(path, max, syscall.O_NOFOLLOW)
 }
 
 // writeCacheFile writes a cached part under a temporary name and renames

@@ -11,10 +11,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
+	"github.com/reyes-fw/reyes/internal/regfile"
 	"github.com/reyes-fw/reyes/ruleset"
 )
 
@@ -205,34 +205,10 @@ func saveJSON(dir, name string, v any) error {
 }
 
 // errFileTooLarge is readCapped's error for a file over its cap.
-var errFileTooLarge = errors.New("file too large")
+var errFileTooLarge = regfile.ErrTooLarge
 
 // readCapped reads a small file of ours (state, status, metrics), at most
 // max bytes: a larger one is an error wrapping errFileTooLarge, a missing
-// one an error wrapping fs.ErrNotExist.
-func readCapped(path string, max int64) ([]byte, error) { return readRegular(path, max, 0) }
-
-// readRegular is readCapped with more open(2) flags (O_NOFOLLOW, for a
-// file a symbolic link must not stand in for).
-func readRegular(path string, max int64, flags int) ([]byte, error) {
-	// O_NONBLOCK: a FIFO in the state directory would wait for a writer
-	// in open(2) for ever; it is refused below, as any file not regular.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|flags, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading %s: %w: it is a %s", path, ErrNotRegular, fileKind(fi.Mode()))
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%w: larger than %d bytes", errFileTooLarge, max)
-	}
-	return data, nil
-}
+// one an error wrapping fs.ErrNotExist, one that is not regular (a FIFO:
+// never waited on) ErrNotRegular.
+func readCapped(path string, max int64) ([]byte, error) { return regfile.Read(path, max, 0) }

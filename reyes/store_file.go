@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/reyes-fw/reyes/internal/atomicfile"
+	"github.com/reyes-fw/reyes/internal/regfile"
 )
 
 // FileStore keeps the object in a local file, for tests, single hosts, or
@@ -91,21 +92,9 @@ func (s *FileStore) Put(ctx context.Context, body []byte) error {
 // ErrNotRegular: a file store's path is not a regular file (a FIFO, a
 // device, a directory, a socket). It is refused: reading a FIFO would wait
 // for a writer for ever.
-var ErrNotRegular = errors.New("not a regular file")
+var ErrNotRegular = regfile.ErrNotRegular
 
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe (FIFO)"
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special file (" + m.Type().String() + ")"
-}
+func fileKind(m fs.FileMode) string { return regfile.Kind(m) }
 
 // Path is the file the store reads and writes.
 func (s *FileStore) Path() string { return s.path }
