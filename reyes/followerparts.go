@@ -37,19 +37,25 @@ func (f *Follower) parts() (Objects, error) {
 	return nil, fmt.Errorf("the store %s holds a split ruleset (a root and its parts), but cannot read parts; set Follower.Parts", f.Store)
 }
 
-// planPartsListed reports whether the last apply's plan was made from
-// parts and the new root still lists every one of them, for the same
-// scope: then the same request reads the same bytes.
-func planPartsListed(applied *LoadedRecord, root *ruleset.Root) bool {
-	if applied == nil || len(applied.Parts) == 0 || applied.Scope != root.Scope {
-		return false
+// samePlanInputs says why root gives this host the records the last
+// apply's plan (applied) was made from, for the same scope: "parts" when
+// root still lists every part the plan read (the same request reads the
+// same bytes), "changes" when root's change list is from the root
+// accepted last (last) and holds none of the plan's records, or "" when
+// neither holds. Changes chain: a root accepted either way leaves the
+// plan's records as they were, so the next root's list (since that one)
+// is checked against the same records.
+func samePlanInputs(applied *LoadedRecord, last State, root *ruleset.Root) string {
+	if root == nil || applied == nil || len(applied.Parts) == 0 || applied.Scope != root.Scope {
+		return ""
 	}
-	for _, name := range applied.Parts {
-		if !root.Has(name) {
-			return false
-		}
+	if !slices.ContainsFunc(applied.Parts, func(name string) bool { return !root.Has(name) }) {
+		return "parts"
 	}
-	return true
+	if root.Changes.Unchanged(last.Digest, applied.Keys) {
+		return "changes"
+	}
+	return ""
 }
 
 // planDigest hashes everything apply loads for plan: both families' ipset

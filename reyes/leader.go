@@ -129,6 +129,11 @@ type LeaderResult struct {
 	// BytesPut is every byte this run put: parts, the root's history copy
 	// and the root (the object alone in the whole layout).
 	BytesPut int64
+	// ChangedKeys is how many records the root's Changes says changed
+	// since the root it replaced; -1 when the root has no Changes (no
+	// previous root of this key, other bins, a previous part unreadable,
+	// too many changes): followers then read the parts that changed.
+	ChangedKeys int
 	// PartsDeleted and RootsDeleted count what garbage collection deleted
 	// after the publish; GCError is why it failed (logged as a warning;
 	// the publish stands).
@@ -274,6 +279,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 		if !l.prevUsable(prevRoot, now) {
 			skip = nil
 		}
+		res.ChangedKeys = l.changes(ctx, ps, prevRoot, prevPayload, root, bodies)
 		if obj, res.PartsPut, res.BytesPut, err = l.publishParts(ctx, ps, root, skip, bodies, now); err != nil {
 			return LeaderResult{}, err
 		}
@@ -293,7 +299,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 		"not_after", rs.NotAfter.Format(time.RFC3339), "groups", res.Groups,
 		"interfaces", res.Interfaces, "bytes", res.Bytes}
 	if layout == LayoutParts {
-		args = append(args, "parts", res.Parts, "parts_put", res.PartsPut, "bytes_put", res.BytesPut)
+		args = append(args, "parts", res.Parts, "parts_put", res.PartsPut, "bytes_put", res.BytesPut, "changed_keys", res.ChangedKeys)
 	}
 	args = append(args, "findings", len(res.Findings), "duration", res.Duration.Round(time.Millisecond))
 	l.logger().Info("published ruleset", args...)

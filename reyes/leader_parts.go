@@ -211,6 +211,40 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	return obj, n, bytes + 2*int64(len(obj)), nil
 }
 
+// changes sets root.Changes to what changed since prev, the root in the
+// store (its verified payload prevPayload), and returns how many records
+// changed, or -1 if it could not tell: no previous root, other bins, a
+// previous part unreadable (logged), or too many changes for the filter.
+// Only the bins whose parts differ are compared; the previous ones are
+// read from the store, verified against prev.
+func (l *Leader) changes(ctx context.Context, ps PartStore, prev *ruleset.Root, prevPayload []byte, root *ruleset.Root, bodies map[string][]byte) int {
+	root.Changes = nil
+	if prev == nil || len(prevPayload) == 0 {
+		return -1
+	}
+	store := FetchParts(ps.Parts())
+	fetch := func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		if b, ok := bodies[ref.Name]; ok {
+			return b, nil
+		}
+		return store(ctx, ref)
+	}
+	keys, ok, err := ruleset.ChangedKeys(ctx, prev, root, fetch)
+	if err != nil {
+		l.logger().Warn("could not tell what changed since the published root; publishing without a change list (followers read the parts that changed)",
+			"store", ps.Parts().String(), "serial", prev.Serial, "err", err)
+		return -1
+	}
+	if !ok {
+		return -1
+	}
+	root.Changes = ruleset.NewChanges(sha256.Sum256(prevPayload), keys)
+	if root.Changes == nil {
+		return -1
+	}
+	return len(keys)
+}
+
 // prevUsable reports whether the parts the previous root names may be
 // skipped: the garbage collection of another leader deletes them only once
 // that root has expired (not_after + max skew), so they are certain to

@@ -92,6 +92,9 @@ type Root struct {
 	Bins map[string]int
 	// Parts are sorted by Name, each once.
 	Parts []PartRef
+	// Changes, if not nil, says which records changed since the root this
+	// one replaced (see Changes).
+	Changes *Changes
 }
 
 // IsRoot reports whether payload is a root payload rather than a whole
@@ -121,27 +124,19 @@ func (r *Root) Has(name string) bool {
 // returns false if the root has no such part (no findings, or an unknown
 // kind).
 func (r *Root) Part(kind, key string) (PartRef, bool) {
-	var prefix string
 	switch kind {
 	case KindAddrs, KindGroups, KindInterfaces, KindMembers:
 		n := r.Bins[kind]
 		if !validBins(n) {
 			return PartRef{}, false
 		}
-		prefix = binnedPrefix(kind, BinOf(key, n))
+		return partOfBin(r, kind, BinOf(key, n))
 	case KindVPCs, KindFindings:
-		prefix = kind + "-"
-	default:
-		return PartRef{}, false
-	}
-	i, _ := slices.BinarySearchFunc(r.Parts, prefix, func(p PartRef, n string) int { return strings.Compare(p.Name, n) })
-	if i < len(r.Parts) && strings.HasPrefix(r.Parts[i].Name, prefix) {
-		return r.Parts[i], true
+		return partOfBin(r, kind, 0)
 	}
 	return PartRef{}, false
 }
 
-// binnedPrefix is the start of the name of a binned part: "g0017-".
 func binnedPrefix(kind string, bin int) string {
 	s := strconv.Itoa(bin)
 	return kind + strings.Repeat("0", 4-len(s)) + s + "-"
@@ -242,6 +237,9 @@ type rootHeader struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	NotAfter    time.Time `json:"not_after"`
 	Bins        rootBins  `json:"bins"`
+	// Changes is absent when the leader could not tell what changed (no
+	// previous root, other bins, too many changes).
+	Changes *rootChanges `json:"changes,omitempty"`
 }
 
 type rootBins struct {
@@ -278,7 +276,8 @@ func EncodeRoot(r *Root) ([]byte, error) {
 		return nil, fmt.Errorf("encoding root: %w", err)
 	}
 	h := rootHeader{Type: r.Type, Scope: r.Scope, Serial: r.Serial, GeneratedAt: r.GeneratedAt, NotAfter: r.NotAfter,
-		Bins: rootBins{A: r.Bins[KindAddrs], G: r.Bins[KindGroups], I: r.Bins[KindInterfaces], M: r.Bins[KindMembers]}}
+		Bins:    rootBins{A: r.Bins[KindAddrs], G: r.Bins[KindGroups], I: r.Bins[KindInterfaces], M: r.Bins[KindMembers]},
+		Changes: r.Changes.header()}
 	hj, err := json.Marshal(h, jsonOptions)
 	if err != nil {
 		return nil, fmt.Errorf("encoding root: %w", err)
@@ -305,6 +304,9 @@ func EncodeRoot(r *Root) ([]byte, error) {
 // exactly the parts the bins call for.
 func (r *Root) check(lim Limits) error {
 	if err := r.Header.validate(); err != nil {
+		return err
+	}
+	if err := r.Changes.check(); err != nil {
 		return err
 	}
 	if len(r.Bins) != len(binnedKinds) {
@@ -417,6 +419,10 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 			return nil, fmt.Errorf("decoding root: %w: line 2: /bins/%s: %d is not a power of two in [1, %d]", ErrMalformed, k, n, MaxBins)
 		}
 		r.Bins[k] = n
+	}
+	var err error
+	if r.Changes, err = decodeChanges(h.Changes); err != nil {
+		return nil, fmt.Errorf("decoding root: line 2: %w", err)
 	}
 	// One header, one encoding: what was signed reads the same to a
 	// person as to this decoder (no spaces, no other field order).

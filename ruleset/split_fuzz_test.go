@@ -32,6 +32,17 @@ func FuzzDecodeRoot(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(payload)
+	withChanges := *root
+	withChanges.Changes = NewChanges(sha256.Sum256(payload), []string{ViewKey(KindGroups, "sg-1"), ViewKey(KindVPCs, "")})
+	if p, err := EncodeRoot(&withChanges); err == nil {
+		f.Add(p)
+		ps := string(p)
+		for _, m := range [][2]string{{`"k":10`, `"k":0`}, {`"k":10`, `"k":33`}, {`=="}`, `="}`}, {`"since":"`, `"since":"A`}} {
+			f.Add([]byte(strings.Replace(ps, m[0], m[1], 1)))
+		}
+	} else {
+		f.Fatal(err)
+	}
 	s := string(payload)
 	for _, m := range [][2]string{
 		{`"serial":`, `"x":1,"serial":`},

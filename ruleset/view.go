@@ -56,6 +56,11 @@ type View struct {
 	Parts []PartRef
 	// Bytes is the sum of the sizes of Parts.
 	Bytes int64
+	// Keys are the records the view was made from, as ViewKey names them,
+	// sorted: every key looked up in a part, found or not, and "vpcs:".
+	// If a later root's Changes, since the root of this view, holds none
+	// of them, the same request gives the same view (but for the header).
+	Keys []string
 }
 
 // loader fetches, verifies and opens the parts of one root, each once.
@@ -64,10 +69,12 @@ type loader struct {
 	fetch FetchFunc
 	lim   Limits
 	parts map[string]*part
+	// keys are the view keys looked up, found or not.
+	keys map[string]bool
 }
 
 func newLoader(root *Root, fetch FetchFunc) *loader {
-	return &loader{root: root, fetch: fetch, lim: Limits{}.withDefaults(), parts: map[string]*part{}}
+	return &loader{root: root, fetch: fetch, lim: Limits{}.withDefaults(), parts: map[string]*part{}, keys: map[string]bool{}}
 }
 
 // load fetches and opens the parts of refs that are not loaded yet, at
@@ -122,6 +129,7 @@ func (l *loader) refFor(kind, key string) (PartRef, error) {
 // lookup returns the loaded part holding key of kind and the key's line
 // index in it, or -1 if the key is not there.
 func (l *loader) lookup(kind, key string) (*part, int, error) {
+	l.keys[ViewKey(kind, key)] = true
 	ref, err := l.refFor(kind, key)
 	if err != nil {
 		return nil, 0, err
@@ -280,6 +288,7 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 		return nil, err
 	}
 	vp := l.parts[vref.Name]
+	l.keys[ViewKey(KindVPCs, "")] = true
 	vpcs := make([]VPC, 0, vp.lines())
 	if err := decodeLines(vp, &vpcs, vp.decodeVPC, h, l.lim); err != nil {
 		return nil, err
@@ -378,6 +387,10 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 		v.Bytes += p.ref.Size
 	}
 	slices.SortFunc(v.Parts, func(a, b PartRef) int { return strings.Compare(a.Name, b.Name) })
+	for k := range l.keys {
+		v.Keys = append(v.Keys, k)
+	}
+	slices.Sort(v.Keys)
 	return v, nil
 }
 
