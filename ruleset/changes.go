@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
+	"math/bits"
 	"slices"
 	"strings"
 )
@@ -104,6 +106,20 @@ func (c *Changes) MayHave(key string) bool {
 		return all
 	})
 	return all
+}
+
+// Estimate is about how many keys the filter holds, from the share of
+// its bits set (Swamidass and Baldi): for operators, not for decisions.
+func (c *Changes) Estimate() int {
+	set := 0
+	for _, b := range c.Bits {
+		set += bits.OnesCount8(b)
+	}
+	m := float64(len(c.Bits) * 8)
+	if set == int(m) {
+		return int(m) // saturated: at least this many
+	}
+	return int(math.Round(-m / float64(c.K) * math.Log1p(-float64(set)/m)))
 }
 
 // Unchanged reports whether c, the changes of a root since the root whose

@@ -246,6 +246,11 @@ func printHeader(w io.Writer, res *opened, now time.Time) {
 			size += p.Size
 		}
 		fmt.Fprintf(w, "format:\t%s (%s), %d parts, %d bytes, every part checked\n", ruleset.RootFormat, h.Type, len(res.root.Parts), size)
+		if c := res.root.Changes; c != nil {
+			fmt.Fprintf(w, "changes:\tsince root sha256 %x…: about %d records (a filter of %d bytes)\n", c.Since[:8], c.Estimate(), len(c.Bits))
+		} else {
+			fmt.Fprintf(w, "changes:\tnone listed (followers read the parts that changed)\n")
+		}
 	} else {
 		fmt.Fprintf(w, "format:\t%s (%s)\n", h.Format, h.Type)
 	}

@@ -3,10 +3,13 @@ package ctl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +85,7 @@ func TestSplitVerifyInspectExplain(t *testing.T) {
 		strip := func(s string) []string {
 			var out []string
 			for _, l := range strings.Split(s, "\n") {
-				if strings.HasPrefix(l, "object:") || strings.HasPrefix(l, "format:") || strings.HasPrefix(l, "signed at:") ||
+				if strings.HasPrefix(l, "object:") || strings.HasPrefix(l, "format:") || strings.HasPrefix(l, "changes:") || strings.HasPrefix(l, "signed at:") ||
 					strings.HasPrefix(l, "generated_at:") || strings.HasPrefix(l, "expired:") {
 					continue
 				}
@@ -102,6 +105,42 @@ func TestSplitVerifyInspectExplain(t *testing.T) {
 	t.Run("explain", func(t *testing.T) {
 		same(t, "explain", "--trusted-key", f.public, "--src", "10.30.0.5", "--dst", "10.20.1.10", "--proto", "tcp", "--port", "443", "--store")
 	})
+}
+
+// TestSplitInspectChanges: inspect says whether a root lists what changed
+// since the root before it, and about how many records.
+func TestSplitInspectChanges(t *testing.T) {
+	f := newSplitFixture(t)
+	now := time.Now()
+	out, _, err := runCLI(t, now, "inspect", "--trusted-key", f.public, f.root)
+	if err != nil || !regexp.MustCompile(`changes: +none listed`).MatchString(out) {
+		t.Fatalf("inspect without changes (%v):\n%s", err, out)
+	}
+	var keys []string
+	for i := range 90 {
+		keys = append(keys, ruleset.ViewKey(ruleset.KindInterfaces, fmt.Sprintf("eni-%017x", i)))
+	}
+	r := *f.parts
+	r.Changes = ruleset.NewChanges([32]byte{0xab, 0xcd}, keys)
+	payload, err := ruleset.EncodeRoot(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := sign.Seal(payload, f.signer, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.Put(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runCLI(t, now, "inspect", "--trusted-key", f.public, f.root)
+	m := regexp.MustCompile(`changes: +since root sha256 abcd000000000000…: about (\d+) records`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("inspect with changes (%v):\n%s", err, out)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 80 || n > 100 {
+		t.Fatalf("about %d records, want about 90", n)
+	}
 }
 
 // corrupt flips a bit of the last byte but one of the file at path (in a
