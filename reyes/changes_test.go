@@ -2,6 +2,7 @@ package reyes_test
 
 import (
 	"context"
+	"io"
 	"net/netip"
 	"slices"
 	"testing"
@@ -136,15 +137,42 @@ func TestSplitFollowerChangeList(t *testing.T) {
 			break
 		}
 	}
+	// Amid churn that touched most of its bins, the follower reads the
+	// parts of the records that changed (the member part of ref), and
+	// the other records from the parts it kept; the plan is the one a
+	// fresh follower makes.
+	churn()
 	e.addInterface(ref, 61000)
-	p.now = p.now.Add(time.Minute)
-	e.leaderPublish(t, &l)
+	_, root := e.leaderPublish(t, &l)
 	res = e.run(t)
 	if res.PlanUnchanged || !res.Applied.Changed() {
 		t.Fatalf("change in the plan: PlanUnchanged=%v changed=%v", res.PlanUnchanged, res.Applied.Changed())
 	}
 	if !containsMember(res.Plan, ref, netip.AddrFrom4([4]byte{10, 254, 61000 >> 8 & 0xff, 61000 & 0xff})) {
 		t.Fatalf("the new member of %s is not in the plan", ref)
+	}
+	unlisted := 0
+	for _, name := range first.Parts {
+		if !root.Has(name) {
+			unlisted++
+		}
+	}
+	if res.PartsFetched > 2 || unlisted < 4 {
+		t.Fatalf("change in the plan amid churn: fetched %d parts (%d bytes); %d of the first view's parts changed", res.PartsFetched, res.StoreBytes, unlisted)
+	}
+	t.Logf("change in the plan amid churn: fetched %d parts, %d bytes (%.1f %% of the first run); %d of the view's parts had changed",
+		res.PartsFetched, res.StoreBytes, float64(res.StoreBytes)/float64(first.StoreBytes)*100, unlisted)
+	fresh := *p.follower
+	fresh.StateDir, fresh.DryRun, fresh.Out = t.TempDir(), true, io.Discard
+	want, err := fresh.RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, fp := range res.Plan.Families() {
+		wfp := want.Plan.Families()[i]
+		if string(fp.IpsetRestore()) != string(wfp.IpsetRestore()) || string(fp.IptablesRestore()) != string(wfp.IptablesRestore()) {
+			t.Fatalf("the plan made with kept parts differs from a fresh follower's")
+		}
 	}
 }
 

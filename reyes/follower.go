@@ -304,7 +304,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 			return res, fmt.Errorf("identifying the host: %w", err)
 		}
 		stage = StageStore
-		view, got, err := f.loadView(ctx, root, probe.request(f.identity()), &res)
+		view, got, err := f.loadView(ctx, root, probe.request(f.identity()), applied, last, &res)
 		if err != nil {
 			return res, err
 		}

@@ -159,9 +159,26 @@ func (v *viewFetch) fetch(ctx context.Context, ref ruleset.PartRef) ([]byte, err
 	return b, nil
 }
 
+// priorFetch reads a part the last view read from the cache only (never
+// the store): ruleset.LoadViewSince checks it against its name.
+func (v *viewFetch) priorFetch(_ context.Context, ref ruleset.PartRef) ([]byte, error) {
+	b, err := readCacheFile(filepath.Join(v.cache, ref.Name), ref.Size)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.cached++
+	v.mu.Unlock()
+	return b, nil
+}
+
 // loadView reads what the host needs of root: the parts req needs, each
-// verified against the root before it is parsed.
-func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset.ViewRequest, res *FollowerResult) (*ruleset.View, map[string][]byte, error) {
+// verified against the root before it is parsed. With the record of the
+// last plan (applied) and the state of the root accepted last (last), the
+// records of that plan that root's change list does not hold are read
+// from the cached parts they came from (ruleset.LoadViewSince), so that a
+// change in the plan costs the parts of the records that changed.
+func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset.ViewRequest, applied *LoadedRecord, last State, res *FollowerResult) (*ruleset.View, map[string][]byte, error) {
 	store, err := f.parts()
 	if err != nil {
 		return nil, nil, err
@@ -170,7 +187,11 @@ func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset
 	if !f.DryRun {
 		v.cache = filepath.Join(f.StateDir, PartsDir)
 	}
-	view, err := ruleset.LoadView(ctx, root, req, v.fetch)
+	var prior ruleset.Prior
+	if v.cache != "" && applied != nil && applied.Scope == root.Scope {
+		prior = ruleset.Prior{Since: last.Digest, Parts: applied.Parts, Keys: applied.Keys, Fetch: v.priorFetch}
+	}
+	view, err := ruleset.LoadViewSince(ctx, root, req, v.fetch, prior)
 	res.StoreBytes += v.bytes
 	res.PartsFetched += len(v.fetched)
 	res.PartsCached += v.cached

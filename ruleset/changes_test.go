@@ -256,3 +256,114 @@ func TestRootChangesCodec(t *testing.T) {
 		t.Fatalf("a filter of %d bytes", len(c.Bits))
 	}
 }
+
+// TestLoadViewSinceChain: along a chain of publishes, each with its change
+// list, a follower that keeps its view's parts and keys and loads each
+// new root with LoadViewSince gets exactly the view LoadView gives (the
+// same ruleset and keys), reading earlier parts only for records the list
+// does not hold; an earlier part that is missing or altered is read from
+// the root instead.
+func TestLoadViewSinceChain(t *testing.T) {
+	ctx := context.Background()
+	usedPrior, fetchedLess := 0, 0
+	for seed := range uint64(60) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		rs := randomRuleset(rng)
+		target := []int64{0, 64, 256}[seed%3]
+		root, payload, parts := mustSplit(t, rs, ruleset.SplitOptions{TargetBinBytes: target})
+		all := maps.Clone(parts)
+		hosts := randomHosts(rs, rng, 3)
+		views := make([]*ruleset.View, len(hosts))
+		for i, hc := range hosts {
+			v, err := ruleset.LoadView(ctx, root, hc.req, newStore(parts).fetch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			views[i] = v
+		}
+		for step := range 4 {
+			rs2, what := mutate(rng, rs)
+			if rs2.Validate() != nil {
+				continue
+			}
+			root2, _, parts2 := mustSplit(t, rs2, ruleset.SplitOptions{Previous: root.Bins, TargetBinBytes: target})
+			keys, ok, err := ruleset.ChangedKeys(ctx, root, root2, union(parts, parts2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				root2.Changes = ruleset.NewChanges(sha256.Sum256(payload), keys)
+			}
+			payload2, err := ruleset.EncodeRoot(root2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			maps.Copy(all, parts2)
+			for i, hc := range hosts {
+				prev := views[i]
+				kept := map[string][]byte{}
+				for _, p := range prev.Parts {
+					kept[p.Name] = all[p.Name]
+				}
+				// Now and then the follower's copy of an earlier part
+				// is gone or altered.
+				for name := range kept {
+					switch rng.IntN(12) {
+					case 0:
+						delete(kept, name)
+					case 1:
+						b := slices.Clone(kept[name])
+						b[len(b)-2] ^= 1
+						kept[name] = b
+					}
+				}
+				prior := ruleset.Prior{Since: sha256.Sum256(payload), Parts: partNamesOf(prev.Parts), Keys: prev.Keys,
+					Fetch: newStore(kept).fetch}
+				st := newStore(parts2)
+				got, err := ruleset.LoadViewSince(ctx, root2, hc.req, st.fetch, prior)
+				if err != nil {
+					t.Fatalf("seed %d step %d %s: LoadViewSince: %v", seed, step, hc.name, err)
+				}
+				want, err := ruleset.LoadView(ctx, root2, hc.req, newStore(parts2).fetch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got.Ruleset.Header = want.Ruleset.Header
+				if !reflect.DeepEqual(got.Ruleset, want.Ruleset) || !slices.Equal(got.Keys, want.Keys) {
+					t.Fatalf("seed %d step %d %s: the view with earlier parts differs from the root's (changes %v)", seed, step, hc.name, what)
+				}
+				if got.Prior > 0 {
+					usedPrior++
+					if got.Bytes-sumPrior(got, all, parts2) < want.Bytes {
+						fetchedLess++
+					}
+				}
+				views[i] = got
+			}
+			rs, root, payload, parts = rs2, root2, payload2, parts2
+		}
+	}
+	if usedPrior < 50 || fetchedLess < 50 {
+		t.Fatalf("earlier parts used in %d views, fewer bytes from the root in %d", usedPrior, fetchedLess)
+	}
+	t.Logf("earlier parts used in %d views, fewer bytes from the root in %d", usedPrior, fetchedLess)
+}
+
+func partNamesOf(refs []ruleset.PartRef) []string {
+	var out []string
+	for _, r := range refs {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// sumPrior is the size of the parts of v that are not the root's.
+func sumPrior(v *ruleset.View, all, root map[string][]byte) int64 {
+	var n int64
+	for _, p := range v.Parts {
+		if _, ok := root[p.Name]; !ok {
+			n += p.Size
+		}
+	}
+	return n
+}
