@@ -190,3 +190,65 @@ func decodeRootObject(t *testing.T, p *pipeline, obj []byte) *ruleset.Root {
 	}
 	return root
 }
+
+// TestLeaderChangeListKeepsItsParts: a leader lists the changes since the
+// root it published last from the parts it kept in memory, so it does not
+// read them back; a leader without them (a hot spare, a restart) reads the
+// previous parts whose bins changed from the store, and publishes without
+// a list (logged) when they are gone, rather than guess.
+func TestLeaderChangeListKeepsItsParts(t *testing.T) {
+	e := newSplitEstate(t)
+	p := e.p
+	newLeader := func() *reyes.Leader {
+		return &reyes.Leader{Source: invSource{e}, Store: p.store, Signer: p.signer, Build: p.leader.Build, Now: p.leader.Now, Refresh: -1}
+	}
+	l := newLeader()
+	e.leaderPublish(t, l)
+	wipe := func() {
+		names, err := p.store.Parts().List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range names {
+			if err := p.store.Parts().Delete(context.Background(), o.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	groups := e.unrelatedGroupsAll()
+	e.addInterface(groups[0], 50001)
+	p.now = p.now.Add(time.Minute)
+	wipe()
+	res, root := e.leaderPublish(t, l)
+	if res.ChangedKeys <= 0 || root.Changes == nil {
+		t.Fatalf("same leader, parts gone from the store: changed keys %d; want the list from its memory", res.ChangedKeys)
+	}
+	// A hot spare reads the previous parts from the store.
+	e.addInterface(groups[1], 50002)
+	p.now = p.now.Add(time.Minute)
+	res, root = e.leaderPublish(t, newLeader())
+	if res.ChangedKeys <= 0 || root.Changes == nil {
+		t.Fatalf("another leader: changed keys %d; want the list from the store's parts", res.ChangedKeys)
+	}
+	// With them gone, it publishes without a list.
+	e.addInterface(groups[2], 50003)
+	p.now = p.now.Add(time.Minute)
+	wipe()
+	res, root = e.leaderPublish(t, newLeader())
+	if res.ChangedKeys != -1 || root.Changes != nil {
+		t.Fatalf("another leader, previous parts gone: changed keys %d; want no list", res.ChangedKeys)
+	}
+}
+
+// unrelatedGroupsAll are all groups of the estate but the host's.
+func (e *splitEstate) unrelatedGroupsAll() []string {
+	var out []string
+	for _, r := range e.inv.Regions {
+		for _, g := range r.SecurityGroups {
+			if !slices.Contains(e.host.Groups, g.ID) {
+				out = append(out, g.ID)
+			}
+		}
+	}
+	return out
+}

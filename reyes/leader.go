@@ -108,6 +108,11 @@ type Leader struct {
 	// gcCache holds the roots of the history read by earlier garbage
 	// collections, by name (history copies never change).
 	gcCache map[string]historyRoot
+	// lastParts are the parts of the root this Leader published last, by
+	// name: the next publish diffs the bins that changed against them
+	// (the change list) without reading them back from the store. Parts
+	// are content-addressed, so a name found here is the store's bytes.
+	lastParts map[string][]byte
 }
 
 // LeaderResult describes one publish.

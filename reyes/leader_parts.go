@@ -53,6 +53,11 @@ const DefaultGCGrace = 15 * time.Minute
 // collection) in flight during one publish.
 const maxConcurrentPuts = 8
 
+// maxKeptParts bounds the bytes of parts a Leader keeps from one publish
+// to the next for its change list (~30 MB at 50,000 interfaces); beyond,
+// the previous parts whose bins changed are read back from the store.
+const maxKeptParts = 256 << 20
+
 // historyName is the name of a root's copy in "<key>.roots/": its serial,
 // then the first 16 hex digits of the signed object's SHA-256.
 func historyName(serial uint64, obj []byte) string {
@@ -208,6 +213,14 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	if err := ps.Put(ctx, obj); err != nil {
 		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps, err)
 	}
+	l.lastParts = nil
+	var total int64
+	for _, b := range bodies {
+		total += int64(len(b))
+	}
+	if total <= maxKeptParts {
+		l.lastParts = bodies
+	}
 	return obj, n, bytes + 2*int64(len(obj)), nil
 }
 
@@ -226,6 +239,9 @@ func (l *Leader) changes(ctx context.Context, ps PartStore, prev *ruleset.Root, 
 	fetch := func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
 		if b, ok := bodies[ref.Name]; ok {
 			return b, nil
+		}
+		if b, ok := l.lastParts[ref.Name]; ok {
+			return b, nil // verified by ChangedKeys as any other
 		}
 		return store(ctx, ref)
 	}
