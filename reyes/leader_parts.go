@@ -190,7 +190,13 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps.Parts(), err)
 	}
-	payload, err := ruleset.EncodeRoot(root)
+	text, err := ruleset.EncodeRoot(root)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	// Compressed: every follower reads the root at every publish, and
+	// its hex digests are half redundant (~40 % of the text).
+	payload, err := ruleset.CompressRoot(text)
 	if err != nil {
 		return nil, 0, 0, err
 	}

@@ -367,3 +367,41 @@ func sumPrior(v *ruleset.View, all, root map[string][]byte) int64 {
 	}
 	return n
 }
+
+// TestCompressedRoot: a compressed root decodes to the same root; a
+// stream with anything after it, a truncated one, or one that inflates
+// beyond MaxRootBytes is refused.
+func TestCompressedRoot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	root, payload, _ := mustSplit(t, randomRuleset(rng), ruleset.SplitOptions{TargetBinBytes: 64})
+	z, err := ruleset.CompressRoot(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ruleset.IsRoot(z) || len(z) >= len(payload) {
+		t.Fatalf("compressed root: IsRoot %v, %d bytes of %d", ruleset.IsRoot(z), len(z), len(payload))
+	}
+	got, err := ruleset.DecodeRoot(z, ruleset.Limits{})
+	if err != nil || !reflect.DeepEqual(got, root) {
+		t.Fatalf("DecodeRoot(compressed) = %v; want the root", err)
+	}
+	if text, err := ruleset.RootText(z); err != nil || string(text) != string(payload) {
+		t.Fatalf("RootText: %v", err)
+	}
+	bomb, err := ruleset.CompressRoot(append(slices.Clone(payload), make([]byte, ruleset.MaxRootBytes)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"trailing":  append(slices.Clone(z), 0),
+		"two":       append(slices.Clone(z), z...),
+		"truncated": z[:len(z)-5],
+		"bomb":      bomb,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := ruleset.DecodeRoot(b, ruleset.Limits{}); !errors.Is(err, ruleset.ErrMalformed) && !errors.Is(err, ruleset.ErrTooLarge) {
+				t.Fatalf("err = %v; want ErrMalformed or ErrTooLarge", err)
+			}
+		})
+	}
+}
