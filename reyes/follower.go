@@ -118,14 +118,20 @@ type FollowerResult struct {
 	// error (no record to compare with, a failed read), if any.
 	DriftChecked bool
 	DriftErr     error
-	// PlanUnchanged: the store held a new root (split ruleset) that still
-	// lists every part this host's plan was made from, and nothing on the
-	// host's side changed: the root was accepted (rollback and freshness
-	// advance) without reading a part, rendering or touching the kernel.
+	// PlanUnchanged: the store held a new root (split ruleset) that gives
+	// this host the plan it has, and nothing on the host's side changed:
+	// the root was accepted (rollback and freshness advance) without
+	// touching the kernel. Either the root still lists every part the
+	// plan was made from, or its change list (ruleset.Changes, since the
+	// root accepted last) holds none of the plan's records: then no part
+	// was read and nothing rendered (PartsFetched and PartsCached are 0);
+	// or the parts were read and the plan rendered the same.
 	PlanUnchanged bool
 	// Parts names the parts of a split ruleset that the plan was made
 	// from (empty for a whole ruleset).
 	Parts []string
+	// Keys names the records (ruleset.ViewKey) the plan was made from.
+	Keys []string
 	// StoreBytes counts the bytes read from the store in this run (the
 	// root or whole object, and the parts not found in the local cache);
 	// PartsFetched and PartsCached count the parts read from the store
@@ -270,19 +276,20 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err != nil {
 		return res, err
 	}
-	if root != nil && !f.DryRun && !force && etag != "" && planPartsListed(applied, root) && f.identityUnchanged(ctx, applied) &&
+	if why := samePlanInputs(applied, last, root); why != "" && !f.DryRun && !force && etag != "" && f.identityUnchanged(ctx, applied) &&
 		f.kernelStillHolds(ctx, now, &res, &force) {
-		// Fast path: every part the applied plan was made from is in the
-		// new root, and nothing on this host's side changed (changedSince
-		// said so: etag is still the last one). The same parts and the
+		// Fast path: the new root gives this host the records its plan was
+		// made from (the same parts, or a change list that holds none of
+		// them), and nothing on this host's side changed (changedSince
+		// said so: etag is still the last one). The same records and the
 		// same inputs make the same plan: accept the root, touch nothing.
 		stage = StageState
-		res.Parts = applied.Parts
+		res.Parts, res.Keys = applied.Parts, applied.Keys
 		if err := f.acceptSamePlan(&res, NewState(header, digest, newTag, now), nil); err != nil {
 			return res, err
 		}
 		log.Info("ruleset changed elsewhere; this host's plan did not: nothing read or applied",
-			"serial", header.Serial, "parts", len(applied.Parts), "bytes", res.StoreBytes)
+			"serial", header.Serial, "by", why, "parts", len(applied.Parts), "bytes", res.StoreBytes)
 		return res, nil
 	}
 	var (
@@ -297,13 +304,13 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 			return res, fmt.Errorf("identifying the host: %w", err)
 		}
 		stage = StageStore
-		view, got, err := f.loadView(ctx, root, probe.request(f.identity()), &res)
+		view, got, err := f.loadView(ctx, root, probe.request(f.identity()), applied, last, &res)
 		if err != nil {
 			return res, err
 		}
 		fetched = got
 		rs = view.Ruleset
-		res.Parts = partNames(view.Parts)
+		res.Parts, res.Keys = partNames(view.Parts), view.Keys
 		stage = StageIdentity
 		host, src, err = identifyIn(ctx, rs, probe, f.identity(), log)
 		if err != nil {

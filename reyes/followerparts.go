@@ -37,19 +37,25 @@ func (f *Follower) parts() (Objects, error) {
 	return nil, fmt.Errorf("the store %s holds a split ruleset (a root and its parts), but cannot read parts; set Follower.Parts", f.Store)
 }
 
-// planPartsListed reports whether the last apply's plan was made from
-// parts and the new root still lists every one of them, for the same
-// scope: then the same request reads the same bytes.
-func planPartsListed(applied *LoadedRecord, root *ruleset.Root) bool {
-	if applied == nil || len(applied.Parts) == 0 || applied.Scope != root.Scope {
-		return false
+// samePlanInputs says why root gives this host the records the last
+// apply's plan (applied) was made from, for the same scope: "parts" when
+// root still lists every part the plan read (the same request reads the
+// same bytes), "changes" when root's change list is from the root
+// accepted last (last) and holds none of the plan's records, or "" when
+// neither holds. Changes chain: a root accepted either way leaves the
+// plan's records as they were, so the next root's list (since that one)
+// is checked against the same records.
+func samePlanInputs(applied *LoadedRecord, last State, root *ruleset.Root) string {
+	if root == nil || applied == nil || len(applied.Parts) == 0 || applied.Scope != root.Scope {
+		return ""
 	}
-	for _, name := range applied.Parts {
-		if !root.Has(name) {
-			return false
-		}
+	if !slices.ContainsFunc(applied.Parts, func(name string) bool { return !root.Has(name) }) {
+		return "parts"
 	}
-	return true
+	if root.Changes.Unchanged(last.Digest, applied.Keys) {
+		return "changes"
+	}
+	return ""
 }
 
 // planDigest hashes everything apply loads for plan: both families' ipset
@@ -153,9 +159,26 @@ func (v *viewFetch) fetch(ctx context.Context, ref ruleset.PartRef) ([]byte, err
 	return b, nil
 }
 
+// priorFetch reads a part the last view read from the cache only (never
+// the store): ruleset.LoadViewSince checks it against its name.
+func (v *viewFetch) priorFetch(_ context.Context, ref ruleset.PartRef) ([]byte, error) {
+	b, err := readCacheFile(filepath.Join(v.cache, ref.Name), ref.Size)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.cached++
+	v.mu.Unlock()
+	return b, nil
+}
+
 // loadView reads what the host needs of root: the parts req needs, each
-// verified against the root before it is parsed.
-func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset.ViewRequest, res *FollowerResult) (*ruleset.View, map[string][]byte, error) {
+// verified against the root before it is parsed. With the record of the
+// last plan (applied) and the state of the root accepted last (last), the
+// records of that plan that root's change list does not hold are read
+// from the cached parts they came from (ruleset.LoadViewSince), so that a
+// change in the plan costs the parts of the records that changed.
+func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset.ViewRequest, applied *LoadedRecord, last State, res *FollowerResult) (*ruleset.View, map[string][]byte, error) {
 	store, err := f.parts()
 	if err != nil {
 		return nil, nil, err
@@ -164,7 +187,11 @@ func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset
 	if !f.DryRun {
 		v.cache = filepath.Join(f.StateDir, PartsDir)
 	}
-	view, err := ruleset.LoadView(ctx, root, req, v.fetch)
+	var prior ruleset.Prior
+	if v.cache != "" && applied != nil && applied.Scope == root.Scope {
+		prior = ruleset.Prior{Since: last.Digest, Parts: applied.Parts, Keys: applied.Keys, Fetch: v.priorFetch}
+	}
+	view, err := ruleset.LoadViewSince(ctx, root, req, v.fetch, prior)
 	res.StoreBytes += v.bytes
 	res.PartsFetched += len(v.fetched)
 	res.PartsCached += v.cached

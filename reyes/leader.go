@@ -108,6 +108,11 @@ type Leader struct {
 	// gcCache holds the roots of the history read by earlier garbage
 	// collections, by name (history copies never change).
 	gcCache map[string]historyRoot
+	// lastParts are the parts of the root this Leader published last, by
+	// name: the next publish diffs the bins that changed against them
+	// (the change list) without reading them back from the store. Parts
+	// are content-addressed, so a name found here is the store's bytes.
+	lastParts map[string][]byte
 }
 
 // LeaderResult describes one publish.
@@ -129,6 +134,11 @@ type LeaderResult struct {
 	// BytesPut is every byte this run put: parts, the root's history copy
 	// and the root (the object alone in the whole layout).
 	BytesPut int64
+	// ChangedKeys is how many records the root's Changes says changed
+	// since the root it replaced; -1 when the root has no Changes (no
+	// previous root of this key, other bins, a previous part unreadable,
+	// too many changes): followers then read the parts that changed.
+	ChangedKeys int
 	// PartsDeleted and RootsDeleted count what garbage collection deleted
 	// after the publish; GCError is why it failed (logged as a warning;
 	// the publish stands).
@@ -274,6 +284,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 		if !l.prevUsable(prevRoot, now) {
 			skip = nil
 		}
+		res.ChangedKeys = l.changes(ctx, ps, prevRoot, prevPayload, root, bodies)
 		if obj, res.PartsPut, res.BytesPut, err = l.publishParts(ctx, ps, root, skip, bodies, now); err != nil {
 			return LeaderResult{}, err
 		}
@@ -293,7 +304,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 		"not_after", rs.NotAfter.Format(time.RFC3339), "groups", res.Groups,
 		"interfaces", res.Interfaces, "bytes", res.Bytes}
 	if layout == LayoutParts {
-		args = append(args, "parts", res.Parts, "parts_put", res.PartsPut, "bytes_put", res.BytesPut)
+		args = append(args, "parts", res.Parts, "parts_put", res.PartsPut, "bytes_put", res.BytesPut, "changed_keys", res.ChangedKeys)
 	}
 	args = append(args, "findings", len(res.Findings), "duration", res.Duration.Round(time.Millisecond))
 	l.logger().Info("published ruleset", args...)

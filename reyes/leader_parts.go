@@ -53,6 +53,11 @@ const DefaultGCGrace = 15 * time.Minute
 // collection) in flight during one publish.
 const maxConcurrentPuts = 8
 
+// maxKeptParts bounds the bytes of parts a Leader keeps from one publish
+// to the next for its change list (~30 MB at 50,000 interfaces); beyond,
+// the previous parts whose bins changed are read back from the store.
+const maxKeptParts = 256 << 20
+
 // historyName is the name of a root's copy in "<key>.roots/": its serial,
 // then the first 16 hex digits of the signed object's SHA-256.
 func historyName(serial uint64, obj []byte) string {
@@ -185,7 +190,13 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps.Parts(), err)
 	}
-	payload, err := ruleset.EncodeRoot(root)
+	text, err := ruleset.EncodeRoot(root)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	// Compressed: every follower reads the root at every publish, and
+	// its hex digests are half redundant (~40 % of the text).
+	payload, err := ruleset.CompressRoot(text)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -208,7 +219,52 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	if err := ps.Put(ctx, obj); err != nil {
 		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps, err)
 	}
+	l.lastParts = nil
+	var total int64
+	for _, b := range bodies {
+		total += int64(len(b))
+	}
+	if total <= maxKeptParts {
+		l.lastParts = bodies
+	}
 	return obj, n, bytes + 2*int64(len(obj)), nil
+}
+
+// changes sets root.Changes to what changed since prev, the root in the
+// store (its verified payload prevPayload), and returns how many records
+// changed, or -1 if it could not tell: no previous root, other bins, a
+// previous part unreadable (logged), or too many changes for the filter.
+// Only the bins whose parts differ are compared; the previous ones are
+// read from the store, verified against prev.
+func (l *Leader) changes(ctx context.Context, ps PartStore, prev *ruleset.Root, prevPayload []byte, root *ruleset.Root, bodies map[string][]byte) int {
+	root.Changes = nil
+	if prev == nil || len(prevPayload) == 0 {
+		return -1
+	}
+	store := FetchParts(ps.Parts())
+	fetch := func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		if b, ok := bodies[ref.Name]; ok {
+			return b, nil
+		}
+		if b, ok := l.lastParts[ref.Name]; ok {
+			return b, nil // verified by ChangedKeys as any other
+		}
+		return store(ctx, ref)
+	}
+	keys, ok, err := ruleset.ChangedKeys(ctx, prev, root, fetch)
+	if err != nil {
+		l.logger().Warn("could not tell what changed since the published root; publishing without a change list (followers read the parts that changed)",
+			"store", ps.Parts().String(), "serial", prev.Serial, "err", err)
+		return -1
+	}
+	if !ok {
+		return -1
+	}
+	root.Changes = ruleset.NewChanges(sha256.Sum256(prevPayload), keys)
+	if root.Changes == nil {
+		return -1
+	}
+	return len(keys)
 }
 
 // prevUsable reports whether the parts the previous root names may be

@@ -165,6 +165,12 @@ func storedPayload(t *testing.T, st reyes.Store) (payload, obj []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A root is signed compressed: the text is what tests read.
+	if ruleset.IsRoot(payload) {
+		if payload, err = ruleset.RootText(payload); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return payload, obj
 }
 

@@ -147,7 +147,7 @@ func (f *Follower) record(ctx context.Context, now time.Time, res FollowerResult
 			st.Loaded.Scope, st.Loaded.Serial = h.Scope, h.Serial
 			st.Loaded.GeneratedAt, st.Loaded.NotAfter = h.GeneratedAt.UTC(), h.NotAfter.UTC()
 			st.Loaded.AcceptedAt, st.Loaded.Signer = now.UTC(), res.Signer
-			st.Loaded.Parts = res.Parts
+			st.Loaded.Parts, st.Loaded.Keys = res.Parts, res.Keys
 			if last, err := LoadState(f.StateDir); err == nil && last.Serial == h.Serial {
 				st.Loaded.Digest = last.Digest
 			}
@@ -194,7 +194,7 @@ func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res Follower
 		ApplySeconds: res.Duration.Seconds(),
 		Settings:     f.settingsDigest(), IdentityDigest: f.recordedIdentity(ctx, res.Host, res.Identity),
 		KernelRecord: kernelRecordDigest(f.StateDir), Signer: res.Signer,
-		Parts: res.Parts,
+		Parts: res.Parts, Keys: res.Keys,
 	}
 	if st, err := LoadState(f.StateDir); err == nil && st.Serial == h.Serial {
 		l.Digest = st.Digest

@@ -102,6 +102,10 @@ type LoadedRecord struct {
 	// sorted (none for a whole ruleset). A root that lists all of them
 	// makes the same plan for the same host and settings.
 	Parts []string `json:"parts,omitempty"`
+	// Keys names the records of those parts the plan was made from
+	// (ruleset.ViewKey), sorted: a later root whose change list holds
+	// none of them makes the same plan.
+	Keys []string `json:"keys,omitempty"`
 	// Digest is the SHA-256 of the verified payload.
 	Digest Digest `json:"sha256"`
 	// Signer is the fingerprint of the primary key that signed it. When

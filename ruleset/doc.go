@@ -22,7 +22,7 @@
 // the estate, [Split] cuts a ruleset into content-addressed, immutable
 // parts named by a small root ([EncodeRoot], the payload a leader signs).
 // The root is text: "# reyes.root/v1", "# " and the header with the number
-// of bins of each binned kind as compact JSON, then one "<sha256>  <name>"
+// of bins of each binned kind (and the change list, below) as compact JSON, then one "<sha256>  <name>"
 // line per part, sorted by name, as sha256sum writes them, so that
 // `sha256sum -c root` in a directory of the parts checks them with stock
 // tools. A part is "reyes.part/v1 <kind> <bin>/<bins>" and one
@@ -47,6 +47,20 @@
 // root, so parts of two publishes never mix. [DecodeRoot] and the part
 // reader are as strict as [Decode]: one canonical encoding, errors naming
 // the part, the line, the key and a JSON pointer.
+//
+// Under autoscaling nearly every bin changes at nearly every publish, but
+// the records one host's plan is made from rarely do. So the root's header
+// may carry a change list ([Changes]): the SHA-256 of the root it replaced
+// and a Bloom filter (salted with that digest, about 14 bits per key, no
+// false negatives) of the records whose lines differ between the two,
+// named "kind:key" ([ViewKey]; "vpcs:" for the VPCs). A leader computes it
+// with [ChangedKeys], which reads only the bins whose parts changed. A
+// [View] lists the records it was made from (View.Keys, every key it
+// looked up, found or not): a follower that accepted the root the list is
+// from, and none of whose view's records the filter holds, gets the same
+// view from the new root without reading a part ([Changes.Unchanged]); a
+// false positive (about 1 in 1,000 keys) costs it only the read it would
+// make without the list.
 //
 // This package does no I/O of its own (LoadView and Join read parts through
 // the caller's FetchFunc) and reads no clock: callers pass times in.

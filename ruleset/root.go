@@ -2,11 +2,13 @@ package ruleset
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -92,12 +94,70 @@ type Root struct {
 	Bins map[string]int
 	// Parts are sorted by Name, each once.
 	Parts []PartRef
+	// Changes, if not nil, says which records changed since the root this
+	// one replaced (see Changes).
+	Changes *Changes
 }
 
 // IsRoot reports whether payload is a root payload rather than a whole
-// ruleset: whether its first line is "# reyes.root/v1".
+// ruleset: whether its first line is "# reyes.root/v1", or it is gzip
+// (CompressRoot; a whole ruleset is never compressed).
 func IsRoot(payload []byte) bool {
-	return bytes.HasPrefix(payload, []byte("# "+RootFormat+"\n"))
+	return bytes.HasPrefix(payload, []byte("# "+RootFormat+"\n")) || isGzip(payload)
+}
+
+// gzipMagic starts a gzip stream (RFC 1952: ID1, ID2 and deflate).
+var gzipMagic = []byte{0x1f, 0x8b, 0x08}
+
+func isGzip(b []byte) bool { return bytes.HasPrefix(b, gzipMagic) }
+
+// CompressRoot returns a root payload (EncodeRoot's) compressed with gzip,
+// for a leader to sign instead: the hex digests of a root are half
+// redundant, so it shrinks to ~40 %, and every follower reads the root at
+// every publish. DecodeRoot reads both; the signature covers the
+// compressed bytes, which are what `gpg --verify` checks ("reyesctl
+// unpack" writes both forms).
+func CompressRoot(payload []byte) ([]byte, error) {
+	var b bytes.Buffer
+	w, err := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(payload); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// RootText returns the text of a root payload: the payload itself, or
+// what its gzip stream holds (one stream, nothing after it, at most
+// MaxRootBytes: a bound checked while decompressing).
+func RootText(payload []byte) ([]byte, error) {
+	if !isGzip(payload) {
+		return payload, nil
+	}
+	br := bytes.NewReader(payload)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, fmt.Errorf("decoding root: %w: gzip: %w", ErrMalformed, err)
+	}
+	zr.Multistream(false)
+	text, err := io.ReadAll(io.LimitReader(zr, MaxRootBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("decoding root: %w: gzip: %w", ErrMalformed, err)
+	}
+	if len(text) > MaxRootBytes {
+		return nil, fmt.Errorf("decoding root: compressed: %w: more than %d bytes", ErrTooLarge, MaxRootBytes)
+	}
+	// Nothing may follow the stream. (A bytes.Reader is an io.ByteReader,
+	// so gzip reads from it unbuffered: Len is what it left.)
+	if br.Len() != 0 {
+		return nil, fmt.Errorf("decoding root: %w: gzip: %d bytes after the stream", ErrMalformed, br.Len())
+	}
+	return text, nil
 }
 
 // BinOf returns the bin of key among bins (a power of two): the first four
@@ -121,27 +181,19 @@ func (r *Root) Has(name string) bool {
 // returns false if the root has no such part (no findings, or an unknown
 // kind).
 func (r *Root) Part(kind, key string) (PartRef, bool) {
-	var prefix string
 	switch kind {
 	case KindAddrs, KindGroups, KindInterfaces, KindMembers:
 		n := r.Bins[kind]
 		if !validBins(n) {
 			return PartRef{}, false
 		}
-		prefix = binnedPrefix(kind, BinOf(key, n))
+		return partOfBin(r, kind, BinOf(key, n))
 	case KindVPCs, KindFindings:
-		prefix = kind + "-"
-	default:
-		return PartRef{}, false
-	}
-	i, _ := slices.BinarySearchFunc(r.Parts, prefix, func(p PartRef, n string) int { return strings.Compare(p.Name, n) })
-	if i < len(r.Parts) && strings.HasPrefix(r.Parts[i].Name, prefix) {
-		return r.Parts[i], true
+		return partOfBin(r, kind, 0)
 	}
 	return PartRef{}, false
 }
 
-// binnedPrefix is the start of the name of a binned part: "g0017-".
 func binnedPrefix(kind string, bin int) string {
 	s := strconv.Itoa(bin)
 	return kind + strings.Repeat("0", 4-len(s)) + s + "-"
@@ -242,6 +294,9 @@ type rootHeader struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	NotAfter    time.Time `json:"not_after"`
 	Bins        rootBins  `json:"bins"`
+	// Changes is absent when the leader could not tell what changed (no
+	// previous root, other bins, too many changes).
+	Changes *rootChanges `json:"changes,omitempty"`
 }
 
 type rootBins struct {
@@ -278,7 +333,8 @@ func EncodeRoot(r *Root) ([]byte, error) {
 		return nil, fmt.Errorf("encoding root: %w", err)
 	}
 	h := rootHeader{Type: r.Type, Scope: r.Scope, Serial: r.Serial, GeneratedAt: r.GeneratedAt, NotAfter: r.NotAfter,
-		Bins: rootBins{A: r.Bins[KindAddrs], G: r.Bins[KindGroups], I: r.Bins[KindInterfaces], M: r.Bins[KindMembers]}}
+		Bins:    rootBins{A: r.Bins[KindAddrs], G: r.Bins[KindGroups], I: r.Bins[KindInterfaces], M: r.Bins[KindMembers]},
+		Changes: r.Changes.header()}
 	hj, err := json.Marshal(h, jsonOptions)
 	if err != nil {
 		return nil, fmt.Errorf("encoding root: %w", err)
@@ -305,6 +361,9 @@ func EncodeRoot(r *Root) ([]byte, error) {
 // exactly the parts the bins call for.
 func (r *Root) check(lim Limits) error {
 	if err := r.Header.validate(); err != nil {
+		return err
+	}
+	if err := r.Changes.check(); err != nil {
 		return err
 	}
 	if len(r.Bins) != len(binnedKinds) {
@@ -368,7 +427,8 @@ func checkPartSet(parts []PartRef, bins map[string]int, total int64, lim Limits,
 	return nil
 }
 
-// DecodeRoot parses and checks a root payload. It is strict: line 1 must be
+// DecodeRoot parses and checks a root payload, compressed (CompressRoot,
+// see RootText) or not. It is strict: line 1 must be
 // "# reyes.root/v1" (else ErrUnknownFormat), line 2 "# " and the header as
 // strict JSON (unknown, duplicate or mis-cased keys are refused; the
 // header is validated as a ruleset's), then one line per part in
@@ -378,6 +438,10 @@ func checkPartSet(parts []PartRef, bins map[string]int, total int64, lim Limits,
 // nothing after the last line. Errors name the line.
 func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 	lim = lim.withDefaults()
+	b, err := RootText(b)
+	if err != nil {
+		return nil, err
+	}
 	if len(b) > MaxRootBytes {
 		return nil, fmt.Errorf("decoding root: %d bytes: %w (limit %d)", len(b), ErrTooLarge, MaxRootBytes)
 	}
@@ -417,6 +481,9 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 			return nil, fmt.Errorf("decoding root: %w: line 2: /bins/%s: %d is not a power of two in [1, %d]", ErrMalformed, k, n, MaxBins)
 		}
 		r.Bins[k] = n
+	}
+	if r.Changes, err = decodeChanges(h.Changes); err != nil {
+		return nil, fmt.Errorf("decoding root: line 2: %w", err)
 	}
 	// One header, one encoding: what was signed reads the same to a
 	// person as to this decoder (no spaces, no other field order).

@@ -32,6 +32,17 @@ func FuzzDecodeRoot(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(payload)
+	withChanges := *root
+	withChanges.Changes = NewChanges(sha256.Sum256(payload), []string{ViewKey(KindGroups, "sg-1"), ViewKey(KindVPCs, "")})
+	if p, err := EncodeRoot(&withChanges); err == nil {
+		f.Add(p)
+		ps := string(p)
+		for _, m := range [][2]string{{`"k":10`, `"k":0`}, {`"k":10`, `"k":33`}, {`=="}`, `="}`}, {`"since":"`, `"since":"A`}} {
+			f.Add([]byte(strings.Replace(ps, m[0], m[1], 1)))
+		}
+	} else {
+		f.Fatal(err)
+	}
 	s := string(payload)
 	for _, m := range [][2]string{
 		{`"serial":`, `"x":1,"serial":`},
@@ -46,6 +57,11 @@ func FuzzDecodeRoot(f *testing.F) {
 		f.Add([]byte(strings.Replace(s, m[0], m[1], 1)))
 	}
 	f.Add(payload[:len(payload)/2])
+	if z, err := CompressRoot(payload); err == nil {
+		f.Add(z)
+		f.Add(z[:len(z)-8])
+		f.Add(append(z, 0))
+	}
 	f.Add([]byte("# reyes.root/v1\n# {}\n"))
 	f.Add([]byte("# reyes.root/v1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -63,8 +79,12 @@ func FuzzDecodeRoot(f *testing.F) {
 		if err != nil {
 			t.Fatalf("EncodeRoot of a decoded root: %v", err)
 		}
-		if !bytes.Equal(again, data) {
-			t.Fatalf("EncodeRoot(DecodeRoot(x)) != x\n%q\n%q", data, again)
+		text, err := RootText(data)
+		if err != nil {
+			t.Fatalf("RootText of a root DecodeRoot accepts: %v", err)
+		}
+		if !bytes.Equal(again, text) {
+			t.Fatalf("EncodeRoot(DecodeRoot(x)) != RootText(x)\n%q\n%q", text, again)
 		}
 	})
 }

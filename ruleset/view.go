@@ -56,6 +56,15 @@ type View struct {
 	Parts []PartRef
 	// Bytes is the sum of the sizes of Parts.
 	Bytes int64
+	// Prior counts the parts of Parts that an earlier view read
+	// (LoadViewSince): parts of an earlier root, whose records the view
+	// used are those of this root.
+	Prior int
+	// Keys are the records the view was made from, as ViewKey names them,
+	// sorted: every key looked up in a part, found or not, and "vpcs:".
+	// If a later root's Changes, since the root of this view, holds none
+	// of them, the same request gives the same view (but for the header).
+	Keys []string
 }
 
 // loader fetches, verifies and opens the parts of one root, each once.
@@ -64,10 +73,15 @@ type loader struct {
 	fetch FetchFunc
 	lim   Limits
 	parts map[string]*part
+	// keys are the view keys looked up, found or not.
+	keys map[string]bool
+	// prior, if not nil, holds the parts of an earlier view that this
+	// one may use for records that did not change since (LoadViewSince).
+	prior *priorParts
 }
 
 func newLoader(root *Root, fetch FetchFunc) *loader {
-	return &loader{root: root, fetch: fetch, lim: Limits{}.withDefaults(), parts: map[string]*part{}}
+	return &loader{root: root, fetch: fetch, lim: Limits{}.withDefaults(), parts: map[string]*part{}, keys: map[string]bool{}}
 }
 
 // load fetches and opens the parts of refs that are not loaded yet, at
@@ -119,35 +133,68 @@ func (l *loader) refFor(kind, key string) (PartRef, error) {
 	return ref, nil
 }
 
+// partOf returns the loaded part holding key of kind: the root's, or an
+// earlier view's whose record of key has not changed since. It records
+// the key as one the view was made from.
+func (l *loader) partOf(kind, key string) (*part, error) {
+	l.keys[ViewKey(kind, key)] = true
+	ref, err := l.refFor(kind, key)
+	if err != nil {
+		return nil, err
+	}
+	if p := l.parts[ref.Name]; p != nil {
+		return p, nil
+	}
+	if p := l.prior.usable(ref, kind, key); p != nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("internal error: part %s not loaded", ref.Name)
+}
+
+// keysOf are keys of one kind.
+type keysOf struct {
+	kind string
+	keys []string
+}
+
+// loadKeys loads what the lookups of keys need, in one round: for each,
+// the earlier view's part of its bin when the record is one that view
+// was made from and the root's change list does not hold it, else the
+// root's part. An earlier part that cannot be read or checked is no
+// error: the root's part is fetched instead.
+func (l *loader) loadKeys(ctx context.Context, steps ...keysOf) error {
+	var fetch []PartRef
+	for _, st := range steps {
+		pending := st.keys
+		if l.prior != nil {
+			var err error
+			if pending, err = l.prior.load(ctx, l, st.kind, st.keys); err != nil {
+				return err
+			}
+		}
+		for _, k := range pending {
+			ref, err := l.refFor(st.kind, k)
+			if err != nil {
+				return err
+			}
+			fetch = append(fetch, ref)
+		}
+	}
+	return l.load(ctx, fetch)
+}
+
 // lookup returns the loaded part holding key of kind and the key's line
 // index in it, or -1 if the key is not there.
 func (l *loader) lookup(kind, key string) (*part, int, error) {
-	ref, err := l.refFor(kind, key)
+	p, err := l.partOf(kind, key)
 	if err != nil {
 		return nil, 0, err
-	}
-	p := l.parts[ref.Name]
-	if p == nil {
-		return nil, 0, fmt.Errorf("internal error: part %s not loaded", ref.Name)
 	}
 	i, ok := p.find(key)
 	if !ok {
 		return p, -1, nil
 	}
 	return p, i, nil
-}
-
-// refsOf returns the parts holding keys of kind.
-func (l *loader) refsOf(kind string, keys []string) ([]PartRef, error) {
-	var out []PartRef
-	for _, k := range keys {
-		ref, err := l.refFor(kind, k)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ref)
-	}
-	return out, nil
 }
 
 // viewState is what LoadView found so far.
@@ -226,14 +273,14 @@ func decodeOnce[T any](s *viewState, m map[string]T, kind, id string, absent T, 
 // Parts of different roots are never mixed: every part is checked against
 // root. Errors name the part, the line and the key.
 func LoadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc) (*View, error) {
-	v, err := loadView(ctx, root, req, fetch)
+	v, err := loadView(ctx, root, req, fetch, nil)
 	if err != nil {
 		return nil, fmt.Errorf("loading the view of serial %d: %w", root.Serial, err)
 	}
 	return v, nil
 }
 
-func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc) (*View, error) {
+func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc, prior *priorParts) (*View, error) {
 	if err := root.check(Limits{}.withDefaults()); err != nil {
 		return nil, err
 	}
@@ -256,30 +303,20 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 		addrKeys = append(addrKeys, a.String())
 	}
 	l := newLoader(root, fetch)
+	l.prior = prior
 	h := root.Header
 	h.Format = Format
 	s := &viewState{l: l, h: h, groups: map[string]*Group{}, mem: map[string][]Interface{}, full: map[string]*Interface{}}
 
 	// Round 1.
-	vref, err := l.refFor(KindVPCs, "")
+	if err := l.loadKeys(ctx, keysOf{KindVPCs, []string{""}}, keysOf{KindAddrs, addrKeys},
+		keysOf{KindInterfaces, req.InterfaceIDs}, keysOf{KindGroups, req.Groups}); err != nil {
+		return nil, err
+	}
+	vp, err := l.partOf(KindVPCs, "")
 	if err != nil {
 		return nil, err
 	}
-	refs := []PartRef{vref}
-	for _, step := range []struct {
-		kind string
-		keys []string
-	}{{KindAddrs, addrKeys}, {KindInterfaces, req.InterfaceIDs}, {KindGroups, req.Groups}} {
-		r, err := l.refsOf(step.kind, step.keys)
-		if err != nil {
-			return nil, err
-		}
-		refs = append(refs, r...)
-	}
-	if err := l.load(ctx, refs); err != nil {
-		return nil, err
-	}
-	vp := l.parts[vref.Name]
 	vpcs := make([]VPC, 0, vp.lines())
 	if err := decodeLines(vp, &vpcs, vp.decodeVPC, h, l.lim); err != nil {
 		return nil, err
@@ -377,7 +414,27 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc)
 		v.Parts = append(v.Parts, p.ref)
 		v.Bytes += p.ref.Size
 	}
+	// An earlier part is kept only for a bin whose root part was not
+	// read: a root part read holds the current record of every key of
+	// the bin, while the earlier part holds stale records of the keys
+	// that made the root part necessary.
+	read := map[string]bool{}
+	for _, p := range l.parts {
+		read[binKey(p.ref.Kind, p.ref.Bin)] = true
+	}
+	for _, p := range l.prior.used() {
+		if read[binKey(p.ref.Kind, p.ref.Bin)] {
+			continue
+		}
+		v.Parts = append(v.Parts, p.ref)
+		v.Bytes += p.ref.Size
+		v.Prior++
+	}
 	slices.SortFunc(v.Parts, func(a, b PartRef) int { return strings.Compare(a.Name, b.Name) })
+	for k := range l.keys {
+		v.Keys = append(v.Keys, k)
+	}
+	slices.Sort(v.Keys)
 	return v, nil
 }
 
@@ -399,11 +456,7 @@ func decodeLines[T any](p *part, out *[]T, decode func(i int, h Header, lim Limi
 func (s *viewState) round(ctx context.Context, kind string, ids []string, decode func(id string) error) ([]string, error) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	refs, err := s.l.refsOf(kind, ids)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.l.load(ctx, refs); err != nil {
+	if err := s.l.loadKeys(ctx, keysOf{kind, ids}); err != nil {
 		return nil, err
 	}
 	for _, id := range ids {

@@ -301,6 +301,18 @@ func printObject(out io.Writer, obj []byte) {
 	}
 	header, _, _ := bytes.Cut(obj, []byte("\n"))
 	fmt.Fprintf(out, "%s\n%s", header, sig)
+	if ruleset.IsRoot(payload) {
+		// Leaders sign the root gzip-compressed; shown inflated.
+		text, err := ruleset.RootText(payload)
+		if err != nil {
+			fmt.Fprintf(out, "(%v)\n", err)
+			return
+		}
+		if len(text) != len(payload) {
+			fmt.Fprintf(out, "(%d bytes of gzip; inflated:)\n", len(payload))
+		}
+		payload = text
+	}
 	var pretty bytes.Buffer
 	if err := json.Indent(&pretty, payload, "", "  "); err != nil {
 		pretty.Reset()

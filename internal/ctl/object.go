@@ -246,6 +246,11 @@ func printHeader(w io.Writer, res *opened, now time.Time) {
 			size += p.Size
 		}
 		fmt.Fprintf(w, "format:\t%s (%s), %d parts, %d bytes, every part checked\n", ruleset.RootFormat, h.Type, len(res.root.Parts), size)
+		if c := res.root.Changes; c != nil {
+			fmt.Fprintf(w, "changes:\tsince root sha256 %x…: about %d records (a filter of %d bytes)\n", c.Since[:8], c.Estimate(), len(c.Bits))
+		} else {
+			fmt.Fprintf(w, "changes:\tnone listed (followers read the parts that changed)\n")
+		}
 	} else {
 		fmt.Fprintf(w, "format:\t%s (%s)\n", h.Format, h.Type)
 	}
@@ -375,6 +380,10 @@ const (
 	SignatureFile     = "payload.json.asc"
 	RootFile          = "root"
 	RootSignatureFile = "root.asc"
+	// A compressed root (ruleset.CompressRoot, what leaders sign) is
+	// written as signed, with its signature, beside its text (RootFile).
+	RootGzipFile          = "root.gz"
+	RootGzipSignatureFile = "root.gz.asc"
 )
 
 func unpackCommand() command {
@@ -394,11 +403,14 @@ public key:
   gpg --verify DIR/payload.json.asc DIR/payload.json
 
 When OBJECT is the root of a split ruleset, unpack writes DIR/root (the
-root's payload: a header and one sha256sum line per part),
-DIR/root.asc, and every part the root names into DIR under its own name,
+root's text: a header and one sha256sum line per part) and every part the
+root names into DIR under its own name. Leaders sign the root compressed
+(gzip): unpack writes the signed bytes to DIR/root.gz and the signature to
+DIR/root.gz.asc (an uncompressed root's signature goes to DIR/root.asc),
 so that stock tools check all of it:
 
-  gpg --verify DIR/root.asc DIR/root
+  gpg --verify DIR/root.gz.asc DIR/root.gz
+  gunzip -c DIR/root.gz | cmp - DIR/root
   cd DIR && sha256sum -c root`,
 		flags: objectCommand("unpack", "",
 			func(ctx context.Context, c *invocation, o objectFlags, args []string) error {
@@ -445,8 +457,20 @@ func (c *invocation) unpackRoot(ctx context.Context, st reyes.Store, url, dir st
 	if err != nil {
 		return err
 	}
-	rp, sp := filepath.Join(dir, RootFile), filepath.Join(dir, RootSignatureFile)
-	if err := writeFile(rp, payload, 0o644, true); err != nil {
+	text, err := ruleset.RootText(payload)
+	if err != nil {
+		return fmt.Errorf("decoding the root in %s: %w", url, err)
+	}
+	rp, signed, sp := filepath.Join(dir, RootFile), filepath.Join(dir, RootFile), filepath.Join(dir, RootSignatureFile)
+	check := ""
+	if len(text) != len(payload) || string(text) != string(payload) {
+		signed, sp = filepath.Join(dir, RootGzipFile), filepath.Join(dir, RootGzipSignatureFile)
+		if err := writeFile(signed, payload, 0o644, true); err != nil {
+			return err
+		}
+		check = fmt.Sprintf(" && gunzip -c %s | cmp - %s", signed, rp)
+	}
+	if err := writeFile(rp, text, 0o644, true); err != nil {
 		return err
 	}
 	if err := writeFile(sp, sig, 0o644, true); err != nil {
@@ -464,7 +488,11 @@ func (c *invocation) unpackRoot(ctx context.Context, st reyes.Store, url, dir st
 		}
 		total += int64(len(b))
 	}
-	fmt.Fprintf(c.stdout, "wrote %s, %s and %d parts (%d bytes) into %s; nothing was verified\ncheck with: gpg --verify %s %s && (cd %s && sha256sum -c %s)\n",
-		rp, sp, len(root.Parts), total, dir, sp, rp, dir, RootFile)
+	wrote := rp + ", " + sp
+	if signed != rp {
+		wrote = signed + ", " + sp + ", " + rp
+	}
+	fmt.Fprintf(c.stdout, "wrote %s and %d parts (%d bytes) into %s; nothing was verified\ncheck with: gpg --verify %s %s%s && (cd %s && sha256sum -c %s)\n",
+		wrote, len(root.Parts), total, dir, sp, signed, check, dir, RootFile)
 	return nil
 }

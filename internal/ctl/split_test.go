@@ -3,10 +3,13 @@ package ctl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +61,26 @@ func newSplitFixture(t *testing.T) *splitFixture {
 	return s
 }
 
+// republishCompressed signs the fixture's root compressed, as leaders do.
+func (s *splitFixture) republishCompressed(t *testing.T) {
+	t.Helper()
+	text, err := ruleset.EncodeRoot(s.parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := ruleset.CompressRoot(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := sign.Seal(payload, s.signer, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Put(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSplitVerifyInspectExplain: every command that reads an object reads
 // a root and all its parts, and says what a whole object of the same
 // estate makes it say.
@@ -82,7 +105,7 @@ func TestSplitVerifyInspectExplain(t *testing.T) {
 		strip := func(s string) []string {
 			var out []string
 			for _, l := range strings.Split(s, "\n") {
-				if strings.HasPrefix(l, "object:") || strings.HasPrefix(l, "format:") || strings.HasPrefix(l, "signed at:") ||
+				if strings.HasPrefix(l, "object:") || strings.HasPrefix(l, "format:") || strings.HasPrefix(l, "changes:") || strings.HasPrefix(l, "signed at:") ||
 					strings.HasPrefix(l, "generated_at:") || strings.HasPrefix(l, "expired:") {
 					continue
 				}
@@ -102,6 +125,47 @@ func TestSplitVerifyInspectExplain(t *testing.T) {
 	t.Run("explain", func(t *testing.T) {
 		same(t, "explain", "--trusted-key", f.public, "--src", "10.30.0.5", "--dst", "10.20.1.10", "--proto", "tcp", "--port", "443", "--store")
 	})
+	t.Run("compressed", func(t *testing.T) {
+		f.republishCompressed(t)
+		same(t, "verify", "--trusted-key", f.public)
+		same(t, "inspect", "--trusted-key", f.public)
+	})
+}
+
+// TestSplitInspectChanges: inspect says whether a root lists what changed
+// since the root before it, and about how many records.
+func TestSplitInspectChanges(t *testing.T) {
+	f := newSplitFixture(t)
+	now := time.Now()
+	out, _, err := runCLI(t, now, "inspect", "--trusted-key", f.public, f.root)
+	if err != nil || !regexp.MustCompile(`changes: +none listed`).MatchString(out) {
+		t.Fatalf("inspect without changes (%v):\n%s", err, out)
+	}
+	var keys []string
+	for i := range 90 {
+		keys = append(keys, ruleset.ViewKey(ruleset.KindInterfaces, fmt.Sprintf("eni-%017x", i)))
+	}
+	r := *f.parts
+	r.Changes = ruleset.NewChanges([32]byte{0xab, 0xcd}, keys)
+	payload, err := ruleset.EncodeRoot(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := sign.Seal(payload, f.signer, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.Put(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runCLI(t, now, "inspect", "--trusted-key", f.public, f.root)
+	m := regexp.MustCompile(`changes: +since root sha256 abcd000000000000…: about (\d+) records`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("inspect with changes (%v):\n%s", err, out)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 80 || n > 100 {
+		t.Fatalf("about %d records, want about 90", n)
+	}
 }
 
 // corrupt flips a bit of the last byte but one of the file at path (in a
@@ -174,6 +238,23 @@ func TestSplitUnpackStockTools(t *testing.T) {
 	status, stderr, err := h.gpg("--verify", filepath.Join(dir, RootSignatureFile), filepath.Join(dir, RootFile))
 	if err != nil || !strings.Contains(status, "VALIDSIG "+f.signer.Fingerprint()) {
 		t.Fatalf("gpg --verify of the root: %v\n%s\n%s", err, status, stderr)
+	}
+	// A compressed root (as leaders sign it): gpg checks the signed
+	// bytes, gunzip gives the text sha256sum reads.
+	zdir := filepath.Join(t.TempDir(), "z")
+	f.republishCompressed(t)
+	out, _, err = runCLI(t, time.Now(), "unpack", f.root, zdir)
+	if err != nil || !strings.Contains(out, "gunzip -c") {
+		t.Fatalf("unpack of a compressed root: %v\n%s", err, out)
+	}
+	status, stderr, err = h.gpg("--verify", filepath.Join(zdir, RootGzipSignatureFile), filepath.Join(zdir, RootGzipFile))
+	if err != nil || !strings.Contains(status, "VALIDSIG "+f.signer.Fingerprint()) {
+		t.Fatalf("gpg --verify of the compressed root: %v\n%s\n%s", err, status, stderr)
+	}
+	cmd := exec.Command("sh", "-c", "gunzip -c root.gz | cmp - root && sha256sum --strict -c root")
+	cmd.Dir = zdir
+	if b, err := cmd.CombinedOutput(); err != nil || strings.Count(string(b), ": OK") != len(f.parts.Parts) {
+		t.Fatalf("gunzip | cmp && sha256sum -c: %v\n%s", err, b)
 	}
 	sum := func() (string, error) {
 		cmd := exec.Command("sha256sum", "--strict", "-c", RootFile)
