@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,10 @@ import (
 // again for the same estate; a first run reads less than the estate; an
 // idle poll is one conditional GET and no kernel call; a new serial of the
 // same estate and a change elsewhere read the root alone and make no
-// kernel call; a one-member change swaps exactly one set.
+// kernel call; a one-member change swaps exactly one set; two churn
+// publishes and two single random changes outside the plan (not chosen to
+// miss the host's parts) leave the plan the one applied, checked in
+// process, and make no kernel call, whatever the follower reads.
 func TestSmoke(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root to create network namespaces")
@@ -39,7 +43,7 @@ func TestSmoke(t *testing.T) {
 	// case is left out to keep the test fast.
 	sz := sizes["medium"]
 	sz.Hosts = []string{hostTypical, hostBusiest}
-	cfg := config{Sizes: []size{sz}, Runs: 1, Backend: be, Log: slog.New(slog.DiscardHandler)}
+	cfg := config{Sizes: []size{sz}, Runs: 1, Backend: be, Log: slog.New(slog.DiscardHandler), Draws: 2, Seed: 1}
 	r, err := runSize(ctx, cfg, sz, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -82,12 +86,45 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("one-member run: %d sets swapped, rules loaded %v, parts %d fetched, %d cached", h.OneMember.Swapped, h.OneMember.Rules,
 					h.OneMember.Result.PartsFetched, h.OneMember.Result.PartsCached)
 			}
+			// Churn and single random changes outside the plan, not
+			// chosen to miss the host's parts: whatever the follower
+			// reads, it makes no kernel call and its plan is the one
+			// applied by the one-member change before them.
+			if !h.Churn.ok() || !h.Churn2.ok() || len(h.Draws) != 2 {
+				t.Fatalf("churn not measured (%q): churn %v, again %v, %d single changes", h.NoChurn, h.Churn.ok(), h.Churn2.ok(), len(h.Draws))
+			}
+			applied := planText(h.OneMember.Result.Plan)
+			changes := map[string]churnRun{"churn": h.Churn, "churn again": h.Churn2}
+			for i, d := range h.Draws {
+				changes["single change "+strconv.Itoa(i)] = d
+			}
+			for what, c := range changes {
+				x := c.Run
+				if !c.PlanSame || x.Calls.N != 0 || x.Changed || x.Result.Applied.Changed() || x.Result.StoreBytes == 0 {
+					t.Errorf("%s (%s): plan checked the same %v, %d kernel calls %q, kernel changed %v, %d bytes read", what, c.What, c.PlanSame, x.Calls.N, x.Calls.Calls, x.Changed, x.Result.StoreBytes)
+				}
+				if x.Result.Plan != nil && string(planText(x.Result.Plan)) != string(applied) {
+					t.Errorf("%s: the follower rendered another plan than the one applied", what)
+				}
+				if !x.Result.PlanUnchanged {
+					t.Errorf("%s: the follower did not find its plan unchanged (%d parts read)", what, x.Result.PartsFetched)
+				}
+			}
+			for what, c := range map[string]churnRun{"churn": h.Churn, "churn again": h.Churn2} {
+				if c.N != 50 || c.PartsChanged == 0 || c.BytesChanged == 0 {
+					t.Errorf("%s: %d interfaces (want 1 %% of 5,000), %d parts new in the estate (%d bytes)", what, c.N, c.PartsChanged, c.BytesChanged)
+				}
+			}
 		})
 	}
-	rep := &report{Machine: "test", Command: "go run ./bench/e2e -sizes medium", Runs: 1, Backend: be,
+	rep := &report{Machine: "test", Command: "go run ./bench/e2e -sizes medium", Runs: 1, Backend: be, Seed: cfg.Seed,
 		Results: []*runResult{r}, All: [][]*runResult{{r}}}
 	md := rep.markdown()
-	for _, s := range []string{"| interfaces / groups / rules / addresses | 5,000 / 500 / 2,000 / 10,000 |", "**first run**", "**change elsewhere**", "one-member change: "} {
+	if c := r.Publishes["churn"]; c.Res.PartsPut == 0 || c.Res.PartsPut >= r.Parts {
+		t.Errorf("leader, churn publish: %d of %d parts put", c.Res.PartsPut, r.Parts)
+	}
+	for _, s := range []string{"| interfaces / groups / rules / addresses | 5,000 / 500 / 2,000 / 10,000 |", "**first run**", "**change elsewhere**", "one-member change: ",
+		"**churn** (-churn 1%", "**churn again**", "**single random change elsewhere**", "`reyes.Leader` into the file store, first publish", "same, a churn publish", "churn (-churn 1% -seed 1): 50 interfaces removed and 50 added"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("report lacks %q:\n%s", s, md)
 		}
