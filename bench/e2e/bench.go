@@ -200,6 +200,9 @@ type churnRun struct {
 	// PlanSame: the plan rendered in process from the whole new estate
 	// is, byte for byte, the one the follower last applied.
 	PlanSame bool
+	// Reread are the parts the follower's plan was made from that its
+	// run before did not list: the changed parts it read again.
+	Reread []string
 }
 
 // ok says whether a churn run was measured.
@@ -766,6 +769,7 @@ func (b *bench) churns(ctx context.Context, h *hostResult, once onceFunc, inv *i
 	involved := involvedGroups(b.rs, id)
 	n := b.cfg.Churn.count(b.res.Counts.ENIs)
 	rng := seedFor(b.cfg.Seed, h.Kind, "churn")
+	prev := h.OneMember.Result.Parts
 	for i, dst := range []*churnRun{&h.Churn, &h.Churn2} {
 		other, what, err := churn(inv, involved, id.Addrs, n, rng)
 		if errors.Is(err, errNoChurn) {
@@ -780,10 +784,10 @@ func (b *bench) churns(ctx context.Context, h *hostResult, once onceFunc, inv *i
 			name = "churn"
 		}
 		dst.N = n
-		if err := b.change(ctx, dst, once, other, what, name, id, want); err != nil {
+		if err := b.change(ctx, dst, once, other, what, name, id, want, prev); err != nil {
 			return err
 		}
-		inv = other
+		inv, prev = other, dst.Run.Result.Parts
 	}
 	rng = seedFor(b.cfg.Seed, h.Kind, "draws")
 	for range b.cfg.Draws {
@@ -792,19 +796,19 @@ func (b *bench) churns(ctx context.Context, h *hostResult, once onceFunc, inv *i
 			return fmt.Errorf("single change elsewhere: %w", err)
 		}
 		c := churnRun{N: 1}
-		if err := b.change(ctx, &c, once, other, what, "", id, want); err != nil {
+		if err := b.change(ctx, &c, once, other, what, "", id, want, prev); err != nil {
 			return err
 		}
 		h.Draws = append(h.Draws, c)
-		inv = other
+		inv, prev = other, c.Run.Result.Parts
 	}
 	return nil
 }
 
 // change publishes inv, a change that must miss the host's plan (want,
 // the plan applied), checks in process that it does, and runs the
-// follower on it.
-func (b *bench) change(ctx context.Context, dst *churnRun, once onceFunc, inv *inventory.Inventory, what, name string, id reyes.IdentityOptions, want []byte) error {
+// follower on it, whose last run listed the parts prev.
+func (b *bench) change(ctx context.Context, dst *churnRun, once onceFunc, inv *inventory.Inventory, what, name string, id reyes.IdentityOptions, want []byte, prev []string) error {
 	before, err := b.root(ctx)
 	if err != nil {
 		return err
@@ -831,6 +835,11 @@ func (b *bench) change(ctx context.Context, dst *churnRun, once onceFunc, inv *i
 	}
 	dst.What = what
 	dst.Run, err = once(what, keptKernel(what))
+	for _, name := range dst.Run.Result.Parts {
+		if !slices.Contains(prev, name) {
+			dst.Reread = append(dst.Reread, name)
+		}
+	}
 	return err
 }
 

@@ -332,8 +332,8 @@ func (rep *report) markdown() string {
 				return "none possible: " + orNone(h.NoChurn)
 			}
 			x := c.Run
-			return fmt.Sprintf("%s + %s; %s (**%s**), %d / %d, **%d**, **%s** (%s); %s parts new, %s", num(c.N), num(c.N), mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes),
-				x.Result.PartsFetched, x.Result.PartsCached, x.Calls.N, ms(x.Dur), ms(x.CPU), num(c.PartsChanged), mb(int(c.BytesChanged)))
+			return fmt.Sprintf("%s + %s; %s (**%s**), %d / %d (changed ones read by kind: %s), **%d**, **%s** (%s); %s parts new, %s", num(c.N), num(c.N), mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes),
+				x.Result.PartsFetched, x.Result.PartsCached, byKind(c.Reread), x.Calls.N, ms(x.Dur), ms(x.CPU), num(c.PartsChanged), mb(int(c.BytesChanged)))
 		}
 		churnGoal := func(c func(h *hostResult) *churnRun) string {
 			if lh == nil || !c(lh).ok() {
@@ -341,7 +341,7 @@ func (rep *report) markdown() string {
 			}
 			return verdict(churnOK(lh, c(lh).Run), "≤ 1 %, 0 calls, ≤ 20 ms")
 		}
-		row(fmt.Sprintf("**churn** (-churn %s: that many interfaces removed and as many added, at random in groups the plan does not involve; the plan checked unchanged in process): interfaces removed + added; bytes read (%% of first run), parts from the store / from the cache, kernel calls, time (CPU); what the publish made new in the estate", &rep.Churn), func(h *hostResult, _ *runResult) string {
+		row(fmt.Sprintf("**churn** (-churn %s: that many interfaces removed and as many added, at random in groups the plan does not involve; the plan checked unchanged in process): interfaces removed + added; bytes read (%% of first run), parts from the store / from the cache (the changed ones by kind: a, g, i, m, other), kernel calls, time (CPU); what the publish made new in the estate", &rep.Churn), func(h *hostResult, _ *runResult) string {
 			return churnCell(h, &h.Churn)
 		}, churnGoal(func(h *hostResult) *churnRun { return &h.Churn }))
 		row("**churn again**, a second such publish on top of the first (the steady state): same", func(h *hostResult, _ *runResult) string {
