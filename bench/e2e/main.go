@@ -9,7 +9,7 @@
 // on a 2-core machine; its figures go into a block of their own, next to
 // those of 50,000 measured in the same invocation):
 //
-//	go run ./bench/e2e -sizes large,xlarge -hosts typical,busiest -runs 1 -no-binaries -block xlarge -out BENCHMARKS.md
+//	go run ./bench/e2e -sizes large,xlarge -hosts typical,busiest -runs 1 -no-binaries -draws 2 -block xlarge -out BENCHMARKS.md
 //
 // For each size (the synth presets: 500, 5,000 and 50,000 interfaces with
 // groups, rules and addresses in proportion, and xlarge, 500,000) and each
@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	verbose := fs.Bool("v", false, "log progress")
 	var churnN churnSpec
 	fs.Var(&churnN, "churn", "interfaces each churn publish adds and removes at random in groups the measured host's plan does not involve: a count, or a percentage of the estate's interfaces (at least 1)")
-	draws := fs.Int("draws", 5, "single random changes elsewhere (one interface added to a random group the host's plan does not involve) measured per host, averaged")
+	draws := fs.Int("draws", 10, "single random changes elsewhere (one interface added to a random group the host's plan does not involve) measured per host, averaged")
 	seed := fs.Uint64("seed", 1, "seed of the churn and of the single random changes (the same seed draws the same changes)")
 	if err := fs.Parse(args); err != nil {
 		return err
