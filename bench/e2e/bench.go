@@ -203,6 +203,9 @@ type churnRun struct {
 	// Reread are the parts the follower's plan was made from that its
 	// run before did not list: the changed parts it read again.
 	Reread []string
+	// Listed: the new root still lists every part the follower's run
+	// before listed (its plan's parts did not change).
+	Listed bool
 }
 
 // ok says whether a churn run was measured.
@@ -826,6 +829,7 @@ func (b *bench) change(ctx context.Context, dst *churnRun, once onceFunc, inv *i
 			dst.BytesChanged += p.Size
 		}
 	}
+	dst.Listed = !slices.ContainsFunc(prev, func(name string) bool { return !after.Has(name) })
 	got, err := planFor(ctx, inv, id)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)

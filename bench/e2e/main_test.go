@@ -106,6 +106,12 @@ func TestSmoke(t *testing.T) {
 				if x.Result.Plan != nil && string(planText(x.Result.Plan)) != string(applied) {
 					t.Errorf("%s: the follower rendered another plan than the one applied", what)
 				}
+				// A root that still lists every part the host read is
+				// accepted without reading a part (README: "costs it
+				// that one GET and nothing else").
+				if c.Listed && x.Result.PartsFetched != 0 {
+					t.Errorf("%s: every part of the host still listed, yet %d parts read", what, x.Result.PartsFetched)
+				}
 				if !x.Result.PlanUnchanged {
 					t.Errorf("%s: the follower did not find its plan unchanged (%d parts read)", what, x.Result.PartsFetched)
 				}

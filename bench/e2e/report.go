@@ -347,7 +347,7 @@ func (rep *report) markdown() string {
 		row("**churn again**, a second such publish on top of the first (the steady state): same", func(h *hostResult, _ *runResult) string {
 			return churnCell(h, &h.Churn2)
 		}, churnGoal(func(h *hostResult) *churnRun { return &h.Churn2 }))
-		row("**single random change elsewhere** (one interface added to a group drawn among those the plan does not involve, not chosen to miss its parts), each on top of the last: draws; bytes read, mean (max; % of first run, mean); draws that read a part; kernel calls, all draws; time, mean (max) (CPU, mean)", func(h *hostResult, _ *runResult) string {
+		row("**single random change elsewhere** (one interface added to a group drawn among those the plan does not involve, not chosen to miss its parts), each on top of the last: draws; bytes read, mean (max; % of first run, mean); draws that read a part (that changed one of the host's); kernel calls, all draws; time, mean (max) (CPU, mean)", func(h *hostResult, _ *runResult) string {
 			if len(h.Draws) == 0 {
 				if h.NoChurn != "" {
 					return "none possible: " + h.NoChurn
@@ -355,8 +355,8 @@ func (rep *report) markdown() string {
 				return "–"
 			}
 			d := drawStats(h.Draws)
-			return fmt.Sprintf("%d; %s (%s; **%s**); %d; **%d**; **%s** (%s) (%s)", len(h.Draws), mb(int(d.bytes)), mb(int(d.maxBytes)), pct(d.bytes, h.Full.Result.StoreBytes),
-				d.reading, d.calls, ms(d.dur), ms(d.maxDur), ms(d.cpu))
+			return fmt.Sprintf("%d; %s (%s; **%s**); %d (%d); **%d**; **%s** (%s) (%s)", len(h.Draws), mb(int(d.bytes)), mb(int(d.maxBytes)), pct(d.bytes, h.Full.Result.StoreBytes),
+				d.reading, d.changing, d.calls, ms(d.dur), ms(d.maxDur), ms(d.cpu))
 		}, func() string {
 			if lh == nil || len(lh.Draws) == 0 {
 				return ""
@@ -443,6 +443,7 @@ type draws struct {
 	cpu             time.Duration // mean
 	calls           int           // kernel calls, all draws
 	reading         int           // draws that read a part from the store
+	changing        int           // draws that changed a part the host's plan was made from
 }
 
 func drawStats(ds []churnRun) draws {
@@ -460,6 +461,9 @@ func drawStats(ds []churnRun) draws {
 		d.calls += x.Calls.N
 		if x.Result.PartsFetched > 0 {
 			d.reading++
+		}
+		if !c.Listed {
+			d.changing++
 		}
 	}
 	n := len(ds)
