@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keep := fs.Bool("keep", false, "keep the work directories (keys, objects, state, follower configs) and log where they are (implies -v)")
 	verbose := fs.Bool("v", false, "log progress")
 	var churnN churnSpec
-	fs.Var(&churnN, "churn", "interfaces each churn publish adds and removes at random in groups the measured host's plan does not involve: a count, or a percentage of the estate's interfaces (at least 1)")
+	fs.Var(&churnN, "churn", "interfaces each churn publish adds and removes at random in groups the measured host's plan does not involve: a count such as 500, or a percentage of the estate's interfaces such as 1% (the default; at least 1)")
 	draws := fs.Int("draws", 10, "single random changes elsewhere (one interface added to a random group the host's plan does not involve) measured per host, averaged")
 	seed := fs.Uint64("seed", 1, "seed of the churn and of the single random changes (the same seed draws the same changes)")
 	if err := fs.Parse(args); err != nil {
