@@ -77,6 +77,13 @@ type config struct {
 	Backend  apply.Backend
 	Log      *slog.Logger // progress
 	KeepTemp bool
+	// Churn is how many interfaces each churn publish adds and removes
+	// (zero: defaultChurn of the estate's); Draws is how many single
+	// random changes elsewhere are measured (zero: none); Seed seeds
+	// every random choice of both.
+	Churn churnSpec
+	Draws int
+	Seed  uint64
 }
 
 // runResult is one run of one size.
@@ -163,9 +170,46 @@ type hostResult struct {
 	HasElsewhere  bool
 	ElsewhereWhat string
 	Move          string // what the one-member change moved
+	// Churn and Churn2 are two consecutive churn publishes (interfaces
+	// added and removed at random in groups the plan does not involve;
+	// see churn), each on top of the one before, the follower having
+	// accepted it; NoChurn says why there is none.
+	Churn, Churn2 churnRun
+	NoChurn       string
+	// Draws are single random changes elsewhere, one after the other: an
+	// interface added to a random group the plan does not involve,
+	// whatever parts that touches.
+	Draws []churnRun
 	// The follower binary inside a fresh namespace.
 	BinFull, BinUnchanged, BinElsewhere *procStats
+	// BinChurn: the binary after a churn publish (the first's size).
+	BinChurn *procStats
 }
+
+// churnRun is a publish of a change that misses the host's plan, and the
+// follower's run on it.
+type churnRun struct {
+	What string
+	N    int // interfaces removed, and added (1 added for a single change)
+	Run  followerRun
+	// PartsChanged and BytesChanged are the parts of the new root that
+	// the one before did not list, and their size: what the change made
+	// new in the estate.
+	PartsChanged int
+	BytesChanged int64
+	// PlanSame: the plan rendered in process from the whole new estate
+	// is, byte for byte, the one the follower last applied.
+	PlanSame bool
+	// Reread are the parts the follower's plan was made from that its
+	// run before did not list: the changed parts it read again.
+	Reread []string
+	// Listed: the new root still lists every part the follower's run
+	// before listed (its plan's parts did not change).
+	Listed bool
+}
+
+// ok says whether a churn run was measured.
+func (c *churnRun) ok() bool { return c.What != "" }
 
 // floorStep is one command of the floor.
 type floorStep struct {
@@ -587,7 +631,7 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 		return nil, fmt.Errorf("making state directory: %w", err)
 	}
 	f, cr := b.follower(id, stateDir, ns)
-	once := func(what string, want func(*followerRun) error) (followerRun, error) {
+	var once onceFunc = func(what string, want func(*followerRun) error) (followerRun, error) {
 		runtime.GC()
 		b.fstore.c.take()
 		c0 := cpuTime() + childCPU()
@@ -691,15 +735,147 @@ func (b *bench) host(ctx context.Context, kind string) (*hostResult, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if h.OneMember.Result.Plan == nil {
+		return nil, errors.New("one-member change: the follower returned no plan")
+	}
+	if err := b.churns(ctx, h, once, moved, id, planText(h.OneMember.Result.Plan)); err != nil {
+		return nil, err
+	}
 	if b.cfg.BinDir != "" {
 		if binOther == nil {
 			binOther = b.inv
 		}
-		if err := b.followerBinary(ctx, h, id, kind, binOther); err != nil {
+		// The binary's churn, on top of its change elsewhere.
+		var binChurn *inventory.Inventory
+		if h.Churn.ok() {
+			binChurn, _, err = churn(binOther, involvedGroups(b.rs, id), id.Addrs, b.cfg.Churn.count(b.res.Counts.ENIs), seedFor(b.cfg.Seed, kind, "binary churn"))
+			if err != nil {
+				return nil, fmt.Errorf("churn for the binary: %w", err)
+			}
+		}
+		if err := b.followerBinary(ctx, h, id, kind, binOther, binChurn); err != nil {
 			return nil, err
 		}
 	}
 	return h, nil
+}
+
+// onceFunc runs the follower once, named what, and checks its run.
+type onceFunc func(what string, want func(*followerRun) error) (followerRun, error)
+
+// churns measures, from inv (the estate last published, whose plan for
+// the host, want, the follower applied), two consecutive churn publishes
+// and then b.cfg.Draws single random changes elsewhere, each on top of the
+// one before: what a follower of an autoscaling estate sees at every
+// leader run, none of it chosen to miss the parts the host reads.
+func (b *bench) churns(ctx context.Context, h *hostResult, once onceFunc, inv *inventory.Inventory, id reyes.IdentityOptions, want []byte) error {
+	involved := involvedGroups(b.rs, id)
+	n := b.cfg.Churn.count(b.res.Counts.ENIs)
+	rng := seedFor(b.cfg.Seed, h.Kind, "churn")
+	prev := h.OneMember.Result.Parts
+	for i, dst := range []*churnRun{&h.Churn, &h.Churn2} {
+		other, what, err := churn(inv, involved, id.Addrs, n, rng)
+		if errors.Is(err, errNoChurn) {
+			h.NoChurn = err.Error()
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("churn: %w", err)
+		}
+		name := ""
+		if i == 0 {
+			name = "churn"
+		}
+		dst.N = n
+		if err := b.change(ctx, dst, once, other, what, name, id, want, prev); err != nil {
+			return err
+		}
+		inv, prev = other, dst.Run.Result.Parts
+	}
+	rng = seedFor(b.cfg.Seed, h.Kind, "draws")
+	for range b.cfg.Draws {
+		other, what, err := addOne(inv, involved, rng)
+		if err != nil {
+			return fmt.Errorf("single change elsewhere: %w", err)
+		}
+		c := churnRun{N: 1}
+		if err := b.change(ctx, &c, once, other, what, "", id, want, prev); err != nil {
+			return err
+		}
+		h.Draws = append(h.Draws, c)
+		inv, prev = other, c.Run.Result.Parts
+	}
+	return nil
+}
+
+// change publishes inv, a change that must miss the host's plan (want,
+// the plan applied), checks in process that it does, and runs the
+// follower on it, whose last run listed the parts prev.
+func (b *bench) change(ctx context.Context, dst *churnRun, once onceFunc, inv *inventory.Inventory, what, name string, id reyes.IdentityOptions, want []byte, prev []string) error {
+	before, err := b.root(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.publish(ctx, inv, name); err != nil {
+		return err
+	}
+	after, err := b.root(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range after.Parts {
+		if !before.Has(p.Name) {
+			dst.PartsChanged++
+			dst.BytesChanged += p.Size
+		}
+	}
+	dst.Listed = !slices.ContainsFunc(prev, func(name string) bool { return !after.Has(name) })
+	got, err := planFor(ctx, inv, id)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if dst.PlanSame = bytes.Equal(got, want); !dst.PlanSame {
+		return fmt.Errorf("%s: the host's plan, rendered from the whole estate, is not the one applied: the change is not outside it", what)
+	}
+	dst.What = what
+	dst.Run, err = once(what, keptKernel(what))
+	for _, name := range dst.Run.Result.Parts {
+		if !slices.Contains(prev, name) {
+			dst.Reread = append(dst.Reread, name)
+		}
+	}
+	return err
+}
+
+// planFor renders, in process from the whole of inv, the plan of the host
+// id finds, as the text planText gives.
+func planFor(ctx context.Context, inv *inventory.Inventory, id reyes.IdentityOptions) ([]byte, error) {
+	rs, err := ruleset.Build(inv, ruleset.BuildOptions{Scope: scope, GeneratedAt: time.Now()})
+	if err != nil {
+		return nil, fmt.Errorf("building the ruleset: %w", err)
+	}
+	host, _, err := reyes.Identify(ctx, rs, id)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := render.Render(rs, host, render.Options{ForeignCIDRs: foreignCIDRs})
+	if err != nil {
+		return nil, fmt.Errorf("rendering: %w", err)
+	}
+	return planText(plan), nil
+}
+
+// planText is a plan's restore texts, both families: equal texts are the
+// same kernel state.
+func planText(p *render.Plan) []byte {
+	var b bytes.Buffer
+	for _, fp := range p.Families() {
+		for _, t := range [][]byte{fp.IpsetRestore(), fp.IptablesRestore()} {
+			fmt.Fprintf(&b, "%d\n", len(t))
+			b.Write(t)
+		}
+	}
+	return b.Bytes()
 }
 
 // elsewhere returns inv with one interface added, in a group whose part
@@ -834,8 +1010,9 @@ func (b *bench) floor(ctx context.Context, plan *render.Plan) ([]floorStep, erro
 
 // followerBinary runs reyes-follower inside a fresh namespace: into the
 // empty namespace, again with the store unchanged, and, if there is one
-// (other is not the original inventory), after a change elsewhere.
-func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.IdentityOptions, kind string, other *inventory.Inventory) error {
+// (other is not the original inventory), after a change elsewhere; then,
+// if churned is not nil, after a churn publish on top of that.
+func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.IdentityOptions, kind string, other, churned *inventory.Inventory) error {
 	if b.current != b.inv {
 		if err := b.publish(ctx, b.inv, ""); err != nil {
 			return err
@@ -872,19 +1049,23 @@ func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.Iden
 		return fmt.Errorf("writing follower config: %w", err)
 	}
 	bin := filepath.Join(b.cfg.BinDir, "reyes-follower")
-	steps := []struct {
-		dst  **procStats
-		want string
-	}{{&h.BinFull, "ruleset applied"}, {&h.BinUnchanged, "ruleset unchanged"}}
+	type step struct {
+		dst     **procStats
+		publish *inventory.Inventory // published first, if not nil
+		want    []string             // it logs one of these
+	}
+	steps := []step{{&h.BinFull, nil, []string{"ruleset applied"}}, {&h.BinUnchanged, nil, []string{"ruleset unchanged"}}}
 	if other != b.inv {
-		steps = append(steps, struct {
-			dst  **procStats
-			want string
-		}{&h.BinElsewhere, "ruleset changed elsewhere"})
+		steps = append(steps, step{&h.BinElsewhere, other, []string{"ruleset changed elsewhere"}})
+	}
+	if churned != nil {
+		// Today the follower reads the changed parts it needs and finds
+		// the same plan; with a change list it reads the root alone.
+		steps = append(steps, step{&h.BinChurn, churned, []string{"ruleset changed elsewhere", "same plan for this host"}})
 	}
 	for i, s := range steps {
-		if i == 2 {
-			if err := b.publish(ctx, other, ""); err != nil {
+		if s.publish != nil {
+			if err := b.publish(ctx, s.publish, ""); err != nil {
 				return err
 			}
 		}
@@ -892,8 +1073,8 @@ func (b *bench) followerBinary(ctx context.Context, h *hostResult, id reyes.Iden
 		if err != nil {
 			return err
 		}
-		if !strings.Contains(st.Stderr, s.want) {
-			return fmt.Errorf("reyes-follower run %d did not log %q:\n%s", i+1, s.want, st.Stderr)
+		if !slices.ContainsFunc(s.want, func(w string) bool { return strings.Contains(st.Stderr, w) }) {
+			return fmt.Errorf("reyes-follower run %d did not log any of %q:\n%s", i+1, s.want, st.Stderr)
 		}
 		*s.dst = &st
 	}

@@ -5,11 +5,11 @@
 //
 //	go run ./bench/e2e -sizes small,medium,large -runs 2 -out BENCHMARKS.md
 //
-// and, by hand (500,000 interfaces: about 10 minutes and 2 GB of memory
+// and, by hand (500,000 interfaces: about 15 minutes and 2 GB of memory
 // on a 2-core machine; its figures go into a block of their own, next to
 // those of 50,000 measured in the same invocation):
 //
-//	go run ./bench/e2e -sizes large,xlarge -hosts typical,busiest -runs 1 -no-binaries -block xlarge -out BENCHMARKS.md
+//	go run ./bench/e2e -sizes large,xlarge -hosts typical,busiest -runs 1 -no-binaries -draws 2 -block xlarge -out BENCHMARKS.md
 //
 // For each size (the synth presets: 500, 5,000 and 50,000 interfaces with
 // groups, rules and addresses in proportion, and xlarge, 500,000) and each
@@ -43,7 +43,24 @@
 //     between two interfaces, so that exactly one set is swapped: parts
 //     read from the store and from the cache); and the reyes-follower
 //     binary inside a third namespace (wall, CPU, peak RSS): first run,
-//     idle poll, change elsewhere.
+//     idle poll, change elsewhere, churn;
+//   - for the same hosts, changes that miss the host's plan without being
+//     chosen to miss the parts it reads, each on top of the one before
+//     (the follower having accepted it), as an autoscaling estate changes
+//     at every leader run: two consecutive churn publishes (-churn
+//     interfaces, 1 % of the estate's by default, removed and as many
+//     added, at random among the groups its plan does not involve: not
+//     its groups, not the groups their rules refer to; the host's own
+//     interface untouched; each added one a copy of an interface of
+//     those groups drawn at random, as an autoscaling group launches
+//     from its template: its VPC and groups, as many addresses, new
+//     random ones of its VPC), then -draws
+//     single random changes elsewhere (one interface added to a group
+//     drawn among those the plan does not involve). Each is checked, in
+//     process, to leave the host's plan (rendered from the whole estate)
+//     byte for byte the one applied, and the follower's run is measured
+//     like the change elsewhere above: bytes and parts read, kernel calls
+//     (the goal: none), time. The random choices are seeded (-seed).
 //
 // Runs of a size are repeated (-runs) and the one whose first runs took
 // the least time in all is reported, with the load average at its start.
@@ -101,6 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (leader and follower in process) here")
 	keep := fs.Bool("keep", false, "keep the work directories (keys, objects, state, follower configs) and log where they are (implies -v)")
 	verbose := fs.Bool("v", false, "log progress")
+	var churnN churnSpec
+	fs.Var(&churnN, "churn", "interfaces each churn publish adds and removes at random in groups the measured host's plan does not involve: a count such as 500, or a percentage of the estate's interfaces such as 1% (the default; at least 1)")
+	draws := fs.Int("draws", 10, "single random changes elsewhere (one interface added to a random group the host's plan does not involve) measured per host, averaged")
+	seed := fs.Uint64("seed", 1, "seed of the churn and of the single random changes (the same seed draws the same changes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,12 +136,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s is not installed", tool)
 		}
 	}
-	cfg := config{Runs: *runs, KeepTemp: *keep, Log: slog.New(slog.DiscardHandler)}
+	cfg := config{Runs: *runs, KeepTemp: *keep, Log: slog.New(slog.DiscardHandler), Churn: churnN, Draws: *draws, Seed: *seed}
 	if *verbose || *keep {
 		cfg.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	if cfg.Runs < 1 {
 		return fmt.Errorf("-runs %d: want at least 1", cfg.Runs)
+	}
+	if cfg.Draws < 0 {
+		return fmt.Errorf("-draws %d: want 0 or more", cfg.Draws)
 	}
 	for _, name := range strings.Split(*sizeList, ",") {
 		sz, ok := sizes[strings.TrimSpace(name)]
@@ -178,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 
-	rep := &report{Machine: machine(ctx, b), Command: command(args), Runs: cfg.Runs, Backend: b}
+	rep := &report{Machine: machine(ctx, b), Command: command(args), Runs: cfg.Runs, Backend: b, Churn: cfg.Churn, Seed: cfg.Seed}
 	for _, sz := range cfg.Sizes {
 		var all []*runResult
 		for i := 1; i <= cfg.Runs; i++ {

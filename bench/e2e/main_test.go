@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,10 @@ import (
 // again for the same estate; a first run reads less than the estate; an
 // idle poll is one conditional GET and no kernel call; a new serial of the
 // same estate and a change elsewhere read the root alone and make no
-// kernel call; a one-member change swaps exactly one set.
+// kernel call; a one-member change swaps exactly one set; two churn
+// publishes and two single random changes outside the plan (not chosen to
+// miss the host's parts) leave the plan the one applied, checked in
+// process, and make no kernel call, whatever the follower reads.
 func TestSmoke(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root to create network namespaces")
@@ -39,7 +43,7 @@ func TestSmoke(t *testing.T) {
 	// case is left out to keep the test fast.
 	sz := sizes["medium"]
 	sz.Hosts = []string{hostTypical, hostBusiest}
-	cfg := config{Sizes: []size{sz}, Runs: 1, Backend: be, Log: slog.New(slog.DiscardHandler)}
+	cfg := config{Sizes: []size{sz}, Runs: 1, Backend: be, Log: slog.New(slog.DiscardHandler), Draws: 2, Seed: 1}
 	r, err := runSize(ctx, cfg, sz, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -82,17 +86,108 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("one-member run: %d sets swapped, rules loaded %v, parts %d fetched, %d cached", h.OneMember.Swapped, h.OneMember.Rules,
 					h.OneMember.Result.PartsFetched, h.OneMember.Result.PartsCached)
 			}
+			checkChurn(t, h, 50, 2)
 		})
 	}
-	rep := &report{Machine: "test", Command: "go run ./bench/e2e -sizes medium", Runs: 1, Backend: be,
+	rep := &report{Machine: "test", Command: "go run ./bench/e2e -sizes medium", Runs: 1, Backend: be, Seed: cfg.Seed,
 		Results: []*runResult{r}, All: [][]*runResult{{r}}}
 	md := rep.markdown()
-	for _, s := range []string{"| interfaces / groups / rules / addresses | 5,000 / 500 / 2,000 / 10,000 |", "**first run**", "**change elsewhere**", "one-member change: "} {
+	if c := r.Publishes["churn"]; c.Res.PartsPut == 0 || c.Res.PartsPut >= r.Parts {
+		t.Errorf("leader, churn publish: %d of %d parts put", c.Res.PartsPut, r.Parts)
+	}
+	for _, s := range []string{"| interfaces / groups / rules / addresses | 5,000 / 500 / 2,000 / 10,000 |", "**first run**", "**change elsewhere**", "one-member change: ",
+		"**churn** (-churn 1%", "**churn again**", "**single random change elsewhere**", "`reyes.Leader` into the file store, first publish", "same, a churn publish", "churn (-churn 1% -seed 1): 50 interfaces removed and 50 added"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("report lacks %q:\n%s", s, md)
 		}
 	}
 	t.Log("\n" + md)
+}
+
+// checkChurn checks a host's churn and single random changes outside its
+// plan, not chosen to miss its parts: whatever the follower reads, it
+// makes no kernel call and its plan is the one applied by the one-member
+// change before them; n interfaces were churned, draws single changes
+// made.
+func checkChurn(t *testing.T, h hostResult, n, draws int) {
+	t.Helper()
+	if !h.Churn.ok() || !h.Churn2.ok() || len(h.Draws) != draws {
+		t.Fatalf("churn not measured (%q): churn %v, again %v, %d single changes", h.NoChurn, h.Churn.ok(), h.Churn2.ok(), len(h.Draws))
+	}
+	applied := planText(h.OneMember.Result.Plan)
+	changes := map[string]churnRun{"churn": h.Churn, "churn again": h.Churn2}
+	for i, d := range h.Draws {
+		changes["single change "+strconv.Itoa(i)] = d
+	}
+	for what, c := range changes {
+		x := c.Run
+		if !c.PlanSame || x.Calls.N != 0 || x.Changed || x.Result.Applied.Changed() || x.Result.StoreBytes == 0 {
+			t.Errorf("%s (%s): plan checked the same %v, %d kernel calls %q, kernel changed %v, %d bytes read", what, c.What, c.PlanSame, x.Calls.N, x.Calls.Calls, x.Changed, x.Result.StoreBytes)
+		}
+		if x.Result.Plan != nil && string(planText(x.Result.Plan)) != string(applied) {
+			t.Errorf("%s: the follower rendered another plan than the one applied", what)
+		}
+		// A root that still lists every part the host read is accepted
+		// without reading a part (README: "costs it that one GET and
+		// nothing else").
+		if c.Listed && x.Result.PartsFetched != 0 {
+			t.Errorf("%s: every part of the host still listed, yet %d parts read", what, x.Result.PartsFetched)
+		}
+		if !x.Result.PlanUnchanged {
+			t.Errorf("%s: the follower did not find its plan unchanged (%d parts read)", what, x.Result.PartsFetched)
+		}
+	}
+	for what, c := range map[string]churnRun{"churn": h.Churn, "churn again": h.Churn2} {
+		if c.N != n || c.PartsChanged == 0 || c.BytesChanged == 0 {
+			t.Errorf("%s: %d interfaces (want %d), %d parts new in the estate (%d bytes)", what, c.N, n, c.PartsChanged, c.BytesChanged)
+		}
+	}
+}
+
+// TestSmokeChurnSmall measures the churn rows at the small size too (its
+// hosts read every group part, so it has no change elsewhere, but churn
+// outside their plans), with a churn given as a count, and checks that a
+// host in every group has none.
+func TestSmokeChurnSmall(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root to create network namespaces")
+	}
+	for _, tool := range []string{"ip", "ipset", "iptables", "ip6tables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("kernel test: %s is not installed", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	be, err := apply.DetectBackend(ctx, apply.ExecRunner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sz := sizes["small"]
+	cfg := config{Sizes: []size{sz}, Runs: 1, Backend: be, Log: slog.New(slog.DiscardHandler), Churn: churnSpec{N: 12}, Draws: 3, Seed: 7}
+	r, err := runSize(ctx, cfg, sz, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range r.Hosts {
+		t.Run(h.Kind, func(t *testing.T) {
+			if h.Kind == hostAll {
+				if h.Churn.ok() || len(h.Draws) != 0 || h.NoChurn == "" {
+					t.Errorf("a host in every group: churn %v, %d single changes, none because %q", h.Churn.ok(), len(h.Draws), h.NoChurn)
+				}
+				return
+			}
+			checkChurn(t, h, 12, 3)
+		})
+	}
+	rep := &report{Machine: "test", Command: "go run ./bench/e2e -sizes small -churn 12", Runs: 1, Backend: be, Churn: cfg.Churn, Seed: cfg.Seed,
+		Results: []*runResult{r}, All: [][]*runResult{{r}}}
+	md := rep.markdown()
+	for _, s := range []string{"**churn** (-churn 12:", "| 12 + 12; ", "none possible: every interface is in a group the plan involves", "churn (-churn 12 -seed 7): 12 interfaces removed and 12 added"} {
+		if !strings.Contains(md, s) {
+			t.Errorf("report lacks %q:\n%s", s, md)
+		}
+	}
 }
 
 func TestWriteSection(t *testing.T) {

@@ -32,6 +32,8 @@ type report struct {
 	Command string
 	Runs    int
 	Backend apply.Backend
+	Churn   churnSpec      // -churn
+	Seed    uint64         // -seed
 	Results []*runResult   // the reported (best) run of each size
 	All     [][]*runResult // every run of each size
 }
@@ -64,8 +66,13 @@ func (r *runResult) summary() string {
 		if h.HasElsewhere {
 			e = fmt.Sprintf("elsewhere %s, %s read", ms(h.Elsewhere.Dur), mb(int(h.Elsewhere.Result.StoreBytes)))
 		}
-		s = append(s, fmt.Sprintf("%s: first %s (floor %s, %.2f×, %s read), %s, one member %s",
-			h.Kind, ms(h.Full.Dur), ms(h.Floor), ratio(h.Full.Dur, h.Floor), mb(int(h.Full.Result.StoreBytes)), e, ms(h.OneMember.Dur)))
+		c := "no churn"
+		if h.Churn.ok() {
+			c = fmt.Sprintf("churn %s, %s read, %d calls; again %s, %s read", ms(h.Churn.Run.Dur), mb(int(h.Churn.Run.Result.StoreBytes)), h.Churn.Run.Calls.N,
+				ms(h.Churn2.Run.Dur), mb(int(h.Churn2.Run.Result.StoreBytes)))
+		}
+		s = append(s, fmt.Sprintf("%s: first %s (floor %s, %.2f×, %s read), %s, one member %s, %s",
+			h.Kind, ms(h.Full.Dur), ms(h.Floor), ratio(h.Full.Dur, h.Floor), mb(int(h.Full.Result.StoreBytes)), e, ms(h.OneMember.Dur), c))
 	}
 	return fmt.Sprintf("leader %s CPU; %s", ms(r.Leader.CPU), strings.Join(s, "; "))
 }
@@ -165,6 +172,7 @@ func (rep *report) markdown() string {
 	pub("same, republish of the same estate (new serial)", "republish", "")
 	pub("same, a change elsewhere (one interface added to a group)", "elsewhere", "")
 	pub("same, a one-member change (one address moved between two interfaces)", "one-member", "")
+	pub("same, a churn publish (interfaces added and removed at random outside the first host's plan; below)", "churn", "")
 	if bins {
 		cols("`reyes-leader` binary (reads the JSON directory too, parts layout): wall / CPU", func(r *runResult) string {
 			if r.LeaderBin == nil {
@@ -319,6 +327,43 @@ func (rep *report) markdown() string {
 			return fmt.Sprintf("%s (%.0f %%; %s), %s (%s), %d / %d, %d, %s", ms(x.Dur), 100*ratio(x.Dur, h.Full.Dur), ms(x.CPU), mb(int(x.Result.StoreBytes)),
 				pct(x.Result.StoreBytes, h.Full.Result.StoreBytes), x.Result.PartsFetched, x.Result.PartsCached, x.Swapped, ms(x.Calls.Span))
 		}, "")
+		churnCell := func(h *hostResult, c *churnRun) string {
+			if !c.ok() {
+				return "none possible: " + orNone(h.NoChurn)
+			}
+			x := c.Run
+			return fmt.Sprintf("%s + %s; %s (**%s**), %d / %d (changed ones read by kind: %s), **%d**, **%s** (%s); %s parts new, %s", num(c.N), num(c.N), mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes),
+				x.Result.PartsFetched, x.Result.PartsCached, byKind(c.Reread), x.Calls.N, ms(x.Dur), ms(x.CPU), num(c.PartsChanged), mb(int(c.BytesChanged)))
+		}
+		churnGoal := func(c func(h *hostResult) *churnRun) string {
+			if lh == nil || !c(lh).ok() {
+				return ""
+			}
+			return verdict(churnOK(lh, c(lh).Run), "≤ 1 %, 0 calls, ≤ 20 ms")
+		}
+		row(fmt.Sprintf("**churn** (-churn %s: that many interfaces removed and as many added, at random in groups the plan does not involve; the plan checked unchanged in process): interfaces removed + added; bytes read (%% of first run), parts from the store / from the cache (the changed ones by kind: a, g, i, m, other), kernel calls, time (CPU); what the publish made new in the estate", &rep.Churn), func(h *hostResult, _ *runResult) string {
+			return churnCell(h, &h.Churn)
+		}, churnGoal(func(h *hostResult) *churnRun { return &h.Churn }))
+		row("**churn again**, a second such publish on top of the first (the steady state): same", func(h *hostResult, _ *runResult) string {
+			return churnCell(h, &h.Churn2)
+		}, churnGoal(func(h *hostResult) *churnRun { return &h.Churn2 }))
+		row("**single random change elsewhere** (one interface added to a group drawn among those the plan does not involve, not chosen to miss its parts), each on top of the last: draws; bytes read, mean (max; % of first run, mean); draws that read a part (that changed one of the host's); kernel calls, all draws; time, mean (max) (CPU, mean)", func(h *hostResult, _ *runResult) string {
+			if len(h.Draws) == 0 {
+				if h.NoChurn != "" {
+					return "none possible: " + h.NoChurn
+				}
+				return "–"
+			}
+			d := drawStats(h.Draws)
+			return fmt.Sprintf("%d; %s (%s; **%s**); %d (%d); **%d**; **%s** (%s) (%s)", len(h.Draws), mb(int(d.bytes)), mb(int(d.maxBytes)), pct(d.bytes, h.Full.Result.StoreBytes),
+				d.reading, d.changing, d.calls, ms(d.dur), ms(d.maxDur), ms(d.cpu))
+		}, func() string {
+			if lh == nil || len(lh.Draws) == 0 {
+				return ""
+			}
+			d := drawStats(lh.Draws)
+			return verdict(d.calls == 0 && d.dur <= targetElsewhereTime && float64(d.bytes) <= targetElsewhereBytes*float64(lh.Full.Result.StoreBytes), "mean ≤ 1 %, 0 calls, mean ≤ 20 ms")
+		}())
 		if bins {
 			row("`reyes-follower` binary in a namespace, first run: wall / CPU", func(h *hostResult, _ *runResult) string {
 				if h.BinFull == nil {
@@ -335,6 +380,12 @@ func (rep *report) markdown() string {
 					e = ms(h.BinElsewhere.Wall)
 				}
 				return fmt.Sprintf("%s / %s", ms(h.BinUnchanged.Wall), e)
+			}, "")
+			row("`reyes-follower` binary, churn (as above, on top of its change elsewhere): wall / CPU (process start included)", func(h *hostResult, _ *runResult) string {
+				if h.BinChurn == nil {
+					return "–"
+				}
+				return fmt.Sprintf("%s / %s", ms(h.BinChurn.Wall), ms(h.BinChurn.CPU))
 			}, "")
 			row("`reyes-follower` peak RSS: own (VmHWM, sampled) / with the tools it ran (GNU time)", func(h *hostResult, _ *runResult) string {
 				if h.BinFull == nil {
@@ -365,9 +416,61 @@ func (rep *report) markdown() string {
 		if h := last.host(kind); h != nil {
 			p("At %s, %s host: change elsewhere: %s; outside the plan in a part it reads: %s; one-member change: %s.\n",
 				last.Size, kind, orNone(h.ElsewhereWhat), orNone(h.NearWhat), h.Move)
+			if h.Churn.ok() {
+				var ds []string
+				for _, d := range h.Draws {
+					ds = append(ds, d.What)
+				}
+				p("At %s, %s host, churn (-churn %s -seed %d): %s; again: %s; single random changes: %s.\n",
+					last.Size, kind, &rep.Churn, rep.Seed, h.Churn.What, h.Churn2.What, orNone(strings.Join(ds, "; ")))
+			}
 		}
 	}
 	return b.String()
+}
+
+// churnOK says whether a run on a change outside the plan met the goal:
+// at most 1 % of the first run's bytes, no kernel call, at most 20 ms.
+func churnOK(h *hostResult, x followerRun) bool {
+	return x.Calls.N == 0 && x.Dur <= targetElsewhereTime &&
+		float64(x.Result.StoreBytes) <= targetElsewhereBytes*float64(h.Full.Result.StoreBytes)
+}
+
+// draws sums up the single random changes elsewhere.
+type draws struct {
+	bytes, maxBytes int64         // read from the store: mean, max
+	dur, maxDur     time.Duration // mean, max
+	cpu             time.Duration // mean
+	calls           int           // kernel calls, all draws
+	reading         int           // draws that read a part from the store
+	changing        int           // draws that changed a part the host's plan was made from
+}
+
+func drawStats(ds []churnRun) draws {
+	var d draws
+	if len(ds) == 0 {
+		return d
+	}
+	for _, c := range ds {
+		x := c.Run
+		d.bytes += x.Result.StoreBytes
+		d.maxBytes = max(d.maxBytes, x.Result.StoreBytes)
+		d.dur += x.Dur
+		d.maxDur = max(d.maxDur, x.Dur)
+		d.cpu += x.CPU
+		d.calls += x.Calls.N
+		if x.Result.PartsFetched > 0 {
+			d.reading++
+		}
+		if !c.Listed {
+			d.changing++
+		}
+	}
+	n := len(ds)
+	d.bytes /= int64(n)
+	d.dur /= time.Duration(n)
+	d.cpu /= time.Duration(n)
+	return d
 }
 
 // byKind counts part names by kind: "2, 4, 1, 3, 1" (a, g, i, m, other).
