@@ -2,6 +2,7 @@ package reyes_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -466,3 +467,66 @@ func TestRedteamChangesLeaderReadsBack(t *testing.T) {
 		t.Errorf("the leader read %d parts (%d bytes) it had put itself in its previous run", st.parts.gets, st.parts.bytes)
 	}
 }
+
+// TestRedteamChangesSameKeyHotSpares: two leaders with the same key
+// alternate, each remembering the parts it put last, which are then not
+// those of the root in force. Every root's change list must be what the
+// two roots' parts in the store give, and a leader that published last
+// reads nothing back.
+func TestRedteamChangesSameKeyHotSpares(t *testing.T) {
+	e := newSplitEstate(t)
+	st := partGetStore{FileStore: e.p.store, parts: &partGets{Objects: e.p.store.Parts()}}
+	a := *e.p.leader
+	a.Source, a.Store, a.Refresh = invSource{e}, st, -1
+	b := a
+	ctx := context.Background()
+	groups := []string{}
+	for _, r := range e.inv.Regions {
+		for _, g := range r.SecurityGroups {
+			groups = append(groups, g.ID)
+		}
+	}
+	var prev *ruleset.Root
+	var prevPayload []byte
+	var last *reyes.Leader
+	for i, l := range []*reyes.Leader{&a, &a, &b, &a, &b, &b} {
+		for j := range 5 {
+			e.addInterface(groups[(i*5+j)%len(groups)], 52000+i*5+j)
+		}
+		e.p.now = e.p.now.Add(time.Minute)
+		st.parts.gets = 0
+		if _, err := l.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gets := st.parts.gets
+		body, _, err := e.p.store.Get(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, err := sign.OpenBytes(body, e.p.trusted, e.p.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev != nil {
+			keys, ok, err := ruleset.ChangedKeys(ctx, prev, root, reyes.FetchParts(e.p.store.Parts()))
+			if err != nil || !ok {
+				t.Fatalf("publish %d: ChangedKeys: %v %v", i, ok, err)
+			}
+			want := ruleset.NewChanges(sha256Sum(prevPayload), keys)
+			if root.Changes == nil || root.Changes.Since != want.Since || string(root.Changes.Bits) != string(want.Bits) {
+				t.Fatalf("publish %d: the root's change list differs from the one its store gives", i)
+			}
+			t.Logf("publish %d: %d changed keys, %d parts read back", i, len(keys), gets)
+			if last == l && gets != 0 {
+				t.Errorf("publish %d: the leader that published last read back %d parts", i, gets)
+			}
+		}
+		prev, prevPayload, last = root, payload, l
+	}
+}
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -108,6 +108,13 @@ type Leader struct {
 	// gcCache holds the roots of the history read by earlier garbage
 	// collections, by name (history copies never change).
 	gcCache map[string]historyRoot
+	// lastParts holds the bodies of the parts of the root this leader
+	// last published (or found in force and left), by name: the next
+	// change list compares against them instead of reading back what
+	// this leader put itself (under churn, nearly every bin). Every body
+	// is verified against the previous root before use; a part it lacks
+	// (another leader published since) is read from the store.
+	lastParts map[string][]byte
 }
 
 // LeaderResult describes one publish.
@@ -265,6 +272,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 			if res.PartsPut, res.BytesPut, err = l.putParts(ctx, ps, root, prevRoot, bodies); err != nil {
 				return LeaderResult{}, fmt.Errorf("repairing the parts of the published root in %s: %w", ps.Parts(), err)
 			}
+			l.lastParts = bodies
 		}
 		l.logger().Info("ruleset unchanged and still fresh; not republished",
 			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
@@ -281,8 +289,10 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 		}
 		res.ChangedKeys = l.changes(ctx, ps, prevRoot, prevPayload, root, bodies)
 		if obj, res.PartsPut, res.BytesPut, err = l.publishParts(ctx, ps, root, skip, bodies, now); err != nil {
+			l.lastParts = nil
 			return LeaderResult{}, err
 		}
+		l.lastParts = bodies
 		res.Parts = len(root.Parts)
 	} else {
 		if obj, err = sign.Seal(payload, l.Signer, now); err != nil {

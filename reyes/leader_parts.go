@@ -215,8 +215,9 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 // store (its verified payload prevPayload), and returns how many records
 // changed, or -1 if it could not tell: no previous root, other bins, a
 // previous part unreadable (logged), or too many changes for the filter.
-// Only the bins whose parts differ are compared; the previous ones are
-// read from the store, verified against prev.
+// Only the bins whose parts differ are compared; the previous ones come
+// from what this leader last put (l.lastParts) or else the store, each
+// verified against prev.
 func (l *Leader) changes(ctx context.Context, ps PartStore, prev *ruleset.Root, prevPayload []byte, root *ruleset.Root, bodies map[string][]byte) int {
 	root.Changes = nil
 	if prev == nil || len(prevPayload) == 0 {
@@ -225,6 +226,9 @@ func (l *Leader) changes(ctx context.Context, ps PartStore, prev *ruleset.Root, 
 	store := FetchParts(ps.Parts())
 	fetch := func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
 		if b, ok := bodies[ref.Name]; ok {
+			return b, nil
+		}
+		if b, ok := l.lastParts[ref.Name]; ok {
 			return b, nil
 		}
 		return store(ctx, ref)
