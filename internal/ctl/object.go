@@ -246,6 +246,11 @@ func printHeader(w io.Writer, res *opened, now time.Time) {
 			size += p.Size
 		}
 		fmt.Fprintf(w, "format:\t%s (%s), %d parts, %d bytes, every part checked\n", ruleset.RootFormat, h.Type, len(res.root.Parts), size)
+		if c := res.root.Changes; c != nil {
+			// A follower whose status says it accepted the root of this
+			// SHA-256 last may take the list instead of reading parts.
+			fmt.Fprintf(w, "changes:\tsince the root whose payload has SHA-256 %x (a filter of %d bytes, k=%d, of the records changed since)\n", c.Since, len(c.Bits), c.K)
+		}
 	} else {
 		fmt.Fprintf(w, "format:\t%s (%s)\n", h.Format, h.Type)
 	}
