@@ -530,3 +530,54 @@ func TestRedteamChangesSameKeyHotSpares(t *testing.T) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// TestRedteamChangesTamperedPreviousPart: someone with write access to
+// the store (no key) corrupts or deletes a part of the root in force.
+// A leader that must read it for the change list (it did not put it: a
+// restart, a hot spare) publishes anyway, without a change list, rather
+// than trust it or fail the publish.
+func TestRedteamChangesTamperedPreviousPart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, path string)
+	}{
+		{"corrupted", func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)-2] ^= 1
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"deleted", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newChangesEstate(t)
+			ref := c.refGroup(t)
+			old, ok := c.root.Part(ruleset.KindMembers, ref)
+			if !ok {
+				t.Fatal("no member part")
+			}
+			tc.tamper(t, filepath.Join(c.p.store.Parts().String(), old.Name))
+			// A restarted leader: it remembers no parts.
+			c.l = &reyes.Leader{Source: invSource{c.splitEstate}, Store: c.l.Store, Signer: c.l.Signer, Build: c.l.Build, Now: c.l.Now, Refresh: -1}
+			c.addInterface(ref, 61006)
+			c.p.now = c.p.now.Add(time.Minute)
+			res, root := c.leaderPublish(t, c.l)
+			if root.Changes != nil || res.ChangedKeys != -1 {
+				t.Fatalf("the previous part %s was %s, and the root has a change list (%d keys)", old.Name, tc.name, res.ChangedKeys)
+			}
+			run := c.run(t)
+			want := netip.AddrFrom4([4]byte{10, 254, 61006 >> 8 & 0xff, 61006 & 0xff})
+			if run.PlanUnchanged || !containsMember(run.Plan, ref, want) {
+				t.Fatalf("PlanUnchanged=%v; want the change applied", run.PlanUnchanged)
+			}
+		})
+	}
+}
