@@ -108,10 +108,12 @@ type Leader struct {
 	// gcCache holds the roots of the history read by earlier garbage
 	// collections, by name (history copies never change).
 	gcCache map[string]historyRoot
-	// lastParts are the parts of the root this Leader published last, by
-	// name: the next publish diffs the bins that changed against them
-	// (the change list) without reading them back from the store. Parts
-	// are content-addressed, so a name found here is the store's bytes.
+	// lastParts holds the bodies of the parts of the root this leader
+	// last published (or found in force and left), by name: the next
+	// change list compares against them instead of reading back what
+	// this leader put itself (under churn, nearly every bin). Every body
+	// is verified against the previous root before use; a part it lacks
+	// (another leader published since) is read from the store.
 	lastParts map[string][]byte
 }
 
@@ -270,6 +272,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 			if res.PartsPut, res.BytesPut, err = l.putParts(ctx, ps, root, prevRoot, bodies); err != nil {
 				return LeaderResult{}, fmt.Errorf("repairing the parts of the published root in %s: %w", ps.Parts(), err)
 			}
+			l.keepParts(bodies)
 		}
 		l.logger().Info("ruleset unchanged and still fresh; not republished",
 			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
@@ -286,8 +289,10 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 		}
 		res.ChangedKeys = l.changes(ctx, ps, prevRoot, prevPayload, root, bodies)
 		if obj, res.PartsPut, res.BytesPut, err = l.publishParts(ctx, ps, root, skip, bodies, now); err != nil {
+			l.lastParts = nil
 			return LeaderResult{}, err
 		}
+		l.keepParts(bodies)
 		res.Parts = len(root.Parts)
 	} else {
 		if obj, err = sign.Seal(payload, l.Signer, now); err != nil {

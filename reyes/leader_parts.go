@@ -219,6 +219,12 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	if err := ps.Put(ctx, obj); err != nil {
 		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps, err)
 	}
+	return obj, n, bytes + 2*int64(len(obj)), nil
+}
+
+// keepParts remembers the parts of the root in force (bodies) for the next
+// change list, unless they are more than maxKeptParts bytes.
+func (l *Leader) keepParts(bodies map[string][]byte) {
 	l.lastParts = nil
 	var total int64
 	for _, b := range bodies {
@@ -227,15 +233,15 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	if total <= maxKeptParts {
 		l.lastParts = bodies
 	}
-	return obj, n, bytes + 2*int64(len(obj)), nil
 }
 
 // changes sets root.Changes to what changed since prev, the root in the
 // store (its verified payload prevPayload), and returns how many records
 // changed, or -1 if it could not tell: no previous root, other bins, a
 // previous part unreadable (logged), or too many changes for the filter.
-// Only the bins whose parts differ are compared; the previous ones are
-// read from the store, verified against prev.
+// Only the bins whose parts differ are compared; the previous ones come
+// from what this leader last put (l.lastParts) or else the store, each
+// verified against prev.
 func (l *Leader) changes(ctx context.Context, ps PartStore, prev *ruleset.Root, prevPayload []byte, root *ruleset.Root, bodies map[string][]byte) int {
 	root.Changes = nil
 	if prev == nil || len(prevPayload) == 0 {

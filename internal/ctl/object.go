@@ -247,7 +247,9 @@ func printHeader(w io.Writer, res *opened, now time.Time) {
 		}
 		fmt.Fprintf(w, "format:\t%s (%s), %d parts, %d bytes, every part checked\n", ruleset.RootFormat, h.Type, len(res.root.Parts), size)
 		if c := res.root.Changes; c != nil {
-			fmt.Fprintf(w, "changes:\tsince root sha256 %x…: about %d records (a filter of %d bytes)\n", c.Since[:8], c.Estimate(), len(c.Bits))
+			// A follower whose status says it accepted the root of this
+			// SHA-256 last may take the list instead of reading parts.
+			fmt.Fprintf(w, "changes:\tsince the root whose payload has SHA-256 %x: about %d records (a filter of %d bytes, k=%d)\n", c.Since, c.Estimate(), len(c.Bits), c.K)
 		} else {
 			fmt.Fprintf(w, "changes:\tnone listed (followers read the parts that changed)\n")
 		}

@@ -159,7 +159,7 @@ func TestSplitInspectChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, err = runCLI(t, now, "inspect", "--trusted-key", f.public, f.root)
-	m := regexp.MustCompile(`changes: +since root sha256 abcd000000000000…: about (\d+) records`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`changes: +since the root whose payload has SHA-256 abcd0{60}: about (\d+) records`).FindStringSubmatch(out)
 	if err != nil || m == nil {
 		t.Fatalf("inspect with changes (%v):\n%s", err, out)
 	}
@@ -270,5 +270,34 @@ func TestSplitUnpackStockTools(t *testing.T) {
 	corrupt(t, filepath.Join(dir, f.parts.Parts[0].Name))
 	if got, err := sum(); err == nil || !strings.Contains(got, "FAILED") {
 		t.Fatalf("sha256sum -c accepted a changed part: %v\n%s", err, got)
+	}
+}
+
+// TestSplitInspectShowsChanges: a root with a change list says since
+// which root (the SHA-256 a follower's status records as loaded), so an
+// operator can tell whether a follower could take it.
+func TestSplitInspectShowsChanges(t *testing.T) {
+	f := newSplitFixture(t)
+	root := *f.parts
+	since := [32]byte{0xab, 0xcd}
+	root.Changes = ruleset.NewChanges(since, []string{ruleset.ViewKey(ruleset.KindGroups, "sg-1")})
+	payload, err := ruleset.EncodeRoot(&root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	obj, err := sign.Seal(payload, f.signer, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.Put(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, now, "inspect", "--trusted-key", f.public, f.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "changes:") || !strings.Contains(out, "abcd000000") {
+		t.Fatalf("inspect does not show the change list:\n%s", out)
 	}
 }
