@@ -170,6 +170,10 @@ type hostResult struct {
 	HasElsewhere  bool
 	ElsewhereWhat string
 	Move          string // what the one-member change moved
+	// ChurnMember is a churn publish that also added a member to a set of
+	// the plan (ChurnMemberWhat says what); zero if the plan has no set.
+	ChurnMember     followerRun
+	ChurnMemberWhat string
 	// Churn and Churn2 are two consecutive churn publishes (interfaces
 	// added and removed at random in groups the plan does not involve;
 	// see churn), each on top of the one before, the follower having
@@ -391,7 +395,12 @@ func (b *bench) leaderInProcess() error {
 		return err
 	}
 	if r.Seal.Wall, r.Seal.CPU, err = measure(func() error {
-		payload, err := ruleset.EncodeRoot(root)
+		text, err := ruleset.EncodeRoot(root)
+		if err != nil {
+			return err
+		}
+		// As reyes.Leader signs it: compressed.
+		payload, err := ruleset.CompressRoot(text)
 		if err != nil {
 			return err
 		}
@@ -813,7 +822,37 @@ func (b *bench) churns(ctx context.Context, h *hostResult, once onceFunc, inv *i
 		h.Draws = append(h.Draws, c)
 		inv, prev = other, c.Run.Result.Parts
 	}
-	return nil
+	// A change in the plan amid churn: a churn publish that also adds a
+	// member to a group whose set the plan holds. The follower reads the
+	// parts of the records that changed, the others from its cache.
+	inSets := map[string]bool{}
+	for _, fp := range h.OneMember.Result.Plan.Families() {
+		for _, st := range fp.Sets {
+			inSets[st.Group] = true
+		}
+	}
+	other, what, err := churn(inv, involved, id.Addrs, n, seedFor(b.cfg.Seed, h.Kind, "churn and member"))
+	if err != nil {
+		return fmt.Errorf("churn: %w", err)
+	}
+	other, added, err := addOneIn(other, func(g string) bool { return inSets[g] }, seedFor(b.cfg.Seed, h.Kind, "member"))
+	if errors.Is(err, errNoChurn) {
+		return nil // no group set in the plan
+	}
+	if err != nil {
+		return fmt.Errorf("member amid churn: %w", err)
+	}
+	h.ChurnMemberWhat = what + "; " + added
+	if err := b.publish(ctx, other, "churn-member"); err != nil {
+		return err
+	}
+	h.ChurnMember, err = once("one member amid churn", func(r *followerRun) error {
+		if r.Swapped != 1 || r.Rules {
+			return fmt.Errorf("want one set swapped and no rules loaded, got %+v", r.Result.Applied)
+		}
+		return nil
+	})
+	return err
 }
 
 // change publishes inv, a change that must miss the host's plan (want,

@@ -333,10 +333,15 @@ func outside(inv *inventory.Inventory, involved map[string]bool) int {
 // at random among those the host's plan does not involve (whatever parts
 // that touches), with one new random IPv4 address of the group's VPC.
 func addOne(inv *inventory.Inventory, involved map[string]bool, rng *rand.Rand) (*inventory.Inventory, string, error) {
+	return addOneIn(inv, func(id string) bool { return !involved[id] }, rng)
+}
+
+// addOneIn is addOne into a group drawn among those in (with a VPC).
+func addOneIn(inv *inventory.Inventory, in func(id string) bool, rng *rand.Rand) (*inventory.Inventory, string, error) {
 	var gs []*inventory.SecurityGroup
 	for ri := range inv.Regions {
 		for gi := range inv.Regions[ri].SecurityGroups {
-			if g := &inv.Regions[ri].SecurityGroups[gi]; !involved[g.ID] && g.VPCID != "" {
+			if g := &inv.Regions[ri].SecurityGroups[gi]; in(g.ID) && g.VPCID != "" {
 				gs = append(gs, g)
 			}
 		}

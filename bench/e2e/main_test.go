@@ -88,6 +88,11 @@ func TestSmoke(t *testing.T) {
 					h.OneMember.Result.PartsFetched, h.OneMember.Result.PartsCached)
 			}
 			checkChurn(t, h, 50, 2)
+			// Amid churn, a change in the plan reads the parts of the
+			// records that changed (one; two on a filter false positive).
+			if c := h.ChurnMember; h.ChurnMemberWhat == "" || c.Swapped != 1 || c.Result.PartsFetched == 0 || c.Result.PartsFetched > 2 {
+				t.Errorf("member amid churn (%s): %d sets swapped, %d parts fetched, %d cached", h.ChurnMemberWhat, c.Swapped, c.Result.PartsFetched, c.Result.PartsCached)
+			}
 		})
 	}
 	rep := &report{Machine: "test", Command: "go run ./bench/e2e -sizes medium", Runs: 1, Backend: be, Seed: cfg.Seed,

@@ -347,6 +347,14 @@ func (rep *report) markdown() string {
 		row("**churn again**, a second such publish on top of the first (the steady state): same", func(h *hostResult, _ *runResult) string {
 			return churnCell(h, &h.Churn2)
 		}, churnGoal(func(h *hostResult) *churnRun { return &h.Churn2 }))
+		row("**change in the plan amid churn** (a churn publish as above that also adds one member to a set of the plan): bytes read (% of first run), parts from the store / from the cache, sets swapped, time (CPU)", func(h *hostResult, _ *runResult) string {
+			x := h.ChurnMember
+			if h.ChurnMemberWhat == "" {
+				return "–"
+			}
+			return fmt.Sprintf("%s (**%s**), %d / %d, %d, %s (%s)", mb(int(x.Result.StoreBytes)), pct(x.Result.StoreBytes, h.Full.Result.StoreBytes),
+				x.Result.PartsFetched, x.Result.PartsCached, x.Swapped, ms(x.Dur), ms(x.CPU))
+		}, "reads about what changed")
 		row("**single random change elsewhere** (one interface added to a group drawn among those the plan does not involve, not chosen to miss its parts), each on top of the last: draws; bytes read, mean (max; % of first run, mean); draws that read a part (that changed one of the host's); kernel calls, all draws; time, mean (max) (CPU, mean)", func(h *hostResult, _ *runResult) string {
 			if len(h.Draws) == 0 {
 				if h.NoChurn != "" {
