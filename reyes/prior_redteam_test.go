@@ -318,4 +318,3 @@ func mapsKeys(m map[string]bool) func(func(string) bool) {
 		}
 	}
 }
-
