@@ -9,6 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -316,5 +318,154 @@ func mapsKeys(m map[string]bool) func(func(string) bool) {
 				return
 			}
 		}
+	}
+}
+
+// priorSetup applies a first root, then publishes one that changes a
+// record of the plan (a member of a group it refers to) amid churn that
+// changes most of the bins the host reads: the next run reads the parts
+// of the records that did not change from the parts it kept (the earlier
+// parts). It returns the names of those earlier parts (kept, and not
+// listed by the new root).
+func priorSetup(t *testing.T) (*splitEstate, []string) {
+	t.Helper()
+	e := newSplitEstate(t)
+	p := e.p
+	p.follower.DriftCheck = -1
+	l := *p.leader
+	l.Source = invSource{e}
+	l.Refresh = -1
+	e.leaderPublish(t, &l)
+	first := e.run(t)
+	unrelated := e.unrelatedGroups(first)
+	for i := range 60 {
+		e.addInterface(unrelated[i%len(unrelated)], 40000+i)
+	}
+	var ref string
+	for _, g := range slices.Sorted(mapsKeys(setGroups(first.Plan))) {
+		if ruleset.ValidGroupID(g) {
+			ref = g
+			break
+		}
+	}
+	e.addInterface(ref, 61000)
+	p.now = p.now.Add(time.Minute)
+	e.leaderPublish(t, &l)
+	var earlier []string
+	for _, n := range first.Parts {
+		if !e.root.Has(n) {
+			earlier = append(earlier, n)
+		}
+	}
+	if len(earlier) < 3 {
+		t.Fatalf("only %d of the kept parts changed: the test shows nothing", len(earlier))
+	}
+	return e, earlier
+}
+
+// TestRedteamPriorCacheTampered: the parts a follower kept from its last
+// view, which LoadViewSince reads for the records that did not change,
+// are tampered with in every way a file can be: gone, truncated, one
+// byte flipped, one byte more, a sparse file of a GiB, a FIFO (no writer),
+// a symbolic link (to a good copy), a directory, the bytes of another part
+// of the same kind, the part's bytes under another earlier part's name.
+// Each is a cache miss: the run ends at once, reads the root's part from
+// the store, and its plan is the one a fresh follower makes.
+func TestRedteamPriorCacheTampered(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, dir string, names []string)
+	}{
+		{"untampered", func(*testing.T, string, []string) {}},
+		{"gone", func(t *testing.T, dir string, names []string) {
+			for _, n := range names {
+				os.Remove(filepath.Join(dir, n))
+			}
+		}},
+		{"truncated", func(t *testing.T, dir string, names []string) {
+			for _, n := range names {
+				fi, _ := os.Stat(filepath.Join(dir, n))
+				os.Truncate(filepath.Join(dir, n), fi.Size()/2)
+			}
+		}},
+		{"one byte flipped", func(t *testing.T, dir string, names []string) {
+			for _, n := range names {
+				b, _ := os.ReadFile(filepath.Join(dir, n))
+				b[len(b)-2] ^= 1
+				os.WriteFile(filepath.Join(dir, n), b, 0o600)
+			}
+		}},
+		{"one byte more", func(t *testing.T, dir string, names []string) {
+			for _, n := range names {
+				b, _ := os.ReadFile(filepath.Join(dir, n))
+				os.WriteFile(filepath.Join(dir, n), append(b, '\n'), 0o600)
+			}
+		}},
+		{"a GiB", func(t *testing.T, dir string, names []string) {
+			for _, n := range names {
+				os.Truncate(filepath.Join(dir, n), 1<<30)
+			}
+		}},
+		{"FIFO", func(t *testing.T, dir string, names []string) {
+			for _, n := range names {
+				mkfifo(t, filepath.Join(dir, n))
+			}
+		}},
+		{"symlink to a good copy", func(t *testing.T, dir string, names []string) {
+			other := t.TempDir()
+			for _, n := range names {
+				os.Rename(filepath.Join(dir, n), filepath.Join(other, n))
+				os.Symlink(filepath.Join(other, n), filepath.Join(dir, n))
+			}
+		}},
+		{"directory", func(t *testing.T, dir string, names []string) {
+			for _, n := range names {
+				os.Remove(filepath.Join(dir, n))
+				os.Mkdir(filepath.Join(dir, n), 0o700)
+			}
+		}},
+		{"names swapped", func(t *testing.T, dir string, names []string) {
+			bs := make([][]byte, len(names))
+			for i, n := range names {
+				bs[i], _ = os.ReadFile(filepath.Join(dir, n))
+			}
+			for i, n := range names {
+				os.WriteFile(filepath.Join(dir, n), bs[(i+1)%len(bs)], 0o600)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, earlier := priorSetup(t)
+			p := e.p
+			dir := filepath.Join(p.follower.StateDir, reyes.PartsDir)
+			tc.tamper(t, dir, earlier)
+			var res reyes.FollowerResult
+			err := within(t, 20*time.Second, "a run with tampered earlier parts", func() error {
+				var err error
+				res, err = p.follower.RunOnce(context.Background())
+				return err
+			})
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if res.Plan == nil || !samePlanText(res.Plan, e.freshPlan(t)) {
+				t.Fatalf("the plan differs from a fresh follower's")
+			}
+			t.Logf("fetched %d, cached %d, %d bytes; %d earlier parts", res.PartsFetched, res.PartsCached, res.StoreBytes, len(earlier))
+			if tc.name == "untampered" && res.PartsFetched > 2 {
+				t.Fatalf("untampered: fetched %d parts", res.PartsFetched)
+			}
+			if tc.name != "untampered" && res.PartsFetched < 3 {
+				t.Fatalf("fetched only %d parts: a tampered earlier part was used", res.PartsFetched)
+			}
+			// The cache holds what the view read, each a regular file that
+			// is the part of its name.
+			for _, n := range res.Parts {
+				fi, err := os.Lstat(filepath.Join(dir, n))
+				if err != nil || !fi.Mode().IsRegular() {
+					t.Fatalf("cached %s: %v %v", n, fi, err)
+				}
+			}
+		})
 	}
 }
