@@ -326,8 +326,8 @@ func mapsKeys(m map[string]bool) func(func(string) bool) {
 // changes most of the bins the host reads: the next run reads the parts
 // of the records that did not change from the parts it kept (the earlier
 // parts). It returns the names of those earlier parts (kept, and not
-// listed by the new root).
-func priorSetup(t *testing.T) (*splitEstate, []string) {
+// listed by the new root) and the number of parts kept.
+func priorSetup(t *testing.T) (*splitEstate, []string, int) {
 	t.Helper()
 	e := newSplitEstate(t)
 	p := e.p
@@ -360,7 +360,7 @@ func priorSetup(t *testing.T) (*splitEstate, []string) {
 	if len(earlier) < 3 {
 		t.Fatalf("only %d of the kept parts changed: the test shows nothing", len(earlier))
 	}
-	return e, earlier
+	return e, earlier, len(first.Parts)
 }
 
 // TestRedteamPriorCacheTampered: the parts a follower kept from its last
@@ -435,7 +435,7 @@ func TestRedteamPriorCacheTampered(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e, earlier := priorSetup(t)
+			e, earlier, kept := priorSetup(t)
 			p := e.p
 			dir := filepath.Join(p.follower.StateDir, reyes.PartsDir)
 			tc.tamper(t, dir, earlier)
@@ -457,6 +457,11 @@ func TestRedteamPriorCacheTampered(t *testing.T) {
 			}
 			if tc.name != "untampered" && res.PartsFetched < 3 {
 				t.Fatalf("fetched only %d parts: a tampered earlier part was used", res.PartsFetched)
+			}
+			// What the status and the metrics call parts read from the
+			// cache (verified) are the good ones: not the tampered copies.
+			if tc.name != "untampered" && res.PartsCached > kept-len(earlier) {
+				t.Errorf("%d parts counted as read from the cache; only %d cached parts are intact", res.PartsCached, kept-len(earlier))
 			}
 			// The cache holds what the view read, each a regular file that
 			// is the part of its name.
