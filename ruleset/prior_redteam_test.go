@@ -3,6 +3,7 @@ package ruleset_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -234,4 +235,88 @@ func listsAll(root *ruleset.Root, names []string) bool {
 		}
 	}
 	return true
+}
+
+// TestRedteamLoadViewSinceOtherBins: a root whose change list is from the
+// root the earlier view was made of, but whose bins differ (the keys
+// moved: an honest leader leaves the list out, ChangedKeys says it
+// cannot tell; here a faulty one listed nothing). The earlier parts'
+// headers name other bins: each is a miss, and the view is LoadView's.
+func TestRedteamLoadViewSinceOtherBins(t *testing.T) {
+	ctx := context.Background()
+	tried := 0
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 5))
+		rs := randomRuleset(rng)
+		root1, payload1, parts1 := mustSplit(t, rs, ruleset.SplitOptions{TargetBinBytes: 64})
+		root2, _, parts2 := mustSplit(t, rs, ruleset.SplitOptions{TargetBinBytes: 512})
+		if maps.Equal(root1.Bins, root2.Bins) {
+			continue
+		}
+		root2.Changes = ruleset.NewChanges(sha256.Sum256(payload1), nil)
+		for _, hc := range randomHosts(rs, rng, 2) {
+			v1, err := ruleset.LoadView(ctx, root1, hc.req, newStore(parts1).fetch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prior := ruleset.Prior{Since: sha256.Sum256(payload1), Parts: partNamesOf(v1.Parts), Keys: v1.Keys, Fetch: newStore(parts1).fetch}
+			got, err := ruleset.LoadViewSince(ctx, root2, hc.req, newStore(parts2).fetch, prior)
+			if err != nil {
+				t.Fatalf("seed %d %s: %v", seed, hc.name, err)
+			}
+			want, err := ruleset.LoadView(ctx, root2, hc.req, newStore(parts2).fetch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Ruleset, want.Ruleset) || !slices.Equal(got.Keys, want.Keys) {
+				t.Fatalf("seed %d %s: the view with earlier parts of other bins differs from LoadView's", seed, hc.name)
+			}
+			for _, p := range got.Parts {
+				if !root2.Has(p.Name) && p.Kind != ruleset.KindVPCs {
+					t.Fatalf("seed %d %s: part %s of other bins in the view", seed, hc.name, p.Name)
+				}
+			}
+			tried++
+		}
+	}
+	if tried < 20 {
+		t.Fatalf("only %d views tried", tried)
+	}
+}
+
+// TestRedteamLoadViewSinceCanceled: a canceled context ends a view that
+// needs a part from the store with the context's error, earlier parts or
+// not.
+func TestRedteamLoadViewSinceCanceled(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	rs := randomRuleset(rng)
+	root1, payload1, parts1 := mustSplit(t, rs, ruleset.SplitOptions{TargetBinBytes: 64})
+	hc := randomHosts(rs, rng, 1)[0]
+	v1, err := ruleset.LoadView(context.Background(), root1, hc.req, newStore(parts1).fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs2 := cloneRuleset(rs)
+	rs2.Serial++
+	rs2.VPCs = slices.Clone(rs.VPCs)
+	rs2.VPCs[0].Region = "eu-west-2" // every view reads the VPCs
+	rs2.Canonicalize()
+	root2, _, parts2 := mustSplit(t, rs2, ruleset.SplitOptions{Previous: root1.Bins, TargetBinBytes: 64})
+	keys, ok, err := ruleset.ChangedKeys(context.Background(), root1, root2, union(parts1, parts2))
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	root2.Changes = ruleset.NewChanges(sha256.Sum256(payload1), keys)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	fetch := func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return newStore(parts2).fetch(ctx, ref)
+	}
+	prior := ruleset.Prior{Since: sha256.Sum256(payload1), Parts: partNamesOf(v1.Parts), Keys: v1.Keys, Fetch: newStore(parts1).fetch}
+	if _, err := ruleset.LoadViewSince(ctx, root2, hc.req, fetch, prior); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v; want context.Canceled", err)
+	}
 }
