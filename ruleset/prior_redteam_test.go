@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/reyes-fw/reyes/ruleset"
@@ -318,5 +319,57 @@ func TestRedteamLoadViewSinceCanceled(t *testing.T) {
 	prior := ruleset.Prior{Since: sha256.Sum256(payload1), Parts: partNamesOf(v1.Parts), Keys: v1.Keys, Fetch: newStore(parts1).fetch}
 	if _, err := ruleset.LoadViewSince(ctx, root2, hc.req, fetch, prior); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v; want context.Canceled", err)
+	}
+}
+
+// TestRedteamLoadViewSinceOddNames: the earlier parts' names come from
+// the follower's status file; names that are not part names ("..", "/",
+// another kind's or bin's name for a bin, a size over the limit) are
+// never handed to Prior.Fetch (which joins them to the cache directory),
+// and the view is LoadView's.
+func TestRedteamLoadViewSinceOddNames(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(4, 4))
+	rs := randomRuleset(rng)
+	root1, payload1, parts1 := mustSplit(t, rs, ruleset.SplitOptions{TargetBinBytes: 64})
+	hc := randomHosts(rs, rng, 1)[0]
+	v1, err := ruleset.LoadView(ctx, root1, hc.req, newStore(parts1).fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs2, _ := mutate(rng, rs)
+	root2, _, parts2 := mustSplit(t, rs2, ruleset.SplitOptions{Previous: root1.Bins, TargetBinBytes: 64})
+	keys, ok, err := ruleset.ChangedKeys(ctx, root1, root2, union(parts1, parts2))
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	root2.Changes = ruleset.NewChanges(sha256.Sum256(payload1), keys)
+	odd := []string{"", "..", "/", "../../../etc/shadow", "g0001-1-../../x", "g0001/../../x", "vpcs-99999999999999999-00000000000000000000000000000000",
+		"g1-10-00000000000000000000000000000000", "g00001-10-00000000000000000000000000000000", "G0001-10-00000000000000000000000000000000",
+		"g0001-10-0000000000000000000000000000000g", "g0001-010-00000000000000000000000000000000", strings.Repeat("a", 1<<16)}
+	var asked []string
+	var mu sync.Mutex
+	fetch := func(ctx context.Context, ref ruleset.PartRef) ([]byte, error) {
+		mu.Lock()
+		asked = append(asked, ref.Name)
+		mu.Unlock()
+		return newStore(parts1).fetch(ctx, ref)
+	}
+	names := append(slices.Clone(odd), partNamesOf(v1.Parts)...)
+	got, err := ruleset.LoadViewSince(ctx, root2, hc.req, newStore(parts2).fetch, ruleset.Prior{Since: sha256.Sum256(payload1), Parts: names, Keys: v1.Keys, Fetch: fetch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ruleset.LoadView(ctx, root2, hc.req, newStore(parts2).fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Ruleset, want.Ruleset) || !slices.Equal(got.Keys, want.Keys) {
+		t.Fatal("the view differs from LoadView's")
+	}
+	for _, n := range asked {
+		if slices.Contains(odd, n) || strings.ContainsAny(n, "/.") {
+			t.Fatalf("Prior.Fetch was asked for %q", n)
+		}
 	}
 }
