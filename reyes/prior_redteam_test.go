@@ -105,7 +105,7 @@ func (e *splitEstate) groupOf(id string) (int, *inventory.SecurityGroup) {
 // deleted then created again) and after each its plan is the one a
 // fresh follower makes of the same root.
 func TestRedteamPriorFollowerSequences(t *testing.T) {
-	for seed := range uint64(3) {
+	for seed := range uint64(4) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { priorSequence(t, seed) })
 	}
 }
@@ -137,7 +137,7 @@ func priorSequence(t *testing.T, seed uint64) {
 		var did []string
 		// What the estate does.
 		for range 1 + rng.IntN(3) {
-			switch rng.IntN(9) {
+			switch rng.IntN(10) {
 			case 0, 1: // churn elsewhere
 				for range 20 {
 					e.addInterface(unrelated[rng.IntN(len(unrelated))], n)
@@ -207,6 +207,36 @@ func priorSequence(t *testing.T, seed uint64) {
 					ns[i].Addresses[0] = netip.AddrFrom4([4]byte{10, 253, byte(n >> 8), byte(n)})
 					n++
 					did = append(did, "readdress "+ns[i].ID)
+				}
+			case 7: // the host's own interface joins or leaves a group
+				for ri := range e.inv.Regions {
+					ns := e.inv.Regions[ri].NetworkInterfaces
+					for i := range ns {
+						if ns[i].ID != e.host.ID {
+							continue
+						}
+						if len(ns[i].Groups) > 1 && rng.IntN(2) == 0 {
+							ns[i].Groups = slices.Clone(ns[i].Groups[:len(ns[i].Groups)-1])
+						} else {
+							gs := e.inv.Regions[ri].SecurityGroups
+							for _, g := range gs[rng.IntN(len(gs)):] {
+								if g.VPCID == ns[i].VPCID && !slices.Contains(ns[i].Groups, g.ID) {
+									ns[i].Groups = append(slices.Clone(ns[i].Groups), g.ID)
+									break
+								}
+							}
+						}
+						e.host = ns[i]
+						did = append(did, fmt.Sprintf("host groups %v", ns[i].Groups))
+					}
+				}
+			case 8: // a VPC's CIDRs (every view reads the VPCs)
+				r := &e.inv.Regions[rng.IntN(len(e.inv.Regions))]
+				if len(r.VPCs) > 0 {
+					v := &r.VPCs[rng.IntN(len(r.VPCs))]
+					v.CIDRs = append(slices.Clone(v.CIDRs), netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(n), 0}), 24))
+					n++
+					did = append(did, "cidr of "+v.ID)
 				}
 			default: // nothing
 			}
