@@ -501,6 +501,10 @@ func TestRedteamPriorCacheTampered(t *testing.T) {
 					t.Fatalf("cached %s: %v %v", n, fi, err)
 				}
 			}
+			ents, err := os.ReadDir(dir)
+			if err != nil || len(ents) != len(res.Parts) {
+				t.Fatalf("the cache holds %d files, the view %d parts (%v)", len(ents), len(res.Parts), err)
+			}
 		})
 	}
 }
