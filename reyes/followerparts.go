@@ -23,8 +23,11 @@ import (
 
 // PartsDir is the directory of the state directory that keeps the parts
 // the last applied plan was made from, so that the next change reads from
-// the store only the parts that changed. Every part read from it is
-// verified against the root, as one read from the store.
+// the store only the parts that changed. A part of the root read from it
+// is verified against the root, as one read from the store; an earlier
+// part (ruleset.LoadViewSince) against its name (size and 128-bit digest
+// prefix: the bytes a root verified when it was fetched), and only for
+// records the root's change list says did not change since.
 const PartsDir = "parts"
 
 // parts returns where the parts of the store's root are.
