@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,8 +23,11 @@ import (
 
 // PartsDir is the directory of the state directory that keeps the parts
 // the last applied plan was made from, so that the next change reads from
-// the store only the parts that changed. Every part read from it is
-// verified against the root, as one read from the store.
+// the store only the parts that changed. A part of the root read from it
+// is verified against the root, as one read from the store; an earlier
+// part (ruleset.LoadViewSince) against its name (size and 128-bit digest
+// prefix: the bytes a root verified when it was fetched), and only for
+// records the root's change list says did not change since.
 const PartsDir = "parts"
 
 // parts returns where the parts of the store's root are.
@@ -160,11 +164,18 @@ func (v *viewFetch) fetch(ctx context.Context, ref ruleset.PartRef) ([]byte, err
 }
 
 // priorFetch reads a part the last view read from the cache only (never
-// the store): ruleset.LoadViewSince checks it against its name.
+// the store): ruleset.LoadViewSince checks it against its name (and its
+// header against the root). A copy that is not the part of its name (size
+// and digest prefix) is a miss here already, so that PartsCached counts
+// verified parts only, as for the root's parts.
 func (v *viewFetch) priorFetch(_ context.Context, ref ruleset.PartRef) ([]byte, error) {
 	b, err := readCacheFile(filepath.Join(v.cache, ref.Name), ref.Size)
 	if err != nil {
 		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	if int64(len(b)) != ref.Size || !strings.HasSuffix(ref.Name, "-"+hex.EncodeToString(sum[:16])) {
+		return nil, fmt.Errorf("cached part %s: %w", ref.Name, ruleset.ErrPartMismatch)
 	}
 	v.mu.Lock()
 	v.cached++

@@ -483,7 +483,7 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	gauge("reyes_follower_last_run_duration_seconds", "Duration of the last run.", num(run.Duration))
 	gauge("reyes_follower_last_run_store_bytes", "Bytes the last run read from the store: the root (or whole object) and the parts not in the local cache.", strconv.FormatInt(run.StoreBytes, 10))
 	gauge("reyes_follower_last_run_parts_fetched", "Parts of a split ruleset the last run read from the store.", strconv.Itoa(run.PartsFetched))
-	gauge("reyes_follower_last_run_parts_cached", "Parts of a split ruleset the last run read from its local cache (verified against the root).", strconv.Itoa(run.PartsCached))
+	gauge("reyes_follower_last_run_parts_cached", "Parts of a split ruleset the last run read from its local cache (verified: against the root, or an earlier part against its name).", strconv.Itoa(run.PartsCached))
 	gauge("reyes_follower_last_success_timestamp_seconds", "When a run last succeeded (applied, or found everything unchanged).", ts(st.LastSuccess))
 	gauge("reyes_follower_last_failure_timestamp_seconds", "When a run last failed (the kernel kept the last good rules).", ts(st.LastFailure))
 	paused := "0"

@@ -50,7 +50,9 @@ type View struct {
 	// the same result on it as on the full ruleset for the request's
 	// host.
 	Ruleset *Ruleset
-	// Parts are every part read, sorted by name. If a later root lists
+	// Parts are every part read, sorted by name, but for an earlier part
+	// (LoadViewSince) of a bin whose root part was read too (the root's
+	// holds every record of the bin as it is now). If a later root lists
 	// all of them, the same request gives the same view (but for the
 	// header).
 	Parts []PartRef
