@@ -252,3 +252,60 @@ func (e *splitEstate) unrelatedGroupsAll() []string {
 	}
 	return out
 }
+
+// TestSplitHotSparesEarlierChanges: two hot-spare leaders under churn. A
+// follower that accepted leader A's root and missed leader B's (two
+// publishes between its polls) finds, in A's next root, the changes since
+// A's own last root (EarlierChanges), and reads the root alone.
+func TestSplitHotSparesEarlierChanges(t *testing.T) {
+	e := newSplitEstate(t)
+	p := e.p
+	p.follower.DriftCheck = -1
+	newLeader := func() *reyes.Leader {
+		return &reyes.Leader{Source: invSource{e}, Store: p.store, Signer: p.signer, Build: p.leader.Build, Now: p.leader.Now, Refresh: -1}
+	}
+	a, b := newLeader(), newLeader()
+	e.leaderPublish(t, a)
+	first := e.run(t)
+	unrelated := e.unrelatedGroups(first)
+	n := 0
+	churn := func() {
+		for range 20 {
+			e.addInterface(unrelated[n%len(unrelated)], 30000+n)
+			n++
+		}
+		p.now = p.now.Add(time.Minute)
+	}
+	churn()
+	_, rb := e.leaderPublish(t, b)
+	if rb.EarlierChanges != nil {
+		t.Fatalf("B's first root lists changes since an earlier root of its own: %+v", rb.EarlierChanges)
+	}
+	churn()
+	_, ra := e.leaderPublish(t, a)
+	if ra.Changes == nil || ra.EarlierChanges == nil {
+		t.Fatalf("A's root after B's: changes %v, earlier changes %v; want both", ra.Changes != nil, ra.EarlierChanges != nil)
+	}
+	res := e.run(t)
+	if !res.PlanUnchanged || res.PartsFetched+res.PartsCached != 0 || len(p.kernel.Calls()) != 0 {
+		t.Fatalf("missed B's root: PlanUnchanged=%v fetched=%d cached=%d calls=%v; want the root alone", res.PlanUnchanged, res.PartsFetched, res.PartsCached, p.kernel.Calls())
+	}
+	// And amid churn a change in its plan, after missing B's next root:
+	// the parts of the changed records only.
+	churn()
+	e.leaderPublish(t, b)
+	churn()
+	var ref string
+	for g := range setGroups(first.Plan) {
+		if ruleset.ValidGroupID(g) {
+			ref = g
+			break
+		}
+	}
+	e.addInterface(ref, 62000)
+	e.leaderPublish(t, a)
+	res = e.run(t)
+	if !res.Applied.Changed() || res.PartsFetched == 0 || res.PartsFetched > 2 {
+		t.Fatalf("change in the plan after a missed root: changed=%v fetched=%d", res.Applied.Changed(), res.PartsFetched)
+	}
+}

@@ -56,7 +56,7 @@ func samePlanInputs(applied *LoadedRecord, last State, root *ruleset.Root) strin
 	if !slices.ContainsFunc(applied.Parts, func(name string) bool { return !root.Has(name) }) {
 		return "parts"
 	}
-	if root.Changes.Unchanged(last.Digest, applied.Keys) {
+	if root.ChangesSince(last.Digest).Unchanged(last.Digest, applied.Keys) {
 		return "changes"
 	}
 	return ""

@@ -3,6 +3,7 @@ package reyes
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,6 +116,12 @@ type Leader struct {
 	// is verified against the previous root before use; a part it lacks
 	// (another leader published since) is read from the store.
 	lastParts map[string][]byte
+	// lastRoot is the root of lastParts, lastSum the SHA-256 of its
+	// signed payload: when another leader's root replaced it since, the
+	// next root also lists the changes since it (Root.EarlierChanges),
+	// for followers that missed the other leader's root.
+	lastRoot *ruleset.Root
+	lastSum  [32]byte
 }
 
 // LeaderResult describes one publish.
@@ -272,7 +279,7 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 			if res.PartsPut, res.BytesPut, err = l.putParts(ctx, ps, root, prevRoot, bodies); err != nil {
 				return LeaderResult{}, fmt.Errorf("repairing the parts of the published root in %s: %w", ps.Parts(), err)
 			}
-			l.keepParts(bodies)
+			l.keepParts(prevRoot, sha256.Sum256(prevPayload), bodies)
 		}
 		l.logger().Info("ruleset unchanged and still fresh; not republished",
 			"store", l.Store.String(), "serial", prev.Serial, "not_after", prev.NotAfter.Format(time.RFC3339),
@@ -289,10 +296,9 @@ func (l *Leader) runOnce(ctx context.Context) (LeaderResult, error) {
 		}
 		res.ChangedKeys = l.changes(ctx, ps, prevRoot, prevPayload, root, bodies)
 		if obj, res.PartsPut, res.BytesPut, err = l.publishParts(ctx, ps, root, skip, bodies, now); err != nil {
-			l.lastParts = nil
+			l.keepParts(nil, [32]byte{}, nil)
 			return LeaderResult{}, err
 		}
-		l.keepParts(bodies)
 		res.Parts = len(root.Parts)
 	} else {
 		if obj, err = sign.Seal(payload, l.Signer, now); err != nil {

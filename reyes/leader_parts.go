@@ -219,13 +219,15 @@ func (l *Leader) publishParts(ctx context.Context, ps PartStore, root, prev *rul
 	if err := ps.Put(ctx, obj); err != nil {
 		return nil, 0, 0, fmt.Errorf("publishing to %s: %w", ps, err)
 	}
+	l.keepParts(root, sha256.Sum256(payload), bodies)
 	return obj, n, bytes + 2*int64(len(obj)), nil
 }
 
-// keepParts remembers the parts of the root in force (bodies) for the next
-// change list, unless they are more than maxKeptParts bytes.
-func (l *Leader) keepParts(bodies map[string][]byte) {
-	l.lastParts = nil
+// keepParts remembers the root in force (root, the SHA-256 of its signed
+// payload, and its parts) for the next change lists, unless its parts are
+// more than maxKeptParts bytes.
+func (l *Leader) keepParts(root *ruleset.Root, sum [32]byte, bodies map[string][]byte) {
+	l.lastRoot, l.lastSum, l.lastParts = root, sum, nil
 	var total int64
 	for _, b := range bodies {
 		total += int64(len(b))
@@ -236,14 +238,16 @@ func (l *Leader) keepParts(bodies map[string][]byte) {
 }
 
 // changes sets root.Changes to what changed since prev, the root in the
-// store (its verified payload prevPayload), and returns how many records
-// changed, or -1 if it could not tell: no previous root, other bins, a
+// store (its verified payload prevPayload), and, when another leader's
+// root replaced the one this leader published last, root.EarlierChanges
+// to what changed since that one. It returns how many records changed
+// since prev, or -1 if it could not tell: no previous root, other bins, a
 // previous part unreadable (logged), or too many changes for the filter.
 // Only the bins whose parts differ are compared; the previous ones come
 // from what this leader last put (l.lastParts) or else the store, each
-// verified against prev.
+// verified against its root.
 func (l *Leader) changes(ctx context.Context, ps PartStore, prev *ruleset.Root, prevPayload []byte, root *ruleset.Root, bodies map[string][]byte) int {
-	root.Changes = nil
+	root.Changes, root.EarlierChanges = nil, nil
 	if prev == nil || len(prevPayload) == 0 {
 		return -1
 	}
@@ -257,20 +261,31 @@ func (l *Leader) changes(ctx context.Context, ps PartStore, prev *ruleset.Root, 
 		}
 		return store(ctx, ref)
 	}
-	keys, ok, err := ruleset.ChangedKeys(ctx, prev, root, fetch)
-	if err != nil {
-		l.logger().Warn("could not tell what changed since the published root; publishing without a change list (followers read the parts that changed)",
-			"store", ps.Parts().String(), "serial", prev.Serial, "err", err)
+	list := func(from *ruleset.Root, sum [32]byte, what string) (*ruleset.Changes, int) {
+		keys, ok, err := ruleset.ChangedKeys(ctx, from, root, fetch)
+		if err != nil {
+			l.logger().Warn("could not tell what changed since "+what+"; publishing without that change list (followers read the parts that changed)",
+				"store", ps.Parts().String(), "serial", from.Serial, "err", err)
+			return nil, -1
+		}
+		if !ok {
+			return nil, -1
+		}
+		c := ruleset.NewChanges(sum, keys)
+		if c == nil {
+			return nil, -1
+		}
+		return c, len(keys)
+	}
+	prevSum := sha256.Sum256(prevPayload)
+	var n int
+	if root.Changes, n = list(prev, prevSum, "the published root"); root.Changes == nil {
 		return -1
 	}
-	if !ok {
-		return -1
+	if l.lastRoot != nil && l.lastSum != prevSum {
+		root.EarlierChanges, _ = list(l.lastRoot, l.lastSum, "the root this leader published last")
 	}
-	root.Changes = ruleset.NewChanges(sha256.Sum256(prevPayload), keys)
-	if root.Changes == nil {
-		return -1
-	}
-	return len(keys)
+	return n
 }
 
 // prevUsable reports whether the parts the previous root names may be

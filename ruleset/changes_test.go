@@ -405,3 +405,43 @@ func TestCompressedRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestRootEarlierChanges: a root may list the changes since two roots (the
+// one it replaced and an earlier one); ChangesSince picks by digest; an
+// earlier list alone, or two since the same root, is malformed.
+func TestRootEarlierChanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 13))
+	root, _, _ := mustSplit(t, randomRuleset(rng), ruleset.SplitOptions{})
+	r := *root
+	r.Changes = ruleset.NewChanges([32]byte{1}, []string{"g:sg-1"})
+	r.EarlierChanges = ruleset.NewChanges([32]byte{2}, []string{"g:sg-1", "m:sg-2"})
+	b, err := ruleset.EncodeRoot(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ruleset.DecodeRoot(b, ruleset.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ChangesSince([32]byte{1}) == nil || !got.ChangesSince([32]byte{2}).MayHave("m:sg-2") || got.ChangesSince([32]byte{3}) != nil {
+		t.Fatal("ChangesSince does not pick the list by its root")
+	}
+	for name, mod := range map[string]func(*ruleset.Root){
+		"earlier alone": func(r *ruleset.Root) { r.Changes = nil },
+		"same since":    func(r *ruleset.Root) { r.EarlierChanges.Since = r.Changes.Since },
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := r
+			e := *r.EarlierChanges
+			bad.EarlierChanges = &e
+			mod(&bad)
+			if _, err := ruleset.EncodeRoot(&bad); !errors.Is(err, ruleset.ErrMalformed) {
+				t.Fatalf("EncodeRoot: %v; want ErrMalformed", err)
+			}
+		})
+	}
+	s := strings.Replace(string(b), `"changes":{`, `"changesx":{`, 1)
+	if _, err := ruleset.DecodeRoot([]byte(s), ruleset.Limits{}); !errors.Is(err, ruleset.ErrMalformed) {
+		t.Fatalf("earlier_changes without changes decoded: %v", err)
+	}
+}

@@ -42,8 +42,8 @@ type Prior struct {
 // Without a matching change list it is LoadView.
 func LoadViewSince(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc, prior Prior) (*View, error) {
 	var p *priorParts
-	if root.Changes != nil && root.Changes.Since == prior.Since && prior.Fetch != nil && len(prior.Parts) > 0 {
-		p = &priorParts{fetch: prior.Fetch, changes: root.Changes, byBin: map[string]string{}, keys: map[string]bool{},
+	if c := root.ChangesSince(prior.Since); c != nil && prior.Fetch != nil && len(prior.Parts) > 0 {
+		p = &priorParts{fetch: prior.Fetch, changes: c, byBin: map[string]string{}, keys: map[string]bool{},
 			parts: map[string]*part{}, failed: map[string]bool{}}
 		for _, name := range prior.Parts {
 			ref, _, err := parseName(name, Limits{}.withDefaults())

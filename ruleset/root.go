@@ -97,6 +97,23 @@ type Root struct {
 	// Changes, if not nil, says which records changed since the root this
 	// one replaced (see Changes).
 	Changes *Changes
+	// EarlierChanges, if not nil, says which records changed since an
+	// earlier root: with hot-spare leaders, the root this root's leader
+	// published last, which another leader's root replaced since (Changes
+	// is since that one). A follower that accepted the earlier root and
+	// missed the one in between uses it (see ChangesSince).
+	EarlierChanges *Changes
+}
+
+// ChangesSince returns the root's change list since the root whose
+// payload has SHA-256 since, or nil if it has none.
+func (r *Root) ChangesSince(since [32]byte) *Changes {
+	for _, c := range []*Changes{r.Changes, r.EarlierChanges} {
+		if c != nil && c.Since == since {
+			return c
+		}
+	}
+	return nil
 }
 
 // IsRoot reports whether payload is a root payload rather than a whole
@@ -297,6 +314,8 @@ type rootHeader struct {
 	// Changes is absent when the leader could not tell what changed (no
 	// previous root, other bins, too many changes).
 	Changes *rootChanges `json:"changes,omitempty"`
+	// EarlierChanges: see Root.EarlierChanges.
+	EarlierChanges *rootChanges `json:"earlier_changes,omitempty"`
 }
 
 type rootBins struct {
@@ -334,7 +353,7 @@ func EncodeRoot(r *Root) ([]byte, error) {
 	}
 	h := rootHeader{Type: r.Type, Scope: r.Scope, Serial: r.Serial, GeneratedAt: r.GeneratedAt, NotAfter: r.NotAfter,
 		Bins:    rootBins{A: r.Bins[KindAddrs], G: r.Bins[KindGroups], I: r.Bins[KindInterfaces], M: r.Bins[KindMembers]},
-		Changes: r.Changes.header()}
+		Changes: r.Changes.header(), EarlierChanges: r.EarlierChanges.header()}
 	hj, err := json.Marshal(h, jsonOptions)
 	if err != nil {
 		return nil, fmt.Errorf("encoding root: %w", err)
@@ -363,8 +382,13 @@ func (r *Root) check(lim Limits) error {
 	if err := r.Header.validate(); err != nil {
 		return err
 	}
-	if err := r.Changes.check(); err != nil {
-		return err
+	for _, c := range []*Changes{r.Changes, r.EarlierChanges} {
+		if err := c.check(); err != nil {
+			return err
+		}
+	}
+	if r.EarlierChanges != nil && (r.Changes == nil || r.Changes.Since == r.EarlierChanges.Since) {
+		return fmt.Errorf("%w: earlier_changes without changes, or since the same root", ErrMalformed)
 	}
 	if len(r.Bins) != len(binnedKinds) {
 		return fmt.Errorf("%w: bins: want exactly the kinds a, g, i and m", ErrMalformed)
@@ -484,6 +508,12 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 	}
 	if r.Changes, err = decodeChanges(h.Changes); err != nil {
 		return nil, fmt.Errorf("decoding root: line 2: %w", err)
+	}
+	if r.EarlierChanges, err = decodeChanges(h.EarlierChanges); err != nil {
+		return nil, fmt.Errorf("decoding root: line 2: earlier_changes: %w", err)
+	}
+	if r.EarlierChanges != nil && (r.Changes == nil || r.Changes.Since == r.EarlierChanges.Since) {
+		return nil, fmt.Errorf("decoding root: %w: line 2: earlier_changes without changes, or since the same root", ErrMalformed)
 	}
 	// One header, one encoding: what was signed reads the same to a
 	// person as to this decoder (no spaces, no other field order).

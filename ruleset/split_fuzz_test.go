@@ -36,6 +36,11 @@ func FuzzDecodeRoot(f *testing.F) {
 	withChanges.Changes = NewChanges(sha256.Sum256(payload), []string{ViewKey(KindGroups, "sg-1"), ViewKey(KindVPCs, "")})
 	if p, err := EncodeRoot(&withChanges); err == nil {
 		f.Add(p)
+		both := withChanges
+		both.EarlierChanges = NewChanges([32]byte{9}, []string{ViewKey(KindMembers, "sg-2")})
+		if p2, err := EncodeRoot(&both); err == nil {
+			f.Add(p2)
+		}
 		ps := string(p)
 		for _, m := range [][2]string{{`"k":10`, `"k":0`}, {`"k":10`, `"k":33`}, {`=="}`, `="}`}, {`"since":"`, `"since":"A`}} {
 			f.Add([]byte(strings.Replace(ps, m[0], m[1], 1)))

@@ -250,6 +250,9 @@ func printHeader(w io.Writer, res *opened, now time.Time) {
 			// A follower whose status says it accepted the root of this
 			// SHA-256 last may take the list instead of reading parts.
 			fmt.Fprintf(w, "changes:\tsince the root whose payload has SHA-256 %x: about %d records (a filter of %d bytes, k=%d)\n", c.Since, c.Estimate(), len(c.Bits), c.K)
+			if e := res.root.EarlierChanges; e != nil {
+				fmt.Fprintf(w, "earlier changes:\tsince the root whose payload has SHA-256 %x: about %d records (a filter of %d bytes, k=%d)\n", e.Since, e.Estimate(), len(e.Bits), e.K)
+			}
 		} else {
 			fmt.Fprintf(w, "changes:\tnone listed (followers read the parts that changed)\n")
 		}
