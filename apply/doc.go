@@ -103,9 +103,13 @@
 //   - Lockout safety: Options.FailSafe is checked against the plan before
 //     anything is loaded; a flag file (Options.DisableFile) stops Apply.
 //
-// The iptables backend (nft or legacy) follows "iptables --version" unless
-// Options.Backend says otherwise, and the matching *-restore tools are
-// used, always with --wait for the xtables lock. After a switch of backend
+// The iptables backend (nft or legacy) follows the host's iptables
+// program unless Options.Backend says otherwise: the multi-call binary it
+// links to (xtables-nft-multi or xtables-legacy-multi, which is how
+// iptables 1.8 installs it and how update-alternatives switches it), read
+// without running a process, or else what "iptables --version" reports.
+// The matching *-restore tools are used, always with --wait for the
+// xtables lock. After a switch of backend
 // (the record names the other one), reyes' jumps and chains are taken out
 // of the previous backend once the new rules are in force in every family:
 // until then both filter, and a packet passes only if both policies let it,
