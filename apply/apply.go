@@ -373,15 +373,10 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	}
 	cleanup(ctx, opts.runner(), opts.logger(), fas)
 	var errs []error
-	renamed := false
 	for _, a := range fas {
-		renamed = renamed || (a.prepared != nil && !a.prepared.done)
 		if err := a.prepared.commit(); err != nil {
 			errs = append(errs, a.fail(StepState, err, nil))
 		}
-	}
-	if renamed {
-		syncStateDir(opts.StateDir)
 	}
 	res.Families = results()
 	return res, errors.Join(errs...)
