@@ -22,7 +22,7 @@ func TestMultiBackend(t *testing.T) {
 	}{
 		{"/usr/sbin/xtables-nft-multi", BackendNFT, true},
 		{"/usr/sbin/xtables-legacy-multi", BackendLegacy, true},
-		{"/sbin/xtables-multi", "", false},       // before 1.8: ask
+		{"/sbin/xtables-multi", "", false},        // before 1.8: ask
 		{"/usr/sbin/iptables-wrapper", "", false}, // a script that decides at run time
 		{"/usr/sbin/iptables", "", false},         // a copy, not a link
 		{"/opt/xtables-nft-multi.sh", "", false},
