@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -57,6 +58,15 @@ func (t *timedRunner) Run(ctx context.Context, stdin []byte, name string, args .
 		float64(d.Microseconds())/1000, float64(start.Sub(t.t0).Microseconds())/1000, float64(time.Since(t.t0).Microseconds())/1000))
 	t.mu.Unlock()
 	return out, err
+}
+
+// ResolvePath passes the question on, so that the backend is found as
+// with the runner wrapped (apply.PathResolver).
+func (t *timedRunner) ResolvePath(name string) (string, error) {
+	if pr, ok := t.r.(PathResolver); ok {
+		return pr.ResolvePath(name)
+	}
+	return "", exec.ErrNotFound
 }
 
 func (t *timedRunner) take() []string {
