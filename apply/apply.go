@@ -44,6 +44,16 @@ type Options struct {
 	// Logger receives progress at debug level and cleanup problems as
 	// warnings; nil discards.
 	Logger *slog.Logger
+	// Prepare, if set, is the caller's own record of this change, written
+	// but not yet in force (the follower's state: PrepareState). Apply
+	// calls it once, concurrently with its reads of the kernel, so that
+	// its fsync costs no time of its own, and waits for it before the
+	// first kernel change: an error stops Apply with the kernel untouched
+	// (ErrStateNotWritable). Apply does not return before Prepare has
+	// returned; it is not called when Apply stops before its reads (the
+	// flag file, a plan refused). The caller commits or drops what
+	// Prepare wrote after Apply returns.
+	Prepare func() error
 }
 
 // Sentinel errors callers branch on.
@@ -233,6 +243,22 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			return res, &StepError{Family: fp.Family, Step: StepCheck, Err: err}
 		}
 	}
+	// The caller's record is written alongside the reads, and waited for
+	// before the first change.
+	prepared := make(chan error, 1)
+	if opts.Prepare != nil {
+		go func() { prepared <- opts.Prepare() }()
+	} else {
+		prepared <- nil
+	}
+	waited, prepErr := false, error(nil)
+	waitPrepare := func() error {
+		if !waited {
+			waited, prepErr = true, <-prepared
+		}
+		return prepErr
+	}
+	defer waitPrepare()
 	// Reading changes nothing in the kernel, so the reads run
 	// concurrently: the backend's tools next to the set headers, then the
 	// families' tables. Only the changes below are ordered.
@@ -302,6 +328,11 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			res.Families = results()
 			return res, err
 		}
+	}
+	if err := waitPrepare(); err != nil {
+		abort()
+		res.Families = results()
+		return res, &StepError{Step: StepState, Err: fmt.Errorf("%w: %w", ErrStateNotWritable, err)}
 	}
 	// The material to put a family back if a later one fails.
 	last := -1
