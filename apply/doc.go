@@ -92,6 +92,14 @@
 //     run. Reads change nothing and run concurrently (the set headers, the
 //     two families); changes run in the order above. A one-member change
 //     is one set filled and swapped, no rule load.
+//   - A first run (a state directory that records nothing, committed or
+//     prepared, and no reyes chain in either table) does not read the set
+//     headers: no run with this directory made a set. It creates each set
+//     of the plan under its own name, without -exist, so that "ipset
+//     restore" stops at the create of a set that exists (left by a run
+//     with another state directory) before touching it; the sets it did
+//     create are destroyed and the run starts over, reading the headers.
+//     Sets the plan does not name are left to the next run.
 //   - Shared mode touches only REYES-* chains, reyes4-/reyes6- sets and
 //     the plan's hooks: one jump at the top of each built-in chain it
 //     names (FamilyPlan.Hooks; INPUT -> REYES-INPUT when empty), kept

@@ -22,7 +22,7 @@ func TestOptionsPrepare(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		prepErr  error
-		failRead bool // the set headers cannot be read
+		failRead bool // the IPv4 table cannot be read
 		wantErr  error
 		changes  bool // the kernel is changed
 	}{
@@ -46,8 +46,8 @@ func TestOptionsPrepare(t *testing.T) {
 				if isChange && done.Load() == 0 {
 					changedEarly.Store(true)
 				}
-				if c.failRead && call.Name == "ipset" && len(call.Args) > 0 && call.Args[0] == "list" {
-					return errors.New("ipset: cannot list")
+				if c.failRead && strings.HasPrefix(call.Name, "iptables") && strings.HasSuffix(call.Name, "-save") {
+					return errors.New("iptables-save: cannot read")
 				}
 				return nil
 			}
@@ -67,7 +67,7 @@ func TestOptionsPrepare(t *testing.T) {
 			case c.wantErr == nil && !c.failRead && err != nil:
 				t.Fatal(err)
 			case c.failRead && err == nil:
-				t.Fatal("Apply succeeded without the set headers")
+				t.Fatal("Apply succeeded without the IPv4 table")
 			}
 			if changed := k.Dump() != before; changed != c.changes {
 				t.Errorf("kernel changed: %v, want %v", changed, c.changes)
