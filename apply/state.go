@@ -147,12 +147,22 @@ func prepareState(dir string, fam render.Family, st *state, text []byte) (*prepa
 	}
 	ps := &preparedState{path: statePath(dir, fam)}
 	tmp := ps.path + pendingSuffix
-	// The kept text and the state are independent files: written and
-	// fsync'd concurrently, the two syncs cost about one.
+	// The kept text and the state are independent files, written
+	// concurrently. The text is not fsync'd: a run uses it only when its
+	// hash is the one the state records (saveOld), so a text a crash
+	// tore is not used (the table is read back instead), and the
+	// state's own sync finds a read-only or full directory. At 20,000
+	// rules it is megabytes, which a sync would write out on every
+	// reload.
 	writes := []func() error{func() error { return atomicfile.WriteSync(tmp, b, 0o600) }}
 	if text != nil {
 		ps.rules = rulesPath(dir, fam)
-		writes = append(writes, func() error { return atomicfile.WriteSync(ps.rules+pendingSuffix, text, 0o600) })
+		writes = append(writes, func() error {
+			if err := os.WriteFile(ps.rules+pendingSuffix, text, 0o600); err != nil {
+				return fmt.Errorf("writing %s: %w", ps.rules+pendingSuffix, err)
+			}
+			return nil
+		})
 	}
 	if err := errors.Join(parallel(writes...)...); err != nil {
 		_ = os.Remove(tmp)
