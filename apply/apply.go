@@ -44,6 +44,16 @@ type Options struct {
 	// Logger receives progress at debug level and cleanup problems as
 	// warnings; nil discards.
 	Logger *slog.Logger
+	// Prepare, if set, is the caller's own record of this change, written
+	// but not yet in force (the follower's state: PrepareState). Apply
+	// calls it once, concurrently with its reads of the kernel, so that
+	// its fsync costs no time of its own, and waits for it before the
+	// first kernel change: an error stops Apply with the kernel untouched
+	// (ErrStateNotWritable). Apply does not return before Prepare has
+	// returned; it is not called when Apply stops before its reads (the
+	// flag file, a plan refused). The caller commits or drops what
+	// Prepare wrote after Apply returns.
+	Prepare func() error
 }
 
 // Sentinel errors callers branch on.
@@ -233,6 +243,71 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			return res, &StepError{Family: fp.Family, Step: StepCheck, Err: err}
 		}
 	}
+	// The caller's record is written alongside the reads, and waited for
+	// before the first change.
+	prepared := make(chan error, 1)
+	if opts.Prepare != nil {
+		go func() { prepared <- opts.Prepare() }()
+	} else {
+		prepared <- nil
+	}
+	waited, prepErr := false, error(nil)
+	waitPrepare := func() error {
+		if !waited {
+			waited, prepErr = true, <-prepared
+		}
+		return prepErr
+	}
+	defer waitPrepare()
+	first := opts.firstRun()
+	res, err := applyOnce(ctx, fams, &opts, waitPrepare, first)
+	if first && errors.Is(err, errFirstRunSetExists) {
+		// A set of the plan exists although nothing recorded it: the
+		// kernel is not as empty as a first run assumed. The sets this run
+		// created are gone again (fillAll reverted them): start over,
+		// reading the set headers as every other run does.
+		opts.logger().Debug("first run: a set of the plan exists already; reading the set headers", "err", err)
+		res, err = applyOnce(ctx, fams, &opts, waitPrepare, false)
+	}
+	return res, err
+}
+
+// errFirstRunSetExists is applyOnce's error when a first run (see
+// firstRun) could not create a set of the plan under its own name and took
+// its change back: Apply then runs again, reading the set headers.
+var errFirstRunSetExists = errors.New("first run: a set of the plan could not be created")
+
+// firstRun reports whether Apply may skip reading the set headers ("ipset
+// list -t"): there is a state directory and it holds no record of either
+// family, committed or prepared, so that no run with this directory
+// created a set or a rule. Apply then also checks that neither family's
+// table holds a chain of reyes (no rule of reyes refers to a set), and
+// creates every set of the plan under its own name: "ipset restore"
+// refuses to create a set that exists, before its first member, so a set
+// that exists all the same (left by a run with another state directory)
+// is never touched; Apply then starts over with the headers. Sets of
+// earlier runs that the plan does not name stay until the next run, which
+// has a record, reads the headers and destroys them.
+func (o *Options) firstRun() bool {
+	if o.StateDir == "" || o.Force {
+		return false
+	}
+	for _, fam := range []render.Family{render.IPv4, render.IPv6} {
+		for _, p := range []string{statePath(o.StateDir, fam), statePath(o.StateDir, fam) + pendingSuffix} {
+			if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// applyOnce is Apply after the flag file and the plan checks, with the
+// caller's Prepare running (waitPrepare waits for it). first: see
+// firstRun.
+func applyOnce(ctx context.Context, fams []*render.FamilyPlan, o *Options, waitPrepare func() error, first bool) (Result, error) {
+	var res Result
+	opts := *o
 	// Reading changes nothing in the kernel, so the reads run
 	// concurrently: the backend's tools next to the set headers, then the
 	// families' tables. Only the changes below are ordered.
@@ -245,6 +320,9 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 		b, tl, err = opts.tools(ctx)
 		return err
 	}, func() (err error) {
+		if first {
+			return nil // read below, if the tables say they must be
+		}
 		// One listing of set headers serves both families: each family
 		// only touches sets of its own prefix.
 		kernelSets, err = listSets(ctx, opts.runner())
@@ -266,6 +344,31 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 		fp = sealed(fp)
 		fas = append(fas, &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
 			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets, setSave: ss})
+	}
+	if first {
+		// The tables first: a chain of reyes in either means rules that
+		// may refer to sets, and the headers are read after all.
+		tables := make([]func() error, len(fas))
+		for i, a := range fas {
+			tables[i] = func() error { return a.readTableOnce(ctx) }
+		}
+		for i, err := range parallel(tables...) {
+			if err != nil {
+				return res, fas[i].fail(StepRead, err, nil)
+			}
+		}
+		first = !slices.ContainsFunc(fas, func(a *familyApply) bool { return len(a.savedChains) > 0 || a.haveInput })
+		if first {
+			kernelSets = map[string]setInfo{}
+		} else {
+			var err error
+			if kernelSets, err = listSets(ctx, opts.runner()); err != nil {
+				return res, &StepError{Step: StepRead, Err: err}
+			}
+		}
+		for _, a := range fas {
+			a.kernelSets, a.unread = kernelSets, first
+		}
 	}
 	reads := make([]func() error, len(fas))
 	for i, a := range fas {
@@ -303,6 +406,11 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 			return res, err
 		}
 	}
+	if err := waitPrepare(); err != nil {
+		abort()
+		res.Families = results()
+		return res, &StepError{Step: StepState, Err: fmt.Errorf("%w: %w", ErrStateNotWritable, err)}
+	}
 	// The material to put a family back if a later one fails.
 	last := -1
 	for i, a := range fas {
@@ -337,6 +445,10 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	if err := fillAll(ctx, opts.runner(), fas); err != nil {
 		abort()
 		res.Families = results()
+		if first && rolledBack(err) == nil {
+			// Every set this run created is gone again: nothing changed.
+			return res, fmt.Errorf("%w: %w", errFirstRunSetExists, err)
+		}
 		return res, err
 	}
 	for i, a := range fas {
@@ -373,15 +485,10 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	}
 	cleanup(ctx, opts.runner(), opts.logger(), fas)
 	var errs []error
-	renamed := false
 	for _, a := range fas {
-		renamed = renamed || (a.prepared != nil && !a.prepared.done)
 		if err := a.prepared.commit(); err != nil {
 			errs = append(errs, a.fail(StepState, err, nil))
 		}
-	}
-	if renamed {
-		syncStateDir(opts.StateDir)
 	}
 	res.Families = results()
 	return res, errors.Join(errs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/reyes-fw/reyes/render"
@@ -15,7 +16,8 @@ import (
 type Backend string
 
 const (
-	// BackendAuto follows the host: whatever "iptables --version" reports.
+	// BackendAuto follows the host: the backend of the iptables program
+	// on PATH (see DetectBackend).
 	BackendAuto Backend = ""
 	// BackendNFT is iptables-nft (iptables over nf_tables).
 	BackendNFT Backend = "nft"
@@ -62,9 +64,49 @@ func versionBackend(out string) (Backend, bool) {
 	return "", false
 }
 
-// DetectBackend returns the backend of the host's default iptables, as
-// "iptables --version" reports it.
+// multiBackend reads the backend from the name of the file an iptables
+// program resolves to, all symbolic links followed: iptables 1.8 and
+// later install every program (iptables, iptables-nft, ip6tables-legacy,
+// their -save and -restore) as a link to one of two multi-call binaries,
+// and Debian's and Red Hat's alternatives switch the plain names by
+// re-pointing the link. Any other file (an older release's xtables-multi,
+// a wrapper script, a copy) says nothing.
+func multiBackend(file string) (Backend, bool) {
+	switch filepath.Base(file) {
+	case "xtables-nft-multi":
+		return BackendNFT, true
+	case "xtables-legacy-multi":
+		return BackendLegacy, true
+	}
+	return "", false
+}
+
+// linkedBackend returns the backend of program name without running it,
+// when r can say which file name runs (a PathResolver) and that file is
+// one of iptables' multi-call binaries. found is false otherwise: the
+// program is missing, r cannot tell, or the file is something else, and
+// only running the program (--version) can say.
+func linkedBackend(r Runner, name string) (b Backend, found bool) {
+	pr, ok := r.(PathResolver)
+	if !ok {
+		return "", false
+	}
+	file, err := pr.ResolvePath(name)
+	if err != nil {
+		return "", false
+	}
+	return multiBackend(file)
+}
+
+// DetectBackend returns the backend of the host's default iptables: read
+// from the multi-call binary the iptables program links to
+// (xtables-nft-multi or xtables-legacy-multi) when r is a PathResolver
+// that finds one, which costs no process; else as "iptables --version"
+// reports it.
 func DetectBackend(ctx context.Context, r Runner) (Backend, error) {
+	if b, ok := linkedBackend(r, "iptables"); ok {
+		return b, nil
+	}
 	out, err := r.Run(ctx, nil, "iptables", "--version")
 	if err != nil {
 		return "", fmt.Errorf("%w: detecting: %w", ErrBackend, err)
@@ -85,23 +127,17 @@ type tools struct {
 
 // resolveTools picks the programs of backend b for both families: the
 // suffixed names (iptables-nft, iptables-legacy) when they exist, else the
-// plain names if those report the same backend. b must not be auto.
+// plain names if those report the same backend. b must not be auto. When
+// the suffixed program links to b's multi-call binary (linkedBackend),
+// nothing runs; else the programs are asked with --version.
 func resolveTools(ctx context.Context, r Runner, b Backend) (map[render.Family]tools, error) {
 	suffixed := func(base string) string { return base + "-" + string(b) }
-	out, err := r.Run(ctx, nil, suffixed("iptables"), "--version")
 	plain := false
-	if err != nil {
-		out2, err2 := r.Run(ctx, nil, "iptables", "--version")
-		if err2 != nil {
-			return nil, fmt.Errorf("%w: neither %s nor iptables can run: %w", ErrBackend, suffixed("iptables"), err)
+	if got, ok := linkedBackend(r, suffixed("iptables")); !ok || got != b {
+		var err error
+		if plain, err = askTools(ctx, r, b); err != nil {
+			return nil, err
 		}
-		got, ok := versionBackend(strings.TrimSpace(string(out2)))
-		if !ok || got != b {
-			return nil, fmt.Errorf("%w: %s is not installed and iptables is %q", ErrBackend, suffixed("iptables"), strings.TrimSpace(string(out2)))
-		}
-		plain = true
-	} else if got, ok := versionBackend(strings.TrimSpace(string(out))); ok && got != b {
-		return nil, fmt.Errorf("%w: %s reports %q", ErrBackend, suffixed("iptables"), strings.TrimSpace(string(out)))
 	}
 	m := map[render.Family]tools{}
 	for fam, base := range map[render.Family]string{render.IPv4: "iptables", render.IPv6: "ip6tables"} {
@@ -112,4 +148,28 @@ func resolveTools(ctx context.Context, r Runner, b Backend) (map[render.Family]t
 		}
 	}
 	return m, nil
+}
+
+// askTools finds backend b's programs by running them with --version: the
+// suffixed iptables program (plain is false) when it runs and does not
+// report another backend, else the plain one (plain is true) when it
+// reports b.
+func askTools(ctx context.Context, r Runner, b Backend) (plain bool, err error) {
+	name := "iptables-" + string(b)
+	out, err := r.Run(ctx, nil, name, "--version")
+	if err == nil {
+		if got, ok := versionBackend(strings.TrimSpace(string(out))); ok && got != b {
+			return false, fmt.Errorf("%w: %s reports %q", ErrBackend, name, strings.TrimSpace(string(out)))
+		}
+		return false, nil
+	}
+	out2, err2 := r.Run(ctx, nil, "iptables", "--version")
+	if err2 != nil {
+		return false, fmt.Errorf("%w: neither %s nor iptables can run: %w", ErrBackend, name, err)
+	}
+	got, ok := versionBackend(strings.TrimSpace(string(out2)))
+	if !ok || got != b {
+		return false, fmt.Errorf("%w: %s is not installed and iptables is %q", ErrBackend, name, strings.TrimSpace(string(out2)))
+	}
+	return true, nil
 }

@@ -92,6 +92,14 @@
 //     run. Reads change nothing and run concurrently (the set headers, the
 //     two families); changes run in the order above. A one-member change
 //     is one set filled and swapped, no rule load.
+//   - A first run (a state directory that records nothing, committed or
+//     prepared, and no reyes chain in either table) does not read the set
+//     headers: no run with this directory made a set. It creates each set
+//     of the plan under its own name, without -exist, so that "ipset
+//     restore" stops at the create of a set that exists (left by a run
+//     with another state directory) before touching it; the sets it did
+//     create are destroyed and the run starts over, reading the headers.
+//     Sets the plan does not name are left to the next run.
 //   - Shared mode touches only REYES-* chains, reyes4-/reyes6- sets and
 //     the plan's hooks: one jump at the top of each built-in chain it
 //     names (FamilyPlan.Hooks; INPUT -> REYES-INPUT when empty), kept
@@ -103,9 +111,13 @@
 //   - Lockout safety: Options.FailSafe is checked against the plan before
 //     anything is loaded; a flag file (Options.DisableFile) stops Apply.
 //
-// The iptables backend (nft or legacy) follows "iptables --version" unless
-// Options.Backend says otherwise, and the matching *-restore tools are
-// used, always with --wait for the xtables lock. After a switch of backend
+// The iptables backend (nft or legacy) follows the host's iptables
+// program unless Options.Backend says otherwise: the multi-call binary it
+// links to (xtables-nft-multi or xtables-legacy-multi, which is how
+// iptables 1.8 installs it and how update-alternatives switches it), read
+// without running a process, or else what "iptables --version" reports.
+// The matching *-restore tools are used, always with --wait for the
+// xtables lock. After a switch of backend
 // (the record names the other one), reyes' jumps and chains are taken out
 // of the previous backend once the new rules are in force in every family:
 // until then both filter, and a packet passes only if both policies let it,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -18,6 +19,18 @@ type Runner interface {
 	// its standard output. A command that fails returns an error that
 	// includes its standard error, preferably an *ExecError.
 	Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error)
+}
+
+// PathResolver is implemented by a Runner that can say, without running
+// anything, which file a program name would run, with every symbolic link
+// followed. Apply uses it to read the iptables backend from the name of
+// the multi-call binary the programs link to (xtables-nft-multi or
+// xtables-legacy-multi), which saves a process per run; a Runner without
+// it, or a program that links elsewhere, is asked "--version" instead.
+type PathResolver interface {
+	// ResolvePath returns the file that running name would execute, all
+	// symbolic links resolved, or an error if there is none.
+	ResolvePath(name string) (string, error)
 }
 
 // ExecRunner is the real Runner: it runs programs from PATH with LC_ALL=C,
@@ -77,6 +90,57 @@ func (r ExecRunner) Run(ctx context.Context, stdin []byte, name string, args ...
 			Stderr: strings.TrimSpace(stderr.String()), Err: err}
 	}
 	return stdout.Bytes(), nil
+}
+
+// ResolvePath implements PathResolver: name looked up in PATH as the
+// command would be (for a command run through "ip netns exec", in the PATH
+// that Env gives it, if it does: ip looks the program up itself; the
+// namespace changes the network, not the files), then every symbolic
+// link followed.
+func (r ExecRunner) ResolvePath(name string) (string, error) {
+	path := os.Getenv("PATH")
+	if r.Netns != "" {
+		for _, kv := range r.Env {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				path = v
+			}
+		}
+	}
+	file, err := lookPath(name, path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(file)
+}
+
+// lookPath finds the executable regular file name in the directories of
+// path, as exec.LookPath does in $PATH; a name with a slash is itself.
+func lookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, executable(name)
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			continue // the current directory: exec refuses it too
+		}
+		file := filepath.Join(dir, name)
+		if executable(file) == nil {
+			return file, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
+}
+
+// executable fails unless file is a regular file with an execute bit.
+func executable(file string) error {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s: not an executable file", file)
+	}
+	return nil
 }
 
 // exitCode is the exit code of a failed command, or -1.

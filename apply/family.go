@@ -47,8 +47,13 @@ type familyApply struct {
 	// savedChains are its chains.
 	saved       []byte
 	savedChains []string
-	planText    []byte // the plan's restore text, rendered once (see text)
-	loadText    []byte // planText with the sets' slots, as loaded
+	tableRead   bool // readTable ran (readTableOnce)
+	// unread: the set headers were not read (a first run, see
+	// Options.firstRun); kernelSets is empty, and the sets are created
+	// without -exist, so that one that exists stops the fill unchanged.
+	unread   bool
+	planText []byte // the plan's restore text, rendered once (see text)
+	loadText []byte // planText with the sets' slots, as loaded
 
 	prepared *preparedState
 	oldSave  []byte // the rules before the change, for revert (see saveOld)
@@ -222,7 +227,7 @@ func (a *familyApply) read(ctx context.Context) error {
 	if a.st != nil && a.st.Backend != a.backend {
 		a.st = nil
 	}
-	err := a.readTable(ctx)
+	err := a.readTableOnce(ctx)
 	if err != nil {
 		return err
 	}
@@ -439,6 +444,16 @@ func (a *familyApply) readTable(ctx context.Context) error {
 		a.builtinLines[h.Builtin] = lines[i]
 	}
 	return nil
+}
+
+// readTableOnce is readTable, once per run of the family: a first run
+// reads the tables before the rest (see Options.firstRun).
+func (a *familyApply) readTableOnce(ctx context.Context) error {
+	if a.tableRead {
+		return nil
+	}
+	a.tableRead = true
+	return a.readTable(ctx)
 }
 
 // slotsConflict reports whether both slots of a set of the plan are in use.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -172,7 +171,7 @@ func (a *familyApply) rules(ctx context.Context) error {
 // a kill, on a first run or when switching to exclusive mode).
 func (a *familyApply) saveOld(ctx context.Context) error {
 	if a.st != nil && a.st.Text != "" && (a.fp.Table != render.TableExclusive || a.st.Table == render.TableExclusive.String()) && a.kernelAsRecorded() {
-		if b, err := os.ReadFile(rulesPath(a.opts.StateDir, a.fp.Family)); err == nil && textHash(b) == a.st.Text {
+		if b, err := readFile(rulesPath(a.opts.StateDir, a.fp.Family)); err == nil && textHash(b) == a.st.Text {
 			a.oldSave = b
 			a.oldExclusive = a.st.Table == render.TableExclusive.String()
 			for _, h := range a.st.Hooks {

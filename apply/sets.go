@@ -266,6 +266,12 @@ func (a *familyApply) writeFill(b *bytes.Buffer, c *setChange) int {
 	tmp := c.set.TempName()
 	for _, l := range bytes.SplitAfter(c.set.RestoreText(), []byte("\n")) {
 		f := bytes.Fields(l)
+		if a.unread && len(f) >= 2 && string(f[0]) == "create" {
+			// No headers were read (a first run): the create must fail,
+			// before any member is added, if the set exists, whoever
+			// uses it; with -exist it would go on to flush and fill it.
+			l = bytes.Replace(l, []byte(" -exist\n"), []byte("\n"), 1)
+		}
 		if len(f) >= 2 && string(f[1]) == tmp &&
 			(string(f[0]) == "create" || string(f[0]) == "flush" || string(f[0]) == "add") {
 			b.Write(f[0])

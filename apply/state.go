@@ -147,12 +147,22 @@ func prepareState(dir string, fam render.Family, st *state, text []byte) (*prepa
 	}
 	ps := &preparedState{path: statePath(dir, fam)}
 	tmp := ps.path + pendingSuffix
-	// The kept text and the state are independent files: written and
-	// fsync'd concurrently, the two syncs cost about one.
+	// The kept text and the state are independent files, written
+	// concurrently. The text is not fsync'd: a run uses it only when its
+	// hash is the one the state records (saveOld), so a text a crash
+	// tore is not used (the table is read back instead), and the
+	// state's own sync finds a read-only or full directory. At 20,000
+	// rules it is megabytes, which a sync would write out on every
+	// reload.
 	writes := []func() error{func() error { return atomicfile.WriteSync(tmp, b, 0o600) }}
 	if text != nil {
 		ps.rules = rulesPath(dir, fam)
-		writes = append(writes, func() error { return atomicfile.WriteSync(ps.rules+pendingSuffix, text, 0o600) })
+		writes = append(writes, func() error {
+			if err := os.WriteFile(ps.rules+pendingSuffix, text, 0o600); err != nil {
+				return fmt.Errorf("writing %s: %w", ps.rules+pendingSuffix, err)
+			}
+			return nil
+		})
 	}
 	if err := errors.Join(parallel(writes...)...); err != nil {
 		_ = os.Remove(tmp)
@@ -164,8 +174,15 @@ func prepareState(dir string, fam render.Family, st *state, text []byte) (*prepa
 	return ps, nil
 }
 
-// commit puts the prepared state in force: rename. The caller then syncs
-// the directory (syncStateDir), once for all the families it committed.
+// commit puts the prepared state in force: rename. The directory is not
+// synced after, on purpose: the record describes the kernel's tables and
+// sets, which a crash of the machine (the only thing a sync protects
+// against; a killed process leaves the page cache whole) takes with it. A
+// record that did not reach the disk leaves the prepared file, which makes
+// the next run read the kernel; one that did describes rules a reboot
+// emptied, which every run must (and does) recognise anyway. The sync
+// before the kernel is touched stays: it is what finds a full or failing
+// disk in time (prepareState).
 func (p *preparedState) commit() error {
 	if p == nil || p.done {
 		return nil
@@ -182,16 +199,6 @@ func (p *preparedState) commit() error {
 		return fmt.Errorf("recording state: %w", err)
 	}
 	return nil
-}
-
-// syncStateDir fsyncs the state directory after commits, so that their
-// renames survive a crash; one sync covers every family's (they share the
-// directory). The renames are done: a failed sync only weakens crash
-// safety.
-func syncStateDir(dir string) {
-	if dir != "" {
-		_ = atomicfile.SyncDir(dir)
-	}
 }
 
 // abort drops the prepared state; the recorded one stays in force.

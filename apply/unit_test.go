@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/reyes-fw/reyes/apply/applytest"
 	"github.com/reyes-fw/reyes/render"
@@ -250,5 +252,68 @@ func TestOldTemporarySetsGo(t *testing.T) {
 	}
 	if strings.Contains(k.Dump(), "reyes4-web-n") {
 		t.Errorf("left over:\n%s", k.Dump())
+	}
+}
+
+// TestKeptTextNotTrusted: the rules text a run keeps to put IPv4 back is
+// written without an fsync, so a crash may tear it; one whose hash is not
+// the recorded one (torn, edited) or that is not a regular file is not
+// loaded: IPv4 is put back from the table read back instead, and nothing
+// waits on a FIFO.
+func TestKeptTextNotTrusted(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		break_ func(t *testing.T, path string)
+	}{
+		{"torn", func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, b[:len(b)/2], 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"empty", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a FIFO", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			k := applytest.New("nft")
+			setupAdmin(t, k)
+			opts := fakeOpts(t, k)
+			if _, err := Apply(ctx, specA(render.TableShared).build(), opts); err != nil {
+				t.Fatal(err)
+			}
+			before := k.Dump()
+			c.break_(t, rulesPath(opts.StateDir, render.IPv4))
+			k.FailLine = func(c applytest.Call, _ string) bool { return c.Name == "ip6tables-nft-restore" }
+			k.ResetCalls()
+			if _, err := Apply(ctx, specBNewChain(render.TableShared).build(), opts); err == nil {
+				t.Fatal("Apply succeeded with a failing IPv6")
+			}
+			saved := false
+			for _, call := range k.Calls() {
+				saved = saved || call.Name == "iptables-nft-save"
+			}
+			if !saved {
+				t.Error("IPv4 was not read back: the kept text was trusted")
+			}
+			if got := k.Dump(); applytest.Unslotted(got) != applytest.Unslotted(before) {
+				t.Errorf("IPv4 not put back:\n%s", lineDiffForTest(before, got))
+			}
+		})
 	}
 }

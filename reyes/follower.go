@@ -356,14 +356,20 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	aopts := f.applyOptions()
 	aopts.Force = aopts.Force || force
 	// Nothing is applied that cannot be recorded: the new state is written
-	// (not yet in force) before the kernel is touched.
-	commit, abort, err := PrepareState(f.StateDir, NewState(header, digest, newTag, now))
-	if err != nil {
-		return res, fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
+	// (not yet in force) before the kernel is touched; apply does it while
+	// it reads the kernel, and waits for it before any change.
+	var commit func() error
+	var abort func()
+	aopts.Prepare = func() (err error) {
+		commit, abort, err = PrepareState(f.StateDir, NewState(header, digest, newTag, now))
+		return err
 	}
 	ar, err := apply.Apply(ctx, plan, aopts)
 	res.Applied = ar
-	if err != nil {
+	if err == nil && commit == nil {
+		err = fmt.Errorf("%w: apply did not prepare the state", apply.ErrStateNotWritable)
+	}
+	if err != nil && abort != nil {
 		abort()
 	}
 	if errors.Is(err, apply.ErrDisabled) {

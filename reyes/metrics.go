@@ -521,7 +521,10 @@ func writeMetrics(path string, st Status, c counters, now time.Time) error {
 	byLabel(&b, failuresMetric, "counter", "reason", "Failed runs by the stage that failed (config, lock, state, store, signature, decode, freshness, rollback, identity, render, apply); the kernel kept the last good rules.", c.failures, num)
 	byLabel(&b, causesMetric, "counter", "cause", "Failed runs by what failed (unknown_signer, bad_signature, expired, not_found, ...): finer than the stage.", c.causes, num)
 	b.counter(repairsMetric, "Drift checks that found the kernel changed, followed by a reload.", num(c.repairs))
-	return atomicfile.Write(path, []byte(b.String()), 0o644)
+	// No fsync (atomicfile.Replace): the exporter reads the old file or
+	// the new; a crash of the machine may take back the last run's
+	// counts, which Prometheus sees as a counter reset.
+	return atomicfile.Replace(path, []byte(b.String()), 0o644)
 }
 
 func sortedKeysOf[K ~string, V any](m map[K]V) []string {

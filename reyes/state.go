@@ -192,7 +192,11 @@ func PrepareState(dir string, s State) (commit func() error, abort func(), err e
 }
 
 // saveJSON writes v, indented, as the file name in dir, atomically
-// (package internal/atomicfile), creating dir (0700) if missing.
+// (atomicfile.Replace: readers see the old file or the new), creating dir
+// (0700) if missing. It does not fsync: it writes the status file, which
+// describes what the kernel holds (a crash of the machine empties the
+// kernel whatever the file says) and the last run; the state, whose
+// serial must survive a crash, is written with PrepareState.
 func saveJSON(dir, name string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -201,7 +205,7 @@ func saveJSON(dir, name string, v any) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, name), append(data, '\n'), 0o644)
+	return atomicfile.Replace(filepath.Join(dir, name), append(data, '\n'), 0o644)
 }
 
 // errFileTooLarge is readCapped's error for a file over its cap.

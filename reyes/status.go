@@ -202,8 +202,11 @@ func LoadStatus(dir string) (Status, error) {
 	})
 }
 
-// SaveStatus writes s to dir atomically (package internal/atomicfile).
-// dir is created (0700) if missing.
+// SaveStatus writes s to dir atomically: a reader sees the old file or
+// the new. It does not fsync (see saveJSON): after a crash of the machine
+// the file may say less than the last run did, never more; a status that
+// does not match the state (lastApplied) only costs one full run. dir is
+// created (0700) if missing.
 func SaveStatus(dir string, s Status) error {
 	s.Format = StatusFormat
 	if err := saveJSON(dir, StatusFile, s); err != nil {

@@ -1,7 +1,8 @@
 // Package atomicfile replaces files so that readers, and the file system
 // after a crash, see the old content or the new, never a part: the one
-// atomic-write helper of reyes (state, status and metrics files, the local
-// store, reyesctl's keys).
+// atomic-write helper of reyes (the follower's state, the local store,
+// reyesctl's keys; without the fsyncs, Replace, the status and metrics
+// files).
 //
 // It does not lock: concurrent writers of one path each replace it whole,
 // and the last rename wins.
@@ -26,6 +27,47 @@ func Write(path string, data []byte, perm fs.FileMode) error {
 		return err
 	}
 	return p.Commit()
+}
+
+// Replace replaces path with data, with permissions perm, as Write does
+// but without an fsync: a temporary file in the same directory, written
+// and renamed over path. Readers see the old content or the new, never a
+// part. A crash of the machine may leave the old file, the new one or, on
+// a file system that does not write a file's data before a rename over
+// another (ext4 does, with its default auto_da_alloc), an empty one. It
+// is for files that describe what a crash takes with it anyway (what the
+// kernel has loaded) or that a crash may take back by one write (a
+// status), not for anything a crash must not lose: use Write for those.
+func Replace(path string, data []byte, perm fs.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		if derr := CheckDir(path); derr != nil {
+			return fmt.Errorf("writing %s: %w", path, derr)
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(perm)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if err = os.Rename(tmp.Name(), path); err != nil {
+			err = fmt.Errorf("replacing %s: %w", path, err)
+		}
+	} else {
+		err = fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }
 
 // Pending is a file written and fsynced beside the one it will replace,

@@ -11,7 +11,19 @@ import (
 	"github.com/reyes-fw/reyes/internal/atomicfile"
 )
 
+// TestWrite: Write, and Replace (the same without fsyncs), create and
+// replace files with their permissions, name a missing directory, and
+// leave no temporary file behind.
 func TestWrite(t *testing.T) {
+	for _, w := range []struct {
+		name  string
+		write func(string, []byte, fs.FileMode) error
+	}{{"Write", atomicfile.Write}, {"Replace", atomicfile.Replace}} {
+		t.Run(w.name, func(t *testing.T) { testWrite(t, w.write) })
+	}
+}
+
+func testWrite(t *testing.T, write func(string, []byte, fs.FileMode) error) {
 	dir := t.TempDir()
 	notDir := filepath.Join(dir, "file")
 	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
@@ -31,7 +43,7 @@ func TestWrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := []byte(tc.name)
-			err := atomicfile.Write(tc.path, data, tc.perm)
+			err := write(tc.path, data, tc.perm)
 			if tc.errHas != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errHas) || errors.Is(err, atomicfile.ErrNoDir) != tc.errNoDir ||
 					errors.Is(err, fs.ErrNotExist) != strings.Contains(tc.errHas, "does not exist") {
