@@ -33,6 +33,16 @@ type countingRunner struct {
 	first, last time.Time
 }
 
+// ResolvePath implements apply.PathResolver when the wrapped Runner does,
+// so that the bench finds the iptables backend as the real runner does
+// (from the binary's link, without a process).
+func (c *countingRunner) ResolvePath(name string) (string, error) {
+	if pr, ok := c.r.(apply.PathResolver); ok {
+		return pr.ResolvePath(name)
+	}
+	return "", exec.ErrNotFound
+}
+
 // Run implements apply.Runner.
 func (c *countingRunner) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
 	start := time.Now()
