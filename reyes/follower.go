@@ -364,6 +364,13 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		commit, abort, err = PrepareState(f.StateDir, NewState(header, digest, newTag, now))
 		return err
 	}
+	// The parts read from the store are written to the cache while apply
+	// runs (mostly waiting on the kernel tools); the old ones are pruned
+	// once the new plan is recorded.
+	cached := make(chan bool, 1)
+	go func() { cached <- f.writeParts(res.Parts, fetched) }()
+	cacheOK := func() bool { ok := <-cached; cached <- ok; return ok }
+	defer cacheOK() // never return while it writes
 	ar, err := apply.Apply(ctx, plan, aopts)
 	res.Applied = ar
 	if err == nil && commit == nil {
@@ -385,7 +392,9 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
 	f.markChecked(now)
-	f.keepParts(res.Parts, fetched)
+	if cacheOK() {
+		f.pruneParts(res.Parts)
+	}
 	log.Info("ruleset applied",
 		"serial", header.Serial, "new", changed, "changed", ar.Changed(), "identity", src.Method,
 		"interfaces", len(host.Interfaces), "summary", summarize(ar), "bytes", res.StoreBytes, "parts", len(res.Parts),

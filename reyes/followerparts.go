@@ -217,28 +217,49 @@ func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset
 // on every read: a failure is logged, and a torn write is a cache miss,
 // so the files are not fsynced (that would cost every first run).
 func (f *Follower) keepParts(names []string, fetched map[string][]byte) {
+	if f.writeParts(names, fetched) {
+		f.pruneParts(names)
+	}
+}
+
+// cacheDir returns the cache directory, created if names is not empty,
+// or "" (logged) if it cannot be used.
+func (f *Follower) cacheDir(names []string) string {
 	if f.DryRun {
-		return
+		return ""
 	}
 	log := f.logger()
 	dir := filepath.Join(f.StateDir, PartsDir)
 	if len(names) > 0 {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			log.Warn("keeping the parts for the next run", "err", err)
-			return
+			return ""
 		}
 	}
 	// The cache must be the state directory's own directory: through a
-	// symbolic link the writes and the pruning below would land in (and
-	// empty) whatever directory it points at.
+	// symbolic link the writes and the pruning would land in (and empty)
+	// whatever directory it points at.
 	if fi, err := os.Lstat(dir); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			log.Warn("keeping the parts for the next run", "err", err)
 		}
-		return
+		return ""
 	} else if !fi.IsDir() {
 		log.Warn("keeping the parts for the next run: not a directory; nothing cached or pruned", "path", dir, "type", fileKind(fi.Mode()))
-		return
+		return ""
+	}
+	return dir
+}
+
+// writeParts writes the parts of names that were fetched into the cache
+// (the others came from it). It reports whether the cache can be used.
+// The follower runs it while apply runs (it touches no kernel state), and
+// prunes only once the new plan is recorded: until then the cache still
+// holds the parts of the plan in force, which the next run may need.
+func (f *Follower) writeParts(names []string, fetched map[string][]byte) bool {
+	dir := f.cacheDir(names)
+	if dir == "" {
+		return false
 	}
 	for _, name := range names {
 		b, ok := fetched[name]
@@ -246,20 +267,26 @@ func (f *Follower) keepParts(names []string, fetched map[string][]byte) {
 			continue // it came from the cache
 		}
 		if err := writeCacheFile(dir, name, b); err != nil {
-			log.Warn("keeping a part for the next run", "part", name, "err", err)
+			f.logger().Warn("keeping a part for the next run", "part", name, "err", err)
 		}
 	}
+	return true
+}
+
+// pruneParts removes from the cache every file that names does not name.
+func (f *Follower) pruneParts(names []string) {
+	dir := filepath.Join(f.StateDir, PartsDir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			log.Warn("pruning the parts kept for the next run", "err", err)
+			f.logger().Warn("pruning the parts kept for the next run", "err", err)
 		}
 		return
 	}
 	for _, e := range ents {
 		if !slices.Contains(names, e.Name()) {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-				log.Warn("pruning the parts kept for the next run", "err", err)
+				f.logger().Warn("pruning the parts kept for the next run", "err", err)
 			}
 		}
 	}
