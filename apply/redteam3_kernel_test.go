@@ -1,0 +1,70 @@
+package apply
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reyes-fw/reyes/render"
+)
+
+// TestKernelFirstRunKilledBesideOthersSets: a first run (an empty state
+// directory, no reyes chain) into a namespace where an operator's rule
+// uses a set under a name of the plan (reyes4-h, holding .11, whose
+// tcp/8090 it drops) and where an unused set of the plan's names was left
+// (reyes4-g, holding .12): the run is SIGKILLed at every command it runs.
+// At the stop, after the kill, and after
+// the next run completes, the operator's set keeps exactly its member and
+// its rule keeps dropping .11's tcp/8090 (the first run's fill stops at
+// the create of a set that exists, before a flush); the next run leaves
+// the plan in force.
+func TestKernelFirstRunKilledBesideOthersSets(t *testing.T) {
+	t.Parallel()
+	c := mixCases(render.TableShared)[0]
+	for _, b := range backends(t) {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			for stop := 1; stop < 60; stop++ {
+				for _, half := range []bool{false} { // inside a restore: its lines up to the create that fails are what a stop at its end sees
+					e := newEnv(t, b)
+					e.host.MustRun("ipset", "create", "reyes4-h", "hash:ip", "family", "inet")
+					e.host.MustRun("ipset", "add", "reyes4-h", "10.99.1.11")
+					e.ipt(render.IPv4, "-A", "INPUT", "-p", "tcp", "--dport", "8090", "-m", "set", "--match-set", "reyes4-h", "src", "-j", "DROP")
+					e.host.MustRun("ipset", "create", "reyes4-g", "hash:ip", "family", "inet")
+					e.host.MustRun("ipset", "add", "reyes4-g", "10.99.1.12")
+					theirs := func(when string) {
+						t.Helper()
+						e.traffic(map[string]bool{"v4a/tcp8090": false})
+						members := e.host.MustRun("ipset", "list", "reyes4-h")
+						if !strings.Contains(members, "10.99.1.11") || strings.Contains(members, "10.99.1.12") {
+							t.Errorf("%s: the operator's set changed:\n%s", when, members)
+						}
+						if rules := e.ipt(render.IPv4, "-S", "INPUT"); !strings.Contains(rules, "--match-set reyes4-h src -j DROP") {
+							t.Errorf("%s: the operator's rule is gone:\n%s", when, rules)
+						}
+					}
+					desc, done := e.runMixChild(t, 0, render.TableShared, stop, half, func(desc string) { theirs("at " + desc) })
+					if done {
+						return
+					}
+					if desc == "" {
+						continue
+					}
+					theirs("after a kill at " + desc)
+					if _, err := Apply(ctx, c.b.build(), e.opts); err != nil {
+						t.Fatalf("the run after a kill at %s: %v", desc, err)
+					}
+					theirs("after the run after a kill at " + desc)
+					e.traffic(expectAll([]string{"udp8081"}, map[string][]string{"v4b": {"udp8081"}, "v6b": {"udp8081"}}))
+					if t.Failed() {
+						t.Fatalf("^ killed at %s", desc)
+					}
+				}
+			}
+			t.Fatal("the first run did not finish within 60 commands")
+		})
+	}
+}
