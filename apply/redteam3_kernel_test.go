@@ -2,6 +2,9 @@ package apply
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,4 +70,75 @@ func TestKernelFirstRunKilledBesideOthersSets(t *testing.T) {
 			t.Fatal("the first run did not finish within 60 commands")
 		})
 	}
+}
+
+// TestKernelPrepareFailsBeforeFinishingASwitch: a run that switched
+// backend (nft to legacy) was killed after its load and before it
+// committed: legacy holds the plan, the record still names nft, and nft
+// still holds reyes' earlier rules (here a REYES-INPUT that drops .11's
+// tcp/8090). The next run, whose caller's Prepare fails (a full state
+// directory), must stop with the kernel untouched (Options.Prepare,
+// ErrStateNotWritable): nft's rules stay, and .11's tcp/8090 stays
+// dropped. The finishing of the switch ran during the reads, before Apply
+// waited for Prepare, and took nft's rules out: a kernel change the
+// follower's README promise ("a read-only or full state directory stops
+// the run with the kernel exactly as it was") rules out, and which the
+// follower's own PrepareState, made before Apply, prevented until
+// Prepare ran alongside the reads.
+func TestKernelPrepareFailsBeforeFinishingASwitch(t *testing.T) {
+	t.Parallel()
+	netnsTools(t, BackendNFT, BackendLegacy)
+	c := mixCases(render.TableShared)[0]
+	ctx := context.Background()
+	e := newEnv(t, BackendNFT)
+	nft, legacy := e.opts, e.opts
+	nft.Backend, legacy.Backend = BackendNFT, BackendLegacy
+	if _, err := Apply(ctx, c.a.build(), nft); err != nil {
+		t.Fatal(err)
+	}
+	record := map[string][]byte{}
+	files, err := filepath.Glob(filepath.Join(e.opts.StateDir, "apply-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if record[f], err = os.ReadFile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Apply(ctx, c.b.build(), legacy); err != nil {
+		t.Fatal(err)
+	}
+	// The kill: the record of before the switch, and reyes' rules left in nft.
+	files, _ = filepath.Glob(filepath.Join(e.opts.StateDir, "apply-*"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+	for f, b := range record {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.host.MustRun("iptables-nft", "--wait", "-N", render.InputChain)
+	e.host.MustRun("iptables-nft", "--wait", "-A", render.InputChain, "-s", "10.99.1.11", "-p", "tcp", "--dport", "8090", "-j", "DROP")
+	e.host.MustRun("iptables-nft", "--wait", "-I", "INPUT", "-j", render.InputChain)
+	e.backend = BackendLegacy
+	e.traffic(map[string]bool{"v4a/tcp8090": false, "v4b/udp8081": true})
+	before := e.host.MustRun("iptables-nft-save", "-t", "filter")
+
+	errDisk := errors.New("no space left on device")
+	opts := legacy
+	opts.Prepare = func() error {
+		time.Sleep(50 * time.Millisecond) // an fsync that fails
+		return errDisk
+	}
+	_, err = Apply(ctx, c.b.build(), opts)
+	if !errors.Is(err, ErrStateNotWritable) || !errors.Is(err, errDisk) {
+		t.Fatalf("Apply: %v, want ErrStateNotWritable and the cause", err)
+	}
+	if after := e.host.MustRun("iptables-nft-save", "-t", "filter"); saveNoise.ReplaceAllString(countersRE.ReplaceAllString(after, ""), "") !=
+		saveNoise.ReplaceAllString(countersRE.ReplaceAllString(before, ""), "") {
+		t.Errorf("the kernel changed although Prepare failed: nft before:\n%s\nafter:\n%s", before, after)
+	}
+	e.traffic(map[string]bool{"v4a/tcp8090": false, "v4b/udp8081": true})
 }
