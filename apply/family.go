@@ -56,6 +56,10 @@ type familyApply struct {
 	loadText []byte // planText with the sets' slots, as loaded
 
 	prepared *preparedState
+	// waitPrepare waits for the caller's Options.Prepare (safe for
+	// concurrent use): a change made during the reads waits for it too.
+	waitPrepare func() error
+
 	oldSave  []byte // the rules before the change, for revert (see saveOld)
 	// oldExclusive: oldSave is a whole table, loaded back as such.
 	oldExclusive bool
@@ -250,6 +254,13 @@ func (a *familyApply) read(ctx context.Context) error {
 		a.wasBackend, finish = otherBackend(a.backend), true
 	}
 	if finish {
+		// A kernel change: not before the caller's record is written
+		// (Options.Prepare), which a full state directory stops.
+		if a.waitPrepare != nil {
+			if err := a.waitPrepare(); err != nil {
+				return fmt.Errorf("%w: %w", ErrStateNotWritable, err)
+			}
+		}
 		if err := a.dropOldBackend(ctx); err != nil {
 			return err
 		}
