@@ -55,11 +55,11 @@ type familyApply struct {
 	planText []byte // the plan's restore text, rendered once (see text)
 	loadText []byte // planText with the sets' slots, as loaded
 
-	prepared *preparedState
 	// waitPrepare waits for the caller's Options.Prepare (safe for
 	// concurrent use): a change made during the reads waits for it too.
 	waitPrepare func() error
 
+	prepared *preparedState
 	oldSave  []byte // the rules before the change, for revert (see saveOld)
 	// oldExclusive: oldSave is a whole table, loaded back as such.
 	oldExclusive bool
