@@ -142,3 +142,32 @@ func TestKernelPrepareFailsBeforeFinishingASwitch(t *testing.T) {
 	}
 	e.traffic(map[string]bool{"v4a/tcp8090": false, "v4b/udp8081": true})
 }
+
+// TestKernelOperatorRuleUsesReyesSet: an operator's own rule uses one of
+// reyes' sets (here reyes4-g, to drop its members' tcp/8080), as one
+// would to reuse a security group's members. A change of the set's
+// members and of the rules loads the plan into the set's other slot; the
+// slot the operator's rule holds cannot be destroyed, so both slots are
+// in use, and from then on every run fails ("cannot tell which one reyes'
+// rules use"), the same plan's included: the host keeps its rules but
+// never takes another change until a person steps in. (The first run
+// beside an operator's set under a plan name, TestKernelFirstRunSetExists,
+// ends in the same state.)
+func TestKernelOperatorRuleUsesReyesSet(t *testing.T) {
+	t.Parallel()
+	c := mixCases(render.TableShared)[0]
+	for _, b := range backends(t) {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, b)
+			e.apply(c.a.build())
+			e.ipt(render.IPv4, "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-m", "set", "--match-set", "reyes4-g", "src", "-j", "DROP")
+			e.apply(c.b.build())
+			for i, p := range []planSpec{c.b, c.a} {
+				if _, err := Apply(context.Background(), p.build(), e.opts); err != nil {
+					t.Errorf("run %d after the operator's rule: %v", i+2, err)
+				}
+			}
+		})
+	}
+}
