@@ -148,11 +148,13 @@ func TestKernelPrepareFailsBeforeFinishingASwitch(t *testing.T) {
 // would to reuse a security group's members. A change of the set's
 // members and of the rules loads the plan into the set's other slot; the
 // slot the operator's rule holds cannot be destroyed, so both slots are
-// in use, and from then on every run fails ("cannot tell which one reyes'
-// rules use"), the same plan's included: the host keeps its rules but
-// never takes another change until a person steps in. (The first run
-// beside an operator's set under a plan name, TestKernelFirstRunSetExists,
-// ends in the same state.)
+// in use. Every run after that failed ("cannot tell which one reyes'
+// rules use"), the same plan's included: the host kept its rules but
+// took no change until a person stepped in. Now reyes' own chains tell
+// its slot from the operator's: the same plan is unchanged (no restore,
+// no attempt to destroy the operator's slot), and a change of that set,
+// which has no free slot left, fails naming the set the other rule holds,
+// with the kernel as it was; the operator's rule and set stay.
 func TestKernelOperatorRuleUsesReyesSet(t *testing.T) {
 	t.Parallel()
 	c := mixCases(render.TableShared)[0]
@@ -163,10 +165,23 @@ func TestKernelOperatorRuleUsesReyesSet(t *testing.T) {
 			e.apply(c.a.build())
 			e.ipt(render.IPv4, "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-m", "set", "--match-set", "reyes4-g", "src", "-j", "DROP")
 			e.apply(c.b.build())
-			for i, p := range []planSpec{c.b, c.a} {
-				if _, err := Apply(context.Background(), p.build(), e.opts); err != nil {
-					t.Errorf("run %d after the operator's rule: %v", i+2, err)
-				}
+			before := e.snapshot()
+			if res := e.apply(c.b.build()); res.Changed() {
+				t.Errorf("the same plan again changed the kernel: %+v", res)
+			}
+			if after := e.snapshot(); after != before {
+				t.Errorf("the same plan again changed the kernel:\n%s\nthen:\n%s", before, after)
+			}
+			_, err := Apply(context.Background(), c.a.build(), e.opts)
+			if err == nil || !strings.Contains(err.Error(), "reyes4-g is in use by a rule that is not reyes'") {
+				t.Errorf("a change of the set the operator holds: %v, want an error naming reyes4-g", err)
+			}
+			if after := e.snapshot(); after != before {
+				t.Errorf("the refused change changed the kernel:\n%s\nthen:\n%s", before, after)
+			}
+			e.traffic(expectAll(allProbes, c.final))
+			if rules := e.ipt(render.IPv4, "-S", "INPUT"); !strings.Contains(rules, "--match-set reyes4-g src -j DROP") {
+				t.Errorf("the operator's rule is gone:\n%s", rules)
 			}
 		})
 	}
