@@ -325,7 +325,10 @@ func (a *familyApply) read(ctx context.Context) error {
 			a.rulesOK = false
 		}
 		same := false
-		if c.live != "" && !a.opts.Force { // Force reloads every set
+		// Force reloads every set, but for one whose other slot another's
+		// rule holds: there is no slot to reload it into, and its members
+		// are read from the kernel, not taken from the record.
+		if c.live != "" && (!a.opts.Force || slices.Contains(a.foreign, other(s, c.live))) {
 			if same, err = a.sameMembers(ctx, s, c.live); err != nil {
 				return err
 			}

@@ -152,7 +152,8 @@ func TestKernelPrepareFailsBeforeFinishingASwitch(t *testing.T) {
 // rules use"), the same plan's included: the host kept its rules but
 // took no change until a person stepped in. Now reyes' own chains tell
 // its slot from the operator's: the same plan is unchanged (no restore,
-// no attempt to destroy the operator's slot), and a change of that set,
+// no attempt to destroy the operator's slot; forced, it reloads the rest),
+// and a change of that set,
 // which has no free slot left, fails naming the set the other rule holds,
 // with the kernel as it was; the operator's rule and set stay.
 func TestKernelOperatorRuleUsesReyesSet(t *testing.T) {
@@ -172,6 +173,12 @@ func TestKernelOperatorRuleUsesReyesSet(t *testing.T) {
 			if after := e.snapshot(); after != before {
 				t.Errorf("the same plan again changed the kernel:\n%s\nthen:\n%s", before, after)
 			}
+			force := e.opts
+			force.Force = true // as after a drift check or a reboot's record
+			if _, err := Apply(context.Background(), c.b.build(), force); err != nil {
+				t.Errorf("the same plan again, forced: %v", err)
+			}
+			before = e.snapshot() // the other sets reloaded into their other slots
 			_, err := Apply(context.Background(), c.a.build(), e.opts)
 			if err == nil || !strings.Contains(err.Error(), "reyes4-g is in use by a rule that is not reyes'") {
 				t.Errorf("a change of the set the operator holds: %v, want an error naming reyes4-g", err)
