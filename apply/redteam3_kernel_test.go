@@ -193,3 +193,38 @@ func TestKernelOperatorRuleUsesReyesSet(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelBackendSwitchWithoutRecord: reyes ran on nft, then its state
+// directory was lost (wiped, a new disk, a reinstall) and the host's
+// iptables moved to legacy (update-alternatives). Nothing names nft any
+// more, so the next run loads the plan into legacy and leaves nft's REYES
+// chains as they were: a policy no run will ever change again, which
+// still filters beside the new one (only what both allow passes), so
+// every address or port a later ruleset allows stays dropped. (Calico and
+// kube-proxy look at both backends' rules for this reason.)
+func TestKernelBackendSwitchWithoutRecord(t *testing.T) {
+	t.Parallel()
+	netnsTools(t, BackendNFT, BackendLegacy)
+	c := mixCases(render.TableShared)[0]
+	ctx := context.Background()
+	e := newEnv(t, BackendNFT)
+	nft, legacy := e.opts, e.opts
+	nft.Backend, legacy.Backend = BackendNFT, BackendLegacy
+	if _, err := Apply(ctx, c.a.build(), nft); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.opts.StateDir, "apply-*"))
+	for _, f := range files {
+		os.Remove(f)
+	}
+	if _, err := Apply(ctx, c.b.build(), legacy); err != nil {
+		t.Fatal(err)
+	}
+	e.backend = BackendLegacy
+	e.traffic(expectAll(allProbes, c.final))
+	for _, bin := range []string{"iptables-nft", "ip6tables-nft"} {
+		if got := e.host.MustRun(bin, "-S"); strings.Contains(got, "REYES-") {
+			t.Errorf("%s still holds reyes' rules of before:\n%s", bin, got)
+		}
+	}
+}
