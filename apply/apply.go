@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/reyes-fw/reyes/render"
 )
@@ -251,11 +252,12 @@ func Apply(ctx context.Context, plan *render.Plan, opts Options) (Result, error)
 	} else {
 		prepared <- nil
 	}
-	waited, prepErr := false, error(nil)
+	// The families' reads may wait for it too (finishing a killed
+	// backend switch changes the kernel), concurrently.
+	var waitOnce sync.Once
+	var prepErr error
 	waitPrepare := func() error {
-		if !waited {
-			waited, prepErr = true, <-prepared
-		}
+		waitOnce.Do(func() { prepErr = <-prepared })
 		return prepErr
 	}
 	defer waitPrepare()
@@ -343,7 +345,8 @@ func applyOnce(ctx context.Context, fams []*render.FamilyPlan, o *Options, waitP
 		}
 		fp = sealed(fp)
 		fas = append(fas, &familyApply{opts: &opts, r: opts.runner(), log: opts.logger().With("family", fp.Family),
-			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets, setSave: ss})
+			fp: fp, t: tl[fp.Family], backend: b, res: FamilyResult{Family: fp.Family}, kernelSets: kernelSets, setSave: ss,
+			waitPrepare: waitPrepare})
 	}
 	if first {
 		// The tables first: a chain of reyes in either means rules that

@@ -55,6 +55,15 @@ type familyApply struct {
 	planText []byte // the plan's restore text, rendered once (see text)
 	loadText []byte // planText with the sets' slots, as loaded
 
+	// foreign are slots of the plan's sets that a rule other than reyes'
+	// holds while reyes' rules use the other slot (see read): neither
+	// live nor garbage.
+	foreign []string
+
+	// waitPrepare waits for the caller's Options.Prepare (safe for
+	// concurrent use): a change made during the reads waits for it too.
+	waitPrepare func() error
+
 	prepared *preparedState
 	oldSave  []byte // the rules before the change, for revert (see saveOld)
 	// oldExclusive: oldSave is a whole table, loaded back as such.
@@ -120,6 +129,9 @@ func (a *familyApply) orphans() []string {
 		if c.fill != "" {
 			keep[c.fill] = true
 		}
+	}
+	for _, n := range a.foreign {
+		keep[n] = true // another's rule holds it: not reyes' to destroy
 	}
 	var out []string
 	for name := range a.kernelSets {
@@ -250,6 +262,13 @@ func (a *familyApply) read(ctx context.Context) error {
 		a.wasBackend, finish = otherBackend(a.backend), true
 	}
 	if finish {
+		// A kernel change: not before the caller's record is written
+		// (Options.Prepare), which a full state directory stops.
+		if a.waitPrepare != nil {
+			if err := a.waitPrepare(); err != nil {
+				return fmt.Errorf("%w: %w", ErrStateNotWritable, err)
+			}
+		}
 		if err := a.dropOldBackend(ctx); err != nil {
 			return err
 		}
@@ -266,14 +285,34 @@ func (a *familyApply) read(ctx context.Context) error {
 	}
 	for _, s := range fp.Sets {
 		c := &setChange{set: s}
+		var inUse []string
 		for _, n := range []string{s.Name, secondSlot(s)} {
-			k, ok := a.kernelSets[n]
-			if !ok || k.Refs == 0 {
-				continue
+			if k, ok := a.kernelSets[n]; ok && k.Refs > 0 {
+				inUse = append(inUse, n)
 			}
-			if c.live != "" {
-				return fmt.Errorf("sets %s and %s are both in use by rules: cannot tell which one reyes' rules use", c.live, n)
+		}
+		if len(inUse) == 2 {
+			// A rule that is not reyes' may hold one slot (an operator's
+			// rule using reyes' set keeps the slot a change left): reyes'
+			// own chains say which one is theirs. The other is then no
+			// free slot, and a change of this set stops at it (below).
+			mine, err := a.reyesSetUses(ctx)
+			if err != nil {
+				return err
 			}
+			switch {
+			case mine[inUse[0]] && !mine[inUse[1]]:
+				a.foreign = append(a.foreign, inUse[1])
+				inUse = inUse[:1]
+			case mine[inUse[1]] && !mine[inUse[0]]:
+				a.foreign = append(a.foreign, inUse[0])
+				inUse = inUse[1:]
+			default:
+				return fmt.Errorf("sets %s and %s are both in use by rules: cannot tell which one reyes' rules use", inUse[0], inUse[1])
+			}
+		}
+		for _, n := range inUse {
+			k := a.kernelSets[n]
 			if k.Type != s.Type() || k.Family != fp.Family.String() {
 				return fmt.Errorf("set %s exists as %s family %s and is in use, cannot replace it with %s family %s",
 					n, k.Type, k.Family, s.Type(), fp.Family)
@@ -286,7 +325,10 @@ func (a *familyApply) read(ctx context.Context) error {
 			a.rulesOK = false
 		}
 		same := false
-		if c.live != "" && !a.opts.Force { // Force reloads every set
+		// Force reloads every set, but for one whose other slot another's
+		// rule holds: there is no slot to reload it into, and its members
+		// are read from the kernel, not taken from the record.
+		if c.live != "" && (!a.opts.Force || slices.Contains(a.foreign, other(s, c.live))) {
 			if same, err = a.sameMembers(ctx, s, c.live); err != nil {
 				return err
 			}
@@ -454,6 +496,37 @@ func (a *familyApply) readTableOnce(ctx context.Context) error {
 	}
 	a.tableRead = true
 	return a.readTable(ctx)
+}
+
+// reyesSetUses returns the sets that reyes' own chains (REYES-*) refer
+// to, in shared mode, from the table as read (the whole table, read here
+// if the run read only its first rules). In exclusive mode every rule of
+// the table is reyes': it returns none, so that no slot is told apart.
+func (a *familyApply) reyesSetUses(ctx context.Context) (map[string]bool, error) {
+	if a.fp.Table == render.TableExclusive {
+		return nil, nil
+	}
+	text := a.saved
+	if text == nil {
+		out, err := a.r.Run(ctx, nil, a.t.save, "-t", "filter")
+		if err != nil {
+			return nil, err
+		}
+		text = out
+	}
+	uses := map[string]bool{}
+	for _, l := range strings.Split(string(text), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || f[0] != "-A" || !strings.HasPrefix(f[1], render.ChainPrefix) {
+			continue
+		}
+		for i := 2; i+1 < len(f); i++ {
+			if f[i] == "--match-set" {
+				uses[f[i+1]] = true
+			}
+		}
+	}
+	return uses, nil
 }
 
 // slotsConflict reports whether both slots of a set of the plan are in use.

@@ -228,8 +228,11 @@ const (
 )
 
 // kernelInstance names the running kernel's boot and this process's
-// network namespace (device and inode of its nsfs file), "" for what
-// cannot be read.
+// network namespace (device and inode of its nsfs file, and its cookie),
+// "" for what cannot be read. The inode alone does not do: a namespace
+// made anew (a container restarted) may get the number of the one it
+// replaces, which the kernel freed and hands out again; the cookie is
+// never reused within a boot.
 func kernelInstance() string {
 	boot, _ := os.ReadFile(procBootID)
 	ns := ""
@@ -238,5 +241,5 @@ func kernelInstance() string {
 			ns = fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 		}
 	}
-	return strings.TrimSpace(string(boot)) + " netns " + ns
+	return strings.TrimSpace(string(boot)) + " netns " + ns + " cookie " + netnsCookie()
 }
