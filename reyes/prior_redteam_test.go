@@ -2,8 +2,6 @@ package reyes_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +18,6 @@ import (
 	"github.com/reyes-fw/reyes/render"
 	"github.com/reyes-fw/reyes/reyes"
 	"github.com/reyes-fw/reyes/ruleset"
-	"github.com/reyes-fw/reyes/sign"
 )
 
 // freshPlan is the plan a follower with the same settings and an empty
@@ -55,32 +52,7 @@ func samePlanText(a, b *render.Plan) bool {
 // leader whose estate grew or shrank past a threshold does.
 func (e *splitEstate) publishBins(t *testing.T, target int64) {
 	t.Helper()
-	ctx := context.Background()
-	rs, err := ruleset.Build(e.inv, ruleset.BuildOptions{Scope: "test", GeneratedAt: e.p.now, Serial: reyes.MaxSerial(e.p.now)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, parts, err := ruleset.Split(rs, ruleset.SplitOptions{TargetBinBytes: target})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, b := range parts {
-		if err := e.p.store.Parts().Put(ctx, name, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	payload, err := ruleset.EncodeRoot(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := sign.Seal(payload, e.p.signer, e.p.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.p.store.Put(ctx, obj); err != nil {
-		t.Fatal(err)
-	}
-	e.obj, e.root = obj, root
+	e.publishSplit(t, reyes.MaxSerial(e.p.now), ruleset.SplitOptions{TargetBinBytes: target})
 }
 
 // groupOf returns the region index and the group of the estate with id.
@@ -315,7 +287,7 @@ func priorSequence(t *testing.T, seed uint64) {
 				t.Fatal(err)
 			}
 			want := e.freshPlan(t)
-			if planDigestOf(want) != st.Loaded.PlanDigest {
+			if reyes.PlanDigest(want) != st.Loaded.PlanDigest {
 				t.Fatalf("step %d (%v): the loaded plan differs from a fresh follower's", step, did)
 			}
 			continue
@@ -326,19 +298,6 @@ func priorSequence(t *testing.T, seed uint64) {
 		first = res
 	}
 	t.Logf("paths: %v", paths)
-}
-
-// planDigestOf is reyes' digest of everything a plan loads (its
-// LoadedRecord.PlanDigest).
-func planDigestOf(plan *render.Plan) string {
-	h := sha256.New()
-	for _, fp := range plan.Families() {
-		for _, b := range [][]byte{fp.IpsetRestore(), fp.IptablesRestore()} {
-			fmt.Fprintf(h, "%d\n", len(b))
-			h.Write(b)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func mapsKeys(m map[string]bool) func(func(string) bool) {

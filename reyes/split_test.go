@@ -57,16 +57,22 @@ func newSplitEstate(t *testing.T) *splitEstate {
 // and then the signed root, as a leader in the parts layout does.
 func (e *splitEstate) publish(t *testing.T, serial uint64) {
 	t.Helper()
+	var prev map[string]int
+	if e.root != nil {
+		prev = e.root.Bins
+	}
+	e.publishSplit(t, serial, ruleset.SplitOptions{Previous: prev})
+}
+
+// publishSplit is publish with the split options given.
+func (e *splitEstate) publishSplit(t *testing.T, serial uint64, opts ruleset.SplitOptions) {
+	t.Helper()
 	ctx := context.Background()
 	rs, err := ruleset.Build(e.inv, ruleset.BuildOptions{Scope: "test", GeneratedAt: e.p.now, Serial: serial})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var prev map[string]int
-	if e.root != nil {
-		prev = e.root.Bins
-	}
-	root, parts, err := ruleset.Split(rs, ruleset.SplitOptions{Previous: prev})
+	root, parts, err := ruleset.Split(rs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
