@@ -156,12 +156,17 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	// stage names the step a failure happened in, for the status file and
 	// the failures metric.
 	stage := StageState
+	// The status and metrics are recorded before the lock is released,
+	// so that the next run reads this run's record, not an older one.
+	var unlock func()
 	defer func() {
 		res.Duration = time.Since(start)
-		if f.DryRun {
-			return // a dry run records nothing, metrics included
+		if !f.DryRun { // a dry run records nothing, metrics included
+			f.record(ctx, now, res, failureStage(stage, err), err)
 		}
-		f.record(ctx, now, res, failureStage(stage, err), err)
+		if unlock != nil {
+			unlock()
+		}
 	}()
 
 	if !f.DryRun && f.Apply.DisableFile != "" {
@@ -184,7 +189,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		if err != nil {
 			return res, err
 		}
-		defer lock.Unlock()
+		unlock = func() { lock.Unlock() }
 	}
 	last, err := LoadState(f.StateDir)
 	if err != nil {
