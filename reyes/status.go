@@ -52,7 +52,12 @@ const (
 // Status is what the follower records about itself in the state directory
 // after every run (not in dry-run), for "reyesctl status" and for the
 // metrics of the next run: what is loaded, the last run, the last drift
-// check. It is informational: the rollback protection lives in [State].
+// check. The rollback protection lives in [State]; but Loaded, when it
+// matches the state (same digest, serial and acceptance time), is what the
+// next run's shortcuts trust: its Parts and Keys decide which cached parts
+// stand for the current records and whether a new root's change list
+// leaves the plan as it is. A status that does not match the state makes
+// the next run take the full path, never a shorter one.
 type Status struct {
 	Format string `json:"format"`
 	// LastRun is the last run.
