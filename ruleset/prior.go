@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -43,14 +43,14 @@ type Prior struct {
 func LoadViewSince(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc, prior Prior) (*View, error) {
 	var p *priorParts
 	if c := root.ChangesSince(prior.Since); c != nil && prior.Fetch != nil && len(prior.Parts) > 0 {
-		p = &priorParts{fetch: prior.Fetch, changes: c, byBin: map[string]string{}, keys: map[string]bool{},
+		p = &priorParts{fetch: prior.Fetch, changes: c, byBin: map[binOf]string{}, keys: map[string]bool{},
 			parts: map[string]*part{}, failed: map[string]bool{}}
 		for _, name := range prior.Parts {
 			ref, _, err := parseName(name, Limits{}.withDefaults())
 			if err != nil {
 				continue
 			}
-			p.byBin[binKey(ref.Kind, ref.Bin)] = name
+			p.byBin[binOf{ref.Kind, ref.Bin}] = name
 		}
 		for _, k := range prior.Keys {
 			p.keys[k] = true
@@ -63,20 +63,24 @@ func LoadViewSince(ctx context.Context, root *Root, req ViewRequest, fetch Fetch
 	return v, nil
 }
 
-// priorParts are the parts of an earlier view a loader may use.
+// priorParts are the parts of an earlier view a loader may use. The
+// loader's rounds are sequential: only open runs concurrently, and its
+// results are stored after the wait, so nothing here needs a lock.
 type priorParts struct {
 	fetch   FetchFunc
 	changes *Changes
-	byBin   map[string]string // binKey -> the earlier part's name
-	keys    map[string]bool   // the earlier view's keys
+	byBin   map[binOf]string // the earlier part's name of each bin
+	keys    map[string]bool  // the earlier view's keys
 
-	mu     sync.Mutex
 	parts  map[string]*part // loaded, by earlier name
 	failed map[string]bool  // earlier parts that could not be read or checked
 }
 
-// binKey names a kind's bin.
-func binKey(kind string, bin int) string { return fmt.Sprintf("%s/%d", kind, bin) }
+// binOf names a bin of a kind.
+type binOf struct {
+	kind string
+	bin  int
+}
 
 // candidate is the earlier part that may hold the record of key (of kind,
 // in the bin of ref) as it is in the root: "" if the record is not one the
@@ -86,77 +90,64 @@ func (p *priorParts) candidate(ref PartRef, kind, key string) string {
 	if p == nil || !p.keys[vk] || p.changes.MayHave(vk) {
 		return ""
 	}
-	return p.byBin[binKey(ref.Kind, ref.Bin)]
+	return p.byBin[binOf{ref.Kind, ref.Bin}]
 }
 
 // usable returns the loaded earlier part for key's record, or nil.
 func (p *priorParts) usable(ref PartRef, kind, key string) *part {
-	name := p.candidate(ref, kind, key)
-	if name == "" {
-		return nil
+	if name := p.candidate(ref, kind, key); name != "" {
+		return p.parts[name]
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.parts[name]
+	return nil
 }
 
 // load reads the earlier parts that keys of kind may use (concurrently,
 // from the follower's own copies), and returns the keys that need the
-// root's part: those with no usable earlier part.
+// root's part: those with no usable earlier part (a root part already
+// loaded serves them too).
 func (p *priorParts) load(ctx context.Context, l *loader, kind string, keys []string) ([]string, error) {
-	want := map[string]PartRef{} // earlier name -> its ref, with this root's bins
-	var pending []string
-	for _, k := range keys {
+	names := make([]string, len(keys)) // the earlier part each key may use, or ""
+	want := map[string]PartRef{}       // earlier parts to open, with this root's bins
+	for i, k := range keys {
 		ref, err := l.refFor(kind, k)
 		if err != nil {
 			return nil, err
 		}
-		name := p.candidate(ref, kind, k)
-		p.mu.Lock()
-		failed, loaded := p.failed[name], p.parts[name] != nil
-		p.mu.Unlock()
-		if name == "" || failed || l.parts[ref.Name] != nil {
-			pending = append(pending, k)
+		if l.parts[ref.Name] != nil {
 			continue
 		}
-		if !loaded {
-			want[name] = PartRef{Name: name, Kind: ref.Kind, Bin: ref.Bin, Bins: ref.Bins}
+		names[i] = p.candidate(ref, kind, k)
+		if n := names[i]; n != "" && p.parts[n] == nil && !p.failed[n] {
+			want[n] = PartRef{Name: n, Kind: ref.Kind, Bin: ref.Bin, Bins: ref.Bins}
 		}
 	}
+	refs := slices.Collect(maps.Values(want))
+	opened := make([]*part, len(refs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maxFetches)
-	for name, ref := range want {
+	for i, ref := range refs {
 		g.Go(func() error {
-			pt := p.open(gctx, ref)
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if pt == nil {
-				p.failed[name] = true
-			} else {
-				p.parts[name] = pt
-			}
+			opened[i] = p.open(gctx, ref)
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	// The keys whose earlier part failed need the root's.
-	for _, k := range keys {
-		ref, _ := l.refFor(kind, k)
-		name := p.candidate(ref, kind, k)
-		if name == "" || l.parts[ref.Name] != nil {
-			continue
+	for i, ref := range refs {
+		if opened[i] == nil {
+			p.failed[ref.Name] = true
+		} else {
+			p.parts[ref.Name] = opened[i]
 		}
-		p.mu.Lock()
-		failed := p.failed[name]
-		p.mu.Unlock()
-		if failed {
+	}
+	var pending []string
+	for i, k := range keys {
+		if names[i] == "" || p.failed[names[i]] {
 			pending = append(pending, k)
 		}
 	}
-	slices.Sort(pending)
-	return slices.Compact(pending), nil
+	return pending, nil
 }
 
 // open reads and checks an earlier part: its size and digest prefix
@@ -164,7 +155,7 @@ func (p *priorParts) load(ctx context.Context, l *loader, kind string, keys []st
 // root with other bins had other parts). nil if any of it fails.
 func (p *priorParts) open(ctx context.Context, want PartRef) *part {
 	ref, prefix, err := parseName(want.Name, Limits{}.withDefaults())
-	if err != nil || ref.Kind != want.Kind || ref.Bin != want.Bin {
+	if err != nil {
 		return nil
 	}
 	ref.Bins = want.Bins

@@ -420,12 +420,12 @@ func loadView(ctx context.Context, root *Root, req ViewRequest, fetch FetchFunc,
 	// read: a root part read holds the current record of every key of
 	// the bin, while the earlier part holds stale records of the keys
 	// that made the root part necessary.
-	read := map[string]bool{}
+	read := map[binOf]bool{}
 	for _, p := range l.parts {
-		read[binKey(p.ref.Kind, p.ref.Bin)] = true
+		read[binOf{p.ref.Kind, p.ref.Bin}] = true
 	}
 	for _, p := range l.prior.used() {
-		if read[binKey(p.ref.Kind, p.ref.Bin)] {
+		if read[binOf{p.ref.Kind, p.ref.Bin}] {
 			continue
 		}
 		v.Parts = append(v.Parts, p.ref)
