@@ -382,13 +382,8 @@ func (r *Root) check(lim Limits) error {
 	if err := r.Header.validate(); err != nil {
 		return err
 	}
-	for _, c := range []*Changes{r.Changes, r.EarlierChanges} {
-		if err := c.check(); err != nil {
-			return err
-		}
-	}
-	if r.EarlierChanges != nil && (r.Changes == nil || r.Changes.Since == r.EarlierChanges.Since) {
-		return fmt.Errorf("%w: earlier_changes without changes, or since the same root", ErrMalformed)
+	if err := r.checkChanges(); err != nil {
+		return err
 	}
 	if len(r.Bins) != len(binnedKinds) {
 		return fmt.Errorf("%w: bins: want exactly the kinds a, g, i and m", ErrMalformed)
@@ -421,6 +416,20 @@ func (r *Root) check(lim Limits) error {
 		total += p.Size
 	}
 	return checkPartSet(r.Parts, r.Bins, total, lim, func(i int) string { return "parts[" + strconv.Itoa(i) + "]" })
+}
+
+// checkChanges checks the change lists: each well formed, and an earlier
+// list only beside a list since the root replaced, since another root.
+func (r *Root) checkChanges() error {
+	for _, c := range []*Changes{r.Changes, r.EarlierChanges} {
+		if err := c.check(); err != nil {
+			return err
+		}
+	}
+	if r.EarlierChanges != nil && (r.Changes == nil || r.Changes.Since == r.EarlierChanges.Since) {
+		return fmt.Errorf("%w: earlier_changes without changes, or since the same root", ErrMalformed)
+	}
+	return nil
 }
 
 // checkPartSet checks that parts (sorted, well named) are exactly the
@@ -512,8 +521,8 @@ func DecodeRoot(b []byte, lim Limits) (*Root, error) {
 	if r.EarlierChanges, err = decodeChanges(h.EarlierChanges); err != nil {
 		return nil, fmt.Errorf("decoding root: line 2: earlier_changes: %w", err)
 	}
-	if r.EarlierChanges != nil && (r.Changes == nil || r.Changes.Since == r.EarlierChanges.Since) {
-		return nil, fmt.Errorf("decoding root: %w: line 2: earlier_changes without changes, or since the same root", ErrMalformed)
+	if err := r.checkChanges(); err != nil {
+		return nil, fmt.Errorf("decoding root: line 2: %w", err)
 	}
 	// One header, one encoding: what was signed reads the same to a
 	// person as to this decoder (no spaces, no other field order).
