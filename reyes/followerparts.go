@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -164,23 +163,11 @@ func (v *viewFetch) fetch(ctx context.Context, ref ruleset.PartRef) ([]byte, err
 }
 
 // priorFetch reads a part the last view read from the cache only (never
-// the store): ruleset.LoadViewSince checks it against its name (and its
-// header against the root). A copy that is not the part of its name (size
-// and digest prefix) is a miss here already, so that PartsCached counts
-// verified parts only, as for the root's parts.
+// the store): ruleset.LoadViewSince checks it against its name (size and
+// digest prefix) and its header against the root, and counts in
+// View.Prior those it used, which loadView adds to PartsCached.
 func (v *viewFetch) priorFetch(_ context.Context, ref ruleset.PartRef) ([]byte, error) {
-	b, err := readCacheFile(filepath.Join(v.cache, ref.Name), ref.Size)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(b)
-	if int64(len(b)) != ref.Size || !strings.HasSuffix(ref.Name, "-"+hex.EncodeToString(sum[:16])) {
-		return nil, fmt.Errorf("cached part %s: %w", ref.Name, ruleset.ErrPartMismatch)
-	}
-	v.mu.Lock()
-	v.cached++
-	v.mu.Unlock()
-	return b, nil
+	return readCacheFile(filepath.Join(v.cache, ref.Name), ref.Size)
 }
 
 // loadView reads what the host needs of root: the parts req needs, each
@@ -209,6 +196,7 @@ func (f *Follower) loadView(ctx context.Context, root *ruleset.Root, req ruleset
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the parts of serial %d from %s: %w", root.Serial, store, err)
 	}
+	res.PartsCached += view.Prior
 	return view, v.fetched, nil
 }
 
