@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -372,10 +373,10 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	// The parts read from the store are written to the cache while apply
 	// runs (mostly waiting on the kernel tools); the old ones are pruned
 	// once the new plan is recorded.
-	cached := make(chan bool, 1)
-	go func() { cached <- f.writeParts(res.Parts, fetched) }()
-	cacheOK := func() bool { ok := <-cached; cached <- ok; return ok }
-	defer cacheOK() // never return while it writes
+	var caching sync.WaitGroup
+	var cacheOK bool
+	caching.Go(func() { cacheOK = f.writeParts(res.Parts, fetched) })
+	defer caching.Wait() // never return while it writes
 	ar, err := apply.Apply(ctx, plan, aopts)
 	res.Applied = ar
 	if err == nil && commit == nil {
@@ -397,7 +398,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
 	f.markChecked(now)
-	if cacheOK() {
+	if caching.Wait(); cacheOK {
 		f.pruneParts(res.Parts)
 	}
 	log.Info("ruleset applied",
