@@ -286,18 +286,7 @@ func TestLoadViewSinceChain(t *testing.T) {
 			if rs2.Validate() != nil {
 				continue
 			}
-			root2, _, parts2 := mustSplit(t, rs2, ruleset.SplitOptions{Previous: root.Bins, TargetBinBytes: target})
-			keys, ok, err := ruleset.ChangedKeys(ctx, root, root2, union(parts, parts2))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				root2.Changes = ruleset.NewChanges(sha256.Sum256(payload), keys)
-			}
-			payload2, err := ruleset.EncodeRoot(root2)
-			if err != nil {
-				t.Fatal(err)
-			}
+			root2, payload2, parts2 := splitNext(t, root, payload, parts, rs2, target)
 			maps.Copy(all, parts2)
 			for i, hc := range hosts {
 				prev := views[i]
@@ -347,6 +336,26 @@ func TestLoadViewSinceChain(t *testing.T) {
 		t.Fatalf("earlier parts used in %d views, fewer bytes from the root in %d", usedPrior, fetchedLess)
 	}
 	t.Logf("earlier parts used in %d views, fewer bytes from the root in %d", usedPrior, fetchedLess)
+}
+
+// splitNext splits rs2, the estate after the one published as root (its
+// payload and parts), as a leader does: the same bins (if target keeps
+// them), and the change list since payload when the bins allow one.
+func splitNext(t *testing.T, root *ruleset.Root, payload []byte, parts map[string][]byte, rs2 *ruleset.Ruleset, target int64) (*ruleset.Root, []byte, map[string][]byte) {
+	t.Helper()
+	root2, _, parts2 := mustSplit(t, rs2, ruleset.SplitOptions{Previous: root.Bins, TargetBinBytes: target})
+	keys, ok, err := ruleset.ChangedKeys(context.Background(), root, root2, union(parts, parts2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		root2.Changes = ruleset.NewChanges(sha256.Sum256(payload), keys)
+	}
+	payload2, err := ruleset.EncodeRoot(root2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root2, payload2, parts2
 }
 
 func partNamesOf(refs []ruleset.PartRef) []string {

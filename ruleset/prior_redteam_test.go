@@ -81,18 +81,7 @@ func TestRedteamLoadViewSinceFollowerChain(t *testing.T) {
 			if rng.IntN(8) == 0 {
 				target = targets[rng.IntN(len(targets))] // the bins may change: no list
 			}
-			root2, _, parts2 := mustSplit(t, rs2, ruleset.SplitOptions{Previous: root.Bins, TargetBinBytes: target})
-			keys, ok, err := ruleset.ChangedKeys(ctx, root, root2, union(parts, parts2))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				root2.Changes = ruleset.NewChanges(sha256.Sum256(payload), keys)
-			}
-			payload2, err := ruleset.EncodeRoot(root2)
-			if err != nil {
-				t.Fatal(err)
-			}
+			root2, payload2, parts2 := splitNext(t, root, payload, parts, rs2, target)
 			digest2 := sha256.Sum256(payload2)
 			maps.Copy(all, parts2)
 			var hosts2 []viewCase
