@@ -337,7 +337,7 @@ func TestRedteamChangesHotSpareOtherKey(t *testing.T) {
 			unrelated := c.unrelatedGroups(c.first)
 			c.addInterface(unrelated[i%len(unrelated)], 62000+i)
 		}
-		_, root := c.leaderPublish2(t, l, c.p.trusted.Merge(k2))
+		_, root := c.leaderPublishTrusting(t, l, c.p.trusted.Merge(k2))
 		if root.Changes != nil {
 			withChanges++
 		}
@@ -351,29 +351,6 @@ func TestRedteamChangesHotSpareOtherKey(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 6 alternating publishes carried a change list", withChanges)
-}
-
-// leaderPublish2 is leaderPublish for roots signed by any key of trusted.
-func (e *splitEstate) leaderPublish2(t *testing.T, l *reyes.Leader, trusted *sign.Keyring) (reyes.LeaderResult, *ruleset.Root) {
-	t.Helper()
-	res, err := l.RunOnce(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _, err := e.p.store.Get(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := sign.OpenBytes(body, trusted, e.p.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.obj, e.root = body, root
-	return res, root
 }
 
 // currentPlanHas reports whether the plan the status file says is loaded

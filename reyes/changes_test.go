@@ -22,8 +22,15 @@ func (s invSource) Fetch(context.Context) (*inventory.Inventory, error) {
 }
 
 // leaderPublish runs a real leader over the estate and returns its result
-// and the root it published.
+// and the root it published, verified with the pipeline's key.
 func (e *splitEstate) leaderPublish(t *testing.T, l *reyes.Leader) (reyes.LeaderResult, *ruleset.Root) {
+	t.Helper()
+	return e.leaderPublishTrusting(t, l, e.p.trusted)
+}
+
+// leaderPublishTrusting is leaderPublish for roots signed by any key of
+// trusted.
+func (e *splitEstate) leaderPublishTrusting(t *testing.T, l *reyes.Leader, trusted *sign.Keyring) (reyes.LeaderResult, *ruleset.Root) {
 	t.Helper()
 	res, err := l.RunOnce(context.Background())
 	if err != nil {
@@ -33,7 +40,14 @@ func (e *splitEstate) leaderPublish(t *testing.T, l *reyes.Leader) (reyes.Leader
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := decodeRootObject(t, e.p, body)
+	payload, err := sign.OpenBytes(body, trusted, e.p.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.obj, e.root = body, root
 	return res, root
 }
@@ -174,21 +188,6 @@ func TestSplitFollowerChangeList(t *testing.T) {
 			t.Fatalf("the plan made with kept parts differs from a fresh follower's")
 		}
 	}
-}
-
-// decodeRootObject verifies a signed root object with the pipeline's key
-// and decodes it.
-func decodeRootObject(t *testing.T, p *pipeline, obj []byte) *ruleset.Root {
-	t.Helper()
-	payload, err := sign.OpenBytes(obj, p.trusted, p.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := ruleset.DecodeRoot(payload, ruleset.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
 }
 
 // TestLeaderChangeListKeepsItsParts: a leader lists the changes since the

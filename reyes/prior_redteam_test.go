@@ -84,14 +84,8 @@ func TestRedteamPriorFollowerSequences(t *testing.T) {
 
 func priorSequence(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 2026))
-	e := newSplitEstate(t)
-	p := e.p
-	p.follower.DriftCheck = -1
-	l := *p.leader
-	l.Source = invSource{e}
-	l.Refresh = -1
-	e.leaderPublish(t, &l)
-	first := e.run(t)
+	c := newChangesEstate(t)
+	e, p, l, first := c.splitEstate, c.p, c.l, c.first
 	unrelated := e.unrelatedGroups(first)
 	var hosts []inventory.NetworkInterface
 	for _, r := range e.inv.Regions {
@@ -219,12 +213,12 @@ func priorSequence(t *testing.T, seed uint64) {
 			e.publishBins(t, []int64{2 << 10, 16 << 10, 64 << 10}[rng.IntN(3)])
 			did = append(did, "other bins")
 		case 1:
-			e.leaderPublish(t, &l)
+			e.leaderPublish(t, l)
 			p.now = p.now.Add(time.Minute)
-			e.leaderPublish(t, &l)
+			e.leaderPublish(t, l)
 			did = append(did, "missed a root")
 		default:
-			e.leaderPublish(t, &l)
+			e.leaderPublish(t, l)
 		}
 		// What the host does.
 		dry := false
@@ -318,14 +312,8 @@ func mapsKeys(m map[string]bool) func(func(string) bool) {
 // listed by the new root) and the number of parts kept.
 func priorSetup(t *testing.T) (*splitEstate, []string, int) {
 	t.Helper()
-	e := newSplitEstate(t)
-	p := e.p
-	p.follower.DriftCheck = -1
-	l := *p.leader
-	l.Source = invSource{e}
-	l.Refresh = -1
-	e.leaderPublish(t, &l)
-	first := e.run(t)
+	c := newChangesEstate(t)
+	e, p, l, first := c.splitEstate, c.p, c.l, c.first
 	unrelated := e.unrelatedGroups(first)
 	for i := range 60 {
 		e.addInterface(unrelated[i%len(unrelated)], 40000+i)
@@ -339,7 +327,7 @@ func priorSetup(t *testing.T) (*splitEstate, []string, int) {
 	}
 	e.addInterface(ref, 61000)
 	p.now = p.now.Add(time.Minute)
-	e.leaderPublish(t, &l)
+	e.leaderPublish(t, l)
 	var earlier []string
 	for _, n := range first.Parts {
 		if !e.root.Has(n) {
