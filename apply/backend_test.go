@@ -202,14 +202,7 @@ func TestFirstApplyLinkedBackendCommands(t *testing.T) {
 	k := applytest.New("nft")
 	opts := fakeOpts(t, k)
 	opts.Runner = linkRunner{k, map[string]string{"iptables": "/usr/sbin/xtables-nft-multi", "iptables-nft": "/usr/sbin/xtables-nft-multi"}}
-	if _, err := Apply(ctx, smallPlan(), opts); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, c := range k.Calls() {
-		got = append(got, c.String())
-	}
-	slices.Sort(got[:2])
+	got := firstApplyCalls(t, ctx, opts, k, 2)
 	want := []string{
 		"ip6tables-nft-save -t filter",
 		"iptables-nft-save -t filter",

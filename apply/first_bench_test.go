@@ -180,15 +180,7 @@ func TestFakeFirstApplyCommands(t *testing.T) {
 	k := applytest.New("nft")
 	opts := fakeOpts(t, k)
 	opts.Backend = BackendNFT // as the follower's -backend gives it; auto adds "iptables --version"
-	if _, err := Apply(ctx, smallPlan(), opts); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, c := range k.Calls() {
-		got = append(got, c.String())
-	}
-	// The reads run concurrently, in any order; the changes in this one.
-	slices.Sort(got[:3])
+	got := firstApplyCalls(t, ctx, opts, k, 3)
 	want := []string{
 		"ip6tables-nft-save -t filter",
 		"iptables-nft --version",
@@ -274,4 +266,20 @@ COMMIT
 			}
 		})
 	}
+}
+
+// firstApplyCalls applies smallPlan with opts into k and returns the
+// commands k ran, the first reads of them (concurrent, in any order)
+// sorted; the changes after them keep their order.
+func firstApplyCalls(t *testing.T, ctx context.Context, opts Options, k *applytest.Kernel, reads int) []string {
+	t.Helper()
+	if _, err := Apply(ctx, smallPlan(), opts); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range k.Calls() {
+		got = append(got, c.String())
+	}
+	slices.Sort(got[:min(reads, len(got))])
+	return got
 }
