@@ -24,20 +24,7 @@ import (
 // miss the host's parts) leave the plan the one applied, checked in
 // process, and make no kernel call, whatever the follower reads.
 func TestSmoke(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create network namespaces")
-	}
-	for _, tool := range []string{"ip", "ipset", "iptables", "ip6tables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("kernel test: %s is not installed", tool)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	be, err := apply.DetectBackend(ctx, apply.ExecRunner{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, be := smokeSetup(t)
 	// The small estate has so few group parts that its hosts read them
 	// all; medium is the smallest with changes elsewhere, and its worst
 	// case is left out to keep the test fast.
@@ -155,20 +142,7 @@ func checkChurn(t *testing.T, h hostResult, n, draws int) {
 // outside their plans), with a churn given as a count, and checks that a
 // host in every group has none.
 func TestSmokeChurnSmall(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create network namespaces")
-	}
-	for _, tool := range []string{"ip", "ipset", "iptables", "ip6tables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("kernel test: %s is not installed", tool)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	be, err := apply.DetectBackend(ctx, apply.ExecRunner{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, be := smokeSetup(t)
 	sz := sizes["small"]
 	cfg := config{Sizes: []size{sz}, Runs: 1, Backend: be, Log: slog.New(slog.DiscardHandler), Churn: churnSpec{N: 12}, Draws: 3, Seed: 7}
 	r, err := runSize(ctx, cfg, sz, 1)
@@ -261,4 +235,25 @@ func TestFormat(t *testing.T) {
 			}
 		})
 	}
+}
+
+// smokeSetup skips (saying why) unless root with the kernel tools, and
+// returns a context bounded to a minute and the iptables backend.
+func smokeSetup(t *testing.T) (context.Context, apply.Backend) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root to create network namespaces")
+	}
+	for _, tool := range []string{"ip", "ipset", "iptables", "ip6tables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("kernel test: %s is not installed", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	be, err := apply.DetectBackend(ctx, apply.ExecRunner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, be
 }
