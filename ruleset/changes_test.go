@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -449,8 +450,13 @@ func TestRootEarlierChanges(t *testing.T) {
 			}
 		})
 	}
-	s := strings.Replace(string(b), `"changes":{`, `"changesx":{`, 1)
-	if _, err := ruleset.DecodeRoot([]byte(s), ruleset.Limits{}); !errors.Is(err, ruleset.ErrMalformed) {
+	// The header with its "changes" member cut out (an unknown member
+	// would be refused for another reason): only the earlier list is left.
+	s := regexp.MustCompile(`"changes":\{[^}]*\},`).ReplaceAllString(string(b), "")
+	if s == string(b) {
+		t.Fatal("no changes member to cut")
+	}
+	if _, err := ruleset.DecodeRoot([]byte(s), ruleset.Limits{}); !errors.Is(err, ruleset.ErrMalformed) || !strings.Contains(err.Error(), "earlier_changes without changes") {
 		t.Fatalf("earlier_changes without changes decoded: %v", err)
 	}
 }
