@@ -234,22 +234,30 @@ func TestRootChangesCodec(t *testing.T) {
 		t.Fatal("decoded filter lost a key")
 	}
 	s := string(b)
-	for name, m := range map[string][2]string{
-		"k 0":            {`"k":10`, `"k":0`},
-		"k 33":           {`"k":10`, `"k":33`},
-		"upper-case hex": {`"since":"`, `"since":"A`},
-		"short since":    {`"since":"`, `"since":"0`},
-		"no padding":     {`="}`, `"}`},
-		"empty filter":   {`"bloom":"`, `"bloom":"","x":"`},
-		"unknown field":  {`"changes":{`, `"changes":{"x":1,`},
+	since := regexp.MustCompile(`"since":"[0-9a-f]{64}"`)
+	bloom := regexp.MustCompile(`"bloom":"[^"]*"`)
+	// Each case changes one thing, and the error must say that thing (so
+	// that a case refused for another reason cannot pass).
+	for name, m := range map[string]struct {
+		bad  func(string) string
+		says string
+	}{
+		"k 0":            {func(s string) string { return strings.Replace(s, `"k":10`, `"k":0`, 1) }, "k 0 is not in"},
+		"k 33":           {func(s string) string { return strings.Replace(s, `"k":10`, `"k":33`, 1) }, "k 33 is not in"},
+		"upper-case hex": {func(s string) string { return since.ReplaceAllString(s, `"since":"`+strings.Repeat("A", 64)+`"`) }, "lower-case hex"},
+		"short since":    {func(s string) string { return since.ReplaceAllString(s, `"since":"`+strings.Repeat("a", 63)+`"`) }, "lower-case hex"},
+		"no padding":     {func(s string) string { return strings.Replace(s, `="}`, `"}`, 1) }, "canonical padded base64"},
+		"empty filter":   {func(s string) string { return bloom.ReplaceAllString(s, `"bloom":""`) }, "a filter of 0 bytes"},
+		"unknown field":  {func(s string) string { return strings.Replace(s, `"changes":{`, `"changes":{"x":1,`, 1) }, "x"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			bad := strings.Replace(s, m[0], m[1], 1)
+			bad := m.bad(s)
 			if bad == s {
-				t.Fatalf("%q not in %s", m[0], s[:200])
+				t.Fatalf("nothing changed in %s", s[:200])
 			}
-			if _, err := ruleset.DecodeRoot([]byte(bad), ruleset.Limits{}); !errors.Is(err, ruleset.ErrMalformed) {
-				t.Fatalf("err = %v; want ErrMalformed", err)
+			_, err := ruleset.DecodeRoot([]byte(bad), ruleset.Limits{})
+			if !errors.Is(err, ruleset.ErrMalformed) || !strings.Contains(err.Error(), m.says) {
+				t.Fatalf("err = %v; want ErrMalformed saying %q", err, m.says)
 			}
 		})
 	}
