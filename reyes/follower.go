@@ -144,6 +144,9 @@ type FollowerResult struct {
 
 	// planDigest is planDigest(Plan), once computed.
 	planDigest string
+	// accepted is the digest of the state this run committed (zero if
+	// none), for the status record.
+	accepted Digest
 }
 
 // RunOnce runs the follower once.
@@ -397,6 +400,7 @@ func (f *Follower) RunOnce(ctx context.Context) (res FollowerResult, err error) 
 	if err := commit(); err != nil {
 		return res, fmt.Errorf("recording the accepted ruleset (the rules are loaded): %w", err)
 	}
+	res.accepted = digest
 	f.markChecked(now)
 	if caching.Wait(); cacheOK {
 		f.pruneParts(res.Parts)

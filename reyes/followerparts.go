@@ -114,7 +114,7 @@ func (f *Follower) acceptSamePlan(res *FollowerResult, st State, fetched map[str
 	if err := SaveState(f.StateDir, st); err != nil {
 		return fmt.Errorf("%w: %w", apply.ErrStateNotWritable, err)
 	}
-	res.PlanUnchanged = true
+	res.PlanUnchanged, res.accepted = true, st.Digest
 	f.keepParts(res.Parts, fetched)
 	return nil
 }

@@ -148,9 +148,7 @@ func (f *Follower) record(ctx context.Context, now time.Time, res FollowerResult
 			st.Loaded.GeneratedAt, st.Loaded.NotAfter = h.GeneratedAt.UTC(), h.NotAfter.UTC()
 			st.Loaded.AcceptedAt, st.Loaded.Signer = now.UTC(), res.Signer
 			st.Loaded.Parts, st.Loaded.Keys = res.Parts, res.Keys
-			if last, err := LoadState(f.StateDir); err == nil && last.Serial == h.Serial {
-				st.Loaded.Digest = last.Digest
-			}
+			st.Loaded.Digest = res.accepted
 		}
 	default:
 		run.Result = ResultApplied
@@ -196,9 +194,7 @@ func (f *Follower) loadedRecord(ctx context.Context, now time.Time, res Follower
 		KernelRecord: kernelRecordDigest(f.StateDir), Signer: res.Signer,
 		Parts: res.Parts, Keys: res.Keys,
 	}
-	if st, err := LoadState(f.StateDir); err == nil && st.Serial == h.Serial {
-		l.Digest = st.Digest
-	}
+	l.Digest = res.accepted
 	if res.Plan != nil {
 		l.PlanIPv4, l.PlanIPv6 = res.Plan.V4.Hash(), res.Plan.V6.Hash()
 		l.PlanDigest = res.planDigest
